@@ -1,0 +1,2 @@
+"""hotline: a call-processing engine that runs beside FreeSWITCH."""
+__version__ = "0.1.0"

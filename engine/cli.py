@@ -1,0 +1,36 @@
+"""The `hotline` command line.
+
+Each feature package owns its sub-commands in a module with `register(subparsers)`; this file only
+lists those modules, so adding a command never touches another feature's code.
+"""
+import argparse
+import importlib
+import sys
+
+# Modules that contribute sub-commands, in the order `hotline --help` shows them.
+COMMAND_MODULES = [
+]
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="hotline", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
