@@ -1,0 +1,249 @@
+"""ESL wire format: incremental parsing of what FreeSWITCH sends, and encoding of what we send.
+
+Why our own parser: greenswitch URL-decodes a whole event body before splitting it into lines, so a
+caller-controlled `%0A` forges headers (DEPENDENCIES.md). Here every header value is decoded on its
+own, after the lines are split, and only when somebody reads it.
+
+A message is a header block ended by an empty line, then `Content-Length` bytes of body. The parser
+accepts data cut at any byte and several messages in one read, and refuses what no switch sends
+(a header line without a colon, an absurd length) with `ProtocolError`, after which the connection
+must be dropped: we cannot resynchronise a byte stream we no longer understand.
+"""
+import json
+from urllib.parse import unquote
+
+MAX_HEADER_BYTES = 64 * 1024          # a CHANNEL_DATA block is ~7 KB; 64 KB is far beyond any real one
+MAX_BODY_BYTES = 8 * 1024 * 1024      # `show channels as json` at 1000 channels stays well below
+
+
+class ProtocolError(Exception):
+    """The peer sent bytes that are not ESL; the connection cannot be trusted any more."""
+
+
+def _parse_header_lines(block, what):
+    headers = {}
+    for line in block.split("\n"):
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            raise ProtocolError(f"{what}: header line without a name and colon: {line[:80]!r}")
+        if value.startswith(" "):
+            value = value[1:]
+        headers[name] = value
+    return headers
+
+
+def _decode(value):
+    return unquote(value) if "%" in value else value
+
+
+class Message:
+    """One ESL message: its outer headers (never URL-encoded) and raw body bytes."""
+
+    __slots__ = ("headers", "body")
+
+    def __init__(self, headers, body=b""):
+        self.headers = headers
+        self.body = body
+
+    @property
+    def content_type(self):
+        return self.headers.get("Content-Type", "")
+
+    @property
+    def reply_text(self):
+        return self.headers.get("Reply-Text", "")
+
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def __repr__(self):
+        return f"<Message {self.content_type} {len(self.body)}B>"
+
+
+class Event:
+    """A switch event, from `text/event-plain` or `text/event-json`.
+
+    `event[name]` / `event.get(name)` return decoded values; decoding happens on first access
+    (DEPENDENCIES.md: decoding only what is read runs at 160k events/s against 70k).
+    """
+
+    __slots__ = ("_raw", "_decoded", "body", "format")
+
+    def __init__(self, raw_headers, body="", fmt="plain"):
+        self._raw = raw_headers
+        self._decoded = {} if fmt == "plain" else None
+        self.body = body
+        self.format = fmt
+
+    @classmethod
+    def from_message(cls, msg):
+        ctype = msg.content_type
+        if ctype == "text/event-plain":
+            return cls._from_plain(msg.body)
+        if ctype == "text/event-json":
+            return cls._from_json(msg.body)
+        raise ProtocolError(f"not an event: {ctype!r}")
+
+    @classmethod
+    def _from_plain(cls, data):
+        text = data.decode("utf-8", "replace")
+        block, _, rest = text.partition("\n\n")
+        raw = _parse_header_lines(block, "event")
+        body = ""
+        length = raw.get("Content-Length")
+        if length is not None:
+            if not length.isdigit():
+                raise ProtocolError(f"event: bad inner Content-Length {length[:20]!r}")
+            body = rest[: int(length)] if rest else ""
+        return cls(raw, body, "plain")
+
+    @classmethod
+    def from_plain_text(cls, text):
+        """Parse the body of a plain event given as text (the simulator, tests)."""
+        return cls._from_plain(text.encode("utf-8"))
+
+    @classmethod
+    def _from_json(cls, data):
+        try:
+            obj = json.loads(data)
+        except ValueError as exc:
+            raise ProtocolError(f"event: invalid JSON body: {exc}") from None
+        if not isinstance(obj, dict):
+            raise ProtocolError("event: JSON body is not an object")
+        body = obj.pop("_body", "")
+        raw = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in obj.items()}
+        return cls(raw, body, "json")
+
+    def get(self, name, default=None):
+        if self._decoded is None:
+            return self._raw.get(name, default)
+        try:
+            return self._decoded[name]
+        except KeyError:
+            pass
+        raw = self._raw.get(name)
+        if raw is None:
+            return default
+        value = self._decoded[name] = _decode(raw)
+        return value
+
+    def __getitem__(self, name):
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name):
+        return name in self._raw
+
+    def header_names(self):
+        return list(self._raw)
+
+    def headers(self):
+        """All headers decoded (costly on a hot path: CDRs and dumps only)."""
+        return {k: self.get(k) for k in self._raw}
+
+    @property
+    def name(self):
+        return self.get("Event-Name", "")
+
+    @property
+    def subclass(self):
+        return self.get("Event-Subclass", "")
+
+    @property
+    def uuid(self):
+        return self.get("Unique-ID", "")
+
+    def __repr__(self):
+        return f"<Event {self.name} {self.uuid}>"
+
+
+class Parser:
+    """Incremental ESL message parser: feed bytes, get complete messages."""
+
+    def __init__(self, max_header=MAX_HEADER_BYTES, max_body=MAX_BODY_BYTES):
+        self._buf = bytearray()
+        self._pending = None          # headers of a message whose body is not complete yet
+        self._need = 0
+        self.max_header = max_header
+        self.max_body = max_body
+
+    def feed(self, data):
+        self._buf += data
+        out = []
+        buf = self._buf
+        pos = 0
+        while True:
+            if self._pending is None:
+                end = buf.find(b"\n\n", pos)
+                if end < 0:
+                    if len(buf) - pos > self.max_header:
+                        raise ProtocolError(f"header block over {self.max_header} bytes")
+                    break
+                if end - pos > self.max_header:
+                    raise ProtocolError(f"header block over {self.max_header} bytes")
+                block = bytes(buf[pos:end]).decode("utf-8", "replace")
+                pos = end + 2
+                block = block.lstrip("\n")  # FreeSWITCH never sends blank lines first, but be lenient
+                if not block:
+                    continue
+                headers = _parse_header_lines(block, "message")
+                length = headers.get("Content-Length")
+                if length is None:
+                    out.append(Message(headers))
+                    continue
+                if not length.isdigit():
+                    raise ProtocolError(f"bad Content-Length {length[:20]!r}")
+                need = int(length)
+                if need > self.max_body:
+                    raise ProtocolError(f"body of {need} bytes is over the {self.max_body} limit")
+                self._pending, self._need = headers, need
+            if len(buf) - pos < self._need:
+                break
+            body = bytes(buf[pos:pos + self._need])
+            pos += self._need
+            out.append(Message(self._pending, body))
+            self._pending = None
+        if pos:
+            del buf[:pos]
+        return out
+
+
+def encode_command(line, headers=None, body=None):
+    """Bytes for one command: a first line, optional headers, optional body.
+
+    Callers pass already validated parts (engine.esl.commands builds them); this function only
+    refuses line breaks that would split one command into two.
+    """
+    if "\n" in line or "\r" in line:
+        raise ValueError("a command line cannot contain a line break")
+    parts = [line]
+    if headers:
+        for name, value in headers.items():
+            value = str(value)
+            if "\n" in name or "\r" in name or "\n" in value or "\r" in value or ":" in name:
+                raise ValueError(f"unsafe header {name!r}")
+            parts.append(f"{name}: {value}")
+    payload = b""
+    if body is not None:
+        payload = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        parts.append(f"Content-Length: {len(payload)}")
+    return ("\n".join(parts) + "\n\n").encode("utf-8") + payload
+
+
+def encode_message(headers, body=b""):
+    """Bytes for a message as the switch sends it (the simulator's side of the wire).
+
+    Headers are written in the order given, because FreeSWITCH's order differs by message type
+    (`Content-Length` first on events, after `Content-Type` on api/response); a body without a
+    `Content-Length` header in `headers` gets one appended.
+    """
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    lines = [f"{name}: {value}" for name, value in headers.items()]
+    if body and "Content-Length" not in headers:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\n".join(lines) + "\n\n").encode("utf-8") + body
