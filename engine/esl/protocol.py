@@ -41,11 +41,12 @@ def _decode(value):
 class Message:
     """One ESL message: its outer headers (never URL-encoded) and raw body bytes."""
 
-    __slots__ = ("headers", "body")
+    __slots__ = ("headers", "body", "line")
 
-    def __init__(self, headers, body=b""):
+    def __init__(self, headers, body=b"", line=None):
         self.headers = headers
         self.body = body
+        self.line = line      # the command line, for messages parsed with Parser(commands=True)
 
     @property
     def content_type(self):
@@ -162,12 +163,18 @@ class Event:
 
 
 class Parser:
-    """Incremental ESL message parser: feed bytes, get complete messages."""
+    """Incremental ESL message parser: feed bytes, get complete messages.
 
-    def __init__(self, max_header=MAX_HEADER_BYTES, max_body=MAX_BODY_BYTES):
+    With commands=True it parses what a client sends (the switch's side, i.e. the simulator): the
+    first line of each block is the command (`sendmsg <uuid>`, `api status`), kept in `.line`.
+    """
+
+    def __init__(self, max_header=MAX_HEADER_BYTES, max_body=MAX_BODY_BYTES, commands=False):
+        self.commands = commands
         self._buf = bytearray()
         self._pending = None          # headers of a message whose body is not complete yet
         self._need = 0
+        self._line = None
         self.max_header = max_header
         self.max_body = max_body
 
@@ -190,22 +197,26 @@ class Parser:
                 block = block.lstrip("\n")  # FreeSWITCH never sends blank lines first, but be lenient
                 if not block:
                     continue
+                line = None
+                if self.commands:
+                    line, _, block = block.partition("\n")
+                    line = line.rstrip("\r")
                 headers = _parse_header_lines(block, "message")
                 length = headers.get("Content-Length")
                 if length is None:
-                    out.append(Message(headers))
+                    out.append(Message(headers, b"", line))
                     continue
                 if not length.isdigit():
                     raise ProtocolError(f"bad Content-Length {length[:20]!r}")
                 need = int(length)
                 if need > self.max_body:
                     raise ProtocolError(f"body of {need} bytes is over the {self.max_body} limit")
-                self._pending, self._need = headers, need
+                self._pending, self._need, self._line = headers, need, line
             if len(buf) - pos < self._need:
                 break
             body = bytes(buf[pos:pos + self._need])
             pos += self._need
-            out.append(Message(self._pending, body))
+            out.append(Message(self._pending, body, self._line))
             self._pending = None
         if pos:
             del buf[:pos]

@@ -1,0 +1,172 @@
+"""Outbound Event Socket: the switch connects to us once per call (`socket host:port async full`).
+
+A session follows what the real switch showed (FREESWITCH.md, fixtures 05 and 05b): `connect`
+returns the channel data; `myevents` subscribes the channel's events, but PLAYBACK_START/STOP need
+their own `event` subscription on the same socket; `linger` keeps the socket after hangup so the
+hangup events arrive. An application runs by `sendmsg execute` carrying our own `Event-UUID`,
+which the switch echoes as `Application-UUID` on that execution's CHANNEL_EXECUTE_COMPLETE: we
+wait for that id, never for an application name.
+"""
+import logging
+import uuid as _uuid
+
+import gevent
+from gevent.event import AsyncResult
+from gevent.server import StreamServer
+
+from engine.esl import commands
+from engine.esl.errors import ChannelGone, ConnectionLost
+from engine.esl.protocol import Event
+from engine.esl.transport import Transport
+
+log = logging.getLogger("hotline.esl.outbound")
+
+
+class OutboundSession(Transport):
+    """One call's socket. After `handshake()`, `channel` holds the CHANNEL_DATA headers."""
+
+    def __init__(self, sock, address, event_format="plain", **kw):
+        super().__init__(name=f"outbound {address[0]}:{address[1]}", **kw)
+        self.address = address
+        self.event_format = event_format
+        self.channel = None
+        self.uuid = None
+        self.hungup = False
+        self.hangup_event = None          # CHANNEL_HANGUP_COMPLETE, when seen
+        self._executions = {}             # Event-UUID -> AsyncResult(CHANNEL_EXECUTE_COMPLETE)
+        self.closed = AsyncResult()
+        self._attach(sock)
+        self.on("CHANNEL_EXECUTE_COMPLETE", self._execute_complete)
+        self.on("CHANNEL_HANGUP", self._hangup)
+        self.on("CHANNEL_HANGUP_COMPLETE", self._hangup_complete)
+
+    def handshake(self, linger=True, playback_events=True):
+        reply = self.command("connect")
+        self.channel = Event(dict(reply.headers))
+        self.uuid = self.channel.get("Unique-ID") or self.channel.get("Channel-Unique-ID")
+        fmt = "" if self.event_format == "plain" else f" {self.event_format}"
+        self.command(f"myevents{fmt}")
+        if playback_events:
+            # myevents leaves these two out on the outbound socket (fixture 05b).
+            self.command(f"event {self.event_format} PLAYBACK_START PLAYBACK_STOP")
+        if linger:
+            self.command("linger")
+        return self.channel
+
+    # --- applications -----------------------------------------------------------------------
+    def execute_async(self, app, arg=None):
+        """Start an application; returns (event_uuid, AsyncResult of its EXECUTE_COMPLETE)."""
+        if self.hungup:
+            raise ChannelGone(f"{self.uuid}: channel already hung up")
+        event_uuid = str(_uuid.uuid4())
+        result = AsyncResult()
+        self._executions[event_uuid] = result
+        try:
+            self.sendmsg(commands.execute(app, arg, event_uuid=event_uuid))
+        except Exception:
+            self._executions.pop(event_uuid, None)
+            raise
+        return event_uuid, result
+
+    def execute(self, app, arg=None, timeout=None):
+        """Run an application and wait for its completion event."""
+        _, result = self.execute_async(app, arg)
+        return result.get(timeout=timeout)
+
+    def getvar(self, name):
+        reply = self.command(f"getvar {commands.varname(name)}")
+        text = reply.reply_text
+        return "" if text == "_undef_" else text
+
+    def hangup(self, cause="NORMAL_CLEARING"):
+        if self.hungup:
+            return
+        try:
+            self.sendmsg(commands.hangup(cause))
+        except ConnectionLost:
+            pass
+
+    def exit(self):
+        if self.connected:
+            try:
+                self.command("exit", timeout=2)
+            except Exception:
+                pass
+        self.close("exit")
+
+    # --- events -----------------------------------------------------------------------------
+    def _execute_complete(self, event):
+        result = self._executions.pop(event.get("Application-UUID", ""), None)
+        if result is not None:
+            result.set(event)
+
+    def _hangup(self, event):
+        self.hungup = True
+
+    def _hangup_complete(self, event):
+        self.hungup = True
+        self.hangup_event = event
+        self._fail_executions(ChannelGone(f"{self.uuid}: hung up "
+                                          f"({event.get('Hangup-Cause', 'unknown cause')})"))
+
+    def _fail_executions(self, error):
+        pending, self._executions = self._executions, {}
+        for result in pending.values():
+            if not result.ready():
+                result.set_exception(error)
+
+    def on_disconnect_notice(self, msg):
+        # `linger` notice: the channel is gone but its last events are still coming.
+        if msg.headers.get("Content-Disposition") == "linger":
+            self.hungup = True
+
+    def on_lost(self, reason):
+        self._fail_executions(ConnectionLost(f"{self.uuid}: socket {reason}"))
+        if not self.closed.ready():
+            self.closed.set(reason)
+
+
+class OutboundServer:
+    """Accepts the switch's per-call connections; `handler(session)` runs in the connection's greenlet."""
+
+    def __init__(self, host, port, handler, event_format="plain", backlog=1024):
+        self.handler = handler
+        self.event_format = event_format
+        self.server = StreamServer((host, int(port)), self._handle, backlog=backlog)
+        self.sessions = set()
+        self.accepting = True
+
+    @property
+    def address(self):
+        return self.server.address
+
+    def start(self):
+        self.server.start()
+        return self
+
+    def stop_accepting(self):
+        """Refuse new calls (shutdown) while the sessions we have finish."""
+        self.accepting = False
+        self.server.stop_accepting()
+
+    def stop(self, timeout=None):
+        self.accepting = False
+        self.server.stop(timeout=timeout)
+
+    def _handle(self, sock, address):
+        if not self.accepting:
+            sock.close()
+            return
+        session = OutboundSession(sock, address, event_format=self.event_format)
+        self.sessions.add(session)
+        try:
+            self.handler(session)
+        except ConnectionLost as exc:
+            session.log.info("session ended: %s", exc)
+        except Exception:
+            session.log.exception("call handler failed")
+        finally:
+            self.sessions.discard(session)
+            if session.connected:
+                session.exit()
+            gevent.sleep(0)
