@@ -278,3 +278,11 @@ def play_and_get_digits_arg(min_digits, max_digits, tries, timeout_ms, terminato
         raise CommandError(f"invalid digits regex: {regex!r}")
     return (f"{min_digits} {max_digits} {tries} {timeout_ms} {terminators or 'none'} "
             f"{media_path(file)} {media_path(invalid_file)} {varname(var_name)} {regex} {digit_timeout_ms}")
+
+
+def record_arg(path, max_seconds, silence_threshold=200, silence_seconds=3):
+    """Argument for the `record` application: `<path> <limit s> <silence threshold> <silence hits s>`."""
+    for v in (max_seconds, silence_threshold, silence_seconds):
+        if not isinstance(v, (int, float)) or v < 0:
+            raise CommandError(f"invalid record number: {v!r}")
+    return f"{media_path(path)} {int(max_seconds)} {int(silence_threshold)} {int(silence_seconds)}"

@@ -1,0 +1,186 @@
+"""A live trunk call: the `CallPort` that IVR nodes, queues and the survey drive, over one outbound socket.
+
+Digits are ours, not the switch's: every DTMF event of the channel goes into the call's buffer, so
+a digit pressed during a prompt both stops the prompt (`uuid_break`) and counts as the first digit
+of the next menu (type-ahead), and a caller who hangs up mid-prompt ends every wait with CallGone.
+"""
+import collections
+import datetime
+import logging
+import time
+
+import gevent
+from gevent.event import Event as Flag
+
+from engine.callapi import CallGone
+from engine.esl import commands
+from engine.esl.errors import ChannelGone, CommandFailed, ConnectionLost
+
+log = logging.getLogger("hotline.call")
+
+MAX_BUFFERED_DIGITS = 64     # a DTMF flood must not grow memory; older digits are dropped
+
+
+class CallLog(logging.LoggerAdapter):
+    """Every line of a call starts with its uuid, so one grep follows one caller."""
+
+    def process(self, msg, kwargs):
+        return f"[{self.extra['uuid']}] {msg}", kwargs
+
+
+class Call:
+    """One caller's channel, seen through its outbound ESL session."""
+
+    def __init__(self, session, gateway="trunk", clock=None, logger=None):
+        self.session = session
+        ch = session.channel
+        self.uuid = session.uuid
+        self.caller_id_number = ch.get("Caller-Caller-ID-Number", "")
+        self.caller_id_name = ch.get("Caller-Caller-ID-Name", "")
+        self.destination_number = ch.get("Caller-Destination-Number", "")
+        self.variables = {}
+        self.tags = []
+        self.path = []
+        self.info = {}                    # CDR fields that handlers fill: queue, agent, recording...
+        self.gateway = gateway
+        self.clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
+        self.log = CallLog(logger or log, {"uuid": self.uuid})
+        self.started = time.monotonic()
+        self.ended_by = ""                # 'engine' when we hung up first
+        self._digits = collections.deque(maxlen=MAX_BUFFERED_DIGITS)
+        self._digit_arrived = Flag()
+        self._playing = None              # Event-UUID of an interruptible playback in progress
+        self._gone = Flag()
+        self._complete = Flag()           # CHANNEL_HANGUP_COMPLETE seen (lingering socket)
+        session.on("DTMF", self._on_dtmf)
+        session.on("CHANNEL_HANGUP", self._on_hangup)
+        session.on("CHANNEL_HANGUP_COMPLETE", self._on_hangup)
+
+    # --- state ------------------------------------------------------------------------------
+    @property
+    def gone(self):
+        return self._gone.is_set() or not self.session.connected
+
+    def now(self):
+        return self.clock()
+
+    def _check(self):
+        if self.gone:
+            raise CallGone(self.uuid)
+
+    def _on_hangup(self, event):
+        if self.ended_by == "" and event.name == "CHANNEL_HANGUP":
+            self.ended_by = "caller"
+        self._gone.set()
+        self._digit_arrived.set()
+        if event.name == "CHANNEL_HANGUP_COMPLETE":
+            self._complete.set()
+
+    def _on_dtmf(self, event):
+        digit = event.get("DTMF-Digit", "")
+        if len(digit) != 1 or digit not in "0123456789*#ABCD":
+            self.log.warning("ignoring DTMF %r", digit[:8])
+            return
+        self._digits.append(digit)
+        self._digit_arrived.set()
+        if self._playing:
+            self._playing = None
+            gevent.spawn(self._break_playback)
+
+    def _break_playback(self):
+        try:
+            self.session.api(commands.uuid_break(self.uuid, everything=True), check=False)
+        except ConnectionLost:
+            pass
+
+    def _run(self, app, arg=None, interruptible=False, timeout=None):
+        """Execute an application and wait for its CHANNEL_EXECUTE_COMPLETE."""
+        self._check()
+        try:
+            event_uuid, result = self.session.execute_async(app, arg)
+            if interruptible:
+                self._playing = event_uuid
+                if self._digits:          # pressed while we were sending: stop at once
+                    self._playing = None
+                    gevent.spawn(self._break_playback)
+            return result.get(timeout=timeout)
+        except (ChannelGone, ConnectionLost) as exc:
+            self._gone.set()
+            raise CallGone(self.uuid) from exc
+        finally:
+            if interruptible:
+                self._playing = None
+
+    # --- CallPort ---------------------------------------------------------------------------
+    def answer(self):
+        self._run("answer")
+
+    def play(self, sources, interruptible=True):
+        if isinstance(sources, str):
+            sources = [sources]
+        for source in sources:
+            if interruptible and self._digits:
+                return self._digits[0]
+            self._run("playback", commands.media_path(source), interruptible=interruptible)
+        self._check()
+        return self._digits[0] if (interruptible and self._digits) else ""
+
+    def get_digits(self, max_digits, timeout, inter_digit_timeout, terminators="#"):
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < max_digits:
+            while self._digits:
+                digit = self._digits.popleft()
+                if digit in terminators:
+                    return "".join(got)
+                got.append(digit)
+                if len(got) >= max_digits:
+                    return "".join(got)
+                deadline = time.monotonic() + inter_digit_timeout
+            self._check()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._digit_arrived.clear()
+            if not self._digits:
+                self._digit_arrived.wait(remaining)
+        self._check()
+        return "".join(got)
+
+    def flush_digits(self):
+        self._digits.clear()
+
+    def record(self, path, max_seconds, silence_seconds=3.0, terminators="#"):
+        self.set_channel_var("playback_terminators", terminators or "none")
+        done = self._run("record", commands.record_arg(path, max_seconds, 200, silence_seconds))
+        seconds = done.get("variable_record_seconds") or "0"
+        try:
+            seconds = float(seconds)
+        except ValueError:
+            seconds = 0.0
+        return {"path": path, "seconds": seconds}
+
+    def transfer_external(self, number):
+        done = self._run("bridge", commands.endpoint_gateway(self.gateway, number))
+        self.info["transfer"] = number
+        return done.get("variable_bridge_hangup_cause") or done.get("variable_originate_disposition", "")
+
+    def set_channel_var(self, name, value):
+        self._run("set", commands.set_var_arg(name, value))
+
+    def hangup(self, cause="NORMAL_CLEARING"):
+        if self.gone:
+            return
+        self.ended_by = self.ended_by or "engine"
+        try:
+            self.session.hangup(cause)
+        except CommandFailed as exc:
+            self.log.warning("hangup refused: %s", exc)
+
+    def wait_gone(self, timeout=None):
+        return self._gone.wait(timeout)
+
+    def wait_complete(self, timeout=None):
+        """Wait for the channel's last event (or the socket's end); True if the event came."""
+        gevent.wait([self._complete, self.session.closed], timeout=timeout, count=1)
+        return self._complete.is_set()
