@@ -9,6 +9,7 @@ import sys
 
 # Modules that contribute sub-commands, in the order `hotline --help` shows them.
 COMMAND_MODULES = [
+    "engine.cdr.cli",
 ]
 
 
