@@ -1,0 +1,466 @@
+"""Durable CDR storage: upsert by call uuid plus an outbox row in one transaction, never a lost CDR.
+
+`write(record)` tries the database a few times; if it still fails, the record is appended (fsync)
+to a spool file and `write` returns False. A drainer greenlet replays the spool into the database
+and removes entries only once they are committed. A full disk while spooling keeps the record in
+memory for the drainer and logs loudly. `write` never raises for database or disk trouble.
+
+Why waits are cooperative: SQLite's own busy handler sleeps inside C, which would stop every call
+on the gevent hub. SQLite is told to wait only a few milliseconds; the store then sleeps with
+gevent between polls until `busy_timeout` is used up (one "try"), then backs off and tries again.
+
+Replays are harmless: every write() carries a write id (the outbox row is unique by it) and an
+updated_at stamp (an older version never overwrites a newer one).
+
+Spool layout (spool_dir): `cdr-spool.jsonl` (one JSON record a line, appended); the drainer renames
+it to `cdr-spool.<ns>.draining` while it replays; lines that are not JSON (a crash mid-write) are
+moved to `cdr-spool.corrupt` for a human, never deleted.
+"""
+import datetime
+import glob
+import json
+import logging
+import os
+import time
+import uuid as uuidlib
+
+import gevent
+import gevent.lock
+import peewee
+
+from engine.cdr.models import (CDR_FIELDS, FLOAT_FIELDS, INT_FIELDS, JSON_FIELDS, MODELS, TIME_FIELDS,
+                               Cdr, Outbox, OutboxAck, database_from_url, sqlite_path)
+
+log = logging.getLogger("hotline.cdr")
+
+HANGUP_SIDES = ("caller", "engine", "agent", "system", "")
+SPOOL_NAME = "cdr-spool.jsonl"
+CORRUPT_NAME = "cdr-spool.corrupt"
+LOCK_POLL = 0.02            # seconds between polls of a locked SQLite database
+MAX_BACKOFF = 0.5           # seconds between tries, at most
+# Errors meaning "the database is in trouble", as opposed to a bug in our code.
+DB_ERRORS = (peewee.DatabaseError, peewee.InterfaceError, OSError)
+
+
+class CdrStore:
+    def __init__(self, url, spool_dir, retries=3, busy_timeout=1.0, drain_interval=5.0):
+        self.url = url
+        self.spool_dir = os.fspath(spool_dir)
+        self.spool_path = os.path.join(self.spool_dir, SPOOL_NAME)
+        self.retries = retries
+        self.busy_timeout = busy_timeout
+        self.drain_interval = drain_interval
+        self.db = None
+        self.db_down = False          # set after a write gave up: writes go straight to the spool
+        self._memory = []             # records neither the database nor the disk would take
+        self._lock = gevent.lock.RLock()          # one connection, one user at a time
+        self._spool_lock = gevent.lock.RLock()
+        self._drain_lock = gevent.lock.Semaphore()
+        self._drainer = None
+        self._inode = None
+
+    # --- life cycle -------------------------------------------------------------------------
+    def open(self, drain=True):
+        """Bind the tables, create them if needed, replay the spool. Works with the database down."""
+        os.makedirs(self.spool_dir, exist_ok=True)
+        self.db = database_from_url(self.url)
+        self.db.bind(MODELS, bind_refs=False, bind_backrefs=False)
+        path = sqlite_path(self.db)
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with self._lock:
+            try:
+                self._connect()
+            except DB_ERRORS as exc:
+                log.error("CDR database %s unavailable at start (%s); CDRs go to the spool %s",
+                          self.url, exc, self.spool_path)
+                self.db_down = True
+        if drain:
+            self.drain()
+        return self
+
+    def start(self):
+        if self._drainer is None:
+            self._drainer = gevent.spawn(self._drain_loop)
+        return self
+
+    def stop(self):
+        if self._drainer is not None:
+            self._drainer.kill()
+            self._drainer = None
+
+    def close(self):
+        self.stop()
+        if self.db is None:
+            return
+        if self._memory or self.pending():
+            self.drain()
+        if self._memory:
+            # Last resort before the process ends: the log is the only place left.
+            for row in self._memory:
+                log.critical("CDR NOT STORED (database and spool both failed): %s",
+                             json.dumps(row, ensure_ascii=False))
+        with self._lock:
+            self._disconnect()
+
+    # --- writing ----------------------------------------------------------------------------
+    def write(self, record) -> bool:
+        """Store one CDR (upsert by uuid) and its outbox row. False = kept in the spool for later."""
+        row = normalize(record)
+        row["_write_id"] = uuidlib.uuid4().hex
+        row["updated_at"] = _iso(datetime.datetime.now(datetime.timezone.utc))
+        if not self.db_down:
+            attempts = max(1, self.retries)
+            for n in range(attempts):
+                if self._attempt(row):
+                    return True
+                if self.db_down:        # another writer gave up meanwhile: do not queue behind it
+                    break
+                if n + 1 < attempts:
+                    gevent.sleep(min(MAX_BACKOFF, 0.05 * 2 ** n))
+            if not self.db_down:
+                log.error("CDR database %s failing; spooling CDRs until it recovers", self.url)
+            self.db_down = True
+        self._spool([row])
+        log.warning("%s: CDR kept in the spool %s", row["uuid"], self.spool_path)
+        return False
+
+    def _attempt(self, row) -> bool:
+        """One try: wait for a lock cooperatively up to busy_timeout, give up on other errors."""
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            with self._lock:
+                try:
+                    self._connect()
+                    with self.db.atomic():
+                        self._upsert(row)
+                    return True
+                except DB_ERRORS as exc:
+                    error = exc
+                    busy = _is_busy(exc)
+                    if not busy:
+                        self._disconnect()     # the next try starts from a fresh connection
+            if not busy or time.monotonic() >= deadline:
+                log.warning("%s: CDR write failed: %s", row.get("uuid"), error)
+                return False
+            gevent.sleep(LOCK_POLL)
+
+    def _upsert(self, row):
+        fields = {k: _db_value(k, v) for k, v in row.items() if k in CDR_FIELDS}
+        updated_at = _parse_time(row["updated_at"])
+        current = Cdr.select(Cdr.updated_at).where(Cdr.uuid == row["uuid"]).scalar()
+        if current is not None and _naive(current) > updated_at:
+            return                      # a newer version is already stored: this one is stale
+        fields["updated_at"] = updated_at
+        (Cdr.insert(**fields)
+            .on_conflict(conflict_target=[Cdr.uuid], preserve=[getattr(Cdr, k) for k in fields if k != "uuid"])
+            .execute())
+        # Consumers get the whole CDR as stored now, not just the fields this write carried.
+        payload = _json_safe(_as_dict(Cdr.get(Cdr.uuid == row["uuid"])))
+        (Outbox.insert(cdr_uuid=row["uuid"], kind="cdr", write_id=row["_write_id"], payload=payload)
+            .on_conflict_ignore().execute())
+
+    # --- connection -------------------------------------------------------------------------
+    def _connect(self):
+        path = sqlite_path(self.db)
+        if not self.db.is_closed() and path and path != ":memory:":
+            # A database file deleted or moved away under an open connection swallows writes
+            # into a ghost inode: notice it and reconnect to whatever is at the path now.
+            try:
+                inode = os.stat(path).st_ino
+            except OSError:
+                inode = None
+            if inode != self._inode:
+                log.error("CDR database file %s was replaced or removed; reconnecting", path)
+                self._disconnect()
+        if self.db.is_closed():
+            if path and path != ":memory:" and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+                raise peewee.OperationalError(f"directory of {path} does not exist")
+            self.db.connect()
+            self.db.create_tables(MODELS, safe=True)
+            if path and path != ":memory:":
+                self._inode = os.stat(path).st_ino
+
+    def _disconnect(self):
+        try:
+            if self.db is not None and not self.db.is_closed():
+                self.db.close()
+        except Exception as exc:        # a broken connection may fail to close; it is dropped anyway
+            log.debug("closing the CDR database: %s", exc)
+
+    # --- spool ------------------------------------------------------------------------------
+    def _spool(self, rows):
+        lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in rows]
+        try:
+            _append_durably(self.spool_path, lines, self._spool_lock)
+        except OSError as exc:
+            log.critical("CANNOT SPOOL %d CDR(s) to %s (%s): kept in memory until the database or "
+                         "the disk recovers", len(rows), self.spool_path, exc)
+            self._memory.extend(rows)
+
+    def pending(self) -> int:
+        """CDRs waiting for the database (spooled or in memory)."""
+        count = len(self._memory)
+        for path in [self.spool_path] + glob.glob(os.path.join(self.spool_dir, "cdr-spool.*.draining")):
+            try:
+                with open(path, "rb") as fh:
+                    count += sum(1 for line in fh if line.strip())
+            except FileNotFoundError:
+                pass
+        return count
+
+    def drain(self):
+        """Replay spooled CDRs into the database. Returns (committed, still waiting)."""
+        if self.db is None or not self._drain_lock.acquire(blocking=False):
+            return 0, self.pending()
+        try:
+            return self._drain()
+        finally:
+            self._drain_lock.release()
+
+    def _drain(self):
+        committed, failed = 0, False
+        memory, self._memory = self._memory, []
+        for i, row in enumerate(memory):
+            if not failed and self._attempt(row):
+                committed += 1
+            else:
+                failed = True
+                self._spool([row])          # back to disk if it takes it now, else memory again
+        with self._spool_lock:
+            if os.path.exists(self.spool_path) and os.path.getsize(self.spool_path) > 0:
+                os.rename(self.spool_path, os.path.join(self.spool_dir, f"cdr-spool.{time.time_ns()}.draining"))
+        for path in sorted(glob.glob(os.path.join(self.spool_dir, "cdr-spool.*.draining"))):
+            rows = self._read_spool(path)
+            left = []
+            for row in rows:
+                if not failed and self._attempt(row):
+                    committed += 1
+                else:
+                    failed = True           # the database is still in trouble: keep the rest
+                    left.append(row)
+            try:
+                if left:
+                    _append_durably(self.spool_path, [json.dumps(r, ensure_ascii=False) + "\n" for r in left],
+                                    self._spool_lock)
+                os.unlink(path)
+            except OSError as exc:
+                # The draining file still holds them; replaying it again later is harmless.
+                log.critical("cannot move unsent CDRs back to %s (%s); they stay in %s",
+                             self.spool_path, exc, path)
+        if committed:
+            log.info("spool: %d CDR(s) written to the database", committed)
+        if not failed and self.db_down:
+            log.info("CDR database %s is back", self.url)
+            self.db_down = False
+        return committed, self.pending()
+
+    def _read_spool(self, path):
+        rows, corrupt = [], []
+        with open(path, "rb") as fh:
+            for raw in fh:
+                if not raw.strip():
+                    continue
+                try:
+                    row = json.loads(raw.decode("utf-8"))
+                    if not isinstance(row, dict) or not row.get("uuid"):
+                        raise ValueError("not a CDR")
+                    rows.append(row)
+                except ValueError:
+                    corrupt.append(raw if raw.endswith(b"\n") else raw + b"\n")
+        if corrupt:
+            log.error("spool %s: %d unreadable line(s) moved to %s", path, len(corrupt), CORRUPT_NAME)
+            _append_durably(os.path.join(self.spool_dir, CORRUPT_NAME),
+                            [c.decode("utf-8", "replace") for c in corrupt], self._spool_lock)
+        return rows
+
+    def _drain_loop(self):
+        while True:
+            gevent.sleep(self.drain_interval)
+            try:
+                if self.db_down or self._memory or os.path.exists(self.spool_path) \
+                        or glob.glob(os.path.join(self.spool_dir, "cdr-spool.*.draining")):
+                    self.drain()
+            except Exception:
+                log.exception("CDR spool drainer failed; trying again in %.1f s", self.drain_interval)
+
+    # --- reading ----------------------------------------------------------------------------
+    def get(self, uuid):
+        """The CDR of one call as a dict (times as UTC datetimes), or None."""
+        with self._lock:
+            self._connect()
+            row = Cdr.get_or_none(Cdr.uuid == uuid)
+            return _as_dict(row) if row else None
+
+    def list(self, since=None, limit=None):
+        """CDRs of calls started at or after `since` (datetime or ISO text), oldest first."""
+        with self._lock:
+            self._connect()
+            query = Cdr.select().order_by(Cdr.start_time, Cdr.id)
+            if since is not None:
+                query = query.where(Cdr.start_time >= _parse_time(since))
+            if limit is not None:
+                query = query.limit(limit)
+            return [_as_dict(r) for r in query]
+
+    def outbox_take(self, consumer, limit=100):
+        """Outbox entries `consumer` has not acknowledged yet, oldest first.
+
+        An entry is handed out again until `outbox_ack` records it, also across restarts: a
+        consumer that acks after its own work is done (ideally in the same transaction) sees each
+        entry exactly once. Raises peewee.DatabaseError when the database is unavailable.
+        """
+        acked = OutboxAck.select().where((OutboxAck.consumer == consumer) & (OutboxAck.outbox == Outbox.id))
+        with self._lock:
+            self._connect()
+            query = Outbox.select().where(~peewee.fn.EXISTS(acked)).order_by(Outbox.id).limit(limit)
+            return [{"id": e.id, "cdr_uuid": e.cdr_uuid, "kind": e.kind, "payload": e.payload,
+                     "created_at": _aware(e.created_at)} for e in query]
+
+    def outbox_ack(self, consumer, ids):
+        """Record that `consumer` is done with these outbox entries (acking twice is harmless)."""
+        rows = [{"consumer": consumer, "outbox": i} for i in ids]
+        if not rows:
+            return
+        with self._lock:
+            self._connect()
+            with self.db.atomic():
+                OutboxAck.insert_many(rows).on_conflict_ignore().execute()
+
+
+# --- records ----------------------------------------------------------------------------------
+
+def normalize(record) -> dict:
+    """A JSON-safe copy of a CDR record. Unknown keys go to `extra`; values of the wrong type are
+    kept in extra["invalid"] (as text) instead of failing the write. Only a missing uuid raises."""
+    if not isinstance(record, dict):
+        raise TypeError(f"a CDR record is a dict, got {type(record).__name__}")
+    uuid = record.get("uuid")
+    if not isinstance(uuid, str) or not uuid or len(uuid) > 64:
+        raise ValueError(f"a CDR needs the call uuid (text up to 64 characters), got {uuid!r}")
+    extra = dict(record.get("extra") or {}) if isinstance(record.get("extra"), dict) else {}
+    if record.get("extra") is not None and not isinstance(record.get("extra"), dict):
+        extra["extra"] = record["extra"]
+    invalid = {}
+    row = {}
+    for key, value in record.items():
+        if key == "extra":
+            continue
+        if key not in CDR_FIELDS:
+            extra[str(key)] = value
+            continue
+        try:
+            row[key] = _clean(key, value)
+        except (TypeError, ValueError, OverflowError):
+            invalid[key] = repr(value)
+            row[key] = "" if key == "hangup_side" else None
+    if invalid:
+        extra["invalid"] = {**extra.get("invalid", {}), **invalid}
+    if extra:
+        row["extra"] = _json_safe(extra)
+    return row
+
+
+def _clean(key, value):
+    if value is None:
+        return "" if key == "hangup_side" else None
+    if key in TIME_FIELDS:
+        return _iso(_parse_time(value))
+    if key in INT_FIELDS:
+        if isinstance(value, bool):
+            raise TypeError("bool")
+        return int(round(float(value)))
+    if key in FLOAT_FIELDS:
+        if isinstance(value, bool):
+            raise TypeError("bool")
+        return float(value)
+    if key in JSON_FIELDS:
+        return _json_safe(value)
+    if key == "hangup_side" and value not in HANGUP_SIDES:
+        raise ValueError(value)
+    if not isinstance(value, str):
+        raise TypeError(type(value).__name__)
+    return value
+
+
+def _json_safe(value):
+    return json.loads(json.dumps(value, ensure_ascii=False, default=_jsonable))
+
+
+def _jsonable(obj):
+    return obj.isoformat() if isinstance(obj, (datetime.datetime, datetime.date)) else str(obj)
+
+
+def _parse_time(value):
+    """A naive UTC datetime from a datetime (naive = UTC), epoch seconds, or ISO 8601 text."""
+    if isinstance(value, datetime.datetime):
+        return _naive(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.datetime.fromtimestamp(value, datetime.timezone.utc).replace(tzinfo=None)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        return _naive(datetime.datetime.fromisoformat(text))
+    raise TypeError(f"not a time: {value!r}")
+
+
+def _naive(dt):
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return dt
+
+
+def _aware(dt):
+    return dt.replace(tzinfo=datetime.timezone.utc) if isinstance(dt, datetime.datetime) else dt
+
+
+def _iso(dt):
+    return _aware(_naive(dt)).isoformat()
+
+
+def _db_value(key, value):
+    return _parse_time(value) if key in TIME_FIELDS and value is not None else value
+
+
+def _as_dict(row):
+    out = {k: getattr(row, k) for k in CDR_FIELDS}
+    for k in TIME_FIELDS + ("created_at", "updated_at"):
+        out[k] = _aware(getattr(row, k))
+    return out
+
+
+def _is_busy(exc):
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _append_durably(path, lines, lock):
+    """Append whole lines and fsync. On failure the file is cut back, so no half line remains."""
+    data = "".join(lines).encode("utf-8")
+    with lock:
+        created = not os.path.exists(path)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data         # a half line from a crash stays alone on its line
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError:
+                try:
+                    os.ftruncate(fd, size)
+                except OSError:
+                    pass
+                raise
+        finally:
+            os.close(fd)
+        if created:
+            dirfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+            try:
+                os.fsync(dirfd)             # the new file's name must survive a crash too
+            finally:
+                os.close(dirfd)
