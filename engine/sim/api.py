@@ -1,0 +1,435 @@
+"""`api` commands of the simulated switch, with the reply texts of the real one (fixtures 01-06)."""
+import json
+import logging
+import re
+import time
+import uuid as _uuid
+
+import gevent
+
+from engine.sim.channel import Channel
+
+log = logging.getLogger("hotline.sim.api")
+
+NO_CHANNEL = "-ERR No such channel!\n"
+COMMANDS = {}
+SHOW_CHANNEL_COLUMNS = [
+    "uuid", "direction", "created", "created_epoch", "name", "state", "cid_name", "cid_num",
+    "ip_addr", "dest", "application", "application_data", "dialplan", "context", "read_codec",
+    "read_rate", "read_bit_rate", "write_codec", "write_rate", "write_bit_rate", "secure",
+    "hostname", "presence_id", "presence_data", "accountcode", "callstate", "callee_name",
+    "callee_num", "callee_direction", "call_uuid", "sent_callee_name", "sent_callee_num",
+    "initial_cid_name", "initial_cid_num", "initial_ip_addr", "initial_dest", "initial_dialplan",
+    "initial_context"]
+SHOW_CALL_A = ["uuid", "direction", "created", "created_epoch", "name", "state", "cid_name", "cid_num",
+               "ip_addr", "dest", "presence_id", "presence_data", "accountcode", "callstate",
+               "callee_name", "callee_num", "callee_direction", "call_uuid", "hostname",
+               "sent_callee_name", "sent_callee_num"]
+SHOW_CALL_B = ["uuid", "direction", "created", "created_epoch", "name", "state", "cid_name", "cid_num",
+               "ip_addr", "dest", "presence_id", "presence_data", "accountcode", "callstate",
+               "callee_name", "callee_num", "callee_direction", "sent_callee_name", "sent_callee_num"]
+
+
+def command(name):
+    def register(fn):
+        COMMANDS[name] = fn
+        return fn
+    return register
+
+
+def run(switch, line):
+    line = line.strip()
+    cmd, _, arg = line.partition(" ")
+    arg = arg.strip()
+    fn = COMMANDS.get(cmd)
+    if fn is None:
+        out = f"-ERR {cmd} Command not found!\n"
+    else:
+        try:
+            out = fn(switch, arg)
+        except Exception as exc:              # a bad argument must never take the switch down
+            log.exception("api %s failed", line[:200])
+            out = f"-ERR {exc}\n"
+    switch.emit("API", {"API-Command": cmd, "API-Command-Argument": arg} if arg else {"API-Command": cmd})
+    return out
+
+
+def uptime_text(ms):
+    secs, ms = divmod(ms, 1000)
+    mins, secs = divmod(secs, 60)
+    hours, mins = divmod(mins, 60)
+    days, hours = divmod(hours, 24)
+    years, days = divmod(days, 365)
+    return (f"{years} years, {days} days, {hours} hours, {mins} minutes, {secs} seconds, "
+            f"{ms} milliseconds, 0 microseconds")
+
+
+def _channel(switch, uuid):
+    return switch.channels.get(uuid)
+
+
+# --- core -------------------------------------------------------------------------------------------
+@command("status")
+def _status(switch, arg):
+    up_ms = int((time.time() - switch.started_at) * 1000)
+    n = len(switch.channels)
+    return (f"UP {uptime_text(up_ms)}\nFreeSWITCH (Version 1.11.3-dev  64bit) is ready\n"
+            f"{switch.sessions_since_startup} session(s) since startup\n"
+            f"{n} session(s) - peak {switch.peak_sessions}, last 5min {switch.peak_sessions} \n"
+            f"0 session(s) per Sec out of max 30, peak 0, last 5min 0 \n"
+            f"{switch.max_sessions} session(s) max\nmin idle cpu 0.00/95.00\n"
+            f"Current Stack Size/Max 240K/8192K\n")
+
+
+@command("version")
+def _version(switch, arg):
+    return "FreeSWITCH Version 1.11.3-dev~64bit ( 64bit)\n"
+
+
+@command("hostname")
+def _hostname(switch, arg):
+    return switch.hostname
+
+
+@command("global_getvar")
+def _global_getvar(switch, arg):
+    return switch.global_vars.get(arg, "")
+
+
+@command("global_setvar")
+def _global_setvar(switch, arg):
+    name, _, value = arg.partition("=")
+    switch.global_vars[name.strip()] = value
+    return "+OK\n"
+
+
+def _row(switch, ch):
+    t = time.localtime(ch.times["created"] / 1e6)
+    codec, rate = ch.codec or ("", "")
+    inbound = ch.direction == "inbound"
+    return {"uuid": ch.uuid, "direction": ch.direction, "created": time.strftime("%Y-%m-%d %H:%M:%S", t),
+            "created_epoch": str(ch.times["created"] // 1_000_000), "name": ch.name, "state": ch.state,
+            "cid_name": ch.caller_id_name, "cid_num": ch.caller_id_number,
+            "ip_addr": ch.network_addr if inbound else "", "dest": ch.destination_number,
+            "application": ch.current_app or "", "application_data": ch.variables.get("current_application_data", ""),
+            "dialplan": ch.dialplan, "context": ch.context, "read_codec": codec, "read_rate": rate,
+            "read_bit_rate": "0" if codec else "", "write_codec": codec, "write_rate": rate,
+            "write_bit_rate": "0" if codec else "", "secure": "", "hostname": switch.hostname,
+            "presence_id": "", "presence_data": "", "accountcode": "", "callstate": ch.call_state,
+            "callee_name": ch.callee_id_name, "callee_num": ch.callee_id_number,
+            "callee_direction": "RECV" if ch.callee_id_number else "",
+            "call_uuid": ch.uuid if not inbound or ch.bridged_to else "",
+            "sent_callee_name": "", "sent_callee_num": "", "initial_cid_name": ch.orig_caller_id_name,
+            "initial_cid_num": ch.orig_caller_id_number, "initial_ip_addr": ch.network_addr if inbound else "",
+            "initial_dest": ch.destination_number, "initial_dialplan": ch.dialplan,
+            "initial_context": ch.context}
+
+
+@command("show")
+def _show(switch, arg):
+    words = arg.split()
+    what = words[0] if words else ""
+    as_json = words[-2:] == ["as", "json"]
+    chans = sorted(switch.channels.values(), key=lambda c: c.times["created"])
+    if what == "channels" and words[1:2] == ["count"]:
+        return f"\n{len(chans)} total.\n"
+    if what == "channels":
+        rows = [_row(switch, c) for c in chans]
+        cols = SHOW_CHANNEL_COLUMNS
+    elif what == "calls":
+        rows, seen = [], set()
+        for c in chans:
+            if c.uuid in seen:
+                continue
+            seen.add(c.uuid)
+            a = _row(switch, c)
+            row = {k: a[k] for k in SHOW_CALL_A}
+            b = switch.channels.get(c.bridged_to) if c.bridged_to else None
+            if b is not None:
+                seen.add(b.uuid)
+            brow = _row(switch, b) if b is not None else {}
+            for k in SHOW_CALL_B:
+                row["b_" + k] = brow.get(k, "")
+            row["call_created_epoch"] = str(c.times["bridged"] // 1_000_000) if b is not None else ""
+            rows.append(row)
+        cols = list(rows[0]) if rows else SHOW_CALL_A + ["b_" + k for k in SHOW_CALL_B] + ["call_created_epoch"]
+    else:
+        return f"-ERR Cannot find command {what}\n" if what else "-USAGE: show ...\n"
+    if as_json:
+        if not rows:
+            return json.dumps({"row_count": 0}) + "\n"
+        return json.dumps({"row_count": len(rows), "rows": rows}, ensure_ascii=False,
+                          separators=(",", ":")) + "\n"
+    lines = [",".join(cols)] + [",".join(r.get(k, "") for k in cols) for r in rows]
+    return "\n".join(lines) + f"\n\n{len(rows)} total.\n"
+
+
+# --- uuid_* ------------------------------------------------------------------------------------------
+@command("uuid_exists")
+def _uuid_exists(switch, arg):
+    return "true" if arg.split()[:1] and arg.split()[0] in switch.channels else "false"
+
+
+@command("uuid_dump")
+def _uuid_dump(switch, arg):
+    words = arg.split()
+    ch = _channel(switch, words[0]) if words else None
+    if ch is None:
+        return NO_CHANNEL
+    pairs = switch.channel_data(ch)
+    if words[1:2] == ["json"]:
+        return json.dumps({k: str(v) for k, v in pairs}, ensure_ascii=False, separators=(",", ":"))
+    from urllib.parse import quote
+    from engine.sim.headers import _SAFE
+    return "".join(f"{k}: {quote(str(v), safe=_SAFE)}\n" for k, v in pairs)
+
+
+@command("uuid_getvar")
+def _uuid_getvar(switch, arg):
+    words = arg.split()
+    ch = _channel(switch, words[0]) if words else None
+    if ch is None:
+        return NO_CHANNEL
+    if len(words) < 2:
+        return "-ERR Usage: uuid_getvar <uuid> <var>\n"
+    value = ch.variables.get(words[1])
+    return "_undef_" if value is None else value
+
+
+@command("uuid_setvar")
+def _uuid_setvar(switch, arg):
+    words = arg.split(" ", 2)
+    ch = _channel(switch, words[0]) if words else None
+    if ch is None:
+        return NO_CHANNEL
+    if len(words) < 2:
+        return "-ERR Usage: uuid_setvar <uuid> <var> [value]\n"
+    ch.set_var(words[1], words[2] if len(words) > 2 else None)
+    return "+OK\n"
+
+
+@command("uuid_kill")
+def _uuid_kill(switch, arg):
+    words = arg.split()
+    ch = _channel(switch, words[0]) if words else None
+    if ch is None or not ch.alive:
+        return NO_CHANNEL
+    ch.kill(words[1] if len(words) > 1 else "NORMAL_CLEARING")
+    return "+OK\n"
+
+
+@command("uuid_answer")
+def _uuid_answer(switch, arg):
+    ch = _channel(switch, arg.split()[0]) if arg.split() else None
+    if ch is None:
+        return NO_CHANNEL
+    ch.answer()
+    return "+OK\n"
+
+
+@command("uuid_break")
+def _uuid_break(switch, arg):
+    words = arg.split()
+    ch = _channel(switch, words[0]) if words else None
+    if ch is None:
+        return NO_CHANNEL
+    ch.request_break(everything="all" in words[1:])
+    return "+OK\n"
+
+
+@command("uuid_send_dtmf")
+def _uuid_send_dtmf(switch, arg):
+    words = arg.split()
+    ch = _channel(switch, words[0]) if words else None
+    if ch is None:
+        return NO_CHANNEL
+    if len(words) < 2:
+        return "-USAGE: <uuid> <dtmf_data>\n"
+    digits, _, dur = words[1].partition("@")
+    duration_ms = int(dur) if dur.isdigit() else 250
+    target = ch.sip_peer if ch.sip_peer is not None else None
+
+    def send():
+        # RFC2833 to the far end: each digit arrives after it has been played out.
+        for d in digits:
+            gevent.sleep((duration_ms + 50) / 1000.0)
+            if target is not None and target.alive:
+                target.receive_dtmf(d, duration=duration_ms * 8)
+    switch.spawn(send)
+    return f"+OK {ch.uuid} sent DTMF {words[1]}.\n"
+
+
+@command("uuid_broadcast")
+def _uuid_broadcast(switch, arg):
+    words = arg.split()
+    ch = _channel(switch, words[0]) if words else None
+    if ch is None:
+        return NO_CHANNEL
+    if len(words) < 2:
+        return "-USAGE: <uuid> <path> [aleg|bleg|both]\n"
+    leg = words[2] if len(words) > 2 else "aleg"
+    targets = []
+    if leg in ("aleg", "both"):
+        targets.append(ch)
+    if leg in ("bleg", "both") and ch.bridged_to in switch.channels:
+        targets.append(switch.channels[ch.bridged_to])
+    path = words[1]
+    app, _, app_arg = path.partition("::")
+    for t in targets:
+        if app_arg:
+            t.queue_message({"app": app, "arg": app_arg.replace("::", " ")})
+        else:
+            t.queue_message({"app": "playback", "arg": path})
+    return "+OK Message sent\n"
+
+
+@command("uuid_transfer")
+def _uuid_transfer(switch, arg):
+    words = arg.split()
+    ch = _channel(switch, words[0]) if words else None
+    if ch is None:
+        return NO_CHANNEL
+    rest = [w for w in words[1:] if w not in ("-bleg", "-both")]
+    if not rest:
+        return "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
+    context = rest[2] if len(rest) > 2 else ch.context
+    targets = [ch]
+    if "-both" in words and ch.bridged_to in switch.channels:
+        targets.append(switch.channels[ch.bridged_to])
+    if "-bleg" in words:
+        targets = [switch.channels[ch.bridged_to]] if ch.bridged_to in switch.channels else []
+    for t in targets:
+        t.transfer(rest[0], context)
+    return "+OK\n"
+
+
+@command("uuid_record")
+def _uuid_record(switch, arg):
+    words = arg.split()
+    ch = _channel(switch, words[0]) if words else None
+    if ch is None:
+        return NO_CHANNEL
+    if len(words) < 3:
+        return "-USAGE: <uuid> [start|stop|mask|unmask] <path> [<limit>]\n"
+    action, path = words[1], words[2]
+    if action == "start":
+        limit = int(words[3]) if len(words) > 3 and words[3].isdigit() else None
+        switch.record_start(ch, path, limit)
+        return "+OK Success\n"
+    if action == "stop":
+        if path == "all":
+            for p in list(ch.media):
+                switch.record_stop(ch, p, "success-maxtime")
+        elif not switch.record_stop(ch, path, "success-maxtime"):
+            return "-ERR Cannot Execute\n"
+        return "+OK Success\n"
+    if action in ("mask", "unmask"):
+        return "+OK Success\n"
+    return "-USAGE: <uuid> [start|stop|mask|unmask] <path> [<limit>]\n"
+
+
+@command("uuid_bridge")
+def _uuid_bridge(switch, arg):
+    from engine.sim import bridge
+    words = arg.split()
+    if len(words) < 2:
+        return "-USAGE: <uuid> <other_uuid>\n"
+    a, b = _channel(switch, words[0]), _channel(switch, words[1])
+    if a is None or b is None:
+        return f"-ERR Invalid uuid {words[0] if a is None else words[1]}\n"
+    bridge.uuid_bridge(switch, a, b)
+    return f"+OK {b.uuid}\n"
+
+
+@command("conference")
+def _conference(switch, arg):
+    return switch.conferences.api(arg)
+
+
+# --- originate -----------------------------------------------------------------------------------------
+def split_vars(text):
+    """`{a=1,b='x y'}rest` -> ({'a': '1', 'b': 'x y'}, 'rest')."""
+    out = {}
+    if not text.startswith("{"):
+        return out, text
+    depth, quote, i = 0, False, 0
+    for i, c in enumerate(text):
+        if c == "'":
+            quote = not quote
+        elif not quote and c == "{":
+            depth += 1
+        elif not quote and c == "}":
+            depth -= 1
+            if depth == 0:
+                break
+    body, rest = text[1:i], text[i + 1:]
+    item, quote = "", False
+    items = []
+    for c in body:
+        if c == "'":
+            quote = not quote
+            continue
+        if c == "," and not quote:
+            items.append(item)
+            item = ""
+            continue
+        item += c
+    items.append(item)
+    for it in items:
+        k, sep, v = it.partition("=")
+        if sep and k.strip():
+            out[k.strip()] = v
+    return out, rest
+
+
+def _split_args(text):
+    """Split at spaces outside {...} and quotes (the dial string keeps its var list)."""
+    args, cur, depth, quote = [], "", 0, False
+    for c in text:
+        if c == "'":
+            quote = not quote
+        if not quote:
+            if c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+        if c == " " and depth == 0 and not quote:
+            if cur:
+                args.append(cur)
+            cur = ""
+            continue
+        cur += c
+    if cur:
+        args.append(cur)
+    return args
+
+
+@command("originate")
+def _originate(switch, arg):
+    args = _split_args(arg)
+    if len(args) < 2:
+        return "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n"
+    variables, endpoint = split_vars(args[0])
+    target = args[1]
+    dialplan = args[2] if len(args) > 2 else "XML"
+    context = args[3] if len(args) > 3 else "default"
+    if len(args) > 4:
+        variables.setdefault("origination_caller_id_name", args[4])
+    if len(args) > 5:
+        variables.setdefault("origination_caller_id_number", args[5])
+    timeout = int(args[6]) if len(args) > 6 and args[6].isdigit() else \
+        int(variables.get("originate_timeout", "60") or 60)
+    from engine.sim import originate
+    ok, result = originate.originate(switch, endpoint, variables, timeout)
+    if not ok:
+        return f"-ERR {result}\n"
+    a = result
+    m = re.match(r"^&([A-Za-z0-9_]+)(?:\((.*)\))?$", target)
+    if m:
+        a.start(apps=[(m.group(1), m.group(2) or "")], outgoing=True)
+    else:
+        a.destination_number = target
+        a.context = context
+        a.dialplan = dialplan
+        a.start(apps=None, outgoing=True)
+    return f"+OK {a.uuid}\n"

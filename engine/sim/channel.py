@@ -1,0 +1,486 @@
+"""A simulated channel: state machine, variables, the events it emits, and what its far end can do.
+
+One greenlet per channel plays FreeSWITCH's session thread: it runs the dialplan's applications,
+then parks and runs what `sendmsg`/`uuid_broadcast` queue, and finally walks the hangup states.
+Anything that interrupts an application (hangup, transfer, uuid_break, DTMF) sets a flag and wakes
+the greenlet through one gevent Event, so waits never poll.
+"""
+import collections
+import logging
+import time
+import uuid as _uuid
+
+import gevent
+from gevent.event import Event as GEvent
+
+from engine.sim.events import STATE_NUMBERS, now_us
+
+CALLSTATE_NUMBERS = {"DOWN": 0, "DIALING": 1, "RINGING": 2, "EARLY": 3, "ACTIVE": 4, "HELD": 5,
+                     "RING_WAIT": 6, "HANGUP": 7, "UNHELD": 8}
+Q850 = {"NORMAL_CLEARING": 16, "USER_BUSY": 17, "NO_USER_RESPONSE": 18, "NO_ANSWER": 19,
+        "CALL_REJECTED": 21, "UNALLOCATED_NUMBER": 1, "NO_ROUTE_DESTINATION": 3,
+        "ORIGINATOR_CANCEL": 487, "USER_NOT_REGISTERED": 606, "DESTINATION_OUT_OF_ORDER": 27,
+        "NORMAL_TEMPORARY_FAILURE": 41, "INCOMPATIBLE_DESTINATION": 88, "LOSE_RACE": 502,
+        "MANAGER_REQUEST": 503, "SYSTEM_SHUTDOWN": 503, "RECOVERY_ON_TIMER_EXPIRE": 102,
+        "ALLOTTED_TIMEOUT": 602, "NORMAL_UNSPECIFIED": 31, "SUBSCRIBER_ABSENT": 20}
+
+
+class Hangup(Exception):
+    """The channel hung up while an application was running."""
+
+
+class Transfer(Exception):
+    """uuid_transfer moved the channel to another extension while an application was running."""
+
+
+class Channel:
+    def __init__(self, switch, name, direction, caller_id_number, caller_id_name="",
+                 destination_number="", uuid=None, context="public", dialplan="XML",
+                 source="mod_sofia", network_addr="127.0.0.1", username=None):
+        self.switch = switch
+        self.uuid = uuid or str(_uuid.uuid4())
+        self.name = name
+        self.direction = direction
+        self.caller_id_number = caller_id_number
+        self.caller_id_name = caller_id_name or caller_id_number
+        self.orig_caller_id_number = caller_id_number
+        self.orig_caller_id_name = self.caller_id_name
+        self.callee_id_number = ""
+        self.callee_id_name = ""
+        self.destination_number = destination_number
+        self.context = context
+        self.dialplan = dialplan
+        self.source = source
+        self.network_addr = network_addr
+        self.username = username
+        self.state = "CS_NEW"
+        self.call_state = "DOWN"
+        self.answered = False
+        self.early = False
+        self.hangup_cause = None
+        self.hangup_disposition = None
+        self.bridged_to = None
+        self.other = None                 # channel shown in the Other-Leg-* block
+        self.other_type = None            # "originator" / "originatee"
+        self.sip_peer = None              # the far side of a simulated loopback SIP dialog
+        self.codec = None
+        self.variables = {}
+        self.events = []
+        self.times = {"created": now_us(), "answered": 0, "progress": 0, "progress_media": 0,
+                      "hangup": 0, "transfer": 0, "bridged": 0}
+        self.audio = None                 # WAV the far end is "speaking" (media tap, recordings)
+        self.audio_since = time.time()
+        self.endpoint = None
+        self.parked = False
+        self.current_app = None
+        self.dtmf = collections.deque()   # digits not yet consumed by an application
+        self.messages = collections.deque()
+        self.break_flag = False
+        self.transfer_to = None
+        self.destroy_holds = set()        # lingering outbound sockets keep the channel until closed
+        self.media = {}                   # path -> recorder (uuid_record)
+        self.log = logging.LoggerAdapter(logging.getLogger("hotline.sim.channel"),
+                                         {"uuid": self.uuid})
+        self._signal = GEvent()
+        self._gone = GEvent()
+        self.greenlet = None
+
+    # --- header blocks ----------------------------------------------------------------------
+    def answer_state(self):
+        if self.hangup_cause:
+            return "hangup"
+        if self.answered:
+            return "answered"
+        if self.early:
+            return "early"
+        return "ringing"
+
+    def _profile(self, prefix, fields):
+        t = self.times
+        fields[prefix + "Direction"] = self.direction
+        fields[prefix + "Logical-Direction"] = self.direction
+        if self.username:
+            fields[prefix + "Username"] = self.username
+        fields[prefix + "Dialplan"] = self.dialplan
+        fields[prefix + "Caller-ID-Name"] = self.caller_id_name
+        fields[prefix + "Caller-ID-Number"] = self.caller_id_number
+        fields[prefix + "Orig-Caller-ID-Name"] = self.orig_caller_id_name
+        fields[prefix + "Orig-Caller-ID-Number"] = self.orig_caller_id_number
+        if self.callee_id_number:
+            fields[prefix + "Callee-ID-Name"] = self.callee_id_name
+            fields[prefix + "Callee-ID-Number"] = self.callee_id_number
+        fields[prefix + "Network-Addr"] = self.network_addr
+        fields[prefix + "ANI"] = self.orig_caller_id_number
+        fields[prefix + "Destination-Number"] = self.destination_number
+        fields[prefix + "Unique-ID"] = self.uuid
+        fields[prefix + "Source"] = self.source
+        fields[prefix + "Context"] = self.context
+        fields[prefix + "Channel-Name"] = self.name
+        if prefix != "Other-Leg-":
+            fields[prefix + "Profile-Index"] = "1"
+        fields[prefix + "Profile-Created-Time"] = str(t["created"])
+        fields[prefix + "Channel-Created-Time"] = str(t["created"])
+        fields[prefix + "Channel-Answered-Time"] = str(t["answered"])
+        fields[prefix + "Channel-Progress-Time"] = str(t["progress"])
+        fields[prefix + "Channel-Progress-Media-Time"] = str(t["progress_media"])
+        fields[prefix + "Channel-Hangup-Time"] = str(t["hangup"])
+        fields[prefix + "Channel-Transfer-Time"] = str(t["transfer"])
+        fields[prefix + "Channel-Resurrect-Time"] = "0"
+        fields[prefix + "Channel-Bridged-Time"] = str(t["bridged"])
+        fields[prefix + "Channel-Last-Hold"] = "0"
+        fields[prefix + "Channel-Hold-Accum"] = "0"
+        fields[prefix + "Screen-Bit"] = "true"
+        fields[prefix + "Privacy-Hide-Name"] = "false"
+        fields[prefix + "Privacy-Hide-Number"] = "false"
+
+    def fields(self, channel_data=False):
+        f = {}
+        if channel_data:
+            self._profile("Channel-", f)
+        f.update({"Channel-State": self.state, "Channel-Call-State": self.call_state,
+                  "Channel-State-Number": str(STATE_NUMBERS[self.state]), "Channel-Name": self.name,
+                  "Unique-ID": self.uuid, "Call-Direction": self.direction,
+                  "Presence-Call-Direction": self.direction, "Channel-HIT-Dialplan": "true",
+                  "Channel-Call-UUID": self.uuid, "Answer-State": self.answer_state()})
+        if self.hangup_cause:
+            f["Hangup-Cause"] = self.hangup_cause
+        if self.codec:
+            name, rate = self.codec
+            f.update({"Channel-Read-Codec-Name": name, "Channel-Read-Codec-Rate": rate,
+                      "Channel-Read-Codec-Bit-Rate": "0", "Channel-Write-Codec-Name": name,
+                      "Channel-Write-Codec-Rate": rate, "Channel-Write-Codec-Bit-Rate": "0"})
+        self._profile("Caller-", f)
+        if self.other is not None:
+            f["Other-Type"] = self.other_type or "originatee"
+            self.other._profile("Other-Leg-", f)
+        return f
+
+    def emit(self, name, extra=None, body="", subclass=""):
+        fields = self.fields()
+        if extra:
+            fields.update(extra)
+        ev = self.switch.factory.make(name, fields, list(self.variables.items()), body=body,
+                                      subclass=subclass, uuid=self.uuid)
+        self.events.append(name if not subclass else f"{name}::{subclass}")
+        self.switch.dispatch(ev)
+        return ev
+
+    # --- state --------------------------------------------------------------------------------
+    def set_state(self, state):
+        self.state = state
+        self.emit("CHANNEL_STATE")
+
+    def set_callstate(self, call_state):
+        original = self.call_state
+        self.call_state = call_state
+        self.emit("CHANNEL_CALLSTATE", {"Original-Channel-Call-State": original,
+                                        "Channel-Call-State-Number": str(CALLSTATE_NUMBERS[call_state])})
+
+    def set_var(self, name, value):
+        if value is None:
+            self.variables.pop(name, None)
+        else:
+            self.variables[name] = str(value)
+
+    def get_var(self, name):
+        return self.variables.get(name)
+
+    @property
+    def alive(self):
+        return self.hangup_cause is None
+
+    # --- waiting ------------------------------------------------------------------------------
+    def wake(self):
+        self._signal.set()
+
+    def check(self):
+        if self.hangup_cause is not None:
+            raise Hangup(self.hangup_cause)
+        if self.transfer_to is not None:
+            raise Transfer(self.transfer_to)
+
+    def wait(self, seconds=None, until=None):
+        """Sleep up to `seconds` (None: forever) or until `until()` is true; raises on hangup/transfer."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while True:
+            self.check()
+            if until is not None and until():
+                return True
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            self._signal.clear()
+            self._signal.wait(remaining)
+
+    # --- media negotiation / answer ----------------------------------------------------------
+    def _set_codec(self):
+        if self.codec is None:
+            self.codec = ("opus", "48000")
+            self.variables.update({"read_codec": "opus", "original_read_codec": "opus",
+                                   "read_rate": "48000", "original_read_rate": "48000",
+                                   "write_codec": "opus", "write_rate": "48000",
+                                   "dtmf_type": "rfc2833"})
+            self.emit("CODEC", {"channel-read-codec-name": "opus", "channel-read-codec-rate": "48000",
+                                "channel-read-codec-bit-rate": "0"})
+            self.emit("CODEC", {"Channel-Write-codec-name": "opus",
+                                "Channel-Write-codec-rate": "48000",
+                                "Channel-Write-codec-bit-rate": "0"})
+
+    def pre_answer(self):
+        if self.early or self.answered or not self.alive:
+            return
+        self._set_codec()
+        self.early = True
+        self.times["progress_media"] = now_us()
+        self.emit("CHANNEL_PROGRESS_MEDIA")
+        self.set_callstate("EARLY")
+
+    def answer(self):
+        """Answer: the `answer` app on an inbound leg, or the far end picking up an outbound leg."""
+        if self.answered or not self.alive:
+            return
+        if self.direction == "outbound":
+            self._set_codec()
+        else:
+            self.pre_answer()
+        self.answered = True
+        self.times["answered"] = now_us()
+        self.set_var("endpoint_disposition", "ANSWER")
+        self.emit("CHANNEL_ANSWER")
+        self.set_callstate("ACTIVE")
+        if self.direction == "outbound" and self.sip_peer is not None:
+            self.emit("CALL_UPDATE", {"Direction": "RECV", "Sent-Callee-ID-Name": self.caller_id_name,
+                                      "Sent-Callee-ID-Number": self.caller_id_number,
+                                      "Bridged-To": self.sip_peer.uuid})
+        peer = self.sip_peer
+        if peer is not None and peer.direction == "outbound" and not peer.answered:
+            # the 200 OK reaches the other leg after this leg's session moved on (fixture 01)
+            self.switch.spawn(peer.answer)
+        self.wake()
+
+    # --- DTMF, messages, far end ---------------------------------------------------------------
+    def receive_dtmf(self, digit, duration=2000, source="RTP"):
+        if not self.alive:
+            return
+        self.emit("DTMF", {"DTMF-Digit": digit, "DTMF-Duration": str(duration), "DTMF-Source": source})
+        self.set_var("last_dtmf_duration", duration)
+        self.dtmf.append(digit)
+        self.wake()
+
+    def press(self, digits):
+        """The far end sends RFC2833 digits, one DTMF event each."""
+        for digit in str(digits):
+            self.receive_dtmf(digit)
+
+    def speak(self, wav_path):
+        self.audio = wav_path
+        self.audio_since = time.time()
+
+    def queue_message(self, message):
+        self.messages.append(message)
+        self.wake()
+
+    def request_break(self, everything=False):
+        self.break_flag = True
+        if everything:
+            self.messages = collections.deque(m for m in self.messages if m.get("app") != "playback")
+        self.wake()
+
+    def transfer(self, extension, context=None, dialplan="XML"):
+        self.transfer_to = (extension, context or self.context, dialplan)
+        self.times["transfer"] = now_us()
+        self.wake()
+
+    def hangup(self, cause="NORMAL_CLEARING"):
+        """The far end hangs up: BYE when answered, CANCEL (inbound) or refusal (outbound) before."""
+        if self.answered:
+            disposition = "recv_bye"
+        else:
+            disposition = "recv_cancel" if self.direction == "inbound" else "recv_refuse"
+        return self.kill(cause, disposition)
+
+    def kill(self, cause="NORMAL_CLEARING", disposition="send_bye"):
+        """Start hanging up from the switch side (uuid_kill, the hangup app, a BYE from the peer)."""
+        if self.hangup_cause is not None:
+            return False
+        self.hangup_cause = cause
+        self.hangup_disposition = disposition
+        self.times["hangup"] = now_us()
+        self.emit("CHANNEL_HANGUP", {"Hangup-Cause": cause})
+        self.wake()
+        if self.greenlet is None or self.greenlet.dead:
+            self.greenlet = gevent.spawn(self._finish)
+        return True
+
+    def wait_hangup(self, timeout=None):
+        return self._gone.wait(timeout)
+
+    # --- session thread -----------------------------------------------------------------------
+    def start(self, apps=None, outgoing=False):
+        """Run the session: dialplan lookup (or the given apps) and then the hangup states."""
+        self.greenlet = gevent.spawn(self._run, apps, outgoing)
+        return self.greenlet
+
+    def _run(self, apps, outgoing):
+        from engine.sim import apps as applications
+        try:
+            if not outgoing:
+                self.set_state("CS_INIT")
+                self.emit("CHANNEL_CREATE")
+                self.state = "CS_ROUTING"
+                self.set_callstate("RINGING")
+                self.emit("CHANNEL_STATE")
+            while True:
+                try:
+                    if apps is None:
+                        apps = self.switch.dialplan.lookup(self)
+                    self.set_state("CS_EXECUTE")
+                    for app, arg in apps or ():
+                        self.check()
+                        self.run_messages()
+                        applications.execute(self, app, arg)
+                    self.check()
+                    if apps is None:
+                        self.kill("NO_ROUTE_DESTINATION")
+                    elif not self.parked:
+                        self.kill("NORMAL_CLEARING")
+                    break
+                except Transfer:
+                    if self.hangup_cause is not None:
+                        break
+                    extension, context, _ = self.transfer_to
+                    self.transfer_to = None
+                    self.destination_number = extension
+                    self.context = context
+                    apps = None
+                    self.set_state("CS_ROUTING")
+        except Hangup:
+            pass
+        except Exception:
+            self.log.exception("%s: session failed", self.uuid)
+            self.kill("NORMAL_TEMPORARY_FAILURE")
+        self._finish()
+
+    def run_messages(self):
+        from engine.sim import apps as applications
+        while self.messages and self.alive:
+            msg = self.messages.popleft()
+            applications.execute(self, msg["app"], msg.get("arg", ""), msg.get("event_uuid"),
+                                 loops=msg.get("loops", 1))
+
+    def park_loop(self):
+        """Park: run queued messages until hangup or transfer (the `park` app, socket async)."""
+        self.parked = True
+        self.emit("CHANNEL_PARK")
+        try:
+            while True:
+                self.wait(until=lambda: bool(self.messages))
+                self.run_messages()
+        finally:
+            self.parked = False
+            self.emit("CHANNEL_UNPARK")
+
+    def _finish(self):
+        if self.state in ("CS_HANGUP", "CS_REPORTING", "CS_DESTROY"):
+            return
+        self.switch.media.stop_all(self)
+        if self.bridged_to:
+            self.switch.unbridge(self)
+        self.set_state("CS_HANGUP")
+        self.set_callstate("HANGUP")
+        self.set_state("CS_REPORTING")
+        self._cdr_variables()
+        self.emit("CHANNEL_HANGUP_COMPLETE", {"Hangup-Cause": self.hangup_cause})
+        for hold in list(self.destroy_holds):
+            hold.channel_hungup(self)
+        peer = self.sip_peer
+        if peer is not None and peer.alive:
+            self.switch.spawn(peer.kill, "NORMAL_CLEARING", "recv_bye")
+        deadline = time.monotonic() + 3600
+        while self.destroy_holds and time.monotonic() < deadline:
+            self._signal.clear()
+            self._signal.wait(1.0)
+        self.emit("CHANNEL_DESTROY")
+        self.state = "CS_DESTROY"
+        self.emit("CHANNEL_STATE")
+        self.switch.channel_gone(self)
+        self._gone.set()
+
+    def release_hold(self, hold):
+        self.destroy_holds.discard(hold)
+        self._signal.set()
+
+    def _cdr_variables(self):
+        t = self.times
+        end = t["hangup"] or now_us()
+        start = t["created"]
+        answered = t["answered"]
+        v = self.variables
+        v["hangup_cause"] = self.hangup_cause
+        v["hangup_cause_q850"] = str(Q850.get(self.hangup_cause, 16))
+        v["digits_dialed"] = "none"
+
+        def stamp(us):
+            return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(us / 1e6)) if us else ""
+        v["start_stamp"] = v["profile_start_stamp"] = stamp(start)
+        if answered:
+            v["answer_stamp"] = stamp(answered)
+        v["end_stamp"] = stamp(end)
+        for key, us in (("start", start), ("profile_start", start), ("answer", answered),
+                        ("bridge", t["bridged"]), ("last_hold", 0), ("hold_accum", None),
+                        ("resurrect", 0), ("progress", t["progress"]),
+                        ("progress_media", t["progress_media"]), ("end", end)):
+            if key == "hold_accum":
+                v.update({"hold_accum_seconds": "0", "hold_accum_usec": "0", "hold_accum_ms": "0"})
+                continue
+            v[f"{key}_epoch"] = str(us // 1_000_000)
+            v[f"{key}_uepoch"] = str(us)
+        v["last_app"] = self.current_app or ""
+        v["caller_id"] = f'"{self.caller_id_name}" <{self.caller_id_number}>'
+        dur = end - start
+        bill = end - answered if answered else 0
+        answer_wait = answered - start if answered else 0
+        wait = answer_wait
+        pm = t["progress_media"] - start if t["progress_media"] else 0
+        v["duration"] = str(dur // 1_000_000)
+        v["billsec"] = str(bill // 1_000_000)
+        v["progresssec"] = "0"
+        v["answersec"] = str(answer_wait // 1_000_000)
+        v["waitsec"] = str(wait // 1_000_000)
+        v["progress_mediasec"] = str(pm // 1_000_000)
+        v["flow_billsec"] = str(dur // 1_000_000)
+        v["mduration"] = str(dur // 1000)
+        v["billmsec"] = str(bill // 1000)
+        v["progressmsec"] = "0"
+        v["answermsec"] = str(answer_wait // 1000)
+        v["waitmsec"] = str(wait // 1000)
+        v["progress_mediamsec"] = str(pm // 1000)
+        v["flow_billmsec"] = str(dur // 1000)
+        v["uduration"] = str(dur)
+        v["billusec"] = str(bill)
+        v["progressusec"] = "0"
+        v["answerusec"] = str(answer_wait)
+        v["waitusec"] = str(wait)
+        v["progress_mediausec"] = str(pm)
+        v["flow_billusec"] = str(dur)
+        v["sip_hangup_disposition"] = self.hangup_disposition or "send_bye"
+        if self.codec:
+            secs = max(bill // 1_000_000, 0)
+            packets = secs * 50
+            v.update({"rtp_audio_in_raw_bytes": str(packets * 103), "rtp_audio_in_media_bytes": str(packets * 103),
+                      "rtp_audio_in_packet_count": str(packets), "rtp_audio_in_media_packet_count": str(packets),
+                      "rtp_audio_in_skip_packet_count": "0", "rtp_audio_in_jitter_packet_count": "0",
+                      "rtp_audio_in_dtmf_packet_count": "0", "rtp_audio_in_cng_packet_count": "0",
+                      "rtp_audio_in_flush_packet_count": "0", "rtp_audio_in_largest_jb_size": "0",
+                      "rtp_audio_in_jitter_min_variance": "0.00", "rtp_audio_in_jitter_max_variance": "0.00",
+                      "rtp_audio_in_jitter_loss_rate": "0.00", "rtp_audio_in_jitter_burst_rate": "0.00",
+                      "rtp_audio_in_mean_interval": "20.00", "rtp_audio_in_flaw_total": "0",
+                      "rtp_audio_in_quality_percentage": "100.00", "rtp_audio_in_mos": "4.50",
+                      "rtp_audio_out_raw_bytes": str(packets * 103), "rtp_audio_out_media_bytes": str(packets * 103),
+                      "rtp_audio_out_packet_count": str(packets), "rtp_audio_out_media_packet_count": str(packets),
+                      "rtp_audio_out_skip_packet_count": "0", "rtp_audio_out_dtmf_packet_count": "0",
+                      "rtp_audio_out_cng_packet_count": "0", "rtp_audio_rtcp_packet_count": "0",
+                      "rtp_audio_rtcp_octet_count": "0"})
+
+    def __repr__(self):
+        return f"<Channel {self.uuid} {self.name} {self.state}/{self.call_state}>"

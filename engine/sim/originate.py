@@ -1,0 +1,112 @@
+"""Originate: create the outbound leg, ring its target, wait for answer or failure.
+
+Targets: `sofia/internal/<ext>@host[:port]` to one of our own extensions is a loopback SIP call,
+exactly as in the fixtures (an outbound `sofia/internal/...` leg plus the inbound
+`sofia/external/<cid>@127.0.0.1` leg that runs the public dialplan); the same dial string to a
+registered extension, or `user/<ext>`, rings that endpoint's phone; `loopback/<ext>[/<context>]`
+runs the dialplan on a loopback pair; `error/<cause>` fails at once.
+"""
+import uuid as _uuid
+
+from engine.sim.channel import Channel
+from engine.sim.events import now_us
+
+
+def _outbound_variables(ch, variables, profile="internal"):
+    v = {"direction": "outbound", "is_outbound": "true", "uuid": ch.uuid,
+         "session_id": str(ch.switch.next_session_id()), "sip_profile_name": profile,
+         "video_media_flow": "disabled", "text_media_flow": "disabled", "channel_name": ch.name}
+    v.update(variables)
+    v.update({"originate_early_media": "true", "originate_endpoint": ch.name.split("/")[0],
+              "audio_media_flow": "sendrecv", "sofia_profile_name": profile,
+              "recovery_profile_name": profile, "sip_call_id": str(_uuid.uuid4()),
+              "call_uuid": ch.uuid})
+    return v
+
+
+def _resolve(switch, endpoint):
+    """(kind, extension, host, context)."""
+    parts = endpoint.split("/")
+    tech = parts[0]
+    if tech == "user" and len(parts) > 1:
+        ext, _, host = parts[1].partition("@")
+        return "user", ext, host or switch.global_vars.get("domain", "127.0.0.1"), None
+    if tech == "sofia" and len(parts) > 2:
+        if parts[1] == "gateway":
+            return "gateway", parts[-1], parts[2], None
+        ext, _, host = parts[2].partition("@")
+        return "sofia", ext, host, parts[1]
+    if tech == "loopback" and len(parts) > 1:
+        return "loopback", parts[1], "", parts[2] if len(parts) > 2 else "default"
+    if tech == "error" and len(parts) > 1:
+        return "error", parts[1], "", None
+    return "unknown", endpoint, "", None
+
+
+def originate(switch, endpoint, variables, timeout):
+    """Returns (True, answered A-leg Channel) or (False, hangup cause)."""
+    kind, ext, host, extra = _resolve(switch, endpoint)
+    if kind == "error":
+        return False, ext
+    if kind in ("unknown", "gateway"):
+        return False, "CHAN_NOT_IMPLEMENTED" if kind == "unknown" else "GATEWAY_DOWN"
+    a_uuid = variables.get("origination_uuid") or str(_uuid.uuid4())
+    if a_uuid in switch.channels:
+        return False, "DESTINATION_OUT_OF_ORDER"
+    cid_num = variables.get("origination_caller_id_number", "0000000000")
+    cid_name = variables.get("origination_caller_id_name", "FreeSWITCH")
+    endpoint_obj = switch.endpoints.get(ext) if kind in ("user", "sofia") else None
+    if kind == "user" and endpoint_obj is None:
+        return False, "USER_NOT_REGISTERED"
+    if kind == "user":
+        name = f"sofia/internal/{ext}@{host}"
+    elif kind == "loopback":
+        name = f"loopback/{ext}-a"
+    else:
+        name = f"sofia/{extra}/{ext}@{host}"
+    a = Channel(switch, name, "outbound", cid_num, cid_name, ext, uuid=a_uuid, context="default",
+                dialplan="", source="src/switch_ivr_originate.c")
+    a.callee_id_number, a.callee_id_name = ext, ext
+    a.variables.update(_outbound_variables(a, variables))
+    a.state = "CS_NONE"
+    switch.add_channel(a)
+    a.emit("CHANNEL_OUTGOING")
+    a.set_state("CS_INIT")
+    a.emit("CHANNEL_CREATE")
+    a.emit("CHANNEL_ORIGINATE")
+    a.set_state("CS_ROUTING")
+    a.set_state("CS_CONSUME_MEDIA")
+    if endpoint_obj is not None:
+        a.endpoint = endpoint_obj
+        a.times["progress"] = now_us()
+        a.emit("CHANNEL_PROGRESS")
+        a.set_callstate("RINGING")
+        switch.spawn(endpoint_obj.on_ring, a)
+    else:
+        # loopback SIP into our own public context (or a loopback/ pair into `extra` context)
+        inbound_name = f"sofia/external/{cid_num}@127.0.0.1" if kind == "sofia" else f"loopback/{ext}-b"
+        b = Channel(switch, inbound_name, "inbound", cid_num, cid_name, ext,
+                    context="public" if kind == "sofia" else extra, network_addr="127.0.0.1",
+                    username=cid_num, source="mod_sofia" if kind == "sofia" else "mod_loopback")
+        from engine.sim.switch import inbound_sip_variables
+        b.variables.update(inbound_sip_variables(b, cid_num, cid_name, ext))
+        for k, v in variables.items():
+            if k.startswith("sip_h_"):
+                b.set_var(k, v)
+        a.sip_peer, b.sip_peer = b, a
+        switch.add_channel(b)
+        b.set_state("CS_NEW")
+        b.start()
+    try:
+        answered = a.wait(timeout, until=lambda: a.answered)
+    except Exception:
+        answered = False
+    if a.answered:
+        a.other = None
+        return True, a
+    if a.alive and not answered:
+        a.kill("NO_ANSWER" if endpoint_obj is not None else "ORIGINATOR_CANCEL", "send_cancel")
+        if a.sip_peer is not None and a.sip_peer.alive:
+            a.sip_peer.kill("ORIGINATOR_CANCEL", "recv_cancel")
+        return False, "NO_ANSWER"
+    return False, a.hangup_cause or "NORMAL_CLEARING"
