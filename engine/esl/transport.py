@@ -118,7 +118,7 @@ class Transport:
             event = events.get()
             if event is None:
                 return
-            for handler in self._handlers.get(event.name, ()) + self._handlers.get("*", []):
+            for handler in self._handlers.get(event.name, []) + self._handlers.get("*", []):
                 try:
                     handler(event)
                 except Exception:
