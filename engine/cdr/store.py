@@ -181,6 +181,16 @@ class CdrStore:
             if path and path != ":memory:":
                 self._inode = os.stat(path).st_ino
 
+    def _reachable(self):
+        with self._lock:
+            try:
+                self._connect()
+                self.db.execute_sql("SELECT 1")
+                return True
+            except DB_ERRORS:
+                self._disconnect()
+                return False
+
     def _disconnect(self):
         try:
             if self.db is not None and not self.db.is_closed():
@@ -250,7 +260,7 @@ class CdrStore:
                              self.spool_path, exc, path)
         if committed:
             log.info("spool: %d CDR(s) written to the database", committed)
-        if not failed and self.db_down:
+        if not failed and self.db_down and self._reachable():
             log.info("CDR database %s is back", self.url)
             self.db_down = False
         return committed, self.pending()
