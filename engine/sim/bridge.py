@@ -1,20 +1,162 @@
-"""Bridges (uuid_bridge, the bridge app) and eavesdrop."""
+"""Bridges (uuid_bridge, the bridge app) and eavesdrop, with the event order of fixtures 02 and 04.
+
+uuid_bridge moves both parked legs out of park (UNPARK, park EXECUTE_COMPLETE) through
+CS_HIBERNATE/CS_RESET/CS_SOFT_EXECUTE; each leg then shows CHANNEL_EXECUTE `uuid_bridge <other>`,
+the A leg sends CHANNEL_BRIDGE and the B leg goes to CS_EXCHANGE_MEDIA. When one leg hangs up the
+other is hung up at once and the A leg sends CHANNEL_UNBRIDGE (unless park_after_bridge=true).
+"""
+import uuid as _uuid
+
+from engine.sim.channel import Hangup, Transfer
+from engine.sim.events import now_us
+
+BRIDGE = "__bridge__"
+
+
+def uuid_bridge(switch, a, b):
+    a.transfer_to = (BRIDGE, b.uuid, "A")
+    b.transfer_to = (BRIDGE, a.uuid, "B")
+    a.wake()
+    b.wake()
+
+
+def bridged_session(ch, other_uuid, role):
+    """Run in the channel's session greenlet after uuid_bridge interrupted its application."""
+    for state in ("CS_HIBERNATE", "CS_RESET", "CS_SOFT_EXECUTE"):
+        ch.set_state(state)
+    ch.emit("CHANNEL_EXECUTE", {"Application": "uuid_bridge", "Application-Data": other_uuid,
+                                "Application-UUID": str(_uuid.uuid4())})
+    other = ch.switch.channels.get(other_uuid)
+    if other is None or not other.alive:
+        ch.kill("NORMAL_CLEARING")
+        ch.check()
+    _bridge_loop(ch, other, role)
+
+
+def _link(ch, other, role):
+    ch.bridged_to = other.uuid
+    ch.other = other
+    ch.other_type = "originatee" if role == "A" else "originator"
+    ch.times["bridged"] = now_us()
+    ch.set_var("bridge_uuid", other.uuid)
+    ch.set_var("signal_bond", other.uuid)
+    ch.set_var("last_bridge_to", other.uuid)
+
+
+def _bridge_loop(ch, other, role):
+    _link(ch, other, role)
+    if role == "A":
+        ch.emit("CHANNEL_BRIDGE", {"Bridge-A-Unique-ID": ch.uuid, "Bridge-B-Unique-ID": other.uuid})
+    else:
+        ch.set_state("CS_EXCHANGE_MEDIA")
+    try:
+        while True:
+            ch.wait(until=lambda: bool(ch.messages) or ch.bridged_to != other.uuid or not other.alive)
+            if ch.messages:
+                ch.run_messages()
+                continue
+            break
+    except (Hangup, Transfer):
+        _end(ch, other, role)
+        raise
+    _end(ch, other, role)
+    if ch.alive and ch.transfer_to is None:
+        if ch.variables.get("park_after_bridge") == "true":
+            ch.park_loop()
+        else:
+            ch.kill("NORMAL_CLEARING")
+            ch.check()
+
+
+def _end(ch, other, role):
+    if ch.bridged_to is None and other.bridged_to is None:
+        return
+    ch.bridged_to = None
+    if other.bridged_to == ch.uuid:
+        other.bridged_to = None
+        if other.alive and other.transfer_to is None \
+                and other.variables.get("park_after_bridge") != "true":
+            other.kill("NORMAL_CLEARING")
+        other.wake()
+    if role == "A":
+        ch.emit("CHANNEL_UNBRIDGE", {"Bridge-A-Unique-ID": ch.uuid, "Bridge-B-Unique-ID": other.uuid})
+    elif other is not None:
+        other.emit("CHANNEL_UNBRIDGE", {"Bridge-A-Unique-ID": other.uuid, "Bridge-B-Unique-ID": ch.uuid})
 
 
 def unbridge(switch, ch):
+    """Called while a channel hangs up outside the bridge loop (defensive)."""
     other = switch.channels.get(ch.bridged_to) if ch.bridged_to else None
     ch.bridged_to = None
     if other is not None and other.bridged_to == ch.uuid:
         other.bridged_to = None
-
-
-def uuid_bridge(switch, a, b):
-    raise NotImplementedError("uuid_bridge")
+        other.wake()
 
 
 def bridge_app(switch, ch, arg):
-    raise NotImplementedError("bridge")
+    """The `bridge` application: originate the B leg, bridge on answer, return when it ends."""
+    from engine.sim import api, originate
+    variables, endpoint = api.split_vars(arg.strip())
+    variables.setdefault("origination_caller_id_number", ch.caller_id_number)
+    variables.setdefault("origination_caller_id_name", ch.caller_id_name)
+    timeout = int(variables.get("call_timeout") or ch.variables.get("call_timeout") or 60)
+    ok, result = originate.originate(switch, endpoint, variables, timeout)
+    if not ok:
+        ch.set_var("originate_disposition", result)
+        ch.set_var("DIALSTATUS", result)
+        return "_none_"
+    b = result
+    ch.set_var("originate_disposition", "SUCCESS")
+    ch.set_var("DIALSTATUS", "SUCCESS")
+    if not ch.answered:
+        ch.answer()
+    b.transfer_to = (BRIDGE, ch.uuid, "B-app")
+    b.start(apps=[], outgoing=True)
+    try:
+        _link(ch, b, "A")
+        ch.emit("CHANNEL_BRIDGE", {"Bridge-A-Unique-ID": ch.uuid, "Bridge-B-Unique-ID": b.uuid})
+        while True:
+            ch.wait(until=lambda: bool(ch.messages) or ch.bridged_to != b.uuid or not b.alive)
+            if ch.messages:
+                ch.run_messages()
+                continue
+            break
+    finally:
+        _end(ch, b, "A")
+    return "_none_"
 
 
-def eavesdrop(switch, ch, target):
-    raise NotImplementedError("eavesdrop")
+def b_leg_session(ch, other_uuid):
+    """The B leg of a `bridge` app: exchange media until the bridge ends."""
+    other = ch.switch.channels.get(other_uuid)
+    if other is None:
+        ch.kill("NORMAL_CLEARING")
+        ch.check()
+    ch.set_state("CS_EXCHANGE_MEDIA")
+    _link(ch, other, "B")
+    try:
+        ch.wait(until=lambda: ch.bridged_to != other.uuid or not other.alive)
+    finally:
+        _end(ch, other, "B")
+    if ch.alive and ch.transfer_to is None:
+        ch.kill("NORMAL_CLEARING")
+        ch.check()
+
+
+def eavesdrop(switch, ch, target_uuid):
+    """`eavesdrop <uuid>`: a media bug on the target until either side hangs up."""
+    target = switch.channels.get(target_uuid)
+    if target is None or not target.alive:
+        ch.log.error("%s: eavesdrop target %s not found", ch.uuid, target_uuid)
+        return "_none_"
+    if not ch.answered:
+        ch.answer()
+    bug = {"Media-Bug-Function": "eavesdrop", "Media-Bug-Target": target.uuid}
+    target.emit("MEDIA_BUG_START", bug)
+    ch.set_var("eavesdrop_target", target.uuid)
+    try:
+        ch.wait(until=lambda: not target.alive)
+    finally:
+        if target.state not in ("CS_DESTROY",):
+            target.emit("MEDIA_BUG_STOP", bug)
+    return "_none_"

@@ -330,8 +330,13 @@ class Channel:
                 self.state = "CS_ROUTING"
                 self.set_callstate("RINGING")
                 self.emit("CHANNEL_STATE")
+            bridge_with = None
             while True:
                 try:
+                    if bridge_with is not None:
+                        self._bridged(*bridge_with)
+                        self.check()
+                        break
                     if apps is None:
                         apps = self.switch.dialplan.lookup(self)
                     self.set_state("CS_EXECUTE")
@@ -348,8 +353,12 @@ class Channel:
                 except Transfer:
                     if self.hangup_cause is not None:
                         break
-                    extension, context, _ = self.transfer_to
+                    extension, context, how = self.transfer_to
                     self.transfer_to = None
+                    if extension == "__bridge__":
+                        bridge_with = (context, how)
+                        continue
+                    bridge_with = None
                     self.destination_number = extension
                     self.context = context
                     apps = None
@@ -360,6 +369,13 @@ class Channel:
             self.log.exception("%s: session failed", self.uuid)
             self.kill("NORMAL_TEMPORARY_FAILURE")
         self._finish()
+
+    def _bridged(self, other_uuid, how):
+        from engine.sim import bridge
+        if how == "B-app":
+            bridge.b_leg_session(self, other_uuid)
+        else:
+            bridge.bridged_session(self, other_uuid, how)
 
     def run_messages(self):
         from engine.sim import apps as applications

@@ -1,4 +1,37 @@
-"""Conferences (mod_conference subset)."""
+"""Conferences (the mod_conference subset the hotline uses for three-way calls), fixture 03.
+
+Members are channels running the `conference name@profile` app; CUSTOM `conference::maintenance`
+events carry the conference block, the member's channel block and its flags, then `Action`.
+"""
+import json
+import uuid as _uuid
+
+from engine.sim.events import now_us
+
+SUBCLASS = "conference::maintenance"
+ENTER_SOUND = "tone_stream://%(200,0,500,600,700)"
+
+
+class Member:
+    def __init__(self, member_id, ch):
+        self.id = member_id
+        self.ch = ch
+        self.speak = True
+        self.hear = True
+        self.kicked = None          # "kick" / "hup"
+        self.joined = now_us()
+
+
+class Room:
+    def __init__(self, name, profile, domain):
+        self.name = name
+        self.profile = profile
+        self.domain = domain
+        self.uuid = str(_uuid.uuid4())
+        self.members = []
+        self.floor = None
+        self.next_id = 1
+        self.created = now_us()
 
 
 class Conferences:
@@ -6,8 +39,181 @@ class Conferences:
         self.switch = switch
         self.rooms = {}
 
-    def api(self, arg):
-        return "-ERR Conference not found\n"
+    # --- events -------------------------------------------------------------------------------
+    def _conf_fields(self, room):
+        return {"Conference-Name": room.name, "Conference-Domain": room.domain,
+                "Conference-Size": str(len(room.members)), "Conference-Ghosts": "0",
+                "Conference-Profile-Name": room.profile, "Conference-Unique-ID": room.uuid}
 
+    def _emit(self, room, action, member=None, **extra):
+        fields = self._conf_fields(room)
+        variables = ()
+        uuid = None
+        if member is not None:
+            ch = member.ch
+            fields["Floor"] = "true" if room.floor is member else "false"
+            fields.update(ch.fields())
+            fields.update({"Video": "false", "Hear": _b(member.hear), "See": "true",
+                           "Speak": _b(member.speak), "Talking": "false", "Mute-Detect": "false",
+                           "Hold": "false", "Member-ID": str(member.id), "Member-Type": "member",
+                           "Member-Ghost": "false", "Energy-Level": "100", "Current-Energy": "0"})
+            variables = list(ch.variables.items())
+            uuid = ch.uuid
+        fields["Action"] = action
+        fields.update(extra)
+        ev = self.switch.factory.make("CUSTOM", fields, variables, subclass=SUBCLASS, uuid=uuid)
+        if member is not None:
+            member.ch.events.append("CUSTOM::" + SUBCLASS)
+        self.switch.dispatch(ev)
+
+    def _play(self, room, path, error=None):
+        extra = {"File": path, "Async": "false"}
+        if error:
+            extra["Error"] = error
+            self._emit(room, "play-file", **extra)
+            return
+        self._emit(room, "play-file", **extra)
+        from engine.sim import media
+        try:
+            seconds = media.duration(path, self.switch.sounds_dir) or 0
+        except media.MediaError:
+            seconds = 0
+
+        def done():
+            if room.name in self.rooms:
+                ms = int(seconds * 1000)
+                self._emit(room, "play-file-done", seconds=str(ms // 1000), milliseconds=str(ms),
+                           samples=str(ms * 8), File=path)
+        self.switch.spawn_later(seconds, done)
+
+    # --- membership ---------------------------------------------------------------------------------
     def join(self, ch, arg):
-        raise NotImplementedError("conference")
+        name, _, profile = arg.strip().split(" ")[0].partition("@")
+        profile = profile or "default"
+        room = self.rooms.get(name)
+        if room is None:
+            room = self.rooms[name] = Room(name, profile, self.switch.global_vars.get("domain", "127.0.0.1"))
+            self._emit(room, "conference-create")
+        if not ch.answered:
+            ch.answer()
+        member = Member(room.next_id, ch)
+        room.next_id += 1
+        room.members.append(member)
+        if len(room.members) == 1:
+            self._play(room, "conference/conf-alone.wav", error="File could not be played")
+        self._emit(room, "add-member", member)
+        if room.floor is None:
+            room.floor = member
+            self._emit(room, "floor-change", member, **{"Old-ID": "none", "New-ID": str(member.id)})
+        self._play(room, ENTER_SOUND)
+        try:
+            while True:
+                ch.wait(until=lambda: bool(ch.messages) or member.kicked is not None)
+                if member.kicked is not None:
+                    break
+                ch.run_messages()
+        finally:
+            if member.kicked == "hup":
+                ch.kill("NORMAL_CLEARING")
+            self._leave(room, member)
+        ch.check()
+        return "_none_"
+
+    def _leave(self, room, member):
+        if member not in room.members:
+            return
+        room.members.remove(member)
+        self._emit(room, "del-member", member)
+        if room.floor is member:
+            room.floor = room.members[0] if room.members else None
+            if room.floor is not None:
+                self._emit(room, "floor-change", room.floor,
+                           **{"Old-ID": str(member.id), "New-ID": str(room.floor.id)})
+        if not room.members:
+            self.rooms.pop(room.name, None)
+            self._emit(room, "conference-destroy")
+
+    # --- api ----------------------------------------------------------------------------------------
+    def api(self, arg):
+        words = arg.split()
+        if not words:
+            return "-ERR no conference name\n"
+        if words[0] == "list" and len(words) == 1:
+            return "".join(f"+OK Conference {r.name} ({len(r.members)} members rate: 8000 flags: running|answered|enforce_min|dynamic|exit_sound|enter_sound)\n"
+                           + self._list(r) for r in self.rooms.values()) or "+OK No active conferences.\n"
+        room = self.rooms.get(words[0])
+        if room is None:
+            return f"-ERR Conference {words[0]} not found\n"
+        action = words[1] if len(words) > 1 else "list"
+        target = words[2] if len(words) > 2 else ""
+        if action == "list":
+            return self._list(room)
+        if action == "json_list":
+            return self._json_list(room)
+        if action == "play":
+            self._play(room, target)
+            return f"+OK (play) Playing file {target}\n"
+        members = self._select(room, target)
+        if action in ("kick", "hup"):
+            out = ""
+            for m in members:
+                m.kicked = action
+                self._emit(room, f"{action}-member", m)
+                m.ch.wake()
+                out += f"+OK {action} {m.id}\n"
+            return out or f"-ERR Non-Existant ID {target}\n"
+        if action in ("mute", "unmute", "deaf", "undeaf"):
+            out = ""
+            for m in members:
+                if action in ("mute", "unmute"):
+                    m.speak = action == "unmute"
+                else:
+                    m.hear = action == "undeaf"
+                self._emit(room, f"{action}-member", m)
+                out += f"+OK {action} {m.id}\n"
+            return out or f"-ERR Non-Existant ID {target}\n"
+        return f"-ERR Unknown conference command {action}\n"
+
+    @staticmethod
+    def _select(room, target):
+        if target == "all":
+            return list(reversed(room.members))
+        if target == "last":
+            return room.members[-1:]
+        return [m for m in room.members if str(m.id) == target or m.ch.uuid == target]
+
+    def _list(self, room):
+        lines = []
+        for m in reversed(room.members):
+            flags = "|".join(f for f, on in (("hear", m.hear), ("speak", m.speak),
+                                             ("floor", room.floor is m)) if on)
+            lines.append(f"{m.id};{m.ch.name};{m.ch.uuid};{m.ch.caller_id_name};"
+                         f"{m.ch.caller_id_number};{flags};0;0;100\n")
+        return "".join(lines)
+
+    def _json_list(self, room):
+        now = now_us()
+        members = [{"type": "caller", "id": m.id,
+                    "flags": {"can_hear": m.hear, "can_see": True, "can_speak": m.speak, "hold": False,
+                              "mute_detect": False, "talking": False, "has_video": False,
+                              "video_bridge": False, "has_floor": room.floor is m, "is_moderator": False,
+                              "end_conference": False, "mandatory_member_end_conference": False,
+                              "pass_digits": False},
+                    "uuid": m.ch.uuid, "caller_id_name": m.ch.caller_id_name,
+                    "caller_id_number": m.ch.caller_id_number, "join_time": (now - m.joined) // 1_000_000,
+                    "last_talking": 0, "energy": 100, "volume_in": 0, "volume_out": 0,
+                    "output-volume": 0, "input-volume": 0}
+                   for m in reversed(room.members)]
+        conf = {"conference_name": room.name, "member_count": len(room.members), "ghost_count": 0,
+                "rate": 8000, "run_time": (now - room.created) // 1_000_000,
+                "conference_uuid": room.uuid, "canvas_count": 0, "max_bw_in": 0, "force_bw_in": 0,
+                "video_floor_packets": 0, "locked": False, "destruct": False, "wait_mod": False,
+                "audio_always": False, "running": True, "answered": True, "enforce_min": True,
+                "bridge_to": False, "dynamic": True, "exit_sound": True, "enter_sound": True,
+                "recording": False, "video_bridge": False, "video_floor_only": False,
+                "video_rfc4579": False, "variables": {}, "members": members}
+        return json.dumps([conf], indent="\t").replace('": ', '":\t')
+
+
+def _b(value):
+    return "true" if value else "false"

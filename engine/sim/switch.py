@@ -113,6 +113,12 @@ class Switch:
         g.link(self._spawned.discard)
         return g
 
+    def spawn_later(self, seconds, fn, *args):
+        g = gevent.spawn_later(seconds, fn, *args)
+        self._spawned.add(g)
+        g.link(self._spawned.discard)
+        return g
+
     def _heartbeat_loop(self):
         while True:
             gevent.sleep(HEARTBEAT_SECONDS)
@@ -128,6 +134,8 @@ class Switch:
             "Session-Per-Sec-FiveMin": "0", "Session-Since-Startup": str(self.sessions_since_startup),
             "Session-Peak-Max": str(self.peak_sessions), "Session-Peak-FiveMin": str(self.peak_sessions),
             "Idle-CPU": "95.000000"})
+        self.emit("RE_SCHEDULE", {"Task-ID": "1", "Task-Desc": "heartbeat", "Task-Group": "core",
+                                  "Task-Runtime": str(int(time.time()) + HEARTBEAT_SECONDS)})
 
     # --- events ---------------------------------------------------------------------------------
     def emit(self, name, fields=None, body="", subclass=""):

@@ -1,0 +1,165 @@
+"""Bridges, conferences, eavesdrop, json events and the listing commands of the simulated switch."""
+import json
+import os
+import time
+import uuid
+
+import gevent
+import pytest
+
+from engine.esl.connection import InboundConnection
+from engine.sim.switch import Switch
+
+DIALPLAN = os.path.join(os.path.dirname(__file__), "sim_dialplan")
+
+
+@pytest.fixture
+def switch():
+    sw = Switch([DIALPLAN], hostname="simtest")
+    sw.address = sw.start("127.0.0.1", 0)
+    yield sw
+    sw.stop()
+
+
+@pytest.fixture
+def conn(switch):
+    c = InboundConnection(*switch.address, "ClueCon", events=("ALL",), reconnect=False)
+    c.seen = []
+    c.on("*", c.seen.append)
+    c.start(timeout=5)
+    yield c
+    c.stop()
+
+
+def wait_for(cond, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        gevent.sleep(0.01)
+
+
+def parked_caller(switch, conn, n):
+    """Originate to 7000 as the fixtures do; returns (internal A-leg uuid, inbound B-leg uuid)."""
+    a = str(uuid.uuid4())
+    out = conn.api(f"originate {{origination_uuid={a},origination_caller_id_number=1555000000{n},"
+                   f"origination_caller_id_name='Fixture {n}'}}sofia/internal/7000@127.0.0.1:5080 &park()")
+    assert out == f"+OK {a}\n"
+    b = switch.channels[a].sip_peer.uuid
+    wait_for(lambda: switch.channels[b].parked and switch.channels[a].parked)
+    return a, b
+
+
+def names_for(conn, uuid_, since=0):
+    return [e.name if e.name != "CUSTOM" else e.get("Action") for e in conn.seen[since:] if e.uuid == uuid_]
+
+
+def test_uuid_bridge_and_hangup_follow_fixture_02(switch, conn):
+    a1, b1 = parked_caller(switch, conn, 1)
+    a2, b2 = parked_caller(switch, conn, 2)
+    mark = len(conn.seen)
+    assert conn.api(f"uuid_bridge {b1} {b2}") == f"+OK {b2}\n"
+    wait_for(lambda: "CHANNEL_BRIDGE" in names_for(conn, b1, mark) and
+             "CS_EXCHANGE_MEDIA" == switch.channels[b2].state)
+    assert names_for(conn, b1, mark) == ["CHANNEL_UNPARK", "CHANNEL_EXECUTE_COMPLETE", "CHANNEL_STATE",
+                                         "CHANNEL_STATE", "CHANNEL_STATE", "CHANNEL_EXECUTE",
+                                         "CHANNEL_BRIDGE"]
+    bridge = next(e for e in conn.seen[mark:] if e.name == "CHANNEL_BRIDGE")
+    assert bridge.get("Bridge-A-Unique-ID") == b1 and bridge.get("Bridge-B-Unique-ID") == b2
+    assert bridge.get("Other-Leg-Unique-ID") == b2
+    calls = json.loads(conn.api("show calls as json"))
+    assert any(r["uuid"] == b1 and r["b_uuid"] == b2 for r in calls["rows"])
+
+    mark = len(conn.seen)
+    conn.api(f"uuid_kill {a1}")                     # the remote caller of leg 1 hangs up
+    wait_for(lambda: not switch.channels)
+    wait_for(lambda: all(names_for(conn, u, mark)[-2:] == ["CHANNEL_DESTROY", "CHANNEL_STATE"]
+                         for u in (a1, b1, a2, b2)))
+    seq1 = names_for(conn, b1, mark)
+    assert seq1[0] == "CHANNEL_HANGUP" and "CHANNEL_UNBRIDGE" in seq1
+    assert seq1[-3:] == ["CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY", "CHANNEL_STATE"]
+    assert names_for(conn, b2, mark)[0] == "CHANNEL_HANGUP"     # the bridged partner follows
+    assert conn.api(f"uuid_kill {b2}", check=False) == "-ERR No such channel!\n"
+
+
+def test_conference_three_way(switch, conn):
+    legs = [parked_caller(switch, conn, n)[1] for n in (1, 2, 3)]
+    mark = len(conn.seen)
+    for b in legs:
+        assert conn.api(f"uuid_transfer {b} 7100 XML public") == "+OK\n"
+        wait_for(lambda: "add-member" in names_for(conn, b, mark))
+    listing = conn.api("conference esl-fixture list")
+    assert [line.split(";")[2] for line in listing.strip().split("\n")] == list(reversed(legs))
+    assert "hear|speak|floor" in listing.strip().split("\n")[-1]
+    data = json.loads(conn.api("conference esl-fixture json_list"))
+    assert data[0]["member_count"] == 3
+    assert conn.api("conference esl-fixture mute 1") == "+OK mute 1\n"
+    assert conn.api("conference esl-fixture unmute 1") == "+OK unmute 1\n"
+    actions = [e.get("Action") for e in conn.seen[mark:] if e.name == "CUSTOM"]
+    assert actions[:2] == ["conference-create", "play-file"]
+    assert actions.count("add-member") == 3 and "floor-change" in actions
+    assert "mute-member" in actions and "unmute-member" in actions
+    first = names_for(conn, legs[0], mark)
+    assert first[:2] == ["CHANNEL_UNPARK", "CHANNEL_EXECUTE_COMPLETE"]
+    assert conn.api("conference esl-fixture hup all") == "+OK hup 3\n+OK hup 2\n+OK hup 1\n"
+    wait_for(lambda: not switch.channels)
+    wait_for(lambda: any(e.get("Action") == "conference-destroy" for e in conn.seen))
+    actions = [e.get("Action") for e in conn.seen[mark:] if e.name == "CUSTOM"]
+    assert actions[-1] == "conference-destroy" and actions.count("del-member") == 3
+    assert conn.api("conference esl-fixture list", check=False).startswith("-ERR")
+
+
+def test_eavesdrop_media_bug_and_completion(switch, conn):
+    _, b1 = parked_caller(switch, conn, 1)
+    _, b2 = parked_caller(switch, conn, 2)
+    a3, sup = parked_caller(switch, conn, 3)
+    conn.api(f"uuid_bridge {b1} {b2}")
+    wait_for(lambda: switch.channels[b1].bridged_to == b2)
+    mark = len(conn.seen)
+    from engine.esl import commands
+    conn.sendmsg(commands.execute("eavesdrop", b1, target_uuid=sup))
+    wait_for(lambda: "MEDIA_BUG_START" in names_for(conn, b1, mark))
+    bug = next(e for e in conn.seen[mark:] if e.name == "MEDIA_BUG_START")
+    assert bug.get("Media-Bug-Function") == "eavesdrop" and bug.get("Media-Bug-Target") == b1
+    assert "eavesdrop" in conn.api("show channels")
+    conn.api(f"uuid_kill {a3}")                        # the supervisor's phone hangs up
+    wait_for(lambda: names_for(conn, sup, mark)[-1:] == ["CHANNEL_STATE"] and sup not in switch.channels)
+    seq = names_for(conn, sup, mark)
+    assert seq[:2] == ["CHANNEL_EXECUTE", "CHANNEL_HANGUP"]
+    assert seq[2:5] == ["CHANNEL_EXECUTE_COMPLETE", "CHANNEL_UNPARK", "CHANNEL_EXECUTE_COMPLETE"]
+    assert "MEDIA_BUG_STOP" in names_for(conn, b1, mark)
+
+
+def test_json_events_dump_and_filters(switch):
+    c = InboundConnection(*switch.address, "ClueCon", events=("CHANNEL_ANSWER", "CHANNEL_PARK"),
+                          event_format="json", reconnect=False)
+    seen = []
+    c.on("*", seen.append)
+    c.start(timeout=5)
+    a, b = parked_caller(switch, c, 4)
+    wait_for(lambda: len([e for e in seen if e.name == "CHANNEL_PARK"]) == 2)
+    assert {e.name for e in seen} == {"CHANNEL_ANSWER", "CHANNEL_PARK"}
+    ans = next(e for e in seen if e.uuid == b and e.name == "CHANNEL_ANSWER")
+    assert ans.format == "json" and ans.get("Caller-Caller-ID-Name") == "Fixture 4"
+    assert ans.get("FreeSWITCH-IPv6") == "::1"         # json values are not URL-encoded
+    dump = json.loads(c.api(f"uuid_dump {b} json"))
+    assert dump["Event-Name"] == "CHANNEL_DATA" and dump["Unique-ID"] == b
+    plain = c.api(f"uuid_dump {b}")
+    assert plain.startswith("Event-Name: CHANNEL_DATA\n") and "Caller-Caller-ID-Name: Fixture%204" in plain
+    assert c.api(f"uuid_getvar {b} sip_from_user") == "15550000004"
+    assert c.api(f"uuid_setvar {b} hotline_node n1") == "+OK\n"
+    assert c.api(f"uuid_getvar {b} hotline_node") == "n1"
+    assert c.api(f"uuid_getvar {b} nothing_here") == "_undef_"
+    rows = json.loads(c.api("show channels as json"))
+    assert rows["row_count"] == 2 and {r["uuid"] for r in rows["rows"]} == {a, b}
+    assert c.api("show channels").strip().endswith("2 total.")
+    r = c.command("filter Unique-ID " + b)
+    assert r.reply_text == f"+OK filter added. [Unique-ID]=[{b}]"
+    c.stop()
+
+
+def test_heartbeat_event(switch, conn):
+    switch.heartbeat()
+    wait_for(lambda: any(e.name == "HEARTBEAT" for e in conn.seen))
+    hb = next(e for e in conn.seen if e.name == "HEARTBEAT")
+    assert hb.get("Event-Info") == "System Ready" and hb.get("Session-Count") == "0"
