@@ -51,6 +51,7 @@ class Call:
         self._digit_arrived = Flag()
         self._playing = None              # Event-UUID of an interruptible playback in progress
         self._gone = Flag()
+        self._hangup_sent = False
         self._complete = Flag()           # CHANNEL_HANGUP_COMPLETE seen (lingering socket)
         session.on("DTMF", self._on_dtmf)
         session.on("CHANNEL_HANGUP", self._on_hangup)
@@ -169,8 +170,9 @@ class Call:
         self._run("set", commands.set_var_arg(name, value))
 
     def hangup(self, cause="NORMAL_CLEARING"):
-        if self.gone:
+        if self.gone or self._hangup_sent:
             return
+        self._hangup_sent = True
         self.ended_by = self.ended_by or "engine"
         try:
             self.session.hangup(cause)

@@ -9,6 +9,8 @@ import sys
 
 # Modules that contribute sub-commands, in the order `hotline --help` shows them.
 COMMAND_MODULES = [
+    "engine.daemon",
+    "engine.demo",
     "engine.cdr.cli",
 ]
 

@@ -1,0 +1,258 @@
+"""`hotline run`: the engine process next to one FreeSWITCH.
+
+It holds an inbound ESL connection (commands, and events the engine reconciles with), serves the
+outbound socket that the dialplan's `socket` action dials for every trunk call, runs each call in
+its own greenlet through the call handler (IVR, queues...), and writes one CDR per call.
+
+Shutdown (SIGTERM) never loses a CDR: new calls are refused, calls in progress get the grace
+period, the rest are hung up, and the process waits for their hangup events before it writes the
+last CDRs and closes the store (whose spool keeps anything the database refused).
+"""
+import collections
+import logging
+import os
+import signal
+import sys
+
+import gevent
+from gevent.event import Event as Flag
+
+from engine.callapi import CallGone
+from engine.calls import Call
+from engine.cdr.record import cdr_from_hangup
+from engine.cdr.store import CdrStore
+from engine.esl.connection import InboundConnection
+from engine.esl.outbound import OutboundServer
+
+log = logging.getLogger("hotline.engine")
+
+HANGUP_WAIT = 10.0           # seconds to wait for CHANNEL_HANGUP_COMPLETE after the call ends
+RECENT_HANGUPS = 5000        # hangup events kept from the inbound connection (CDR fallback)
+
+
+class Engine:
+    def __init__(self, settings, call_handler=None, clock=None):
+        self.settings = settings
+        self.clock = clock
+        self.call_handler = call_handler or default_call_handler(settings)
+        self.calls = {}                                   # uuid -> Call, live calls
+        self.finished = Flag()                            # set when shutdown completed
+        self.accepting = True
+        self._idle = Flag()
+        self._idle.set()
+        self._recent_hangups = collections.OrderedDict()  # uuid -> CHANNEL_HANGUP_COMPLETE (inbound)
+        self.cdrs_written = 0
+        s = settings
+        self.store = CdrStore(s.database.url, s.paths.cdr_spool, retries=s.database.retries,
+                              busy_timeout=s.database.busy_timeout,
+                              drain_interval=s.database.spool_drain_interval)
+        self.esl = InboundConnection(s.esl.host, s.esl.port, s.esl.password,
+                                     events=("CHANNEL_HANGUP_COMPLETE", "BACKGROUND_JOB", "HEARTBEAT"),
+                                     backoff_max=s.esl.reconnect_max_delay,
+                                     connect_timeout=s.esl.connect_timeout)
+        self.esl.on("CHANNEL_HANGUP_COMPLETE", self._remember_hangup)
+        self.esl.connected_hooks.append(self._on_esl_connected)
+        self.server = OutboundServer(s.outbound.listen_host, s.outbound.listen_port, self._serve_call)
+
+    # --- life cycle -------------------------------------------------------------------------
+    def start(self, wait_for_switch=False):
+        for d in (self.settings.paths.var_dir, self.settings.paths.recordings, self.settings.paths.cdr_spool):
+            os.makedirs(d, exist_ok=True)
+        self.store.open()
+        self.store.start()
+        self.server.start()
+        # The outbound server serves calls even while the inbound connection is still retrying:
+        # a switch restart must not stop the calls it sends us.
+        self.esl.start(wait=wait_for_switch, timeout=self.settings.esl.connect_timeout)
+        log.info("engine up: outbound socket %s:%s, switch %s:%s, %s",
+                 *self.server.address[:2], self.settings.esl.host, self.settings.esl.port,
+                 _redact(self.settings.database.url))
+        return self
+
+    def shutdown(self, grace=None):
+        """Refuse new calls, let calls finish for `grace` s, end the rest, write every CDR."""
+        if not self.accepting:
+            self.finished.wait()
+            return
+        grace = self.settings.shutdown.grace_seconds if grace is None else grace
+        self.accepting = False
+        self.server.stop_accepting()
+        log.info("shutting down: %d calls in progress, grace %.1f s", len(self.calls), grace)
+        self._idle.wait(grace)
+        for call in list(self.calls.values()):
+            call.log.info("ending call: engine shutting down")
+            call.hangup("SYSTEM_SHUTDOWN")
+        if not self._idle.wait(HANGUP_WAIT + 5):
+            log.error("%d calls did not end in time; their CDRs are written from what we know",
+                      len(self.calls))
+        self.server.stop(timeout=1)
+        self.esl.stop()
+        self.store.stop()
+        self.store.close()
+        log.info("engine stopped: %d CDRs written", self.cdrs_written)
+        self.finished.set()
+
+    def reload(self, settings=None):
+        """SIGHUP: re-read what can change without a restart (the call handler's own files)."""
+        reload = getattr(self.call_handler, "reload", None)
+        if reload is None:
+            log.info("reload: nothing reloadable in this configuration")
+            return []
+        problems = reload()
+        if problems:
+            log.error("reload refused, running version kept:\n%s", "\n".join(map(str, problems)))
+        else:
+            log.info("reload done")
+        return problems
+
+    # --- calls ------------------------------------------------------------------------------
+    def _serve_call(self, session):
+        if not self.accepting:
+            session.close("shutting down")
+            return
+        session.handshake()
+        call = Call(session, gateway=self.settings.trunk.gateway, clock=self.clock)
+        if call.uuid in self.calls:
+            call.log.error("duplicate session for a live call; refusing it")
+            session.exit()
+            return
+        self.calls[call.uuid] = call
+        self._idle.clear()
+        call.log.info("call from %r <%s> to %s", call.caller_id_name, call.caller_id_number,
+                      call.destination_number)
+        try:
+            self.call_handler(call)
+        except CallGone:
+            call.log.info("caller hung up")
+        except Exception:
+            call.log.exception("call handler failed; ending the call")
+        finally:
+            try:
+                self._finish_call(call)
+            finally:
+                self.calls.pop(call.uuid, None)
+                if not self.calls:
+                    self._idle.set()
+
+    def _finish_call(self, call):
+        if not call.gone:
+            call.hangup()
+        call.wait_complete(HANGUP_WAIT)
+        event = call.session.hangup_event or self._recent_hangups.pop(call.uuid, None)
+        info = {"ivr_path": call.path, "tags": call.tags, **call.info}
+        if call.ended_by:
+            info.setdefault("hangup_side", call.ended_by)
+        if event is None:
+            call.log.warning("no CHANNEL_HANGUP_COMPLETE seen; CDR written from the channel data")
+            event = call.session.channel
+            info.setdefault("extra", {})["incomplete"] = True
+        record = cdr_from_hangup(event, info)
+        if self.store.write(record):
+            call.log.info("CDR written: %s, %ss billed", record.get("hangup_cause"), record.get("billsec"))
+        else:
+            call.log.warning("CDR spooled: database unavailable")
+        self.cdrs_written += 1
+
+    # --- inbound connection -----------------------------------------------------------------
+    def _remember_hangup(self, event):
+        if event.uuid in self.calls:
+            self._recent_hangups[event.uuid] = event
+            while len(self._recent_hangups) > RECENT_HANGUPS:
+                self._recent_hangups.popitem(last=False)
+
+    def _on_esl_connected(self, conn):
+        log.info("switch connected (%d time%s)", conn.connects, "" if conn.connects == 1 else "s")
+
+
+def default_call_handler(settings):
+    """The IVR runtime when flows are configured; otherwise answer, greet and hang up."""
+    try:
+        from engine.ivr.runtime import IvrRuntime
+        from engine.media.prompts import PromptRenderer
+    except ImportError:
+        return welcome_handler(None)
+    flows_dir = settings.files.flows_dir
+    if not flows_dir.is_dir():
+        return welcome_handler(None)
+    renderer = PromptRenderer(settings.tts, settings.paths.prompt_cache)
+    runtime = IvrRuntime(flows_dir, renderer)
+    problems = runtime.reload()
+    if problems:
+        raise SystemExit("IVR flows have errors:\n" + "\n".join(map(str, problems)))
+
+    def handle(call):
+        call.answer()
+        runtime.run(call)
+    handle.reload = runtime.reload
+    return handle
+
+
+def welcome_handler(prompt):
+    """Answer, play one prompt (or a short tone), hang up."""
+    source = prompt or "tone_stream://%(400,200,440);loops=1"
+
+    def handle(call):
+        call.answer()
+        call.play([source], interruptible=True)
+        call.hangup()
+    return handle
+
+
+def _redact(url):
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+def register(subparsers):
+    p = subparsers.add_parser("run", help="run the engine next to a FreeSWITCH")
+    p.add_argument("--config", default="etc/hotline.yaml", help="settings file (default %(default)s)")
+    p.set_defaults(func=_cmd_run)
+
+
+def setup_logging(settings):
+    handler = (logging.FileHandler(settings.log.file) if settings.log.file
+               else logging.StreamHandler(sys.stderr))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log.level)
+
+
+def _cmd_run(args):
+    from engine.settings import SettingsError, load_settings
+    try:
+        settings = load_settings(args.config)
+    except (SettingsError, OSError) as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings)
+    try:
+        engine = Engine(settings).start()
+    except (OSError, SystemExit) as exc:
+        print(f"hotline: cannot start: {exc}", file=sys.stderr)
+        return 2
+    pid_file = settings.paths.var_dir / "hotline.pid"
+    pid_file.write_text(f"{os.getpid()}\n")
+
+    def reload():
+        try:
+            new = load_settings(args.config)
+        except Exception as exc:   # a broken file must never take the running engine down
+            log.error("reload: settings not reloaded: %s", exc)
+            return
+        logging.getLogger().setLevel(new.log.level)
+        engine.reload(new)
+
+    gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(engine.shutdown))
+    gevent.signal_handler(signal.SIGINT, lambda: gevent.spawn(engine.shutdown))
+    gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(reload))
+    engine.finished.wait()
+    try:
+        pid_file.unlink()
+    except OSError:
+        pass
+    return 0

@@ -1,0 +1,198 @@
+"""`hotline demo`: the real engine process against the embedded FreeSWITCH simulator.
+
+The demo renders the FreeSWITCH configuration we ship, loads its dialplan into the simulator,
+starts `hotline run` as a separate process (it talks to the simulator over TCP only, exactly as it
+would to FreeSWITCH), then plays simulated callers through the hotline and prints what each one
+hears and does. At the end it stops the engine with SIGTERM and reads back the CDRs it wrote.
+"""
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gevent
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Who calls: (DID, caller number, caller name, keys pressed after answer as (delay s, digits),
+# hang up after N s of the call or None to stay until the engine ends the call).
+CALLERS = [
+    ("12345", "13800138001", "张伟", [(2.0, "1")], None),
+    ("12345", "13900139002", "李娜", [(1.0, "2"), (2.5, "1")], None),
+    ("12333", "02188886666", "", [], None),
+    ("12345", "13700137004", "王芳", [], 1.5),                 # abandons during the greeting
+    ("12345", "x\nhangup", "' ; uuid_kill", [(1.0, "9#")], None),   # hostile caller ID
+    ("12345", "18600186006", "赵磊", [(0.5, "0")], None),
+]
+
+
+def register(subparsers):
+    p = subparsers.add_parser("demo", help="run the engine on the embedded simulator with simulated callers")
+    p.add_argument("--calls", type=int, default=len(CALLERS), help="number of callers (default %(default)s)")
+    p.add_argument("--workdir", default=str(REPO / "var" / "demo"),
+                   help="where settings, logs and the CDR database go (default %(default)s)")
+    p.add_argument("--max-call-seconds", type=float, default=60.0)
+    p.set_defaults(func=run)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_settings(workdir, esl_port, outbound_port):
+    text = f"""# written by `hotline demo`
+trunk:
+  dids: ["12345", "12333"]
+esl:
+  host: 127.0.0.1
+  port: {esl_port}
+  password_env: HOTLINE_DEMO_ESL_PASSWORD
+outbound:
+  listen_host: 127.0.0.1
+  listen_port: {outbound_port}
+paths:
+  var_dir: {workdir / 'var'}
+files:
+  flows_dir: {REPO / 'ivr_flows'}
+shutdown:
+  grace_seconds: 5
+log:
+  file: {workdir / 'engine.log'}
+"""
+    path = workdir / "hotline.yaml"
+    path.write_text(text)
+    return path
+
+
+class Watcher:
+    """Prints the simulator's view of each demo call, one line per step."""
+
+    SHOWN = {"CHANNEL_ANSWER", "PLAYBACK_START", "DTMF", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_BRIDGE"}
+
+    def __init__(self, t0):
+        self.t0 = t0
+        self.labels = {}          # channel uuid -> "call N"
+
+    def __call__(self, headers, body=None):
+        h = dict(headers)
+        name = h.get("Event-Name")
+        label = self.labels.get(h.get("Unique-ID"))
+        if label is None or name not in self.SHOWN:
+            return
+        what = {
+            "CHANNEL_ANSWER": lambda: "answered by the engine",
+            "PLAYBACK_START": lambda: "hears " + _prompt_name(h.get("Playback-File-Path", "")),
+            "DTMF": lambda: "presses " + h.get("DTMF-Digit", "?"),
+            "CHANNEL_BRIDGE": lambda: "connected to " + h.get("Other-Leg-Destination-Number", "?"),
+            "CHANNEL_HANGUP_COMPLETE": lambda: "call ended: " + h.get("Hangup-Cause", "?")
+            + f" after {h.get('variable_duration', '?')} s",
+        }[name]()
+        print(f"  {time.monotonic() - self.t0:6.1f}s  {label:8s} {what}", flush=True)
+
+
+def _prompt_name(path):
+    if path.startswith(("tone_stream://", "silence_stream://")):
+        return path.split("//", 1)[0] + "//..."
+    return os.path.basename(path)
+
+
+def drive_caller(switch, watcher, n, spec, max_seconds):
+    did, number, name, keys, hang_after = spec
+    ch = switch.place_call(did, number, name)
+    watcher.labels[ch.uuid] = f"call {n}"
+    print(f"  {time.monotonic() - watcher.t0:6.1f}s  call {n:<3d}  {number!r} ({name!r}) dials {did}", flush=True)
+    started = time.monotonic()
+    for delay, digits in keys:
+        if ch.wait_hangup(timeout=delay):
+            return ch
+        ch.press(digits)
+    if hang_after is not None:
+        remaining = hang_after - (time.monotonic() - started)
+        if not ch.wait_hangup(timeout=max(0.0, remaining)):
+            print(f"  {time.monotonic() - watcher.t0:6.1f}s  call {n:<3d}  hangs up (abandons)", flush=True)
+            ch.hangup("NORMAL_CLEARING")
+    if not ch.wait_hangup(timeout=max_seconds):
+        ch.hangup("NORMAL_CLEARING")
+        ch.wait_hangup(timeout=5)
+    return ch
+
+
+def run(args):
+    from engine.cdr.store import CdrStore
+    from engine.fsconf import render
+    from engine.settings import load_settings
+    from engine.sim.switch import Switch
+
+    workdir = Path(args.workdir).resolve()
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    password = f"demo-{random.getrandbits(48):x}"
+    env = {**os.environ, "HOTLINE_DEMO_ESL_PASSWORD": password}
+    esl_port, outbound_port = free_port(), free_port()
+    settings_path = write_settings(workdir, esl_port, outbound_port)
+    settings = load_settings(settings_path, env=env)
+    render(settings, workdir / "freeswitch")
+    print(f"hotline demo: FreeSWITCH configuration rendered to {workdir / 'freeswitch'}")
+
+    switch = Switch(dialplan_dirs=[workdir / "freeswitch" / "dialplan"], password=password)
+    switch.start("127.0.0.1", esl_port)
+    print(f"hotline demo: simulator listening on 127.0.0.1:{esl_port} (event socket)")
+    engine = subprocess.Popen([sys.executable, "-m", "engine", "run", "--config", str(settings_path)],
+                              env=env, cwd=str(REPO))
+    try:
+        if not _wait_file(settings.paths.var_dir / "hotline.pid", engine, timeout=60):
+            print("hotline demo: the engine did not start; see", workdir / "engine.log", file=sys.stderr)
+            return 1
+        print(f"hotline demo: engine pid {engine.pid} serving calls on 127.0.0.1:{outbound_port}; "
+              f"log {workdir / 'engine.log'}\n")
+        t0 = time.monotonic()
+        watcher = Watcher(t0)
+        switch.subscribe(watcher)
+        specs = [CALLERS[i % len(CALLERS)] for i in range(args.calls)]
+        jobs = []
+        for n, spec in enumerate(specs, 1):
+            jobs.append(gevent.spawn(drive_caller, switch, watcher, n, spec, args.max_call_seconds))
+            gevent.sleep(0.4)
+        gevent.joinall(jobs)
+        channels = [j.value for j in jobs if j.value is not None]
+        print("\nhotline demo: stopping the engine (SIGTERM)")
+    finally:
+        if engine.poll() is None:
+            engine.send_signal(signal.SIGTERM)
+            try:
+                engine.wait(30)
+            except subprocess.TimeoutExpired:
+                engine.kill()
+        switch.stop()
+
+    store = CdrStore(settings.database.url, settings.paths.cdr_spool)
+    store.open()
+    cdrs = store.list()
+    store.close()
+    answered = sum(1 for c in cdrs if c.get("answer_time"))
+    abandoned = sum(1 for c in cdrs if c.get("hangup_side") == "caller")
+    print(f"\nsummary: {len(channels)} calls, {answered} answered, {abandoned} ended by the caller, "
+          f"{len(cdrs)} CDRs written")
+    print(f"  CDRs:   {settings.database.url}   (hotline cdr list --config {settings_path})")
+    print(f"  log:    {workdir / 'engine.log'}")
+    return 0 if len(cdrs) == len(channels) else 1
+
+
+def _wait_file(path, process, timeout):
+    """The engine writes its pid file once its sockets are up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        if path.exists():
+            return True
+        gevent.sleep(0.05)
+    return False

@@ -1,0 +1,161 @@
+"""The daemon over real TCP against the simulator: calls, CDRs, shutdown, a failing database."""
+import sqlite3
+import threading
+
+import gevent
+import pytest
+
+from engine.daemon import welcome_handler
+from engine.esl.transport import Transport
+from tests.enginefix import SHORT_TONE, Rig
+
+
+@pytest.fixture
+def rig(tmp_path):
+    rigs = []
+
+    def make(handler=welcome_handler(SHORT_TONE), **kw):
+        r = Rig(tmp_path, handler, **kw)
+        rigs.append(r)
+        return r
+    yield make
+    for r in rigs:
+        r.stop()
+
+
+def wait_for(predicate, timeout=5.0):
+    with gevent.Timeout(timeout, AssertionError(f"timed out waiting for {predicate}")):
+        while not predicate():
+            gevent.sleep(0.01)
+
+
+def test_call_answered_prompt_hangup_one_cdr(rig):
+    r = rig()
+    ch = r.call("13800138000", "Zhang")
+    assert ch.wait_hangup(timeout=5)
+    wait_for(lambda: len(r.cdrs()) == 1)
+    (cdr,) = r.cdrs()
+    assert cdr["uuid"] == ch.uuid
+    assert cdr["caller_number"] == "13800138000" and cdr["caller_name"] == "Zhang"
+    assert cdr["destination"] == "12345"
+    assert cdr["hangup_cause"] == "NORMAL_CLEARING"
+    assert cdr["hangup_side"] == "engine"
+    assert cdr["answer_time"] >= cdr["start_time"]
+    assert cdr["end_time"] >= cdr["answer_time"]
+    talk = (cdr["end_time"] - cdr["answer_time"]).total_seconds()
+    assert abs(cdr["billsec"] - talk) <= 1
+    assert "PLAYBACK_START" in ch.events and "CHANNEL_ANSWER" in ch.events
+    gevent.sleep(0.2)
+    assert len(r.cdrs()) == 1          # a second write would update, never duplicate
+
+
+def test_caller_hangs_up_mid_prompt(rig):
+    r = rig(handler=welcome_handler("silence_stream://5000"))
+    ch = r.call()
+    wait_for(lambda: "PLAYBACK_START" in ch.events)
+    ch.hangup("NORMAL_CLEARING")
+    wait_for(lambda: len(r.cdrs()) == 1)
+    (cdr,) = r.cdrs()
+    assert cdr["hangup_side"] == "caller"
+    assert cdr["billsec"] < 5
+    assert not r.engine.calls
+
+
+def test_type_ahead_digit_stops_prompt_and_counts(rig):
+    got = {}
+
+    def handler(call):
+        call.answer()
+        got["first"] = call.play(["silence_stream://5000", "silence_stream://5000"])
+        got["digits"] = call.get_digits(4, timeout=1.0, inter_digit_timeout=0.3)
+        call.hangup()
+    r = rig(handler=handler)
+    ch = r.call()
+    wait_for(lambda: "PLAYBACK_START" in ch.events)
+    started = gevent.get_hub().loop.now()
+    ch.press("12#")
+    assert ch.wait_hangup(timeout=3)
+    assert gevent.get_hub().loop.now() - started < 2      # the 10 s of prompts were cut short
+    assert got == {"first": "1", "digits": "12"}
+    assert ch.events.count("PLAYBACK_START") == 1
+
+
+def test_two_hundred_calls_at_once_all_get_cdrs(rig):
+    r = rig()
+    channels = [r.call(f"1380000{i:04d}") for i in range(200)]
+    for ch in channels:
+        assert ch.wait_hangup(timeout=20)
+    wait_for(lambda: len(r.cdrs()) == 200, timeout=20)
+    assert {c["uuid"] for c in r.cdrs()} == {ch.uuid for ch in channels}
+
+
+def test_shutdown_with_calls_up_loses_no_cdr(rig):
+    def endless(call):
+        call.answer()
+        while True:
+            call.play(["silence_stream://1000"], interruptible=False)
+    r = rig(handler=endless, grace=0.3)
+    channels = [r.call(f"1390000{i:04d}") for i in range(20)]
+    wait_for(lambda: len(r.engine.calls) == 20)
+    r.engine.shutdown()
+    assert all(ch.wait_hangup(timeout=1) for ch in channels)
+    assert {c["uuid"] for c in r.cdrs()} == {ch.uuid for ch in channels}
+    assert {c["hangup_cause"] for c in r.cdrs()} == {"SYSTEM_SHUTDOWN"}
+    # New calls are refused once shutdown began.
+    late = r.call("13900009999")
+    assert late.wait_hangup(timeout=5)
+
+
+def test_locked_database_loses_no_cdr(rig):
+    r = rig()
+    db_path = r.settings.database.url[len("sqlite:///"):]
+    locker = sqlite3.connect(db_path, check_same_thread=False)
+    locker.execute("BEGIN EXCLUSIVE")
+    channels = [r.call(f"1370000{i:04d}") for i in range(5)]
+    for ch in channels:
+        assert ch.wait_hangup(timeout=5)
+    wait_for(lambda: not r.engine.calls)
+    assert r.engine.store.pending() == 5       # kept in the spool while the database is locked
+    released = threading.Event()
+
+    def release():
+        locker.rollback()
+        locker.close()
+        released.set()
+    gevent.get_hub().threadpool.spawn(release).get()
+    wait_for(lambda: len(r.cdrs()) == 5, timeout=10)
+    assert {c["uuid"] for c in r.cdrs()} == {ch.uuid for ch in channels}
+
+
+def test_hostile_caller_id_reaches_cdr_intact_and_no_command(rig, monkeypatch):
+    hostile_name = "x\nhangup' ; uuid_kill a},b{c ^^:${x}"
+    hostile_number = "1380013\nevent-lock: false"
+    sent = []
+    original = Transport.send_raw
+
+    def spy(self, data, timeout=None):
+        sent.append(data)
+        return original(self, data, timeout)
+    monkeypatch.setattr(Transport, "send_raw", spy)
+
+    def handler(call):
+        call.answer()
+        call.set_channel_var("hotline_caller_name", call.caller_id_name)
+        call.play([SHORT_TONE])
+        call.hangup()
+    r = rig(handler=handler)
+    ch = r.call(hostile_number, hostile_name)
+    assert ch.wait_hangup(timeout=5)
+    wait_for(lambda: len(r.cdrs()) == 1)
+    (cdr,) = r.cdrs()
+    assert cdr["caller_name"] == hostile_name
+    assert cdr["caller_number"] == hostile_number
+    assert cdr["hangup_cause"] == "NORMAL_CLEARING"
+    wire = b"".join(sent)
+    lines = wire.decode().split("\n")
+    # The hostile text may appear only as inert words inside one value, never as its own line.
+    assert "hangup" not in lines and not any(l.startswith("event-lock: false") for l in lines)
+    assert b"${x}" not in wire and b"a},b{c" not in wire and b"' ;" not in wire
+    assert wire.count(b"call-command: hangup") == 1
+    value = ch.variables.get("hotline_caller_name", "")
+    assert value and all(c not in value for c in "\n'${};")
