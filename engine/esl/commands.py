@@ -286,3 +286,25 @@ def record_arg(path, max_seconds, silence_threshold=200, silence_seconds=3):
         if not isinstance(v, (int, float)) or v < 0:
             raise CommandError(f"invalid record number: {v!r}")
     return f"{media_path(path)} {int(max_seconds)} {int(silence_threshold)} {int(silence_seconds)}"
+
+
+# --- rendered configuration (engine/fsconf.py) ------------------------------------------------
+
+def literal_regex(text, what="number"):
+    """An anchored dialplan `expression` matching exactly `text` (DIDs may hold + * . etc.).
+
+    re.escape output is also valid PCRE (a backslash before punctuation is always literal there).
+    Control characters and `$` + `{` (FreeSWITCH variable expansion) are refused.
+    """
+    text = str(text)
+    if not text or any(unicodedata.category(ch)[0] == "C" or ch.isspace() for ch in text) or "{" in text:
+        raise CommandError(f"invalid {what} for a dialplan expression: {text[:80]!r}")
+    return "^" + re.escape(text) + "$"
+
+
+def socket_arg(host, port):
+    """Data of the dialplan's `socket` application: the engine's outbound socket, async, full control."""
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise CommandError(f"invalid socket port: {port!r}")
+    # An IPv6 host needs no brackets: the socket application splits host:port at the last colon.
+    return f"{token(host, 'socket host')}:{port} async full"
