@@ -293,7 +293,7 @@ def _record(ch, arg):
         cause = "success-hangup"
         raise
     finally:
-        ch.switch.record_stop(ch, p[0], cause)
+        ch.switch.record_stop(ch, p[0], cause, record_app=True)
 
 
 # --- bridging, conferences, eavesdrop, outbound socket -----------------------------------------------

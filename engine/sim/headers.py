@@ -15,9 +15,10 @@ from urllib.parse import quote
 DATA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "event_headers.json")
 VARIABLES = "variable_*"
 
-# URL-encoding as FreeSWITCH does it in text/event-plain: it keeps these unescaped (fixtures show
-# `Sun,%2022%20Nov`, `sofia/external/...`, `'ESL%20Fixture%201'`, `rfc2833`).
-_SAFE = "/,'()*-._~!;$"
+# URL-encoding as FreeSWITCH's switch_url_encode does it: bytes outside ' '..'~' and the
+# SWITCH_URL_UNSAFE set (\r\n "#%&+:;<=>?@[\\]^`{|} and space) are escaped, everything else is kept
+# (fixtures: `Sun,%2022%20Nov`, `%3Brport`, `'ESL%20Fixture%201'`, `%26park()`).
+_SAFE = "!$'()*,/"
 
 
 def event_key(name, subclass=""):

@@ -251,7 +251,8 @@ class Switch:
         ch.set_var("record_seconds", int(seconds))
         ch.set_var("record_ms", int(seconds * 1000))
         ch.emit("RECORD_STOP", {"Record-File-Path": path, "Record-Completion-Cause": cause})
-        ch.emit("MEDIA_BUG_STOP", {"Media-Bug-Function": "session_record", "Media-Bug-Target": path})
+        if not record_app:
+            ch.emit("MEDIA_BUG_STOP", {"Media-Bug-Function": "session_record", "Media-Bug-Target": path})
         return True
 
     def unbridge(self, ch):
