@@ -12,6 +12,7 @@ COMMAND_MODULES = [
     "engine.daemon",
     "engine.demo",
     "engine.cdr.cli",
+    "engine.fsconf",
 ]
 
 
