@@ -126,7 +126,8 @@ def test_eavesdrop_media_bug_and_completion(switch, conn):
     wait_for(lambda: names_for(conn, sup, mark)[-1:] == ["CHANNEL_STATE"] and sup not in switch.channels)
     seq = names_for(conn, sup, mark)
     assert seq[:2] == ["CHANNEL_EXECUTE", "CHANNEL_HANGUP"]
-    assert seq[2:5] == ["CHANNEL_EXECUTE_COMPLETE", "CHANNEL_UNPARK", "CHANNEL_EXECUTE_COMPLETE"]
+    assert seq[2:6] == ["CHANNEL_EXECUTE_COMPLETE", "PRIVATE_COMMAND", "CHANNEL_UNPARK",
+                        "CHANNEL_EXECUTE_COMPLETE"]                      # as in fixture 04
     assert "MEDIA_BUG_STOP" in names_for(conn, b1, mark)
 
 

@@ -279,7 +279,9 @@ def _uuid_broadcast(switch, arg):
         if app_arg:
             t.queue_message({"app": app, "arg": app_arg.replace("::", " ")})
         else:
-            t.queue_message({"app": "playback", "arg": path})
+            t.queue_message({"app": "playback", "arg": path, "private": {
+                "call-command": "execute", "execute-app-name": "playback", "execute-app-arg": path,
+                "event-lock": "true", "lead-frames": "5"}})
     return "+OK Message sent\n"
 
 

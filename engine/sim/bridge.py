@@ -16,6 +16,10 @@ BRIDGE = "__bridge__"
 def uuid_bridge(switch, a, b):
     a.transfer_to = (BRIDGE, b.uuid, "A")
     b.transfer_to = (BRIDGE, a.uuid, "B")
+    a.callee_id_name, a.callee_id_number = b.caller_id_name, b.caller_id_number
+    b.callee_id_name, b.callee_id_number = a.caller_id_name, a.caller_id_number
+    a.new_profile(f"uuid_br:{b.uuid}")
+    b.new_profile(f"uuid_br:{a.uuid}")
     a.wake()
     b.wake()
 
@@ -24,9 +28,12 @@ def bridged_session(ch, other_uuid, role):
     """Run in the channel's session greenlet after uuid_bridge interrupted its application."""
     for state in ("CS_HIBERNATE", "CS_RESET", "CS_SOFT_EXECUTE"):
         ch.set_state(state)
+    other = ch.switch.channels.get(other_uuid)
+    if other is not None:
+        ch.other = other
+        ch.other_type = "originatee" if role == "A" else "originator"
     ch.emit("CHANNEL_EXECUTE", {"Application": "uuid_bridge", "Application-Data": other_uuid,
                                 "Application-UUID": str(_uuid.uuid4())})
-    other = ch.switch.channels.get(other_uuid)
     if other is None or not other.alive:
         ch.kill("NORMAL_CLEARING")
         ch.check()

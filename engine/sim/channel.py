@@ -77,6 +77,9 @@ class Channel:
         self.messages = collections.deque()
         self.break_flag = False
         self.transfer_to = None
+        self.rdnis = ""
+        self.transfer_source = ""
+        self.profile_index = 1
         self.destroy_holds = set()        # lingering outbound sockets keep the channel until closed
         self.media = {}                   # path -> recorder (uuid_record)
         self.log = logging.LoggerAdapter(logging.getLogger("hotline.sim.channel"),
@@ -111,13 +114,17 @@ class Channel:
             fields[prefix + "Callee-ID-Number"] = self.callee_id_number
         fields[prefix + "Network-Addr"] = self.network_addr
         fields[prefix + "ANI"] = self.orig_caller_id_number
+        if self.rdnis:
+            fields[prefix + "RDNIS"] = self.rdnis
         fields[prefix + "Destination-Number"] = self.destination_number
         fields[prefix + "Unique-ID"] = self.uuid
         fields[prefix + "Source"] = self.source
         fields[prefix + "Context"] = self.context
         fields[prefix + "Channel-Name"] = self.name
+        if self.transfer_source and prefix != "Other-Leg-":
+            fields[prefix + "Transfer-Source"] = self.transfer_source
         if prefix != "Other-Leg-":
-            fields[prefix + "Profile-Index"] = "1"
+            fields[prefix + "Profile-Index"] = str(self.profile_index)
         fields[prefix + "Profile-Created-Time"] = str(t["created"])
         fields[prefix + "Channel-Created-Time"] = str(t["created"])
         fields[prefix + "Channel-Answered-Time"] = str(t["answered"])
@@ -222,8 +229,7 @@ class Channel:
                                    "dtmf_type": "rfc2833"})
             self.emit("CODEC", {"channel-read-codec-name": "opus", "channel-read-codec-rate": "48000",
                                 "channel-read-codec-bit-rate": "0"})
-            self.emit("CODEC", {"Channel-Write-codec-name": "opus",
-                                "Channel-Write-codec-rate": "48000",
+            self.emit("CODEC", {"Channel-Write-Codec-Name": "opus", "Channel-Write-Codec-Rate": "48000",
                                 "Channel-Write-codec-bit-rate": "0"})
 
     def pre_answer(self):
@@ -248,10 +254,14 @@ class Channel:
         self.set_var("endpoint_disposition", "ANSWER")
         self.emit("CHANNEL_ANSWER")
         self.set_callstate("ACTIVE")
-        if self.direction == "outbound" and self.sip_peer is not None:
-            self.emit("CALL_UPDATE", {"Direction": "RECV", "Sent-Callee-ID-Name": self.caller_id_name,
-                                      "Sent-Callee-ID-Number": self.caller_id_number,
-                                      "Bridged-To": self.sip_peer.uuid})
+        if self.direction == "outbound":
+            # switch_channel_flip_cid: the answered outbound leg now shows the far end as caller
+            self.callee_id_name, self.callee_id_number = self.caller_id_name, self.caller_id_number
+            self.caller_id_name = self.caller_id_number = self.destination_number
+            self.variables.update({"pre_transfer_caller_id_name": self.callee_id_name,
+                                   "pre_transfer_caller_id_number": self.callee_id_number,
+                                   "channel_cid_flipped": "yes"})
+            self.emit("CALL_UPDATE", {"Direction": "RECV"})
         peer = self.sip_peer
         if peer is not None and peer.direction == "outbound" and not peer.answered:
             # the 200 OK reaches the other leg after this leg's session moved on (fixture 01)
@@ -287,9 +297,17 @@ class Channel:
         self.wake()
 
     def transfer(self, extension, context=None, dialplan="XML"):
-        self.transfer_to = (extension, context or self.context, dialplan)
-        self.times["transfer"] = now_us()
+        context = context or self.context
+        self.transfer_to = (extension, context, dialplan)
+        self.new_profile(f"bl_xfer:{extension}/{context}/{dialplan}")
+        self.rdnis = self.destination_number
         self.wake()
+
+    def new_profile(self, source):
+        """A transfer or uuid_bridge gives the channel a new caller profile (Profile-Index + 1)."""
+        self.times["transfer"] = now_us()
+        self.transfer_source = f"{int(time.time())}:{_uuid.uuid4()}:{source}"
+        self.profile_index += 1
 
     def hangup(self, cause="NORMAL_CLEARING"):
         """The far end hangs up: BYE when answered, CANCEL (inbound) or refusal (outbound) before."""
@@ -381,8 +399,13 @@ class Channel:
         from engine.sim import apps as applications
         while self.messages and self.alive:
             msg = self.messages.popleft()
-            applications.execute(self, msg["app"], msg.get("arg", ""), msg.get("event_uuid"),
-                                 loops=msg.get("loops", 1))
+            try:
+                applications.execute(self, msg["app"], msg.get("arg", ""), msg.get("event_uuid"),
+                                     loops=msg.get("loops", 1))
+            finally:
+                if msg.get("private"):
+                    # the switch fires the consumed message as PRIVATE_COMMAND (fixtures 01, 04, 05)
+                    self.emit("PRIVATE_COMMAND", msg["private"])
 
     def park_loop(self):
         """Park: run queued messages until hangup or transfer (the `park` app, socket async)."""

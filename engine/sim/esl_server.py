@@ -301,7 +301,11 @@ class EslSession:
             self.send(reply(f"-ERR invalid session id [{target}]"))
             return
         self.send(reply("+OK"))
-        self.switch.sendmsg(ch, msg)
+        if self.channel is None:
+            raw = msg.line
+        else:   # the outbound socket's PRIVATE_COMMAND carries the whole message text (fixture 05)
+            raw = msg.line + "\n" + "".join(f"{k}: {v}\n" for k, v in msg.headers.items()) + "\n"
+        self.switch.sendmsg(ch, msg, raw)
 
     def cmd_connect(self, rest, msg):
         if self.channel is None:

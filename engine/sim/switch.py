@@ -221,18 +221,22 @@ class Switch:
                                          "Job-Command-Arg": arg}, body=out)
         self.spawn(job)
 
-    def sendmsg(self, ch, msg):
+    def sendmsg(self, ch, msg, raw_command=""):
         """An ESL `sendmsg`: execute (queued for the session thread), hangup, unicast, nomedia."""
         h = msg.headers
         command = h.get("call-command", "")
+        private = {"Command": raw_command} if raw_command else {}
+        private.update((k, v) for k, v in h.items() if k not in ("Content-Length", "content-length"))
         if command == "execute":
             arg = h.get("execute-app-arg")
             if arg is None and msg.body and "text/plain" in h.get("content-type", h.get("Content-Type", "")):
                 arg = msg.text()
             ch.queue_message({"app": h.get("execute-app-name", ""), "arg": arg or "",
-                              "event_uuid": h.get("Event-UUID"), "loops": h.get("loops", 1)})
+                              "event_uuid": h.get("Event-UUID"), "loops": h.get("loops", 1),
+                              "private": private})
         elif command == "hangup":
-            ch.kill(h.get("hangup-cause", "NORMAL_CLEARING"))
+            if ch.kill(h.get("hangup-cause", "NORMAL_CLEARING")):
+                ch.emit("PRIVATE_COMMAND", private)
         else:
             ch.log.info("%s: sendmsg %s ignored", ch.uuid, command)
 
