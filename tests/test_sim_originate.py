@@ -1,0 +1,164 @@
+"""Originate to registered phones (agents), its failures, the bridge app, barge-in, bad clients."""
+import gc
+import os
+import socket
+import time
+
+import gevent
+import greenlet
+import pytest
+
+from engine.esl.connection import InboundConnection
+from engine.sim.switch import Switch
+
+DIALPLAN = os.path.join(os.path.dirname(__file__), "sim_dialplan")
+
+
+class Phone:
+    """A desk phone: answers after `delay`, rejects, or lets it ring."""
+
+    def __init__(self, action="answer", delay=0.05):
+        self.action, self.delay, self.rang = action, delay, []
+
+    def on_ring(self, channel):
+        self.rang.append(channel)
+        gevent.sleep(self.delay)
+        if self.action == "answer":
+            channel.answer()
+        elif self.action == "reject":
+            channel.hangup("CALL_REJECTED")
+
+
+@pytest.fixture
+def switch():
+    sw = Switch([DIALPLAN], hostname="simtest")
+    sw.address = sw.start("127.0.0.1", 0)
+    yield sw
+    sw.stop()
+
+
+def wait_for(cond, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        gevent.sleep(0.01)
+
+
+def test_originate_to_registered_agent_phone(switch):
+    phone = Phone()
+    switch.register("1001", phone)
+    seen = []
+    switch.subscribe(lambda pairs, body: seen.append(dict(pairs)))
+    out = switch.api("originate {origination_uuid=agent-leg-1,hotline_agent=1001,"
+                     "origination_caller_id_number=12345}user/1001 &park()")
+    assert out == "+OK agent-leg-1\n"
+    ch = switch.channels["agent-leg-1"]
+    assert phone.rang == [ch] and ch.answered and ch.name.startswith("sofia/internal/1001@")
+    assert ch.variables["hotline_agent"] == "1001"
+    wait_for(lambda: ch.parked)
+    names = [e["Event-Name"] for e in seen if e.get("Unique-ID") == "agent-leg-1"]
+    assert names[:9] == ["CHANNEL_OUTGOING", "CHANNEL_STATE", "CHANNEL_CREATE", "CHANNEL_ORIGINATE",
+                         "CHANNEL_STATE", "CHANNEL_STATE", "CHANNEL_PROGRESS", "CHANNEL_CALLSTATE",
+                         "CODEC"]
+    assert "CHANNEL_ANSWER" in names and names[-1] == "CHANNEL_PARK"
+    ch.hangup()                                   # the agent hangs up the handset
+    assert ch.wait_hangup(3) and ch.variables["sip_hangup_disposition"] == "recv_bye"
+
+
+def test_originate_failures(switch):
+    assert switch.api("originate user/1009 &park()") == "-ERR USER_NOT_REGISTERED\n"
+    switch.register("1002", Phone("reject"))
+    assert switch.api("originate user/1002 &park()") == "-ERR CALL_REJECTED\n"
+    switch.register("1003", Phone("ring"))
+    t0 = time.monotonic()
+    assert switch.api("originate {originate_timeout=1}user/1003 &park()") == "-ERR NO_ANSWER\n"
+    assert 0.9 <= time.monotonic() - t0 < 2
+    switch.unregister("1002")
+    assert switch.api("originate user/1002 &park()") == "-ERR USER_NOT_REGISTERED\n"
+    assert switch.api("originate error/USER_BUSY &park()") == "-ERR USER_BUSY\n"
+    wait_for(lambda: not switch.channels)
+
+
+def test_bridge_app_from_queue_to_agent(switch):
+    switch.register("1001", Phone(delay=0.1))
+    caller = switch.place_call("7000", "13800000001")
+    wait_for(lambda: caller.parked)
+    caller.queue_message({"app": "bridge", "arg": "{hotline_queue=q1}user/1001"})
+    wait_for(lambda: caller.bridged_to is not None)
+    agent = switch.channels[caller.bridged_to]
+    assert agent.bridged_to == caller.uuid
+    assert "CHANNEL_BRIDGE" in caller.events
+    agent.hangup()
+    assert caller.wait_hangup(3) and agent.wait_hangup(3)
+    assert "CHANNEL_UNBRIDGE" in caller.events
+
+
+def test_uuid_break_stops_playback_and_keeps_typeahead(switch):
+    ch = switch.place_call("7000", "13800000002")
+    wait_for(lambda: ch.parked)
+    ch.queue_message({"app": "playback", "arg": "silence_stream://5000"})
+    wait_for(lambda: "PLAYBACK_START" in ch.events)
+    ch.press("5")
+    t0 = time.monotonic()
+    assert switch.api(f"uuid_break {ch.uuid} all") == "+OK\n"
+    wait_for(lambda: "PLAYBACK_STOP" in ch.events)
+    assert time.monotonic() - t0 < 0.5
+    assert list(ch.dtmf) == ["5"]                 # digits pressed during the prompt stay queued
+    ch.queue_message({"app": "read", "arg": "1 1 silence_stream://100 choice 1000 #"})
+    wait_for(lambda: ch.variables.get("choice") == "5")
+
+
+def test_bad_client_is_dropped_and_nothing_leaks(switch):
+    before = len(switch.server.sessions)
+    for payload in (b"auth ClueCon\n\nthis is not esl\nno colon here\n\n", b"\xff" * 70000):
+        s = socket.create_connection(switch.address)
+        s.recv(100)
+        s.sendall(payload)
+        s.settimeout(3)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+    wait_for(lambda: len(switch.server.sessions) == before)
+    conn = InboundConnection(*switch.address, "ClueCon", reconnect=False)
+    conn.start(timeout=3)
+    assert conn.api("status").startswith("UP ")      # the server still serves
+    conn.stop()
+
+
+def test_stop_leaves_no_channel_or_greenlet():
+    sw = Switch([DIALPLAN])
+    sw.start("127.0.0.1", 0)
+    calls = [sw.place_call("7000", f"1380000000{n}") for n in range(5)]
+    wait_for(lambda: all(c.parked for c in calls))
+    sw.stop()
+    assert not sw.channels and all(c.wait_hangup(0) for c in calls)
+    gevent.sleep(0.05)
+    assert sim_greenlets() == []
+
+
+def sim_greenlets():
+    """Greenlets that are still running code of engine/sim (any frame of their stack)."""
+    found = []
+    for g in gc.get_objects():
+        if not isinstance(g, greenlet.greenlet) or g.dead or g is greenlet.getcurrent():
+            continue
+        frame = g.gr_frame
+        while frame is not None:
+            if "/engine/sim/" in frame.f_code.co_filename:
+                found.append(g)
+                break
+            frame = frame.f_back
+    return found
+
+
+def test_sim_greenlets_sees_a_parked_channel():
+    sw = Switch([DIALPLAN])
+    sw.start("127.0.0.1", 0)
+    ch = sw.place_call("7000", "13800000009")
+    wait_for(lambda: ch.parked)
+    assert sim_greenlets()                       # the check above can fail
+    sw.stop()
