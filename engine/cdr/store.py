@@ -10,7 +10,8 @@ on the gevent hub. SQLite is told to wait only a few milliseconds; the store the
 gevent between polls until `busy_timeout` is used up (one "try"), then backs off and tries again.
 
 Replays are harmless: every write() carries a write id (the outbox row is unique by it) and an
-updated_at stamp (an older version never overwrites a newer one).
+updated_at stamp (a replayed older version never overwrites a newer one; stamps only grow within
+a process, and a direct write always applies, so a clock stepped back cannot discard an update).
 
 Spool layout (spool_dir): `cdr-spool.jsonl` (one JSON record a line, appended); the drainer renames
 it to `cdr-spool.<ns>.draining` while it replays; lines that are not JSON (a crash mid-write) are
@@ -58,6 +59,7 @@ class CdrStore:
         self._drain_lock = gevent.lock.Semaphore()
         self._drainer = None
         self._inode = None
+        self._last_stamp = None
 
     # --- life cycle -------------------------------------------------------------------------
     def open(self, drain=True):
@@ -108,11 +110,11 @@ class CdrStore:
         """Store one CDR (upsert by uuid) and its outbox row. False = kept in the spool for later."""
         row = normalize(record)
         row["_write_id"] = uuidlib.uuid4().hex
-        row["updated_at"] = _iso(datetime.datetime.now(datetime.timezone.utc))
+        row["updated_at"] = _iso(self._stamp())
         if not self.db_down:
             attempts = max(1, self.retries)
             for n in range(attempts):
-                if self._attempt(row):
+                if self._attempt(row, replay=False):
                     return True
                 if self.db_down:        # another writer gave up meanwhile: do not queue behind it
                     break
@@ -125,7 +127,14 @@ class CdrStore:
         log.warning("%s: CDR kept in the spool %s", row["uuid"], self.spool_path)
         return False
 
-    def _attempt(self, row) -> bool:
+    def _stamp(self):
+        now = datetime.datetime.now(datetime.timezone.utc)
+        if self._last_stamp is not None and now <= self._last_stamp:
+            now = self._last_stamp + datetime.timedelta(microseconds=1)
+        self._last_stamp = now
+        return now
+
+    def _attempt(self, row, replay=True) -> bool:
         """One try: wait for a lock cooperatively up to busy_timeout, give up on other errors."""
         deadline = time.monotonic() + self.busy_timeout
         while True:
@@ -133,7 +142,7 @@ class CdrStore:
                 try:
                     self._connect()
                     with self.db.atomic():
-                        self._upsert(row)
+                        self._upsert(row, replay)
                     return True
                 except DB_ERRORS as exc:
                     error = exc
@@ -145,12 +154,14 @@ class CdrStore:
                 return False
             gevent.sleep(LOCK_POLL)
 
-    def _upsert(self, row):
+    def _upsert(self, row, replay):
         fields = {k: _db_value(k, v) for k, v in row.items() if k in CDR_FIELDS}
         updated_at = _parse_time(row["updated_at"])
-        current = Cdr.select(Cdr.updated_at).where(Cdr.uuid == row["uuid"]).scalar()
-        if current is not None and _naive(current) > updated_at:
-            return                      # a newer version is already stored: this one is stale
+        if replay:
+            current = Cdr.select(Cdr.updated_at).where(Cdr.uuid == row["uuid"]).scalar()
+            if current is not None and _naive(current) > updated_at:
+                log.info("%s: spooled CDR version is older than the stored one; not applied", row["uuid"])
+                return
         fields["updated_at"] = updated_at
         (Cdr.insert(**fields)
             .on_conflict(conflict_target=[Cdr.uuid], preserve=[getattr(Cdr, k) for k in fields if k != "uuid"])
