@@ -254,3 +254,36 @@ def test_far_end_hangup_mid_playback_ends_app_and_sends_linger_notice(switch):
     assert notices[0]["Controlled-Session-UUID"] == ch.uuid
     assert ch.wait_hangup(3)
     assert ch.variables["sip_hangup_disposition"] == "recv_bye"
+
+
+def test_engine_closing_the_socket_ends_the_socket_app(switch):
+    def handler(session):
+        session.handshake()
+        session.execute("answer", timeout=3)
+        session.exit()                          # the engine lets go of the call
+
+    server = OutboundServer("127.0.0.1", 0, handler).start()
+    switch.global_vars["engine_socket"] = f"127.0.0.1:{server.address[1]}"
+    ch = switch.place_call("12345", "13800138002")
+    assert ch.wait_hangup(5)
+    server.stop()
+    assert ch.hangup_cause == "NORMAL_CLEARING"
+    assert ch.events.index("CHANNEL_UNPARK") < ch.events.index("CHANNEL_HANGUP")
+
+
+def test_filters_pass_events_matching_any_filter(switch):
+    conn = InboundConnection(*switch.address, "ClueCon", events=("CHANNEL_PARK",), reconnect=False)
+    seen = []
+    conn.on("*", seen.append)
+    conn.start(timeout=5)
+    assert conn.command("filter Caller-Caller-ID-Number 13800000001").reply_text == \
+        "+OK filter added. [Caller-Caller-ID-Number]=[13800000001]"
+    conn.command("filter Caller-Caller-ID-Number 13800000003")
+    calls = [switch.place_call("7000", f"1380000000{n}") for n in (1, 2, 3)]
+    deadline = time.monotonic() + 3
+    while len(seen) < 2 and time.monotonic() < deadline:
+        gevent.sleep(0.01)
+    gevent.sleep(0.1)
+    assert sorted(e.get("Caller-Caller-ID-Number") for e in seen) == ["13800000001", "13800000003"]
+    assert {e.uuid for e in seen} == {calls[0].uuid, calls[2].uuid}
+    conn.stop()

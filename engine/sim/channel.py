@@ -407,13 +407,15 @@ class Channel:
                     # the switch fires the consumed message as PRIVATE_COMMAND (fixtures 01, 04, 05)
                     self.emit("PRIVATE_COMMAND", msg["private"])
 
-    def park_loop(self):
-        """Park: run queued messages until hangup or transfer (the `park` app, socket async)."""
+    def park_loop(self, stop=None):
+        """Park: run queued messages until hangup, transfer or `stop()` (the `park` app, socket async)."""
         self.parked = True
         self.emit("CHANNEL_PARK")
         try:
             while True:
-                self.wait(until=lambda: bool(self.messages))
+                self.wait(until=lambda: bool(self.messages) or (stop is not None and stop()))
+                if stop is not None and stop() and not self.messages:
+                    return
                 self.run_messages()
         finally:
             self.parked = False

@@ -33,6 +33,8 @@ MYEVENTS = {"CHANNEL_ANSWER", "CHANNEL_APPLICATION", "CHANNEL_BRIDGE", "CHANNEL_
 
 
 def reply(text, **extra):
+    # a line break inside a value (a variable read by getvar) would end the header block
+    text = text.replace("\r", " ").replace("\n", " ")
     hdrs = {"Content-Type": "command/reply", "Reply-Text": text}
     hdrs.update(extra)
     return encode_message(hdrs)
@@ -79,6 +81,8 @@ class EslSession:
 
     def _close_socket(self):
         self.closed = True
+        if self.channel is not None:
+            self.channel.release_hold(self)      # also wakes the socket app's park loop
         try:
             self.sock.close()
         except OSError:
@@ -92,6 +96,7 @@ class EslSession:
             self.switch.remove_listener(self)
             if self.channel is not None:
                 self.channel.release_hold(self)
+                self.channel.wake()
 
     def disconnect(self, disposition="disconnect"):
         hdrs = {"Content-Type": "text/disconnect-notice"}
@@ -118,9 +123,9 @@ class EslSession:
                 return None
         if self.all_events or ev.name in self.names or \
                 (ev.name == "CUSTOM" and ev.subclass in self.subclasses):
-            for name, value in self.filters:
-                if ev.get(name) != value:
-                    return None
+            # filters: an event passes if it matches any of them (mod_event_socket)
+            if self.filters and not any(ev.get(n) == v for n, v in self.filters):
+                return None
             return self.fmt
         return None
 
@@ -360,7 +365,9 @@ def run_socket_app(ch, arg):
     session.reader = gevent.spawn(session.serve)
     ch.switch.add_listener(session)
     try:
-        ch.park_loop()
+        # the app lasts until hangup or until the engine closes the socket; then the dialplan
+        # goes on (and with nothing left, the channel hangs up)
+        ch.park_loop(stop=lambda: session.closed)
     finally:
         if session.closed:
             ch.release_hold(session)
