@@ -2,12 +2,11 @@
 import socket
 
 from engine.daemon import Engine
-from pathlib import Path
+from engine.fsconf import render
 from engine.settings import default_settings
 from engine.sim.switch import Switch
 
 PASSWORD = "test-esl-secret"
-TEST_DIALPLAN = Path(__file__).parent / "sim_dialplan"
 SHORT_TONE = "tone_stream://%(300,0,440)"
 
 
@@ -32,8 +31,9 @@ class Rig:
             files={"flows_dir": str(tmp_path / "no-flows")},
             shutdown={"grace_seconds": grace},
             database=db, **sections)
-        self.switch = Switch(dialplan_dirs=[TEST_DIALPLAN], password=PASSWORD,
-                             global_vars={"engine_socket": f"127.0.0.1:{out_port}"})
+        # The simulator runs the dialplan we ship, rendered from these very settings.
+        render(self.settings, tmp_path / "fs")
+        self.switch = Switch(dialplan_dirs=[tmp_path / "fs" / "dialplan"], password=PASSWORD)
         self.switch.start("127.0.0.1", esl_port)
         self.engine = Engine(self.settings, call_handler=handler)
         self.engine.start(wait_for_switch=True)
