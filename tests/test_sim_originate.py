@@ -162,3 +162,27 @@ def test_sim_greenlets_sees_a_parked_channel():
     wait_for(lambda: ch.parked)
     assert sim_greenlets()                       # the check above can fail
     sw.stop()
+
+
+def test_shipped_dialplans_load(tmp_path):
+    """The repository's dialplan templates use the same subset (multi-condition, ${var} fields)."""
+    from engine.sim.dialplan import Dialplan
+    repo = os.path.join(os.path.dirname(__file__), "..", "dialplans")
+    if not os.path.isdir(repo):
+        pytest.skip("no dialplans/ in this checkout")
+    for name in os.listdir(repo):
+        text = open(os.path.join(repo, name), encoding="utf-8").read()
+        text = text.replace("{%- for did in dids %}", "").replace("{%- endfor %}", "")
+        text = text.replace("{{ loop.index }}", "1").replace("{{ did.regex }}", "^12345$")
+        text = text.replace("{{ socket_data }}", "127.0.0.1:1 async full")
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    plan = Dialplan([str(tmp_path)])
+    assert {"public", "agents", "hotline_conference"} <= set(plan.contexts)
+    sw = Switch([str(tmp_path)])
+    ch = sw.place_call("12345", "13800000011")
+    assert ch.wait_hangup(3)                     # nothing listens on port 1: the socket app fails
+    assert ch.variables["last_app"] == "socket" and ch.hangup_cause == "NORMAL_CLEARING"
+    other = sw.place_call("99999999", "13800000012")  # no extension: refused from routing
+    assert other.wait_hangup(3)
+    assert other.hangup_cause == "NO_ROUTE_DESTINATION" and "CHANNEL_EXECUTE" not in other.events
+    sw.stop()

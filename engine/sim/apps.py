@@ -312,6 +312,22 @@ def _eavesdrop(ch, arg):
     return ch.switch.eavesdrop(ch, arg.strip())
 
 
+@app("userspy")
+def _userspy(ch, arg):
+    """`userspy <ext>@<domain>`: eavesdrop on whatever call the agent's phone is bridged to."""
+    ext = arg.strip().split("@")[0]
+    marker = f"/{ext}@"
+
+    def target():
+        for other in list(ch.switch.channels.values()):
+            if other is not ch and marker in other.name and other.bridged_to:
+                return other
+        return None
+    while True:
+        ch.wait(until=lambda: target() is not None)
+        ch.switch.eavesdrop(ch, target().uuid)
+
+
 @app("socket")
 def _socket(ch, arg):
     from engine.sim import esl_server

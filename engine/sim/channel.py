@@ -357,15 +357,16 @@ class Channel:
                         break
                     if apps is None:
                         apps = self.switch.dialplan.lookup(self)
+                        if apps is None:      # no extension matched: refused from CS_ROUTING
+                            self.kill("NO_ROUTE_DESTINATION")
+                            break
                     self.set_state("CS_EXECUTE")
                     for app, arg in apps or ():
                         self.check()
                         self.run_messages()
                         applications.execute(self, app, arg)
                     self.check()
-                    if apps is None:
-                        self.kill("NO_ROUTE_DESTINATION")
-                    elif not self.parked:
+                    if not self.parked:
                         self.kill("NORMAL_CLEARING")
                     break
                 except Transfer:
