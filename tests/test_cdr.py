@@ -377,3 +377,51 @@ def test_cli_show_one_and_missing(cli_setup, capsys):
     assert rc == 1 and "no CDR" in err
     rc, _, err = run_cli(capsys, "cdr", "show", "x", "--config", str(cli_setup) + ".missing")
     assert rc == 1 and "cannot read" in err
+
+
+def test_a_burst_of_hangups_is_written_in_batches_without_stalling_other_calls(tmp_path):
+    s = make_store(tmp_path).open()
+    gaps = []
+
+    def ticker():
+        last = time.monotonic()
+        while True:
+            gevent.sleep(0.005)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    tick = gevent.spawn(ticker)
+    writers = [gevent.spawn(s.write, record(f"burst-{i}", ivr_path=[{"node": "menu", "digits": "1"}] * 5))
+               for i in range(300)]
+    gevent.joinall(writers, timeout=30)
+    tick.kill()
+    assert all(w.value is True for w in writers)
+    db_path = tmp_path / "db/hotline.db"
+    assert raw_rows(db_path, "select count(distinct uuid), count(*) from cdr") == [(300, 300)]
+    assert raw_rows(db_path, "select count(*) from outbox") == [(300,)]
+    assert max(gaps) < 0.06, f"hub blocked for {max(gaps):.3f} s"
+    s.close()
+
+
+def test_a_row_the_database_refuses_is_set_aside_and_does_not_block_the_spool(tmp_path, monkeypatch):
+    s = make_store(tmp_path).open()
+    rows = []
+    for n, uuid in enumerate(["ok-1", "poison", "ok-2"]):
+        row = normalize(record(uuid))
+        row.update(_write_id=f"w{n}", updated_at="2026-11-22T21:45:00+00:00")
+        rows.append(row)
+    s._spool(rows)
+    real_upsert = CdrStore._upsert
+
+    def refuse_poison(self, row, replay):
+        if row["uuid"] == "poison":      # e.g. PostgreSQL refusing a NUL character in text
+            raise store_mod.peewee.DataError("invalid byte sequence for encoding UTF8: 0x00")
+        return real_upsert(self, row, replay)
+
+    monkeypatch.setattr(CdrStore, "_upsert", refuse_poison)
+    assert s.drain() == (2, 0)
+    assert sorted(r["uuid"] for r in s.list()) == ["ok-1", "ok-2"]
+    kept = [json.loads(line) for line in (tmp_path / "spool" / store_mod.REJECTED_NAME).read_text().splitlines()]
+    assert [k["cdr"]["uuid"] for k in kept] == ["poison"] and "0x00" in kept[0]["error"]
+    s.close()
