@@ -102,6 +102,8 @@ class CdrStore:
         self.stop()
         if self.db is None:
             return
+        if self._writer is not None:
+            self._writer.join(timeout=max(10.0, 3 * self.retries * self.busy_timeout))   # CDRs in flight
         if self._memory or self.pending():
             self.drain()
         if self._memory:
