@@ -59,11 +59,13 @@ def test_uuid_bridge_and_hangup_follow_fixture_02(switch, conn):
     a2, b2 = parked_caller(switch, conn, 2)
     mark = len(conn.seen)
     assert conn.api(f"uuid_bridge {b1} {b2}") == f"+OK {b2}\n"
-    wait_for(lambda: "CHANNEL_BRIDGE" in names_for(conn, b1, mark) and
-             "CS_EXCHANGE_MEDIA" == switch.channels[b2].state)
+    wait_for(lambda: "CALL_UPDATE" in names_for(conn, b1, mark) and
+             "CALL_UPDATE" in names_for(conn, b2, mark) and "RECV_INFO" in names_for(conn, a2, mark))
     assert names_for(conn, b1, mark) == ["CHANNEL_UNPARK", "CHANNEL_EXECUTE_COMPLETE", "CHANNEL_STATE",
                                          "CHANNEL_STATE", "CHANNEL_STATE", "CHANNEL_EXECUTE",
-                                         "CHANNEL_BRIDGE"]
+                                         "CHANNEL_BRIDGE", "CALL_UPDATE"]
+    assert names_for(conn, b2, mark)[-2:] == ["CHANNEL_STATE", "CALL_UPDATE"]   # CS_EXCHANGE_MEDIA
+    assert names_for(conn, a1, mark) == ["CALL_UPDATE", "RECV_INFO"]             # the caller's phone
     bridge = next(e for e in conn.seen[mark:] if e.name == "CHANNEL_BRIDGE")
     assert bridge.get("Bridge-A-Unique-ID") == b1 and bridge.get("Bridge-B-Unique-ID") == b2
     assert bridge.get("Other-Leg-Unique-ID") == b2

@@ -176,12 +176,31 @@ def _uuid_dump(switch, arg):
     ch = _channel(switch, words[0]) if words else None
     if ch is None:
         return NO_CHANNEL
-    pairs = switch.channel_data(ch)
+    pairs = switch.channel_data(ch, dump=True)
     if words[1:2] == ["json"]:
         return json.dumps({k: str(v) for k, v in pairs}, ensure_ascii=False, separators=(",", ":"))
     from urllib.parse import quote
     from engine.sim.headers import _SAFE
-    return "".join(f"{k}: {quote(str(v), safe=_SAFE)}\n" for k, v in pairs)
+    return "".join(f"{k}: {quote(str(v), safe=_SAFE)}\n" for k, v in pairs) + "\n"
+
+
+@command("sofia")
+def _sofia(switch, arg):
+    if arg.split()[:1] != ["status"]:
+        return "-ERR Usage: sofia status\n"
+    line = "=" * 97
+    counts = {p: sum(1 for c in switch.channels.values() if f"sofia/{p}/" in c.name)
+              for p in ("external", "internal")}
+    return (f"{'Name':>25}\t{'Type':>7}\t{'Data':>38}\tState\n{line}\n"
+            f"{'127.0.0.1':>25}\t{'alias':>7}\t{'internal':>38}\tALIASED\n"
+            f"{'external':>25}\t{'profile':>7}\t{'sip:mod_sofia@127.0.0.1:5080':>38}\tRUNNING ({counts['external']})\n"
+            f"{'internal':>25}\t{'profile':>7}\t{'sip:mod_sofia@127.0.0.1:5060':>38}\tRUNNING ({counts['internal']})\n"
+            f"{line}\n2 profiles 1 alias\n")
+
+
+@command("reloadxml")
+def _reloadxml(switch, arg):
+    return "+OK [Success]\n"
 
 
 @command("uuid_getvar")

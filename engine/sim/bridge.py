@@ -56,6 +56,7 @@ def _bridge_loop(ch, other, role):
         ch.emit("CHANNEL_BRIDGE", {"Bridge-A-Unique-ID": ch.uuid, "Bridge-B-Unique-ID": other.uuid})
     else:
         ch.set_state("CS_EXCHANGE_MEDIA")
+    _display_update(ch, other)
     try:
         while True:
             ch.wait(until=lambda: bool(ch.messages) or ch.bridged_to != other.uuid or not other.alive)
@@ -73,6 +74,21 @@ def _bridge_loop(ch, other, role):
         else:
             ch.kill("NORMAL_CLEARING")
             ch.check()
+
+
+def _display_update(ch, other):
+    """Bridging re-sends the callee ID on each SIP leg (CALL_UPDATE SEND) and the phone on the
+    far side sees an INFO display update (CALL_UPDATE RECV + RECV_INFO), fixture 02."""
+    ch.emit("CALL_UPDATE", {"Direction": "SEND", "Sent-Callee-ID-Name": other.caller_id_name,
+                            "Sent-Callee-ID-Number": other.caller_id_number, "Bridged-To": other.uuid})
+    peer = ch.sip_peer
+    if peer is not None and peer.alive:
+        peer.emit("CALL_UPDATE", {"Direction": "RECV"})
+        peer.emit("RECV_INFO", {"SIP-Content-Type": "message/update_display",
+                                "SIP-From-User": peer.destination_number, "SIP-From-Host": "127.0.0.1",
+                                "SIP-To-User": peer.callee_id_number or peer.caller_id_number,
+                                "SIP-To-Host": "127.0.0.1", "SIP-Contact-User": peer.destination_number,
+                                "SIP-Contact-Host": "127.0.0.1"})
 
 
 def _end(ch, other, role):
@@ -158,6 +174,7 @@ def eavesdrop(switch, ch, target_uuid):
         return "_none_"
     if not ch.answered:
         ch.answer()
+    ch.other, ch.other_type = target, "originatee"      # the eavesdropper shows its target
     bug = {"Media-Bug-Function": "eavesdrop", "Media-Bug-Target": target.uuid}
     target.emit("MEDIA_BUG_START", bug)
     ch.set_var("eavesdrop_target", target.uuid)

@@ -104,7 +104,8 @@ class Channel:
         fields[prefix + "Logical-Direction"] = self.direction
         if self.username:
             fields[prefix + "Username"] = self.username
-        fields[prefix + "Dialplan"] = self.dialplan
+        if self.dialplan:
+            fields[prefix + "Dialplan"] = self.dialplan
         fields[prefix + "Caller-ID-Name"] = self.caller_id_name
         fields[prefix + "Caller-ID-Number"] = self.caller_id_number
         fields[prefix + "Orig-Caller-ID-Name"] = self.orig_caller_id_name
@@ -112,7 +113,8 @@ class Channel:
         if self.callee_id_number:
             fields[prefix + "Callee-ID-Name"] = self.callee_id_name
             fields[prefix + "Callee-ID-Number"] = self.callee_id_number
-        fields[prefix + "Network-Addr"] = self.network_addr
+        if self.network_addr:
+            fields[prefix + "Network-Addr"] = self.network_addr
         fields[prefix + "ANI"] = self.orig_caller_id_number
         if self.rdnis:
             fields[prefix + "RDNIS"] = self.rdnis
@@ -247,6 +249,8 @@ class Channel:
             return
         if self.direction == "outbound":
             self._set_codec()
+            if self.name.startswith("sofia/") and not self.network_addr:
+                self.network_addr = "127.0.0.1"      # learnt from the answer's SDP/Via
         else:
             self.pre_answer()
         self.answered = True

@@ -65,7 +65,7 @@ def originate(switch, endpoint, variables, timeout):
     else:
         name = f"sofia/{extra}/{ext}@{host}"
     a = Channel(switch, name, "outbound", cid_num, cid_name, ext, uuid=a_uuid, context="default",
-                dialplan="", source="src/switch_ivr_originate.c")
+                dialplan="", source="src/switch_ivr_originate.c", network_addr="")
     a.callee_id_number, a.callee_id_name = ext, ext
     a.variables.update(_outbound_variables(a, variables))
     a.state = "CS_NONE"

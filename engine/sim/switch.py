@@ -200,9 +200,15 @@ class Switch:
     def unregister(self, ext):
         self.endpoints.pop(str(ext), None)
 
-    def channel_data(self, ch):
+    def channel_data(self, ch, dump=False):
+        """CHANNEL_DATA headers: the outbound `connect` reply (with the Channel-* caller profile)
+        or `uuid_dump` (without it, from mod_commands), as fixtures 05 and 06 show."""
         fields = self.factory.core("CHANNEL_DATA")
-        fields.update(ch.fields(channel_data=True))
+        if dump:
+            fields.update({"Event-Calling-File": "mod_commands.c",
+                           "Event-Calling-Function": "uuid_dump_function",
+                           "Event-Calling-Line-Number": "6495"})
+        fields.update(ch.fields(channel_data=not dump))
         from engine.sim import headers
         return headers.order_headers("CHANNEL_DATA", fields, list(ch.variables.items()))
 
