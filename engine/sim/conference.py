@@ -32,6 +32,7 @@ class Room:
         self.floor = None
         self.next_id = 1
         self.created = now_us()
+        self.presence_count = 0
 
 
 class Conferences:
@@ -65,6 +66,22 @@ class Conferences:
         if member is not None:
             member.ch.events.append("CUSTOM::" + SUBCLASS)
         self.switch.dispatch(ev)
+
+    def _presence(self, room):
+        """PRESENCE_IN for the conference's presence id after every join and leave (fixture 03)."""
+        n = len(room.members)
+        fields = {"proto": "conf", "login": room.name, "from": f"{room.name}@{room.domain}",
+                  "event_type": "presence", "alt_event_type": "dialog",
+                  "event_count": str(room.presence_count), "unique-id": room.name}
+        room.presence_count += 1
+        if n:
+            fields.update({"force-status": f"Active ({n} caller{'s' if n > 1 else ''})",
+                           "channel-state": "CS_ROUTING", "answer-state": "early" if n == 1 else "confirmed",
+                           "presence-call-direction": "outbound" if n == 1 else "inbound"})
+        else:
+            fields.update({"force-status": "Inactive", "channel-state": "CS_HANGUP",
+                           "answer-state": "terminated", "call-direction": "inbound"})
+        self.switch.emit("PRESENCE_IN", fields)
 
     def _play(self, room, path, error=None):
         extra = {"File": path, "Async": "false"}
@@ -102,6 +119,7 @@ class Conferences:
         if len(room.members) == 1:
             self._play(room, "conference/conf-alone.wav", error="File could not be played")
         self._emit(room, "add-member", member)
+        self._presence(room)
         if room.floor is None:
             room.floor = member
             self._emit(room, "floor-change", member, **{"Old-ID": "none", "New-ID": str(member.id)})
@@ -129,6 +147,7 @@ class Conferences:
             if room.floor is not None:
                 self._emit(room, "floor-change", room.floor,
                            **{"Old-ID": str(member.id), "New-ID": str(room.floor.id)})
+        self._presence(room)
         if not room.members:
             self.rooms.pop(room.name, None)
             self._emit(room, "conference-destroy")
