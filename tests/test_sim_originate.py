@@ -186,3 +186,30 @@ def test_shipped_dialplans_load(tmp_path):
     assert other.wait_hangup(3)
     assert other.hangup_cause == "NO_ROUTE_DESTINATION" and "CHANNEL_EXECUTE" not in other.events
     sw.stop()
+
+
+def test_early_media_apps_and_hangup_app(switch):
+    ch = switch.place_call("7003", "13800000013")
+    assert ch.wait_hangup(3)
+    ev = ch.events
+    assert ev.index("CHANNEL_PROGRESS") < ev.index("CHANNEL_PROGRESS_MEDIA") < ev.index("CHANNEL_ANSWER")
+    assert ev.count("CHANNEL_PROGRESS_MEDIA") == 1          # answer after pre_answer: no second one
+    assert ch.variables["hotline_flow"] == "7003"            # $1 from the condition's capture
+    assert ch.hangup_cause == "USER_BUSY" and ch.variables["hangup_cause_q850"] == "17"
+    assert ch.variables["sip_hangup_disposition"] == "send_bye"
+    assert int(ch.variables["answer_uepoch"]) - int(ch.variables["start_uepoch"]) >= 50_000
+
+
+def test_originate_loopback_and_to_an_extension(switch):
+    out = switch.api("originate {origination_caller_id_number=8001}loopback/7000/public &park()")
+    a = switch.channels[out.split()[1]]
+    assert a.name == "loopback/7000-a" and a.answered
+    b = a.sip_peer
+    assert b.name == "loopback/7000-b" and b.context == "public"
+    switch.register("1001", Phone())
+    out = switch.api("originate {origination_uuid=leg-ext}user/1001 7000 XML public")
+    assert out == "+OK leg-ext\n"
+    leg = switch.channels["leg-ext"]
+    wait_for(lambda: leg.parked)                   # the answered leg runs extension 7000 (answer, park)
+    assert leg.context == "public" and "CHANNEL_PARK" in leg.events
+    assert switch.api("originate").startswith("-USAGE")
