@@ -8,6 +8,7 @@ Files that hold secrets (event-socket password, gateway password, SIP passwords)
 Values that become FreeSWITCH syntax (dialplan expressions, socket targets, caller ID names) go
 through engine.esl.commands.
 """
+import ipaddress
 import os
 import re
 import sys
@@ -92,6 +93,11 @@ def _context(s, agents, env):
         for cidr in cidrs:
             if not _CIDR.match(cidr):
                 raise FsConfigError(f"{label}: {cidr!r} is not an address/prefix like 192.0.2.0/24")
+    try:
+        ipaddress.ip_address(s.esl.host)
+    except ValueError:
+        raise FsConfigError(f"esl.host: {s.esl.host!r} becomes the event socket's listen-ip and must be "
+                            "an IP address of the FreeSWITCH machine") from None
     for label, value in (("esl.password", s.esl.password), ("trunk.password", s.trunk.password)):
         _check_secret(label, value)
     return {

@@ -69,6 +69,8 @@ def test_second_write_updates_the_same_row_and_keeps_fields_it_does_not_name(tmp
     assert row["billsec"] == 30 and row["caller_number"] == "13800138000"
     assert row["answer_time"] == datetime.datetime(2026, 11, 22, 21, 44, 6, tzinfo=UTC)
     assert raw_rows(tmp_path / "db/hotline.db", "select count(*) from cdr") == [(1,)]
+    assert s.db.execute_sql("pragma journal_mode").fetchone() == ("wal",)
+    assert s.db.execute_sql("pragma foreign_keys").fetchone() == (1,)
     # Each write is an event for consumers, carrying the whole CDR as stored at that moment.
     entries = s.outbox_take("tickets")
     assert [e["cdr_uuid"] for e in entries] == ["call-1", "call-1"]

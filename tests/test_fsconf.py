@@ -205,6 +205,7 @@ def test_no_agents_file_renders_an_empty_directory(tmp_path):
     ('dids: ["12${x}"]', None, "trunk.dids[0]"),
     ("max_sessions: 1600", None, None),
     ("max_sessions: 9000", None, "RTP ports"),
+    ("host: fs1.example.org", None, "esl.host"),
     (None, [{"extension": "1001", "password_env": "HOTLINE_TEST_NOT_SET"}], "HOTLINE_TEST_NOT_SET"),
     (None, [{"extension": "10a1", "password_env": "HOTLINE_TEST_SIP_1001"}], "agents[0].extension"),
     (None, [{"extension": "1001"}], "password_env"),
