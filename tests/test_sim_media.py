@@ -147,3 +147,19 @@ def test_record_app_and_playback_of_wav_take_real_time(switch, tmp_path):
     with wave.open(rec, "rb") as w:
         assert 0.2 <= w.getnframes() / w.getframerate() <= 0.5
     assert ch.variables.get("playback_terminator_used") == "#"
+
+
+def test_record_app_stops_after_silence_following_speech(switch, tmp_path):
+    ch = parked_inbound(switch)
+    ch.speak(write_tone(tmp_path / "msg.wav", 0.3))
+    rec = str(tmp_path / "voicemail.wav")
+    t0 = time.monotonic()
+    ch.queue_message({"app": "record", "arg": f"{rec} 10 200 1"})   # 1 s of silence ends it
+    deadline = time.monotonic() + 5
+    while "RECORD_STOP" not in ch.events and time.monotonic() < deadline:
+        gevent.sleep(0.01)
+    assert 1.2 <= time.monotonic() - t0 <= 1.8                      # 0.3 s speech + 1 s silence
+    with wave.open(rec, "rb") as w:
+        data = array.array("h", w.readframes(w.getnframes()))
+        rate = w.getframerate()
+    assert max(abs(s) for s in data[: int(0.2 * rate)]) > 1000

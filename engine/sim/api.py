@@ -269,11 +269,12 @@ def _uuid_send_dtmf(switch, arg):
     target = ch.sip_peer if ch.sip_peer is not None else None
 
     def send():
-        # RFC2833 to the far end: each digit arrives after it has been played out.
-        for d in digits:
-            gevent.sleep((duration_ms + 50) / 1000.0)
+        # RFC2833 to the far end: the first digit lands ~60 ms later, then one every
+        # duration + inter-digit gap (fixture 01: 420 ms apart with the default 250 ms)
+        for i, d in enumerate(digits):
+            gevent.sleep(0.06 if i == 0 else (duration_ms + 170) / 1000.0)
             if target is not None and target.alive:
-                target.receive_dtmf(d, duration=duration_ms * 8)
+                target.receive_dtmf(d, duration=2880 if not dur else duration_ms * 8)
     switch.spawn(send)
     return f"+OK {ch.uuid} sent DTMF {words[1]}.\n"
 

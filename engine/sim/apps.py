@@ -6,6 +6,7 @@ the completion, also when a hangup ends the application (fixture 01: park comple
 """
 import logging
 import re
+import time
 import uuid as _uuid
 
 from engine.sim import media
@@ -282,18 +283,49 @@ def _record(ch, arg):
     if not p:
         return "_none_"
     limit = _int(p[1] if len(p) > 1 else None, 0) or None
+    threshold = _int(p[2] if len(p) > 2 else None, 0)
+    silence_hits = _int(p[3] if len(p) > 3 else None, 0)
     terminators = ch.variables.get("playback_terminators", "*#")
-    ch.switch.record_start(ch, p[0], limit, record_app=True)
+    rec = ch.switch.record_start(ch, p[0], limit, record_app=True)
     cause = "success-maxtime"
+
+    def terminator():
+        return bool(ch.dtmf) and ch.dtmf[0] in terminators
+
+    ends_at = time.monotonic() + limit if limit else None
     try:
-        if ch.wait(limit, until=lambda: bool(ch.dtmf) and ch.dtmf[0] in terminators):
-            ch.set_var("playback_terminator_used", ch.dtmf.popleft())
-            cause = "success-terminator"
+        while True:
+            waits = []
+            if ends_at is not None:
+                waits.append(ends_at - time.monotonic())
+            if threshold and silence_hits:
+                # stops that long after the caller's speech ends (or after the start, if the
+                # caller never says anything)
+                waits.append(speech_end(ch, rec.wall_started) + silence_hits - time.time())
+            if waits and min(waits) <= 0:
+                if ends_at is None or ends_at - time.monotonic() > 0:
+                    cause = "success-silence"
+                break
+            if ch.wait(min(waits) if waits else None, until=terminator):
+                ch.set_var("playback_terminator_used", ch.dtmf.popleft())
+                cause = "success-terminator"
+                break
     except Hangup:
         cause = "success-hangup"
         raise
     finally:
         ch.switch.record_stop(ch, p[0], cause, record_app=True)
+
+
+def speech_end(ch, since):
+    """Wall time at which the far end's current speech ends (`since` if it says nothing)."""
+    if not ch.audio:
+        return since
+    try:
+        length = media.duration(ch.audio) or 0.0
+    except media.MediaError:
+        return since
+    return max(since, ch.audio_since + length)
 
 
 # --- bridging, conferences, eavesdrop, outbound socket -----------------------------------------------

@@ -273,7 +273,7 @@ class Channel:
         self.wake()
 
     # --- DTMF, messages, far end ---------------------------------------------------------------
-    def receive_dtmf(self, digit, duration=2000, source="RTP"):
+    def receive_dtmf(self, digit, duration=2880, source="RTP"):
         if not self.alive:
             return
         self.emit("DTMF", {"DTMF-Digit": digit, "DTMF-Duration": str(duration), "DTMF-Source": source})
@@ -287,8 +287,10 @@ class Channel:
             self.receive_dtmf(digit)
 
     def speak(self, wav_path):
+        """The far end's audio from now on (None: silence); recordings and the tap pick it up."""
         self.audio = wav_path
         self.audio_since = time.time()
+        self.wake()
 
     def queue_message(self, message):
         self.messages.append(message)

@@ -248,10 +248,11 @@ class Switch:
 
     # --- bridges, recording (used by api and apps) ---------------------------------------------------
     def record_start(self, ch, path, limit=None, record_app=False):
-        self.media.start(ch, path, limit)
+        rec = self.media.start(ch, path, limit)
         ch.emit("RECORD_START", {"Record-File-Path": path})
         if not record_app:
             ch.emit("MEDIA_BUG_START", {"Media-Bug-Function": "session_record", "Media-Bug-Target": path})
+        return rec
 
     def record_stop(self, ch, path, cause="success-maxtime", record_app=False):
         stopped = self.media.stop(ch, path)
