@@ -25,6 +25,10 @@ def build_parser():
 
 
 def main(argv=None):
+    # Every command runs on gevent (the daemon, the simulator, the demo); patch before any
+    # feature module imports socket, ssl, threading or subprocess.
+    from gevent import monkey
+    monkey.patch_all()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
