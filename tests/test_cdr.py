@@ -352,7 +352,7 @@ def test_cli_list_table_json_csv_and_since(cli_setup, capsys):
     rc, out, _ = run_cli(capsys, "cdr", "list", "--config", str(cli_setup))
     assert rc == 0
     lines = out.splitlines()
-    assert lines[0].split()[:2] == ["start_time", "uuid"] and len(lines) == 3
+    assert lines[0].split()[:3] == ["start", "(UTC)", "uuid"] and len(lines) == 3
     rc, out, _ = run_cli(capsys, "cdr", "list", "--config", str(cli_setup), "--json")
     data = json.loads(out)
     assert rc == 0 and [d["uuid"] for d in data] == ["cli-1", "cli-2"]

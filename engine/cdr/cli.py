@@ -134,11 +134,12 @@ def _print_table(rows):
         print("no CDRs")
         return
     # repr() for caller text: a hostile caller name must not be able to draw on the terminal.
+    headers = ["start (UTC)" if c == "start_time" else c for c in TABLE_COLUMNS]
     table = [[_short(r[c]) for c in TABLE_COLUMNS] for r in rows]
-    widths = [max(len(c), *(len(t[i]) for t in table)) for i, c in enumerate(TABLE_COLUMNS)]
-    print("  ".join(c.ljust(w) for c, w in zip(TABLE_COLUMNS, widths)))
+    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
     for t in table:
-        print("  ".join(v.ljust(w) for v, w in zip(t, widths)))
+        print("  ".join(v.ljust(w) for v, w in zip(t, widths)).rstrip())
 
 
 def _short(value):
