@@ -212,3 +212,24 @@ log: {{file: {tmp_path / 'engine.log'}}}
     finally:
         store.close()
     assert not (tmp_path / "var" / "hotline.pid").exists()
+
+
+def test_dtmf_flood_is_bounded_and_the_call_goes_on(rig):
+    from engine.calls import MAX_BUFFERED_DIGITS
+    got = {}
+
+    def handler(call):
+        call.answer()
+        call.play(["silence_stream://3000"])
+        gevent.sleep(0.3)                       # the flood keeps coming while we are busy
+        got["buffered"] = len(call._digits)
+        got["digits"] = call.get_digits(4, timeout=0.5, inter_digit_timeout=0.2)
+        call.hangup()
+    r = rig(handler=handler)
+    ch = r.call()
+    wait_for(lambda: "PLAYBACK_START" in ch.events)
+    ch.press("1234567890" * 50)
+    assert ch.wait_hangup(timeout=10)
+    assert got["buffered"] <= MAX_BUFFERED_DIGITS
+    assert len(got["digits"]) == 4
+    wait_for(lambda: len(r.cdrs()) == 1)
