@@ -287,3 +287,25 @@ def test_filters_pass_events_matching_any_filter(switch):
     assert sorted(e.get("Caller-Caller-ID-Number") for e in seen) == ["13800000001", "13800000003"]
     assert {e.uuid for e in seen} == {calls[0].uuid, calls[2].uuid}
     conn.stop()
+
+
+def test_listener_that_stops_reading_is_dropped(switch):
+    switch.listener_queue_max = 200
+    sock, send, read = raw_session(switch.address)
+    read()
+    send("auth ClueCon\n\n")
+    read()
+    send("event plain ALL\n\n")
+    assert read()[0].reply_text == "+OK event listener enabled plain"
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    for _ in range(6000):                   # never read: the socket buffers fill, then the queue
+        switch.heartbeat()
+        if not switch.listeners:
+            break
+        gevent.sleep(0)
+    assert switch.listeners == []           # dropped after losing 500 events
+    other = InboundConnection(*switch.address, "ClueCon", reconnect=False)
+    other.start(timeout=3)
+    assert other.api("status").startswith("UP ")
+    other.stop()
+    sock.close()

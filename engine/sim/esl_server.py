@@ -22,6 +22,7 @@ log = logging.getLogger("hotline.sim.esl")
 
 GOODBYE = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
 MAX_QUEUE = 100_000       # mod_event_socket's per-listener event queue
+LOST_EVENTS_LIMIT = 500   # ... and it drops a listener that lost this many
 # What `myevents` subscribes on an outbound socket (mod_event_socket.c): no CALLSTATE, CODEC or
 # PLAYBACK_* (fixtures 05/05b).
 MYEVENTS = {"CHANNEL_ANSWER", "CHANNEL_APPLICATION", "CHANNEL_BRIDGE", "CHANNEL_CREATE",
@@ -98,6 +99,19 @@ class EslSession:
                 self.channel.release_hold(self)
                 self.channel.wake()
 
+    def _abort(self):
+        """Drop a client that stopped reading: what is queued is thrown away."""
+        self.closed = True
+        self.switch.remove_listener(self)
+        if self.channel is not None:
+            self.channel.release_hold(self)
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.writer.kill(block=False)
+        self._close_socket()
+
     def disconnect(self, disposition="disconnect"):
         hdrs = {"Content-Type": "text/disconnect-notice"}
         if self.channel is not None:
@@ -133,11 +147,12 @@ class EslSession:
         fmt = self.wants(ev)
         if fmt is None or self.closed:
             return
-        if self.out.qsize() >= MAX_QUEUE:
+        if self.out.qsize() >= self.switch.listener_queue_max:
             self.dropped += 1
-            if self.dropped >= 500:
-                log.warning("listener lost %d events: dropping it", self.dropped)
-                self.close()
+            if self.dropped >= LOST_EVENTS_LIMIT:
+                log.warning("ESL listener fell %d events behind: dropping it (as mod_event_socket does)",
+                            self.dropped)
+                self._abort()
             return
         self.send(ev.encoded(fmt))
 

@@ -4,6 +4,10 @@ Interface agreed with the endpoints/conformance author and the lead (see the hel
 Switch(dialplan_dirs, password, hostname, core_uuid, sounds_dir), start(host, port) -> (host, port),
 stop(), channels, place_call(...), register(ext, endpoint), unregister(ext), api(line),
 subscribe(callback) / unsubscribe(callback).
+
+Additions (additive): `global_vars=` (dialplan `${name}` / `$${name}` values, e.g. the test
+dialplan's `engine_socket`, also settable later in `switch.global_vars`), `heartbeat()`,
+`listener_queue_max`, `heartbeat_interval` (seconds, read when start() runs its timer).
 """
 import logging
 import time
@@ -78,6 +82,8 @@ class Switch:
         self.sessions_since_startup = 0
         self.peak_sessions = 0
         self.max_sessions = 1000
+        self.listener_queue_max = 100_000      # events queued per ESL listener before it loses some
+        self.heartbeat_interval = HEARTBEAT_SECONDS
         self.server = None
         self._session_id = 0
         self._heartbeat = None
@@ -121,7 +127,7 @@ class Switch:
 
     def _heartbeat_loop(self):
         while True:
-            gevent.sleep(HEARTBEAT_SECONDS)
+            gevent.sleep(self.heartbeat_interval)
             self.heartbeat()
 
     def heartbeat(self):
