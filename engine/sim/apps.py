@@ -45,6 +45,9 @@ def execute(ch, name, arg="", event_uuid=None, loops=1):
         for _ in range(max(int(loops or 1), 1)):
             response = fn(ch, arg or "") or "_none_"
     finally:
+        ch.set_var("current_application_response", response)
+        if arg:
+            ch.set_var("last_arg", arg)
         done = dict(info)
         done["Application-Response"] = response
         done["Application-UUID"] = app_uuid
@@ -156,6 +159,7 @@ def play(ch, source, terminators="", any_digit_breaks=False):
         info = {"Playback-File-Type": ftype, "Playback-File-Path": source}
     ch.break_flag = False
     ch.emit("PLAYBACK_START", info)
+    started = time.monotonic()
     status = "done"
     result = "done"
 
@@ -179,6 +183,11 @@ def play(ch, source, terminators="", any_digit_breaks=False):
         status = "break"
         raise
     finally:
+        played = min(time.monotonic() - started, seconds) if seconds is not None else \
+            time.monotonic() - started
+        samples = int(played * 48000)
+        ch.variables.update({"playback_last_offset_pos": str(samples), "playback_seconds": str(int(played)),
+                             "playback_ms": str(int(played * 1000)), "playback_samples": str(samples)})
         ch.emit("PLAYBACK_STOP", dict(info, **{"Playback-Status": status}))
     return result
 

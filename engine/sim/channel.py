@@ -13,6 +13,7 @@ import uuid as _uuid
 import gevent
 from gevent.event import Event as GEvent
 
+from engine.sim import sipvars
 from engine.sim.events import STATE_NUMBERS, now_us
 
 CALLSTATE_NUMBERS = {"DOWN": 0, "DIALING": 1, "RINGING": 2, "EARLY": 3, "ACTIVE": 4, "HELD": 5,
@@ -225,10 +226,7 @@ class Channel:
     def _set_codec(self):
         if self.codec is None:
             self.codec = ("opus", "48000")
-            self.variables.update({"read_codec": "opus", "original_read_codec": "opus",
-                                   "read_rate": "48000", "original_read_rate": "48000",
-                                   "write_codec": "opus", "write_rate": "48000",
-                                   "dtmf_type": "rfc2833"})
+            self.variables.update(sipvars.media_variables())
             self.emit("CODEC", {"channel-read-codec-name": "opus", "channel-read-codec-rate": "48000",
                                 "channel-read-codec-bit-rate": "0"})
             self.emit("CODEC", {"Channel-Write-Codec-Name": "opus", "Channel-Write-Codec-Rate": "48000",
@@ -240,6 +238,7 @@ class Channel:
         self._set_codec()
         self.early = True
         self.times["progress_media"] = now_us()
+        self.set_var("progress_media_stamp", time.strftime("%Y-%m-%d %H:%M:%S"))
         self.emit("CHANNEL_PROGRESS_MEDIA")
         self.set_callstate("EARLY")
 
@@ -512,6 +511,8 @@ class Channel:
         v["progress_mediausec"] = str(pm)
         v["flow_billusec"] = str(dur)
         v["sip_hangup_disposition"] = self.hangup_disposition or "send_bye"
+        v.update(sipvars.hangup_sip_variables(self.hangup_cause, v["hangup_cause_q850"],
+                                              v["sip_hangup_disposition"]))
         if self.codec:
             secs = max(bill // 1_000_000, 0)
             packets = secs * 50

@@ -68,6 +68,9 @@ def originate(switch, endpoint, variables, timeout):
                 dialplan="", source="src/switch_ivr_originate.c", network_addr="")
     a.callee_id_number, a.callee_id_name = ext, ext
     a.variables.update(_outbound_variables(a, variables))
+    if kind in ("sofia", "user"):
+        from engine.sim.sipvars import outbound_sip_variables
+        a.variables.update(outbound_sip_variables(a, ext, host or "127.0.0.1"))
     a.state = "CS_NONE"
     switch.add_channel(a)
     a.emit("CHANNEL_OUTGOING")
@@ -88,7 +91,7 @@ def originate(switch, endpoint, variables, timeout):
         b = Channel(switch, inbound_name, "inbound", cid_num, cid_name, ext,
                     context="public" if kind == "sofia" else extra, network_addr="127.0.0.1",
                     username=cid_num, source="mod_sofia" if kind == "sofia" else "mod_loopback")
-        from engine.sim.switch import inbound_sip_variables
+        from engine.sim.sipvars import inbound_sip_variables
         b.variables.update(inbound_sip_variables(b, cid_num, cid_name, ext))
         for k, v in variables.items():
             if k.startswith("sip_h_"):

@@ -21,43 +21,11 @@ from engine.sim.dialplan import Dialplan
 from engine.sim.esl_server import InboundServer
 from engine.sim.events import EventFactory, now_us
 from engine.sim.media import MediaManager
+from engine.sim.sipvars import VERSION, inbound_sip_variables
 
 log = logging.getLogger("hotline.sim.switch")
 
-VERSION = "1.11.3-dev~64bit"
 HEARTBEAT_SECONDS = 20
-
-
-def inbound_sip_variables(ch, cid_number, cid_name, destination, profile="external",
-                          local_port=5080, remote_port=5060, host="127.0.0.1"):
-    """The variables a sofia inbound leg carries from its INVITE (fixture 01 names and order)."""
-    tag = _uuid.uuid4().hex[:13]
-    call_id = str(_uuid.uuid4())
-    return {
-        "direction": "inbound", "uuid": ch.uuid, "session_id": str(ch.switch.next_session_id()),
-        "sip_from_user": cid_number, "sip_from_uri": f"{cid_number}@{host}", "sip_from_host": host,
-        "video_media_flow": "disabled", "audio_media_flow": "disabled", "text_media_flow": "disabled",
-        "channel_name": ch.name, "sip_call_id": call_id, "sip_local_network_addr": host,
-        "sip_network_ip": host, "sip_network_port": str(remote_port),
-        "sip_invite_stamp": str(ch.times["created"]), "sip_received_ip": host,
-        "sip_received_port": str(remote_port), "sip_via_protocol": "udp",
-        "sip_from_user_stripped": cid_number, "sip_from_tag": tag, "sofia_profile_name": profile,
-        "sofia_profile_url": f"sip:mod_sofia@{host}:{local_port}", "recovery_profile_name": profile,
-        "sip_cid_type": "rpid", "sip_full_via": f"SIP/2.0/UDP {host};rport={remote_port};branch=z9hG4bK{tag}",
-        "sip_from_display": cid_name,
-        "sip_full_from": f'"{cid_name}" <sip:{cid_number}@{host}>;tag={tag}',
-        "sip_full_to": f"<sip:{destination}@{host}:{local_port}>",
-        "sip_allow": "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, INFO, UPDATE, REGISTER, REFER, NOTIFY",
-        "sip_req_user": destination, "sip_req_port": str(local_port),
-        "sip_req_uri": f"{destination}@{host}:{local_port}", "sip_req_host": host,
-        "sip_to_user": destination, "sip_to_port": str(local_port),
-        "sip_to_uri": f"{destination}@{host}:{local_port}", "sip_to_host": host,
-        "sip_contact_user": "mod_sofia", "sip_contact_port": str(remote_port),
-        "sip_contact_uri": f"mod_sofia@{host}:{remote_port}", "sip_contact_host": host,
-        "rtp_use_codec_string": "OPUS,G722,PCMU,PCMA", "sip_user_agent": f"FreeSWITCH-mod_sofia/{VERSION}",
-        "sip_via_host": host, "sip_via_rport": str(remote_port), "max_forwards": "70",
-        "endpoint_disposition": "DELAYED NEGOTIATION", "call_uuid": ch.uuid,
-    }
 
 
 class Switch:
