@@ -137,15 +137,25 @@ class CdrStore:
         return False
 
     def _write_loop(self):
-        while True:
-            if not self._queue:
-                self._writer = None     # no yield between the check and this: write() respawns us
-                return
-            batch, self._queue = self._queue[:BATCH], self._queue[BATCH:]
-            ok = not self.db_down and self._commit_with_retries([row for row, _ in batch])
-            for _, done in batch:
-                done.set(ok)
-            gevent.sleep(YIELD)         # a timer, not sleep(0): timers and sockets get their turn
+        batch = []
+        try:
+            while True:
+                if not self._queue:
+                    self._writer = None     # no yield between the check and this: write() respawns us
+                    return
+                batch, self._queue = self._queue[:BATCH], self._queue[BATCH:]
+                ok = not self.db_down and self._commit_with_retries([row for row, _ in batch])
+                for _, done in batch:
+                    done.set(ok)
+                gevent.sleep(YIELD)         # a timer, not sleep(0): timers and sockets get their turn
+        finally:
+            # Killed or broken: no caller may wait forever; they spool their CDRs themselves.
+            if self._writer is gevent.getcurrent():
+                self._writer = None
+                waiting, self._queue = batch + self._queue, []
+                for _, done in waiting:
+                    if not done.ready():
+                        done.set(False)
 
     def _commit_with_retries(self, rows):
         attempts = max(1, self.retries)
@@ -178,11 +188,15 @@ class CdrStore:
                         for row in rows:
                             self._upsert(row, replay)
                     return True
-                except DB_ERRORS as exc:
+                except Exception as exc:       # noqa: BLE001 - a driver may raise ValueError etc.
+                    # Never raise for database trouble: drivers also refuse values with plain
+                    # exceptions (psycopg2: ValueError for a NUL character in text).
                     error = exc
                     busy = _is_busy(exc)
                     if not busy:
                         self._disconnect()     # the next try starts from a fresh connection
+                    if not isinstance(exc, DB_ERRORS):
+                        log.error("CDR write raised %s: %s", type(exc).__name__, exc)
             if not busy or time.monotonic() >= deadline:
                 log.warning("%s: CDR write failed: %s", ", ".join(r.get("uuid", "?") for r in rows[:5]), error)
                 self.last_error = error
@@ -198,6 +212,8 @@ class CdrStore:
                 log.info("%s: spooled CDR version is older than the stored one; not applied", row["uuid"])
                 return
         fields["updated_at"] = updated_at
+        if sqlite_path(self.db) is None:
+            _keep_nul_text(fields)
         (Cdr.insert(**fields)
             .on_conflict(conflict_target=[Cdr.uuid], preserve=[getattr(Cdr, k) for k in fields if k != "uuid"])
             .execute())
@@ -508,6 +524,17 @@ def _as_dict(row):
     for k in TIME_FIELDS + ("created_at", "updated_at"):
         out[k] = _aware(getattr(row, k))
     return out
+
+
+def _keep_nul_text(fields):
+    """PostgreSQL text cannot hold NUL: store U+FFFD in the column and the exact original text in
+    extra["nul_text"] (JSON escapes NUL as \\u0000), so nothing the caller sent is lost."""
+    originals = {k: v for k, v in fields.items() if isinstance(v, str) and "\x00" in v}
+    if not originals:
+        return
+    for key, value in originals.items():
+        fields[key] = value.replace("\x00", "\ufffd")
+    fields["extra"] = {**(fields.get("extra") or {}), "nul_text": originals}
 
 
 def _is_busy(exc):
