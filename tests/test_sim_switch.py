@@ -309,3 +309,35 @@ def test_listener_that_stops_reading_is_dropped(switch):
     assert other.api("status").startswith("UP ")
     other.stop()
     sock.close()
+
+
+def test_outbound_session_with_json_events_as_fixture_05b(switch):
+    results = AsyncResult()
+
+    def handler(session):
+        try:
+            session.handshake(linger=False)
+            seen = []
+            session.on("*", seen.append)
+            session.execute("answer", timeout=3)
+            gevent.spawn_later(0.35, switch.channels[session.uuid].press, "7")   # after the prompt
+            done = session.execute("play_and_get_digits",
+                                   "1 1 1 2000 # tone_stream://%(100,50,440);loops=1 silence_stream://250 "
+                                   "esl_digits \\d 1000", timeout=5)
+            results.set((seen, done, session.getvar("esl_digits")))
+            session.hangup()
+        except Exception as exc:
+            results.set_exception(exc)
+
+    server = OutboundServer("127.0.0.1", 0, handler, event_format="json").start()
+    switch.global_vars["engine_socket"] = f"127.0.0.1:{server.address[1]}"
+    ch = switch.place_call("12345", "15550000052")
+    seen, done, digits = results.get(timeout=10)
+    assert ch.wait_hangup(3)
+    server.stop()
+    assert all(e.format == "json" for e in seen)
+    names = [e.name for e in seen]
+    assert names[names.index("PLAYBACK_START"):] == ["PLAYBACK_START", "PLAYBACK_STOP", "DTMF",
+                                                     "CHANNEL_EXECUTE_COMPLETE"]
+    assert done.get("variable_esl_digits") == "7" and digits == "7"
+    assert done.get("Application-Response") == "_none_"
