@@ -131,3 +131,39 @@ def test_postgres_down_spools_then_drains_after_restart(postgres, tmp_path):
     assert sorted(r["uuid"] for r in s.list()) == ["before", "during-1", "during-2"]
     assert s.write(record("after")) is True
     s.close()
+
+
+def test_postgres_lock_is_waited_for_cooperatively_then_spooled_and_drained(postgres, tmp_path):
+    import time
+
+    import gevent
+    fresh_tables(postgres)
+    s = CdrStore(postgres.url, tmp_path / "spool", retries=2, busy_timeout=0.1, drain_interval=0.05).open()
+    assert s.write(record("before"))
+    holder = psycopg2.connect(postgres.url)
+    holder.cursor().execute("LOCK TABLE cdr IN ACCESS EXCLUSIVE MODE")
+    gaps = []
+
+    def ticker():
+        last = time.monotonic()
+        while True:
+            gevent.sleep(0.005)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    tick = gevent.spawn(ticker)
+    s.start()
+    writers = [gevent.spawn(s.write, record(f"locked-{i}")) for i in range(10)]
+    gevent.joinall(writers, timeout=20)
+    assert [w.value for w in writers] == [False] * 10
+    assert max(gaps) < 0.06, f"hub blocked for {max(gaps):.3f} s"
+    tick.kill()
+    holder.rollback()
+    holder.close()
+    deadline = time.monotonic() + 10
+    while s.pending() and time.monotonic() < deadline:
+        gevent.sleep(0.02)
+    assert s.pending() == 0
+    assert len(s.list()) == 11
+    s.close()

@@ -113,9 +113,40 @@ def database_from_url(url, busy_timeout=1.0):
             pragmas={"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": SQLITE_LOCK_WAIT_MS,
                      "synchronous": "full"})
     if url.split(":", 1)[0] in ("postgresql", "postgres"):
+        make_psycopg2_cooperative()
         # thread_safe off: the store serialises use of its one connection with its own lock.
-        return connect_url(url, thread_safe=False, autoconnect=True)
+        # A lock held elsewhere fails the statement after busy_timeout instead of waiting forever
+        # (the store retries); an unreachable server fails the connect after a few seconds.
+        params = {"thread_safe": False, "autoconnect": True}
+        if "connect_timeout" not in url:
+            params["connect_timeout"] = 5
+        if "options" not in url:
+            params["options"] = f"-c lock_timeout={max(1, int(busy_timeout * 1000))}"
+        return connect_url(url, **params)
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://...")
+
+
+def make_psycopg2_cooperative():
+    """psycopg2 blocks in C on every round trip; under gevent that would stop every call while
+    the database answers (or not). Its wait callback lets the hub run while it waits on the
+    socket (what psycogreen does, in a few lines)."""
+    import psycopg2
+    from psycopg2 import extensions
+    from gevent.socket import wait_read, wait_write
+
+    def wait(conn, timeout=None):
+        while True:
+            state = conn.poll()
+            if state == extensions.POLL_OK:
+                return
+            if state == extensions.POLL_READ:
+                wait_read(conn.fileno(), timeout=timeout)
+            elif state == extensions.POLL_WRITE:
+                wait_write(conn.fileno(), timeout=timeout)
+            else:
+                raise psycopg2.OperationalError(f"bad state from poll: {state!r}")
+
+    extensions.set_wait_callback(wait)
 
 
 def sqlite_path(db):

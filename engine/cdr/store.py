@@ -72,7 +72,7 @@ class CdrStore:
     def open(self, drain=True):
         """Bind the tables, create them if needed, replay the spool. Works with the database down."""
         os.makedirs(self.spool_dir, exist_ok=True)
-        self.db = database_from_url(self.url)
+        self.db = database_from_url(self.url, self.busy_timeout)
         self.db.bind(MODELS, bind_refs=False, bind_backrefs=False)
         path = sqlite_path(self.db)
         if path and path != ":memory:":
@@ -541,7 +541,7 @@ def _is_busy(exc):
     if exc is None:
         return False
     text = str(exc).lower()
-    return "locked" in text or "busy" in text
+    return "locked" in text or "busy" in text or "lock timeout" in text     # sqlite, postgresql
 
 
 def _append_durably(path, lines, lock):
