@@ -10,7 +10,7 @@ from gevent.event import AsyncResult
 from engine.esl.connection import InboundConnection
 from engine.esl.errors import CommandFailed
 from engine.esl.outbound import OutboundServer
-from engine.esl.protocol import Event, Parser
+from engine.esl.protocol import Parser
 from engine.sim.switch import Switch
 
 DIALPLAN = os.path.join(os.path.dirname(__file__), "sim_dialplan")
@@ -151,10 +151,6 @@ def test_bgapi_job_and_api_errors(switch):
     with pytest.raises(CommandFailed):
         conn.api("uuid_getvar 00000000-0000-0000-0000-000000000000 x")
     conn.stop()
-
-
-def tone_ms(spec):
-    return spec
 
 
 def test_trunk_call_over_outbound_socket_answer_play_digits_hangup(switch):

@@ -3,11 +3,9 @@ import json
 import logging
 import re
 import time
-import uuid as _uuid
 
 import gevent
 
-from engine.sim.channel import Channel
 
 log = logging.getLogger("hotline.sim.api")
 

@@ -13,17 +13,12 @@ import uuid as _uuid
 import gevent
 from gevent.event import Event as GEvent
 
-from engine.sim import sipvars
+from engine.sim import cdrvars, sipvars
 from engine.sim.events import STATE_NUMBERS, now_us
 
 CALLSTATE_NUMBERS = {"DOWN": 0, "DIALING": 1, "RINGING": 2, "EARLY": 3, "ACTIVE": 4, "HELD": 5,
                      "RING_WAIT": 6, "HANGUP": 7, "UNHELD": 8}
-Q850 = {"NORMAL_CLEARING": 16, "USER_BUSY": 17, "NO_USER_RESPONSE": 18, "NO_ANSWER": 19,
-        "CALL_REJECTED": 21, "UNALLOCATED_NUMBER": 1, "NO_ROUTE_DESTINATION": 3,
-        "ORIGINATOR_CANCEL": 487, "USER_NOT_REGISTERED": 606, "DESTINATION_OUT_OF_ORDER": 27,
-        "NORMAL_TEMPORARY_FAILURE": 41, "INCOMPATIBLE_DESTINATION": 88, "LOSE_RACE": 502,
-        "MANAGER_REQUEST": 503, "SYSTEM_SHUTDOWN": 503, "RECOVERY_ON_TIMER_EXPIRE": 102,
-        "ALLOTTED_TIMEOUT": 602, "NORMAL_UNSPECIFIED": 31, "SUBSCRIBER_ABSENT": 20}
+
 
 
 class Hangup(Exception):
@@ -436,7 +431,7 @@ class Channel:
         self.set_state("CS_HANGUP")
         self.set_callstate("HANGUP")
         self.set_state("CS_REPORTING")
-        self._cdr_variables()
+        cdrvars.add_cdr_variables(self)
         self.emit("CHANNEL_HANGUP_COMPLETE", {"Hangup-Cause": self.hangup_cause})
         for hold in list(self.destroy_holds):
             hold.channel_hungup(self)
@@ -456,80 +451,6 @@ class Channel:
     def release_hold(self, hold):
         self.destroy_holds.discard(hold)
         self._signal.set()
-
-    def _cdr_variables(self):
-        t = self.times
-        end = t["hangup"] or now_us()
-        start = t["created"]
-        answered = t["answered"]
-        v = self.variables
-        v["hangup_cause"] = self.hangup_cause
-        v["hangup_cause_q850"] = str(Q850.get(self.hangup_cause, 16))
-        v["digits_dialed"] = "none"
-
-        def stamp(us):
-            return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(us / 1e6)) if us else ""
-        v["start_stamp"] = v["profile_start_stamp"] = stamp(start)
-        if answered:
-            v["answer_stamp"] = stamp(answered)
-        v["end_stamp"] = stamp(end)
-        for key, us in (("start", start), ("profile_start", start), ("answer", answered),
-                        ("bridge", t["bridged"]), ("last_hold", 0), ("hold_accum", None),
-                        ("resurrect", 0), ("progress", t["progress"]),
-                        ("progress_media", t["progress_media"]), ("end", end)):
-            if key == "hold_accum":
-                v.update({"hold_accum_seconds": "0", "hold_accum_usec": "0", "hold_accum_ms": "0"})
-                continue
-            v[f"{key}_epoch"] = str(us // 1_000_000)
-            v[f"{key}_uepoch"] = str(us)
-        v["last_app"] = self.current_app or ""
-        v["caller_id"] = f'"{self.caller_id_name}" <{self.caller_id_number}>'
-        dur = end - start
-        bill = end - answered if answered else 0
-        answer_wait = answered - start if answered else 0
-        wait = answer_wait
-        pm = t["progress_media"] - start if t["progress_media"] else 0
-        v["duration"] = str(dur // 1_000_000)
-        v["billsec"] = str(bill // 1_000_000)
-        v["progresssec"] = "0"
-        v["answersec"] = str(answer_wait // 1_000_000)
-        v["waitsec"] = str(wait // 1_000_000)
-        v["progress_mediasec"] = str(pm // 1_000_000)
-        v["flow_billsec"] = str(dur // 1_000_000)
-        v["mduration"] = str(dur // 1000)
-        v["billmsec"] = str(bill // 1000)
-        v["progressmsec"] = "0"
-        v["answermsec"] = str(answer_wait // 1000)
-        v["waitmsec"] = str(wait // 1000)
-        v["progress_mediamsec"] = str(pm // 1000)
-        v["flow_billmsec"] = str(dur // 1000)
-        v["uduration"] = str(dur)
-        v["billusec"] = str(bill)
-        v["progressusec"] = "0"
-        v["answerusec"] = str(answer_wait)
-        v["waitusec"] = str(wait)
-        v["progress_mediausec"] = str(pm)
-        v["flow_billusec"] = str(dur)
-        v["sip_hangup_disposition"] = self.hangup_disposition or "send_bye"
-        v.update(sipvars.hangup_sip_variables(self.hangup_cause, v["hangup_cause_q850"],
-                                              v["sip_hangup_disposition"]))
-        if self.codec:
-            secs = max(bill // 1_000_000, 0)
-            packets = secs * 50
-            v.update({"rtp_audio_in_raw_bytes": str(packets * 103), "rtp_audio_in_media_bytes": str(packets * 103),
-                      "rtp_audio_in_packet_count": str(packets), "rtp_audio_in_media_packet_count": str(packets),
-                      "rtp_audio_in_skip_packet_count": "0", "rtp_audio_in_jitter_packet_count": "0",
-                      "rtp_audio_in_dtmf_packet_count": "0", "rtp_audio_in_cng_packet_count": "0",
-                      "rtp_audio_in_flush_packet_count": "0", "rtp_audio_in_largest_jb_size": "0",
-                      "rtp_audio_in_jitter_min_variance": "0.00", "rtp_audio_in_jitter_max_variance": "0.00",
-                      "rtp_audio_in_jitter_loss_rate": "0.00", "rtp_audio_in_jitter_burst_rate": "0.00",
-                      "rtp_audio_in_mean_interval": "20.00", "rtp_audio_in_flaw_total": "0",
-                      "rtp_audio_in_quality_percentage": "100.00", "rtp_audio_in_mos": "4.50",
-                      "rtp_audio_out_raw_bytes": str(packets * 103), "rtp_audio_out_media_bytes": str(packets * 103),
-                      "rtp_audio_out_packet_count": str(packets), "rtp_audio_out_media_packet_count": str(packets),
-                      "rtp_audio_out_skip_packet_count": "0", "rtp_audio_out_dtmf_packet_count": "0",
-                      "rtp_audio_out_cng_packet_count": "0", "rtp_audio_rtcp_packet_count": "0",
-                      "rtp_audio_rtcp_octet_count": "0"})
 
     def __repr__(self):
         return f"<Channel {self.uuid} {self.name} {self.state}/{self.call_state}>"
