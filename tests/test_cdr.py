@@ -427,3 +427,21 @@ def test_a_row_the_database_refuses_is_set_aside_and_does_not_block_the_spool(tm
     kept = [json.loads(line) for line in (tmp_path / "spool" / store_mod.REJECTED_NAME).read_text().splitlines()]
     assert [k["cdr"]["uuid"] for k in kept] == ["poison"] and "0x00" in kept[0]["error"]
     s.close()
+
+
+def test_a_broken_writer_never_leaves_a_call_waiting_and_loses_nothing(tmp_path, monkeypatch):
+    s = make_store(tmp_path).open()
+
+    def explode(self, rows):
+        raise RuntimeError("bug in the writer")
+
+    monkeypatch.setattr(CdrStore, "_commit_with_retries", explode)
+    writers = [gevent.spawn(s.write, record(f"w-{i}")) for i in range(20)]
+    gevent.joinall(writers, timeout=5)
+    assert all(w.ready() for w in writers)
+    assert [w.value for w in writers] == [False] * 20
+    assert s.pending() == 20
+    monkeypatch.undo()
+    assert s.drain() == (20, 0)
+    assert s.write(record("after")) is True
+    s.close()
