@@ -166,3 +166,18 @@ def test_heartbeat_event(switch, conn):
     wait_for(lambda: any(e.name == "HEARTBEAT" for e in conn.seen))
     hb = next(e for e in conn.seen if e.name == "HEARTBEAT")
     assert hb.get("Event-Info") == "System Ready" and hb.get("Session-Count") == "0"
+
+
+def test_park_after_bridge_keeps_the_other_leg(switch, conn):
+    _, b1 = parked_caller(switch, conn, 1)
+    a2, b2 = parked_caller(switch, conn, 2)
+    conn.api(f"uuid_setvar {b1} park_after_bridge true")
+    conn.api(f"uuid_bridge {b1} {b2}")
+    wait_for(lambda: switch.channels[b1].bridged_to == b2)
+    mark = len(conn.seen)
+    conn.api(f"uuid_kill {a2}")                       # leg 2's caller hangs up
+    wait_for(lambda: b2 not in switch.channels)
+    wait_for(lambda: switch.channels[b1].parked)
+    assert switch.channels[b1].alive and switch.channels[b1].bridged_to is None
+    wait_for(lambda: "CHANNEL_PARK" in names_for(conn, b1, mark))
+    assert names_for(conn, b1, mark)[:2] == ["CHANNEL_UNBRIDGE", "CHANNEL_PARK"]

@@ -88,9 +88,16 @@ def test_bridge_app_from_queue_to_agent(switch):
     agent = switch.channels[caller.bridged_to]
     assert agent.bridged_to == caller.uuid
     assert "CHANNEL_BRIDGE" in caller.events
-    agent.hangup()
-    assert caller.wait_hangup(3) and agent.wait_hangup(3)
-    assert "CHANNEL_UNBRIDGE" in caller.events
+    agent.hangup()                               # the caller stays (survey, wrap-up) ...
+    assert agent.wait_hangup(3)
+    wait_for(lambda: caller.parked and caller.bridged_to is None)
+    assert caller.alive and "CHANNEL_UNBRIDGE" in caller.events
+    switch.register("1002", Phone(delay=0.05))   # ... unless it asked for hangup_after_bridge
+    caller.queue_message({"app": "set", "arg": "hangup_after_bridge=true"})
+    caller.queue_message({"app": "bridge", "arg": "user/1002"})
+    wait_for(lambda: caller.bridged_to is not None)
+    switch.channels[caller.bridged_to].hangup()
+    assert caller.wait_hangup(3)
 
 
 def test_uuid_break_stops_playback_and_keeps_typeahead(switch):

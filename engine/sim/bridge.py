@@ -91,13 +91,13 @@ def _display_update(ch, other):
                                 "SIP-Contact-Host": "127.0.0.1"})
 
 
-def _end(ch, other, role):
+def _end(ch, other, role, kill_other=True):
     if ch.bridged_to is None and other.bridged_to is None:
         return
     ch.bridged_to = None
     if other.bridged_to == ch.uuid:
         other.bridged_to = None
-        if other.alive and other.transfer_to is None \
+        if kill_other and other.alive and other.transfer_to is None \
                 and other.variables.get("park_after_bridge") != "true":
             other.kill("NORMAL_CLEARING")
         other.wake()
@@ -160,7 +160,9 @@ def b_leg_session(ch, other_uuid):
     try:
         ch.wait(until=lambda: ch.bridged_to != other.uuid or not other.alive)
     finally:
-        _end(ch, other, "B")
+        # the A leg's `bridge` app returns and its dialplan (or the engine) goes on, unless
+        # it asked for hangup_after_bridge
+        _end(ch, other, "B", kill_other=other.variables.get("hangup_after_bridge") == "true")
     if ch.alive and ch.transfer_to is None:
         ch.kill("NORMAL_CLEARING")
         ch.check()
