@@ -337,3 +337,23 @@ def test_outbound_session_with_json_events_as_fixture_05b(switch):
                                                      "CHANNEL_EXECUTE_COMPLETE"]
     assert done.get("variable_esl_digits") == "7" and digits == "7"
     assert done.get("Application-Response") == "_none_"
+
+
+def test_hostile_and_chinese_caller_names_stay_values(switch):
+    conn = InboundConnection(*switch.address, "ClueCon", events=("CHANNEL_PARK",), reconnect=False)
+    seen = []
+    conn.on("*", seen.append)
+    conn.start(timeout=5)
+    hostile = "x\nEvil-Header: yes\n\nContent-Length: 5"
+    switch.place_call("7000", "13800138003", hostile, variables={"note": "张三 a},b{c\r\n"})
+    switch.place_call("7000", "13800138004", "张三")
+    deadline = time.monotonic() + 3
+    while len(seen) < 2 and time.monotonic() < deadline:
+        gevent.sleep(0.01)
+    first, second = sorted(seen, key=lambda e: e.get("Caller-Caller-ID-Number"))
+    assert "Evil-Header" not in first.header_names()
+    assert first.get("Caller-Caller-ID-Name") == hostile
+    assert first.get("variable_note") == "张三 a},b{c\r\n"
+    assert second.get("Caller-Caller-ID-Name") == "张三"
+    assert conn.api(f"uuid_getvar {first.uuid} note") == "张三 a},b{c\r\n"
+    conn.stop()
