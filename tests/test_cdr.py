@@ -15,7 +15,8 @@ import pytest
 from engine import cli
 from engine.cdr import store as store_mod
 from engine.cdr.record import cdr_from_hangup
-from engine.cdr.store import CdrStore, normalize
+from engine.cdr.rows import normalize
+from engine.cdr.store import CdrStore
 from engine.esl.protocol import Event, Parser
 from engine.settings import load_settings
 from engine.sim.transcript import default_fixture_dir, records

@@ -2,7 +2,6 @@
 pytest's exit code (and 'no tests collected' is a failure)."""
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 

@@ -30,12 +30,11 @@ import gevent.event
 import gevent.lock
 import peewee
 
-from engine.cdr.models import (CDR_FIELDS, FLOAT_FIELDS, INT_FIELDS, JSON_FIELDS, MODELS, TIME_FIELDS,
-                               Cdr, Outbox, OutboxAck, database_from_url, sqlite_path)
+from engine.cdr.models import CDR_FIELDS, MODELS, Cdr, Outbox, OutboxAck, database_from_url, sqlite_path
+from engine.cdr.rows import as_dict, aware, db_value, iso, json_safe, keep_nul_text, naive, normalize, parse_time
 
 log = logging.getLogger("hotline.cdr")
 
-HANGUP_SIDES = ("caller", "engine", "agent", "system", "")
 SPOOL_NAME = "cdr-spool.jsonl"
 CORRUPT_NAME = "cdr-spool.corrupt"
 REJECTED_NAME = "cdr-spool.rejected"
@@ -124,7 +123,7 @@ class CdrStore:
         """
         row = normalize(record)
         row["_write_id"] = uuidlib.uuid4().hex
-        row["updated_at"] = _iso(self._stamp())
+        row["updated_at"] = iso(self._stamp())
         if not self.db_down:
             done = gevent.event.AsyncResult()
             self._queue.append((row, done))
@@ -204,21 +203,21 @@ class CdrStore:
             gevent.sleep(LOCK_POLL)
 
     def _upsert(self, row, replay):
-        fields = {k: _db_value(k, v) for k, v in row.items() if k in CDR_FIELDS}
-        updated_at = _parse_time(row["updated_at"])
+        fields = {k: db_value(k, v) for k, v in row.items() if k in CDR_FIELDS}
+        updated_at = parse_time(row["updated_at"])
         if replay:
             current = Cdr.select(Cdr.updated_at).where(Cdr.uuid == row["uuid"]).scalar()
-            if current is not None and _naive(current) > updated_at:
+            if current is not None and naive(current) > updated_at:
                 log.info("%s: spooled CDR version is older than the stored one; not applied", row["uuid"])
                 return
         fields["updated_at"] = updated_at
         if sqlite_path(self.db) is None:
-            _keep_nul_text(fields)
+            keep_nul_text(fields)
         (Cdr.insert(**fields)
             .on_conflict(conflict_target=[Cdr.uuid], preserve=[getattr(Cdr, k) for k in fields if k != "uuid"])
             .execute())
         # Consumers get the whole CDR as stored now, not just the fields this write carried.
-        payload = _json_safe(_as_dict(Cdr.get(Cdr.uuid == row["uuid"])))
+        payload = json_safe(as_dict(Cdr.get(Cdr.uuid == row["uuid"])))
         (Outbox.insert(cdr_uuid=row["uuid"], kind="cdr", write_id=row["_write_id"], payload=payload)
             .on_conflict_ignore().execute())
 
@@ -386,7 +385,7 @@ class CdrStore:
         with self._lock:
             self._connect()
             row = Cdr.get_or_none(Cdr.uuid == uuid)
-            return _as_dict(row) if row else None
+            return as_dict(row) if row else None
 
     def list(self, since=None, limit=None):
         """CDRs of calls started at or after `since` (datetime or ISO text), oldest first."""
@@ -394,10 +393,10 @@ class CdrStore:
             self._connect()
             query = Cdr.select().order_by(Cdr.start_time, Cdr.id)
             if since is not None:
-                query = query.where(Cdr.start_time >= _parse_time(since))
+                query = query.where(Cdr.start_time >= parse_time(since))
             if limit is not None:
                 query = query.limit(limit)
-            return [_as_dict(r) for r in query]
+            return [as_dict(r) for r in query]
 
     def outbox_take(self, consumer, limit=100):
         """Outbox entries `consumer` has not acknowledged yet, oldest first.
@@ -411,7 +410,7 @@ class CdrStore:
             self._connect()
             query = Outbox.select().where(~peewee.fn.EXISTS(acked)).order_by(Outbox.id).limit(limit)
             return [{"id": e.id, "cdr_uuid": e.cdr_uuid, "kind": e.kind, "payload": e.payload,
-                     "created_at": _aware(e.created_at)} for e in query]
+                     "created_at": aware(e.created_at)} for e in query]
 
     def outbox_ack(self, consumer, ids):
         """Record that `consumer` is done with these outbox entries (acking twice is harmless)."""
@@ -422,119 +421,6 @@ class CdrStore:
             self._connect()
             with self.db.atomic():
                 OutboxAck.insert_many(rows).on_conflict_ignore().execute()
-
-
-# --- records ----------------------------------------------------------------------------------
-
-def normalize(record) -> dict:
-    """A JSON-safe copy of a CDR record. Unknown keys go to `extra`; values of the wrong type are
-    kept in extra["invalid"] (as text) instead of failing the write. Only a missing uuid raises."""
-    if not isinstance(record, dict):
-        raise TypeError(f"a CDR record is a dict, got {type(record).__name__}")
-    uuid = record.get("uuid")
-    if not isinstance(uuid, str) or not uuid or len(uuid) > 64:
-        raise ValueError(f"a CDR needs the call uuid (text up to 64 characters), got {uuid!r}")
-    extra = dict(record.get("extra") or {}) if isinstance(record.get("extra"), dict) else {}
-    if record.get("extra") is not None and not isinstance(record.get("extra"), dict):
-        extra["extra"] = record["extra"]
-    invalid = {}
-    row = {}
-    for key, value in record.items():
-        if key == "extra":
-            continue
-        if key not in CDR_FIELDS:
-            extra[str(key)] = value
-            continue
-        try:
-            row[key] = _clean(key, value)
-        except (TypeError, ValueError, OverflowError):
-            invalid[key] = repr(value)
-            row[key] = "" if key == "hangup_side" else None
-    if invalid:
-        extra["invalid"] = {**extra.get("invalid", {}), **invalid}
-    if extra:
-        row["extra"] = _json_safe(extra)
-    return row
-
-
-def _clean(key, value):
-    if value is None:
-        return "" if key == "hangup_side" else None
-    if key in TIME_FIELDS:
-        return _iso(_parse_time(value))
-    if key in INT_FIELDS:
-        if isinstance(value, bool):
-            raise TypeError("bool")
-        return int(round(float(value)))
-    if key in FLOAT_FIELDS:
-        if isinstance(value, bool):
-            raise TypeError("bool")
-        return float(value)
-    if key in JSON_FIELDS:
-        return _json_safe(value)
-    if key == "hangup_side" and value not in HANGUP_SIDES:
-        raise ValueError(value)
-    if not isinstance(value, str):
-        raise TypeError(type(value).__name__)
-    return value
-
-
-def _json_safe(value):
-    return json.loads(json.dumps(value, ensure_ascii=False, default=_jsonable))
-
-
-def _jsonable(obj):
-    return obj.isoformat() if isinstance(obj, (datetime.datetime, datetime.date)) else str(obj)
-
-
-def _parse_time(value):
-    """A naive UTC datetime from a datetime (naive = UTC), epoch seconds, or ISO 8601 text."""
-    if isinstance(value, datetime.datetime):
-        return _naive(value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.datetime.fromtimestamp(value, datetime.timezone.utc).replace(tzinfo=None)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        return _naive(datetime.datetime.fromisoformat(text))
-    raise TypeError(f"not a time: {value!r}")
-
-
-def _naive(dt):
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    return dt
-
-
-def _aware(dt):
-    return dt.replace(tzinfo=datetime.timezone.utc) if isinstance(dt, datetime.datetime) else dt
-
-
-def _iso(dt):
-    return _aware(_naive(dt)).isoformat()
-
-
-def _db_value(key, value):
-    return _parse_time(value) if key in TIME_FIELDS and value is not None else value
-
-
-def _as_dict(row):
-    out = {k: getattr(row, k) for k in CDR_FIELDS}
-    for k in TIME_FIELDS + ("created_at", "updated_at"):
-        out[k] = _aware(getattr(row, k))
-    return out
-
-
-def _keep_nul_text(fields):
-    """PostgreSQL text cannot hold NUL: store U+FFFD in the column and the exact original text in
-    extra["nul_text"] (JSON escapes NUL as \\u0000), so nothing the caller sent is lost."""
-    originals = {k: v for k, v in fields.items() if isinstance(v, str) and "\x00" in v}
-    if not originals:
-        return
-    for key, value in originals.items():
-        fields[key] = value.replace("\x00", "\ufffd")
-    fields["extra"] = {**(fields.get("extra") or {}), "nul_text": originals}
 
 
 def _is_busy(exc):
