@@ -130,8 +130,11 @@ def make_psycopg2_cooperative():
     """psycopg2 blocks in C on every round trip; under gevent that would stop every call while
     the database answers (or not). Its wait callback lets the hub run while it waits on the
     socket (what psycogreen does, in a few lines)."""
-    import psycopg2
-    from psycopg2 import extensions
+    try:
+        import psycopg2
+        from psycopg2 import extensions
+    except ImportError:
+        raise ImportError("a postgresql:// database needs psycopg2: pip install 'hotline[postgresql]'") from None
     from gevent.socket import wait_read, wait_write
 
     def wait(conn, timeout=None):

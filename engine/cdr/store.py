@@ -6,8 +6,12 @@ and removes entries only once they are committed. A full disk while spooling kee
 memory for the drainer and logs loudly. `write` never raises for database or disk trouble.
 
 Why waits are cooperative: SQLite's own busy handler sleeps inside C, which would stop every call
-on the gevent hub. SQLite is told to wait only a few milliseconds; the store then sleeps with
-gevent between polls until `busy_timeout` is used up (one "try"), then backs off and tries again.
+on the gevent hub. SQLite is told not to wait at all; the store sleeps with gevent between polls
+until `busy_timeout` is used up (one "try"), then backs off and tries again. PostgreSQL gets a
+gevent wait callback and lock_timeout = busy_timeout (models.database_from_url).
+
+Writes go through one writer greenlet, BATCH records a transaction; spool replays go one record a
+transaction, and a record the database refuses outright is set aside in `cdr-spool.rejected`.
 
 Replays are harmless: every write() carries a write id (the outbox row is unique by it) and an
 updated_at stamp (a replayed older version never overwrites a newer one; stamps only grow within
@@ -79,7 +83,7 @@ class CdrStore:
         with self._lock:
             try:
                 self._connect()
-            except DB_ERRORS as exc:
+            except Exception as exc:       # noqa: BLE001 - any driver trouble: spool, do not stop
                 log.error("CDR database %s unavailable at start (%s); CDRs go to the spool %s",
                           self.url, exc, self.spool_path)
                 self.db_down = True
@@ -121,6 +125,8 @@ class CdrStore:
         transaction and lets the hub run between transactions, so a burst of hangups costs the
         other calls a few milliseconds, not one SQLite commit per hangup in a row.
         """
+        if self.db is None:
+            raise RuntimeError("CdrStore.write() before open()")
         row = normalize(record)
         row["_write_id"] = uuidlib.uuid4().hex
         row["updated_at"] = iso(self._stamp())
@@ -248,7 +254,7 @@ class CdrStore:
                 self._connect()
                 self.db.execute_sql("SELECT 1")
                 return True
-            except DB_ERRORS:
+            except Exception:               # noqa: BLE001 - unreachable, whatever the driver says
                 self._disconnect()
                 return False
 
