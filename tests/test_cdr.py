@@ -446,3 +446,21 @@ def test_a_broken_writer_never_leaves_a_call_waiting_and_loses_nothing(tmp_path,
     assert s.drain() == (20, 0)
     assert s.write(record("after")) is True
     s.close()
+
+
+def test_cdr_from_the_channel_data_when_no_hangup_event_arrived():
+    # The daemon's fallback: only the outbound socket's CHANNEL_DATA (connect reply) is known.
+    fixtures = default_fixture_dir()
+    if not fixtures:
+        pytest.skip("ESL fixtures not found")
+    data = b"".join(r.data for r in records(os.path.join(fixtures, "05-outbound-socket.txt"),
+                                            "outbound-socket", "S->C"))
+    reply = next(m for m in Parser().feed(data) if m.headers.get("Event-Name") == "CHANNEL_DATA")
+    before = datetime.datetime.now(UTC)
+    rec = cdr_from_hangup(Event(dict(reply.headers)), {"extra": {"incomplete": True}})
+    assert rec["uuid"] == reply.headers["Unique-ID"]
+    assert rec["caller_number"] == reply.headers["Caller-Caller-ID-Number"]
+    assert rec["start_time"] is not None and rec["start_time"] <= rec["end_time"]
+    assert rec["end_time"] >= before                          # the call is ending now
+    assert rec["duration"] == int((rec["end_time"] - rec["start_time"]).total_seconds())
+    assert rec["extra"]["incomplete"] is True
