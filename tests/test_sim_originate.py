@@ -220,3 +220,32 @@ def test_originate_loopback_and_to_an_extension(switch):
     wait_for(lambda: leg.parked)                   # the answered leg runs extension 7000 (answer, park)
     assert leg.context == "public" and "CHANNEL_PARK" in leg.events
     assert switch.api("originate").startswith("-USAGE")
+
+
+def test_supervisor_phone_listens_to_an_agent_with_the_shipped_agents_dialplan(tmp_path):
+    repo = os.path.join(os.path.dirname(__file__), "..", "dialplans", "agents.xml")
+    if not os.path.exists(repo):
+        pytest.skip("no dialplans/agents.xml in this checkout")
+    (tmp_path / "agents.xml").write_text(open(repo, encoding="utf-8").read(), encoding="utf-8")
+    (tmp_path / "public.xml").write_text(open(os.path.join(DIALPLAN, "public.xml"), encoding="utf-8").read(),
+                                         encoding="utf-8")
+    sw = Switch([str(tmp_path)])
+    sw.start("127.0.0.1", 0)
+    try:
+        sw.register("1001", Phone())
+        caller = sw.place_call("7000", "13800000020")
+        wait_for(lambda: caller.parked)
+        caller.queue_message({"app": "bridge", "arg": "user/1001"})
+        wait_for(lambda: caller.bridged_to is not None)
+        agent_leg = sw.channels[caller.bridged_to]
+        nobody = sw.place_call("*01001", "1009", context="agents", profile="internal")
+        sup = sw.place_call("*01001", "1008", context="agents", profile="internal",
+                            variables={"hotline_role": "supervisor"})
+        assert nobody.wait_hangup(3)                      # not a supervisor: *0 is just digits
+        wait_for(lambda: "MEDIA_BUG_START" in agent_leg.events)
+        assert sup.name == "sofia/internal/1008@127.0.0.1" and sup.answered
+        assert sup.variables["eavesdrop_enable_dtmf"] == "true"
+        sup.hangup()
+        wait_for(lambda: "MEDIA_BUG_STOP" in agent_leg.events)
+    finally:
+        sw.stop()

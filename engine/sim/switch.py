@@ -155,12 +155,18 @@ class Switch:
         self.channels.pop(ch.uuid, None)
 
     def place_call(self, destination, caller_id_number, caller_id_name="", variables=None, uuid=None,
-                   network_addr="127.0.0.1"):
-        """A call from the SIP trunk: an inbound sofia/external leg that runs the public dialplan."""
-        ch = Channel(self, f"sofia/external/{caller_id_number}@{network_addr}", "inbound",
+                   network_addr="127.0.0.1", context="public", profile="external"):
+        """A call from the SIP trunk: an inbound sofia/external leg that runs the public dialplan.
+
+        context/profile (additive): a call dialled on an agent's phone is
+        place_call(dest, ext, context="agents", profile="internal", variables={"hotline_role": ...}).
+        """
+        ch = Channel(self, f"sofia/{profile}/{caller_id_number}@{network_addr}", "inbound",
                      caller_id_number, caller_id_name or caller_id_number, destination, uuid=uuid,
-                     context="public", network_addr=network_addr, username=caller_id_number)
-        ch.variables.update(inbound_sip_variables(ch, caller_id_number, ch.caller_id_name, destination))
+                     context=context, network_addr=network_addr, username=caller_id_number)
+        ports = (5080, 5060) if profile == "external" else (5060, 5060)
+        ch.variables.update(inbound_sip_variables(ch, caller_id_number, ch.caller_id_name, destination,
+                                                  profile, *ports))
         for k, v in (variables or {}).items():
             ch.set_var(k, v)
         self.add_channel(ch)
