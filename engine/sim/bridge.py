@@ -45,6 +45,9 @@ def _link(ch, other, role):
     ch.other = other
     ch.other_type = "originatee" if role == "A" else "originator"
     ch.times["bridged"] = now_us()
+    if role != "A":
+        ch.call_uuid = other.uuid
+        ch.set_var("call_uuid", other.uuid)
     ch.set_var("bridge_uuid", other.uuid)
     ch.set_var("signal_bond", other.uuid)
     ch.set_var("last_bridge_to", other.uuid)

@@ -73,6 +73,7 @@ class Channel:
         self.messages = collections.deque()
         self.break_flag = False
         self.transfer_to = None
+        self.call_uuid = None             # a bridged B leg belongs to the A leg's call
         self.rdnis = ""
         self.transfer_source = ""
         self.profile_index = 1
@@ -146,7 +147,7 @@ class Channel:
                   "Channel-State-Number": str(STATE_NUMBERS[self.state]), "Channel-Name": self.name,
                   "Unique-ID": self.uuid, "Call-Direction": self.direction,
                   "Presence-Call-Direction": self.direction, "Channel-HIT-Dialplan": "true",
-                  "Channel-Call-UUID": self.uuid, "Answer-State": self.answer_state()})
+                  "Channel-Call-UUID": self.call_uuid or self.uuid, "Answer-State": self.answer_state()})
         if self.hangup_cause:
             f["Hangup-Cause"] = self.hangup_cause
         if self.codec:
