@@ -21,11 +21,13 @@ from engine.callapi import CallGone
 from engine.calls import Call
 from engine.cdr.record import cdr_from_hangup
 from engine.cdr.store import CdrStore
+from engine.cdr.xmlcdr import import_dir
 from engine.esl.connection import InboundConnection
 from engine.esl.outbound import OutboundServer
 
 log = logging.getLogger("hotline.engine")
 
+SWITCH_CDR_IMPORT_EVERY = 60.0   # seconds between scans of the switch's XML CDR directory
 HANGUP_WAIT = 10.0           # seconds to wait for CHANNEL_HANGUP_COMPLETE after the call ends
 RECENT_HANGUPS = 5000        # hangup events kept from the inbound connection (CDR fallback)
 
@@ -40,6 +42,7 @@ class Engine:
         self.accepting = True
         self._idle = Flag()
         self._idle.set()
+        self._importer = None
         self._recent_hangups = collections.OrderedDict()  # uuid -> CHANNEL_HANGUP_COMPLETE (inbound)
         self.cdrs_written = 0
         s = settings
@@ -60,6 +63,8 @@ class Engine:
             os.makedirs(d, exist_ok=True)
         self.store.open()
         self.store.start()
+        self._import_switch_cdrs()          # calls that ended while we were not running
+        self._importer = gevent.spawn(self._import_loop)
         self.server.start()
         # The outbound server serves calls even while the inbound connection is still retrying:
         # a switch restart must not stop the calls it sends us.
@@ -86,6 +91,8 @@ class Engine:
             log.error("%d calls did not end in time; their CDRs are written from what we know",
                       len(self.calls))
         self.server.stop(timeout=1)
+        if self._importer is not None:
+            self._importer.kill(block=False)
         self.esl.stop()
         self.store.stop()
         self.store.close()
@@ -153,6 +160,20 @@ class Engine:
             call.log.warning("CDR spooled: database unavailable")
         self.cdrs_written += 1
 
+    # --- the switch's own CDR files -----------------------------------------------------------
+    def _import_switch_cdrs(self):
+        try:
+            return import_dir(self.store, self.settings.switch.cdr_dir, set(self.settings.trunk.dids),
+                              live_uuids=set(self.calls))
+        except Exception:
+            log.exception("switch CDR import failed; will retry")
+            return 0
+
+    def _import_loop(self):
+        while True:
+            gevent.sleep(SWITCH_CDR_IMPORT_EVERY)
+            self._import_switch_cdrs()
+
     # --- inbound connection -----------------------------------------------------------------
     def _remember_hangup(self, event):
         if event.uuid in self.calls:
@@ -162,6 +183,8 @@ class Engine:
 
     def _on_esl_connected(self, conn):
         log.info("switch connected (%d time%s)", conn.connects, "" if conn.connects == 1 else "s")
+        if conn.connects > 1:               # we were cut off: calls may have ended unseen
+            gevent.spawn(self._import_switch_cdrs)
 
 
 def default_call_handler(settings):

@@ -233,3 +233,57 @@ def test_dtmf_flood_is_bounded_and_the_call_goes_on(rig):
     assert got["buffered"] <= MAX_BUFFERED_DIGITS
     assert len(got["digits"]) == 4
     wait_for(lambda: len(r.cdrs()) == 1)
+
+
+def test_engine_killed_mid_call_cdrs_come_from_the_switch_files(tmp_path):
+    """kill -9 with calls up: the switch ends them and writes XML CDRs; the next start imports them."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from engine.daemon import Engine
+    from engine.fsconf import render
+    from engine.settings import load_settings
+    from engine.sim.switch import Switch
+    from tests.enginefix import PASSWORD, free_port
+
+    esl_port, out_port = free_port(), free_port()
+    config = tmp_path / "hotline.yaml"
+    config.write_text(f"""\
+trunk: {{dids: ["12345"]}}
+esl: {{port: {esl_port}}}
+outbound: {{listen_port: {out_port}}}
+paths: {{var_dir: {tmp_path / 'var'}}}
+files: {{flows_dir: {tmp_path / 'no-flows'}}}
+log: {{file: {tmp_path / 'engine.log'}}}
+""")
+    env = {**os.environ, "HOTLINE_ESL_PASSWORD": PASSWORD}
+    settings = load_settings(config, env=env)
+    render(settings, tmp_path / "fs")
+    switch = Switch(dialplan_dirs=[tmp_path / "fs" / "dialplan"], password=PASSWORD)
+    switch.xml_cdr_dir = str(settings.switch.cdr_dir)
+    switch.start("127.0.0.1", esl_port)
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--config", str(config)], env=env)
+    try:
+        wait_for(lambda: (tmp_path / "var" / "hotline.pid").exists() or proc.poll() is not None, timeout=20)
+        channels = [switch.place_call("12345", f"1380000{i:04d}", "c") for i in range(5)]
+        wait_for(lambda: all("CHANNEL_ANSWER" in ch.events for ch in channels))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert all(ch.wait_hangup(timeout=5) for ch in channels)
+        # A bystander's file (another number) and a broken file must not disturb the import.
+        (settings.switch.cdr_dir / "broken.cdr.xml").write_text("<cdr><variables>")
+        engine = Engine(settings, call_handler=welcome_handler(SHORT_TONE)).start()
+        try:
+            cdrs = {c["uuid"]: c for c in engine.store.list()}
+            assert set(cdrs) == {ch.uuid for ch in channels}
+            assert all("from_switch_cdr" in c["tags"] and c["answer_time"] for c in cdrs.values())
+            assert not list(settings.switch.cdr_dir.glob("*.cdr.xml"))      # all moved to done/
+            assert (settings.switch.cdr_dir / "done" / "broken.cdr.xml.bad").exists()
+        finally:
+            engine.shutdown(grace=0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        switch.stop()

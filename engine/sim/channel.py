@@ -13,7 +13,7 @@ import uuid as _uuid
 import gevent
 from gevent.event import Event as GEvent
 
-from engine.sim import cdrvars, sipvars
+from engine.sim import cdrvars, sipvars, xmlcdr
 from engine.sim.events import STATE_NUMBERS, now_us
 
 CALLSTATE_NUMBERS = {"DOWN": 0, "DIALING": 1, "RINGING": 2, "EARLY": 3, "ACTIVE": 4, "HELD": 5,
@@ -434,6 +434,8 @@ class Channel:
         self.set_state("CS_REPORTING")
         cdrvars.add_cdr_variables(self)
         self.emit("CHANNEL_HANGUP_COMPLETE", {"Hangup-Cause": self.hangup_cause})
+        if self.switch.xml_cdr_dir and self.direction == "inbound":
+            xmlcdr.write(self, self.switch.xml_cdr_dir)     # mod_xml_cdr, log-b-leg=false
         for hold in list(self.destroy_holds):
             hold.channel_hungup(self)
         peer = self.sip_peer

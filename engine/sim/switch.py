@@ -50,6 +50,7 @@ class Switch:
         self.sessions_since_startup = 0
         self.peak_sessions = 0
         self.max_sessions = 1000
+        self.xml_cdr_dir = None       # set: write <uuid>.cdr.xml per trunk leg, as mod_xml_cdr does
         self.listener_queue_max = 100_000      # events queued per ESL listener before it loses some
         self.heartbeat_interval = HEARTBEAT_SECONDS
         self.server = None
