@@ -193,10 +193,10 @@ def default_call_handler(settings):
         from engine.ivr.runtime import IvrRuntime
         from engine.media.prompts import PromptRenderer
     except ImportError:
-        return welcome_handler(None)
+        return welcome_handler(settings.files.welcome_prompt)
     flows_dir = settings.files.flows_dir
     if not flows_dir.is_dir():
-        return welcome_handler(None)
+        return welcome_handler(settings.files.welcome_prompt)
     renderer = PromptRenderer(settings.tts, settings.paths.prompt_cache)
     runtime = IvrRuntime(flows_dir, renderer)
     problems = runtime.reload()
@@ -212,7 +212,7 @@ def default_call_handler(settings):
 
 def welcome_handler(prompt):
     """Answer, play one prompt (or a short tone), hang up."""
-    source = prompt or "tone_stream://%(400,200,440);loops=1"
+    source = str(prompt) if prompt else "tone_stream://%(400,200,440);loops=1"
 
     def handle(call):
         call.answer()

@@ -117,6 +117,8 @@ class FilesSettings:
     flows_dir: Path = setting(Path("ivr_flows"), reloadable=True)
     agents: Path = setting(Path("agents.yaml"), reloadable=True)
     queues: Path = setting(Path("queues.yaml"), reloadable=True)
+    welcome_prompt: Optional[Path] = setting(None, doc="audio file played to every caller when no IVR flow is "
+                                             "configured; unset plays a short tone")
 
 
 @dataclass(frozen=True)

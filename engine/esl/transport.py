@@ -9,6 +9,7 @@ isolated. When the socket goes, every pending wait is failed with `ConnectionLos
 """
 import collections
 import logging
+import socket
 
 import gevent
 from gevent.event import AsyncResult
@@ -58,6 +59,12 @@ class Transport:
     # --- life cycle -------------------------------------------------------------------------
     def _attach(self, sock):
         self.sock = sock
+        try:
+            # Each command is one small write that the switch should see at once: no Nagle delay
+            # (the switch sets TCP_NODELAY on its side too).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass            # not a TCP socket (tests use socketpairs)
         self._parser = Parser()
         self.connected = True
         self.close_reason = None

@@ -371,6 +371,8 @@ def run_socket_app(ch, arg):
     try:
         sock = socket.create_connection((host or "127.0.0.1", int(port)), timeout=5)
         sock.settimeout(None)
+        # mod_event_socket sets TCP_NODELAY on every listener socket, outbound ones included.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except (OSError, ValueError) as exc:
         ch.log.error("%s: socket app cannot connect to %s: %s", ch.uuid, target, exc)
         return "_none_"
