@@ -84,6 +84,14 @@ def _version(switch, arg):
     return "FreeSWITCH Version 1.11.3-dev~64bit ( 64bit)\n"
 
 
+@command("log")
+def _log(switch, arg):
+    # mod_commands `log <level> <message>`: the line goes to the switch log; the reply is +OK.
+    level, _, message = arg.partition(" ")
+    log.info("switch log [%s] %s", level, message[:500])
+    return "+OK\n"
+
+
 @command("hostname")
 def _hostname(switch, arg):
     return switch.hostname

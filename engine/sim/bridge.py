@@ -20,6 +20,10 @@ def uuid_bridge(switch, a, b):
     b.callee_id_name, b.callee_id_number = a.caller_id_name, a.caller_id_number
     a.new_profile(f"uuid_br:{b.uuid}")
     b.new_profile(f"uuid_br:{a.uuid}")
+    # The switch links the legs before it unparks them: UNPARK and park's EXECUTE_COMPLETE
+    # already carry the Other-Leg block (fixture 02).
+    a.other, a.other_type = b, "originatee"
+    b.other, b.other_type = a, "originator"
     a.wake()
     b.wake()
 
