@@ -109,3 +109,11 @@ def test_encode_command_refuses_line_breaks():
     with pytest.raises(ValueError):
         encode_command("sendmsg", {"execute-app-arg": "x\ncall-command: hangup"})
     assert encode_command("sendmsg", {"a": "b"}, "body") == b"sendmsg\na: b\nContent-Length: 4\n\nbody"
+
+
+def test_repeated_header_last_wins_lazily_and_after_split():
+    # The real switch repeats Event-Name when it renames an event (fixture 01, PRIVATE_COMMAND).
+    block = "Event-Name: COMMAND\nCore-UUID: x\nEvent-Name: PRIVATE_COMMAND\nUnique-ID: u1"
+    ev = Event.from_plain_text(block + "\n\n")
+    assert ev.name == "PRIVATE_COMMAND" and ev.uuid == "u1"
+    assert dict(ev.headers())["Event-Name"] == "PRIVATE_COMMAND"
