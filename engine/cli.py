@@ -11,6 +11,7 @@ import sys
 COMMAND_MODULES = [
     "engine.daemon",
     "engine.demo",
+    "engine.sim.cli",
     "engine.cdr.cli",
     "engine.fsconf",
 ]

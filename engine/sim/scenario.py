@@ -1,0 +1,90 @@
+"""Scenario files for the simulator: who calls, what they press and say, how the agents' phones behave.
+
+```yaml
+duration: 60                  # seconds the scenario runs at most
+callers:
+  - did: "12345"
+    number: "13800138000"
+    name: 张伟
+    at: 0                     # seconds after the start
+    count: 10                 # this caller ten times ...
+    every: 2                  # ... two seconds apart (numbers get a running suffix)
+    presses: [{after: 2, digits: "1"}, {after: 4.5, digits: "2#"}]   # seconds after answer
+    speech: sounds/question.wav          # what the caller says from the answer on
+    hangup_after: 30          # caller hangs up 30 s after answer (null: waits for the engine)
+    abandon_after: 20         # caller gives up if not answered in 20 s
+agents:
+  - extension: "1001"
+    behaviour: answer         # answer | no_answer | reject | busy
+    answer_after: 2
+    hangup_after: 40          # agent hangs up 40 s after answering (null: the caller or engine ends it)
+```
+The schema is the dataclasses below, checked by the same builder as the settings file, so every
+mistake is reported as `file:line:column: path: problem`.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Tuple
+
+from engine.settings import _Builder, load_yaml, setting
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Press:
+    after: float = setting(min=0, max=86400, doc="seconds after answer")
+    digits: str = setting(doc="DTMF digits 0-9 * # A-D")
+
+
+@dataclass(frozen=True)
+class CallerSpec:
+    did: str = setting(doc="number dialled")
+    number: str = setting(doc="caller ID number, as the trunk sends it (any text)")
+    name: str = setting("")
+    at: float = setting(0.0, min=0, max=86400)
+    count: int = setting(1, min=1, max=100000)
+    every: float = setting(1.0, min=0, max=86400)
+    presses: Tuple[Press, ...] = setting(())
+    speech: Optional[Path] = setting(None, doc="WAV file the caller speaks from the answer on")
+    hangup_after: Optional[float] = setting(None, min=0, max=86400)
+    abandon_after: Optional[float] = setting(None, min=0, max=86400)
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    extension: str = setting()
+    behaviour: str = setting("answer", choices=("answer", "no_answer", "reject", "busy"))
+    answer_after: float = setting(1.0, min=0, max=600)
+    hangup_after: Optional[float] = setting(None, min=0, max=86400)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    duration: float = setting(60.0, min=0.1, max=86400)
+    callers: Tuple[CallerSpec, ...] = setting(())
+    agents: Tuple[AgentSpec, ...] = setting(())
+
+
+_DTMF = set("0123456789*#ABCD")
+
+
+def load_scenario(path) -> Scenario:
+    path = Path(path)
+    data, marks = load_yaml(path, ScenarioError)
+    builder = _Builder(marks, path, path.resolve().parent, error=ScenarioError)
+    scenario = builder.build(Scenario, data, "")
+    for i, caller in enumerate(scenario.callers):
+        for j, press in enumerate(caller.presses):
+            if not press.digits or set(press.digits) - _DTMF:
+                builder.fail(f"callers[{i}].presses[{j}].digits", f"not DTMF digits: {press.digits!r}")
+        if caller.speech is not None and not caller.speech.is_file():
+            builder.fail(f"callers[{i}].speech", f"no such file: {caller.speech}")
+    seen = set()
+    for i, agent in enumerate(scenario.agents):
+        if agent.extension in seen:
+            builder.fail(f"agents[{i}].extension", f"extension {agent.extension} listed twice")
+        seen.add(agent.extension)
+    return scenario
