@@ -1,7 +1,7 @@
 """CDRs on PostgreSQL: the same store against a private server started for this module.
 
-Skipped where the PostgreSQL server binaries (initdb, pg_ctl) or psycopg2 are missing; a fresh
-Debian 12 from scripts/setup has psycopg2 but no server (`apt-get install postgresql` adds it).
+scripts/setup installs Debian's postgresql and psycopg2, so CI runs this; it is skipped only where
+the server binaries (initdb, pg_ctl) or psycopg2 are missing (a checkout set up by hand).
 """
 import os
 import pwd
