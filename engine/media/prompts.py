@@ -128,7 +128,7 @@ class PromptRenderer:
                 started = time.monotonic()
                 try:
                     self._render_edge(text, edge_voice, rate, edge_path)
-                except Exception as exc:  # network, timeout, 0-byte mp3, decoder: all mean "fall back"
+                except (Exception, gevent.Timeout) as exc:  # network, timeout, 0-byte mp3, decoder: fall back
                     self.edge_down_until = self.clock() + self.settings.edge_retry_after
                     log.warning("edge-tts failed after %.0f ms (%s: %s); espeak-ng for %.0f s",
                                 (time.monotonic() - started) * 1000, type(exc).__name__, exc,
