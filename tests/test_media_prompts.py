@@ -8,7 +8,7 @@ from pathlib import Path
 import gevent
 import pytest
 
-from engine.media.prompts import MAX_TEXT_CHARS, PromptRenderer, check_wav, to_pinyin
+from engine.media.prompts import MAX_TEXT_CHARS, PromptRenderer, check_wav, split_sentences, to_pinyin
 from engine.settings import default_settings
 
 WELCOME = "您好，欢迎致电12345政务服务便民热线"
@@ -236,3 +236,25 @@ def test_render_many(tmp_path):
     paths = renderer.render_many(["您好", "再见", "您好"])
     assert set(paths) == {"您好", "再见"} and len(set(paths.values())) == 2
     assert len(calls) == 4
+
+
+def test_split_sentences():
+    assert split_sentences("您好。请问有什么可以帮您？\n按1查询；") == ["您好。", "请问有什么可以帮您？", "按1查询；"]
+    long = "，".join(["养老保险缴费可以在银行办理"] * 10) + "。"
+    pieces = split_sentences(long, max_chars=40)
+    assert "".join(pieces) == long and all(len(p) <= 40 for p in pieces)
+    assert split_sentences(" 。！ ") == []
+
+
+def test_render_sentences_yields_first_before_rendering_the_rest(tmp_path):
+    renderer = PromptRenderer(tts(edge_enabled=False), tmp_path)
+    calls = counting(renderer)
+    stream = renderer.render_sentences("您好。养老保险可以在银行缴纳。请问还有什么问题？")
+    first = next(stream)
+    assert len(calls) == 2 and check_wav(first) > 0  # only the first sentence so far
+    rest = list(stream)
+    assert len(rest) == 2 and len(calls) == 6 and len({first, *rest}) == 3
+    with pytest.raises(ValueError, match="empty"):
+        list(renderer.render_sentences("  "))
+    with pytest.raises(ValueError, match="nothing to say"):
+        list(renderer.render_sentences("。！"))

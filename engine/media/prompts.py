@@ -77,6 +77,22 @@ def to_pinyin(text):
     return re.sub(r"\s+", " ", " ".join(out)).strip()
 
 
+def split_sentences(text, max_chars=80):
+    """Split at sentence ends (。！？；!?; and newlines), keeping the punctuation; a sentence longer
+    than max_chars is split again at commas so no piece takes long to synthesise."""
+    pieces = []
+    for sentence in re.findall(r"[^。！？；!?;\n]+[。！？；!?;]*", text):
+        sentence = sentence.strip()
+        while len(sentence) > max_chars:
+            cut = max(sentence.rfind(c, 0, max_chars) for c in "，、,")
+            cut = cut + 1 if cut > 0 else max_chars
+            pieces.append(sentence[:cut])
+            sentence = sentence[cut:].strip()
+        if sentence.strip(" 。！？；!?;，、,"):
+            pieces.append(sentence)
+    return pieces
+
+
 def check_wav(path):
     """Return the duration in seconds of a playable 8 kHz mono 16-bit WAV; raise TTSError otherwise."""
     try:
@@ -148,6 +164,20 @@ class PromptRenderer:
     def render_many(self, texts, log=log):
         """Render each distinct text (e.g. a flow's prompts at load), returning {text: path}."""
         return {text: self.render(text, log=log) for text in dict.fromkeys(texts)}
+
+    def render_sentences(self, text, voice=None, rate=None, log=log):
+        """Yield one WAV path per sentence of a long answer; the next sentence is synthesised
+        while the caller hears the current one, so the first audio starts sooner."""
+        parts = split_sentences(text)
+        self._check_text(text)  # the same clear errors as render()
+        if not parts:
+            raise ValueError(f"prompt text has nothing to say: {text[:40]!r}")
+        pending = gevent.spawn(self.render, parts[0], voice, rate, log)
+        for index in range(len(parts)):
+            path = pending.get()
+            if index + 1 < len(parts):
+                pending = gevent.spawn(self.render, parts[index + 1], voice, rate, log)
+            yield path
 
     # ---- engines
 
