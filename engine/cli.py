@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "engine.sim.cli",
     "engine.cdr.cli",
     "engine.fsconf",
+    "engine.ivr.cli",
 ]
 
 
