@@ -1,0 +1,124 @@
+"""hotline ivr lint|schema|graph|walk|reload|override.
+
+`reload` sends SIGHUP to the daemon whose pid is in <var_dir>/hotline.pid; the daemon validates
+and swaps the flows (a broken set keeps the running one and logs the problems).
+"""
+import datetime
+import json
+import os
+import pathlib
+import signal
+import sys
+from zoneinfo import ZoneInfo
+
+SCHEMA_PATH = pathlib.Path(__file__).resolve().parents[2] / "ivr_flows" / "schema.json"
+
+
+def register(subparsers):
+    ivr = subparsers.add_parser("ivr", help="YAML IVR flows: lint, graph, walk, reload, overrides")
+    sub = ivr.add_subparsers(dest="ivr_command", required=True)
+    p = sub.add_parser("lint", help="check flow files; prints file:line:column: message, exit 1 on problems")
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(func=cmd_lint)
+    p = sub.add_parser("schema", help="write the JSON Schema for editors (generated from the node types)")
+    p.add_argument("-o", "--output", default=str(SCHEMA_PATH))
+    p.set_defaults(func=cmd_schema)
+    p = sub.add_parser("graph", help="draw a flow with graphviz")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", required=True, help="flow.svg, flow.png or flow.dot")
+    p.set_defaults(func=cmd_graph)
+    p = sub.add_parser("walk", help="print the path a caller takes, without a switch")
+    p.add_argument("paths", nargs="+", help="flow files or directories (include shared flows)")
+    p.add_argument("--did", required=True)
+    p.add_argument("--at", help='local time "YYYY-MM-DD HH:MM" (Asia/Shanghai); default now')
+    p.add_argument("--keys", default="", help="comma-separated inputs, e.g. 1,2,1 ('' = no input)")
+    p.set_defaults(func=cmd_walk)
+    p = sub.add_parser("reload", help="ask the running daemon to reload its flows (SIGHUP)")
+    p.add_argument("--config", default="etc/hotline.yaml")
+    p.set_defaults(func=cmd_reload)
+    p = sub.add_parser("override", help="manual schedule overrides: closed now, emergency message")
+    p.add_argument("action", choices=["set", "clear", "list"])
+    p.add_argument("flow", nargs="?", default="*", help="flow name, or * for all flows")
+    p.add_argument("--mode", choices=["closed", "emergency"], default="closed")
+    p.add_argument("--message", default="")
+    p.add_argument("--config", default="etc/hotline.yaml")
+    p.set_defaults(func=cmd_override)
+
+
+def cmd_lint(args):
+    from .loader import load_flows
+    _, problems = load_flows(args.paths, strict=False)
+    for problem in problems:
+        print(problem)
+    if not problems:
+        print("ok")
+    return 1 if problems else 0
+
+
+def cmd_schema(args):
+    from .schema import schema_text
+    pathlib.Path(args.output).write_text(schema_text(), encoding="utf-8")
+    print(args.output)
+    return 0
+
+
+def cmd_graph(args):
+    from .graph import write_graph
+    try:
+        write_graph(args.file, args.output)
+    except Exception as exc:
+        print(f"ivr graph: {exc}", file=sys.stderr)
+        return 1
+    print(args.output)
+    return 0
+
+
+def cmd_walk(args):
+    from .loader import FlowError
+    from .walk import walk
+    at = None
+    if args.at:
+        at = datetime.datetime.strptime(args.at, "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    keys = args.keys.split(",") if args.keys else []
+    try:
+        result, call = walk(args.paths, args.did, keys, at)
+    except FlowError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for entry in call.path:
+        print(f"{entry['node']:<32} {entry['type']:<10} -> {entry['branch']}"
+              + (f"  keys {entry['digits']}" if entry["digits"] else ""))
+    for text in result.pop("heard", []):
+        print(f"  heard: {text}")
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+def _settings(path):
+    from engine.settings import default_settings, load_settings
+    return load_settings(path) if os.path.exists(path) else default_settings()
+
+
+def cmd_reload(args):
+    pid_file = pathlib.Path(_settings(args.config).paths.var_dir) / "hotline.pid"
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError) as exc:
+        print(f"ivr reload: no running daemon ({pid_file}: {exc})", file=sys.stderr)
+        return 1
+    print(f"SIGHUP sent to {pid}; the daemon log shows the result")
+    return 0
+
+
+def cmd_override(args):
+    from .schedule import Overrides
+    overrides = Overrides(str(pathlib.Path(_settings(args.config).paths.var_dir) / "ivr_overrides.json"))
+    if args.action == "set":
+        overrides.set(args.flow, args.mode, args.message)
+    elif args.action == "clear" and not overrides.clear(args.flow):
+        print(f"no override for {args.flow}", file=sys.stderr)
+        return 1
+    for flow, override in sorted(overrides.current().items()):
+        print(f"{flow}\t{override['mode']}\t{override.get('message', '')}")
+    return 0

@@ -1,0 +1,28 @@
+"""say: read a value out in Mandarin (number, digits, money, date) via engine.media.say, then 'next'."""
+SCHEMA = {"properties": {"kind": {"enum": ["number", "digits", "money", "date"]},
+                         "value": {"type": "string", "description": "jinja2 template over call variables"},
+                         "before": {"type": "string"}, "after": {"type": "string"}},
+          "required": ["kind", "value"]}
+DEFAULTS = {"before": "", "after": ""}
+BRANCHES = ("next", "error")
+PROMPT_FIELDS = ()
+
+
+def _spoken(kind, raw):
+    from engine.media import say
+    import datetime
+    if kind == "number":
+        return say.number(int(raw))
+    if kind == "money":
+        return say.money(float(raw))
+    if kind == "date":
+        return say.date(datetime.date.fromisoformat(raw))
+    return say.digits(raw)
+
+
+def handle(call, node, ctx):
+    p = ctx.params(node)
+    raw = ctx.template(p["value"], call).strip()
+    text = p["before"] + _spoken(p["kind"], raw) + p["after"]
+    ctx.speak(call, text)
+    return "next"
