@@ -150,7 +150,11 @@ def _check_file(path, raw, problems):
         target = sched
         for k in keys[:-1]:
             target = target[k]
-        loc = where(target, keys[-1]) if isinstance(target, dict) else where(sched)
+        if isinstance(target, dict):
+            loc = where(target, keys[-1])
+        else:       # a list item: ruamel keeps its position too
+            line, col = target.lc.item(keys[-1])
+            loc = f"{path}:{line + 1}:{col + 1}"
         problems.append(f"{loc}: schedule: {message}")
     prompts = _plain(raw.get("prompts") or {})
     for prompt_id, prompt in prompts.items():
