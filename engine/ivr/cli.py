@@ -35,6 +35,7 @@ def register(subparsers):
     p.set_defaults(func=cmd_walk)
     p = sub.add_parser("reload", help="ask the running daemon to reload its flows (SIGHUP)")
     p.add_argument("--config", default="etc/hotline.yaml")
+    p.add_argument("--var-dir", help="instead of the config's paths.var_dir")
     p.set_defaults(func=cmd_reload)
     p = sub.add_parser("override", help="manual schedule overrides: closed now, emergency message")
     p.add_argument("action", choices=["set", "clear", "list"])
@@ -42,6 +43,7 @@ def register(subparsers):
     p.add_argument("--mode", choices=["closed", "emergency"], default="closed")
     p.add_argument("--message", default="")
     p.add_argument("--config", default="etc/hotline.yaml")
+    p.add_argument("--var-dir", help="instead of the config's paths.var_dir")
     p.set_defaults(func=cmd_override)
 
 
@@ -94,13 +96,20 @@ def cmd_walk(args):
     return 0
 
 
-def _settings(path):
+def _var_dir(args):
+    if args.var_dir:
+        return pathlib.Path(args.var_dir)
     from engine.settings import default_settings, load_settings
-    return load_settings(path) if os.path.exists(path) else default_settings()
+    settings = load_settings(args.config) if os.path.exists(args.config) else default_settings()
+    return pathlib.Path(settings.paths.var_dir)
 
 
 def cmd_reload(args):
-    pid_file = pathlib.Path(_settings(args.config).paths.var_dir) / "hotline.pid"
+    try:
+        pid_file = _var_dir(args) / "hotline.pid"
+    except Exception as exc:      # SettingsError: file:line:col message
+        print(f"ivr reload: {exc}", file=sys.stderr)
+        return 2
     try:
         pid = int(pid_file.read_text().strip())
         os.kill(pid, signal.SIGHUP)
@@ -113,7 +122,11 @@ def cmd_reload(args):
 
 def cmd_override(args):
     from .schedule import Overrides
-    overrides = Overrides(str(pathlib.Path(_settings(args.config).paths.var_dir) / "ivr_overrides.json"))
+    try:
+        overrides = Overrides(str(_var_dir(args) / "ivr_overrides.json"))
+    except Exception as exc:      # SettingsError: file:line:col message
+        print(f"ivr override: {exc}", file=sys.stderr)
+        return 2
     if args.action == "set":
         overrides.set(args.flow, args.mode, args.message)
     elif args.action == "clear" and not overrides.clear(args.flow):

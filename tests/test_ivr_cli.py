@@ -1,0 +1,73 @@
+"""hotline ivr walk / graph / schema / override / reload from the command line."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def hotline(*args):
+    return subprocess.run([sys.executable, "-m", "engine", "ivr", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+
+
+def test_walk_prints_path_and_prompts():
+    out = hotline("walk", "ivr_flows", "--did", "12345", "--at", "2026-10-12 10:00", "--keys", "2,1")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("12345:housing_menu") and "-> 1" in line for line in lines)
+    assert "  heard: 公积金提取可通过手机App或到公积金中心窗口办理。" in lines
+    assert json.loads(lines[-1])["outcome"] == "hangup"
+    holiday = hotline("walk", "ivr_flows", "--did", "12345", "--at", "2026-10-01 10:00")
+    assert json.loads(holiday.stdout.splitlines()[-1]) == {
+        "outcome": "voicemail", "box": "general", "path": "var/voicemail/general/walk-0001.wav"}
+
+
+def test_graph_svg(tmp_path):
+    out = hotline("graph", "ivr_flows/shared/social_insurance.yaml", "-o", str(tmp_path / "si.svg"))
+    assert out.returncode == 0, out.stderr
+    svg = (tmp_path / "si.svg").read_text(encoding="utf-8")
+    assert "<svg" in svg and "pension_menu" in svg and "养老保险" in svg
+
+
+def test_schema_written(tmp_path):
+    out = hotline("schema", "-o", str(tmp_path / "s.json"))
+    assert out.returncode == 0
+    schema = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))
+    assert len(schema["properties"]["nodes"]["additionalProperties"]["oneOf"]) == 11
+
+
+@pytest.fixture
+def config(tmp_path):
+    return str(tmp_path / "var")
+
+
+def test_override_set_list_clear(tmp_path, config):
+    out = hotline("override", "set", "12345", "--mode", "emergency", "--message", "系统维护", "--var-dir", config)
+    assert out.returncode == 0, out.stderr
+    data = json.loads((tmp_path / "var" / "ivr_overrides.json").read_text(encoding="utf-8"))
+    assert data == {"12345": {"mode": "emergency", "message": "系统维护"}}
+    assert hotline("override", "list", "--var-dir", config).stdout == "12345\temergency\t系统维护\n"
+    assert hotline("override", "clear", "12345", "--var-dir", config).returncode == 0
+    assert hotline("override", "clear", "12345", "--var-dir", config).returncode == 1
+
+
+def test_reload_signals_the_pid_file(tmp_path, config):
+    assert hotline("reload", "--var-dir", config).returncode == 1      # no daemon: a clear error
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import signal,sys,time\n"
+                              "signal.signal(signal.SIGHUP, lambda *a: sys.exit(7))\n"
+                              "print('ready', flush=True)\ntime.sleep(30)\n"], stdout=subprocess.PIPE)
+    try:
+        child.stdout.readline()
+        (tmp_path / "var").mkdir(exist_ok=True)
+        (tmp_path / "var" / "hotline.pid").write_text(str(child.pid))
+        assert hotline("reload", "--var-dir", config).returncode == 0
+        assert child.wait(timeout=10) == 7
+    finally:
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
