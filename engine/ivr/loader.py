@@ -63,6 +63,16 @@ def node_schema(module):
     return schema
 
 
+_VALIDATORS = {}
+
+
+def _validator(node_type):
+    """Built once per type: building a validator costs more than validating a node."""
+    if node_type not in _VALIDATORS:
+        _VALIDATORS[node_type] = jsonschema.Draft7Validator(node_schema(NODE_TYPES[node_type]))
+    return _VALIDATORS[node_type]
+
+
 def _pos(mapping, key=None):
     try:
         line, col = mapping.lc.key(key) if key is not None else (mapping.lc.line, mapping.lc.col)
@@ -126,7 +136,7 @@ def _check_file(path, raw, problems):
                 problems.append(f"{where(children, key)}: node {node_id!r}: duplicate branch {key!r}")
             seen.add(str(key))
         plain = _plain(node)
-        for error in jsonschema.Draft7Validator(node_schema(module)).iter_errors(plain):
+        for error in _validator(node["type"]).iter_errors(plain):
             key = error.path[0] if error.path else None
             loc = where(node, key) if key in node else where(raw["nodes"], node_id)
             problems.append(f"{loc}: node {node_id!r}: {'.'.join(map(str, error.path)) or 'node'}: {error.message}")
