@@ -194,3 +194,16 @@ def test_lookup_post_body_and_timeout(tmp_path):
 def test_dotted_paths():
     data = {"a": {"b": [{"c": 1}]}}
     assert lookup.dotted(data, "a.b.0.c") == 1 and lookup.dotted(data, "a.x") is lookup._MISSING
+
+
+def test_schedule_with_chinese_calendar(tmp_path):
+    rt = make(tmp_path, """\
+  a: {type: schedule, children: {day: d, holiday: h, closed: c}}
+  d: {type: hangup, cause: USER_BUSY}
+  h: {type: hangup, cause: CALL_REJECTED}
+  c: {type: hangup}
+""", extra="schedule: {cn_calendar: true, windows: {day: {days: [mon, tue, wed, thu, fri], hours: ['09:00-17:00']}}}\n")
+    assert go(rt, when="2026-10-02 10:00")[0]["cause"] == "CALL_REJECTED"    # National Day, a Friday
+    assert go(rt, when="2026-10-10 10:00")[0]["cause"] == "USER_BUSY"        # Saturday worked (调休)
+    assert go(rt, when="2026-10-17 10:00")[0]["cause"] == "NORMAL_CLEARING"  # ordinary Saturday
+    assert go(rt, when="2026-10-13 10:00")[0]["cause"] == "USER_BUSY"

@@ -3,6 +3,9 @@
 
 Holidays and make-up days are explicit dates in the flow's YAML (`holidays`, `workdays`), so an
 administrator sees the year's calendar in one place; dates take 'YYYY-MM-DD' or 'YYYY-MM-DD..YYYY-MM-DD'.
+With `cn_calendar: true` the `chinese-calendar` package (State Council notices, updated yearly)
+adds the statutory holidays and make-up days; explicit dates still apply, and for a year the
+package does not know yet only the explicit dates count.
 Overrides live in <var_dir>/ivr_overrides.json, re-read when its mtime changes.
 """
 import datetime
@@ -50,6 +53,11 @@ def problems(schedule):
                 parse_dates(spec)
             except ValueError as exc:
                 out.append(((key, i), f"bad date {spec!r}: {exc}"))
+    if schedule.get("cn_calendar"):
+        try:
+            import chinese_calendar  # noqa: F401
+        except ImportError:
+            out.append((("cn_calendar",), "cn_calendar needs the chinese-calendar package (pip install chinese-calendar)"))
     spans = {}
     for name, window in (schedule.get("windows") or {}).items():
         for day in window.get("days") or []:
@@ -67,6 +75,16 @@ def problems(schedule):
                         out.append((("windows", name, "hours", i), f"{day} {spec} overlaps window {other!r}"))
                 spans.setdefault(day, []).append((name, (start, end)))
     return out
+
+
+def _cn_calendar(day):
+    """(statutory holiday, make-up working day) from chinese-calendar; (False, False) if unknown."""
+    import chinese_calendar
+    try:
+        on_holiday, name = chinese_calendar.get_holiday_detail(day)
+    except NotImplementedError:      # a year the installed package does not cover
+        return False, False
+    return bool(on_holiday and name), (not on_holiday and day.weekday() >= 5)
 
 
 class Overrides:
@@ -125,6 +143,7 @@ class Schedule:
         self.tz = ZoneInfo(spec.get("timezone", "Asia/Shanghai"))
         self.holidays = {d for s in spec.get("holidays") or [] for d in parse_dates(s)}
         self.workdays = {d for s in spec.get("workdays") or [] for d in parse_dates(s)}
+        self.cn_calendar = bool(spec.get("cn_calendar"))
         self.windows = {name: ([DAYS.index(d) for d in w.get("days") or []],
                                [parse_hours(h) for h in w.get("hours") or []])
                         for name, w in (spec.get("windows") or {}).items()}
@@ -141,9 +160,12 @@ class Schedule:
             return override["mode"]
         local = now.astimezone(self.tz)
         day = local.date()
-        if day in self.holidays:
+        holiday, workday = day in self.holidays, day in self.workdays
+        if self.cn_calendar and not (holiday or workday):
+            holiday, workday = _cn_calendar(day)
+        if holiday:
             return "holiday"
-        weekday = 0 if day in self.workdays else local.weekday()   # a make-up day counts as a Monday
+        weekday = 0 if workday else local.weekday()   # a make-up day counts as a Monday
         minute = local.hour * 60 + local.minute
         for name in names or self.windows:
             days, spans = self.windows[name]

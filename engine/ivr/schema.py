@@ -20,6 +20,7 @@ def flow_schema():
             "variables": {"type": "object"},
             "schedule": {"type": "object", "additionalProperties": False, "properties": {
                 "timezone": {"type": "string"},
+                "cn_calendar": {"type": "boolean", "description": "statutory holidays and make-up days from chinese-calendar"},
                 "windows": {"type": "object", "additionalProperties": {"type": "object", "properties": {
                     "days": {"type": "array", "items": {"enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}},
                     "hours": {"type": "array", "items": {"type": "string", "pattern": "^\\d\\d:\\d\\d-\\d\\d:\\d\\d$"}}}}},
