@@ -68,14 +68,16 @@ def test_play_say_set_and_templates(tmp_path):
     children: {next: b}
   b: {type: play, prompt: hi, children: {next: c}}
   c: {type: say, kind: money, value: "{{ amount }}", children: {next: d}}
-  d: {type: say, kind: digits, value: "{{ caller }}", children: {next: e}}
+  d: {type: say, kind: digits, value: "{{ caller }}", children: {next: i}}
+  i: {type: say, kind: id_number, value: "11010519491231002X", children: {next: e}}
   e: {type: hangup}
 """)
     result, call = go(rt)
     assert call.tags == ["vip"]
     assert result["heard"][0] == "您好8000号"
     assert "元" in result["heard"][1] and result["heard"][2].startswith("一三八")
-    assert [e["type"] for e in call.path] == ["set", "play", "say", "say", "hangup"]
+    assert result["heard"][3] == "一一零一零五一九四九一二三一零零二叉"
+    assert [e["type"] for e in call.path] == ["set", "play", "say", "say", "say", "hangup"]
     assert all(set(e) == {"node", "type", "branch", "digits", "ms"} for e in call.path)
 
 

@@ -1,5 +1,5 @@
-"""say: read a value out in Mandarin (number, digits, money, date) via engine.media.say, then 'next'."""
-SCHEMA = {"properties": {"kind": {"enum": ["number", "digits", "money", "date"]},
+"""say: read a value out in Mandarin (number, digits, money, date, ID number) via engine.media.say, then 'next'."""
+SCHEMA = {"properties": {"kind": {"enum": ["number", "digits", "money", "date", "id_number"]},
                          "value": {"type": "string", "description": "jinja2 template over call variables"},
                          "before": {"type": "string"}, "after": {"type": "string"}},
           "required": ["kind", "value"]}
@@ -17,6 +17,8 @@ def _spoken(kind, raw):
         return say.money(float(raw))
     if kind == "date":
         return say.date(datetime.date.fromisoformat(raw))
+    if kind == "id_number":
+        return say.id_number(raw)
     return say.digits(raw)
 
 
