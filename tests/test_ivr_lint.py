@@ -1,4 +1,5 @@
 """Lint reports the exact file:line:column of each problem."""
+import pathlib
 import subprocess
 import sys
 
@@ -123,5 +124,6 @@ def test_cli_lint_exit_codes(tmp_path):
     bad = write_flow(tmp_path, GOOD_HEAD + "  m:\n    type: bot\n", "bad.yaml")
     out = subprocess.run([sys.executable, "-m", "engine", "ivr", "lint", str(bad)], capture_output=True, text=True)
     assert out.returncode == 1 and f"{bad}:6:5: node 'm': unknown node type 'bot'" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "engine", "ivr", "lint", "ivr_flows"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "engine", "ivr", "lint", "ivr_flows"], capture_output=True, text=True,
+                         cwd=pathlib.Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stdout
