@@ -188,24 +188,27 @@ class Engine:
 
 
 def default_call_handler(settings):
-    """The IVR runtime when flows are configured; otherwise answer, greet and hang up."""
-    try:
-        from engine.ivr.runtime import IvrRuntime
-        from engine.media.prompts import PromptRenderer
-    except ImportError:
-        return welcome_handler(settings.files.welcome_prompt)
+    """The IVR flows of settings.files.flows_dir; without any, answer, greet and hang up."""
     flows_dir = settings.files.flows_dir
-    if not flows_dir.is_dir():
+    if not flows_dir.is_dir() or not any(flows_dir.glob("*.yaml")):
         return welcome_handler(settings.files.welcome_prompt)
+    from engine.ivr.runtime import IvrRuntime
+    from engine.media.prompts import PromptRenderer
     renderer = PromptRenderer(settings.tts, settings.paths.prompt_cache)
-    runtime = IvrRuntime(flows_dir, renderer)
-    problems = runtime.reload()
+    runtime = IvrRuntime(flows_dir, renderer,
+                         overrides_path=str(settings.paths.var_dir / "ivr_overrides.json"),
+                         voicemail_dir=str(settings.paths.recordings / "voicemail"))
+    problems = runtime.reload()            # renders every static prompt before the first call
     if problems:
         raise SystemExit("IVR flows have errors:\n" + "\n".join(map(str, problems)))
 
     def handle(call):
         call.answer()
-        runtime.run(call)
+        result = runtime.run(call)
+        call.info.setdefault("extra", {})["ivr_outcome"] = result.get("outcome")
+        if result.get("outcome") in ("agent", "fallback"):
+            # Queues arrive with the ACD; until then the caller is told and the CDR says so.
+            call.tags.append("wanted_agent")
     handle.reload = runtime.reload
     return handle
 

@@ -76,9 +76,10 @@ class Watcher:
 
     SHOWN = {"CHANNEL_ANSWER", "PLAYBACK_START", "DTMF", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_BRIDGE"}
 
-    def __init__(self, t0):
+    def __init__(self, t0, prompt_texts=None):
         self.t0 = t0
         self.labels = {}          # channel uuid -> "call N"
+        self.prompt_texts = prompt_texts or {}    # rendered prompt file -> its text
 
     def __call__(self, headers, body=None):
         h = dict(headers)
@@ -88,7 +89,8 @@ class Watcher:
             return
         what = {
             "CHANNEL_ANSWER": lambda: "answered by the engine",
-            "PLAYBACK_START": lambda: "hears " + _prompt_name(h.get("Playback-File-Path", "")),
+            "PLAYBACK_START": lambda: "hears " + self.prompt_texts.get(
+                h.get("Playback-File-Path", ""), _prompt_name(h.get("Playback-File-Path", ""))),
             "DTMF": lambda: "presses " + h.get("DTMF-Digit", "?"),
             "CHANNEL_BRIDGE": lambda: "connected to " + h.get("Other-Leg-Destination-Number", "?"),
             "CHANNEL_HANGUP_COMPLETE": lambda: "call ended: " + h.get("Hangup-Cause", "?")
@@ -154,7 +156,8 @@ def run(args):
         print(f"hotline demo: engine pid {engine.pid} serving calls on 127.0.0.1:{outbound_port}; "
               f"log {workdir / 'engine.log'}\n")
         t0 = time.monotonic()
-        watcher = Watcher(t0)
+        watcher = Watcher(t0, _prompt_texts(settings))
+        print(_schedule_line(settings))
         switch.subscribe(watcher)
         specs = [CALLERS[i % len(CALLERS)] for i in range(args.calls)]
         jobs = []
@@ -184,6 +187,33 @@ def run(args):
     print(f"  CDRs:   {settings.database.url}   (hotline cdr list --config {settings_path})")
     print(f"  log:    {workdir / 'engine.log'}")
     return 0 if len(cdrs) == len(channels) else 1
+
+
+def _prompt_texts(settings):
+    """Which text each rendered prompt file says (the engine rendered them; these are cache hits)."""
+    try:
+        from engine.ivr.loader import load_flows
+        from engine.media.prompts import PromptRenderer
+        flowset, problems = load_flows(settings.files.flows_dir, strict=False)
+        renderer = PromptRenderer(settings.tts, settings.paths.prompt_cache)
+        texts = {}
+        for flow in flowset.flows.values():
+            for prompt in flow.prompts.values():
+                text = prompt.get("text") if isinstance(prompt, dict) else prompt
+                if text and "{" not in str(text):
+                    texts[str(renderer.render(str(text)))] = f"「{text}」"
+        return texts
+    except Exception:            # the demo still runs, showing file names
+        return {}
+
+
+def _schedule_line(settings):
+    """Say whether the hotline is open now: callers out of hours get the after-hours branch."""
+    import datetime
+    import zoneinfo
+    now = datetime.datetime.now(zoneinfo.ZoneInfo("Asia/Shanghai"))
+    return (f"hotline demo: it is {now:%a %H:%M} in Asia/Shanghai; the flows choose business-hours, "
+            f"holiday or after-hours branches by that clock\n")
 
 
 def _wait_file(path, process, timeout):
