@@ -101,6 +101,17 @@ def test_transition_cap_sends_to_fallback(tmp_path):
     assert result["outcome"] == "hangup"
 
 
+def test_transition_cap_in_the_fallback_too_ends_with_fallback_outcome(tmp_path):
+    write_flow(tmp_path, "name: t\nentry: {'100': a}\nfallback: a\nprompts: {p: x}\nnodes:\n"
+               "  a: {type: menu, prompt: p, children: {'1': b, timeout: z}}\n  b: {type: set, children: {next: a}}\n"
+               "  z: {type: hangup}\n")
+    rt = IvrRuntime(tmp_path, FakeRenderer(), max_transitions=10)
+    assert rt.reload() == []
+    result, call = go(rt, ["1"] * 100)
+    assert result["outcome"] == "fallback" and "more than 10 transitions" in result["reason"]
+    assert len(call.path) == 20 and call.hung_up is None
+
+
 def test_schedule_node_windows_and_holiday(tmp_path):
     rt = make(tmp_path, """\
   a: {type: schedule, children: {day: d, holiday: h, closed: c}}

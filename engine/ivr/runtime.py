@@ -164,7 +164,7 @@ class IvrRuntime:
             transitions += 1
             if transitions > self.max_transitions:
                 ref = fallback(f"more than {self.max_transitions} transitions")
-                transitions = -10 ** 6 if ref else transitions     # the fallback path gets to finish
+                transitions = 0      # the fallback path gets its own budget; a second overrun ends the IVR
                 continue
             flow = walk.flow = state.flowset.flows[ref[0]]
             node = flow.nodes[ref[1]]
