@@ -19,7 +19,8 @@ def free_port():
 class Rig:
     """`Rig(tmp_path, handler)`: a started simulator and engine; `rig.call(...)` places a trunk call."""
 
-    def __init__(self, tmp_path, handler=None, grace=5.0, database=None, **sections):
+    def __init__(self, tmp_path, handler=None, grace=5.0, database=None, flows_dir=None, clock=None,
+                 paths_prompt_cache=None, **sections):
         self.tmp = tmp_path
         esl_port, out_port = free_port(), free_port()
         db = {"spool_drain_interval": 0.1, "busy_timeout": 0.05, "retries": 1, **(database or {})}
@@ -27,15 +28,16 @@ class Rig:
             base_dir=tmp_path, env={"HOTLINE_ESL_PASSWORD": PASSWORD},
             esl={"port": esl_port, "reconnect_max_delay": 0.5},
             outbound={"listen_port": out_port},
-            paths={"var_dir": str(tmp_path / "var")},
-            files={"flows_dir": str(tmp_path / "no-flows")},
+            paths={"var_dir": str(tmp_path / "var"),
+                   **({"prompt_cache": str(paths_prompt_cache)} if paths_prompt_cache else {})},
+            files={"flows_dir": str(flows_dir or tmp_path / "no-flows")},
             shutdown={"grace_seconds": grace},
             database=db, **sections)
         # The simulator runs the dialplan we ship, rendered from these very settings.
         render(self.settings, tmp_path / "fs")
         self.switch = Switch(dialplan_dirs=[tmp_path / "fs" / "dialplan"], password=PASSWORD)
         self.switch.start("127.0.0.1", esl_port)
-        self.engine = Engine(self.settings, call_handler=handler)
+        self.engine = Engine(self.settings, call_handler=handler, clock=clock)
         self.engine.start(wait_for_switch=True)
 
     def call(self, number="13800138000", name="Caller", did="12345"):
