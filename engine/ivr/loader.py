@@ -111,7 +111,33 @@ def _read(path, problems):
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
         problems.append(f"{path}:1:1: a flow file needs a 'nodes' mapping")
         return None
-    return data
+    from .schema import flow_schema
+    schema = flow_schema()
+    schema["properties"]["nodes"] = {"type": "object", "additionalProperties": {"type": "object"}}
+    errors = list(jsonschema.Draft7Validator(schema).iter_errors(_plain(data)))
+    for error in errors:     # the file's shape is wrong: report where, and check nothing deeper
+        line, col = _pos_at(data, list(error.path))
+        where = ".".join(map(str, error.path)) or "file"
+        problems.append(f"{path}:{line}:{col}: {where}: {error.message}")
+    return None if errors else data
+
+
+def _pos_at(data, keys):
+    """Position of the deepest key of `keys` that exists in the ruamel tree."""
+    pos, node = _pos(data), data
+    for key in keys:
+        if isinstance(node, dict) and key in node:
+            pos, node = _pos(node, key), node[key]
+        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+            try:
+                line, col = node.lc.item(key)
+                pos = (line + 1, col + 1)
+            except Exception:
+                pass
+            node = node[key]
+        else:
+            break
+    return pos
 
 
 def _check_file(path, raw, problems):
@@ -124,19 +150,23 @@ def _check_file(path, raw, problems):
         if not isinstance(node, dict) or "type" not in node:
             problems.append(f"{where(raw['nodes'], node_id)}: node {node_id!r} needs a 'type'")
             continue
-        module = NODE_TYPES.get(node["type"])
+        module = NODE_TYPES.get(node["type"]) if isinstance(node["type"], str) else None
         if module is None:
             problems.append(f"{where(node, 'type')}: node {node_id!r}: unknown node type {node['type']!r} "
                             f"(this engine has {', '.join(sorted(NODE_TYPES))})")
             continue
         children = node.get("children") or {}
+        if not isinstance(children, dict):
+            problems.append(f"{where(node, 'children')}: node {node_id!r}: children must be a mapping branch -> node")
+            continue
         seen = set()
         for key in children:
             if str(key) in seen:
                 problems.append(f"{where(children, key)}: node {node_id!r}: duplicate branch {key!r}")
             seen.add(str(key))
         plain = _plain(node)
-        for error in _validator(node["type"]).iter_errors(plain):
+        node_errors = list(_validator(node["type"]).iter_errors(plain))
+        for error in node_errors:
             key = error.path[0] if error.path else None
             loc = where(node, key) if key in node else where(raw["nodes"], node_id)
             problems.append(f"{loc}: node {node_id!r}: {'.'.join(map(str, error.path)) or 'node'}: {error.message}")
@@ -150,6 +180,11 @@ def _check_file(path, raw, problems):
             for key in children:
                 if str(key) not in menu_branches():
                     problems.append(f"{where(children, key)}: node {node_id!r}: menu branch {key!r} is not a key")
+        if node_errors:      # cross-checks assume a well-formed node; keep only its string links
+            plain["children"] = {k: v for k, v in plain.get("children", {}).items() if isinstance(v, str)}
+            plain.pop("target", None) if not isinstance(plain.get("target"), str) else None
+            nodes[node_id] = plain
+            continue
         if hasattr(module, "check"):
             for key, message in module.check(plain, raw):
                 loc = where(node, key) if key in node else where(raw["nodes"], node_id)
@@ -183,7 +218,7 @@ def menu_branches():
 def _edges(flowset, flow, node_id):
     node = flow.nodes.get(node_id) or {}
     out = [flowset.resolve(flow.name, str(t)) for t in (node.get("children") or {}).values()]
-    if node.get("type") == "goto":
+    if node.get("type") == "goto" and isinstance(node.get("target"), str):
         out.append(flowset.resolve(flow.name, node["target"]))
     return out
 
