@@ -130,3 +130,57 @@ def test_invalid_digits_exhaust_retries_and_go_where_configured(tmp_path, flows)
     steps = [s for s in cdr["ivr_path"] if s["node"] == "12345:main_menu"]
     assert steps and steps[-1]["branch"] == "invalid"
     assert "12345:leave_message" in nodes(cdr)
+
+
+def test_hot_reload_during_live_calls(tmp_path, flows):
+    """Calls in progress finish on the version they started with; a broken file changes nothing."""
+    when = datetime.datetime(2026, 11, 25, 10, 0, tzinfo=SHANGHAI)
+    rig = Rig(tmp_path, flows_dir=flows, clock=lambda: when, paths_prompt_cache=PROMPT_CACHE)
+    try:
+        def in_main_menu(ch):
+            call = rig.engine.calls.get(ch.uuid)
+            with gevent.Timeout(10):
+                while call is None or "12345:welcome" not in [s["node"] for s in call.path]:
+                    gevent.sleep(0.02)
+                    call = rig.engine.calls.get(ch.uuid)
+            return call
+        old = rig.call("13800000001")
+        while "CHANNEL_ANSWER" not in old.events:
+            gevent.sleep(0.01)
+        old.press("#")                         # skip the welcome; now in the main menu
+        old_call = in_main_menu(old)
+
+        main = flows / "12345.yaml"
+        text = main.read_text()
+        assert '"3": complaint' in text and '"4": info' in text
+        main.write_text(text.replace('"3": complaint', '"3": INFO').replace('"4": info', '"4": complaint')
+                        .replace('"3": INFO', '"3": info'))      # keys 3 and 4 swapped
+        assert rig.engine.reload() == []
+
+        broken = flows / "broken.yaml"
+        broken.write_text("name: broken\nnodes: [\n")
+        problems = rig.engine.reload()
+        assert problems and any("broken.yaml" in p for p in problems)
+        broken.unlink()
+
+        new = rig.call("13800000002")
+        while "CHANNEL_ANSWER" not in new.events:
+            gevent.sleep(0.01)
+        new.press("#")
+        new_call = in_main_menu(new)
+        old.press("4")
+        new.press("4")
+        with gevent.Timeout(10):                 # both menus took the 4, each call is in its leaf
+            while not all("12345:main_menu" in [s["node"] for s in c.path] for c in (old_call, new_call)):
+                gevent.sleep(0.02)
+        old.hangup()
+        new.hangup()
+        with gevent.Timeout(10):                 # the leaf a hung-up call was in is on its path too
+            while rig.engine.calls:
+                gevent.sleep(0.02)
+        old_nodes = [s["node"] for s in old_call.path]
+        new_nodes = [s["node"] for s in new_call.path]
+        assert "12345:info" in old_nodes and "12345:complaint" not in old_nodes
+        assert "12345:complaint" in new_nodes and "12345:info" not in new_nodes
+    finally:
+        rig.stop()
