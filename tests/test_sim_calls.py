@@ -181,3 +181,21 @@ def test_park_after_bridge_keeps_the_other_leg(switch, conn):
     assert switch.channels[b1].alive and switch.channels[b1].bridged_to is None
     wait_for(lambda: "CHANNEL_PARK" in names_for(conn, b1, mark))
     assert names_for(conn, b1, mark)[:2] == ["CHANNEL_UNBRIDGE", "CHANNEL_PARK"]
+
+
+def test_far_leg_and_bridge_partner_stay_up_until_bye_and_next_frame(switch, conn):
+    """Fixtures 04 and 06: uuid_kill of one leg, then at once of its SIP peer or bridge partner:
+    the real switch answers +OK for both (the BYE and the bridge thread take a few ms)."""
+    a1, b1 = parked_caller(switch, conn, 1)
+    a2, b2 = parked_caller(switch, conn, 2)
+    assert conn.api(f"uuid_bridge {b1} {b2}") == f"+OK {b2}\n"
+    wait_for(lambda: switch.channels[b2].bridged_to == b1)
+    assert conn.api(f"uuid_kill {a2}") == "+OK\n"
+    assert conn.api(f"uuid_kill {b2}") == "+OK\n"        # the BYE from a2 has not landed yet
+    assert conn.api(f"uuid_kill {b1}", check=False) == "+OK\n"   # b2's bridge partner: next frame
+    wait_for(lambda: all("CHANNEL_DESTROY" in names_for(conn, u) for u in (a1, b1, a2, b2)))
+    hangups = {e.uuid: e.get("variable_sip_hangup_disposition") for e in conn.seen
+               if e.name == "CHANNEL_HANGUP_COMPLETE"}
+    assert hangups[b2] == "send_bye"          # killed by us, not by the BYE that came later
+    assert hangups[a1] == "recv_bye"          # b1's caller phone heard b1's BYE
+    assert conn.api(f"uuid_kill {b1}", check=False) == "-ERR No such channel!\n"

@@ -3,7 +3,7 @@
 uuid_bridge moves both parked legs out of park (UNPARK, park EXECUTE_COMPLETE) through
 CS_HIBERNATE/CS_RESET/CS_SOFT_EXECUTE; each leg then shows CHANNEL_EXECUTE `uuid_bridge <other>`,
 the A leg sends CHANNEL_BRIDGE and the B leg goes to CS_EXCHANGE_MEDIA. When one leg hangs up the
-other is hung up at once and the A leg sends CHANNEL_UNBRIDGE (unless park_after_bridge=true).
+other is hung up one media frame later and the A leg sends CHANNEL_UNBRIDGE (unless park_after_bridge=true).
 """
 import uuid as _uuid
 
@@ -79,6 +79,7 @@ def _bridge_loop(ch, other, role):
         if ch.variables.get("park_after_bridge") == "true":
             ch.park_loop()
         else:
+            ch.wait(ch.switch.frame_seconds)     # see _end: one media frame before it notices
             ch.kill("NORMAL_CLEARING")
             ch.check()
 
@@ -106,12 +107,19 @@ def _end(ch, other, role, kill_other=True):
         other.bridged_to = None
         if kill_other and other.alive and other.transfer_to is None \
                 and other.variables.get("park_after_bridge") != "true":
-            other.kill("NORMAL_CLEARING")
+            # the partner's bridge thread notices on its next media frame; until then it is up and
+            # uuid_kill of it answers +OK (fixture 04 kills both legs of a bridge back to back)
+            ch.switch.spawn_later(ch.switch.frame_seconds, _hang_up_if_up, other)
         other.wake()
     if role == "A":
         ch.emit("CHANNEL_UNBRIDGE", {"Bridge-A-Unique-ID": ch.uuid, "Bridge-B-Unique-ID": other.uuid})
     elif other is not None:
         other.emit("CHANNEL_UNBRIDGE", {"Bridge-A-Unique-ID": other.uuid, "Bridge-B-Unique-ID": ch.uuid})
+
+
+def _hang_up_if_up(ch):
+    if ch.alive and ch.transfer_to is None and ch.variables.get("park_after_bridge") != "true":
+        ch.kill("NORMAL_CLEARING")
 
 
 def unbridge(switch, ch):

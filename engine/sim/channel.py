@@ -440,7 +440,9 @@ class Channel:
             hold.channel_hungup(self)
         peer = self.sip_peer
         if peer is not None and peer.alive:
-            self.switch.spawn(peer.kill, "NORMAL_CLEARING", "recv_bye")
+            # sofia sends the BYE at hangup (not at destroy: fixture 05's socket linger holds that);
+            # the far leg hears it a little later, and is up until then
+            self.switch.spawn_later(self.switch.sip_bye_delay, peer.kill, "NORMAL_CLEARING", "recv_bye")
         deadline = time.monotonic() + 3600
         while self.destroy_holds and time.monotonic() < deadline:
             self._signal.clear()

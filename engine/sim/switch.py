@@ -53,6 +53,13 @@ class Switch:
         self.xml_cdr_dir = None       # set: write <uuid>.cdr.xml per trunk leg, as mod_xml_cdr does
         self.listener_queue_max = 100_000      # events queued per ESL listener before it loses some
         self.heartbeat_interval = HEARTBEAT_SECONDS
+        # A BYE between the two legs of a loopback SIP call reaches the far leg ~20 ms after the near
+        # leg's hangup completes (fixtures 01, 02); until then the far leg is up and uuid_kill of it
+        # answers +OK (fixtures 04, 06).
+        self.sip_bye_delay = 0.02
+        # A session thread notices what another thread did to its partner (a bridged leg hung up)
+        # on its next media frame (20 ms ptime).
+        self.frame_seconds = 0.02
         self.server = None
         self._session_id = 0
         self._heartbeat = None
