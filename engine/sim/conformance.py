@@ -162,6 +162,8 @@ class Replay:
         self.conns = {}             # transcript connection name -> LiveConn
         self.uuid_map = {}          # transcript uuid -> sim uuid
         self.sim_ids = []           # (uuid, identity) of every channel the simulator created
+        self.sim_destroyed = set()  # sim uuids whose CHANNEL_DESTROY the simulator has fired
+        self.awaited_gone = set()   # transcript uuids already waited for (each one only once)
         self.timeouts = 0
 
     # --- transcript facts ---
@@ -193,6 +195,8 @@ class Replay:
 
     def _on_sim_event(self, pairs, body=None):
         h = pairs if isinstance(pairs, dict) else dict(pairs)
+        if h.get("Event-Name") == "CHANNEL_DESTROY":
+            self.sim_destroyed.add(h.get("Unique-ID"))
         if h.get("Event-Name") == "CHANNEL_CREATE":
             self.sim_ids.append((h.get("Unique-ID"), _ident(h.get("Call-Direction"),
                                  h.get("Caller-Caller-ID-Number", ""), h.get("Channel-Name", ""))))
@@ -283,7 +287,7 @@ class Replay:
         """Wait until the sim has sent what the switch had sent when the client issued `rec`."""
         # The last channel event on any connection before this command, and how many of that
         # (name, channel) the connection had carried by then.
-        counts, last = {}, None
+        counts, last, gone = {}, None, set()
         parsers = {}
         for r in self.items[:index]:
             if r.direction != "S->C" or r.conn not in ("events-plain", "outbound-socket"):
@@ -296,6 +300,14 @@ class Replay:
                     key = (r.conn, event_key(ev), ev.get("Unique-ID"))
                     counts[key] = counts.get(key, 0) + 1
                     last = key
+                    if ev.name == "CHANNEL_DESTROY":
+                        gone.add(ev.get("Unique-ID"))
+        # Channels the switch had destroyed before the command are gone in the sim too: the last
+        # event alone does not say so when it came on another connection (fixture 05: the far leg's
+        # BYE landed a second before the final `exit`s, whose cause is the near leg's destroy).
+        for t_uuid in sorted(gone - self.awaited_gone):
+            self.awaited_gone.add(t_uuid)
+            self._wait_for(lambda: self._sim_uuid(t_uuid) in self.sim_destroyed)
         if last is None:
             return
         conn_name, name, t_uuid = last
