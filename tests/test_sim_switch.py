@@ -202,6 +202,11 @@ def test_trunk_call_over_outbound_socket_answer_play_digits_hangup(switch):
     assert ch.wait_hangup(3)
     assert ch.hangup_cause == "NORMAL_CLEARING"
     assert ch.events[-2:] == ["CHANNEL_DESTROY", "CHANNEL_STATE"]
+    # park without media takes `answer` and drops it; later messages come back as PRIVATE_COMMAND
+    # (playback, play_and_get_digits, hangup), as in fixtures 05/05b
+    assert ch.events.count("PRIVATE_COMMAND") == 3
+    answered = ch.events.index("CHANNEL_ANSWER")
+    assert "PRIVATE_COMMAND" not in ch.events[:answered + 3]
 
 
 def test_far_end_hangup_mid_playback_ends_app_and_sends_linger_notice(switch):

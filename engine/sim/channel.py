@@ -397,7 +397,10 @@ class Channel:
         else:
             bridge.bridged_session(self, other_uuid, how)
 
-    def run_messages(self):
+    def run_messages(self, media_ready=True):
+        """Run queued messages. Without media (park before answer) the switch takes one message
+        per 20 ms tick, parses it and drops it: no PRIVATE_COMMAND (fixtures 05/05b: the socket
+        app's `answer` has none, the `playback` after it has one)."""
         from engine.sim import apps as applications
         while self.messages and self.alive:
             msg = self.messages.popleft()
@@ -405,9 +408,11 @@ class Channel:
                 applications.execute(self, msg["app"], msg.get("arg", ""), msg.get("event_uuid"),
                                      loops=msg.get("loops", 1))
             finally:
-                if msg.get("private"):
+                if msg.get("private") and media_ready:
                     # the switch fires the consumed message as PRIVATE_COMMAND (fixtures 01, 04, 05)
                     self.emit("PRIVATE_COMMAND", msg["private"])
+            if not media_ready:
+                return
 
     def park_loop(self, stop=None):
         """Park: run queued messages until hangup, transfer or `stop()` (the `park` app, socket async)."""
@@ -418,7 +423,7 @@ class Channel:
                 self.wait(until=lambda: bool(self.messages) or (stop is not None and stop()))
                 if stop is not None and stop() and not self.messages:
                     return
-                self.run_messages()
+                self.run_messages(media_ready=self.codec is not None)
         finally:
             self.parked = False
             self.emit("CHANNEL_UNPARK")
