@@ -61,10 +61,37 @@ def write_silence(path, seconds, rate=8000):
         w.writeframes(b"\0\0" * int(seconds * rate))
 
 
+def write_menu_flow(flows, long_prompt, short_prompt):
+    """One menu whose prompt outlasts the caller; key 1 plays a short prompt and hangs up."""
+    flows.mkdir(parents=True, exist_ok=True)
+    (flows / "bench.yaml").write_text(f"""\
+name: bench
+entry: {{"12345": main}}
+prompts:
+  menu: {{file: {long_prompt}}}
+  done: {{file: {short_prompt}}}
+nodes:
+  main:
+    type: menu
+    prompt: menu
+    timeout: 120
+    max_retries: 0
+    children: {{"1": done, invalid: done, timeout: done}}
+  done:
+    type: play
+    prompt: done
+    children: {{next: bye}}
+  bye:
+    type: hangup
+""")
+
+
 class Meter:
     """Watches the simulator's events: answer -> next execute latency, concurrency."""
 
     def __init__(self):
+        self.dtmf_at = {}
+        self.dtmf_latencies = []
         self.answered_at = {}
         self.latencies = []
         self.answered = 0
@@ -79,6 +106,10 @@ class Meter:
             self.answered += 1
             self.up.add(uuid)
             self.peak = max(self.peak, len(self.up))
+        elif name == "DTMF" and h.get("Call-Direction") == "inbound":
+            self.dtmf_at.setdefault(uuid, time.perf_counter())
+        elif name == "CHANNEL_EXECUTE" and uuid in self.dtmf_at:
+            self.dtmf_latencies.append(time.perf_counter() - self.dtmf_at.pop(uuid))
         elif name == "CHANNEL_EXECUTE" and uuid in self.answered_at:
             if h.get("Application") != "answer":
                 self.latencies.append(time.perf_counter() - self.answered_at.pop(uuid))
@@ -99,6 +130,9 @@ def main():
     ap.add_argument("--rate", type=float, default=20.0, help="new calls a second")
     ap.add_argument("--seconds", type=float, default=60.0, help="how long calls keep arriving")
     ap.add_argument("--hold", type=float, default=25.0, help="seconds each caller stays")
+    ap.add_argument("--ivr", action="store_true",
+                    help="callers sit in an IVR menu and press 1 at a random moment: measures "
+                         "DTMF -> the engine's next command instead of the welcome prompt")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
@@ -106,12 +140,17 @@ def main():
     env = {**os.environ, "HOTLINE_BENCH_ESL_PASSWORD": password}
     esl_port, out_port = free_port(), free_port()
     write_silence(work / "long.wav", args.hold + 60)
+    write_silence(work / "short.wav", 0.5)
+    flows_line = f"{{flows_dir: {work / 'no-flows'}, welcome_prompt: {work / 'long.wav'}}}"
+    if args.ivr:
+        write_menu_flow(work / "flows", work / "long.wav", work / "short.wav")
+        flows_line = f"{{flows_dir: {work / 'flows'}}}"
     (work / "hotline.yaml").write_text(f"""\
 trunk: {{dids: ["12345"]}}
 esl: {{port: {esl_port}, password_env: HOTLINE_BENCH_ESL_PASSWORD}}
 outbound: {{listen_port: {out_port}}}
 paths: {{var_dir: {work / 'var'}}}
-files: {{flows_dir: {work / 'no-flows'}, welcome_prompt: {work / 'long.wav'}}}
+files: {flows_line}
 shutdown: {{grace_seconds: 1}}
 log: {{file: {work / 'engine.log'}, level: WARNING}}
 """)
@@ -136,6 +175,11 @@ log: {{file: {work / 'engine.log'}, level: WARNING}}
     def caller(n):
         ch = switch.place_call("12345", f"139{n:08d}", f"bench {n}")
         channels.append(ch)
+        if args.ivr:
+            import random
+            if ch.wait_hangup(timeout=random.uniform(0.3, 0.9) * args.hold):
+                return
+            ch.press("1")
         if not ch.wait_hangup(timeout=args.hold):
             ch.hangup("NORMAL_CLEARING")
 
@@ -168,6 +212,11 @@ log: {{file: {work / 'engine.log'}, level: WARNING}}
     print(f"concurrent calls held:     {meter.peak} (peak)")
     print(f"answer -> next command:    p50 {percentile(lat, 50):.2f} ms, p99 {percentile(lat, 99):.2f} ms "
           f"(n={len(lat)})")
+    if args.ivr:
+        d = [x * 1000 for x in meter.dtmf_latencies]
+        print(f"DTMF -> next command:      p50 {percentile(d, 50):.2f} ms, p99 {percentile(d, 99):.2f} ms "
+              f"(n={len(d)}; the caller's key breaks the menu prompt, the menu decides, the next "
+              f"prompt starts)")
     print(f"engine CPU:                {cpu:.1f} s total, {cpu / max(n, 1) * 1000:.1f} ms per call")
     print(f"engine peak RSS:           {rss:.0f} MiB")
     print(f"CDRs written:              {cdrs} of {n}")
