@@ -111,6 +111,10 @@ def test_conference_three_way(switch, conn):
     assert conn.api("conference esl-fixture list", check=False).startswith("-ERR")
 
 
+def switch_caller_of(conn, uuid_):
+    return next(e.get("Caller-Caller-ID-Number") for e in conn.seen if e.uuid == uuid_)
+
+
 def test_eavesdrop_media_bug_and_completion(switch, conn):
     _, b1 = parked_caller(switch, conn, 1)
     _, b2 = parked_caller(switch, conn, 2)
@@ -127,9 +131,17 @@ def test_eavesdrop_media_bug_and_completion(switch, conn):
     conn.api(f"uuid_kill {a3}")                        # the supervisor's phone hangs up
     wait_for(lambda: names_for(conn, sup, mark)[-1:] == ["CHANNEL_STATE"] and sup not in switch.channels)
     seq = names_for(conn, sup, mark)
-    assert seq[:2] == ["CHANNEL_EXECUTE", "CHANNEL_HANGUP"]
-    assert seq[2:6] == ["CHANNEL_EXECUTE_COMPLETE", "PRIVATE_COMMAND", "CHANNEL_UNPARK",
-                        "CHANNEL_EXECUTE_COMPLETE"]                      # as in fixture 04
+    # as in fixture 04: the read codec goes L16 and back, the phone gets a display update
+    assert seq[:8] == ["CHANNEL_EXECUTE", "CODEC", "CALL_UPDATE", "CHANNEL_HANGUP", "CODEC",
+                       "CHANNEL_EXECUTE_COMPLETE", "PRIVATE_COMMAND", "CHANNEL_UNPARK"]
+    codecs = [e for e in conn.seen[mark:] if e.uuid == sup and e.name == "CODEC"]
+    assert [e.get("Channel-Read-Codec-Name") for e in codecs] == ["L16", "opus"]
+    assert codecs[0].get("Channel-Read-Codec-Bit-Rate") == "768000"
+    update = next(e for e in conn.seen[mark:] if e.uuid == sup and e.name == "CALL_UPDATE")
+    assert update.get("Sent-Callee-ID-Number") == switch_caller_of(conn, b1)
+    assert update.get("Bridged-To") is None
+    assert not any(e.get("Other-Leg-Unique-ID") for e in conn.seen[mark:] if e.uuid == sup)
+    assert names_for(conn, a3, mark)[:2] == ["CALL_UPDATE", "RECV_INFO"]   # the supervisor's phone
     assert "MEDIA_BUG_STOP" in names_for(conn, b1, mark)
 
 

@@ -84,11 +84,15 @@ def _bridge_loop(ch, other, role):
             ch.check()
 
 
-def _display_update(ch, other):
-    """Bridging re-sends the callee ID on each SIP leg (CALL_UPDATE SEND) and the phone on the
-    far side sees an INFO display update (CALL_UPDATE RECV + RECV_INFO), fixture 02."""
-    ch.emit("CALL_UPDATE", {"Direction": "SEND", "Sent-Callee-ID-Name": other.caller_id_name,
-                            "Sent-Callee-ID-Number": other.caller_id_number, "Bridged-To": other.uuid})
+def _display_update(ch, other, bridged=True):
+    """Bridging (fixture 02) and eavesdrop (fixture 04) re-send the callee ID on the SIP leg
+    (CALL_UPDATE SEND; Bridged-To only for a bridge) and the phone on the far side sees an INFO
+    display update (CALL_UPDATE RECV + RECV_INFO)."""
+    update = {"Direction": "SEND", "Sent-Callee-ID-Name": other.caller_id_name,
+              "Sent-Callee-ID-Number": other.caller_id_number}
+    if bridged:
+        update["Bridged-To"] = other.uuid
+    ch.emit("CALL_UPDATE", update)
     peer = ch.sip_peer
     if peer is not None and peer.alive:
         peer.emit("CALL_UPDATE", {"Direction": "RECV"})
@@ -191,13 +195,22 @@ def eavesdrop(switch, ch, target_uuid):
         return "_none_"
     if not ch.answered:
         ch.answer()
-    ch.other, ch.other_type = target, "originatee"      # the eavesdropper shows its target
     bug = {"Media-Bug-Function": "eavesdrop", "Media-Bug-Target": target.uuid}
     target.emit("MEDIA_BUG_START", bug)
     ch.set_var("eavesdrop_target", target.uuid)
+    # The eavesdropper reads the mixed audio as L16 (its read codec changes, a CODEC event) and
+    # its phone is told whom it listens to; it carries no Other-Leg block (fixture 04).
+    name, rate = ch.codec or ("opus", "48000")
+    ch.read_codec = ("L16", rate, str(int(rate) * 16))
+    ch.emit("CODEC", {"channel-read-codec-name": "L16", "channel-read-codec-rate": rate,
+                      "channel-read-codec-bit-rate": ch.read_codec[2]})
+    _display_update(ch, target, bridged=False)
     try:
         ch.wait(until=lambda: not target.alive)
     finally:
         if target.state not in ("CS_DESTROY",):
             target.emit("MEDIA_BUG_STOP", bug)
+        ch.read_codec = None              # back to the call's codec, even while hanging up
+        ch.emit("CODEC", {"channel-read-codec-name": name, "channel-read-codec-rate": rate,
+                          "channel-read-codec-bit-rate": "0"})
     return "_none_"

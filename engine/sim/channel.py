@@ -60,6 +60,7 @@ class Channel:
         self.other_type = None            # "originator" / "originatee"
         self.sip_peer = None              # the far side of a simulated loopback SIP dialog
         self.codec = None
+        self.read_codec = None            # (name, rate, bit rate) while a media bug reads raw audio
         self.variables = {}
         self.events = []
         self.times = {"created": now_us(), "answered": 0, "progress": 0, "progress_media": 0,
@@ -155,6 +156,9 @@ class Channel:
             f.update({"Channel-Read-Codec-Name": name, "Channel-Read-Codec-Rate": rate,
                       "Channel-Read-Codec-Bit-Rate": "0", "Channel-Write-Codec-Name": name,
                       "Channel-Write-Codec-Rate": rate, "Channel-Write-Codec-Bit-Rate": "0"})
+            if self.read_codec:
+                f.update(zip(("Channel-Read-Codec-Name", "Channel-Read-Codec-Rate",
+                              "Channel-Read-Codec-Bit-Rate"), self.read_codec))
         self._profile("Caller-", f)
         if self.other is not None:
             f["Other-Type"] = self.other_type or "originatee"
