@@ -92,6 +92,8 @@ class Meter:
     def __init__(self):
         self.dtmf_at = {}
         self.dtmf_latencies = []
+        self.break_pending = {}
+        self.break_latencies = []
         self.answered_at = {}
         self.latencies = []
         self.answered = 0
@@ -108,6 +110,11 @@ class Meter:
             self.peak = max(self.peak, len(self.up))
         elif name == "DTMF" and h.get("Call-Direction") == "inbound":
             self.dtmf_at.setdefault(uuid, time.perf_counter())
+            self.break_pending.setdefault(uuid, time.perf_counter())
+        elif name == "API" and h.get("API-Command") == "uuid_break":
+            target = (h.get("API-Command-Argument") or "").split(" ")[0]
+            if target in self.break_pending:
+                self.break_latencies.append(time.perf_counter() - self.break_pending.pop(target))
         elif name == "CHANNEL_EXECUTE" and uuid in self.dtmf_at:
             self.dtmf_latencies.append(time.perf_counter() - self.dtmf_at.pop(uuid))
         elif name == "CHANNEL_EXECUTE" and uuid in self.answered_at:
@@ -213,6 +220,9 @@ log: {{file: {work / 'engine.log'}, level: WARNING}}
     print(f"answer -> next command:    p50 {percentile(lat, 50):.2f} ms, p99 {percentile(lat, 99):.2f} ms "
           f"(n={len(lat)})")
     if args.ivr:
+        b = [x * 1000 for x in meter.break_latencies]
+        print(f"DTMF -> engine's command:  p50 {percentile(b, 50):.2f} ms, p99 {percentile(b, 99):.2f} ms "
+              f"(n={len(b)}; uuid_break of the menu prompt)")
         d = [x * 1000 for x in meter.dtmf_latencies]
         print(f"DTMF -> next command:      p50 {percentile(d, 50):.2f} ms, p99 {percentile(d, 99):.2f} ms "
               f"(n={len(d)}; the caller's key breaks the menu prompt, the menu decides, the next "
