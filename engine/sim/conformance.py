@@ -164,6 +164,7 @@ class Replay:
         self.sim_ids = []           # (uuid, identity) of every channel the simulator created
         self.sim_destroyed = set()  # sim uuids whose CHANNEL_DESTROY the simulator has fired
         self.awaited_gone = set()   # transcript uuids already waited for (each one only once)
+        self.causes = None          # command index -> (last event key, its count, destroyed uuids)
         self.timeouts = 0
 
     # --- transcript facts ---
@@ -283,14 +284,19 @@ class Replay:
             gevent.sleep(0.01)
         return True
 
-    def _wait_cause(self, index, rec, streams_t):
-        """Wait until the sim has sent what the switch had sent when the client issued `rec`."""
-        # The last channel event on any connection before this command, and how many of that
-        # (name, channel) the connection had carried by then.
-        counts, last, gone = {}, None, set()
+    def _causes(self):
+        """For every command (by index in items): the last channel event on any connection before
+        it, how many of that (name, channel) the connection had carried by then, and the channels
+        destroyed by then. Computed in one pass before the replay: re-parsing the transcript at
+        every command cost ~10 ms each, so the replayed client was far slower than the real one
+        (which sent its next uuid_kill 0.1-1 ms after a reply, fixture 04)."""
+        causes, counts, last, gone = {}, {}, None, set()
         parsers = {}
-        for r in self.items[:index]:
-            if r.direction != "S->C" or r.conn not in ("events-plain", "outbound-socket"):
+        for index, r in enumerate(self.items):
+            if r.direction == "C->S":
+                causes[index] = (last, counts.get(last, 0), frozenset(gone))
+                continue
+            if r.conn not in ("events-plain", "outbound-socket"):
                 continue
             for msg in parsers.setdefault(r.conn, Parser()).feed(r.data):
                 if msg.content_type in EVENT_TYPES:
@@ -302,6 +308,13 @@ class Replay:
                     last = key
                     if ev.name == "CHANNEL_DESTROY":
                         gone.add(ev.get("Unique-ID"))
+        return causes
+
+    def _wait_cause(self, index, rec, streams_t):
+        """Wait until the sim has sent what the switch had sent when the client issued `rec`."""
+        if self.causes is None:
+            self.causes = self._causes()
+        last, need, gone = self.causes[index]
         # Channels the switch had destroyed before the command are gone in the sim too: the last
         # event alone does not say so when it came on another connection (fixture 05: the far leg's
         # BYE landed a second before the final `exit`s, whose cause is the near leg's destroy).
@@ -311,7 +324,6 @@ class Replay:
         if last is None:
             return
         conn_name, name, t_uuid = last
-        need = counts[last]
 
         def reached():
             conn = self.conns.get(conn_name)
