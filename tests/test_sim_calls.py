@@ -102,12 +102,23 @@ def test_conference_three_way(switch, conn):
     assert actions.count("add-member") == 3 and "floor-change" in actions
     assert "mute-member" in actions and "unmute-member" in actions
     first = names_for(conn, legs[0], mark)
-    assert first[:2] == ["CHANNEL_UNPARK", "CHANNEL_EXECUTE_COMPLETE"]
+    # fixture 03: the answered call rings again while routing, then reads the mix as L16
+    assert first[:6] == ["CHANNEL_UNPARK", "CHANNEL_EXECUTE_COMPLETE", "CHANNEL_CALLSTATE",
+                         "CHANNEL_STATE", "CHANNEL_CALLSTATE", "CHANNEL_STATE"]
+    calls = [e.get("Channel-Call-State") for e in conn.seen[mark:]
+             if e.uuid == legs[0] and e.name == "CHANNEL_CALLSTATE"]
+    assert calls[:2] == ["RINGING", "ACTIVE"]
+    assert "CODEC" in first and first.index("CODEC") < first.index("add-member")
     assert conn.api("conference esl-fixture hup all") == "+OK hup 3\n+OK hup 2\n+OK hup 1\n"
     wait_for(lambda: not switch.channels)
     wait_for(lambda: any(e.get("Action") == "conference-destroy" for e in conn.seen))
     actions = [e.get("Action") for e in conn.seen[mark:] if e.name == "CUSTOM"]
     assert actions[-1] == "conference-destroy" and actions.count("del-member") == 3
+    wait_for(lambda: all("CHANNEL_DESTROY" in names_for(conn, b, mark) for b in legs))
+    for b in legs:        # hup: the member leaves, the app completes, then the channel hangs up
+        seq = names_for(conn, b, mark)
+        left = seq.index("del-member")
+        assert seq[left + 1:left + 4] == ["CODEC", "CHANNEL_EXECUTE_COMPLETE", "CHANNEL_HANGUP"]
     assert conn.api("conference esl-fixture list", check=False).startswith("-ERR")
 
 

@@ -52,6 +52,9 @@ def execute(ch, name, arg="", event_uuid=None, loops=1):
         done["Application-Response"] = response
         done["Application-UUID"] = app_uuid
         ch.emit("CHANNEL_EXECUTE_COMPLETE", done)
+        if ch.hangup_after_app:
+            ch.hangup_after_app = False
+            ch.kill("NORMAL_CLEARING")
 
 
 # --- basic --------------------------------------------------------------------------------------

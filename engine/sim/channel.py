@@ -61,6 +61,7 @@ class Channel:
         self.sip_peer = None              # the far side of a simulated loopback SIP dialog
         self.codec = None
         self.read_codec = None            # (name, rate, bit rate) while a media bug reads raw audio
+        self.hangup_after_app = False     # hang up when the running app completes (conference hup)
         self.variables = {}
         self.events = []
         self.times = {"created": now_us(), "answered": 0, "progress": 0, "progress_media": 0,
@@ -176,8 +177,12 @@ class Channel:
         return ev
 
     # --- state --------------------------------------------------------------------------------
-    def set_state(self, state):
+    def set_state(self, state, call_state=None):
+        """Enter `state`; with `call_state`, change that first (its CHANNEL_CALLSTATE comes
+        before the CHANNEL_STATE, as in fixture 03's uuid_transfer)."""
         self.state = state
+        if call_state is not None and call_state != self.call_state:
+            self.set_callstate(call_state)
         self.emit("CHANNEL_STATE")
 
     def set_callstate(self, call_state):
@@ -365,7 +370,8 @@ class Channel:
                         if apps is None:      # no extension matched: refused from CS_ROUTING
                             self.kill("NO_ROUTE_DESTINATION")
                             break
-                    self.set_state("CS_EXECUTE")
+                    # a transferred, answered call rings again while routing (fixture 03)
+                    self.set_state("CS_EXECUTE", "ACTIVE" if self.answered else None)
                     for app, arg in apps or ():
                         self.check()
                         self.run_messages()
@@ -386,7 +392,7 @@ class Channel:
                     self.destination_number = extension
                     self.context = context
                     apps = None
-                    self.set_state("CS_ROUTING")
+                    self.set_state("CS_ROUTING", "RINGING")
         except Hangup:
             pass
         except Exception:

@@ -113,6 +113,12 @@ class Conferences:
             self._emit(room, "conference-create")
         if not ch.answered:
             ch.answer()
+        # the member reads the conference's mixed audio as L16: a CODEC before add-member, and
+        # the call's own codec back after del-member (fixture 03)
+        name_, rate = ch.codec or ("opus", "48000")
+        ch.read_codec = ("L16", rate, str(int(rate) * 16))
+        ch.emit("CODEC", {"channel-read-codec-name": "L16", "channel-read-codec-rate": rate,
+                          "channel-read-codec-bit-rate": ch.read_codec[2]})
         member = Member(room.next_id, ch)
         room.next_id += 1
         room.members.append(member)
@@ -131,9 +137,14 @@ class Conferences:
                     break
                 ch.run_messages()
         finally:
-            if member.kicked == "hup":
-                ch.kill("NORMAL_CLEARING")
             self._leave(room, member)
+            ch.read_codec = None
+            ch.emit("CODEC", {"channel-read-codec-name": name_, "channel-read-codec-rate": rate,
+                              "channel-read-codec-bit-rate": "0"})
+            if member.kicked == "hup":
+                # `hup` ends the membership; the channel hangs up once the app has completed
+                # (fixture 03: del-member, CODEC, EXECUTE_COMPLETE, then CHANNEL_HANGUP)
+                ch.hangup_after_app = True
         ch.check()
         return "_none_"
 
