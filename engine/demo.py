@@ -36,7 +36,8 @@ def register(subparsers):
     p.add_argument("--calls", type=int, default=len(CALLERS), help="number of callers (default %(default)s)")
     p.add_argument("--workdir", default=str(REPO / "var" / "demo"),
                    help="where settings, logs and the CDR database go (default %(default)s)")
-    p.add_argument("--max-call-seconds", type=float, default=60.0)
+    p.add_argument("--max-call-seconds", type=float, default=25.0,
+                   help="a caller still connected after this long hangs up (default %(default)s)")
     p.set_defaults(func=run)
 
 
