@@ -222,3 +222,25 @@ def test_far_leg_and_bridge_partner_stay_up_until_bye_and_next_frame(switch, con
     assert hangups[b2] == "send_bye"          # killed by us, not by the BYE that came later
     assert hangups[a1] == "recv_bye"          # b1's caller phone heard b1's BYE
     assert conn.api(f"uuid_kill {b1}", check=False) == "-ERR No such channel!\n"
+
+
+def test_conference_floor_holder_leaves_in_fixture_03_order(switch, conn):
+    pairs = [parked_caller(switch, conn, n) for n in (1, 2, 3)]
+    legs = [b for _, b in pairs]
+    mark = len(conn.seen)
+    for b in legs:
+        assert conn.api(f"uuid_transfer {b} 7100 XML public") == "+OK\n"
+        wait_for(lambda: "add-member" in names_for(conn, b, mark))
+    # enter sounds for members 2 and 3 are played without a play-file event, then reported done
+    wait_for(lambda: sum(e.get("Action") == "play-file-done" for e in conn.seen[mark:]) == 2)
+    files = [e.get("File") for e in conn.seen[mark:] if e.get("Action") == "play-file"]
+    assert files == ["conference/conf-alone.wav", "local_stream://moh"]      # both fail: no sounds
+    mark = len(conn.seen)
+    conn.api(f"uuid_kill {pairs[0][0]}")          # member 1 (the floor) hangs up from its phone
+    wait_for(lambda: "del-member" in names_for(conn, legs[0], mark)
+             and "floor-change" in names_for(conn, legs[2], mark))
+    conf = [(e.get("Action") or e.name, e.uuid or None, e.get("New-ID")) for e in conn.seen[mark:]
+            if e.name in ("PRESENCE_IN", "CUSTOM")]
+    assert conf[:4] == [("floor-change", None, "none"), ("PRESENCE_IN", None, None),
+                        ("del-member", legs[0], None), ("floor-change", legs[2], "3")]
+    assert "floor-change" not in names_for(conn, legs[1], mark)     # the newest member gets it

@@ -10,6 +10,9 @@ from engine.sim.events import now_us
 
 SUBCLASS = "conference::maintenance"
 ENTER_SOUND = "tone_stream://%(200,0,500,600,700)"
+EXIT_SOUND = "tone_stream://%(500,0,300,200,100,50,25)"
+ALONE_SOUND = "conference/conf-alone.wav"
+MOH = "local_stream://moh"
 
 
 class Member:
@@ -33,6 +36,8 @@ class Room:
         self.next_id = 1
         self.created = now_us()
         self.presence_count = 0
+        self.plays = []              # conference file queue, played one after the other: [path, ms]
+        self.player = None           # greenlet playing plays[0]
 
 
 class Conferences:
@@ -83,25 +88,38 @@ class Conferences:
                            "answer-state": "terminated", "call-direction": "inbound"})
         self.switch.emit("PRESENCE_IN", fields)
 
-    def _play(self, room, path, error=None):
-        extra = {"File": path, "Async": "false"}
-        if error:
-            extra["Error"] = error
+    def _play(self, room, path, error=None, announce=True, async_=False):
+        """Queue a file on the conference (fixture 03): `play-file` when announced (the api play;
+        enter and exit sounds have none), `play-file-done` when it ends or the conference does.
+        A file that cannot be played only gets its `play-file` with Error."""
+        if announce:
+            extra = {"File": path, "Async": "true" if async_ else "false"}
+            if error:
+                extra["Error"] = error
             self._emit(room, "play-file", **extra)
+        if error:
             return
-        self._emit(room, "play-file", **extra)
         from engine.sim import media
         try:
             seconds = media.duration(path, self.switch.sounds_dir) or 0
         except media.MediaError:
             seconds = 0
+        room.plays.append([path, int(seconds * 1000)])
+        if room.player is None:
+            room.player = self.switch.spawn(self._player, room)
 
-        def done():
-            if room.name in self.rooms:
-                ms = int(seconds * 1000)
-                self._emit(room, "play-file-done", seconds=str(ms // 1000), milliseconds=str(ms),
-                           samples=str(ms * 8), File=path)
-        self.switch.spawn_later(seconds, done)
+    def _player(self, room):
+        import gevent
+        while room.plays and room.name in self.rooms:
+            gevent.sleep(room.plays[0][1] / 1000.0)
+            if room.plays and room.name in self.rooms:
+                path, ms = room.plays.pop(0)
+                self._play_done(room, path, ms)
+        room.player = None
+
+    def _play_done(self, room, path, ms):
+        self._emit(room, "play-file-done", seconds=str(ms // 1000), milliseconds=str(ms),
+                   samples=str(ms * 8), File=path)
 
     # --- membership ---------------------------------------------------------------------------------
     def join(self, ch, arg):
@@ -123,13 +141,15 @@ class Conferences:
         room.next_id += 1
         room.members.append(member)
         if len(room.members) == 1:
-            self._play(room, "conference/conf-alone.wav", error="File could not be played")
+            self._play(room, ALONE_SOUND, error="File could not be played")
         self._emit(room, "add-member", member)
         self._presence(room)
-        if room.floor is None:
+        if len(room.members) == 1:
             room.floor = member
             self._emit(room, "floor-change", member, **{"Old-ID": "none", "New-ID": str(member.id)})
-        self._play(room, ENTER_SOUND)
+            self._play(room, MOH, error="File could not be played", async_=True)   # no moh here
+        else:
+            self._play(room, ENTER_SOUND, announce=False)
         try:
             while True:
                 ch.wait(until=lambda: bool(ch.messages) or member.kicked is not None)
@@ -149,18 +169,32 @@ class Conferences:
         return "_none_"
 
     def _leave(self, room, member):
+        """Leave order of fixture 03: the floor is released first (floor-change with no member),
+        then PRESENCE_IN, the exit sound (or conf-alone for the one left), del-member; the floor
+        goes to the newest member after that."""
         if member not in room.members:
             return
+        had_floor = room.floor is member
         room.members.remove(member)
-        self._emit(room, "del-member", member)
-        if room.floor is member:
-            room.floor = room.members[0] if room.members else None
-            if room.floor is not None:
-                self._emit(room, "floor-change", room.floor,
-                           **{"Old-ID": str(member.id), "New-ID": str(room.floor.id)})
+        if had_floor:
+            room.floor = None
+            self._emit(room, "floor-change", **{"Old-ID": "none", "New-ID": "none"})
         self._presence(room)
+        if len(room.members) == 1 and member.ch.alive:
+            self._play(room, ALONE_SOUND, error="File could not be played")
+        elif room.members:
+            self._play(room, EXIT_SOUND, announce=False)
+        self._emit(room, "del-member", member)
+        if had_floor and room.members:
+            room.floor = room.members[-1]
+            self._emit(room, "floor-change", room.floor, **{"Old-ID": "none", "New-ID": str(room.floor.id)})
         if not room.members:
             self.rooms.pop(room.name, None)
+            self._presence(room)
+            for path, ms in room.plays:           # cut short: the one playing with its length
+                self._play_done(room, path, ms)
+                ms = 0
+            room.plays = []
             self._emit(room, "conference-destroy")
 
     # --- api ----------------------------------------------------------------------------------------
