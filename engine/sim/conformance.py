@@ -301,8 +301,10 @@ class Replay:
             for msg in parsers.setdefault(r.conn, Parser()).feed(r.data):
                 if msg.content_type in EVENT_TYPES:
                     ev = Event.from_message(msg)
-                    if ev.name in TIMER_EVENTS or not ev.get("Unique-ID"):
+                    if ev.name in TIMER_EVENTS:
                         continue
+                    # events of no channel count too (conference play-file-done, fixture 03: the
+                    # client waited for them in wall-clock time; the replay must wait for them)
                     key = (r.conn, event_key(ev), ev.get("Unique-ID"))
                     counts[key] = counts.get(key, 0) + 1
                     last = key
@@ -327,6 +329,10 @@ class Replay:
 
         def reached():
             conn = self.conns.get(conn_name)
+            if t_uuid is None:
+                return conn is not None and sum(
+                    1 for _, ev in conn.stream.events
+                    if event_key(ev) == name and not ev.get("Unique-ID")) >= need
             sim_uuid = self._sim_uuid(t_uuid)
             if conn is None or sim_uuid is None:
                 return False
