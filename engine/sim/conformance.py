@@ -4,7 +4,8 @@ For every scenario in shared/fixtures/esl the client's commands (every `C->S` re
 control, events, outbound-socket and bad-auth connections) are sent to a fresh simulator over TCP,
 in transcript order. Before each command we wait — not for the transcript's wall-clock time, but
 for the cause: the last event the real switch had sent before the client issued it (same event
-name, same channel, same occurrence count). Channel uuids the switch chose are mapped to the
+name, same channel or none, same occurrence count), and the destruction of every channel the switch
+had destroyed by then. Channel uuids the switch chose are mapped to the
 simulator's by direction and caller number; uuids the client chose (origination_uuid) are kept.
 The `N.json-events.txt` companion is compared with an `event json ALL` connection of the same run.
 
@@ -285,8 +286,8 @@ class Replay:
         return True
 
     def _causes(self):
-        """For every command (by index in items): the last channel event on any connection before
-        it, how many of that (name, channel) the connection had carried by then, and the channels
+        """For every command (by index in items): the last event (of a channel or of none) on any
+        connection before it, how many of that (name, channel) the connection had carried by then, and the channels
         destroyed by then. Computed in one pass before the replay: re-parsing the transcript at
         every command cost ~10 ms each, so the replayed client was far slower than the real one
         (which sent its next uuid_kill 0.1-1 ms after a reply, fixture 04)."""
