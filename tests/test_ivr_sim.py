@@ -31,15 +31,21 @@ def resident_id(body17):
 def business():
     """A local stand-in for the pension business system the `lookup` node queries."""
     seen = []
+    mode = {"answer": "ok"}          # ok | not_found | slow
 
     def app(environ, start_response):
         seen.append(environ.get("QUERY_STRING", ""))
+        if mode["answer"] == "not_found":
+            start_response("404 Not Found", [("Content-Type", "application/json")])
+            return [b'{"error": "no such person"}']
+        if mode["answer"] == "slow":
+            gevent.sleep(2)          # beyond the lookup's timeout (set to 0.3 s in `flows`)
         body = json.dumps({"data": {"paid_through": "2026年10月", "months": 120}}).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
     server = WSGIServer(("127.0.0.1", 0), app, log=None)
     server.start()
-    yield f"http://127.0.0.1:{server.server_port}", seen
+    yield f"http://127.0.0.1:{server.server_port}", seen, mode
     server.stop()
 
 
@@ -49,7 +55,9 @@ def flows(tmp_path, business):
     dst = tmp_path / "flows"
     shutil.copytree(REPO / "ivr_flows", dst)
     si = dst / "shared" / "social_insurance.yaml"
-    si.write_text(si.read_text().replace("http://127.0.0.1:8089", business[0]))
+    text = si.read_text().replace("http://127.0.0.1:8089", business[0])
+    assert "    timeout: 3\n" in text
+    si.write_text(text.replace("    timeout: 3\n", "    timeout: 0.3\n"))
     return dst
 
 
@@ -102,6 +110,16 @@ def test_five_levels_by_dtmf_reach_the_lookup_and_the_cdr_holds_the_path(tmp_pat
     assert steps["12345:main_menu"]["digits"] == "1"
     assert business[1] and id_number in business[1][0]
     assert "ivr:12345" in cdr["tags"]
+
+
+@pytest.mark.parametrize("answer, branch", [("not_found", "not_found"), ("slow", "error")])
+def test_lookup_not_found_and_timeout_over_the_simulator(tmp_path, flows, business, answer, branch):
+    business[2]["answer"] = answer
+    when = datetime.datetime(2026, 11, 25, 10, 0, tzinfo=SHANGHAI)
+    cdr = run_call(tmp_path, flows, when, "11111" + resident_id("33010219900101123") + "#",
+                   until=reached("si:query_contributions"))
+    steps = {s["node"]: s for s in cdr["ivr_path"]}
+    assert steps["si:query_contributions"]["branch"] == branch
 
 
 def test_after_hours_and_holiday_variants_by_date(tmp_path, flows):
