@@ -248,7 +248,7 @@ def _where(marks, source, path):
     return f"{source or '<defaults>'}:{line}:{col}"
 
 
-class _Builder:
+class SchemaBuilder:
     """Turns plain YAML data into frozen dataclasses, checking every value against the schema."""
 
     def __init__(self, marks, source, base_dir, error=SettingsError):
@@ -353,7 +353,7 @@ def _resolve(base_dir: Path, p: Path) -> Path:
 
 def _finish(root, marks, source, base_dir, env) -> Settings:
     env = os.environ if env is None else env
-    builder = _Builder(marks, source, base_dir)
+    builder = SchemaBuilder(marks, source, base_dir)
     s = builder.build(Settings, root, "")
     var = s.paths.var_dir
     paths = dataclasses.replace(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple
 
-from engine.settings import _Builder, load_yaml, setting
+from engine.settings import SchemaBuilder, load_yaml, setting
 
 
 class ScenarioError(ValueError):
@@ -74,7 +74,7 @@ _DTMF = set("0123456789*#ABCD")
 def load_scenario(path) -> Scenario:
     path = Path(path)
     data, marks = load_yaml(path, ScenarioError)
-    builder = _Builder(marks, path, path.resolve().parent, error=ScenarioError)
+    builder = SchemaBuilder(marks, path, path.resolve().parent, error=ScenarioError)
     scenario = builder.build(Scenario, data, "")
     for i, caller in enumerate(scenario.callers):
         for j, press in enumerate(caller.presses):
