@@ -50,3 +50,41 @@ class Rig:
         if self.engine.accepting:
             self.engine.shutdown(grace=0)
         self.switch.stop()
+
+
+class EngineProcess:
+    """`hotline run` as a real process against a simulator in this process (signals, kill -9)."""
+
+    def __init__(self, tmp_path, grace=0.2):
+        import os
+        import subprocess
+        import sys
+
+        import gevent
+
+        from engine.settings import load_settings
+        esl_port, out_port = free_port(), free_port()
+        self.config = tmp_path / "hotline.yaml"
+        self.config.write_text(
+            f'trunk: {{dids: ["12345"]}}\nesl: {{port: {esl_port}}}\noutbound: {{listen_port: {out_port}}}\n'
+            f"paths: {{var_dir: {tmp_path / 'var'}}}\nfiles: {{flows_dir: {tmp_path / 'no-flows'}}}\n"
+            f"shutdown: {{grace_seconds: {grace}}}\nlog: {{file: {tmp_path / 'engine.log'}}}\n")
+        env = {**os.environ, "HOTLINE_ESL_PASSWORD": PASSWORD}
+        self.settings = load_settings(self.config, env=env)
+        self.log = tmp_path / "engine.log"
+        self.pid_file = self.settings.paths.var_dir / "hotline.pid"
+        render(self.settings, tmp_path / "fs")
+        self.switch = Switch(dialplan_dirs=[tmp_path / "fs" / "dialplan"], password=PASSWORD)
+        self.switch.xml_cdr_dir = str(self.settings.switch.cdr_dir)
+        self.switch.start("127.0.0.1", esl_port)
+        self.proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--config", str(self.config)],
+                                     env=env)
+        with gevent.Timeout(20, AssertionError("the engine process did not start")):
+            while not self.pid_file.exists():
+                assert self.proc.poll() is None, "the engine process exited at start"
+                gevent.sleep(0.05)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.switch.stop()

@@ -163,55 +163,29 @@ def test_hostile_caller_id_reaches_cdr_intact_and_no_command(rig, monkeypatch):
 
 def test_hotline_run_process_sighup_then_sigterm_with_calls_up(tmp_path):
     """The real daemon process: SIGHUP keeps it serving; SIGTERM with calls up writes every CDR."""
-    import os
     import signal
-    import subprocess
-    import sys
 
     from engine.cdr.store import CdrStore
-    from engine.fsconf import render
-    from engine.settings import load_settings
-    from engine.sim.switch import Switch
-    from tests.enginefix import PASSWORD, free_port
+    from tests.enginefix import EngineProcess
 
-    esl_port, out_port = free_port(), free_port()
-    config = tmp_path / "hotline.yaml"
-    config.write_text(f"""\
-trunk: {{dids: ["12345"]}}
-esl: {{port: {esl_port}}}
-outbound: {{listen_port: {out_port}}}
-paths: {{var_dir: {tmp_path / 'var'}}}
-files: {{flows_dir: {tmp_path / 'no-flows'}}}
-shutdown: {{grace_seconds: 0.2}}
-log: {{file: {tmp_path / 'engine.log'}}}
-""")
-    env = {**os.environ, "HOTLINE_ESL_PASSWORD": PASSWORD}
-    settings = load_settings(config, env=env)
-    render(settings, tmp_path / "fs")
-    switch = Switch(dialplan_dirs=[tmp_path / "fs" / "dialplan"], password=PASSWORD)
-    switch.start("127.0.0.1", esl_port)
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--config", str(config)], env=env)
+    ep = EngineProcess(tmp_path)
     try:
-        wait_for(lambda: (tmp_path / "var" / "hotline.pid").exists() or proc.poll() is not None, timeout=20)
-        assert proc.poll() is None
-        proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "reload" in (tmp_path / "engine.log").read_text())
-        channels = [switch.place_call("12345", f"1380000{i:04d}", "c") for i in range(10)]
+        ep.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reload" in ep.log.read_text())
+        channels = [ep.switch.place_call("12345", f"1380000{i:04d}", "c") for i in range(10)]
         wait_for(lambda: all("CHANNEL_ANSWER" in ch.events for ch in channels))
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        ep.proc.send_signal(signal.SIGTERM)
+        assert ep.proc.wait(timeout=20) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        switch.stop()
+        ep.stop()
     assert all(ch.wait_hangup(timeout=1) for ch in channels)
-    store = CdrStore(settings.database.url, settings.paths.cdr_spool)
+    store = CdrStore(ep.settings.database.url, ep.settings.paths.cdr_spool)
     store.open()
     try:
         assert {c["uuid"] for c in store.list()} == {ch.uuid for ch in channels}
     finally:
         store.close()
-    assert not (tmp_path / "var" / "hotline.pid").exists()
+    assert not ep.pid_file.exists()
 
 
 def test_dtmf_flood_is_bounded_and_the_call_goes_on(rig):
@@ -237,36 +211,14 @@ def test_dtmf_flood_is_bounded_and_the_call_goes_on(rig):
 
 def test_engine_killed_mid_call_cdrs_come_from_the_switch_files(tmp_path):
     """kill -9 with calls up: the switch ends them and writes XML CDRs; the next start imports them."""
-    import os
     import signal
-    import subprocess
-    import sys
 
     from engine.daemon import Engine
-    from engine.fsconf import render
-    from engine.settings import load_settings
-    from engine.sim.switch import Switch
-    from tests.enginefix import PASSWORD, free_port
+    from tests.enginefix import EngineProcess
 
-    esl_port, out_port = free_port(), free_port()
-    config = tmp_path / "hotline.yaml"
-    config.write_text(f"""\
-trunk: {{dids: ["12345"]}}
-esl: {{port: {esl_port}}}
-outbound: {{listen_port: {out_port}}}
-paths: {{var_dir: {tmp_path / 'var'}}}
-files: {{flows_dir: {tmp_path / 'no-flows'}}}
-log: {{file: {tmp_path / 'engine.log'}}}
-""")
-    env = {**os.environ, "HOTLINE_ESL_PASSWORD": PASSWORD}
-    settings = load_settings(config, env=env)
-    render(settings, tmp_path / "fs")
-    switch = Switch(dialplan_dirs=[tmp_path / "fs" / "dialplan"], password=PASSWORD)
-    switch.xml_cdr_dir = str(settings.switch.cdr_dir)
-    switch.start("127.0.0.1", esl_port)
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--config", str(config)], env=env)
+    ep = EngineProcess(tmp_path)
+    switch, settings, proc = ep.switch, ep.settings, ep.proc
     try:
-        wait_for(lambda: (tmp_path / "var" / "hotline.pid").exists() or proc.poll() is not None, timeout=20)
         channels = [switch.place_call("12345", f"1380000{i:04d}", "c") for i in range(5)]
         wait_for(lambda: all("CHANNEL_ANSWER" in ch.events for ch in channels))
         proc.send_signal(signal.SIGKILL)
@@ -284,6 +236,4 @@ log: {{file: {tmp_path / 'engine.log'}}}
         finally:
             engine.shutdown(grace=0)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        switch.stop()
+        ep.stop()
