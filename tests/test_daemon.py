@@ -226,6 +226,11 @@ def test_engine_killed_mid_call_cdrs_come_from_the_switch_files(tmp_path):
         assert all(ch.wait_hangup(timeout=5) for ch in channels)
         # A bystander's file (another number) and a broken file must not disturb the import.
         (settings.switch.cdr_dir / "broken.cdr.xml").write_text("<cdr><variables>")
+        (settings.switch.cdr_dir / "0b0b0b0b-0000-4000-8000-000000000001.cdr.xml").write_text(
+            "<cdr><variables><uuid>0b0b0b0b-0000-4000-8000-000000000001</uuid>"
+            "<start_epoch>1795383846</start_epoch><hangup_cause>NORMAL_CLEARING</hangup_cause></variables>"
+            "<callflow><caller_profile><destination_number>99999</destination_number>"
+            "</caller_profile></callflow></cdr>")
         engine = Engine(settings, call_handler=welcome_handler(SHORT_TONE)).start()
         try:
             cdrs = {c["uuid"]: c for c in engine.store.list()}
