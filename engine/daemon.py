@@ -28,6 +28,7 @@ from engine.esl.outbound import OutboundServer
 log = logging.getLogger("hotline.engine")
 
 SWITCH_CDR_IMPORT_EVERY = 60.0   # seconds between scans of the switch's XML CDR directory
+NO_AGENTS_TEXT = "人工服务暂时无法接通，请稍后再拨，感谢您的来电。"
 HANGUP_WAIT = 10.0           # seconds to wait for CHANNEL_HANGUP_COMPLETE after the call ends
 RECENT_HANGUPS = 5000        # hangup events kept from the inbound connection (CDR fallback)
 
@@ -202,13 +203,17 @@ def default_call_handler(settings):
     if problems:
         raise SystemExit("IVR flows have errors:\n" + "\n".join(map(str, problems)))
 
+    no_agents = renderer.render(NO_AGENTS_TEXT)
+
     def handle(call):
         call.answer()
         result = runtime.run(call)
         call.info.setdefault("extra", {})["ivr_outcome"] = result.get("outcome")
         if result.get("outcome") in ("agent", "fallback"):
-            # Queues arrive with the ACD; until then the caller is told and the CDR says so.
+            # Queues arrive with the ACD; until then the caller is told, never just cut off,
+            # and the CDR says a person was wanted (the ticket module can call back).
             call.tags.append("wanted_agent")
+            call.play([str(no_agents)], interruptible=False)
     handle.reload = runtime.reload
     return handle
 

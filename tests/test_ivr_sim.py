@@ -202,3 +202,11 @@ def test_hot_reload_during_live_calls(tmp_path, flows):
         assert "12345:complaint" in new_nodes and "12345:info" not in new_nodes
     finally:
         rig.stop()
+
+
+def test_asking_for_an_agent_before_queues_exist_is_told_not_cut_off(tmp_path, flows):
+    when = datetime.datetime(2026, 11, 25, 10, 0, tzinfo=SHANGHAI)
+    # 0 cuts the welcome and picks "agent" in the main menu; the next prompt is the apology
+    cdr = run_call(tmp_path, flows, when, "0", until=lambda ch, rig: ch.events.count("PLAYBACK_START") >= 2)
+    assert "wanted_agent" in cdr["tags"]
+    assert cdr["extra"]["ivr_outcome"] == "agent"
