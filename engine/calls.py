@@ -53,7 +53,11 @@ class Call:
         self._gone = Flag()
         self._hangup_sent = False
         self._complete = Flag()           # CHANNEL_HANGUP_COMPLETE seen (lingering socket)
+        self.bridge_hooks = []            # called with CHANNEL_BRIDGE / CHANNEL_UNBRIDGE events
+        self._interrupt_pending = False
         session.on("DTMF", self._on_dtmf)
+        session.on("CHANNEL_BRIDGE", self._on_bridge)
+        session.on("CHANNEL_UNBRIDGE", self._on_bridge)
         session.on("CHANNEL_HANGUP", self._on_hangup)
         session.on("CHANNEL_HANGUP_COMPLETE", self._on_hangup)
 
@@ -88,6 +92,24 @@ class Call:
             self._playing = None
             gevent.spawn(self._break_playback)
 
+    def _on_bridge(self, event):
+        for hook in list(self.bridge_hooks):
+            try:
+                hook(event)
+            except Exception:
+                self.log.exception("bridge hook failed")
+
+    def interrupt(self):
+        """Stop the interruptible playback in progress (or the next one, if it has not started):
+        the queue uses it to take a caller off hold music for an agent or an announcement."""
+        self._interrupt_pending = True
+        if self._playing:
+            self._playing = None
+            gevent.spawn(self._break_playback)
+
+    def clear_interrupt(self):
+        self._interrupt_pending = False
+
     def _break_playback(self):
         try:
             self.session.api(commands.uuid_break(self.uuid, everything=True), check=False)
@@ -101,7 +123,7 @@ class Call:
             event_uuid, result = self.session.execute_async(app, arg)
             if interruptible:
                 self._playing = event_uuid
-                if self._digits:          # pressed while we were sending: stop at once
+                if self._digits or self._interrupt_pending:   # came while we were sending: stop now
                     self._playing = None
                     gevent.spawn(self._break_playback)
             return result.get(timeout=timeout)
@@ -165,6 +187,15 @@ class Call:
         done = self._run("bridge", commands.endpoint_gateway(self.gateway, number))
         self.info["transfer"] = number
         return done.get("variable_bridge_hangup_cause") or done.get("variable_originate_disposition", "")
+
+    def bridge(self, dial_string, timeout=None):
+        """Run the bridge app (commands.dial_string); returns its CHANNEL_EXECUTE_COMPLETE event
+        when the bridge ends or fails. The socket stays ours: the caller comes back afterwards."""
+        return self._run("bridge", dial_string, timeout=timeout)
+
+    def conference(self, name, profile="default"):
+        """Join conference `name` (three-way calls, consults); returns when this caller leaves it."""
+        return self._run("conference", f"{commands.token(name, 'conference')}@{commands.token(profile, 'profile')}")
 
     def set_channel_var(self, name, value):
         self._run("set", commands.set_var_arg(name, value))

@@ -296,6 +296,12 @@ class SchemaBuilder:
             if len(raw) < meta.get("min_items", 0):
                 self.fail(path, f"needs at least {meta['min_items']} item(s)")
             return tuple(self.value(args[0], item, f"{path}[{i}]", {}) for i, item in enumerate(raw))
+        if origin is dict:
+            # A mapping of names to values (agent skills: {pension: 8}); keys are always text.
+            if not isinstance(raw, dict):
+                self.fail(path, f"expected a mapping, got {_kind(raw)}")
+            return types.MappingProxyType({str(k): self.value(args[1], v, f"{path}.{k}", meta)
+                                           for k, v in raw.items()})
         if dataclasses.is_dataclass(tp):
             return self.build(tp, raw, path)
         value = self.scalar(tp, raw, path)

@@ -171,6 +171,31 @@ def var_list(variables):
     return "{" + ",".join(parts) + "}"
 
 
+def leg_var_list(variables):
+    """`[a=b,c=d]`: variables of one leg of a dial string (same escaping as var_list)."""
+    inner = var_list(variables)
+    return "[" + inner[1:-1] + "]" if inner else ""
+
+
+def dial_string(legs, variables=None):
+    """`{common}[leg vars]endpoint,[leg vars]endpoint` for the bridge app: the legs ring at once.
+
+    `legs` is a list of (endpoint from an endpoint_* builder, per-leg variables)."""
+    parts = []
+    for endpoint, leg_vars in legs:
+        if not endpoint or any(c in endpoint for c in " \n\r{}[],"):
+            raise CommandError(f"invalid endpoint: {str(endpoint)[:80]!r}")
+        parts.append(leg_var_list(leg_vars) + endpoint)
+    if not parts:
+        raise CommandError("a dial string needs at least one leg")
+    return var_list(variables) + ",".join(parts)
+
+
+def uuid_recv_dtmf(call_uuid, dtmf):
+    """Digits the channel treats as pressed on its own phone (eavesdrop mode keys)."""
+    return f"uuid_recv_dtmf {uuid(call_uuid)} {digits(dtmf)}"
+
+
 def endpoint_user(extension, domain=None):
     ext = number(extension)
     return f"user/{ext}@{token(domain, 'domain')}" if domain else f"user/{ext}"

@@ -285,6 +285,20 @@ def _uuid_send_dtmf(switch, arg):
     return f"+OK {ch.uuid} sent DTMF {words[1]}.\n"
 
 
+@command("uuid_recv_dtmf")
+def _uuid_recv_dtmf(switch, arg):
+    """Digits queued as if the channel's phone had sent them (mod_commands uuid_recv_dtmf)."""
+    words = arg.split()
+    ch = _channel(switch, words[0]) if words else None
+    if ch is None:
+        return NO_CHANNEL
+    if len(words) < 2:
+        return "-USAGE: <uuid> <dtmf_data>\n"
+    for d in words[1].split("@")[0]:
+        ch.receive_dtmf(d, source="APP")
+    return "+OK\n"
+
+
 @command("uuid_broadcast")
 def _uuid_broadcast(switch, arg):
     words = arg.split()

@@ -137,15 +137,16 @@ def unbridge(switch, ch):
 
 def bridge_app(switch, ch, arg):
     """The `bridge` application: originate the B leg, bridge on answer, return when it ends."""
-    from engine.sim import api, originate
-    variables, endpoint = api.split_vars(arg.strip())
+    from engine.sim import api
+    variables, dial = api.split_vars(arg.strip())
     variables.setdefault("origination_caller_id_number", ch.caller_id_number)
     variables.setdefault("origination_caller_id_name", ch.caller_id_name)
     timeout = int(variables.get("call_timeout") or ch.variables.get("call_timeout") or 60)
-    ok, result = originate.originate(switch, endpoint, variables, timeout)
+    ok, result = _originate_legs(switch, ch, variables, dial, timeout)
     if not ok:
         ch.set_var("originate_disposition", result)
         ch.set_var("DIALSTATUS", result)
+        ch.set_var("originate_failed_cause", result)
         return "_none_"
     b = result
     ch.set_var("originate_disposition", "SUCCESS")
@@ -166,6 +167,69 @@ def bridge_app(switch, ch, arg):
     finally:
         _end(ch, b, "A")
     return "_none_"
+
+
+def _split_legs(dial):
+    """`[a=1]user/1001,[b=2]user/1002` -> [({'a': '1'}, 'user/1001'), ...] (commas inside [] kept)."""
+    legs, cur, depth = [], "", 0
+    for c in dial:
+        if c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+        if c == "," and depth == 0:
+            legs.append(cur)
+            cur = ""
+            continue
+        cur += c
+    legs.append(cur)
+    out = []
+    for leg in legs:
+        leg = leg.strip()
+        leg_vars = {}
+        if leg.startswith("["):
+            from engine.sim import api
+            end = leg.index("]")
+            leg_vars, _ = api.split_vars("{" + leg[1:end] + "}")
+            leg = leg[end + 1:]
+        out.append((leg_vars, leg))
+    return out
+
+
+def _originate_legs(switch, ch, variables, dial, timeout):
+    """Ring every leg of a comma dial string at once; the first to answer wins, the rest are
+    cancelled with LOSE_RACE (one leg: a plain originate)."""
+    import gevent
+    from engine.sim import originate
+    legs = _split_legs(dial)
+    if len(legs) == 1:
+        leg_vars, endpoint = legs[0]
+        leg_timeout = int(leg_vars.get("leg_timeout") or timeout)
+        return originate.originate(switch, endpoint, {**variables, **leg_vars}, leg_timeout, originator=ch)
+    winner = []
+
+    def ring(leg_vars, endpoint):
+        leg_timeout = int(leg_vars.get("leg_timeout") or timeout)
+        ok, result = originate.originate(switch, endpoint, {**variables, **leg_vars}, leg_timeout,
+                                         originator=ch, cancelled=lambda: bool(winner))
+        if ok:
+            if winner:                     # answered in the same frame as another: too late
+                result.kill("LOSE_RACE")
+                return False, "LOSE_RACE"
+            winner.append(result)
+        return ok, result
+
+    jobs = [gevent.spawn(ring, v, e) for v, e in legs]
+    gevent.joinall(jobs)
+    if winner:
+        return True, winner[0]
+    causes = [j.value[1] for j in jobs if j.value and not j.value[0]]
+    if not ch.alive:
+        return False, "ORIGINATOR_CANCEL"
+    for preferred in ("NO_ANSWER", "USER_BUSY", "CALL_REJECTED"):
+        if preferred in causes:
+            return False, preferred
+    return False, causes[0] if causes else "NO_ANSWER"
 
 
 def b_leg_session(ch, other_uuid):
@@ -205,8 +269,24 @@ def eavesdrop(switch, ch, target_uuid):
     ch.emit("CODEC", {"channel-read-codec-name": "L16", "channel-read-codec-rate": rate,
                       "channel-read-codec-bit-rate": ch.read_codec[2]})
     _display_update(ch, target, bridged=False)
+    # Who hears the eavesdropper (switch_ivr_eavesdrop_session): ED_MUX_READ mixes it into what
+    # the target reads, i.e. what the target's bridged partner hears; ED_MUX_WRITE into what the
+    # target is sent, i.e. the target's own phone. Variables set the start, digits change it when
+    # eavesdrop_enable_dtmf is true: 1 read, 2 write, 3 both, 0 listen only, * leaves.
+    read = ch.variables.get("eavesdrop_whisper_aleg") == "true"
+    write = ch.variables.get("eavesdrop_whisper_bleg") == "true"
+    ch.eavesdrop_modes = [("3" if read and write else "1" if read else "2" if write else "0")]
+    dtmf = ch.variables.get("eavesdrop_enable_dtmf") == "true"
     try:
-        ch.wait(until=lambda: not target.alive)
+        while True:
+            ch.wait(until=lambda: not target.alive or (dtmf and bool(ch.dtmf)))
+            if not target.alive:
+                break
+            digit = ch.dtmf.popleft()
+            if digit == "*":
+                break
+            if digit in "0123":
+                ch.eavesdrop_modes.append(digit)
     finally:
         if target.state not in ("CS_DESTROY",):
             target.emit("MEDIA_BUG_STOP", bug)

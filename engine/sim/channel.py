@@ -72,6 +72,7 @@ class Channel:
         self.parked = False
         self.current_app = None
         self.dtmf = collections.deque()   # digits not yet consumed by an application
+        self.eavesdrop_modes = []          # eavesdrop mux modes this leg went through (0 1 2 3)
         self.messages = collections.deque()
         self.break_flag = False
         self.transfer_to = None

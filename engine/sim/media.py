@@ -52,6 +52,8 @@ def duration(source, sounds_dir=None):
     """Seconds a source plays for; None means it never ends by itself."""
     if source.startswith("tone_stream://"):
         return tone_duration(source[len("tone_stream://"):])
+    if source.startswith("local_stream://"):
+        return None                     # music on hold: plays until it is stopped
     if source.startswith("silence_stream://"):
         ms = source[len("silence_stream://"):].split(",")[0]
         try:

@@ -6,6 +6,7 @@ exactly as in the fixtures (an outbound `sofia/internal/...` leg plus the inboun
 registered extension, or `user/<ext>`, rings that endpoint's phone; `loopback/<ext>[/<context>]`
 runs the dialplan on a loopback pair; `error/<cause>` fails at once.
 """
+import time
 import uuid as _uuid
 
 from engine.sim.channel import Channel
@@ -43,8 +44,12 @@ def _resolve(switch, endpoint):
     return "unknown", endpoint, "", None
 
 
-def originate(switch, endpoint, variables, timeout):
-    """Returns (True, answered A-leg Channel) or (False, hangup cause)."""
+def originate(switch, endpoint, variables, timeout, originator=None, cancelled=None):
+    """Returns (True, answered A-leg Channel) or (False, hangup cause).
+
+    `originator`: the channel running a `bridge` app; if it hangs up while this leg rings, the
+    leg is cancelled (ORIGINATOR_CANCEL), as the switch does. `cancelled()`: another leg of the
+    same bridge answered first (LOSE_RACE)."""
     kind, ext, host, extra = _resolve(switch, endpoint)
     if kind == "error":
         return False, ext
@@ -100,10 +105,27 @@ def originate(switch, endpoint, variables, timeout):
         switch.add_channel(b)
         b.set_state("CS_NEW")
         b.start()
+    def given_up():
+        return (originator is not None and not originator.alive) or (cancelled is not None and cancelled())
+
+    deadline = time.monotonic() + timeout
+    answered = False
     try:
-        answered = a.wait(timeout, until=lambda: a.answered)
+        while not a.answered and not given_up():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            # one media frame at a time: the originator's hangup is noticed within a frame
+            answered = a.wait(min(left, switch.frame_seconds), until=lambda: a.answered)
     except Exception:
         answered = False
+    if not a.answered and a.alive and given_up():
+        lost = cancelled is not None and cancelled()
+        cause = "LOSE_RACE" if lost and (originator is None or originator.alive) else "ORIGINATOR_CANCEL"
+        a.kill(cause, "send_cancel")
+        if a.sip_peer is not None and a.sip_peer.alive:
+            a.sip_peer.kill("ORIGINATOR_CANCEL", "recv_cancel")
+        return False, cause
     if a.answered:
         a.other = None
         return True, a
