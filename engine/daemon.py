@@ -34,10 +34,9 @@ RECENT_HANGUPS = 5000        # hangup events kept from the inbound connection (C
 
 
 class Engine:
-    def __init__(self, settings, call_handler=None, clock=None):
+    def __init__(self, settings, call_handler=None, clock=None, acd=None):
         self.settings = settings
         self.clock = clock
-        self.call_handler = call_handler or default_call_handler(settings)
         self.calls = {}                                   # uuid -> Call, live calls
         self.finished = Flag()                            # set when shutdown completed
         self.accepting = True
@@ -51,11 +50,17 @@ class Engine:
                               busy_timeout=s.database.busy_timeout,
                               drain_interval=s.database.spool_drain_interval)
         self.esl = InboundConnection(s.esl.host, s.esl.port, s.esl.password,
-                                     events=("CHANNEL_HANGUP_COMPLETE", "BACKGROUND_JOB", "HEARTBEAT"),
+                                     events=("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "BACKGROUND_JOB",
+                                             "HEARTBEAT", "DTMF"),
                                      backoff_max=s.esl.reconnect_max_delay,
                                      connect_timeout=s.esl.connect_timeout)
         self.esl.on("CHANNEL_HANGUP_COMPLETE", self._remember_hangup)
         self.esl.connected_hooks.append(self._on_esl_connected)
+        self.acd = acd if acd is not None else make_acd(settings, self.esl)
+        if self.acd is not None:
+            for name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "DTMF"):
+                self.esl.on(name, self.acd.on_esl_event)
+        self.call_handler = call_handler or default_call_handler(settings, self.acd)
         self.server = OutboundServer(s.outbound.listen_host, s.outbound.listen_port, self._serve_call)
 
     # --- life cycle -------------------------------------------------------------------------
@@ -70,6 +75,8 @@ class Engine:
         # The outbound server serves calls even while the inbound connection is still retrying:
         # a switch restart must not stop the calls it sends us.
         self.esl.start(wait=wait_for_switch, timeout=self.settings.esl.connect_timeout)
+        if self.acd is not None:
+            self.acd.start()
         log.info("engine up: outbound socket %s:%s, switch %s:%s, %s",
                  *self.server.address[:2], self.settings.esl.host, self.settings.esl.port,
                  _redact(self.settings.database.url))
@@ -92,6 +99,8 @@ class Engine:
             log.error("%d calls did not end in time; their CDRs are written from what we know",
                       len(self.calls))
         self.server.stop(timeout=1)
+        if self.acd is not None:
+            self.acd.stop()
         if self._importer is not None:
             self._importer.kill(block=False)
         self.esl.stop()
@@ -101,12 +110,14 @@ class Engine:
         self.finished.set()
 
     def reload(self, settings=None):
-        """SIGHUP: re-read what can change without a restart (the call handler's own files)."""
+        """SIGHUP: re-read what can change without a restart (IVR flows, agents and queues)."""
         reload = getattr(self.call_handler, "reload", None)
-        if reload is None:
+        if reload is None and self.acd is None:
             log.info("reload: nothing reloadable in this configuration")
             return []
-        problems = reload()
+        problems = list(reload() if reload else [])
+        if self.acd is not None:
+            problems += self.acd.reload()
         if problems:
             log.error("reload refused, running version kept:\n%s", "\n".join(map(str, problems)))
         else:
@@ -188,10 +199,27 @@ class Engine:
             gevent.spawn(self._import_switch_cdrs)
 
 
-def default_call_handler(settings):
-    """The IVR flows of settings.files.flows_dir; without any, answer, greet and hang up."""
+def make_acd(settings, esl):
+    """The ACD when agents and queues files exist (they name who takes calls); else None."""
+    if not (settings.files.agents.is_file() and settings.files.queues.is_file()):
+        log.info("no ACD: %s or %s missing; callers who want a person hear an apology",
+                 settings.files.agents, settings.files.queues)
+        return None
+    from engine.acd.audit import AuditLog
+    from engine.acd.service import Acd
+    from engine.media.prompts import PromptRenderer
+    renderer = PromptRenderer(settings.tts, settings.paths.prompt_cache)
+    audit = AuditLog(settings.database.url).open()
+    return Acd(settings, esl, renderer=renderer, audit=audit)
+
+
+def default_call_handler(settings, acd=None):
+    """The IVR flows of settings.files.flows_dir; without any, answer, greet and hang up (or queue
+    every caller to the first queue when there is an ACD but no flow)."""
     flows_dir = settings.files.flows_dir
     if not flows_dir.is_dir() or not any(flows_dir.glob("*.yaml")):
+        if acd is not None:
+            return queue_handler(acd)
         return welcome_handler(settings.files.welcome_prompt)
     from engine.ivr.runtime import IvrRuntime
     from engine.media.prompts import PromptRenderer
@@ -199,6 +227,7 @@ def default_call_handler(settings):
     runtime = IvrRuntime(flows_dir, renderer,
                          overrides_path=str(settings.paths.var_dir / "ivr_overrides.json"),
                          voicemail_dir=str(settings.paths.recordings / "voicemail"))
+    runtime.acd = acd
     problems = runtime.reload()            # renders every static prompt before the first call
     if problems:
         raise SystemExit("IVR flows have errors:\n" + "\n".join(map(str, problems)))
@@ -209,12 +238,30 @@ def default_call_handler(settings):
         call.answer()
         result = runtime.run(call)
         call.info.setdefault("extra", {})["ivr_outcome"] = result.get("outcome")
-        if result.get("outcome") in ("agent", "fallback"):
+        if result.get("outcome") in ("agent", "fallback") and acd is not None:
+            _to_queue(acd, call, acd.default_queue())
+        elif result.get("outcome") in ("agent", "fallback"):
             # Queues arrive with the ACD; until then the caller is told, never just cut off,
             # and the CDR says a person was wanted (the ticket module can call back).
             call.tags.append("wanted_agent")
             call.play([str(no_agents)], interruptible=False)
     handle.reload = runtime.reload
+    return handle
+
+
+def _to_queue(acd, call, queue_name):
+    from engine.acd.exits import run_exit
+    outcome = acd.serve(call, queue_name)
+    if outcome not in ("done", "transferred", "error"):
+        run_exit(acd, call, outcome, queue_name)
+
+
+def queue_handler(acd):
+    """No IVR flows: every caller goes straight to the first queue."""
+    def handle(call):
+        call.answer()
+        _to_queue(acd, call, acd.default_queue())
+    handle.reload = lambda: []
     return handle
 
 

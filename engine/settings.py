@@ -62,6 +62,7 @@ class OutboundSettings:
 @dataclass(frozen=True)
 class RedisSettings:
     url: str = setting("redis://127.0.0.1:6379/0")
+    prefix: str = setting("hl:", doc="key prefix: engines sharing one ACD use the same prefix")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ class Rig:
     """`Rig(tmp_path, handler)`: a started simulator and engine; `rig.call(...)` places a trunk call."""
 
     def __init__(self, tmp_path, handler=None, grace=5.0, database=None, flows_dir=None, clock=None,
-                 paths_prompt_cache=None, **sections):
+                 paths_prompt_cache=None, files=None, **sections):
         self.tmp = tmp_path
         esl_port, out_port = free_port(), free_port()
         db = {"spool_drain_interval": 0.1, "busy_timeout": 0.05, "retries": 1, **(database or {})}
@@ -30,7 +30,7 @@ class Rig:
             outbound={"listen_port": out_port},
             paths={"var_dir": str(tmp_path / "var"),
                    **({"prompt_cache": str(paths_prompt_cache)} if paths_prompt_cache else {})},
-            files={"flows_dir": str(flows_dir or tmp_path / "no-flows")},
+            files={"flows_dir": str(flows_dir or tmp_path / "no-flows"), **(files or {})},
             shutdown={"grace_seconds": grace},
             database=db, **sections)
         # The simulator runs the dialplan we ship, rendered from these very settings.

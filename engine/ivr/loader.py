@@ -16,7 +16,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from . import schedule as schedule_mod
 from .nodes import NODE_TYPES
 
-TERMINAL = {"hangup", "voicemail", "transfer"}
+TERMINAL = {"hangup", "voicemail", "transfer", "queue"}
 DEFAULT_MAX_DEPTH = 10
 
 
@@ -280,7 +280,7 @@ def _cross_checks(flowset, raws, problems):
                 changed = True
     for flow_name, node_id in sorted(reached - can_exit):
         flow = flowset.flows[flow_name]
-        problems.append(f"{at(flow, node_id)}: node {node_id!r} is in a loop with no way out (no path to a hangup, transfer or voicemail)")
+        problems.append(f"{at(flow, node_id)}: node {node_id!r} is in a loop with no way out (no path to a hangup, transfer, voicemail or queue)")
     # Menu depth: menu levels on the shortest path from each entry.
     for flow in flowset.flows.values():
         limit = int((raws[flow.name].get("max_depth") or DEFAULT_MAX_DEPTH))

@@ -1,0 +1,231 @@
+"""Agents as state machines with real timers (after Kazoo's acdc_agent_fsm).
+
+    logged_out -> available | on_break
+    available  -> reserved (router) | on_break | logged_out
+    on_break   -> available | logged_out
+    reserved   -> ringing | available (the offer fell through before the phone rang)
+    ringing    -> in_call (answered) | available (no answer, rejected, caller gone)
+               -> on_break:missed_calls (N misses in a row: not ready)
+    in_call    -> wrap_up (a timer: the queue's time or the agent's own) | available (no wrap-up)
+    wrap_up    -> available (timer, or `agents ready`) | on_break | logged_out
+
+Every change is one atomic Redis transition (store.py) plus one audit row. A break or logout asked
+for during a call is remembered (`pending`) and taken when the call and its wrap-up are over, so no
+supervisor action is lost and no call is cut. The wrap-up timer lives in the engine that handled the
+call; its deadline is in Redis too, so the watchdog of any engine ends a wrap-up whose engine died.
+"""
+import logging
+import time
+
+import gevent
+
+log = logging.getLogger("hotline.acd.agents")
+
+STATES = ("logged_out", "available", "on_break", "reserved", "ringing", "in_call", "wrap_up")
+BUSY = ("reserved", "ringing", "in_call")
+MISSED_REASON = "missed_calls"
+
+
+class AgentError(ValueError):
+    """A request the agent's state or identity does not allow; the message says why."""
+
+
+class AgentBoard:
+    def __init__(self, store, config, audit=None, engine_id="engine", wake=None):
+        self.store = store
+        self.config = config
+        self.audit = audit
+        self.engine_id = engine_id
+        self.wake = wake or (lambda why: store.wake(why))
+        self._timers = {}            # agent id -> greenlet ending its wrap-up
+
+    # --- helpers ------------------------------------------------------------------------------
+    def agent(self, agent_id):
+        agent = self.config.agents.get(agent_id)
+        if agent is None:
+            raise AgentError(f"unknown agent {agent_id!r}")
+        return agent
+
+    def _move(self, agent_id, allowed, to, actor="system", reason=None, call_uuid=None, **fields):
+        now = time.time()
+        if reason is not None:
+            fields.setdefault("reason", reason)
+        elif to != "on_break":
+            fields.setdefault("reason", None)
+        t = self.store.transition(agent_id, allowed, to, now=now, **fields)
+        if t and self.audit is not None:
+            self.audit.record("state", actor=actor, agent=agent_id, from_state=t.previous, to_state=to,
+                              seconds_in_previous=round(t.spent, 3), reason=reason, call_uuid=call_uuid)
+        if t and to == "available":
+            self.wake("agent:" + agent_id)
+        return t
+
+    def state(self, agent_id):
+        return self.store.agent(agent_id)
+
+    # --- requests from agents and supervisors ---------------------------------------------------
+    def login(self, agent_id, actor="system"):
+        self.agent(agent_id)
+        t = self._move(agent_id, ("logged_out",), "available", actor, extension=self.agent(agent_id).extension,
+                       misses=0, pending=None)
+        if not t:
+            raise AgentError(f"agent {agent_id} is already logged in ({t.previous})")
+        return t
+
+    def ready(self, agent_id, actor="system"):
+        """End a break or a wrap-up early; clears a pending break/logout."""
+        self.agent(agent_id)
+        self._cancel_timer(agent_id)
+        t = self._move(agent_id, ("on_break", "wrap_up"), "available", actor, misses=0, pending=None,
+                       wrap_until=None)
+        if not t:
+            if t.previous == "available":
+                return t
+            if t.previous in BUSY:
+                self.store.set_fields(agent_id, pending="available")
+                raise AgentError(f"agent {agent_id} is {t.previous}; ready after the call")
+            raise AgentError(f"agent {agent_id} is {t.previous}: log in first")
+        return t
+
+    def take_break(self, agent_id, reason, actor="system"):
+        self.agent(agent_id)
+        if reason not in self.config.break_reasons and reason != MISSED_REASON:
+            raise AgentError(f"unknown break reason {reason!r}; known: {', '.join(self.config.break_reasons)}")
+        self._cancel_timer(agent_id)
+        t = self._move(agent_id, ("available", "wrap_up", "on_break", "logged_out"), "on_break", actor,
+                       reason=reason, wrap_until=None, pending=None)
+        if not t:
+            self.store.set_fields(agent_id, pending="on_break:" + reason)
+            raise AgentError(f"agent {agent_id} is {t.previous}; the break starts after the call")
+        return t
+
+    def logout(self, agent_id, actor="system"):
+        self.agent(agent_id)
+        self._cancel_timer(agent_id)
+        t = self._move(agent_id, ("available", "on_break", "wrap_up"), "logged_out", actor,
+                       wrap_until=None, pending=None)
+        if not t:
+            if t.previous == "logged_out":
+                return t
+            self.store.set_fields(agent_id, pending="logged_out")
+            raise AgentError(f"agent {agent_id} is {t.previous}; logged out after the call")
+        return t
+
+    def extend_wrapup(self, agent_id, seconds, actor="system"):
+        data = self.store.agent(agent_id)
+        if data["state"] != "wrap_up":
+            raise AgentError(f"agent {agent_id} is {data['state']}, not in wrap-up")
+        until = max(float(data.get("wrap_until") or time.time()), time.time()) + float(seconds)
+        self.store.set_fields(agent_id, wrap_until=repr(until))
+        self._start_timer(agent_id, until - time.time())
+        if self.audit is not None:
+            self.audit.record("wrapup_extend", actor=actor, agent=agent_id, detail={"seconds": seconds})
+        return until
+
+    # --- the router's and the call's steps ------------------------------------------------------
+    def reserve(self, agent_id, call_uuid, queue):
+        return self._move(agent_id, ("available",), "reserved", call_uuid=call_uuid, call=call_uuid,
+                          engine=self.engine_id, queue=queue)
+
+    def ringing(self, agent_id, call_uuid, leg_uuid):
+        return self._move(agent_id, ("reserved",), "ringing", call_uuid=call_uuid, leg=leg_uuid)
+
+    def answered(self, agent_id, call_uuid):
+        t = self._move(agent_id, ("ringing", "reserved"), "in_call", call_uuid=call_uuid, misses=0,
+                       answered_at=repr(time.time()))
+        if t:
+            self.store.incr_fields(agent_id, calls=1)
+        return t
+
+    def release(self, agent_id, call_uuid, missed=False, why=""):
+        """The offer ended without a conversation: back to available, or not-ready after N misses."""
+        data = self.store.agent(agent_id)
+        if data.get("call") != call_uuid or data["state"] not in ("reserved", "ringing"):
+            return None                       # already moved on (watchdog, another path)
+        misses = int(float(data.get("misses") or 0)) + (1 if missed else 0)
+        limit = self.agent(agent_id).max_no_answer if agent_id in self.config.agents else 3
+        pending = data.get("pending")
+        if missed and misses >= limit:
+            log.warning("agent %s missed %d offers in a row: not ready", agent_id, misses)
+            return self._move(agent_id, ("reserved", "ringing"), "on_break", reason=MISSED_REASON,
+                              call_uuid=call_uuid, misses=misses, call=None, leg=None)
+        if pending:
+            return self._after(agent_id, pending, ("reserved", "ringing"), call_uuid)
+        return self._move(agent_id, ("reserved", "ringing"), "available", reason=why or None,
+                          call_uuid=call_uuid, misses=misses, call=None, leg=None)
+
+    def call_ended(self, agent_id, call_uuid, queue, talk_seconds):
+        """The conversation is over: wrap-up for the agent's or the queue's time."""
+        data = self.store.agent(agent_id)
+        if data["state"] != "in_call" or data.get("call") != call_uuid:
+            return 0.0
+        agent = self.config.agents.get(agent_id)
+        q = self.config.queues.get(queue)
+        seconds = agent.wrapup_seconds if agent and agent.wrapup_seconds is not None else \
+            (q.wrapup_seconds if q else 30.0)
+        self.store.incr_fields(agent_id, talk=talk_seconds)
+        self.store.set_fields(agent_id, last_end=repr(time.time()))
+        if seconds <= 0:
+            self._finish_call_state(agent_id, call_uuid, data.get("pending"), ("in_call",))
+            return 0.0
+        until = time.time() + seconds
+        t = self._move(agent_id, ("in_call",), "wrap_up", call_uuid=call_uuid, wrap_until=repr(until),
+                       wrap_started=repr(time.time()), leg=None)
+        if t and self.audit is not None:
+            self.audit.record("wrapup_start", agent=agent_id, call_uuid=call_uuid, detail={"seconds": seconds})
+        self._start_timer(agent_id, seconds)
+        return seconds
+
+    def end_wrapup(self, agent_id, actor="system"):
+        data = self.store.agent(agent_id)
+        if data["state"] != "wrap_up":
+            return None
+        self._cancel_timer(agent_id)
+        started = float(data.get("wrap_started") or time.time())
+        t = self._finish_call_state(agent_id, data.get("call"), data.get("pending"), ("wrap_up",), actor)
+        if t and self.audit is not None:
+            self.audit.record("wrapup_end", actor=actor, agent=agent_id, call_uuid=data.get("call"),
+                              detail={"seconds": round(time.time() - started, 3)})
+        return t
+
+    def wrapup_seconds_of(self, agent_id):
+        data = self.store.agent(agent_id)
+        started = data.get("wrap_started")
+        return None if not started else time.time() - float(started)
+
+    def _finish_call_state(self, agent_id, call_uuid, pending, allowed, actor="system"):
+        if pending:
+            return self._after(agent_id, pending, allowed, call_uuid, actor)
+        return self._move(agent_id, allowed, "available", actor, call_uuid=call_uuid, call=None,
+                          wrap_until=None)
+
+    def _after(self, agent_id, pending, allowed, call_uuid, actor="system"):
+        state, _, reason = pending.partition(":")
+        return self._move(agent_id, allowed, state, actor, reason=reason or None, call_uuid=call_uuid,
+                          call=None, leg=None, wrap_until=None, pending=None)
+
+    # --- timers ---------------------------------------------------------------------------------
+    def _start_timer(self, agent_id, seconds):
+        self._cancel_timer(agent_id)
+        self._timers[agent_id] = gevent.spawn_later(max(0.0, seconds), self._timer_fired, agent_id)
+
+    def _cancel_timer(self, agent_id):
+        timer = self._timers.pop(agent_id, None)
+        if timer is not None and timer is not gevent.getcurrent():
+            timer.kill(block=False)
+
+    def _timer_fired(self, agent_id):
+        self._timers.pop(agent_id, None)
+        data = self.store.agent(agent_id)
+        until = float(data.get("wrap_until") or 0)
+        if data["state"] == "wrap_up" and until > time.time() + 0.005:
+            self._start_timer(agent_id, until - time.time())       # extended meanwhile elsewhere
+            return
+        try:
+            self.end_wrapup(agent_id)
+        except Exception:
+            log.exception("ending the wrap-up of agent %s failed; the watchdog will retry", agent_id)
+
+    def stop(self):
+        for agent_id in list(self._timers):
+            self._cancel_timer(agent_id)

@@ -1,0 +1,162 @@
+"""Agents and queues: `etc/agents.yaml` and `etc/queues.yaml`, checked like the settings file.
+
+Every problem stops loading with `file:line:col: path: problem`, so a reload with a typo keeps the
+running configuration (the ACD swaps a whole new `AcdConfig` or nothing).
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+from engine.settings import SchemaBuilder, SettingsError, load_yaml, setting
+
+BREAK_REASONS = ("rest", "meal", "meeting", "training")
+STRATEGIES = ("longest-idle", "round-robin", "fewest-calls", "least-talk-time", "skill-level",
+              "ring-all", "random")
+NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+EXTENSION = re.compile(r"^[0-9]{2,8}$")
+
+
+class AcdConfigError(SettingsError):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Agent:
+    id: str = setting(doc="stable agent id (work number)")
+    name: str = setting("")
+    extension: str = setting(doc="SIP extension of the desk phone")
+    skills: Dict[str, int] = setting(None, doc="skill -> level 1-10")
+    groups: Tuple[str, ...] = setting(())
+    role: str = setting("agent", choices=("agent", "supervisor"))
+    max_no_answer: int = setting(3, min=1, max=20, doc="missed offers in a row before not-ready")
+    wrapup_seconds: Optional[float] = setting(None, min=0, max=3600, doc="overrides the queue's")
+    # the phone's SIP password, for the switch's directory (engine/fsconf.py renders it)
+    password_env: Optional[str] = setting(None, doc="environment variable holding the SIP password")
+    a1_hash: Optional[str] = setting(None, doc="or md5(ext:domain:password), 32 hex digits")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Overflow:
+    after_seconds: float = setting(300.0, min=1, max=7200, doc="max wait")
+    action: str = setting("voicemail", choices=("queue", "voicemail", "callback", "hangup", "branch"))
+    target: str = setting("", doc="queue name for action queue")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Announce:
+    every_seconds: float = setting(45.0, min=5, max=600)
+    position: bool = setting(True)
+    expected_wait: bool = setting(True)
+    message: str = setting("", doc="periodic message text (TTS) or audio file, played after the position")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Queue:
+    name: str = setting()
+    skills: Dict[str, int] = setting(None, doc="required skill -> minimum level")
+    strategy: str = setting("longest-idle", choices=STRATEGIES)
+    ring_timeout: float = setting(15.0, min=1, max=120)
+    retry_delay: float = setting(1.0, min=0, max=60, doc="pause before offering the caller to the next agent")
+    wrapup_seconds: float = setting(30.0, min=0, max=3600)
+    max_length: int = setting(100, min=1, max=10000)
+    no_agents: str = setting("wait", choices=("wait", "voicemail", "callback", "hangup", "branch"),
+                             doc="when no agent of the queue is logged in")
+    overflow: Overflow = setting(Overflow())
+    announce: Announce = setting(Announce())
+    music: str = setting("local_stream://moh", doc="music on hold source")
+    exit_key: str = setting("", doc="a key that leaves the queue (to exit_action)")
+    exit_action: str = setting("voicemail", choices=("voicemail", "callback", "branch"))
+    vip_numbers: Tuple[str, ...] = setting(())
+    vip_priority: int = setting(10, min=1, max=100)
+    repeat_caller_hours: float = setting(24.0, min=0, max=720,
+                                         doc="a caller back within this time goes to the last agent first")
+    service_level_seconds: float = setting(20.0, min=1, max=600)
+    caller_id: str = setting("name", choices=("name", "header", "both"),
+                             doc="how the agent's phone shows the IVR choice")
+    record: str = setting("all", choices=("all", "none", "on_demand"))
+    survey: bool = setting(True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentsFile:
+    break_reasons: Tuple[str, ...] = setting(BREAK_REASONS)
+    agents: Tuple[Agent, ...] = setting(())
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueuesFile:
+    queues: Tuple[Queue, ...] = setting(())
+
+
+@dataclass(frozen=True, kw_only=True)
+class AcdConfig:
+    agents: Dict[str, Agent]
+    queues: Dict[str, Queue]
+    break_reasons: Tuple[str, ...]
+
+    def by_extension(self, extension):
+        for agent in self.agents.values():
+            if agent.extension == extension:
+                return agent
+        return None
+
+    def qualified(self, agent, queue):
+        """An agent serves a queue when every required skill is at or above its minimum."""
+        return all(agent.skills.get(skill, 0) >= level for skill, level in queue.skills.items())
+
+
+def _build(path, cls, error):
+    """(loaded dataclass, the builder: its fail() points later checks at file:line too)."""
+    root, marks = load_yaml(Path(path), error)
+    builder = SchemaBuilder(marks, path, Path(path).resolve().parent, error=error)
+    return builder.build(cls, root, ""), builder
+
+
+def load_acd(agents_path, queues_path) -> AcdConfig:
+    agents_file, ab = _build(agents_path, AgentsFile, AcdConfigError)
+    queues_file, qb = _build(queues_path, QueuesFile, AcdConfigError)
+    agents, extensions = {}, {}
+    for i, a in enumerate(agents_file.agents):
+        where = f"agents[{i}]"
+        if not NAME.match(a.id):
+            ab.fail(f"{where}.id", f"{a.id!r}: letters, digits, _ . - only (1-64)")
+        if a.id in agents:
+            ab.fail(f"{where}.id", f"agent {a.id} is defined twice")
+        if not EXTENSION.match(a.extension):
+            ab.fail(f"{where}.extension", f"{a.extension!r}: 2-8 digits")
+        if a.extension in extensions:
+            ab.fail(f"{where}.extension", f"extension {a.extension} already belongs to agent {extensions[a.extension]}")
+        for skill, level in (a.skills or {}).items():
+            if not 1 <= level <= 10:
+                ab.fail(f"{where}.skills.{skill}", f"level must be 1-10; got {level}")
+        agents[a.id] = _with_skills(a)
+        extensions[a.extension] = a.id
+    queues = {}
+    for i, q in enumerate(queues_file.queues):
+        where = f"queues[{i}]"
+        if not NAME.match(q.name):
+            qb.fail(f"{where}.name", f"{q.name!r}: letters, digits, _ . - only (1-64)")
+        if q.name in queues:
+            qb.fail(f"{where}.name", f"queue {q.name} is defined twice")
+        for skill, level in (q.skills or {}).items():
+            if not 1 <= level <= 10:
+                qb.fail(f"{where}.skills.{skill}", f"minimum level must be 1-10; got {level}")
+        if q.exit_key and (len(q.exit_key) != 1 or q.exit_key not in "0123456789*#"):
+            qb.fail(f"{where}.exit_key", f"one key 0-9 * #; got {q.exit_key!r}")
+        queues[q.name] = _with_skills(q)
+    for i, q in enumerate(queues_file.queues):
+        if q.overflow.action == "queue":
+            if q.overflow.target not in queues:
+                qb.fail(f"queues[{i}].overflow.target", f"no queue named {q.overflow.target!r}")
+            if q.overflow.target == q.name:
+                qb.fail(f"queues[{i}].overflow.target", "a queue cannot overflow into itself")
+    return AcdConfig(agents=agents, queues=queues, break_reasons=agents_file.break_reasons)
+
+
+def _with_skills(obj):
+    return dataclasses.replace(obj, skills=obj.skills if obj.skills is not None else types.MappingProxyType({}))

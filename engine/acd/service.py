@@ -1,0 +1,383 @@
+"""The ACD of one engine: queues, agents, routing, conversations and what supervisors may do.
+
+Pieces: `store` (Redis, shared by every engine), `board` (agent state machines and their timers),
+`router` (free agents -> this engine's waiting callers), `waiting.serve` (the caller's side, in the
+caller's greenlet), `Conversation` (one caller with their agent, third parties and any pending
+in-call action), the watchdog, and the control operations the API and the CLI call.
+
+Commands to the switch go through the engine's inbound ESL connection (`api`), built only by
+engine.esl.commands.
+"""
+import dataclasses
+import logging
+import statistics
+import time
+import uuid as uuidlib
+
+import gevent
+
+from engine.acd import waiting
+from engine.acd.agents import AgentBoard, AgentError
+from engine.acd.config import load_acd
+from engine.acd.router import Router
+from engine.acd.store import AcdStore
+from engine.callapi import CallGone
+from engine.esl import commands
+from engine.ivr.nodes.transfer import blocked
+
+log = logging.getLogger("hotline.acd")
+
+WATCHDOG_EVERY = 5.0
+ENGINE_TTL = 15.0               # seconds an engine's heartbeat lives; a dead engine's leftovers are repaired
+DEFAULT_AHT = 180.0             # seconds assumed per call before any call was handled
+CONF_PROFILE = "default"
+CONF_CONTEXT = "hotline_conference"
+
+
+@dataclasses.dataclass
+class Conversation:
+    call: object
+    queue: object
+    legs: dict                          # leg uuid -> agent id still ringing/answered
+    agent: str = None
+    leg: str = None
+    answered_at: float = None
+    pending: tuple = None               # ('hold',) ('conference',) ('queue', q) ('agent', id) ('external', n)
+    conference: str = None
+    parties: dict = dataclasses.field(default_factory=dict)   # third-party leg -> description
+    transfers: list = dataclasses.field(default_factory=list)
+    agent_finished: bool = False
+    agent_left_first: bool = False
+
+    @property
+    def conference_name(self):
+        return f"hl-{self.call.uuid}"
+
+
+class Acd:
+    def __init__(self, settings, esl, renderer=None, engine_id=None, store=None, audit=None):
+        self.settings = settings
+        self.esl = esl
+        self.renderer = renderer
+        self.engine_id = engine_id or f"engine-{uuidlib.uuid4().hex[:8]}"
+        self.config = load_acd(settings.files.agents, settings.files.queues)
+        self.store = store or AcdStore(settings.redis.url, prefix=settings.redis.prefix)
+        self.audit = audit
+        self.board = AgentBoard(self.store, self.config, audit, self.engine_id,
+                                wake=lambda why: self.store.wake(why))
+        self.waiters = {}               # call uuid -> Waiter (callers of this engine in queues)
+        self.conversations = {}         # call uuid -> Conversation
+        self.legs = {}                  # agent/third-party leg uuid -> (agent id or '', call uuid)
+        self.supervisions = {}          # supervisor leg uuid -> {target, mode, supervisor}
+        self.router = Router(self.store, self.board, lambda: self.config, self.waiters)
+        self._watchdog = None
+        self._prompts = {}
+        # `user/<ext>` without a domain uses the switch's default domain; a configured literal
+        # domain (not a $${...} preprocessor variable) is named explicitly.
+        domain = settings.switch.domain
+        self.domain = None if "$" in domain else domain
+
+    # --- life cycle ---------------------------------------------------------------------------
+    def start(self):
+        self.store.heartbeat(self.engine_id, ENGINE_TTL)
+        self.router.start()
+        self._watchdog = gevent.spawn(self._watchdog_loop)
+        log.info("ACD up as %s: %d agents, %d queues", self.engine_id, len(self.config.agents),
+                 len(self.config.queues))
+        return self
+
+    def stop(self):
+        self.router.stop()
+        self.board.stop()
+        if self._watchdog is not None:
+            self._watchdog.kill(block=False)
+
+    def reload(self):
+        try:
+            config = load_acd(self.settings.files.agents, self.settings.files.queues)
+        except Exception as exc:
+            return [str(exc)]
+        self.config = config
+        self.board.config = config
+        log.info("ACD configuration reloaded: %d agents, %d queues", len(config.agents), len(config.queues))
+        return []
+
+    def default_queue(self):
+        """Where the IVR's `agent`/`fallback` callers go: the first queue in queues.yaml."""
+        return next(iter(self.config.queues))
+
+    # --- helpers for waiting.py ---------------------------------------------------------------
+    def serve(self, call, queue_name):
+        return waiting.serve(self, call, queue_name)
+
+    def staffed(self, queue):
+        """Is any agent who can serve this queue logged in (available, busy, wrapping up)?"""
+        ids = [a.id for a in self.config.agents.values() if self.config.qualified(a, queue)]
+        states = self.store.agents(ids)
+        return any(d["state"] not in ("logged_out", "on_break") for d in states.values())
+
+    def expected_wait(self, queue, position):
+        times = self.store.handle_times(queue.name)
+        aht = statistics.mean(times) if times else DEFAULT_AHT
+        ids = [a.id for a in self.config.agents.values() if self.config.qualified(a, queue)]
+        working = sum(1 for d in self.store.agents(ids).values()
+                      if d["state"] not in ("logged_out", "on_break"))
+        return aht * position / max(1, working)
+
+    def count(self, queue_name, **amounts):
+        try:
+            self.store.count(queue_name, time.strftime("%Y%m%d"), **amounts)
+        except Exception as exc:        # statistics must never break a call
+            log.warning("queue statistics not counted: %s", exc)
+
+    def prompt(self, text):
+        if self.renderer is None:
+            return "silence_stream://500"
+        if text not in self._prompts:
+            self._prompts[text] = str(self.renderer.render(text))
+        return self._prompts[text]
+
+    def api(self, command):
+        return self.esl.api(command)
+
+    # --- ringing ------------------------------------------------------------------------------
+    def dial_string(self, call, queue, legs):
+        caller = commands.safe_number(call.caller_id_number) or "anonymous"
+        choice = commands.safe_text(call.variables.get("ivr_choice") or queue.name, 40)
+        show = {"name": f"{choice} {caller}", "header": caller, "both": f"{choice} {caller}"}[queue.caller_id]
+        common = {"ringback": queue.music, "call_timeout": int(queue.ring_timeout),
+                  "origination_caller_id_number": caller, "origination_caller_id_name": show,
+                  "hotline_call": call.uuid, "hotline_queue": queue.name, "hangup_after_bridge": "false",
+                  "ignore_early_media": "true"}
+        if queue.caller_id in ("header", "both"):
+            common["sip_h_X-Hotline-Queue"] = queue.name
+            common["sip_h_X-Hotline-Choice"] = choice
+        out = []
+        for leg, agent_id in legs.items():
+            agent = self.config.agents[agent_id]
+            out.append((commands.endpoint_user(agent.extension, self.domain),
+                        {"origination_uuid": leg, "leg_timeout": int(queue.ring_timeout),
+                         "hotline_agent": agent_id}))
+        return commands.dial_string(out, common)
+
+    def begin(self, call, queue, legs):
+        conv = Conversation(call=call, queue=queue, legs=dict(legs))
+        self.conversations[call.uuid] = conv
+
+        def on_bridge(event):
+            if event.name != "CHANNEL_BRIDGE" or conv.answered_at is not None:
+                return
+            other = event.get("Other-Leg-Unique-ID") or event.get("Bridge-B-Unique-ID")
+            if other in conv.legs:
+                self._answered(conv, other)
+        call.bridge_hooks.append(on_bridge)
+        conv.hook = on_bridge
+        return conv
+
+    def _answered(self, conv, leg):
+        call, queue = conv.call, conv.queue
+        agent_id = conv.legs[leg]
+        conv.agent, conv.leg, conv.answered_at = agent_id, leg, time.time()
+        self.board.answered(agent_id, call.uuid)
+        for other_leg, other_agent in list(conv.legs.items()):
+            if other_leg != leg:            # ring-all: the others lost the race
+                conv.legs.pop(other_leg)
+                self.legs.pop(other_leg, None)
+                self.board.release(other_agent, call.uuid, missed=False, why="lose_race")
+        waited = time.time() - call.info.get("queue_joined", time.time())
+        call.info.update(agent=agent_id, wait_seconds=round(waited, 3))
+        call.info.setdefault("agents", []).append(agent_id)
+        within = waited <= queue.service_level_seconds
+        self.count(queue.name, answered=1, answered_sl=1 if within else 0, wait_total=waited)
+        self.store.remember_agent(commands.safe_number(call.caller_id_number), agent_id,
+                                  queue.repeat_caller_hours)
+        call.log.info("agent %s answered after %.1f s in queue", agent_id, waited)
+        if queue.record == "all":
+            gevent.spawn(self._start_recording, call)
+
+    def _start_recording(self, call):
+        path = f"{self.settings.paths.recordings}/{call.uuid}.wav"
+        try:
+            self.api(commands.uuid_setvar(call.uuid, "RECORD_STEREO", "true"))
+            reply = self.api(commands.uuid_record(call.uuid, "start", path))
+            if reply.startswith("+OK"):
+                call.info["recording"] = path
+            else:
+                call.log.error("recording did not start: %s", reply.strip())
+        except Exception as exc:
+            call.log.error("recording did not start: %s", exc)
+
+    def end(self, call, conv):
+        hook = getattr(conv, "hook", None)
+        if hook in call.bridge_hooks:
+            call.bridge_hooks.remove(hook)
+        if self.conversations.get(call.uuid) is conv:
+            self.conversations.pop(call.uuid, None)
+
+    def caller_gone(self, call, conv):
+        if conv.answered_at is None:
+            for leg, agent_id in conv.legs.items():
+                self.legs.pop(leg, None)
+                self.board.release(agent_id, call.uuid, missed=False, why="caller_gone")
+                call.log.info("caller hung up while agent %s was ringing: agent released", agent_id)
+        else:
+            self.agent_done(conv, caller_left=True)
+        self.end(call, conv)
+
+    def agent_done(self, conv, caller_left=False):
+        """The agent's part of the conversation is over (idempotent): wrap-up starts."""
+        if conv.agent_finished or conv.agent is None:
+            return
+        conv.agent_finished = True
+        conv.agent_left_first = not caller_left
+        self.legs.pop(conv.leg, None)
+        talk = time.time() - conv.answered_at
+        call = conv.call
+        wrap = self.board.call_ended(conv.agent, call.uuid, conv.queue.name, talk)
+        self.store.add_handle_time(conv.queue.name, talk + wrap)
+        self.count(conv.queue.name, talk_total=talk)
+        call.info["talk_seconds"] = round(talk + call.info.get("talk_seconds", 0), 3)
+        call.info["wrapup_seconds"] = wrap
+        call.log.info("agent %s done after %.1f s; wrap-up %.0f s", conv.agent, talk, wrap)
+
+    # --- after the bridge ---------------------------------------------------------------------
+    def converse(self, call, queue, conv):
+        try:
+            while True:
+                action, conv.pending = conv.pending, None
+                if action is None:
+                    self.agent_done(conv)
+                    break
+                kind = action[0]
+                if kind == "hold":
+                    call.log.info("on hold")
+                    call.clear_interrupt()
+                    while conv.pending is None:
+                        call.play([queue.music], interruptible=True)
+                        call.flush_digits()
+                    continue
+                if kind == "conference":
+                    conv.conference = conv.conference_name
+                    call.clear_interrupt()
+                    call.conference(conv.conference)
+                    if conv.pending is None and not call.gone:
+                        self.agent_done(conv)
+                    continue
+                if kind in ("queue", "agent", "external"):
+                    self.agent_done(conv)
+                    self.end(call, conv)
+                    conv.transfers.append({"to": action[1], "kind": kind, "at": time.time()})
+                    call.info.setdefault("transfers", []).append({"kind": kind, "to": action[1],
+                                                                  "from_agent": conv.agent})
+                    return self._transfer(call, kind, action[1])
+        except CallGone:
+            self.agent_done(conv, caller_left=True)
+            raise
+        finally:
+            self.end(call, conv)
+        if not call.gone and queue.survey and conv.agent_left_first:
+            self.survey(call)
+        return "done"
+
+    def survey(self, call):
+        from engine.survey import run_survey
+        try:
+            run_survey(call, render=lambda text: self.prompt(text))
+        except CallGone:
+            pass
+
+    def _transfer(self, call, kind, target):
+        if kind == "queue":
+            call.log.info("transferred to queue %s", target)
+            return waiting.serve(self, call, target, hops=1)
+        if kind == "external":
+            call.log.info("transferred to %s", target)
+            call.transfer_external(target)
+            return "transferred"
+        queue = self.config.queues.get(call.info.get("queue")) or next(iter(self.config.queues.values()))
+        waiter = waiting.Waiter(call, queue.name, time.time(), None)
+        waiter.offer = [target]             # reserved by transfer_call()
+        outcome = waiting.ring(self, call, queue, waiter)
+        if outcome is None and not call.gone:
+            call.log.info("transfer target %s did not answer: back to queue %s", target, queue.name)
+            return waiting.serve(self, call, queue.name, hops=1)
+        return outcome
+
+    # --- inbound ESL events -------------------------------------------------------------------
+    def on_esl_event(self, event):
+        name = event.name
+        if name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
+            self._leg_gone(event.uuid)
+            self.supervisions.pop(event.uuid, None)
+
+    def _leg_gone(self, leg):
+        entry = self.legs.pop(leg, None)
+        if entry is None:
+            return
+        agent_id, call_uuid = entry
+        conv = self.conversations.get(call_uuid)
+        if conv is None:
+            return
+        if conv.leg == leg:
+            self.agent_done(conv)
+        conv.parties.pop(leg, None)
+        if conv.conference and (conv.agent_finished or conv.leg == leg) and not conv.parties \
+                and conv.pending is None:
+            # the caller would sit alone in the conference: bring them back to us
+            gevent.spawn(self._api_quiet, commands.conference(conv.conference, "kick", "all"))
+
+    def _api_quiet(self, command):
+        try:
+            return self.api(command)
+        except Exception as exc:
+            log.warning("%s: %s", command.split()[0], exc)
+            return ""
+
+    # --- watchdog -----------------------------------------------------------------------------
+    def _watchdog_loop(self):
+        while True:
+            gevent.sleep(WATCHDOG_EVERY)
+            try:
+                self.store.heartbeat(self.engine_id, ENGINE_TTL)
+                self.repair()
+            except Exception:
+                log.exception("watchdog pass failed")
+
+    def repair(self):
+        """Release agents left reserved/ringing/in a call whose call is gone, end overdue wrap-ups,
+        drop queue entries nobody serves. Returns what it repaired, for logs and tests."""
+        repaired = []
+        now = time.time()
+        states = self.store.agents(list(self.config.agents))
+        for agent_id, d in states.items():
+            state, owner, call_uuid = d["state"], d.get("engine"), d.get("call")
+            mine = owner == self.engine_id
+            dead_owner = owner and not mine and not self.store.engine_alive(owner)
+            if state in ("reserved", "ringing"):
+                live = call_uuid in self.waiters or call_uuid in self.conversations
+                if (mine and not live and now - float(d.get("since") or now) > 2.0) or dead_owner:
+                    self.store.transition(agent_id, ("reserved", "ringing"), "available", call=None, leg=None)
+                    repaired.append((agent_id, state))
+            elif state == "in_call":
+                live = call_uuid in self.conversations
+                if (mine and not live and now - float(d.get("since") or now) > 2.0) or dead_owner:
+                    self.board.call_ended(agent_id, call_uuid, d.get("queue", ""), 0.0)
+                    repaired.append((agent_id, state))
+            elif state == "wrap_up":
+                until = float(d.get("wrap_until") or 0)
+                if until and now > until + 2.0:
+                    self.board.end_wrapup(agent_id)
+                    repaired.append((agent_id, state))
+        for queue_name in self.config.queues:
+            waiting_uuids = self.store.waiting(queue_name)
+            if not waiting_uuids:
+                continue
+            for call_uuid, entry in self.store.entries(waiting_uuids).items():
+                owner = entry.get("engine")
+                if (owner == self.engine_id and call_uuid not in self.waiters) or \
+                        (owner and owner != self.engine_id and not self.store.engine_alive(owner)) or not entry:
+                    self.store.leave(queue_name, call_uuid)
+                    repaired.append((call_uuid, "queue_entry"))
+        for what in repaired:
+            log.warning("watchdog repaired %s (%s)", *what)
+        return repaired

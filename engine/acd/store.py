@@ -1,0 +1,233 @@
+"""Shared ACD state in Redis: agent states, atomic reservations, queue entries, queue statistics.
+
+Several engines (one per FreeSWITCH) share one Redis, so every change of an agent's state is one
+Lua script: it checks the state it expects, writes the new one, keeps the set of available agents,
+and adds the time spent in the old state to the agent's counters. Two routers racing for one agent
+both run the reserve script; Redis runs them one after the other and only the first finds the agent
+`available`. That is the whole double-booking guarantee (mod_callcenter keeps this in SQL and polls).
+
+Keys (prefix configurable, so tests and sites can share a Redis):
+  {p}agent:<id>          hash: state since reason call leg engine queue misses wrap_until pending ...
+  {p}agent:<id>:time     hash: state -> seconds spent in it (today's report reads and resets it)
+  {p}avail               set of available agent ids
+  {p}q:<queue>           zset of waiting call uuids, score = -priority * 1e10 + joined (epoch)
+  {p}qe:<uuid>           hash: queue engine joined caller priority preferred
+  {p}qstat:<queue>:<day> hash: offered answered answered_sl abandoned wait_total talk_total
+  {p}aht:<queue>         list of recent handling times (expected-wait announcements)
+  {p}last:<caller>       agent who last served this caller (expires after repeat_caller_hours)
+  {p}engine:<id>         heartbeat of a live engine (expires: its leftovers are then repaired)
+  {p}wake                pub/sub channel: an agent became available or a caller joined
+"""
+import json
+import time
+
+import redis
+
+AHT_KEEP = 50                 # handling times kept per queue for expected-wait estimates
+
+# ARGV: id, allowed-from (comma list or *), to, now, then field/value pairs
+_TRANSITION = """
+local state = redis.call('HGET', KEYS[1], 'state') or 'logged_out'
+local allowed = ARGV[2]
+if allowed ~= '*' then
+  local ok = false
+  for s in string.gmatch(allowed, '[^,]+') do if s == state then ok = true end end
+  if not ok then return {0, state, '0'} end
+end
+local since = tonumber(redis.call('HGET', KEYS[1], 'since') or ARGV[4])
+local spent = tonumber(ARGV[4]) - since
+if spent < 0 then spent = 0 end
+redis.call('HINCRBYFLOAT', KEYS[2], state, spent)
+redis.call('HSET', KEYS[1], 'state', ARGV[3], 'since', ARGV[4])
+for i = 5, #ARGV, 2 do
+  if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
+  else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+if ARGV[3] == 'available' then redis.call('SADD', KEYS[3], ARGV[1])
+else redis.call('SREM', KEYS[3], ARGV[1]) end
+return {1, state, tostring(spent)}
+"""
+
+# Take a waiting entry out of its queue for an offer; fails if another engine took it or it left.
+_TAKE = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score then return false end
+redis.call('ZREM', KEYS[1], ARGV[1])
+return score
+"""
+
+
+class Transition:
+    __slots__ = ("ok", "previous", "spent")
+
+    def __init__(self, ok, previous, spent):
+        self.ok, self.previous, self.spent = ok, previous, spent
+
+    def __bool__(self):
+        return self.ok
+
+
+class AcdStore:
+    def __init__(self, url, prefix="hl:", client=None):
+        self.r = client or redis.Redis.from_url(url, decode_responses=True,
+                                                socket_timeout=5, socket_connect_timeout=2,
+                                                health_check_interval=30)
+        self.p = prefix
+        self._transition = self.r.register_script(_TRANSITION)
+        self._take = self.r.register_script(_TAKE)
+
+    # --- keys ---------------------------------------------------------------------------------
+    def k_agent(self, agent_id):
+        return f"{self.p}agent:{agent_id}"
+
+    def k_queue(self, queue):
+        return f"{self.p}q:{queue}"
+
+    def k_entry(self, call_uuid):
+        return f"{self.p}qe:{call_uuid}"
+
+    @property
+    def wake_channel(self):
+        return f"{self.p}wake"
+
+    # --- agents -------------------------------------------------------------------------------
+    def transition(self, agent_id, allowed, to, now=None, **fields):
+        """Atomically move an agent to `to` if its state is in `allowed` ('*' = any)."""
+        now = time.time() if now is None else now
+        args = [agent_id, allowed if isinstance(allowed, str) else ",".join(allowed), to, repr(now)]
+        for k, v in fields.items():
+            args += [k, "" if v is None else str(v)]
+        ok, previous, spent = self._transition(
+            keys=[self.k_agent(agent_id), self.k_agent(agent_id) + ":time", f"{self.p}avail"], args=args)
+        return Transition(bool(ok), previous, float(spent))
+
+    def agent(self, agent_id):
+        data = self.r.hgetall(self.k_agent(agent_id))
+        data.setdefault("state", "logged_out")
+        return data
+
+    def agents(self, agent_ids):
+        pipe = self.r.pipeline(transaction=False)
+        for a in agent_ids:
+            pipe.hgetall(self.k_agent(a))
+        out = {}
+        for a, data in zip(agent_ids, pipe.execute()):
+            data.setdefault("state", "logged_out")
+            out[a] = data
+        return out
+
+    def available(self):
+        return self.r.smembers(f"{self.p}avail")
+
+    def set_fields(self, agent_id, **fields):
+        self.r.hset(self.k_agent(agent_id), mapping={k: str(v) for k, v in fields.items()})
+
+    def incr_fields(self, agent_id, **amounts):
+        pipe = self.r.pipeline(transaction=False)
+        for k, v in amounts.items():
+            pipe.hincrbyfloat(self.k_agent(agent_id), k, v)
+        pipe.execute()
+
+    def time_in_states(self, agent_id):
+        return {k: float(v) for k, v in self.r.hgetall(self.k_agent(agent_id) + ":time").items()}
+
+    # --- queue entries ------------------------------------------------------------------------
+    def join(self, queue, call_uuid, engine, caller, priority=0, preferred="", joined=None):
+        joined = time.time() if joined is None else joined
+        score = -priority * 1e10 + joined
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.k_entry(call_uuid), mapping={"queue": queue, "engine": engine, "joined": repr(joined),
+                                                     "caller": caller, "priority": priority,
+                                                     "preferred": preferred, "score": repr(score)})
+        pipe.zadd(self.k_queue(queue), {call_uuid: score})
+        pipe.publish(self.wake_channel, "join:" + queue)
+        pipe.execute()
+        return score
+
+    def take(self, queue, call_uuid):
+        """Remove an entry for an offer; None if it is no longer waiting."""
+        score = self._take(keys=[self.k_queue(queue)], args=[call_uuid])
+        return None if score is None else float(score)
+
+    def put_back(self, queue, call_uuid, score):
+        """An offer failed: the caller keeps their place."""
+        self.r.zadd(self.k_queue(queue), {call_uuid: score})
+
+    def leave(self, queue, call_uuid):
+        pipe = self.r.pipeline(transaction=True)
+        pipe.zrem(self.k_queue(queue), call_uuid)
+        pipe.delete(self.k_entry(call_uuid))
+        pipe.execute()
+
+    def waiting(self, queue, limit=-1):
+        return self.r.zrange(self.k_queue(queue), 0, limit)
+
+    def position(self, queue, call_uuid):
+        rank = self.r.zrank(self.k_queue(queue), call_uuid)
+        return None if rank is None else rank + 1
+
+    def queue_length(self, queue):
+        return self.r.zcard(self.k_queue(queue))
+
+    def entries(self, call_uuids):
+        pipe = self.r.pipeline(transaction=False)
+        for u in call_uuids:
+            pipe.hgetall(self.k_entry(u))
+        return dict(zip(call_uuids, pipe.execute()))
+
+    def oldest_joined(self, queue):
+        """Epoch the longest-waiting caller joined (by joined time, whatever the priority)."""
+        uuids = self.r.zrange(self.k_queue(queue), 0, -1)
+        if not uuids:
+            return None
+        pipe = self.r.pipeline(transaction=False)
+        for u in uuids:
+            pipe.hget(self.k_entry(u), "joined")
+        joined = [float(j) for j in pipe.execute() if j]
+        return min(joined) if joined else None
+
+    # --- statistics ---------------------------------------------------------------------------
+    def k_stat(self, queue, day):
+        return f"{self.p}qstat:{queue}:{day}"
+
+    def count(self, queue, day, **amounts):
+        pipe = self.r.pipeline(transaction=False)
+        for k, v in amounts.items():
+            pipe.hincrbyfloat(self.k_stat(queue, day), k, v)
+        pipe.expire(self.k_stat(queue, day), 40 * 86400)
+        pipe.execute()
+
+    def stats(self, queue, day):
+        return {k: float(v) for k, v in self.r.hgetall(self.k_stat(queue, day)).items()}
+
+    def add_handle_time(self, queue, seconds):
+        key = f"{self.p}aht:{queue}"
+        pipe = self.r.pipeline(transaction=False)
+        pipe.lpush(key, round(seconds, 1))
+        pipe.ltrim(key, 0, AHT_KEEP - 1)
+        pipe.execute()
+
+    def handle_times(self, queue):
+        return [float(x) for x in self.r.lrange(f"{self.p}aht:{queue}", 0, -1)]
+
+    def remember_agent(self, caller, agent_id, hours):
+        if caller and hours > 0:
+            self.r.set(f"{self.p}last:{caller}", agent_id, ex=int(hours * 3600))
+
+    def last_agent(self, caller):
+        return self.r.get(f"{self.p}last:{caller}") if caller else None
+
+    # --- engines and wake-ups -----------------------------------------------------------------
+    def heartbeat(self, engine, ttl):
+        self.r.set(f"{self.p}engine:{engine}", json.dumps({"at": time.time()}), ex=max(1, int(ttl)))
+
+    def engine_alive(self, engine):
+        return bool(self.r.exists(f"{self.p}engine:{engine}"))
+
+    def wake(self, why):
+        self.r.publish(self.wake_channel, why)
+
+    def flush(self):
+        """Tests and `hotline acd reset`: remove every key of this prefix."""
+        for key in self.r.scan_iter(f"{self.p}*", count=500):
+            self.r.delete(key)

@@ -1,0 +1,35 @@
+"""queue: hand the caller to an ACD queue (music, announcements, agents). Ends the IVR when an
+agent served the caller; otherwise the outcome picks a child (overflow, exit, full, no_agents,
+voicemail, callback, hangup), and an outcome without a child runs the queue's own exit action."""
+SCHEMA = {"properties": {"queue": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$"},
+                         "prompt": {"type": "string"},
+                         "choice": {"type": "string", "description": "shown on the agent's phone"}},
+          "required": ["queue"]}
+DEFAULTS = {"prompt": None, "choice": None}
+BRANCHES = ("overflow", "exit", "full", "no_agents", "voicemail", "callback", "hangup", "error")
+PROMPT_FIELDS = ("prompt",)
+SERVED = ("done", "transferred")
+
+
+def handle(call, node, ctx):
+    p = ctx.params(node)
+    acd = getattr(ctx.runtime, "acd", None)
+    if acd is None:
+        call.log.error("queue node %s: no ACD configured (agents/queues files)", p["queue"])
+        return "error"
+    if p["prompt"]:
+        ctx.play(call, p["prompt"], interruptible=False)
+    if p["choice"]:
+        call.variables["ivr_choice"] = p["choice"]
+    outcome = acd.serve(call, p["queue"])
+    if outcome in SERVED:
+        ctx.finish("served", queue=call.info.get("queue", p["queue"]), agent=call.info.get("agent"))
+        return None
+    if outcome in (node.get("children") or {}):
+        return outcome
+    if outcome == "error":
+        return "error"
+    from engine.acd.exits import run_exit
+    done = run_exit(acd, call, outcome, p["queue"])
+    ctx.finish(done, queue=p["queue"])
+    return None
