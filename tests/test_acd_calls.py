@@ -38,3 +38,69 @@ def test_caller_reaches_an_agent_then_wrap_up_then_available(rig_factory):
              if e["action"] == "state"]
     assert moves == [("logged_out", "available"), ("available", "reserved"), ("reserved", "ringing"),
                      ("ringing", "in_call"), ("in_call", "wrap_up"), ("wrap_up", "available")]
+
+
+def test_no_answer_goes_to_the_next_agent_and_n_misses_make_an_agent_not_ready(rig_factory):
+    rig = rig_factory([agent("1001", max_no_answer=2), agent("1002")],
+                      [queue("general", strategy="round-robin")])
+    rig.login("1001", behaviour="no_answer")
+    rig.login("1002", hangup_after=0.2)
+    rig.acd.store.set_fields("1002", since=0)                # make 1001 first in the ring
+    first = rig.call("13800000001")
+    assert wait_for(lambda: rig.phones["1002"].answered == 1, timeout=5)
+    assert rig.phones["1001"].rings == 1                      # rang 1 s, no answer, then 1002
+    assert rig.acd.store.agent("1001")["misses"] == "1"
+    first.wait_hangup(5)
+    assert rig.wait_state("1002", "available", timeout=3)
+    rig.acd.store.set_fields("1002", since=10**10)           # 1001 first again
+    rig.call("13800000002")
+    assert wait_for(lambda: rig.phones["1001"].rings == 2, timeout=5)
+    assert rig.wait_state("1001", "on_break", timeout=3)     # second miss in a row: not ready
+    assert rig.acd.store.agent("1001")["reason"] == "missed_calls"
+    assert wait_for(lambda: rig.phones["1002"].answered == 2, timeout=5)
+
+
+def test_a_caller_who_hangs_up_while_an_agent_rings_frees_the_agent_at_once(rig_factory):
+    rig = rig_factory([agent("1001")], [queue("general", ring_timeout=30)])
+    rig.login("1001", behaviour="no_answer")
+    caller = rig.call()
+    assert rig.wait_state("1001", "ringing")
+    ringing_leg = rig.acd.store.agent("1001")["leg"]
+    caller.hangup("NORMAL_CLEARING")
+    assert rig.wait_state("1001", "available", timeout=1.0)
+    leg = rig.switch.channels.get(ringing_leg)
+    assert leg is None or leg.hangup_cause == "ORIGINATOR_CANCEL"
+    assert rig.acd.store.agent("1001").get("misses", "0") == "0"     # not the agent's fault
+    assert wait_for(lambda: len(rig.cdrs()) == 1)
+    tags = rig.cdrs()[0]["tags"]
+    assert "abandoned" in tags and "abandoned_ringing" in tags          # never connected
+
+
+def test_wrap_up_blocks_offers_until_it_ends_and_ready_ends_it_early(rig_factory):
+    rig = rig_factory([agent("1001")], [queue("general", wrapup_seconds=30)])
+    rig.login("1001", hangup_after=0.1)
+    rig.call("13800000001")
+    assert rig.wait_state("1001", "wrap_up", timeout=5)
+    second = rig.call("13800000002")
+    assert wait_for(lambda: rig.acd.store.queue_length("general") == 1)
+    import gevent
+    gevent.sleep(0.5)
+    assert rig.phones["1001"].rings == 1 and rig.state("1001") == "wrap_up"   # not offered
+    rig.acd.board.ready("1001", actor="test")
+    assert wait_for(lambda: rig.phones["1001"].rings == 2, timeout=3)
+    rig.acd.audit.flush()
+    actions = [e["action"] for e in rig.acd.audit.events(agent="1001")]
+    assert actions.count("wrapup_start") == 1 and actions.count("wrapup_end") == 1
+    ended = [e for e in rig.acd.audit.events(agent="1001") if e["action"] == "wrapup_end"][0]
+    assert ended["reason"] == "ready"                   # ended early by the agent, not the timer
+    second.hangup()
+
+
+def test_skills_are_respected(rig_factory):
+    rig = rig_factory([agent("1001", {"medical": 9}), agent("1002", {"pension": 2}), agent("1003", {"pension": 4})],
+                      [queue("pension", skills={"pension": 3})])
+    rig.login("1001", "1002", "1003", hangup_after=0.1)
+    for i in range(3):
+        rig.call(f"1380000000{i}")
+    assert wait_for(lambda: rig.phones["1003"].answered == 3, timeout=8)
+    assert rig.phones["1001"].rings == 0 and rig.phones["1002"].rings == 0

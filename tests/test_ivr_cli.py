@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from engine.ivr.nodes import NODE_TYPES
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -38,7 +40,8 @@ def test_schema_written(tmp_path):
     out = hotline("schema", "-o", str(tmp_path / "s.json"))
     assert out.returncode == 0
     schema = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))
-    assert len(schema["properties"]["nodes"]["additionalProperties"]["oneOf"]) == 11
+    variants = schema["properties"]["nodes"]["additionalProperties"]["oneOf"]
+    assert sorted(v["properties"]["type"]["const"] for v in variants) == sorted(NODE_TYPES)
 
 
 @pytest.fixture

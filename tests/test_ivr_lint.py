@@ -27,8 +27,8 @@ def test_yaml_syntax_error_has_position(tmp_path):
 
 
 def test_unknown_node_type_is_refused(tmp_path):
-    problems = lint(tmp_path, GOOD_HEAD + "  m:\n    type: queue\n    queue: q\n")
-    assert problems[0].startswith("F:6:5: node 'm': unknown node type 'queue'")
+    problems = lint(tmp_path, GOOD_HEAD + "  m:\n    type: voicemail_box\n    box: q\n")
+    assert problems[0].startswith("F:6:5: node 'm': unknown node type 'voicemail_box'")
     with pytest.raises(FlowError):
         load_flows([tmp_path / "flow.yaml"])
 

@@ -75,9 +75,12 @@ class AgentBoard:
     def ready(self, agent_id, actor="system"):
         """End a break or a wrap-up early; clears a pending break/logout."""
         self.agent(agent_id)
+        before = self.store.agent(agent_id)
         self._cancel_timer(agent_id)
         t = self._move(agent_id, ("on_break", "wrap_up"), "available", actor, misses=0, pending=None,
                        wrap_until=None)
+        if t and t.previous == "wrap_up":
+            self._wrapup_ended(agent_id, before, actor, "ready")
         if not t:
             if t.previous == "available":
                 return t
@@ -91,9 +94,12 @@ class AgentBoard:
         self.agent(agent_id)
         if reason not in self.config.break_reasons and reason != MISSED_REASON:
             raise AgentError(f"unknown break reason {reason!r}; known: {', '.join(self.config.break_reasons)}")
+        before = self.store.agent(agent_id)
         self._cancel_timer(agent_id)
         t = self._move(agent_id, ("available", "wrap_up", "on_break", "logged_out"), "on_break", actor,
                        reason=reason, wrap_until=None, pending=None)
+        if t and t.previous == "wrap_up":
+            self._wrapup_ended(agent_id, before, actor, "break")
         if not t:
             self.store.set_fields(agent_id, pending="on_break:" + reason)
             raise AgentError(f"agent {agent_id} is {t.previous}; the break starts after the call")
@@ -101,9 +107,12 @@ class AgentBoard:
 
     def logout(self, agent_id, actor="system"):
         self.agent(agent_id)
+        before = self.store.agent(agent_id)
         self._cancel_timer(agent_id)
         t = self._move(agent_id, ("available", "on_break", "wrap_up"), "logged_out", actor,
                        wrap_until=None, pending=None)
+        if t and t.previous == "wrap_up":
+            self._wrapup_ended(agent_id, before, actor, "logout")
         if not t:
             if t.previous == "logged_out":
                 return t
@@ -181,12 +190,16 @@ class AgentBoard:
         if data["state"] != "wrap_up":
             return None
         self._cancel_timer(agent_id)
-        started = float(data.get("wrap_started") or time.time())
         t = self._finish_call_state(agent_id, data.get("call"), data.get("pending"), ("wrap_up",), actor)
-        if t and self.audit is not None:
-            self.audit.record("wrapup_end", actor=actor, agent=agent_id, call_uuid=data.get("call"),
-                              detail={"seconds": round(time.time() - started, 3)})
+        if t:
+            self._wrapup_ended(agent_id, data, actor, "timer" if actor == "system" else "ended")
         return t
+
+    def _wrapup_ended(self, agent_id, data, actor, reason):
+        if self.audit is not None:
+            started = float(data.get("wrap_started") or time.time())
+            self.audit.record("wrapup_end", actor=actor, agent=agent_id, call_uuid=data.get("call"),
+                              reason=reason, detail={"seconds": round(time.time() - started, 3)})
 
     def wrapup_seconds_of(self, agent_id):
         data = self.store.agent(agent_id)

@@ -34,6 +34,7 @@ class Waiter:
         self.preferred = preferred
         self.joined = joined or time.time()
         self.offer = None            # [agent ids] reserved for this caller
+        self.ringing = False         # an agent's phone is ringing for this caller right now
         self.offered = gevent.event.Event()
 
     def give(self, agent_ids):

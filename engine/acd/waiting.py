@@ -69,10 +69,14 @@ def serve(acd, call, queue_name, joined=None, hops=0):
             return queue.exit_action if queue.exit_action != "branch" else "exit"
         return result
     except CallGone:
-        if not served and waiter.offer is None and not call.info.get("agent"):
+        # Abandoned means never connected, whether the caller was in music or an agent's phone was
+        # ringing (the ringing case is tagged too: it points at agents slow to pick up).
+        if not served and not call.info.get("agent"):
             acd.count(queue_name, abandoned=1)
             call.info["abandoned"] = True
             call.tags.append("abandoned")
+            if waiter.ringing:
+                call.tags.append("abandoned_ringing")
         raise
     finally:
         _leave(acd, call, waiter)
@@ -164,13 +168,18 @@ def ring(acd, call, queue, waiter, transfer_from=None):
     conversation = acd.begin(call, queue, legs)
     dial = acd.dial_string(call, queue, legs)
     call.log.info("ringing agent%s %s", "s" if len(legs) > 1 else "", ", ".join(agent_ids))
+    waiter.ringing = True
     try:
         done = call.bridge(dial)
     except CallGone:
         acd.caller_gone(call, conversation)
         raise
+    cause = (done.get("variable_originate_disposition") or done.get("variable_DIALSTATUS") or "").upper()
+    if conversation.answered_at is None and (call.gone or cause == "ORIGINATOR_CANCEL"):
+        acd.caller_gone(call, conversation)      # the caller's hang-up cancelled the ringing
+        raise CallGone(call.uuid)
+    waiter.ringing = False
     if conversation.answered_at is None:
-        cause = (done.get("variable_originate_disposition") or done.get("variable_DIALSTATUS") or "").upper()
         for leg, agent_id in legs.items():
             acd.legs.pop(leg, None)
             acd.board.release(agent_id, call.uuid, missed=cause in MISSED_CAUSES, why=cause.lower())
