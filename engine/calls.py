@@ -55,6 +55,7 @@ class Call:
         self._complete = Flag()           # CHANNEL_HANGUP_COMPLETE seen (lingering socket)
         self.bridge_hooks = []            # called with CHANNEL_BRIDGE / CHANNEL_UNBRIDGE events
         self._interrupt_pending = False
+        self._stays_after_bridge = False
         session.on("DTMF", self._on_dtmf)
         session.on("CHANNEL_BRIDGE", self._on_bridge)
         session.on("CHANNEL_UNBRIDGE", self._on_bridge)
@@ -191,6 +192,10 @@ class Call:
     def bridge(self, dial_string, timeout=None):
         """Run the bridge app (commands.dial_string); returns its CHANNEL_EXECUTE_COMPLETE event
         when the bridge ends or fails. The socket stays ours: the caller comes back afterwards."""
+        if not self._stays_after_bridge:
+            # a dialplan may have set hangup_after_bridge=true; we decide after each bridge
+            self.set_channel_var("hangup_after_bridge", "false")
+            self._stays_after_bridge = True
         return self._run("bridge", dial_string, timeout=timeout)
 
     def conference(self, name, profile="default"):

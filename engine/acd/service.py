@@ -19,6 +19,7 @@ import gevent
 from engine.acd import waiting
 from engine.acd.agents import AgentBoard, AgentError
 from engine.acd.config import load_acd
+from engine.acd.incall import InCall
 from engine.acd.router import Router
 from engine.acd.store import AcdStore
 from engine.callapi import CallGone
@@ -48,6 +49,10 @@ class Conversation:
     transfers: list = dataclasses.field(default_factory=list)
     agent_finished: bool = False
     agent_left_first: bool = False
+    held: bool = False
+    held_since: float = None
+    consult: str = None                 # leg of the party being consulted
+    caller_in_conference: bool = False
 
     @property
     def conference_name(self):
@@ -55,6 +60,8 @@ class Conversation:
 
 
 class Acd:
+    CONF_CONTEXT = CONF_CONTEXT
+
     def __init__(self, settings, esl, renderer=None, engine_id=None, store=None, audit=None):
         self.settings = settings
         self.esl = esl
@@ -70,6 +77,7 @@ class Acd:
         self.legs = {}                  # agent/third-party leg uuid -> (agent id or '', call uuid)
         self.supervisions = {}          # supervisor leg uuid -> {target, mode, supervisor}
         self.router = Router(self.store, self.board, lambda: self.config, self.waiters)
+        self.incall = InCall(self)
         self._watchdog = None
         self._prompts = {}
         # `user/<ext>` without a domain uses the switch's default domain; a configured literal
@@ -145,7 +153,7 @@ class Acd:
         caller = commands.safe_number(call.caller_id_number) or "anonymous"
         choice = commands.safe_text(call.variables.get("ivr_choice") or queue.name, 40)
         show = {"name": f"{choice} {caller}", "header": caller, "both": f"{choice} {caller}"}[queue.caller_id]
-        common = {"ringback": queue.music, "call_timeout": int(queue.ring_timeout),
+        common = {"ringback": commands.media_var(queue.music), "call_timeout": int(queue.ring_timeout),
                   "origination_caller_id_number": caller, "origination_caller_id_name": show,
                   "hotline_call": call.uuid, "hotline_queue": queue.name, "hangup_after_bridge": "false",
                   "ignore_early_media": "true"}
@@ -157,7 +165,7 @@ class Acd:
             agent = self.config.agents[agent_id]
             out.append((commands.endpoint_user(agent.extension, self.domain),
                         {"origination_uuid": leg, "leg_timeout": int(queue.ring_timeout),
-                         "hotline_agent": agent_id}))
+                         "hotline_agent": agent_id, "hold_music": commands.media_var(queue.music)}))
         return commands.dial_string(out, common)
 
     def begin(self, call, queue, legs):
@@ -259,9 +267,16 @@ class Acd:
                 if kind == "conference":
                     conv.conference = conv.conference_name
                     call.clear_interrupt()
-                    call.conference(conv.conference)
-                    if conv.pending is None and not call.gone:
+                    conv.caller_in_conference = True
+                    try:
+                        call.conference(conv.conference)
+                    finally:
+                        conv.caller_in_conference = False
+                    if call.gone:
+                        raise CallGone(call.uuid)
+                    if conv.pending is None:
                         self.agent_done(conv)
+                        self._end_parties(conv)
                     continue
                 if kind in ("queue", "agent", "external"):
                     self.agent_done(conv)
@@ -272,6 +287,11 @@ class Acd:
                     return self._transfer(call, kind, action[1])
         except CallGone:
             self.agent_done(conv, caller_left=True)
+            if conv.conference:
+                # a conference outlives its members: with the caller gone, everyone else goes too
+                for leg in [conv.leg] + list(conv.parties):
+                    if leg:
+                        gevent.spawn(self._api_quiet, commands.uuid_kill(leg, "NORMAL_CLEARING"))
             raise
         finally:
             self.end(call, conv)
@@ -318,13 +338,21 @@ class Acd:
         conv = self.conversations.get(call_uuid)
         if conv is None:
             return
-        if conv.leg == leg:
+        if leg in conv.parties:
+            self.incall.party_gone(conv, leg)
+        elif conv.leg == leg:
+            if self.incall.agent_leg_gone(conv):
+                return                      # the agent hung up to complete a consultation
             self.agent_done(conv)
-        conv.parties.pop(leg, None)
-        if conv.conference and (conv.agent_finished or conv.leg == leg) and not conv.parties \
-                and conv.pending is None:
+        if conv.conference and conv.caller_in_conference and conv.agent_finished \
+                and not conv.parties and conv.pending is None:
             # the caller would sit alone in the conference: bring them back to us
             gevent.spawn(self._api_quiet, commands.conference(conv.conference, "kick", "all"))
+
+    def _end_parties(self, conv):
+        """The caller left the conference for good: hang up the third parties still in it."""
+        for leg in list(conv.parties):
+            gevent.spawn(self._api_quiet, commands.uuid_kill(leg, "NORMAL_CLEARING"))
 
     def _api_quiet(self, command):
         try:

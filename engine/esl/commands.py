@@ -103,6 +103,11 @@ def uuid_break(call_uuid, everything=True):
     return f"uuid_break {uuid(call_uuid)}" + (" all" if everything else "")
 
 
+def uuid_hold(call_uuid, on=True):
+    """Hold the channel (its partner hears the channel's `hold_music`) or take it off hold."""
+    return f"uuid_hold {uuid(call_uuid)}" if on else f"uuid_hold off {uuid(call_uuid)}"
+
+
 def uuid_answer(call_uuid):
     return f"uuid_answer {uuid(call_uuid)}"
 
@@ -178,12 +183,25 @@ def conference(name, action, *args):
     return f"conference {_check(_CONF, name, 'conference name')} {action}{extra}"
 
 
+class MediaValue(str):
+    """A variable value that names media (ringback, hold_music): kept as a path, not made text."""
+
+
+def media_var(path):
+    """Mark a validated media path as a variable value; its commas (tone_stream specs) are escaped
+    the way FreeSWITCH's variable blocks expect them (`\\,`)."""
+    return MediaValue(media_path(path).replace(",", "\\,"))
+
+
 def var_list(variables):
     """`{a=b,c=d}` for originate; names validated, values made inert and quoted."""
     if not variables:
         return ""
     parts = []
     for name, value in variables.items():
+        if isinstance(value, MediaValue):
+            parts.append(f"{varname(name)}={value}")
+            continue
         value = value if isinstance(value, (int, float)) else safe_text(value, 256).replace(",", " ")
         parts.append(f"{varname(name)}='{value}'" if isinstance(value, str) and " " in value
                      else f"{varname(name)}={value}")

@@ -299,6 +299,36 @@ def _uuid_recv_dtmf(switch, arg):
     return "+OK\n"
 
 
+@command("uuid_hold")
+def _uuid_hold(switch, arg):
+    """`uuid_hold [off|toggle] <uuid>` (switch_ivr_hold/unhold): the held channel gets CF_HOLD and
+    CHANNEL_HOLD; its `hold_music` is broadcast in a loop to the partner, and unhold stops that
+    broadcast (CHANNEL_UNHOLD)."""
+    words = arg.split()
+    mode = "on"
+    if words and words[0] in ("off", "toggle"):
+        mode = words.pop(0)
+    ch = _channel(switch, words[0]) if words else None
+    if ch is None or not ch.alive:
+        return "-ERR Operation Failed\n"
+    held = getattr(ch, "held", False)
+    if mode == "toggle":
+        mode = "off" if held else "on"
+    partner = switch.channels.get(ch.bridged_to) if ch.bridged_to else None
+    if mode == "on" and not held:
+        ch.held = True
+        music = ch.variables.get("hold_music")
+        if music and music != "silence" and partner is not None:
+            partner.queue_message({"app": "playback", "arg": music, "loops": 1000})
+        ch.emit("CHANNEL_HOLD")
+    elif mode == "off" and held:
+        ch.held = False
+        if partner is not None:
+            partner.request_break(everything=True)
+        ch.emit("CHANNEL_UNHOLD")
+    return "+OK Success\n"
+
+
 @command("uuid_broadcast")
 def _uuid_broadcast(switch, arg):
     words = arg.split()
@@ -405,9 +435,16 @@ def split_vars(text):
             if depth == 0:
                 break
     body, rest = text[1:i], text[i + 1:]
-    item, quote = "", False
+    item, quote, escaped = "", False, False
     items = []
     for c in body:
+        if escaped:                       # `\,` is a comma inside a value
+            item += c if c == "," else "\\" + c
+            escaped = False
+            continue
+        if c == "\\":
+            escaped = True
+            continue
         if c == "'":
             quote = not quote
             continue

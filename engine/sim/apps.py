@@ -42,8 +42,11 @@ def execute(ch, name, arg="", event_uuid=None, loops=1):
     ch.emit("CHANNEL_EXECUTE", info)
     response = "_none_"
     try:
+        ch.stop_loops = False
         for _ in range(max(int(loops or 1), 1)):
             response = fn(ch, arg or "") or "_none_"
+            if ch.stop_loops:             # `uuid_break all` / unhold stop a looping broadcast
+                break
     finally:
         ch.set_var("current_application_response", response)
         if arg:

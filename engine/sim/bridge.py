@@ -279,9 +279,12 @@ def eavesdrop(switch, ch, target_uuid):
     dtmf = ch.variables.get("eavesdrop_enable_dtmf") == "true"
     try:
         while True:
-            ch.wait(until=lambda: not target.alive or (dtmf and bool(ch.dtmf)))
+            # the media bug notices the target's end on its next frame
+            ch.wait(ch.switch.frame_seconds, until=lambda: not target.alive or (dtmf and bool(ch.dtmf)))
             if not target.alive:
                 break
+            if not (dtmf and ch.dtmf):
+                continue
             digit = ch.dtmf.popleft()
             if digit == "*":
                 break

@@ -75,6 +75,7 @@ class Channel:
         self.eavesdrop_modes = []          # eavesdrop mux modes this leg went through (0 1 2 3)
         self.messages = collections.deque()
         self.break_flag = False
+        self.stop_loops = False
         self.transfer_to = None
         self.call_uuid = None             # a bridged B leg belongs to the A leg's call
         self.rdnis = ""
@@ -304,6 +305,7 @@ class Channel:
     def request_break(self, everything=False):
         self.break_flag = True
         if everything:
+            self.stop_loops = True
             self.messages = collections.deque(m for m in self.messages if m.get("app") != "playback")
         self.wake()
 

@@ -139,6 +139,7 @@ class Conferences:
                           "channel-read-codec-bit-rate": ch.read_codec[2]})
         member = Member(room.next_id, ch)
         room.next_id += 1
+        ch.set_var("conference_member_id", str(member.id))
         room.members.append(member)
         if len(room.members) == 1:
             self._play(room, ALONE_SOUND, error="File could not be played")

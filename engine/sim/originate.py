@@ -53,18 +53,23 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
     kind, ext, host, extra = _resolve(switch, endpoint)
     if kind == "error":
         return False, ext
-    if kind in ("unknown", "gateway"):
-        return False, "CHAN_NOT_IMPLEMENTED" if kind == "unknown" else "GATEWAY_DOWN"
+    if kind == "unknown":
+        return False, "CHAN_NOT_IMPLEMENTED"
+    if kind == "gateway" and ext not in switch.pstn:
+        return False, "GATEWAY_DOWN"
     a_uuid = variables.get("origination_uuid") or str(_uuid.uuid4())
     if a_uuid in switch.channels:
         return False, "DESTINATION_OUT_OF_ORDER"
     cid_num = variables.get("origination_caller_id_number", "0000000000")
     cid_name = variables.get("origination_caller_id_name", "FreeSWITCH")
-    endpoint_obj = switch.endpoints.get(ext) if kind in ("user", "sofia") else None
+    endpoint_obj = switch.endpoints.get(ext) if kind in ("user", "sofia") else \
+        switch.pstn.get(ext) if kind == "gateway" else None
     if kind == "user" and endpoint_obj is None:
         return False, "USER_NOT_REGISTERED"
     if kind == "user":
         name = f"sofia/internal/{ext}@{host}"
+    elif kind == "gateway":
+        name = f"sofia/external/{ext}@{host}"
     elif kind == "loopback":
         name = f"loopback/{ext}-a"
     else:
@@ -73,7 +78,7 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
                 dialplan="", source="src/switch_ivr_originate.c", network_addr="")
     a.callee_id_number, a.callee_id_name = ext, ext
     a.variables.update(_outbound_variables(a, variables))
-    if kind in ("sofia", "user"):
+    if kind in ("sofia", "user", "gateway"):
         from engine.sim.sipvars import outbound_sip_variables
         a.variables.update(outbound_sip_variables(a, ext, host or "127.0.0.1"))
     a.state = "CS_NONE"

@@ -44,6 +44,7 @@ class Switch:
         self.media = MediaManager()
         self.channels = {}
         self.endpoints = {}
+        self.pstn = {}                # number -> endpoint reached through the trunk gateway
         self.listeners = []           # ESL sessions with a subscription
         self.callbacks = []           # subscribe(callback)
         self.started_at = time.time()
@@ -187,6 +188,11 @@ class Switch:
 
     def unregister(self, ext):
         self.endpoints.pop(str(ext), None)
+
+    def register_pstn(self, number, endpoint):
+        """A phone outside, reached by `sofia/gateway/<gw>/<number>` (transfers, three-way calls);
+        numbers not registered fail GATEWAY_DOWN."""
+        self.pstn[str(number)] = endpoint
 
     def channel_data(self, ch, dump=False):
         """CHANNEL_DATA headers: the outbound `connect` reply (with the Channel-* caller profile)

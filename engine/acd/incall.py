@@ -1,0 +1,423 @@
+"""What an agent (or a supervisor for them) can do during a conversation: hold, blind transfer,
+consult then complete or cancel, three-way calls; and supervisors' monitor / whisper / barge.
+
+How each works on the switch:
+- hold: `uuid_hold` on the agent's leg. The bridge stays up; the switch broadcasts the leg's
+  `hold_music` (the queue's music, set in the dial string) to the caller until `uuid_hold off`.
+- blind transfer: the target is checked (agent free and reserved, queue known, number not on the
+  dial-block list) before anything moves; then the agent's leg is hung up and the caller's greenlet,
+  back from its bridge, rings the agent / joins the queue / is transferred out.
+- consult / three-way: the conversation moves into a conference named after the call. The agent's
+  leg is sent there with `uuid_transfer ... XML hotline_conference` (dialplans/conference.xml), the
+  third party is originated into it, and the caller's greenlet either holds with music (consult)
+  or joins (three-way). Completing a consult puts the caller in and takes the first agent out;
+  cancelling hangs up the third party and puts the caller back with the agent. When the agent
+  leaves a three-way call the caller and the third party stay together; a caller left alone in the
+  conference is taken out of it.
+- monitor / whisper / barge: the supervisor's phone is called with `&eavesdrop(<agent leg>)`;
+  whisper mixes the supervisor into what the agent's phone receives (mux write), barge into both
+  directions. The mode of a running supervision changes by DTMF sent into the supervisor's leg
+  (`uuid_recv_dtmf`: 0 listen, 2 whisper, 3 barge), as FreeSWITCH's eavesdrop reads it.
+"""
+import logging
+import time
+import uuid as uuidlib
+
+import gevent
+
+from engine.acd.agents import AgentError
+from engine.esl import commands
+from engine.ivr.nodes.transfer import blocked
+
+log = logging.getLogger("hotline.acd.incall")
+
+SUPERVISE_MODES = {"monitor": "0", "whisper": "2", "barge": "3"}
+THIRD_PARTY_TIMEOUT = 30
+
+
+class ControlError(Exception):
+    """A control operation that cannot be done; `status` is the HTTP status the API answers."""
+
+    def __init__(self, message, status=409):
+        super().__init__(message)
+        self.status = status
+
+
+class InCall:
+    def __init__(self, acd):
+        self.acd = acd
+
+    # --- finding things -----------------------------------------------------------------------
+    def conversation(self, ref):
+        """A conversation by the caller's uuid, the agent's id or the agent's leg uuid."""
+        acd = self.acd
+        conv = acd.conversations.get(ref)
+        if conv is None:
+            for c in list(acd.conversations.values()):
+                if ref in (c.agent, c.leg) and not c.agent_finished:
+                    conv = c
+                    break
+        if conv is None:
+            owner = self._owner_elsewhere(ref)
+            if owner:
+                raise ControlError(f"{ref} is a call on engine {owner}; send the request to that "
+                                   f"engine's control API", 409)
+            raise ControlError(f"no conversation for {ref!r} on this engine", 404)
+        if conv.answered_at is None:
+            raise ControlError(f"call {conv.call.uuid} is not answered yet")
+        return conv
+
+    def _owner_elsewhere(self, ref):
+        store = self.acd.store
+        data = store.agent(ref) if ref in self.acd.config.agents else {}
+        engine = data.get("engine")
+        if data.get("state") == "in_call" and engine and engine != self.acd.engine_id:
+            return engine
+        return None
+
+    def target(self, text):
+        """'agent:1002' | 'queue:pension' | 'external:13800138000', or a bare agent id / queue name /
+        number -> (kind, value)."""
+        config = self.acd.config
+        kind, sep, value = str(text or "").partition(":")
+        if not sep:
+            value = kind
+            kind = "agent" if value in config.agents else "queue" if value in config.queues else "external"
+        if kind == "agent":
+            if value not in config.agents:
+                raise ControlError(f"unknown agent {value!r}", 404)
+        elif kind == "queue":
+            if value not in config.queues:
+                raise ControlError(f"unknown queue {value!r}", 404)
+        elif kind == "external":
+            number = commands.safe_number(value)
+            if not number or number != value:
+                raise ControlError(f"not a phone number: {value!r}", 400)
+            if blocked(number):
+                raise ControlError(f"{number} is on the dial-block list", 403)
+        else:
+            raise ControlError(f"unknown target kind {kind!r} (agent, queue or external)", 400)
+        return kind, value
+
+    # --- hold -----------------------------------------------------------------------------------
+    def hold(self, ref, actor="system"):
+        conv = self._two_party(ref, "hold")
+        if conv.held:
+            return {"call": conv.call.uuid, "held": True}
+        self._api(commands.uuid_hold(conv.leg, True))
+        conv.held = True
+        conv.held_since = time.time()
+        conv.call.info["holds"] = conv.call.info.get("holds", 0) + 1
+        self._audit("hold", actor, conv)
+        conv.call.log.info("on hold (by %s)", actor)
+        return {"call": conv.call.uuid, "held": True}
+
+    def unhold(self, ref, actor="system"):
+        conv = self.conversation(ref)
+        if not conv.held:
+            return {"call": conv.call.uuid, "held": False}
+        self._api(commands.uuid_hold(conv.leg, False))
+        conv.held = False
+        held = time.time() - (conv.held_since or time.time())
+        conv.call.info["hold_seconds"] = round(conv.call.info.get("hold_seconds", 0) + held, 3)
+        self._audit("unhold", actor, conv)
+        conv.call.log.info("off hold after %.1f s (by %s)", held, actor)
+        return {"call": conv.call.uuid, "held": False}
+
+    def _two_party(self, ref, what):
+        conv = self.conversation(ref)
+        if conv.conference:
+            raise ControlError(f"{what} is for a two-party call; call {conv.call.uuid} is a conference")
+        if conv.agent_finished:
+            raise ControlError(f"the agent has left call {conv.call.uuid}")
+        return conv
+
+    # --- blind transfer -------------------------------------------------------------------------
+    def transfer(self, ref, target, actor="system"):
+        conv = self.conversation(ref)
+        if conv.agent_finished:
+            raise ControlError(f"the agent has left call {conv.call.uuid}")
+        if conv.parties:
+            raise ControlError("end the three-way call or the consultation first")
+        kind, value = self.target(target)
+        if kind == "agent":
+            self._reserve(value, conv)
+        if conv.held:
+            self.unhold(ref, actor)
+        conv.pending = (kind, value)
+        self._audit("transfer", actor, conv, to=f"{kind}:{value}")
+        conv.call.log.info("blind transfer to %s %s (by %s)", kind, value, actor)
+        # The agent's leg goes; the caller's greenlet, back from the bridge (or put out of the
+        # conference), carries out the pending transfer.
+        self._api(commands.uuid_kill(conv.leg, "NORMAL_CLEARING"))
+        if conv.conference:
+            self._api(commands.conference(conv.conference, "kick", "all"))
+        return {"call": conv.call.uuid, "transfer": f"{kind}:{value}"}
+
+    def _reserve(self, agent_id, conv):
+        t = self.acd.board.reserve(agent_id, conv.call.uuid, conv.queue.name)
+        if not t:
+            raise ControlError(f"agent {agent_id} is {t.previous}, not available")
+
+    # --- consult / three-way --------------------------------------------------------------------
+    def consult(self, ref, target, actor="system"):
+        conv = self.conversation(ref)
+        if conv.agent_finished:
+            raise ControlError(f"the agent has left call {conv.call.uuid}")
+        if conv.consult:
+            raise ControlError("a consultation is already in progress")
+        if conv.parties:
+            raise ControlError("end the three-way call first")
+        kind, value = self.target(target)
+        if kind == "queue":
+            raise ControlError("consult an agent or a number; to send the caller to a queue use transfer")
+        if kind == "agent":
+            self._reserve(value, conv)
+        if conv.held:
+            self.unhold(ref, actor)
+        leg = str(uuidlib.uuid4())
+        conv.consult = leg
+        self._into_conference(conv, caller=("hold",))
+        self._call_party(conv, leg, kind, value, role="consult")
+        self._audit("consult", actor, conv, to=f"{kind}:{value}")
+        conv.call.log.info("consulting %s %s (by %s); caller on hold", kind, value, actor)
+        return {"call": conv.call.uuid, "consult": f"{kind}:{value}", "leg": leg}
+
+    def complete(self, ref, actor="system"):
+        conv = self.conversation(ref)
+        leg = conv.consult
+        party = conv.parties.get(leg) if leg else None
+        if party is None or not party.get("answered"):
+            raise ControlError("no answered consultation to complete")
+        self._complete(conv, leg, party, actor)
+        return {"call": conv.call.uuid, "completed": party["target"]}
+
+    def _complete(self, conv, leg, party, actor):
+        call = conv.call
+        old_agent, old_leg = conv.agent, conv.leg
+        conv.consult = None
+        self.acd.agent_done(conv)               # the first agent's part ends: wrap-up
+        self._record_transfer(conv, "attended", party, old_agent)
+        if party["kind"] == "agent":
+            # the consulted agent takes over the conversation (their wrap-up, the CDR's agent)
+            conv.parties.pop(leg, None)
+            conv.agent, conv.leg, conv.answered_at = party["target"], leg, time.time()
+            conv.agent_finished = conv.agent_left_first = False
+            call.info.setdefault("agents", []).append(party["target"])
+            call.info["agent"] = party["target"]
+        else:
+            party["role"] = "transferred"
+        conv.pending = ("conference",)
+        call.interrupt()                        # off the hold music, into the conference
+        self._audit("complete", actor, conv, to=party["target"])
+        call.log.info("consultation completed: %s takes over from agent %s", party["target"], old_agent)
+        if old_leg:
+            self._api(commands.uuid_kill(old_leg, "NORMAL_CLEARING"), quiet=True)
+
+    def cancel(self, ref, actor="system"):
+        conv = self.conversation(ref)
+        leg = conv.consult
+        if not leg:
+            raise ControlError("no consultation to cancel")
+        conv.consult = None
+        self._api(commands.uuid_kill(leg, "NORMAL_CLEARING"), quiet=True)
+        self._back_to_agent(conv)
+        self._audit("cancel", actor, conv)
+        conv.call.log.info("consultation cancelled (by %s)", actor)
+        return {"call": conv.call.uuid, "cancelled": True}
+
+    def _back_to_agent(self, conv):
+        if conv.pending == ("hold",) or conv.pending is None:
+            conv.pending = ("conference",)
+            conv.call.interrupt()
+
+    def three_way(self, ref, target, actor="system"):
+        conv = self.conversation(ref)
+        if conv.agent_finished:
+            raise ControlError(f"the agent has left call {conv.call.uuid}")
+        if conv.consult:
+            raise ControlError("complete or cancel the consultation first")
+        kind, value = self.target(target)
+        if kind == "queue":
+            raise ControlError("add an agent, a supervisor or a number, not a queue")
+        if kind == "agent":
+            self._reserve(value, conv)
+        if conv.held:
+            self.unhold(ref, actor)
+        leg = str(uuidlib.uuid4())
+        self._into_conference(conv, caller=("conference",))
+        self._call_party(conv, leg, kind, value, role="three_way")
+        self._audit("three_way", actor, conv, to=f"{kind}:{value}")
+        conv.call.log.info("three-way call with %s %s (by %s)", kind, value, actor)
+        return {"call": conv.call.uuid, "three_way": f"{kind}:{value}", "leg": leg}
+
+    def _into_conference(self, conv, caller):
+        """Move the agent into the call's conference (once) and tell the caller's greenlet what to
+        do: ('hold',) music while the agent consults, ('conference',) join."""
+        if conv.conference is None:
+            conv.conference = conv.conference_name
+            conv.pending = caller
+            self._api(commands.uuid_transfer(conv.leg, f"conf_{conv.conference}",
+                                             self.acd.CONF_CONTEXT))
+        elif caller == ("hold",):
+            # Already in the conference: the caller steps out to the music while the agent consults.
+            conv.pending = caller
+            self._kick_caller(conv)
+
+    def _kick_caller(self, conv):
+        # mod_conference keeps the member id in the channel variable conference_member_id
+        member = self._api(commands.uuid_getvar(conv.call.uuid, "conference_member_id"), quiet=True).strip()
+        if member.isdigit():
+            self._api(commands.conference(conv.conference, "kick", member), quiet=True)
+
+    def _call_party(self, conv, leg, kind, value, role):
+        call = conv.call
+        acd = self.acd
+        if kind == "agent":
+            agent = acd.config.agents[value]
+            endpoint = commands.endpoint_user(agent.extension, acd.domain)
+            acd.board.ringing(value, call.uuid, leg)
+        else:
+            endpoint = commands.endpoint_gateway(acd.settings.trunk.gateway, value)
+        variables = {"origination_uuid": leg, "hotline_call": call.uuid, "hotline_role": role,
+                     "origination_caller_id_number": commands.safe_number(call.caller_id_number) or "anonymous",
+                     "origination_caller_id_name": commands.safe_text(f"{role} {conv.agent}", 40),
+                     "originate_timeout": THIRD_PARTY_TIMEOUT}
+        if kind == "agent":
+            variables["hotline_agent"] = value
+        conv.parties[leg] = {"kind": kind, "target": value, "role": role, "answered": False,
+                             "at": time.time()}
+        acd.legs[leg] = (value if kind == "agent" else "", call.uuid)
+        call.info.setdefault("parties", []).append({"kind": kind, "target": value, "role": role,
+                                                    "by": conv.agent, "at": time.time()})
+        command = commands.originate(endpoint, variables, extension=f"conf_{conv.conference}",
+                                     context=acd.CONF_CONTEXT)
+        gevent.spawn(self._await_party, conv, leg, command)
+
+    def _await_party(self, conv, leg, command):
+        party = conv.parties.get(leg)
+        try:
+            job = self.acd.esl.bgapi(command)
+            reply = (job.get(timeout=THIRD_PARTY_TIMEOUT + 10) or "").strip()
+        except Exception as exc:
+            reply = f"-ERR {exc}"
+        if party is None:
+            return
+        if reply.startswith("+OK"):
+            party["answered"] = True
+            party["answered_at"] = time.time()
+            if party["kind"] == "agent":
+                self.acd.board.answered(party["target"], conv.call.uuid)
+            conv.call.log.info("%s %s answered (%s)", party["kind"], party["target"], party["role"])
+            return
+        conv.call.log.info("%s %s did not answer: %s", party["kind"], party["target"], reply[:80])
+        self.party_gone(conv, leg)
+
+    # --- legs leaving ---------------------------------------------------------------------------
+    def party_gone(self, conv, leg):
+        """A third party's leg ended (or never answered)."""
+        party = conv.parties.pop(leg, None)
+        self.acd.legs.pop(leg, None)
+        if party is None:
+            return
+        party.setdefault("left_at", time.time())
+        if party["kind"] == "agent":
+            board = self.acd.board
+            if party.get("answered"):
+                board.call_ended(party["target"], conv.call.uuid, conv.queue.name,
+                                 time.time() - party.get("answered_at", time.time()))
+            else:
+                board.release(party["target"], conv.call.uuid, missed=False, why="third_party")
+        if conv.consult == leg:
+            conv.consult = None
+            if not conv.agent_finished:
+                self._back_to_agent(conv)   # the consulted party went: the caller back to the agent
+
+    def agent_leg_gone(self, conv):
+        """The agent's leg ended. During an answered consultation that completes the transfer
+        (the agent hung up to hand the caller over, as on a PBX)."""
+        leg = conv.consult
+        party = conv.parties.get(leg) if leg else None
+        if party is not None and party.get("answered"):
+            conv.leg = None
+            self._complete(conv, leg, party, "agent hung up")
+            return True
+        if leg:
+            self._api(commands.uuid_kill(leg, "NORMAL_CLEARING"), quiet=True)
+        return False
+
+    # --- supervisors ----------------------------------------------------------------------------
+    def supervise(self, target_ref, supervisor, mode, actor="system"):
+        """Call the supervisor's phone and listen to (monitor), coach (whisper) or join (barge) the
+        conversation of an agent. A running supervision of the same target changes mode instead."""
+        if mode not in SUPERVISE_MODES:
+            raise ControlError(f"unknown mode {mode!r}: monitor, whisper or barge", 400)
+        acd = self.acd
+        conv = self.conversation(target_ref)
+        sup = acd.config.agents.get(supervisor) or acd.config.by_extension(supervisor)
+        if sup is None:
+            raise ControlError(f"unknown supervisor {supervisor!r} (an id or extension in the agents file)", 404)
+        if sup.role != "supervisor":
+            raise ControlError(f"{sup.id} is not a supervisor (role: {sup.role})", 403)
+        for leg, s in acd.supervisions.items():
+            if s["supervisor"] == sup.id and s["call"] == conv.call.uuid:
+                self._api(commands.uuid_recv_dtmf(leg, SUPERVISE_MODES[mode]))
+                s["mode"] = mode
+                self._audit(mode, actor, conv, supervisor=sup.id)
+                return {"call": conv.call.uuid, "supervisor": sup.id, "mode": mode, "leg": leg}
+        leg = str(uuidlib.uuid4())
+        variables = {"origination_uuid": leg, "eavesdrop_enable_dtmf": "true", "hotline_role": "supervisor",
+                     "origination_caller_id_number": commands.safe_number(conv.call.caller_id_number) or "anonymous",
+                     "origination_caller_id_name": commands.safe_text(f"{mode} {conv.agent}", 40)}
+        if mode in ("whisper", "barge"):
+            variables["eavesdrop_whisper_bleg"] = "true"
+        if mode == "barge":
+            variables["eavesdrop_whisper_aleg"] = "true"
+        command = commands.originate(commands.endpoint_user(sup.extension, acd.domain), variables,
+                                     app="eavesdrop", app_arg=conv.leg)
+        acd.supervisions[leg] = {"supervisor": sup.id, "call": conv.call.uuid, "agent": conv.agent,
+                                 "mode": mode, "at": time.time()}
+        conv.call.info.setdefault("supervisors", []).append({"supervisor": sup.id, "mode": mode,
+                                                             "at": time.time()})
+        self._audit(mode, actor, conv, supervisor=sup.id)
+        conv.call.log.info("supervisor %s: %s on agent %s", sup.id, mode, conv.agent)
+        gevent.spawn(self._await_supervisor, leg, command)
+        return {"call": conv.call.uuid, "supervisor": sup.id, "mode": mode, "leg": leg}
+
+    def _await_supervisor(self, leg, command):
+        try:
+            reply = (self.acd.esl.bgapi(command).get(timeout=THIRD_PARTY_TIMEOUT + 10) or "").strip()
+        except Exception as exc:
+            reply = f"-ERR {exc}"
+        if not reply.startswith("+OK"):
+            log.warning("supervisor leg %s: %s", leg, reply[:80])
+            self.acd.supervisions.pop(leg, None)
+
+    # --- helpers --------------------------------------------------------------------------------
+    def _record_transfer(self, conv, how, party, from_agent):
+        entry = {"kind": party["kind"], "to": party["target"], "how": how, "from_agent": from_agent,
+                 "at": time.time()}
+        conv.transfers.append(entry)
+        conv.call.info.setdefault("transfers", []).append(entry)
+
+    def _api(self, command, quiet=False):
+        try:
+            reply = self.acd.api(command)
+        except Exception as exc:
+            if quiet:
+                log.warning("%s: %s", command.split()[0], exc)
+                return ""
+            raise ControlError(f"the switch did not take {command.split()[0]}: {exc}", 502)
+        if reply.startswith("-ERR") and not quiet:
+            raise ControlError(f"{command.split()[0]}: {reply.strip()}", 502)
+        return reply
+
+    def _audit(self, action, actor, conv, **detail):
+        audit = self.acd.audit
+        if audit is not None:
+            audit.record(action, actor=actor, agent=conv.agent, call_uuid=conv.call.uuid,
+                         detail=detail or None)
+
+
+def agent_error(exc):
+    return ControlError(str(exc), 409) if isinstance(exc, AgentError) else exc

@@ -1,0 +1,223 @@
+"""In-call features over the simulator: hold, blind and attended transfers, three-way calls and
+supervisors listening in, each driven as the control API drives them (Acd.incall)."""
+import pytest
+
+from engine.acd.incall import ControlError
+from engine.sim.endpoints import AgentPhone
+from engine.sim.scenario import AgentSpec
+from tests.acdfix import AcdRig, agent, queue, wait_for
+
+MUSIC = "local_stream://moh"
+
+
+@pytest.fixture
+def rig_factory(tmp_path, redis_server, redis_prefix):
+    rigs = []
+
+    def make(agents, queues=None, **kw):
+        rig = AcdRig(tmp_path, redis_server.url, redis_prefix, agents,
+                     queues or [queue("general", music=MUSIC)], **kw)
+        rigs.append(rig)
+        return rig
+    yield make
+    for rig in rigs:
+        rig.stop()
+
+
+def talking(rig, agent_id, callers=1):
+    """Log in the agent with a phone that answers and stays, place a call, wait for the talk."""
+    rig.login(agent_id)
+    caller = rig.call()
+    assert wait_for(lambda: rig.state(agent_id) == "in_call"), rig.state(agent_id)
+    return caller, rig.acd.store.agent(agent_id)["leg"]
+
+
+def leg(rig, uuid):
+    return rig.switch.channels.get(uuid)
+
+
+def room(rig, caller):
+    return rig.switch.conferences.rooms.get(f"hl-{caller.uuid}")
+
+
+def members(rig, caller):
+    r = room(rig, caller)
+    return sorted(m.ch.uuid for m in r.members) if r else []
+
+
+def outside_phone(rig, number, **spec):
+    phone = AgentPhone(None, AgentSpec(extension=number, behaviour="answer", answer_after=0.05, **spec))
+    rig.switch.register_pstn(number, phone)
+    return phone
+
+
+def test_hold_plays_the_queue_music_to_the_caller_and_unhold_brings_the_agent_back(rig_factory):
+    rig = rig_factory([agent("1001")])
+    caller, agent_leg = talking(rig, "1001")
+    rig.acd.incall.hold("1001", actor="test")
+    assert "CHANNEL_HOLD" in leg(rig, agent_leg).events
+    assert wait_for(lambda: caller.current_app == "playback" and
+                    caller.variables.get("current_application_data") == MUSIC)
+    assert caller.bridged_to == agent_leg                     # still bridged: hold, not a hang-up
+    rig.acd.incall.unhold("1001", actor="test")
+    assert "CHANNEL_UNHOLD" in leg(rig, agent_leg).events
+    assert wait_for(lambda: "PLAYBACK_STOP" in caller.events)  # the music broadcast stopped
+    assert caller.bridged_to == agent_leg
+    leg(rig, agent_leg).hangup()
+    caller.wait_hangup(5)
+    assert wait_for(lambda: len(rig.cdrs()) == 1)
+    info = rig.cdrs()[0]["extra"]
+    assert info["holds"] == 1 and info["hold_seconds"] > 0
+    rig.acd.audit.flush()
+    actions = [e["action"] for e in rig.acd.audit.events(agent="1001")]
+    assert "hold" in actions and "unhold" in actions
+
+
+def test_blind_transfer_to_another_agent(rig_factory):
+    rig = rig_factory([agent("1001"), agent("1002")])
+    rig.login("1002")
+    rig.acd.board.take_break("1002", "rest")                  # not offered the first call
+    caller, agent_leg = talking(rig, "1001")
+    rig.acd.board.ready("1002")
+    rig.acd.incall.transfer(caller.uuid, "agent:1002", actor="test")
+    assert wait_for(lambda: rig.state("1002") == "in_call")
+    assert rig.wait_state("1001", "wrap_up") or rig.state("1001") == "available"
+    assert leg(rig, agent_leg) is None or not leg(rig, agent_leg).alive
+    new_leg = rig.acd.store.agent("1002")["leg"]
+    assert wait_for(lambda: caller.bridged_to == new_leg)
+    leg(rig, new_leg).hangup()
+    caller.wait_hangup(5)
+    assert wait_for(lambda: len(rig.cdrs()) == 1)
+    cdr = rig.cdrs()[0]
+    assert cdr["agent"] == "1002" and cdr["extra"]["agents"] == ["1001", "1002"]
+    assert cdr["extra"]["transfers"][0]["kind"] == "agent" and cdr["extra"]["transfers"][0]["to"] == "1002"
+
+
+def test_transfer_targets_are_checked_before_anything_moves(rig_factory):
+    rig = rig_factory([agent("1001"), agent("1002")])
+    caller, agent_leg = talking(rig, "1001")
+    with pytest.raises(ControlError) as e:
+        rig.acd.incall.transfer("1001", "agent:1002")          # logged out
+    assert e.value.status == 409 and "logged_out" in str(e.value)
+    with pytest.raises(ControlError) as e:
+        rig.acd.incall.transfer("1001", "agent:9999")
+    assert e.value.status == 404
+    with pytest.raises(ControlError) as e:
+        rig.acd.incall.transfer("1001", "external:110")       # emergency numbers never dialled out
+    assert e.value.status == 403
+    with pytest.raises(ControlError) as e:
+        rig.acd.incall.transfer("1001", "external:13800;rm -rf")
+    assert e.value.status == 400
+    with pytest.raises(ControlError) as e:
+        rig.acd.incall.hold("nobody")
+    assert e.value.status == 404
+    assert caller.bridged_to == agent_leg and rig.state("1001") == "in_call"   # nothing moved
+
+
+def test_blind_transfer_to_a_queue(rig_factory):
+    rig = rig_factory([agent("1001", {"general": 5}), agent("1002", {"pension": 5})],
+                      [queue("general", skills={"general": 1}, music=MUSIC), queue("pension", skills={"pension": 1}, music=MUSIC)])
+    rig.login("1002")
+    caller, agent_leg = talking(rig, "1001")
+    rig.acd.incall.transfer("1001", "queue:pension", actor="test")
+    assert wait_for(lambda: rig.state("1002") == "in_call")
+    assert wait_for(lambda: rig.state("1001") in ("wrap_up", "available"))
+    leg(rig, rig.acd.store.agent("1002")["leg"]).hangup()
+    caller.wait_hangup(5)
+    assert wait_for(lambda: len(rig.cdrs()) == 1)
+    cdr = rig.cdrs()[0]
+    assert cdr["extra"]["agents"] == ["1001", "1002"] and cdr["queue"] == "pension"
+
+
+def test_consult_then_complete_hands_the_caller_to_the_consulted_agent(rig_factory):
+    rig = rig_factory([agent("1001"), agent("1002")])
+    rig.login("1002")
+    rig.acd.board.take_break("1002", "rest")
+    caller, agent_leg = talking(rig, "1001")
+    rig.acd.board.ready("1002")
+    result = rig.acd.incall.consult("1001", "1002", actor="test")
+    consult_leg = result["leg"]
+    assert wait_for(lambda: rig.state("1002") == "in_call")
+    assert wait_for(lambda: members(rig, caller) == sorted([agent_leg, consult_leg]))
+    assert wait_for(lambda: caller.current_app == "playback")          # the caller hears music
+    rig.acd.incall.complete("1001", actor="test")
+    assert wait_for(lambda: members(rig, caller) == sorted([caller.uuid, consult_leg]))
+    assert rig.wait_state("1001", "wrap_up") or rig.state("1001") == "available"
+    assert rig.state("1002") == "in_call"
+    leg(rig, consult_leg).hangup()                 # the second agent ends: the caller is let go
+    assert rig.wait_state("1002", "wrap_up") or rig.state("1002") == "available"
+    caller.wait_hangup(5)
+    assert wait_for(lambda: len(rig.cdrs()) == 1)
+    cdr = rig.cdrs()[0]
+    assert cdr["agent"] == "1002" and cdr["extra"]["agents"] == ["1001", "1002"]
+    assert cdr["extra"]["transfers"][0]["how"] == "attended" and cdr["extra"]["transfers"][0]["from_agent"] == "1001"
+    assert [p["role"] for p in cdr["extra"]["parties"]] == ["consult"]
+
+
+def test_consult_then_cancel_puts_the_caller_back_with_the_agent(rig_factory):
+    rig = rig_factory([agent("1001")])
+    caller, agent_leg = talking(rig, "1001")
+    outside_phone(rig, "13912345678")
+    result = rig.acd.incall.consult("1001", "external:13912345678", actor="test")
+    assert wait_for(lambda: members(rig, caller) == sorted([agent_leg, result["leg"]]))
+    with pytest.raises(ControlError):
+        rig.acd.incall.consult("1001", "external:13912345678")        # one at a time
+    rig.acd.incall.cancel("1001", actor="test")
+    assert wait_for(lambda: members(rig, caller) == sorted([caller.uuid, agent_leg]))
+    assert not leg(rig, result["leg"]) or not leg(rig, result["leg"]).alive
+    assert rig.state("1001") == "in_call"
+    leg(rig, agent_leg).hangup()
+    caller.wait_hangup(5)
+    assert rig.wait_state("1001", "wrap_up") or rig.state("1001") == "available"
+
+
+def test_three_way_call_survives_the_agent_leaving(rig_factory):
+    rig = rig_factory([agent("1001")])
+    caller, agent_leg = talking(rig, "1001")
+    outside_phone(rig, "13900000000")
+    result = rig.acd.incall.three_way("1001", "13900000000", actor="test")
+    third = result["leg"]
+    assert wait_for(lambda: members(rig, caller) == sorted([caller.uuid, agent_leg, third]))
+    leg(rig, agent_leg).hangup()                               # the agent leaves
+    assert rig.wait_state("1001", "wrap_up") or rig.state("1001") == "available"
+    assert wait_for(lambda: members(rig, caller) == sorted([caller.uuid, third]))
+    assert caller.alive
+    leg(rig, third).hangup()                                   # the caller would be alone: let go
+    caller.wait_hangup(5)
+    assert wait_for(lambda: len(rig.cdrs()) == 1)
+    parties = rig.cdrs()[0]["extra"]["parties"]
+    assert parties == [dict(parties[0], kind="external", target="13900000000", role="three_way", by="1001")]
+
+
+def test_caller_hanging_up_ends_the_conference_for_everyone(rig_factory):
+    rig = rig_factory([agent("1001")])
+    caller, agent_leg = talking(rig, "1001")
+    outside_phone(rig, "13900000001")
+    third = rig.acd.incall.three_way("1001", "13900000001")["leg"]
+    assert wait_for(lambda: len(members(rig, caller)) == 3)
+    caller.hangup()
+    assert wait_for(lambda: not leg(rig, third) or not leg(rig, third).alive)
+    assert wait_for(lambda: not leg(rig, agent_leg) or not leg(rig, agent_leg).alive)
+    assert rig.wait_state("1001", "wrap_up") or rig.state("1001") == "available"
+
+
+def test_supervisor_whispers_then_barges(rig_factory):
+    rig = rig_factory([agent("1001"), agent("2001", role="supervisor")])
+    caller, agent_leg = talking(rig, "1001")
+    rig.phone("2001")
+    with pytest.raises(ControlError) as e:
+        rig.acd.incall.supervise("1001", "1001", "monitor")     # an agent is not a supervisor
+    assert e.value.status == 403
+    result = rig.acd.incall.supervise("1001", "2001", "whisper", actor="test")
+    sup = result["leg"]
+    assert wait_for(lambda: leg(rig, sup) is not None and leg(rig, sup).answered
+                    and getattr(leg(rig, sup), "eavesdrop_modes", None) == ["2"])
+    assert leg(rig, sup).variables.get("eavesdrop_target") == agent_leg
+    again = rig.acd.incall.supervise("1001", "2001", "barge", actor="test")
+    assert again["leg"] == sup                                   # same leg, new mode
+    assert wait_for(lambda: leg(rig, sup).eavesdrop_modes == ["2", "3"])
+    rig.acd.audit.flush()
+    actions = [e["action"] for e in rig.acd.audit.events(agent="1001")]
+    assert "whisper" in actions and "barge" in actions
+    caller.hangup()
+    assert wait_for(lambda: not leg(rig, sup) or not leg(rig, sup).alive)
