@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "engine.cdr.cli",
     "engine.fsconf",
     "engine.ivr.cli",
+    "engine.control.cli",
 ]
 
 
