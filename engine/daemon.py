@@ -72,6 +72,16 @@ class Engine:
         self._import_switch_cdrs()          # calls that ended while we were not running
         self._importer = gevent.spawn(self._import_loop)
         self.server.start()
+        from engine.control.api import serve
+        self.control_tokens = self.settings.control.tokens
+        try:
+            self.control = serve(self, self.settings.control.listen_host, self.settings.control.listen_port,
+                                 lambda: self.control_tokens)
+        except OSError as exc:
+            # calls matter more than the supervisors' API: run without it, loudly
+            log.error("control API not started on %s:%s: %s", self.settings.control.listen_host,
+                      self.settings.control.listen_port, exc)
+            self.control = None
         # The outbound server serves calls even while the inbound connection is still retrying:
         # a switch restart must not stop the calls it sends us.
         self.esl.start(wait=wait_for_switch, timeout=self.settings.esl.connect_timeout)
@@ -99,6 +109,8 @@ class Engine:
             log.error("%d calls did not end in time; their CDRs are written from what we know",
                       len(self.calls))
         self.server.stop(timeout=1)
+        if getattr(self, "control", None) is not None:
+            self.control.stop(timeout=1)
         if self.acd is not None:
             self.acd.stop()
         if self._importer is not None:
@@ -110,7 +122,10 @@ class Engine:
         self.finished.set()
 
     def reload(self, settings=None):
-        """SIGHUP: re-read what can change without a restart (IVR flows, agents and queues)."""
+        """SIGHUP: re-read what can change without a restart (IVR flows, agents and queues,
+        control API tokens)."""
+        if settings is not None:
+            self.control_tokens = settings.control.tokens
         reload = getattr(self.call_handler, "reload", None)
         if reload is None and self.acd is None:
             log.info("reload: nothing reloadable in this configuration")

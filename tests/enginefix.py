@@ -20,12 +20,13 @@ class Rig:
     """`Rig(tmp_path, handler)`: a started simulator and engine; `rig.call(...)` places a trunk call."""
 
     def __init__(self, tmp_path, handler=None, grace=5.0, database=None, flows_dir=None, clock=None,
-                 paths_prompt_cache=None, files=None, **sections):
+                 paths_prompt_cache=None, files=None, env=None, **sections):
         self.tmp = tmp_path
         esl_port, out_port = free_port(), free_port()
         db = {"spool_drain_interval": 0.1, "busy_timeout": 0.05, "retries": 1, **(database or {})}
+        sections.setdefault("control", {"listen_port": free_port()})
         self.settings = default_settings(
-            base_dir=tmp_path, env={"HOTLINE_ESL_PASSWORD": PASSWORD},
+            base_dir=tmp_path, env={"HOTLINE_ESL_PASSWORD": PASSWORD, **(env or {})},
             esl={"port": esl_port, "reconnect_max_delay": 0.5},
             outbound={"listen_port": out_port},
             paths={"var_dir": str(tmp_path / "var"),

@@ -1,0 +1,236 @@
+"""The control API: JSON over HTTP for the CLI and supervisors' tools, served by gevent's WSGI
+server inside the engine.
+
+Every request carries `Authorization: Bearer <token>`; tokens come from the settings
+(control.tokens, each read from an environment variable) with a role:
+- agent: its own agent only (state changes, in-call features on its own call);
+- supervisor: every agent and call, monitor/whisper/barge;
+- admin: all of that and reload.
+Every change is written to the audit log with the token's name as the actor.
+
+    GET  /v1/health                      GET /v1/agents   GET /v1/queues   GET /v1/calls
+    POST /v1/agents/<id>/<login|logout|ready|break|extend>     {"reason": .., "seconds": ..}
+    POST /v1/calls/<call|agent>/<hold|unhold|transfer|consult|complete|cancel|three-way>  {"target": ..}
+    POST /v1/supervise                   {"target": <agent|call>, "supervisor": <id|ext>, "mode": ..}
+    POST /v1/reload
+Errors answer {"error": "..."} with 400 (bad request), 401 (no/unknown token), 403 (role),
+404 (unknown agent/call), 409 (wrong state), 502 (the switch refused), 503 (no ACD configured).
+"""
+import hmac
+import json
+import logging
+import re
+
+from engine.acd import views
+from engine.acd.agents import AgentError
+from engine.acd.incall import ControlError
+
+log = logging.getLogger("hotline.control")
+
+MAX_BODY = 64 * 1024
+ROLES = {"agent": 1, "supervisor": 2, "admin": 3}
+AGENT_ACTIONS = ("login", "logout", "ready", "break", "extend")
+CALL_ACTIONS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three-way")
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
+
+
+class HttpError(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+class ControlApp:
+    def __init__(self, engine, tokens=lambda: ()):
+        self.engine = engine
+        self.tokens = tokens              # callable: the current TokenSettings (reload swaps them)
+        self.routes = [
+            ("GET", re.compile(r"^/v1/health$"), self.health, None),
+            ("GET", re.compile(r"^/v1/agents$"), self.list_agents, "agent"),
+            ("GET", re.compile(r"^/v1/queues$"), self.list_queues, "agent"),
+            ("GET", re.compile(r"^/v1/calls$"), self.list_calls, "supervisor"),
+            ("POST", re.compile(r"^/v1/agents/([^/]+)/([a-z-]+)$"), self.agent_action, "agent"),
+            ("POST", re.compile(r"^/v1/calls/([^/]+)/([a-z-]+)$"), self.call_action, "agent"),
+            ("POST", re.compile(r"^/v1/supervise$"), self.supervise, "supervisor"),
+            ("POST", re.compile(r"^/v1/reload$"), self.reload, "admin"),
+        ]
+
+    # --- WSGI -------------------------------------------------------------------------------------
+    def __call__(self, environ, start_response):
+        try:
+            status, body = self._dispatch(environ)
+        except HttpError as exc:
+            status, body = exc.status, {"error": str(exc)}
+        except ControlError as exc:
+            status, body = exc.status, {"error": str(exc)}
+        except AgentError as exc:
+            status, body = 409, {"error": str(exc)}
+        except Exception:
+            log.exception("control API request failed")
+            status, body = 500, {"error": "internal error (see the engine log)"}
+        data = json.dumps(body, ensure_ascii=False, default=str).encode("utf-8")
+        start_response(f"{status} {_REASONS.get(status, 'Error')}",
+                       [("Content-Type", "application/json; charset=utf-8"),
+                        ("Content-Length", str(len(data))), ("Cache-Control", "no-store")])
+        return [data]
+
+    def _dispatch(self, environ):
+        method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+        allowed = False
+        for want, pattern, handler, role in self.routes:
+            m = pattern.match(path)
+            if not m:
+                continue
+            allowed = True
+            if want != method:
+                continue
+            token = self._authenticate(environ) if role else None
+            if role and ROLES[token.role] < ROLES[role]:
+                raise HttpError(403, f"a {token.role} token cannot do this")
+            body = self._body(environ) if method == "POST" else {}
+            return 200, handler(token, body, *m.groups())
+        if allowed:
+            raise HttpError(405, f"{method} not allowed on {path}")
+        raise HttpError(404, f"no such endpoint: {path}")
+
+    def _authenticate(self, environ):
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            raise HttpError(401, "missing bearer token (set HOTLINE_TOKEN for the CLI)")
+        presented = presented.strip().encode("utf-8")
+        for token in self.tokens():
+            if token.token and hmac.compare_digest(token.token.encode("utf-8"), presented):
+                return token
+        raise HttpError(401, "unknown token")
+
+    def _body(self, environ):
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise HttpError(400, "bad Content-Length")
+        if length > MAX_BODY:
+            raise HttpError(413, "request body too large")
+        raw = environ["wsgi.input"].read(length) if length else b""
+        if not raw:
+            return {}
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise HttpError(400, f"body is not JSON: {exc}")
+        if not isinstance(data, dict):
+            raise HttpError(400, "body must be a JSON object")
+        return data
+
+    # --- handlers ---------------------------------------------------------------------------------
+    def _acd(self):
+        acd = self.engine.acd
+        if acd is None:
+            raise HttpError(503, "no ACD configured (files.agents and files.queues)")
+        return acd
+
+    def health(self, token, body):
+        engine = self.engine
+        return {"accepting": engine.accepting, "calls": len(engine.calls),
+                "switch_connected": bool(getattr(engine.esl, "connected", False)),
+                "acd": None if engine.acd is None else engine.acd.engine_id}
+
+    def list_agents(self, token, body):
+        rows = views.agents(self._acd())
+        if token.role == "agent":
+            rows = [r for r in rows if r["id"] == token.agent]
+        return {"agents": rows}
+
+    def list_queues(self, token, body):
+        return {"queues": views.queues(self._acd())}
+
+    def list_calls(self, token, body):
+        return {"calls": views.calls(self._acd())}
+
+    def agent_action(self, token, body, agent_id, action):
+        acd = self._acd()
+        if action not in AGENT_ACTIONS:
+            raise HttpError(404, f"unknown agent action {action!r}; one of {', '.join(AGENT_ACTIONS)}")
+        if agent_id not in acd.config.agents:
+            raise HttpError(404, f"unknown agent {agent_id!r}")
+        self._own(token, agent_id)
+        actor = _actor(token)
+        board = acd.board
+        if action == "login":
+            t = board.login(agent_id, actor=actor)
+        elif action == "logout":
+            t = board.logout(agent_id, actor=actor)
+        elif action == "ready":
+            t = board.ready(agent_id, actor=actor)
+        elif action == "break":
+            t = board.take_break(agent_id, str(body.get("reason") or ""), actor=actor)
+        else:
+            seconds = body.get("seconds")
+            if not isinstance(seconds, (int, float)) or not 0 < seconds <= 3600:
+                raise HttpError(400, "seconds: a number of seconds between 1 and 3600")
+            board.extend_wrapup(agent_id, seconds, actor=actor)
+            t = None
+        state = acd.store.agent(agent_id)
+        return {"agent": agent_id, "state": state.get("state"), "reason": state.get("reason") or None,
+                "pending": state.get("pending") or None, "changed": bool(t) if t is not None else True}
+
+    def call_action(self, token, body, ref, action):
+        acd = self._acd()
+        if action not in CALL_ACTIONS:
+            raise HttpError(404, f"unknown call action {action!r}; one of {', '.join(CALL_ACTIONS)}")
+        if not _ID.match(ref):
+            raise HttpError(400, f"bad call or agent reference {ref[:40]!r}")
+        incall = acd.incall
+        conv = incall.conversation(ref)
+        self._own(token, conv.agent)
+        actor = _actor(token)
+        target = body.get("target")
+        if action in ("transfer", "consult", "three-way") and not isinstance(target, str):
+            raise HttpError(400, "target: 'agent:<id>', 'queue:<name>' or 'external:<number>'")
+        if action == "hold":
+            return incall.hold(conv.call.uuid, actor)
+        if action == "unhold":
+            return incall.unhold(conv.call.uuid, actor)
+        if action == "transfer":
+            return incall.transfer(conv.call.uuid, target, actor)
+        if action == "consult":
+            return incall.consult(conv.call.uuid, target, actor)
+        if action == "complete":
+            return incall.complete(conv.call.uuid, actor)
+        if action == "cancel":
+            return incall.cancel(conv.call.uuid, actor)
+        return incall.three_way(conv.call.uuid, target, actor)
+
+    def supervise(self, token, body):
+        acd = self._acd()
+        target, supervisor, mode = body.get("target"), body.get("supervisor"), body.get("mode")
+        for name, value in (("target", target), ("supervisor", supervisor), ("mode", mode)):
+            if not isinstance(value, str) or not _ID.match(value):
+                raise HttpError(400, f"{name}: required text")
+        return acd.incall.supervise(target, supervisor, mode, actor=_actor(token))
+
+    def reload(self, token, body):
+        problems = self.engine.reload()
+        return {"reloaded": not problems, "problems": [str(p) for p in problems]}
+
+    def _own(self, token, agent_id):
+        if token.role == "agent" and token.agent != agent_id:
+            raise HttpError(403, f"an agent token acts only for agent {token.agent}")
+
+
+def _actor(token):
+    return f"{token.role}:{token.name}"
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
+            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+
+
+def serve(engine, host, port, tokens):
+    """Start the API server (gevent WSGI, no access log on stderr: requests are logged by us)."""
+    from gevent.pywsgi import WSGIServer
+    server = WSGIServer((host, port), ControlApp(engine, tokens), log=None, error_log=log)
+    server.start()
+    log.info("control API on http://%s:%s", *server.address[:2])
+    return server

@@ -1,0 +1,200 @@
+"""Supervisors' commands: live tables and actions through the engine's control API.
+
+    hotline agents [--watch S]                     hotline agents login|logout|ready ID
+    hotline agents break ID REASON                 hotline agents extend ID SECONDS
+    hotline queues [--watch S]                     hotline calls [--watch S]
+    hotline call hold|unhold|complete|cancel REF   hotline call transfer|consult|three-way REF TARGET
+    hotline monitor|whisper|barge TARGET --from SUPERVISOR
+
+REF is a caller's call uuid or the agent id on the call; TARGET is agent:<id>, queue:<name> or
+external:<number> (a bare id / queue name / number works too). The token comes from $HOTLINE_TOKEN
+(or --token), the address from the settings file's control section (or --api).
+"""
+import json
+import sys
+import time
+import unicodedata
+
+from engine.control.client import ApiError, Client
+
+AGENT_ACTIONS = ("login", "logout", "ready", "break", "extend")
+CALL_ACTIONS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three-way")
+NEEDS_TARGET = ("transfer", "consult", "three-way")
+
+
+def register(sub):
+    p = sub.add_parser("agents", help="agents' states (live); log in/out, ready, break, extend wrap-up")
+    p.add_argument("action", nargs="?", choices=AGENT_ACTIONS)
+    p.add_argument("args", nargs="*", help="ID, then REASON for break or SECONDS for extend")
+    _common(p, watch=True)
+    p.set_defaults(func=_cmd_agents)
+
+    p = sub.add_parser("queues", help="queues (live): waiting, longest wait, service level, abandon rate")
+    _common(p, watch=True)
+    p.set_defaults(func=_cmd_queues)
+
+    p = sub.add_parser("calls", help="calls in queues and in conversation on the engine (live)")
+    _common(p, watch=True)
+    p.set_defaults(func=_cmd_calls)
+
+    p = sub.add_parser("call", help="in-call features: hold, transfer, consult, complete, cancel, three-way")
+    p.add_argument("action", choices=CALL_ACTIONS)
+    p.add_argument("ref", help="the caller's call uuid or the agent id on the call")
+    p.add_argument("target", nargs="?", help="agent:<id> | queue:<name> | external:<number>")
+    _common(p)
+    p.set_defaults(func=_cmd_call)
+
+    for mode, text in (("monitor", "listen to an agent's call"),
+                       ("whisper", "speak to the agent only"),
+                       ("barge", "join the call: caller and agent hear you")):
+        p = sub.add_parser(mode, help=f"supervisor: {text}")
+        p.add_argument("target", help="agent id or call uuid")
+        p.add_argument("--from", dest="supervisor", required=True,
+                       help="the supervisor's id or extension (the phone that rings)")
+        _common(p)
+        p.set_defaults(func=_cmd_supervise, mode=mode)
+
+
+def _common(p, watch=False):
+    p.add_argument("--config", default="etc/hotline.yaml", help="settings file (default %(default)s)")
+    p.add_argument("--api", help="control API base URL (default: from the settings file)")
+    p.add_argument("--token", help="bearer token (default: $HOTLINE_TOKEN)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    if watch:
+        p.add_argument("--watch", type=float, nargs="?", const=2.0, metavar="SECONDS",
+                       help="refresh every SECONDS (default 2) until Ctrl-C")
+
+
+def client(args):
+    url = args.api
+    if not url:
+        from engine.settings import SettingsError, load_settings
+        try:
+            s = load_settings(args.config).control
+        except (SettingsError, OSError) as exc:
+            raise ApiError(0, f"{exc} (or give --api URL)")
+        host = "127.0.0.1" if s.listen_host in ("0.0.0.0", "::", "") else s.listen_host
+        url = f"http://{host}:{s.listen_port}"
+    return Client(url, token=args.token)
+
+
+def _run(args, fetch, draw):
+    try:
+        api = client(args)
+        while True:
+            data = fetch(api)
+            if args.json:
+                print(json.dumps(data, ensure_ascii=False, indent=1))
+            else:
+                if getattr(args, "watch", None):
+                    sys.stdout.write("\x1b[H\x1b[2J" + time.strftime("%H:%M:%S") + "\n")
+                print(draw(data))
+            if not getattr(args, "watch", None):
+                return 0
+            sys.stdout.flush()
+            time.sleep(max(0.5, args.watch))
+    except ApiError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 1 if exc.status else 2
+
+
+def _cmd_agents(args):
+    if not args.action:
+        return _run(args, lambda api: api.get("/v1/agents"), lambda d: agents_table(d["agents"]))
+    need = {"break": 2, "extend": 2}.get(args.action, 1)
+    if len(args.args) != need:
+        usage = {"break": "ID REASON", "extend": "ID SECONDS"}.get(args.action, "ID")
+        print(f"hotline agents {args.action} {usage}", file=sys.stderr)
+        return 2
+    agent_id = args.args[0]
+    body = {}
+    if args.action == "break":
+        body["reason"] = args.args[1]
+    if args.action == "extend":
+        try:
+            body["seconds"] = float(args.args[1])
+        except ValueError:
+            print(f"hotline: SECONDS must be a number, not {args.args[1]!r}", file=sys.stderr)
+            return 2
+    return _run(args, lambda api: api.post(f"/v1/agents/{agent_id}/{args.action}", body),
+                lambda d: f"agent {d['agent']}: {d['state']}" + (f" ({d['reason']})" if d.get("reason") else "")
+                + (f", then {d['pending']}" if d.get("pending") else ""))
+
+
+def _cmd_queues(args):
+    return _run(args, lambda api: api.get("/v1/queues"), lambda d: queues_table(d["queues"]))
+
+
+def _cmd_calls(args):
+    return _run(args, lambda api: api.get("/v1/calls"), lambda d: calls_table(d["calls"]))
+
+
+def _cmd_call(args):
+    if args.action in NEEDS_TARGET and not args.target:
+        print(f"hotline call {args.action} REF TARGET (agent:<id>, queue:<name>, external:<number>)",
+              file=sys.stderr)
+        return 2
+    body = {"target": args.target} if args.target else {}
+    return _run(args, lambda api: api.post(f"/v1/calls/{args.ref}/{args.action}", body),
+                lambda d: ", ".join(f"{k}: {v}" for k, v in d.items()))
+
+
+def _cmd_supervise(args):
+    body = {"target": args.target, "supervisor": args.supervisor, "mode": args.mode}
+    return _run(args, lambda api: api.post("/v1/supervise", body),
+                lambda d: f"{d['mode']}: supervisor {d['supervisor']} on call {d['call']} (leg {d['leg']})")
+
+
+# --- tables -------------------------------------------------------------------------------------
+
+def agents_table(rows):
+    by_state = {}
+    for r in rows:
+        by_state[r["state"]] = by_state.get(r["state"], 0) + 1
+    lines = table(["AGENT", "NAME", "EXT", "STATE", "REASON", "IN STATE", "CALLS", "TALK", "QUEUE"],
+                  [[r["id"], r["name"], r["extension"], r["state"], r["reason"] or r.get("pending") or "",
+                    _duration(r["seconds_in_state"]), r["calls_today"], _duration(r["talk_seconds"]),
+                    r["queue"] or ""] for r in rows])
+    summary = "  ".join(f"{k}: {v}" for k, v in sorted(by_state.items()))
+    return lines + ("\n" + summary if summary else "")
+
+
+def queues_table(rows):
+    return table(["QUEUE", "WAITING", "LONGEST", "AVAIL", "BUSY", "WRAP", "BREAK", "OFFERED", "ANSWERED",
+                  "ABANDONED", "SL%", "ABANDON%"],
+                 [[r["name"], r["waiting"], _duration(r["longest_wait"]), r["agents"]["available"],
+                   r["agents"]["reserved"] + r["agents"]["ringing"] + r["agents"]["in_call"],
+                   r["agents"]["wrap_up"], r["agents"]["on_break"], r["offered"], r["answered"],
+                   r["abandoned"], _pct(r["service_level"]), _pct(r["abandon_rate"])] for r in rows])
+
+
+def calls_table(rows):
+    return table(["CALL", "CALLER", "QUEUE", "STATE", "AGENT", "FOR", "WITH"],
+                 [[r["call"], r["caller"], r["queue"], r["state"], r["agent"] or ",".join(r["agents_offered"]),
+                   _duration(r["seconds"]),
+                   ", ".join(f"{p['role']}:{p['target']}" for p in r["parties"])] for r in rows])
+
+
+def table(headers, rows):
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(_width(row[i]) for row in cells) for i in range(len(headers))]
+    out = []
+    for row in cells:
+        out.append("  ".join(c + " " * (w - _width(c)) for c, w in zip(row, widths)).rstrip())
+    return "\n".join(out)
+
+
+def _width(text):
+    """Columns on a terminal: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _duration(seconds):
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
+
+
+def _pct(value):
+    return "" if value is None else f"{value:.1f}"
