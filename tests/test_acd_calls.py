@@ -104,3 +104,30 @@ def test_skills_are_respected(rig_factory):
         rig.call(f"1380000000{i}")
     assert wait_for(lambda: rig.phones["1003"].answered == 3, timeout=8)
     assert rig.phones["1001"].rings == 0 and rig.phones["1002"].rings == 0
+
+
+def test_a_waiting_caller_hears_position_and_expected_wait(rig_factory):
+    rig = rig_factory([agent("1001")],
+                      [queue("general", announce={"every_seconds": 0.5, "position": True,
+                                                  "expected_wait": False})],
+                      tts={"edge_enabled": False})
+    rig.login("1001")                                   # answers the first caller and stays
+    first = rig.call("13800000001")
+    assert wait_for(lambda: rig.state("1001") == "in_call")
+    second = rig.call("13800000002")
+    assert wait_for(lambda: rig.acd.store.queue_length("general") == 1)
+    waiter = rig.acd.waiters[second.uuid]
+    assert wait_for(lambda: waiter.call.info.get("announcements", 0) >= 2, timeout=8)
+    played = [e for e in second.events if e == "PLAYBACK_START"]
+    assert len(played) >= 3                             # music, announcement, music again...
+    first.hangup()
+    second.hangup()
+    assert wait_for(lambda: len(rig.cdrs()) == 2)
+    cdr = next(c for c in rig.cdrs() if c["caller_number"] == "13800000002")
+    assert cdr["extra"]["announcements"] >= 2
+    # expected wait: recent handling times x position / agents working
+    rig.acd.store.r.delete(rig.acd.store.p + "aht:general")
+    for seconds in (100, 200, 300):
+        rig.acd.store.add_handle_time("general", seconds)
+    general = rig.acd.config.queues["general"]
+    assert rig.acd.expected_wait(general, 3) == pytest.approx(600)     # 1 agent logged in

@@ -49,7 +49,7 @@ class Overflow:
 
 @dataclass(frozen=True, kw_only=True)
 class Announce:
-    every_seconds: float = setting(45.0, min=5, max=600)
+    every_seconds: float = setting(45.0, min=0.5, max=600, doc="seconds between announcements (the first comes after at most 3 s)")
     position: bool = setting(True)
     expected_wait: bool = setting(True)
     message: str = setting("", doc="periodic message text (TTS) or audio file, played after the position")

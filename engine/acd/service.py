@@ -99,6 +99,8 @@ class Acd:
         self.board.stop()
         if self._watchdog is not None:
             self._watchdog.kill(block=False)
+        if self.audit is not None:
+            self.audit.close()
 
     def reload(self):
         try:
