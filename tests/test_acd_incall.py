@@ -221,3 +221,27 @@ def test_supervisor_whispers_then_barges(rig_factory):
     assert "whisper" in actions and "barge" in actions
     caller.hangup()
     assert wait_for(lambda: not leg(rig, sup) or not leg(rig, sup).alive)
+
+
+def test_feature_codes_from_the_agents_desk_phone(rig_factory):
+    rig = rig_factory([agent("1001"), agent("1002")])
+    rig.login("1002")
+    rig.acd.board.take_break("1002", "rest")
+    caller, agent_leg = talking(rig, "1001")
+    phone = leg(rig, agent_leg)
+    phone.press("*1")                                          # hold
+    assert wait_for(lambda: "CHANNEL_HOLD" in phone.events)
+    phone.press("*1")                                          # and back
+    assert wait_for(lambda: "CHANNEL_UNHOLD" in phone.events)
+    phone.press("123")                                         # ordinary digits: nothing happens
+    phone.press("*9")                                          # unknown code: ignored
+    rig.acd.board.ready("1002")
+    phone.press("*21002#")                                     # blind transfer to extension 1002
+    assert wait_for(lambda: rig.state("1002") == "in_call")
+    assert wait_for(lambda: not phone.alive)
+    new_leg = rig.acd.store.agent("1002")["leg"]
+    assert wait_for(lambda: caller.bridged_to == new_leg)
+    rig.acd.audit.flush()
+    actors = {(e["action"], e["actor"]) for e in rig.acd.audit.events(agent="1001")}
+    assert ("hold", "agent:1001:phone") in actors and ("transfer", "agent:1001:phone") in actors
+    caller.hangup()

@@ -19,6 +19,7 @@ import gevent
 from engine.acd import waiting
 from engine.acd.agents import AgentBoard, AgentError
 from engine.acd.config import load_acd
+from engine.acd.features import FeatureCodes
 from engine.acd.incall import InCall
 from engine.acd.router import Router
 from engine.acd.store import AcdStore
@@ -78,6 +79,7 @@ class Acd:
         self.supervisions = {}          # supervisor leg uuid -> {target, mode, supervisor}
         self.router = Router(self.store, self.board, lambda: self.config, self.waiters)
         self.incall = InCall(self)
+        self.features = FeatureCodes(self)
         self._watchdog = None
         self._prompts = {}
         # `user/<ext>` without a domain uses the switch's default domain; a configured literal
@@ -331,6 +333,9 @@ class Acd:
         if name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
             self._leg_gone(event.uuid)
             self.supervisions.pop(event.uuid, None)
+            self.features.buffers.pop(event.uuid, None)
+        elif name == "DTMF":
+            self.features.on_dtmf(event)
 
     def _leg_gone(self, leg):
         entry = self.legs.pop(leg, None)
