@@ -85,7 +85,7 @@ def test_bad_requests_get_clear_errors(rig):
 
 def test_supervisor_cli_session(rig, capsys):
     assert cli(rig, capsys, "agents", "login", "1001")[0] == 0
-    code, out, _ = cli(rig, capsys, "agents", "break", "1001", "meal")
+    code, out, _ = cli(rig, capsys, "agents", "break", "meal", "1001")
     assert code == 0 and "on_break (meal)" in out
     code, out, _ = cli(rig, capsys, "agents", "ready", "1001")
     assert code == 0 and "available" in out

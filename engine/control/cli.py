@@ -1,7 +1,7 @@
 """Supervisors' commands: live tables and actions through the engine's control API.
 
     hotline agents [--watch S]                     hotline agents login|logout|ready ID
-    hotline agents break ID REASON                 hotline agents extend ID SECONDS
+    hotline agents break REASON ID                 hotline agents extend ID SECONDS
     hotline queues [--watch S]                     hotline calls [--watch S]
     hotline call hold|unhold|complete|cancel REF   hotline call transfer|consult|three-way REF TARGET
     hotline monitor|whisper|barge TARGET --from SUPERVISOR
@@ -25,7 +25,7 @@ NEEDS_TARGET = ("transfer", "consult", "three-way")
 def register(sub):
     p = sub.add_parser("agents", help="agents' states (live); log in/out, ready, break, extend wrap-up")
     p.add_argument("action", nargs="?", choices=AGENT_ACTIONS)
-    p.add_argument("args", nargs="*", help="ID, then REASON for break or SECONDS for extend")
+    p.add_argument("args", nargs="*", help="ID (break: REASON ID; extend: ID SECONDS)")
     _common(p, watch=True)
     p.set_defaults(func=_cmd_agents)
 
@@ -103,13 +103,13 @@ def _cmd_agents(args):
         return _run(args, lambda api: api.get("/v1/agents"), lambda d: agents_table(d["agents"]))
     need = {"break": 2, "extend": 2}.get(args.action, 1)
     if len(args.args) != need:
-        usage = {"break": "ID REASON", "extend": "ID SECONDS"}.get(args.action, "ID")
+        usage = {"break": "REASON ID", "extend": "ID SECONDS"}.get(args.action, "ID")
         print(f"hotline agents {args.action} {usage}", file=sys.stderr)
         return 2
-    agent_id = args.args[0]
+    agent_id = args.args[-1] if args.action == "break" else args.args[0]
     body = {}
     if args.action == "break":
-        body["reason"] = args.args[1]
+        body["reason"] = args.args[0]
     if args.action == "extend":
         try:
             body["seconds"] = float(args.args[1])
