@@ -99,7 +99,7 @@ def test_back_repeat_and_agent_keys(runtime):
     assert nodes[3:6] == ["12345:main_menu", "12345:housing_menu", "12345:main_menu"]
     assert nodes[-2] == "12345:info"
     result, call = run(runtime, "12345", ["1", "0"])
-    assert result == {**result, "outcome": "agent", "node": "si_menu"}
+    assert result == {**result, "outcome": "agent", "queue": "pension"}   # the si_agent queue node
 
 
 @pytest.mark.parametrize("when, branch", [

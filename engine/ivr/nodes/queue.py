@@ -15,8 +15,11 @@ def handle(call, node, ctx):
     p = ctx.params(node)
     acd = getattr(ctx.runtime, "acd", None)
     if acd is None:
+        # No agents configured here (a test bench, an IVR-only site): the caller still asked for a
+        # person, and the daemon's answer to that (an apology, the CDR tagged) applies.
         call.log.error("queue node %s: no ACD configured (agents/queues files)", p["queue"])
-        return "error"
+        ctx.finish("agent", queue=p["queue"])
+        return None
     if p["prompt"]:
         ctx.play(call, p["prompt"], interruptible=False)
     if p["choice"]:
