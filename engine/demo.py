@@ -27,8 +27,13 @@ CALLERS = [
     ("12333", "02188886666", "", [], None),
     ("12345", "13700137004", "王芳", [], 1.5),                 # abandons during the greeting
     ("12345", "x\nhangup", "' ; uuid_kill", [(1.0, "9#")], None),   # hostile caller ID
-    ("12345", "18600186006", "赵磊", [(0.5, "0")], None),
+    ("12345", "18600186006", "赵磊", [(0.5, "0")], None),          # asks for a person
+    ("12345", "13600136007", "刘洋", [(2.0, "1"), (2.0, "0")], None),   # social insurance -> pension queue
 ]
+
+# The agents' desk phones in the simulator: (extension, seconds to answer, seconds before hanging up).
+PHONES = [("1001", 1.0, 6.0), ("1002", 2.0, 8.0), ("1003", 1.5, 5.0), ("9001", 1.0, None)]
+DEMO_TOKEN_ENV = "HOTLINE_DEMO_TOKEN"
 
 
 def register(subparsers):
@@ -47,7 +52,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def write_settings(workdir, esl_port, outbound_port):
+def write_settings(workdir, esl_port, outbound_port, redis_url="", control_port=8090):
+    shutil.copy(REPO / "etc" / "agents.yaml", workdir / "agents.yaml")
+    shutil.copy(REPO / "etc" / "queues.yaml", workdir / "queues.yaml")
     text = f"""# written by `hotline demo`
 trunk:
   dids: ["12345", "12333"]
@@ -62,6 +69,15 @@ paths:
   var_dir: {workdir / 'var'}
 files:
   flows_dir: {REPO / 'ivr_flows'}
+  agents: {workdir / 'agents.yaml'}
+  queues: {workdir / 'queues.yaml'}
+redis:
+  url: {redis_url}
+control:
+  listen_host: 127.0.0.1
+  listen_port: {control_port}
+  tokens:
+    - {{name: demo, role: admin, token_env: {DEMO_TOKEN_ENV}}}
 shutdown:
   grace_seconds: 5
 log:
@@ -129,7 +145,12 @@ def drive_caller(switch, watcher, n, spec, max_seconds):
 
 def run(args):
     from engine.cdr.store import CdrStore
+    from engine.control.cli import agents_table, queues_table
+    from engine.control.client import Client
     from engine.fsconf import render
+    from engine.localredis import LocalRedis, RedisStartError
+    from engine.sim.endpoints import AgentPhone
+    from engine.sim.scenario import AgentSpec
     from engine.settings import load_settings
     from engine.sim.switch import Switch
 
@@ -138,15 +159,26 @@ def run(args):
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     password = f"demo-{random.getrandbits(48):x}"
-    env = {**os.environ, "HOTLINE_DEMO_ESL_PASSWORD": password}
-    esl_port, outbound_port = free_port(), free_port()
-    settings_path = write_settings(workdir, esl_port, outbound_port)
+    token = f"demo-{random.getrandbits(64):x}"
+    env = {**os.environ, "HOTLINE_DEMO_ESL_PASSWORD": password, DEMO_TOKEN_ENV: token,
+           **{f"HOTLINE_SIP_PW_{ext}": f"sip-{random.getrandbits(48):x}" for ext, _, _ in PHONES}}
+    esl_port, outbound_port, control_port = free_port(), free_port(), free_port()
+    try:
+        redis = LocalRedis(workdir).start()
+    except RedisStartError as exc:
+        print(f"hotline demo: {exc}", file=sys.stderr)
+        return 1
+    print(f"hotline demo: Redis for agents and queues on {redis.url}")
+    settings_path = write_settings(workdir, esl_port, outbound_port, redis.url, control_port)
     settings = load_settings(settings_path, env=env)
-    render(settings, workdir / "freeswitch")
+    render(settings, workdir / "freeswitch", env=env)
     print(f"hotline demo: FreeSWITCH configuration rendered to {workdir / 'freeswitch'}")
 
     switch = Switch(dialplan_dirs=[workdir / "freeswitch" / "dialplan"], password=password)
     switch.start("127.0.0.1", esl_port)
+    for ext, answer_after, hangup_after in PHONES:
+        switch.register(ext, AgentPhone(None, AgentSpec(extension=ext, behaviour="answer",
+                                                        answer_after=answer_after, hangup_after=hangup_after)))
     print(f"hotline demo: simulator listening on 127.0.0.1:{esl_port} (event socket)")
     engine = subprocess.Popen([sys.executable, "-m", "engine", "run", "--config", str(settings_path)],
                               env=env, cwd=str(REPO))
@@ -156,6 +188,10 @@ def run(args):
             return 1
         print(f"hotline demo: engine pid {engine.pid} serving calls on 127.0.0.1:{outbound_port}; "
               f"log {workdir / 'engine.log'}\n")
+        api = Client(f"http://127.0.0.1:{control_port}", token=token)
+        for ext, _, _ in PHONES[:3]:
+            state = api.post(f"/v1/agents/{ext}/login")["state"]
+            print(f"hotline demo: agent {ext} logged in through the control API: {state}")
         t0 = time.monotonic()
         watcher = Watcher(t0, _prompt_texts(settings))
         print(_schedule_line(settings))
@@ -167,6 +203,8 @@ def run(args):
             gevent.sleep(0.4)
         gevent.joinall(jobs)
         channels = [j.value for j in jobs if j.value is not None]
+        print("\n$ hotline agents\n" + agents_table(api.get("/v1/agents")["agents"]))
+        print("\n$ hotline queues\n" + queues_table(api.get("/v1/queues")["queues"]))
         print("\nhotline demo: stopping the engine (SIGTERM)")
     finally:
         if engine.poll() is None:
@@ -176,12 +214,18 @@ def run(args):
             except subprocess.TimeoutExpired:
                 engine.kill()
         switch.stop()
+        redis.stop()
 
     store = CdrStore(settings.database.url, settings.paths.cdr_spool)
     store.open()
     cdrs = store.list()
     store.close()
     answered = sum(1 for c in cdrs if c.get("answer_time"))
+    for c in cdrs:
+        if c.get("queue"):
+            print(f"  {c['caller_number'] or '?':>12}  queue {c['queue']:8s} agent {c.get('agent') or '-':5s} "
+                  f"waited {c.get('wait_seconds') or 0:.1f} s, talked {c.get('talk_seconds') or 0:.1f} s, "
+                  f"wrap-up {c.get('wrapup_seconds') or 0:.0f} s {' '.join(c.get('tags') or [])}")
     abandoned = sum(1 for c in cdrs if c.get("hangup_side") == "caller")
     print(f"\nsummary: {len(channels)} calls, {answered} answered, {abandoned} ended by the caller, "
           f"{len(cdrs)} CDRs written")
@@ -209,12 +253,15 @@ def _prompt_texts(settings):
 
 
 def _schedule_line(settings):
-    """Say whether the hotline is open now: callers out of hours get the after-hours branch."""
+    """Say what the clock would choose; the demo opens the hotline anyway (an 'open' override, as an
+    operator keeping staff on late would set), so callers meet agents at any hour."""
     import datetime
     import zoneinfo
+    from engine.ivr.schedule import Overrides
+    Overrides(str(settings.paths.var_dir / "ivr_overrides.json")).set("*", "open")
     now = datetime.datetime.now(zoneinfo.ZoneInfo("Asia/Shanghai"))
-    return (f"hotline demo: it is {now:%a %H:%M} in Asia/Shanghai; the flows choose business-hours, "
-            f"holiday or after-hours branches by that clock\n")
+    return (f"hotline demo: it is {now:%a %H:%M} in Asia/Shanghai; the demo keeps the hotline open "
+            f"whatever the clock (`hotline ivr override set '*' --mode open`)\n")
 
 
 def _wait_file(path, process, timeout):

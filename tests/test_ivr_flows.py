@@ -127,6 +127,12 @@ def test_override_closed_and_emergency(tmp_path):
     rt.overrides.clear("12345")
     result, call = run(rt, "12345", ["4"])
     assert call.path[1]["branch"] == "business"
+    rt.overrides.set("12345", "open")                        # staff on duty late: open at 22:00
+    result, call = run(rt, "12345", ["4"], "2026-10-12 22:00")
+    assert call.path[1]["branch"] == "business" and result["outcome"] != "voicemail"
+    rt.overrides.clear("12345")
+    result, call = run(rt, "12345", ["4"], "2026-10-12 22:00")
+    assert call.path[1]["branch"] == "closed"
 
 
 def test_reload_keeps_running_version_on_broken_file_and_calls_keep_theirs(tmp_path):

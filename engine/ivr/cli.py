@@ -40,7 +40,8 @@ def register(subparsers):
     p = sub.add_parser("override", help="manual schedule overrides: closed now, emergency message")
     p.add_argument("action", choices=["set", "clear", "list"])
     p.add_argument("flow", nargs="?", default="*", help="flow name, or * for all flows")
-    p.add_argument("--mode", choices=["closed", "emergency"], default="closed")
+    p.add_argument("--mode", choices=["closed", "emergency", "open"], default="closed",
+                   help="closed now, an emergency message, or open now whatever the clock says")
     p.add_argument("--message", default="")
     p.add_argument("--config", default="etc/hotline.yaml")
     p.add_argument("--var-dir", help="instead of the config's paths.var_dir")

@@ -1,7 +1,7 @@
 """schedule: branch by the named time window open now (see engine/ivr/schedule.py).
 
 Branch names: a window name, 'holiday', 'closed' (no window open, or manual override closed),
-'emergency' (manual emergency override).
+'emergency' (manual emergency override); the manual 'open' override picks the first window.
 """
 SCHEMA = {"properties": {"windows": {"type": "array", "items": {"type": "string"},
                                      "description": "window names to test, in order (default: all)"}}}
