@@ -168,53 +168,55 @@ def run(args):
     except RedisStartError as exc:
         print(f"hotline demo: {exc}", file=sys.stderr)
         return 1
-    print(f"hotline demo: Redis for agents and queues on {redis.url}")
-    settings_path = write_settings(workdir, esl_port, outbound_port, redis.url, control_port)
-    settings = load_settings(settings_path, env=env)
-    render(settings, workdir / "freeswitch", env=env)
-    print(f"hotline demo: FreeSWITCH configuration rendered to {workdir / 'freeswitch'}")
-
-    switch = Switch(dialplan_dirs=[workdir / "freeswitch" / "dialplan"], password=password)
-    switch.start("127.0.0.1", esl_port)
-    for ext, answer_after, hangup_after in PHONES:
-        switch.register(ext, AgentPhone(None, AgentSpec(extension=ext, behaviour="answer",
-                                                        answer_after=answer_after, hangup_after=hangup_after)))
-    print(f"hotline demo: simulator listening on 127.0.0.1:{esl_port} (event socket)")
-    engine = subprocess.Popen([sys.executable, "-m", "engine", "run", "--config", str(settings_path)],
-                              env=env, cwd=str(REPO))
     try:
-        if not _wait_file(settings.paths.var_dir / "hotline.pid", engine, timeout=60):
-            print("hotline demo: the engine did not start; see", workdir / "engine.log", file=sys.stderr)
-            return 1
-        print(f"hotline demo: engine pid {engine.pid} serving calls on 127.0.0.1:{outbound_port}; "
-              f"log {workdir / 'engine.log'}\n")
-        api = Client(f"http://127.0.0.1:{control_port}", token=token)
-        for ext, _, _ in PHONES[:3]:
-            state = api.post(f"/v1/agents/{ext}/login")["state"]
-            print(f"hotline demo: agent {ext} logged in through the control API: {state}")
-        t0 = time.monotonic()
-        watcher = Watcher(t0, _prompt_texts(settings))
-        print(_schedule_line(settings))
-        switch.subscribe(watcher)
-        specs = [CALLERS[i % len(CALLERS)] for i in range(args.calls)]
-        jobs = []
-        for n, spec in enumerate(specs, 1):
-            jobs.append(gevent.spawn(drive_caller, switch, watcher, n, spec, args.max_call_seconds))
-            gevent.sleep(0.4)
-        gevent.joinall(jobs)
-        channels = [j.value for j in jobs if j.value is not None]
-        print("\n$ hotline agents\n" + agents_table(api.get("/v1/agents")["agents"]))
-        print("\n$ hotline queues\n" + queues_table(api.get("/v1/queues")["queues"]))
-        print("\nhotline demo: stopping the engine (SIGTERM)")
+        print(f"hotline demo: Redis for agents and queues on {redis.url}")
+        settings_path = write_settings(workdir, esl_port, outbound_port, redis.url, control_port)
+        settings = load_settings(settings_path, env=env)
+        render(settings, workdir / "freeswitch", env=env)
+        print(f"hotline demo: FreeSWITCH configuration rendered to {workdir / 'freeswitch'}")
+
+        switch = Switch(dialplan_dirs=[workdir / "freeswitch" / "dialplan"], password=password)
+        switch.start("127.0.0.1", esl_port)
+        for ext, answer_after, hangup_after in PHONES:
+            switch.register(ext, AgentPhone(None, AgentSpec(extension=ext, behaviour="answer",
+                                                            answer_after=answer_after, hangup_after=hangup_after)))
+        print(f"hotline demo: simulator listening on 127.0.0.1:{esl_port} (event socket)")
+        engine = subprocess.Popen([sys.executable, "-m", "engine", "run", "--config", str(settings_path)],
+                                  env=env, cwd=str(REPO))
+        try:
+            if not _wait_file(settings.paths.var_dir / "hotline.pid", engine, timeout=60):
+                print("hotline demo: the engine did not start; see", workdir / "engine.log", file=sys.stderr)
+                return 1
+            print(f"hotline demo: engine pid {engine.pid} serving calls on 127.0.0.1:{outbound_port}; "
+                  f"log {workdir / 'engine.log'}\n")
+            api = Client(f"http://127.0.0.1:{control_port}", token=token)
+            for ext, _, _ in PHONES[:3]:
+                state = api.post(f"/v1/agents/{ext}/login")["state"]
+                print(f"hotline demo: agent {ext} logged in through the control API: {state}")
+            t0 = time.monotonic()
+            watcher = Watcher(t0, _prompt_texts(settings))
+            print(_schedule_line(settings))
+            switch.subscribe(watcher)
+            specs = [CALLERS[i % len(CALLERS)] for i in range(args.calls)]
+            jobs = []
+            for n, spec in enumerate(specs, 1):
+                jobs.append(gevent.spawn(drive_caller, switch, watcher, n, spec, args.max_call_seconds))
+                gevent.sleep(0.4)
+            gevent.joinall(jobs)
+            channels = [j.value for j in jobs if j.value is not None]
+            print("\n$ hotline agents\n" + agents_table(api.get("/v1/agents")["agents"]))
+            print("\n$ hotline queues\n" + queues_table(api.get("/v1/queues")["queues"]))
+            print("\nhotline demo: stopping the engine (SIGTERM)")
+        finally:
+            if engine.poll() is None:
+                engine.send_signal(signal.SIGTERM)
+                try:
+                    engine.wait(30)
+                except subprocess.TimeoutExpired:
+                    engine.kill()
+            switch.stop()
     finally:
-        if engine.poll() is None:
-            engine.send_signal(signal.SIGTERM)
-            try:
-                engine.wait(30)
-            except subprocess.TimeoutExpired:
-                engine.kill()
-        switch.stop()
-        redis.stop()
+        redis.stop()           # also when the demo fails half-way
 
     store = CdrStore(settings.database.url, settings.paths.cdr_spool)
     store.open()
