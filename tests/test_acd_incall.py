@@ -245,3 +245,41 @@ def test_feature_codes_from_the_agents_desk_phone(rig_factory):
     actors = {(e["action"], e["actor"]) for e in rig.acd.audit.events(agent="1001")}
     assert ("hold", "agent:1001:phone") in actors and ("transfer", "agent:1001:phone") in actors
     caller.hangup()
+
+
+def test_survey_after_the_agent_leaves_counts_for_the_agent_and_the_queue(rig_factory):
+    rig = rig_factory([agent("1001")], [queue("general", music=MUSIC, survey=True)],
+                      tts={"edge_enabled": False})
+    caller, agent_leg = talking(rig, "1001")
+    leg(rig, agent_leg).hangup()                        # the agent ends the call: the survey starts
+    assert wait_for(lambda: "CHANNEL_UNBRIDGE" in caller.events and "PLAYBACK_START" in
+                    caller.events[caller.events.index("CHANNEL_UNBRIDGE"):], timeout=5)
+    caller.press("2")                                   # 满意
+    assert caller.wait_hangup(15)
+    assert wait_for(lambda: len(rig.cdrs()) == 1)
+    assert rig.cdrs()[0]["satisfaction"] == 2
+    data = rig.acd.store.agent("1001")
+    assert (data["rated"], data["satisfied"]) == ("1", "1")
+    import time as _time
+    stats = rig.acd.store.stats("general", _time.strftime("%Y%m%d"))
+    assert stats["rated"] == 1 and stats["satisfied"] == 1
+
+
+def test_the_survey_key_sends_the_caller_to_the_survey(rig_factory):
+    rig = rig_factory([agent("1001")], [queue("general", music=MUSIC, survey=True)],
+                      tts={"edge_enabled": False})
+    caller, agent_leg = talking(rig, "1001")
+    leg(rig, agent_leg).press("*7")
+    assert wait_for(lambda: not leg(rig, agent_leg) or not leg(rig, agent_leg).alive)
+    assert rig.wait_state("1001", "wrap_up") or rig.state("1001") == "available"
+    assert wait_for(lambda: "CHANNEL_UNBRIDGE" in caller.events and "PLAYBACK_START" in
+                    caller.events[caller.events.index("CHANNEL_UNBRIDGE"):], timeout=5)
+    caller.press("5")                                   # 非常不满意: a comment is offered
+    after = lambda: caller.events[caller.events.index("CHANNEL_UNBRIDGE"):]   # noqa: E731
+    assert wait_for(lambda: after().count("PLAYBACK_START") >= 2, timeout=8)
+    caller.hangup()                                     # ...but the caller leaves
+    assert wait_for(lambda: len(rig.cdrs()) == 1)
+    cdr = rig.cdrs()[0]
+    assert cdr["satisfaction"] == 5
+    rig.acd.audit.flush()
+    assert ("survey", "agent:1001:phone") in {(e["action"], e["actor"]) for e in rig.acd.audit.events(agent="1001")}

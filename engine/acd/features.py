@@ -6,6 +6,7 @@
     *4            complete the consultation (or just hang up)
     *5            cancel the consultation
     *6<number>#   three-way call
+    *7            send the caller to the satisfaction survey and leave
 
 The engine reads the DTMF events of the agent's leg on its inbound connection, so the codes work
 on any SIP phone without phone-side programming. FreeSWITCH passes in-call digits on to the other
@@ -20,7 +21,7 @@ from engine.acd.incall import ControlError
 log = logging.getLogger("hotline.acd.features")
 
 DIGIT_TIMEOUT = 4.0
-SINGLE = {"1": "hold", "4": "complete", "5": "cancel"}
+SINGLE = {"1": "hold", "4": "complete", "5": "cancel", "7": "to_survey"}
 WITH_NUMBER = {"2": "transfer", "3": "consult", "6": "three_way"}
 MAX_NUMBER = 20
 
@@ -88,7 +89,7 @@ class FeatureCodes:
         try:
             if name == "hold":
                 (incall.unhold if conv.held else incall.hold)(conv.call.uuid, actor)
-            elif name in ("complete", "cancel"):
+            elif name in ("complete", "cancel", "to_survey"):
                 getattr(incall, name)(conv.call.uuid, actor)
             else:
                 getattr(incall, name)(conv.call.uuid, self._target(number), actor)

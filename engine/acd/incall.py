@@ -159,6 +159,17 @@ class InCall:
         if not t:
             raise ControlError(f"agent {agent_id} is {t.previous}, not available")
 
+    def to_survey(self, ref, actor="system"):
+        """The agent hands the caller to the satisfaction survey and leaves (the survey key)."""
+        conv = self._two_party(ref, "the survey transfer")
+        if not conv.queue.survey:
+            raise ControlError(f"queue {conv.queue.name} has no survey")
+        conv.pending = ("survey",)
+        self._audit("survey", actor, conv)
+        conv.call.log.info("agent %s sends the caller to the survey (by %s)", conv.agent, actor)
+        self._api(commands.uuid_kill(conv.leg, "NORMAL_CLEARING"))
+        return {"call": conv.call.uuid, "survey": True}
+
     # --- consult / three-way --------------------------------------------------------------------
     def consult(self, ref, target, actor="system"):
         conv = self.conversation(ref)

@@ -282,6 +282,10 @@ class Acd:
                         self.agent_done(conv)
                         self._end_parties(conv)
                     continue
+                if kind == "survey":                # the agent sent the caller to the survey
+                    self.agent_done(conv)
+                    conv.agent_left_first = True
+                    break
                 if kind in ("queue", "agent", "external"):
                     self.agent_done(conv)
                     self.end(call, conv)
@@ -300,15 +304,26 @@ class Acd:
         finally:
             self.end(call, conv)
         if not call.gone and queue.survey and conv.agent_left_first:
-            self.survey(call)
+            self.survey(call, conv)
         return "done"
 
-    def survey(self, call):
-        from engine.survey import run_survey
+    def survey(self, call, conv=None):
+        from engine.survey import SurveySettings, run_survey
+        settings = SurveySettings(comment_dir=str(self.settings.paths.recordings))
         try:
-            run_survey(call, render=lambda text: self.prompt(text))
+            score = run_survey(call, prompts=getattr(call, "survey_prompts", None) or None,
+                               settings=settings, render=lambda text: self.prompt(text))
         except CallGone:
-            pass
+            score = None
+        if conv is not None and conv.agent:
+            # the agent's and the queue's satisfaction figures (rated calls, 1-2 = satisfied)
+            satisfied = 1 if score in (1, 2) else 0
+            try:
+                if score is not None:
+                    self.store.incr_fields(conv.agent, rated=1, satisfied=satisfied, score_total=score)
+                self.count(conv.queue.name, surveyed=1, rated=1 if score else 0, satisfied=satisfied)
+            except Exception as exc:
+                log.warning("survey figures not counted: %s", exc)
 
     def _transfer(self, call, kind, target):
         if kind == "queue":

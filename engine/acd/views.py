@@ -24,6 +24,8 @@ def agents(acd, now=None):
             "talk_seconds": round(float(d.get("talk") or 0), 1),
             "wrapup_left": _left(d.get("wrap_until"), now) if d.get("state") == "wrap_up" else None,
             "pending": d.get("pending") or None,
+            "rated": int(float(d.get("rated") or 0)),
+            "satisfaction_rate": _ratio(float(d.get("satisfied") or 0), float(d.get("rated") or 0)),
             "skills": dict(agent.skills),
         })
     return rows
@@ -62,6 +64,8 @@ def queues(acd, now=None, day=None):
             "abandon_rate": _ratio(abandoned, offered),
             "average_wait": round(stats.get("wait_total", 0) / answered, 1) if answered else None,
             "average_talk": round(stats.get("talk_total", 0) / answered, 1) if answered else None,
+            "rated": int(stats.get("rated", 0)),
+            "satisfaction_rate": _ratio(stats.get("satisfied", 0), stats.get("rated", 0)),
         })
     return rows
 

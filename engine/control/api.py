@@ -10,7 +10,8 @@ Every change is written to the audit log with the token's name as the actor.
 
     GET  /v1/health                      GET /v1/agents   GET /v1/queues   GET /v1/calls
     POST /v1/agents/<id>/<login|logout|ready|break|extend>     {"reason": .., "seconds": ..}
-    POST /v1/calls/<call|agent>/<hold|unhold|transfer|consult|complete|cancel|three-way>  {"target": ..}
+    POST /v1/calls/<call|agent>/<hold|unhold|transfer|consult|complete|cancel|three-way|survey>
+                                         {"target": ..} for transfer, consult, three-way
     POST /v1/supervise                   {"target": <agent|call>, "supervisor": <id|ext>, "mode": ..}
     POST /v1/reload
 Errors answer {"error": "..."} with 400 (bad request), 401 (no/unknown token), 403 (role),
@@ -30,7 +31,7 @@ log = logging.getLogger("hotline.control")
 MAX_BODY = 64 * 1024
 ROLES = {"agent": 1, "supervisor": 2, "admin": 3}
 AGENT_ACTIONS = ("login", "logout", "ready", "break", "extend")
-CALL_ACTIONS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three-way")
+CALL_ACTIONS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three-way", "survey")
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
 
 
@@ -199,6 +200,8 @@ class ControlApp:
             return incall.complete(conv.call.uuid, actor)
         if action == "cancel":
             return incall.cancel(conv.call.uuid, actor)
+        if action == "survey":
+            return incall.to_survey(conv.call.uuid, actor)
         return incall.three_way(conv.call.uuid, target, actor)
 
     def supervise(self, token, body):

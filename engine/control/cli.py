@@ -3,7 +3,8 @@
     hotline agents [--watch S]                     hotline agents login|logout|ready ID
     hotline agents break REASON ID                 hotline agents extend ID SECONDS
     hotline queues [--watch S]                     hotline calls [--watch S]
-    hotline call hold|unhold|complete|cancel REF   hotline call transfer|consult|three-way REF TARGET
+    hotline call hold|unhold|complete|cancel|survey REF
+    hotline call transfer|consult|three-way REF TARGET
     hotline monitor|whisper|barge TARGET --from SUPERVISOR
 
 REF is a caller's call uuid or the agent id on the call; TARGET is agent:<id>, queue:<name> or
@@ -18,7 +19,7 @@ import unicodedata
 from engine.control.client import ApiError, Client
 
 AGENT_ACTIONS = ("login", "logout", "ready", "break", "extend")
-CALL_ACTIONS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three-way")
+CALL_ACTIONS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three-way", "survey")
 NEEDS_TARGET = ("transfer", "consult", "three-way")
 
 
