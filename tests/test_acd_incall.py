@@ -283,3 +283,37 @@ def test_the_survey_key_sends_the_caller_to_the_survey(rig_factory):
     assert cdr["satisfaction"] == 5
     rig.acd.audit.flush()
     assert ("survey", "agent:1001:phone") in {(e["action"], e["actor"]) for e in rig.acd.audit.events(agent="1001")}
+
+
+def test_recording_on_demand_pause_and_resume(rig_factory):
+    rig = rig_factory([agent("1001")], [queue("general", music=MUSIC, record="on_demand")])
+    caller, agent_leg = talking(rig, "1001")
+    assert not caller.media                                     # on demand: nothing yet
+    with pytest.raises(ControlError):
+        rig.acd.incall.record("1001", "pause")                  # nothing to pause
+    started = rig.acd.incall.record("1001", "start", actor="test")
+    path = started["recording"]
+    assert path in caller.media and caller.variables.get("RECORD_STEREO") == "true"
+    with pytest.raises(ControlError):
+        rig.acd.incall.record("1001", "start")                  # once
+    assert rig.acd.incall.record("1001", "pause", actor="test")["paused"] is True
+    assert caller.record_masked is True                         # FreeSWITCH writes silence now
+    assert rig.acd.incall.record("1001", "resume", actor="test")["paused"] is False
+    assert caller.record_masked is False
+    leg(rig, agent_leg).hangup()
+    caller.wait_hangup(5)
+    assert wait_for(lambda: len(rig.cdrs()) == 1)
+    cdr = rig.cdrs()[0]
+    assert cdr["recording"] == path and cdr["extra"]["recording_paused_seconds"] >= 0
+    rig.acd.audit.flush()
+    actions = [e["action"] for e in rig.acd.audit.events(agent="1001")]
+    assert {"record_start", "record_pause", "record_resume"} <= set(actions)
+
+
+def test_recording_refused_when_the_queue_never_records(rig_factory):
+    rig = rig_factory([agent("1001")], [queue("general", music=MUSIC, record="none")])
+    caller, agent_leg = talking(rig, "1001")
+    with pytest.raises(ControlError) as e:
+        rig.acd.incall.record("1001", "start")
+    assert e.value.status == 403 and not caller.media
+    caller.hangup()

@@ -170,6 +170,44 @@ class InCall:
         self._api(commands.uuid_kill(conv.leg, "NORMAL_CLEARING"))
         return {"call": conv.call.uuid, "survey": True}
 
+    # --- recording ------------------------------------------------------------------------------
+    def record(self, ref, action, actor="system"):
+        """start / stop (on-demand policy, or to stop early), pause / resume (a caller reading a
+        card number: FreeSWITCH writes silence while the recording is masked)."""
+        conv = self.conversation(ref)
+        call = conv.call
+        path = call.info.get("recording")
+        if action == "start":
+            if path and not call.info.get("recording_stopped"):
+                raise ControlError(f"call {call.uuid} is already being recorded")
+            if conv.queue.record == "none" and getattr(call, "record_policy", None) in (None, "none"):
+                raise ControlError(f"recording is off for queue {conv.queue.name}", 403)
+            self.acd.start_recording(call)
+            if not call.info.get("recording"):
+                raise ControlError("the switch did not start the recording", 502)
+        elif not path:
+            raise ControlError(f"call {call.uuid} is not being recorded")
+        elif action == "stop":
+            self._api(commands.uuid_record(call.uuid, "stop", path))
+            call.info["recording_stopped"] = True
+        elif action in ("pause", "resume"):
+            paused = call.info.get("recording_paused_at")
+            if (action == "pause") == bool(paused):
+                return {"call": call.uuid, "recording": path, "paused": bool(paused)}
+            self._api(commands.uuid_record(call.uuid, "mask" if action == "pause" else "unmask", path))
+            if action == "pause":
+                call.info["recording_paused_at"] = time.time()
+            else:
+                call.info.pop("recording_paused_at", None)
+                call.info["recording_paused_seconds"] = round(
+                    call.info.get("recording_paused_seconds", 0) + time.time() - paused, 3)
+        else:
+            raise ControlError(f"unknown recording action {action!r}: start, stop, pause or resume", 400)
+        self._audit(f"record_{action}", actor, conv)
+        call.log.info("recording %s (by %s)", action, actor)
+        return {"call": call.uuid, "recording": call.info.get("recording"),
+                "paused": bool(call.info.get("recording_paused_at"))}
+
     # --- consult / three-way --------------------------------------------------------------------
     def consult(self, ref, target, actor="system"):
         conv = self.conversation(ref)

@@ -204,10 +204,13 @@ class Acd:
         self.store.remember_agent(commands.safe_number(call.caller_id_number), agent_id,
                                   queue.repeat_caller_hours)
         call.log.info("agent %s answered after %.1f s in queue", agent_id, waited)
-        if queue.record == "all":
-            gevent.spawn(self._start_recording, call)
+        # the flow's queue node may set the policy for its callers; else the queue's own
+        if (getattr(call, "record_policy", None) or queue.record) == "all":
+            gevent.spawn(self.start_recording, call)
 
-    def _start_recording(self, call):
+    def start_recording(self, call):
+        """Stereo (caller left, agent right) from the agent's answer to the end of the call; it
+        follows the caller's channel through transfers and conferences."""
         path = f"{self.settings.paths.recordings}/{call.uuid}.wav"
         try:
             self.api(commands.uuid_setvar(call.uuid, "RECORD_STEREO", "true"))

@@ -12,6 +12,7 @@ Every change is written to the audit log with the token's name as the actor.
     POST /v1/agents/<id>/<login|logout|ready|break|extend>     {"reason": .., "seconds": ..}
     POST /v1/calls/<call|agent>/<hold|unhold|transfer|consult|complete|cancel|three-way|survey>
                                          {"target": ..} for transfer, consult, three-way
+    POST /v1/calls/<call|agent>/record   {"action": "start|stop|pause|resume"}
     POST /v1/supervise                   {"target": <agent|call>, "supervisor": <id|ext>, "mode": ..}
     POST /v1/reload
 Errors answer {"error": "..."} with 400 (bad request), 401 (no/unknown token), 403 (role),
@@ -31,7 +32,8 @@ log = logging.getLogger("hotline.control")
 MAX_BODY = 64 * 1024
 ROLES = {"agent": 1, "supervisor": 2, "admin": 3}
 AGENT_ACTIONS = ("login", "logout", "ready", "break", "extend")
-CALL_ACTIONS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three-way", "survey")
+CALL_ACTIONS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three-way", "survey",
+                "record")
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
 
 
@@ -202,6 +204,8 @@ class ControlApp:
             return incall.cancel(conv.call.uuid, actor)
         if action == "survey":
             return incall.to_survey(conv.call.uuid, actor)
+        if action == "record":
+            return incall.record(conv.call.uuid, str(body.get("action") or ""), actor)
         return incall.three_way(conv.call.uuid, target, actor)
 
     def supervise(self, token, body):

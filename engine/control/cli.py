@@ -5,6 +5,7 @@
     hotline queues [--watch S]                     hotline calls [--watch S]
     hotline call hold|unhold|complete|cancel|survey REF
     hotline call transfer|consult|three-way REF TARGET
+    hotline call record start|stop|pause|resume REF
     hotline monitor|whisper|barge TARGET --from SUPERVISOR
 
 REF is a caller's call uuid or the agent id on the call; TARGET is agent:<id>, queue:<name> or
@@ -19,7 +20,8 @@ import unicodedata
 from engine.control.client import ApiError, Client
 
 AGENT_ACTIONS = ("login", "logout", "ready", "break", "extend")
-CALL_ACTIONS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three-way", "survey")
+CALL_ACTIONS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three-way", "survey", "record")
+RECORD_ACTIONS = ("start", "stop", "pause", "resume")
 NEEDS_TARGET = ("transfer", "consult", "three-way")
 
 
@@ -135,8 +137,14 @@ def _cmd_call(args):
         print(f"hotline call {args.action} REF TARGET (agent:<id>, queue:<name>, external:<number>)",
               file=sys.stderr)
         return 2
-    body = {"target": args.target} if args.target else {}
-    return _run(args, lambda api: api.post(f"/v1/calls/{args.ref}/{args.action}", body),
+    ref, body = args.ref, ({"target": args.target} if args.target else {})
+    if args.action == "record":
+        # hotline call record ACTION REF
+        if args.ref not in RECORD_ACTIONS or not args.target:
+            print("hotline call record start|stop|pause|resume REF", file=sys.stderr)
+            return 2
+        ref, body = args.target, {"action": args.ref}
+    return _run(args, lambda api: api.post(f"/v1/calls/{ref}/{args.action}", body),
                 lambda d: ", ".join(f"{k}: {v}" for k, v in d.items()))
 
 

@@ -396,6 +396,9 @@ def _uuid_record(switch, arg):
             return "-ERR Cannot Execute\n"
         return "+OK Success\n"
     if action in ("mask", "unmask"):
+        if path not in ch.media:
+            return "-ERR Cannot Execute\n"
+        ch.record_masked = action == "mask"       # the recording gets silence while masked
         return "+OK Success\n"
     return "-USAGE: <uuid> [start|stop|mask|unmask] <path> [<limit>]\n"
 

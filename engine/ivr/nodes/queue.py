@@ -3,9 +3,11 @@ agent served the caller; otherwise the outcome picks a child (overflow, exit, fu
 voicemail, callback, hangup), and an outcome without a child runs the queue's own exit action."""
 SCHEMA = {"properties": {"queue": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$"},
                          "prompt": {"type": "string"},
-                         "choice": {"type": "string", "description": "shown on the agent's phone"}},
+                         "choice": {"type": "string", "description": "shown on the agent's phone"},
+                         "record": {"enum": ["all", "none", "on_demand"],
+                                    "description": "recording policy for this flow's callers (default: the queue's)"}},
           "required": ["queue"]}
-DEFAULTS = {"prompt": None, "choice": None}
+DEFAULTS = {"prompt": None, "choice": None, "record": None}
 BRANCHES = ("overflow", "exit", "full", "no_agents", "voicemail", "callback", "hangup", "error")
 PROMPT_FIELDS = ("prompt",)
 SERVED = ("done", "transferred")
@@ -25,6 +27,8 @@ def handle(call, node, ctx):
         ctx.play(call, p["prompt"], interruptible=False)
     if p["choice"]:
         call.variables["ivr_choice"] = p["choice"]
+    if p["record"]:
+        call.record_policy = p["record"]
     # The flow's own survey prompts (survey, survey_invalid, survey_thanks, survey_comment), if it
     # has them, replace the default Mandarin texts when the queue plays the survey after the call.
     call.survey_prompts = {key.replace("survey_", "") if key != "survey" else key: ctx.sources(call, key)[0]
