@@ -146,3 +146,39 @@ def test_wrap_up_extend_and_early_end_from_the_cli(rig, capsys):
     assert 30 < left <= 35
     assert cli(rig, capsys, "agents", "ready", "1002")[0] == 0
     assert rig.state("1002") == "available"
+
+
+def test_a_request_for_a_call_on_another_engine_is_relayed_to_it(tmp_path, redis_server, redis_prefix):
+    agents = [agent("1001"), agent("2001", role="supervisor")]
+    queues = [queue("general", music="local_stream://moh")]
+    rigs = []
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            control = {"listen_port": free_port(), "tokens": [
+                {"name": "ops", "role": "supervisor", "token_env": "TOK_SUP"}]}
+            r = AcdRig(tmp_path / name, redis_server.url, redis_prefix, agents, queues, env=TOKENS, control=control)
+            r.url = f"http://127.0.0.1:{control['listen_port']}"
+            rigs.append(r)
+        a, b = rigs
+        b.phone("1001")                                   # the agent's phone is on switch B
+        b.acd.board.login("1001")
+        caller = b.call()
+        assert wait_for(lambda: b.state("1001") == "in_call")
+        agent_leg = b.acd.store.agent("1001")["leg"]
+        answer = api(a).post("/v1/calls/1001/hold")       # asked of engine A
+        assert answer["engine"] == b.acd.engine_id and answer["held"] is True
+        assert "CHANNEL_HOLD" in b.switch.channels[agent_leg].events
+        b.phone("2001")
+        whisper = api(a).post("/v1/supervise", {"target": caller.uuid, "supervisor": "2001", "mode": "whisper"})
+        assert whisper["engine"] == b.acd.engine_id
+        assert wait_for(lambda: getattr(b.switch.channels.get(whisper["leg"]), "eavesdrop_modes", None) == ["2"])
+        with pytest.raises(ApiError) as e:
+            api(a).post("/v1/calls/1001/transfer", {"target": "agent:2001"})   # refused over there
+        assert e.value.status == 409 and "logged_out" in str(e.value)
+        b.acd.audit.flush()
+        assert ("hold", "supervisor:ops (relayed)") in {(x["action"], x["actor"]) for x in b.acd.audit.events(agent="1001")}
+        caller.hangup()
+    finally:
+        for r in rigs:
+            r.stop()

@@ -38,9 +38,10 @@ THIRD_PARTY_TIMEOUT = 30
 class ControlError(Exception):
     """A control operation that cannot be done; `status` is the HTTP status the API answers."""
 
-    def __init__(self, message, status=409):
+    def __init__(self, message, status=409, engine=None):
         super().__init__(message)
         self.status = status
+        self.engine = engine            # set when another engine holds the call
 
 
 class InCall:
@@ -58,22 +59,13 @@ class InCall:
                     conv = c
                     break
         if conv is None:
-            owner = self._owner_elsewhere(ref)
+            owner = acd.relay.owner(ref)
             if owner:
-                raise ControlError(f"{ref} is a call on engine {owner}; send the request to that "
-                                   f"engine's control API", 409)
-            raise ControlError(f"no conversation for {ref!r} on this engine", 404)
+                raise ControlError(f"{ref} is a call on engine {owner}", 409, engine=owner)
+            raise ControlError(f"no conversation for {ref!r}", 404)
         if conv.answered_at is None:
             raise ControlError(f"call {conv.call.uuid} is not answered yet")
         return conv
-
-    def _owner_elsewhere(self, ref):
-        store = self.acd.store
-        data = store.agent(ref) if ref in self.acd.config.agents else {}
-        engine = data.get("engine")
-        if data.get("state") == "in_call" and engine and engine != self.acd.engine_id:
-            return engine
-        return None
 
     def target(self, text):
         """'agent:1002' | 'queue:pension' | 'external:13800138000', or a bare agent id / queue name /

@@ -21,6 +21,7 @@ from engine.acd.agents import AgentBoard, AgentError
 from engine.acd.config import load_acd
 from engine.acd.features import FeatureCodes
 from engine.acd.incall import InCall
+from engine.acd.relay import Relay
 from engine.acd.router import Router
 from engine.acd.store import AcdStore
 from engine.callapi import CallGone
@@ -80,6 +81,7 @@ class Acd:
         self.router = Router(self.store, self.board, lambda: self.config, self.waiters)
         self.incall = InCall(self)
         self.features = FeatureCodes(self)
+        self.relay = Relay(self)
         self._watchdog = None
         self._prompts = {}
         # `user/<ext>` without a domain uses the switch's default domain; a configured literal
@@ -91,6 +93,7 @@ class Acd:
     def start(self):
         self.store.heartbeat(self.engine_id, ENGINE_TTL)
         self.router.start()
+        self.relay.start()
         self._watchdog = gevent.spawn(self._watchdog_loop)
         log.info("ACD up as %s: %d agents, %d queues", self.engine_id, len(self.config.agents),
                  len(self.config.queues))
@@ -98,6 +101,7 @@ class Acd:
 
     def stop(self):
         self.router.stop()
+        self.relay.stop()
         self.board.stop()
         if self._watchdog is not None:
             self._watchdog.kill(block=False)

@@ -183,30 +183,30 @@ class ControlApp:
             raise HttpError(404, f"unknown call action {action!r}; one of {', '.join(CALL_ACTIONS)}")
         if not _ID.match(ref):
             raise HttpError(400, f"bad call or agent reference {ref[:40]!r}")
-        incall = acd.incall
-        conv = incall.conversation(ref)
-        self._own(token, conv.agent)
-        actor = _actor(token)
         target = body.get("target")
         if action in ("transfer", "consult", "three-way") and not isinstance(target, str):
             raise HttpError(400, "target: 'agent:<id>', 'queue:<name>' or 'external:<number>'")
-        if action == "hold":
-            return incall.hold(conv.call.uuid, actor)
-        if action == "unhold":
-            return incall.unhold(conv.call.uuid, actor)
-        if action == "transfer":
-            return incall.transfer(conv.call.uuid, target, actor)
-        if action == "consult":
-            return incall.consult(conv.call.uuid, target, actor)
-        if action == "complete":
-            return incall.complete(conv.call.uuid, actor)
-        if action == "cancel":
-            return incall.cancel(conv.call.uuid, actor)
-        if action == "survey":
-            return incall.to_survey(conv.call.uuid, actor)
-        if action == "record":
-            return incall.record(conv.call.uuid, str(body.get("action") or ""), actor)
-        return incall.three_way(conv.call.uuid, target, actor)
+        op, args = {"three-way": ("three_way", [target]), "transfer": ("transfer", [target]),
+                    "consult": ("consult", [target]), "survey": ("to_survey", []),
+                    "record": ("record", [str(body.get("action") or "")])}.get(action, (action, []))
+        try:
+            conv = acd.incall.conversation(ref)
+        except ControlError as exc:
+            if exc.engine is None:
+                raise
+            self._own(token, self._agent_of(acd, ref))
+            return acd.relay.ask(exc.engine, op, ref, *args, actor=_actor(token))
+        self._own(token, conv.agent)
+        return getattr(acd.incall, op)(conv.call.uuid, *args, actor=_actor(token))
+
+    @staticmethod
+    def _agent_of(acd, ref):
+        if ref in acd.config.agents:
+            return ref
+        for agent_id, d in acd.store.agents(list(acd.config.agents)).items():
+            if d.get("call") == ref:
+                return agent_id
+        return None
 
     def supervise(self, token, body):
         acd = self._acd()
@@ -214,7 +214,12 @@ class ControlApp:
         for name, value in (("target", target), ("supervisor", supervisor), ("mode", mode)):
             if not isinstance(value, str) or not _ID.match(value):
                 raise HttpError(400, f"{name}: required text")
-        return acd.incall.supervise(target, supervisor, mode, actor=_actor(token))
+        try:
+            return acd.incall.supervise(target, supervisor, mode, actor=_actor(token))
+        except ControlError as exc:
+            if exc.engine is None:
+                raise
+            return acd.relay.ask(exc.engine, "supervise", target, supervisor, mode, actor=_actor(token))
 
     def reload(self, token, body):
         problems = self.engine.reload()
