@@ -169,6 +169,9 @@ def test_a_request_for_a_call_on_another_engine_is_relayed_to_it(tmp_path, redis
         answer = api(a).post("/v1/calls/1001/hold")       # asked of engine A
         assert answer["engine"] == b.acd.engine_id and answer["held"] is True
         assert "CHANNEL_HOLD" in b.switch.channels[agent_leg].events
+        listed = api(a).get("/v1/calls")                 # the whole site from either engine
+        assert [(c["call"], c["engine"]) for c in listed["calls"]] == [(caller.uuid, b.acd.engine_id)]
+        assert listed["engines_not_answering"] == []
         b.phone("2001")
         whisper = api(a).post("/v1/supervise", {"target": caller.uuid, "supervisor": "2001", "mode": "whisper"})
         assert whisper["engine"] == b.acd.engine_id

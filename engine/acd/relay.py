@@ -18,7 +18,7 @@ from engine.acd.incall import ControlError
 log = logging.getLogger("hotline.acd.relay")
 
 OPS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three_way", "to_survey", "record",
-       "supervise")
+       "supervise", "calls")
 ANSWER_TTL = 60
 WAIT_SECONDS = 8
 
@@ -75,6 +75,23 @@ class Relay:
             raise ControlError(data.get("error") or "failed on the other engine", data.get("status", 409))
         return dict(data.get("result") or {}, engine=engine)
 
+    def site_calls(self):
+        """Every engine's calls (this one's directly, the others' by asking), each row tagged with
+        its engine; an engine that does not answer is reported, not fatal."""
+        from engine.acd import views
+        rows = [dict(r, engine=self.acd.engine_id) for r in views.calls(self.acd)]
+        missing = []
+        others = [e for e in self.acd.store.engines() if e != self.acd.engine_id]
+        jobs = {e: gevent.spawn(self.ask, e, "calls", "") for e in others}
+        gevent.joinall(list(jobs.values()), timeout=WAIT_SECONDS + 1)
+        for engine, job in jobs.items():
+            if job.successful():
+                rows += [dict(r, engine=engine) for r in job.value.get("calls", [])]
+            else:
+                missing.append(engine)
+        rows.sort(key=lambda r: -r["seconds"])
+        return rows, missing
+
     # --- answering --------------------------------------------------------------------------------
     def _listen(self):
         backoff = 0.2
@@ -103,7 +120,11 @@ class Relay:
                 raise ControlError(f"operation {op!r} cannot be relayed", 400)
             actor = f"{request.get('actor') or 'system'} (relayed)"
             args = [a for a in request.get("args") or [] if isinstance(a, str)]
-            result = getattr(self.acd.incall, op)(str(request.get("ref")), *args, actor=actor)
+            if op == "calls":
+                from engine.acd import views
+                result = {"calls": views.calls(self.acd)}
+            else:
+                result = getattr(self.acd.incall, op)(str(request.get("ref")), *args, actor=actor)
             answer = {"ok": True, "result": result}
         except ControlError as exc:
             answer = {"ok": False, "status": exc.status, "error": str(exc)}

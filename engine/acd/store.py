@@ -224,6 +224,11 @@ class AcdStore:
     def engine_alive(self, engine):
         return bool(self.r.exists(f"{self.p}engine:{engine}"))
 
+    def engines(self):
+        """Ids of the engines whose heartbeat is alive."""
+        start = len(f"{self.p}engine:")
+        return sorted(k[start:] for k in self.r.scan_iter(f"{self.p}engine:*", count=100))
+
     def wake(self, why):
         self.r.publish(self.wake_channel, why)
 

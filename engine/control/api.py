@@ -148,7 +148,8 @@ class ControlApp:
         return {"queues": views.queues(self._acd())}
 
     def list_calls(self, token, body):
-        return {"calls": views.calls(self._acd())}
+        rows, missing = self._acd().relay.site_calls()
+        return {"calls": rows, "engines_not_answering": missing}
 
     def agent_action(self, token, body, agent_id, action):
         acd = self._acd()
