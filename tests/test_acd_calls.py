@@ -131,3 +131,33 @@ def test_a_waiting_caller_hears_position_and_expected_wait(rig_factory):
         rig.acd.store.add_handle_time("general", seconds)
     general = rig.acd.config.queues["general"]
     assert rig.acd.expected_wait(general, 3) == pytest.approx(600)     # 1 agent logged in
+
+
+def test_agents_day_report_from_the_audit_log(rig_factory, capsys):
+    import datetime
+    import json as _json
+
+    from engine.acd.agentreport import agent_figures
+    from engine.cli import main
+    rig = rig_factory([agent("1001", max_no_answer=5), agent("1002")], [queue("general")])
+    rig.login("1001", behaviour="no_answer")
+    rig.acd.board.take_break("1001", "meal")
+    rig.acd.board.ready("1001")
+    rig.call()
+    assert wait_for(lambda: rig.phones["1001"].rings == 1)
+    rig.login("1002", hangup_after=0.1)
+    assert rig.wait_state("1002", "wrap_up", timeout=5)
+    rig.acd.board.ready("1002")
+    rig.acd.audit.flush()
+    day = datetime.datetime.now(datetime.timezone(datetime.timedelta(hours=8))).date()
+    figures = agent_figures(rig.settings.database.url, day)
+    assert figures["1001"]["missed"] >= 1 and figures["1001"]["answered"] == 0
+    assert "meal" in figures["1001"]["breaks"]
+    assert figures["1002"]["answered"] == 1 and figures["1002"]["seconds"]["in_call"] >= 0.1
+    assert figures["1002"]["wrapup_ended_early"] == 1
+    db = rig.settings.database.url
+    assert main(["agents", "report", "--db", db, "--json"]) == 0
+    printed = _json.loads(capsys.readouterr().out)
+    assert printed["agents"]["1002"]["answered"] == 1
+    assert main(["agents", "report", "--db", db, "--date", "2020-01-01"]) == 0
+    assert "1001" not in capsys.readouterr().out                 # nothing that day

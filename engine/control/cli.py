@@ -2,6 +2,7 @@
 
     hotline agents [--watch S]                     hotline agents login|logout|ready ID
     hotline agents break REASON ID                 hotline agents extend ID SECONDS
+    hotline agents report [--date D] [--tz Z]      (a day's time in states, calls, misses: from the audit log)
     hotline queues [--watch S]                     hotline calls [--watch S]
     hotline call hold|unhold|complete|cancel|survey REF
     hotline call transfer|consult|three-way REF TARGET
@@ -19,7 +20,7 @@ import unicodedata
 
 from engine.control.client import ApiError, Client
 
-AGENT_ACTIONS = ("login", "logout", "ready", "break", "extend")
+AGENT_ACTIONS = ("login", "logout", "ready", "break", "extend", "report")
 CALL_ACTIONS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three-way", "survey", "record")
 RECORD_ACTIONS = ("start", "stop", "pause", "resume")
 NEEDS_TARGET = ("transfer", "consult", "three-way")
@@ -29,6 +30,9 @@ def register(sub):
     p = sub.add_parser("agents", help="agents' states (live); log in/out, ready, break, extend wrap-up")
     p.add_argument("action", nargs="?", choices=AGENT_ACTIONS)
     p.add_argument("args", nargs="*", help="ID (break: REASON ID; extend: ID SECONDS)")
+    p.add_argument("--date", help="report: the day, YYYY-MM-DD (default today)")
+    p.add_argument("--tz", default="Asia/Shanghai", help="report: the site's time zone (default %(default)s)")
+    p.add_argument("--db", help="report: database URL (default: the settings file's database.url)")
     _common(p, watch=True)
     p.set_defaults(func=_cmd_agents)
 
@@ -102,6 +106,8 @@ def _run(args, fetch, draw):
 
 
 def _cmd_agents(args):
+    if args.action == "report":
+        return _agents_report(args)
     if not args.action:
         return _run(args, lambda api: api.get("/v1/agents"), lambda d: agents_table(d["agents"]))
     need = {"break": 2, "extend": 2}.get(args.action, 1)
@@ -122,6 +128,34 @@ def _cmd_agents(args):
     return _run(args, lambda api: api.post(f"/v1/agents/{agent_id}/{args.action}", body),
                 lambda d: f"agent {d['agent']}: {d['state']}" + (f" ({d['reason']})" if d.get("reason") else "")
                 + (f", then {d['pending']}" if d.get("pending") else ""))
+
+
+def _agents_report(args):
+    import datetime
+    import zoneinfo
+    from engine.acd.agentreport import agent_figures
+    from engine.settings import SettingsError, load_settings
+    try:
+        tz = zoneinfo.ZoneInfo(args.tz)
+        day = (datetime.date.fromisoformat(args.date) if args.date
+               else datetime.datetime.now(tz).date())
+        db_url = args.db or load_settings(args.config).database.url
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError, SettingsError, OSError) as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 2
+    figures = agent_figures(db_url, day, args.tz)
+    if args.json:
+        print(json.dumps({"date": day.isoformat(), "agents": figures}, ensure_ascii=False, indent=1))
+        return 0
+    print(f"agents on {day.isoformat()} ({args.tz})")
+    print(table(["AGENT", "LOGGED IN", "AVAILABLE", "TALK", "WRAP-UP", "BREAK", "ANSWERED", "MISSED",
+                 "OCCUPANCY%", "BREAKS"],
+                [[agent, _duration(f["logged_in"]), _duration(f["seconds"]["available"]),
+                  _duration(f["seconds"]["in_call"]), _duration(f["seconds"]["wrap_up"]),
+                  _duration(f["seconds"]["on_break"]), f["answered"], f["missed"], _pct(f["occupancy"]),
+                  ", ".join(f"{k} {_duration(v)}" for k, v in f["breaks"].items())]
+                 for agent, f in figures.items()]))
+    return 0
 
 
 def _cmd_queues(args):
