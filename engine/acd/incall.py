@@ -202,20 +202,10 @@ class InCall:
 
     # --- consult / three-way --------------------------------------------------------------------
     def consult(self, ref, target, actor="system"):
-        conv = self.conversation(ref)
-        if conv.agent_finished:
-            raise ControlError(f"the agent has left call {conv.call.uuid}")
-        if conv.consult:
-            raise ControlError("a consultation is already in progress")
+        conv, kind, value = self._third_party(ref, target, actor, busy="a consultation is already in progress")
         if conv.parties:
+            self._release_target(kind, value, conv)
             raise ControlError("end the three-way call first")
-        kind, value = self.target(target)
-        if kind == "queue":
-            raise ControlError("consult an agent or a number; to send the caller to a queue use transfer")
-        if kind == "agent":
-            self._reserve(value, conv)
-        if conv.held:
-            self.unhold(ref, actor)
         leg = str(uuidlib.uuid4())
         conv.consult = leg
         self._into_conference(conv, caller=("hold",))
@@ -223,6 +213,27 @@ class InCall:
         self._audit("consult", actor, conv, to=f"{kind}:{value}")
         conv.call.log.info("consulting %s %s (by %s); caller on hold", kind, value, actor)
         return {"call": conv.call.uuid, "consult": f"{kind}:{value}", "leg": leg}
+
+    def _third_party(self, ref, target, actor, busy):
+        """Checks shared by consult and three-way; the target agent, if any, is reserved."""
+        conv = self.conversation(ref)
+        if conv.agent_finished:
+            raise ControlError(f"the agent has left call {conv.call.uuid}")
+        if conv.consult:
+            raise ControlError(busy)
+        kind, value = self.target(target)
+        if kind == "queue":
+            raise ControlError("add an agent, a supervisor or a number, not a queue; "
+                               "to send the caller to a queue use transfer")
+        if kind == "agent":
+            self._reserve(value, conv)
+        if conv.held:
+            self.unhold(ref, actor)
+        return conv, kind, value
+
+    def _release_target(self, kind, value, conv):
+        if kind == "agent":
+            self.acd.board.release(value, conv.call.uuid, missed=False, why="not_called")
 
     def complete(self, ref, actor="system"):
         conv = self.conversation(ref)
@@ -273,18 +284,8 @@ class InCall:
             conv.call.interrupt()
 
     def three_way(self, ref, target, actor="system"):
-        conv = self.conversation(ref)
-        if conv.agent_finished:
-            raise ControlError(f"the agent has left call {conv.call.uuid}")
-        if conv.consult:
-            raise ControlError("complete or cancel the consultation first")
-        kind, value = self.target(target)
-        if kind == "queue":
-            raise ControlError("add an agent, a supervisor or a number, not a queue")
-        if kind == "agent":
-            self._reserve(value, conv)
-        if conv.held:
-            self.unhold(ref, actor)
+        conv, kind, value = self._third_party(ref, target, actor,
+                                              busy="complete or cancel the consultation first")
         leg = str(uuidlib.uuid4())
         self._into_conference(conv, caller=("conference",))
         self._call_party(conv, leg, kind, value, role="three_way")
