@@ -161,3 +161,24 @@ def test_agents_day_report_from_the_audit_log(rig_factory, capsys):
     assert printed["agents"]["1002"]["answered"] == 1
     assert main(["agents", "report", "--db", db, "--date", "2020-01-01"]) == 0
     assert "1001" not in capsys.readouterr().out                 # nothing that day
+
+
+def test_an_engine_restarted_mid_call_keeps_the_agent_busy_until_the_leg_ends(rig_factory):
+    from engine.acd.service import Acd
+    from engine.acd.store import AcdStore
+    rig = rig_factory([agent("1001")], [queue("general")])
+    rig.login("1001")
+    rig.call()
+    assert wait_for(lambda: rig.state("1001") == "in_call")
+    leg_uuid = rig.acd.store.agent("1001")["leg"]
+    # The restarted engine: same id, nothing in memory, same switch and Redis.
+    restarted = Acd(rig.settings, rig.engine.esl, engine_id=rig.acd.engine_id,
+                    store=AcdStore(rig.settings.redis.url, prefix=rig.settings.redis.prefix))
+    rig.engine.esl.on("CHANNEL_HANGUP", restarted.on_esl_event)
+    rig.acd.store.set_fields("1001", since=0)                    # in the call for a long time
+    assert restarted.repair() == [("1001", "adopted")]
+    assert rig.state("1001") == "in_call" and leg_uuid in restarted.adopted
+    assert restarted.repair() == []                              # once
+    rig.switch.channels[leg_uuid].hangup()
+    assert wait_for(lambda: leg_uuid not in restarted.adopted)
+    assert rig.wait_state("1001", "wrap_up") or rig.state("1001") == "available"

@@ -10,6 +10,7 @@ engine.esl.commands.
 """
 import dataclasses
 import logging
+import socket
 import statistics
 import time
 import uuid as uuidlib
@@ -68,7 +69,8 @@ class Acd:
         self.settings = settings
         self.esl = esl
         self.renderer = renderer
-        self.engine_id = engine_id or f"engine-{uuidlib.uuid4().hex[:8]}"
+        # Stable across restarts (host and call port): a restarted engine knows its own leftovers.
+        self.engine_id = engine_id or f"{socket.gethostname()}:{settings.outbound.listen_port}"
         self.config = load_acd(settings.files.agents, settings.files.queues)
         self.store = store or AcdStore(settings.redis.url, prefix=settings.redis.prefix)
         self.audit = audit
@@ -78,6 +80,7 @@ class Acd:
         self.conversations = {}         # call uuid -> Conversation
         self.legs = {}                  # agent/third-party leg uuid -> (agent id or '', call uuid)
         self.supervisions = {}          # supervisor leg uuid -> {target, mode, supervisor}
+        self.adopted = {}               # agent leg -> (agent id, call uuid): talks that outlived an engine
         self.router = Router(self.store, self.board, lambda: self.config, self.waiters)
         self.incall = InCall(self)
         self.features = FeatureCodes(self)
@@ -359,7 +362,23 @@ class Acd:
         elif name == "DTMF":
             self.features.on_dtmf(event)
 
+    def _adopt(self, agent_id, d):
+        """An agent still talking on this switch after the engine that connected the call went
+        away (a restart): keep the agent busy until that leg hangs up, then wrap-up as usual."""
+        leg = d.get("leg")
+        if not leg or self._api_quiet(commands.uuid_exists(leg)).strip() != "true":
+            return False
+        self.store.set_fields(agent_id, engine=self.engine_id)
+        self.adopted[leg] = (agent_id, d.get("call"), d.get("queue", ""), float(d.get("answered_at") or time.time()))
+        log.warning("agent %s is still talking on leg %s from before a restart: adopted", agent_id, leg)
+        return True
+
     def _leg_gone(self, leg):
+        adopted = self.adopted.pop(leg, None)
+        if adopted is not None:
+            agent_id, call_uuid, queue, answered_at = adopted
+            self.board.call_ended(agent_id, call_uuid, queue, time.time() - answered_at)
+            return
         entry = self.legs.pop(leg, None)
         if entry is None:
             return
@@ -416,8 +435,11 @@ class Acd:
                     self.store.transition(agent_id, ("reserved", "ringing"), "available", call=None, leg=None)
                     repaired.append((agent_id, state))
             elif state == "in_call":
-                live = call_uuid in self.conversations
+                live = call_uuid in self.conversations or d.get("leg") in self.adopted
                 if (mine and not live and now - float(d.get("since") or now) > 2.0) or dead_owner:
+                    if self._adopt(agent_id, d):
+                        repaired.append((agent_id, "adopted"))
+                        continue
                     self.board.call_ended(agent_id, call_uuid, d.get("queue", ""), 0.0)
                     repaired.append((agent_id, state))
             elif state == "wrap_up":

@@ -103,6 +103,10 @@ def uuid_break(call_uuid, everything=True):
     return f"uuid_break {uuid(call_uuid)}" + (" all" if everything else "")
 
 
+def uuid_exists(call_uuid):
+    return f"uuid_exists {uuid(call_uuid)}"
+
+
 def uuid_hold(call_uuid, on=True):
     """Hold the channel (its partner hears the channel's `hold_music`) or take it off hold."""
     return f"uuid_hold {uuid(call_uuid)}" if on else f"uuid_hold off {uuid(call_uuid)}"
