@@ -83,6 +83,13 @@ class PathsSettings:
 
 
 @dataclass(frozen=True)
+class RecordingsSettings:
+    retention_months: int = setting(24, min=12, max=1200, doc="archive purge age; public hotlines keep 12 months at least")
+    compress: str = setting("none", choices=("none", "opus", "mp3"), doc="re-encode archived recordings with ffmpeg")
+    backup_dir: Optional[Path] = setting(None, doc="a second copy of every archived recording; unset = none")
+
+
+@dataclass(frozen=True)
 class TtsSettings:
     edge_enabled: bool = setting(True)
     edge_voice: str = setting("zh-CN-XiaoxiaoNeural")
@@ -169,6 +176,7 @@ class Settings:
     redis: RedisSettings = setting(RedisSettings())
     database: DatabaseSettings = setting(DatabaseSettings())
     paths: PathsSettings = setting(PathsSettings())
+    recordings: RecordingsSettings = setting(RecordingsSettings())
     tts: TtsSettings = setting(TtsSettings())
     asr: AsrSettings = setting(AsrSettings())
     control: ControlSettings = setting(ControlSettings())

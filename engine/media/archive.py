@@ -12,9 +12,11 @@ import logging
 import os
 import re
 import tempfile
+import json
 import wave
 from pathlib import Path
 
+import gevent
 from gevent import subprocess
 
 from engine.esl import commands
@@ -25,6 +27,11 @@ WAV_HEADER_BYTES = 44  # FreeSWITCH #1787: a "recorded" WAV can be a bare header
 MIN_RETENTION_DAYS = 365  # public hotlines keep recordings at least 12 months
 CHUNK = 1 << 20
 DATE_DIR = re.compile(r"^(\d{4})/(\d{2})/(\d{2})$")
+SUSPECT_DIR = "suspect"  # <archive>/suspect/: files refused at RECORD_STOP, kept for a human
+# A file holding less audio than this share of the recorded time (minus a little slack for the
+# switch rounding record_seconds) is refused: FreeSWITCH #1787 and truncated writes.
+MIN_AUDIO_SHARE = 0.8
+AUDIO_SLACK_SECONDS = 2.0
 
 
 class RecordingError(ValueError):
@@ -33,20 +40,54 @@ class RecordingError(ValueError):
 
 def recording_seconds(path):
     """Duration of a recording: from the WAV header, or ffprobe for compressed formats."""
+    return probe(path)["seconds"]
+
+
+def probe(path):
+    """{seconds, channels, sample_rate, format} of a recording. For WAV the duration is what the
+    file really holds: a header promising more frames than were written (a crash mid-call) does
+    not count. Compressed formats go through ffprobe (a gevent subprocess, off the hub)."""
     path = Path(path)
     if path.suffix.lower() == ".wav":
         try:
             with wave.open(str(path), "rb") as w:
-                return w.getnframes() / float(w.getframerate())
+                channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
+                frames = w.getnframes()
         except (wave.Error, EOFError) as exc:
             raise RecordingError(f"{path}: unreadable WAV: {exc}") from None
-    proc = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration",
-                           "-of", "default=noprint_wrappers=1:nokey=1", str(path)],
+        held = max(0, path.stat().st_size - WAV_HEADER_BYTES) // (channels * width)
+        return {"seconds": min(frames, held) / float(rate), "channels": channels,
+                "sample_rate": rate, "format": "wav"}
+    proc = subprocess.run(["ffprobe", "-v", "error", "-of", "json", "-show_entries",
+                           "format=duration,format_name:stream=channels,sample_rate", str(path)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
     try:
-        return float(proc.stdout.decode().strip())
-    except ValueError:
+        info = json.loads(proc.stdout.decode() or "{}")
+        stream = (info.get("streams") or [{}])[0]
+        return {"seconds": float(info["format"]["duration"]),
+                "channels": int(stream.get("channels") or 0) or None,
+                "sample_rate": int(stream.get("sample_rate") or 0) or None,
+                "format": path.suffix.lstrip(".").lower()}
+    except (ValueError, KeyError, TypeError):
         raise RecordingError(f"{path}: ffprobe cannot read it: {proc.stderr.decode()[-200:]}") from None
+
+
+def check_recording(src, expected_seconds=None):
+    """Refuse an unusable finished recording (RecordingError, source untouched); return probe()."""
+    src = Path(src)
+    try:
+        size = src.stat().st_size
+    except FileNotFoundError:
+        raise RecordingError(f"{src}: no such recording") from None
+    if size <= WAV_HEADER_BYTES:
+        raise RecordingError(f"{src}: {size} bytes, an empty recording (kept for inspection)")
+    info = probe(src)
+    if info["seconds"] <= 0:
+        raise RecordingError(f"{src}: no audio (kept for inspection)")
+    if expected_seconds and info["seconds"] < expected_seconds * MIN_AUDIO_SHARE - AUDIO_SLACK_SECONDS:
+        raise RecordingError(f"{src}: {info['seconds']:.1f} s of audio for {expected_seconds:.1f} s recorded "
+                             "(kept for inspection)")
+    return dict(info, bytes=size)
 
 
 def archive_path(archive_root, call_uuid, when, ext):
@@ -62,18 +103,8 @@ def archive_recording(src, uuid, when, archive_root, expected_seconds=None, log=
     ext = src.suffix.lstrip(".").lower()
     if not re.fullmatch(r"[a-z0-9]{1,8}", ext):
         raise RecordingError(f"{src}: no usable file extension")
-    try:
-        size = src.stat().st_size
-    except FileNotFoundError:
-        raise RecordingError(f"{src}: no such recording") from None
-    if size <= WAV_HEADER_BYTES:
-        raise RecordingError(f"{src}: {size} bytes, an empty recording (kept for inspection)")
-    seconds = recording_seconds(src)
-    if seconds <= 0:
-        raise RecordingError(f"{src}: no audio (kept for inspection)")
-    if expected_seconds and seconds < expected_seconds * 0.5 - 1:
-        raise RecordingError(f"{src}: {seconds:.1f} s of audio for {expected_seconds:.1f} s recorded "
-                             "(kept for inspection)")
+    info = check_recording(src, expected_seconds)
+    size, seconds = info["bytes"], info["seconds"]
     dest = archive_path(archive_root, call_uuid, when, ext)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
@@ -84,27 +115,41 @@ def archive_recording(src, uuid, when, archive_root, expected_seconds=None, log=
             _write_sidecar(dest, existing)
         src.unlink()  # archived before a crash that left the source behind
         log.info("%s: recording already archived at %s", call_uuid, dest)
-        return {"path": dest, "sha256": existing, "bytes": dest.stat().st_size, "seconds": seconds}
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{call_uuid}.", suffix=".tmp")
-    digest = hashlib.sha256()
+        return dict(info, path=dest, sha256=existing, bytes=dest.stat().st_size)
+    sha = copy_atomic(src, dest)
+    src.unlink()
+    log.info("%s: archived %d bytes, %.1f s at %s", call_uuid, size, seconds, dest)
+    return dict(info, path=dest, sha256=sha)
+
+
+def copy_atomic(src, dest):
+    """Copy src to dest with its sha256 sidecar; return the sha256. Copy-then-rename: on a full
+    disk or any failure nothing half-written is left at dest, and src is never touched."""
+    src, dest = Path(src), Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            while chunk := inp.read(CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
+            sha = _copy_into(inp, out)
             out.flush()
             os.fsync(out.fileno())
-        sha = digest.hexdigest()
         _write_sidecar(dest, sha)
         os.replace(tmp_name, dest)
     except BaseException:
-        # full disk or any failure: nothing half-written stays in the archive, the source stays
+        # full disk or any failure: nothing half-written stays behind, the source stays
         for leftover in (Path(tmp_name), _sidecar(dest)):
             leftover.unlink(missing_ok=True)
         raise
-    src.unlink()
-    log.info("%s: archived %d bytes, %.1f s at %s", call_uuid, size, seconds, dest)
-    return {"path": dest, "sha256": sha, "bytes": size, "seconds": seconds}
+    return sha
+
+
+def _copy_into(inp, out):
+    digest = hashlib.sha256()
+    while chunk := inp.read(CHUNK):
+        digest.update(chunk)
+        out.write(chunk)
+        gevent.sleep(0)  # an hour of stereo audio is ~100 MB: let calls run between chunks
+    return digest.hexdigest()
 
 
 def verify(root):
@@ -121,14 +166,17 @@ def verify(root):
         else:
             result["mismatch"].append(path)
     for side in sorted(root.rglob("*.sha256")):
+        if (root / SUSPECT_DIR) in side.parents:
+            continue
         if not side.with_suffix("").exists():
             result["missing"].append(side.with_suffix(""))
     return result
 
 
-def apply_retention(root, keep_days, now, held=(), log=log):
+def apply_retention(root, keep_days, now, held=(), log=log, dry_run=False):
     """Delete recordings whose day directory is older than keep_days before now (a date or
-    datetime); uuids in `held` (legal hold) stay. Returns [{path, sha256, day}] of what went."""
+    datetime); uuids in `held` (legal hold) stay. Returns [{path, sha256, day}] of what went
+    (dry_run: of what would go, deleting nothing)."""
     if keep_days < MIN_RETENTION_DAYS:
         raise ValueError(f"retention of {keep_days} days is below the {MIN_RETENTION_DAYS}-day minimum")
     today = now.date() if isinstance(now, datetime.datetime) else now
@@ -145,11 +193,14 @@ def apply_retention(root, keep_days, now, held=(), log=log):
             continue
         side = _sidecar(path)
         sha = _read_sidecar(side) if side.exists() else None
+        if dry_run:
+            removed.append({"path": path, "sha256": sha, "day": day})
+            continue
         path.unlink()
         side.unlink(missing_ok=True)
         removed.append({"path": path, "sha256": sha, "day": day})
         log.info("retention: removed %s (recorded %s, kept %d days)", path, day, keep_days)
-    for day_dir in sorted({r["path"].parent for r in removed}, reverse=True):
+    for day_dir in sorted({r["path"].parent for r in removed} if not dry_run else (), reverse=True):
         for d in (day_dir, day_dir.parent, day_dir.parent.parent):
             try:
                 d.rmdir()  # only when empty
@@ -159,8 +210,14 @@ def apply_retention(root, keep_days, now, held=(), log=log):
 
 
 def _archived_files(root):
+    # suspect/ holds refused files for a human: neither verified nor purged
+    suspect = root / SUSPECT_DIR
     return (p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
-            and p.suffix != ".sha256")
+            and p.suffix != ".sha256" and suspect not in p.parents)
+
+
+def sha256_of(path):
+    return _sha256(path)
 
 
 def _sha256(path):
@@ -168,6 +225,7 @@ def _sha256(path):
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
+            gevent.sleep(0)
     return digest.hexdigest()
 
 

@@ -129,8 +129,9 @@ class Recording:
         self.stopped = False
 
     # --- audio source ---------------------------------------------------------------------------
-    def _source(self):
-        audio = self.channel.audio
+    def _source(self, channel=None):
+        channel = channel or self.channel
+        audio = channel.audio
         if not audio:
             return None, 0
         key = (audio, self.rate)
@@ -141,12 +142,13 @@ class Recording:
             except Exception as exc:
                 log.warning("%s: cannot read speech %s: %s", self.channel.uuid, audio, exc)
                 cache[key] = array.array("h")
-        offset = int((self.wall_started - self.channel.audio_since) * self.rate)
+        offset = int((self.wall_started - channel.audio_since) * self.rate)
         return cache[key], offset
 
-    def samples(self, start, count):
-        """`count` samples from sample index `start` of this recording: speech, then silence."""
-        src, offset = self._source()
+    def samples(self, start, count, channel=None):
+        """`count` samples from sample index `start` of this recording: speech, then silence
+        (what `channel`'s far end says; default the recorded channel's)."""
+        src, offset = self._source(channel)
         out = array.array("h", bytes(2 * count))
         if src:
             begin = start + offset
@@ -202,9 +204,13 @@ class Recording:
             w.setsampwidth(2)
             w.setframerate(self.rate)
             if self.stereo:
-                # read direction (the far end) left, write direction (what we play) right: silence
+                # read direction (the far end) left, write direction right: what the channel
+                # hears, i.e. the bridged party's speech (silence when not bridged)
                 both = array.array("h", bytes(4 * count))
                 both[0::2] = mono
+                peer = self.channel.switch.channels.get(self.channel.bridged_to or "")
+                if peer is not None:
+                    both[1::2] = self.samples(0, count, peer)
                 w.writeframes(both.tobytes())
             else:
                 w.writeframes(mono.tobytes())

@@ -1,0 +1,479 @@
+"""The recordings archive at work: RECORD_STOP -> check -> (compress) -> archive -> index -> backup.
+
+The lead's code calls, when the switch reports RECORD_STOP for a call recording:
+
+    archiver = Archiver(settings)          # once; settings = engine.settings.Settings
+    archiver.open()                        # tables created if missing; scan with scan_live_dir()
+    archiver.on_record_stop(event)         # or archiver.finish(call_uuid, path, recorded_seconds)
+
+Both return at once: the work runs in its own greenlet and never raises into the caller. A file
+that cannot be archived raises an alarm (log ERROR, `alarms`, `alarm_hooks`): a near-empty or
+truncated file is moved to `<archive>/suspect/` for a human, a full disk leaves the file where the
+switch wrote it (the next start-up scan, or `retry_pending()`, archives it later).
+
+The index (`Recording`, one row a call, linked to the CDR by call uuid) and its audit trail
+(`RecordingAudit`: purge, hold, release, export, suspect) live in the CDR database.
+"""
+import calendar
+import datetime
+import errno
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import gevent
+import gevent.lock
+import gevent.pool
+import peewee
+from gevent import subprocess
+
+from engine.cdr.models import BaseModel, JSONField, database_from_url, sqlite_path, utcnow
+from engine.esl import commands
+from engine.media import archive
+
+log = logging.getLogger("hotline.recordings")
+
+MIN_RETENTION_MONTHS = 12
+UUID_NAME = re.compile(r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+                       r"\.(wav|mp3|opus|ogg)$")
+ENCODERS = {"opus": ["-c:a", "libopus", "-b:a", "32k", "-f", "opus"],
+            "mp3": ["-c:a", "libmp3lame", "-b:a", "32k", "-f", "mp3"]}
+LOCK_POLL = 0.02        # seconds between tries on a locked SQLite database (cooperative wait)
+LOCK_TRIES = 150
+
+
+class Recording(BaseModel):
+    """One archived (or suspect, or purged) recording a call. Times are naive UTC."""
+    call_uuid = peewee.CharField(max_length=64, unique=True)
+    path = peewee.TextField()
+    sha256 = peewee.CharField(max_length=64, null=True)
+    bytes = peewee.BigIntegerField(null=True)
+    seconds = peewee.FloatField(null=True)
+    channels = peewee.IntegerField(null=True)
+    sample_rate = peewee.IntegerField(null=True)
+    format = peewee.CharField(max_length=16, null=True)
+    recorded_at = peewee.DateTimeField(null=True, index=True)   # the archive day directory
+    archived_at = peewee.DateTimeField(default=utcnow)
+    backup_path = peewee.TextField(null=True)
+    legal_hold = peewee.BooleanField(default=False)
+    purged_at = peewee.DateTimeField(null=True)
+    state = peewee.CharField(max_length=16, default="archived", index=True)  # archived|suspect|purged
+    problem = peewee.TextField(null=True)                       # why a suspect file was refused
+
+
+class RecordingAudit(BaseModel):
+    """Who did what to a recording, for the record: purge, hold, release, export, suspect."""
+    call_uuid = peewee.CharField(max_length=64, index=True)
+    action = peewee.CharField(max_length=16)
+    actor = peewee.CharField(max_length=64)
+    at = peewee.DateTimeField(default=utcnow)
+    detail = JSONField(null=True)
+
+
+RECORDING_MODELS = [Recording, RecordingAudit]
+STATES = ("archived", "suspect", "purged")
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    """What the archiver needs; `from_settings` reads it from engine.settings.Settings."""
+    archive_dir: Path
+    live_dir: Path
+    database_url: str
+    retention_months: int = 24
+    compress: str = "none"
+    backup_dir: Optional[Path] = None
+
+    def __post_init__(self):
+        if self.retention_months < MIN_RETENTION_MONTHS:
+            raise ValueError(f"recordings retention of {self.retention_months} months is below the "
+                             f"{MIN_RETENTION_MONTHS}-month minimum")
+        if self.compress not in ("none", *ENCODERS):
+            raise ValueError(f"recordings compress must be none, opus or mp3; got {self.compress!r}")
+
+    @classmethod
+    def from_settings(cls, settings):
+        rec = getattr(settings, "recordings", None)
+        return cls(archive_dir=Path(settings.paths.archive), live_dir=Path(settings.paths.recordings),
+                   database_url=settings.database.url,
+                   retention_months=getattr(rec, "retention_months", 24),
+                   compress=getattr(rec, "compress", "none"),
+                   backup_dir=getattr(rec, "backup_dir", None))
+
+
+def months_before(day, months):
+    """The same day `months` calendar months earlier (clamped to the month's last day)."""
+    y, m = divmod(day.year * 12 + day.month - 1 - months, 12)
+    return datetime.date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))
+
+
+class Archiver:
+    def __init__(self, settings_like, alarm_hooks=()):
+        self.config = settings_like if isinstance(settings_like, ArchiveConfig) \
+            else ArchiveConfig.from_settings(settings_like)
+        self.alarms = []                     # (time, call uuid, message), newest last
+        self.alarm_hooks = list(alarm_hooks)  # fn(call_uuid, message)
+        self.pending = {}                    # call uuid -> (path, seconds) left in place (disk full)
+        self.jobs = gevent.pool.Group()
+        self.db = None
+        self._lock = gevent.lock.RLock()     # one connection, one greenlet at a time
+
+    # --- life cycle ------------------------------------------------------------------------
+    def open(self):
+        """Bind the tables to the CDR database and create them if missing (idempotent)."""
+        self.db = database_from_url(self.config.database_url)
+        path = sqlite_path(self.db)
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.db.bind(RECORDING_MODELS, bind_refs=False, bind_backrefs=False)
+        self._db_call(lambda: self.db.create_tables(RECORDING_MODELS, safe=True))
+        return self
+
+    def close(self):
+        self.jobs.join(timeout=60)
+        if self.db is not None and not self.db.is_closed():
+            self.db.close()
+
+    def join(self, timeout=None):
+        """Wait for archiving in progress (tests, shutdown)."""
+        self.jobs.join(timeout=timeout)
+
+    # --- RECORD_STOP -----------------------------------------------------------------------
+    def on_record_stop(self, event):
+        """Hand a RECORD_STOP event (engine.esl.protocol.Event) over; returns the greenlet or None.
+        Tap files (.r16 ...) and files outside the live recordings directory are not ours."""
+        path = event.get("Record-File-Path") or ""
+        if not UUID_NAME.match(os.path.basename(path)) or \
+                Path(path).resolve().parent != self.config.live_dir.resolve():
+            return None
+        seconds = event.get("variable_record_seconds") or ""
+        ms = event.get("variable_record_ms") or ""
+        recorded = int(ms) / 1000.0 if ms.isdigit() else float(seconds) if seconds.isdigit() else None
+        return self.finish(event.get("Unique-ID") or UUID_NAME.match(os.path.basename(path)).group(1),
+                           path, recorded)
+
+    def finish(self, call_uuid, path, recorded_seconds, when=None):
+        """Archive one finished recording in a greenlet of its own; never raises (bad input is an
+        alarm). Returns the greenlet, whose value is the index row dict or None."""
+        return self.jobs.spawn(self._finish_safe, call_uuid, path, recorded_seconds, when)
+
+    def _finish_safe(self, call_uuid, path, recorded_seconds, when):
+        try:
+            return self.archive_now(call_uuid, path, recorded_seconds, when)
+        except Exception as exc:    # noqa: BLE001 - a call's recording must never take the engine down
+            self.alarm(call_uuid, f"archiving {path} failed: {exc!r}")
+            return None
+
+    def archive_now(self, call_uuid, path, recorded_seconds=None, when=None):
+        """The work of finish(), in the caller's greenlet; returns the index row dict or None."""
+        clog = CallLog(call_uuid)
+        call_uuid = commands.uuid(call_uuid)
+        src = Path(path)
+        when = when or datetime.datetime.now(datetime.timezone.utc)
+        try:
+            archive.check_recording(src, recorded_seconds)
+        except archive.RecordingError as exc:
+            if not src.exists():
+                self.alarm(call_uuid, f"recording missing at RECORD_STOP: {exc}")
+                return None
+            return self._suspect(call_uuid, src, str(exc), when)
+        try:
+            info = self._archive(call_uuid, src, recorded_seconds, when, clog)
+        except archive.RecordingError as exc:
+            return self._suspect(call_uuid, src, str(exc), when)
+        except OSError as exc:
+            # full disk (or a dead mount): the call goes on, the file stays in the live directory
+            self.pending[call_uuid] = (str(src), recorded_seconds)
+            what = "archive disk full" if exc.errno == errno.ENOSPC else "archive write failed"
+            self.alarm(call_uuid, f"{what}: {exc}; {src} left in place for a later retry")
+            return None
+        self.pending.pop(call_uuid, None)
+        backup = self._backup(call_uuid, info["path"])
+        row = dict(call_uuid=call_uuid, path=str(info["path"]), sha256=info["sha256"],
+                   bytes=info["bytes"], seconds=round(info["seconds"], 3), channels=info["channels"],
+                   sample_rate=info["sample_rate"], format=info["format"],
+                   recorded_at=_naive(when), archived_at=utcnow(),
+                   backup_path=str(backup) if backup else None, state="archived", problem=None,
+                   purged_at=None)
+        self._upsert(row)
+        clog.info("recording archived: %s (%.1f s, %s channel(s), sha256 %s)",
+                  info["path"], info["seconds"], info["channels"], info["sha256"][:12])
+        return row
+
+    def _archive(self, call_uuid, src, recorded_seconds, when, clog):
+        fmt = self.config.compress
+        if fmt == "none":
+            return archive.archive_recording(src, call_uuid, when, self.config.archive_dir,
+                                             recorded_seconds, log=clog)
+        encoded = src.with_name(f".{call_uuid}.encoding.{fmt}")
+        try:
+            self._encode(src, encoded, fmt)
+        except (OSError, archive.RecordingError) as exc:
+            # the original is still good: archive it as it is rather than lose it
+            encoded.unlink(missing_ok=True)
+            self.alarm(call_uuid, f"compression to {fmt} failed ({exc}); archiving the original")
+            return archive.archive_recording(src, call_uuid, when, self.config.archive_dir,
+                                             recorded_seconds, log=clog)
+        try:
+            info = archive.archive_recording(encoded, call_uuid, when, self.config.archive_dir,
+                                             recorded_seconds, log=clog)
+        except BaseException:
+            encoded.unlink(missing_ok=True)
+            raise
+        src.unlink()
+        return info
+
+    @staticmethod
+    def _encode(src, out, fmt):
+        # gevent.subprocess: ffmpeg runs while calls go on
+        proc = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src),
+                               *ENCODERS[fmt], str(out)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip()[-300:]
+            if "No space left" in err:
+                raise OSError(errno.ENOSPC, f"ffmpeg: {err}")
+            raise archive.RecordingError(f"ffmpeg exit {proc.returncode}: {err}")
+
+    def _suspect(self, call_uuid, src, problem, when):
+        """Refused file: moved aside for inspection (never deleted), indexed, audited, alarmed."""
+        dest_dir = self.config.archive_dir / archive.SUSPECT_DIR
+        dest = dest_dir / f"{call_uuid}-{int(time.time())}{src.suffix.lower()}"
+        try:
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            _move(src, dest)
+        except OSError as exc:
+            self.alarm(call_uuid, f"suspect recording ({problem}) could not be moved aside ({exc}); "
+                                  f"left at {src}")
+            dest = src
+        self.alarm(call_uuid, f"suspect recording: {problem}; kept at {dest}")
+        row = dict(call_uuid=call_uuid, path=str(dest), sha256=None, bytes=dest.stat().st_size,
+                   seconds=None, channels=None, sample_rate=None, format=src.suffix.lstrip(".").lower(),
+                   recorded_at=_naive(when), archived_at=utcnow(), backup_path=None,
+                   state="suspect", problem=problem, purged_at=None)
+        existing = self.get(call_uuid)
+        if existing and existing["state"] == "archived":
+            # a good recording of this call is archived already: keep its row, audit this one
+            self._audit(call_uuid, "suspect", "archiver", {"path": str(dest), "problem": problem})
+            return None
+        self._upsert(row)
+        self._audit(call_uuid, "suspect", "archiver", {"path": str(dest), "problem": problem})
+        return row
+
+    def _backup(self, call_uuid, archived):
+        if not self.config.backup_dir:
+            return None
+        rel = Path(archived).relative_to(self.config.archive_dir)
+        dest = Path(self.config.backup_dir) / rel
+        try:
+            archive.copy_atomic(archived, dest)
+        except OSError as exc:
+            self.alarm(call_uuid, f"backup copy to {dest} failed: {exc} (the archived copy is safe)")
+            return None
+        return dest
+
+    def retry_pending(self):
+        """Archive again what a full disk left in the live directory."""
+        return [self.archive_now(u, p, s) for u, (p, s) in list(self.pending.items())]
+
+    # --- start-up scan ---------------------------------------------------------------------
+    def scan_live_dir(self, live_dir=None, is_call_live=lambda call_uuid: False):
+        """Archive recordings in the live directory whose calls have ended (the engine was down
+        at their RECORD_STOP). Only `<uuid>.<wav|mp3|opus|ogg>` files at the top level: taps,
+        survey comments and voicemail are not call recordings. Returns the rows archived."""
+        live = Path(live_dir or self.config.live_dir)
+        done = []
+        if not live.is_dir():
+            return done
+        for path in sorted(live.iterdir()):
+            m = UUID_NAME.match(path.name)
+            if not m or not path.is_file() or is_call_live(m.group(1)):
+                continue
+            when = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc)
+            log.info("start-up scan: %s was left behind by an ended call; archiving it", path)
+            row = self._finish_safe(m.group(1), path, None, when)
+            if row:
+                done.append(row)
+        return done
+
+    # --- retention, hold, export, verify ---------------------------------------------------
+    def purge(self, now=None, dry_run=False, actor="retention"):
+        """Remove recordings older than the retention period, except those on legal hold; each
+        removal (archive copy and backup copy) gets an audit row. Returns what went (or would)."""
+        now = now or datetime.datetime.now(datetime.timezone.utc)
+        today = now.date() if isinstance(now, datetime.datetime) else now
+        keep_days = (today - months_before(today, self.config.retention_months)).days
+        held = {r.call_uuid for r in self._db_call(
+            lambda: list(Recording.select(Recording.call_uuid).where(Recording.legal_hold == True)))}  # noqa: E712
+        removed = archive.apply_retention(self.config.archive_dir, keep_days, today, held=held,
+                                          log=log, dry_run=dry_run)
+        out = []
+        for item in removed:
+            call_uuid = item["path"].name.split(".")[0]
+            row = self.get(call_uuid)
+            entry = {"call_uuid": call_uuid, "path": str(item["path"]), "sha256": item["sha256"],
+                     "day": item["day"].isoformat(), "backup_path": row and row["backup_path"]}
+            out.append(entry)
+            if dry_run:
+                continue
+            if entry["backup_path"]:
+                Path(entry["backup_path"]).unlink(missing_ok=True)
+                archive._sidecar(Path(entry["backup_path"])).unlink(missing_ok=True)
+            if row:
+                self._db_call(lambda: Recording.update(state="purged", purged_at=utcnow())
+                              .where(Recording.call_uuid == call_uuid).execute())
+            self._audit(call_uuid, "purge", actor,
+                        dict(entry, retention_months=self.config.retention_months))
+        return out
+
+    def hold(self, call_uuid, release=False, actor="cli", reason=None):
+        """Put a recording on legal hold (or release it); the purge skips held recordings."""
+        call_uuid = commands.uuid(call_uuid)
+        row = self.get(call_uuid)
+        if row is None:
+            raise KeyError(f"no recording indexed for call {call_uuid}")
+        if row["state"] == "purged":
+            raise ValueError(f"the recording of call {call_uuid} was purged on {row['purged_at']}")
+        self._db_call(lambda: Recording.update(legal_hold=not release)
+                      .where(Recording.call_uuid == call_uuid).execute())
+        self._audit(call_uuid, "release" if release else "hold", actor, {"reason": reason})
+        return self.get(call_uuid)
+
+    def export(self, call_uuid, out, actor="cli"):
+        """Copy an archived recording out after checking it against its indexed sha256."""
+        call_uuid = commands.uuid(call_uuid)
+        row = self.get(call_uuid)
+        if row is None or row["state"] != "archived":
+            raise KeyError(f"no archived recording for call {call_uuid}"
+                           + (f" (it is {row['state']})" if row else ""))
+        src, out = Path(row["path"]), Path(out)
+        if not src.exists():
+            raise FileNotFoundError(f"{src} is missing from the archive (run verify)")
+        if out.exists():
+            raise FileExistsError(f"{out} exists; not overwriting it")
+        sha = archive.copy_atomic(src, out)
+        archive._sidecar(out).unlink(missing_ok=True)   # the caller asked for one file
+        if sha != row["sha256"]:
+            out.unlink()
+            raise ValueError(f"{src} does not match its indexed sha256 (run verify); not exported")
+        self._audit(call_uuid, "export", actor, {"out": str(out.resolve()), "sha256": sha})
+        return out
+
+    def verify(self):
+        """Recompute every checksum: the archive's sidecars and the index. Returns the archive's
+        report plus 'index_missing' (indexed archived files that are gone) and 'index_mismatch'."""
+        report = archive.verify(self.config.archive_dir)
+        report["index_missing"], report["index_mismatch"] = [], []
+        bad = set(report["mismatch"])
+        for row in self.list(state="archived"):
+            path = Path(row["path"])
+            if not path.exists():
+                report["index_missing"].append(path)
+            elif path not in bad and archive.sha256_of(path) != row["sha256"]:
+                report["index_mismatch"].append(path)
+        return report
+
+    # --- index -----------------------------------------------------------------------------
+    def get(self, call_uuid):
+        row = self._db_call(lambda: Recording.get_or_none(Recording.call_uuid == call_uuid))
+        return _row_dict(row) if row else None
+
+    def list(self, day=None, state=None):
+        def query():
+            q = Recording.select().order_by(Recording.recorded_at, Recording.id)
+            if day is not None:
+                start = datetime.datetime.combine(day, datetime.time())
+                q = q.where((Recording.recorded_at >= start)
+                            & (Recording.recorded_at < start + datetime.timedelta(days=1)))
+            if state is not None:
+                q = q.where(Recording.state == state)
+            return [_row_dict(r) for r in q]
+        return self._db_call(query)
+
+    def audit_trail(self, call_uuid=None):
+        def query():
+            q = RecordingAudit.select().order_by(RecordingAudit.id)
+            if call_uuid:
+                q = q.where(RecordingAudit.call_uuid == call_uuid)
+            return [{"call_uuid": a.call_uuid, "action": a.action, "actor": a.actor,
+                     "at": a.at, "detail": a.detail} for a in q]
+        return self._db_call(query)
+
+    def _upsert(self, row):
+        def write():
+            with self.db.atomic():
+                n = Recording.update(**{k: v for k, v in row.items() if k != "call_uuid"}) \
+                    .where(Recording.call_uuid == row["call_uuid"]).execute()
+                if not n:
+                    Recording.create(**row)
+        self._db_call(write)
+
+    def _audit(self, call_uuid, action, actor, detail):
+        self._db_call(lambda: RecordingAudit.create(call_uuid=call_uuid, action=action,
+                                                    actor=str(actor)[:64], detail=detail))
+
+    def _db_call(self, fn):
+        """Run fn with the connection, waiting cooperatively while SQLite is locked by a writer
+        (the CDR store sets SQLite's own wait to 0, which would otherwise fail at once)."""
+        if self.db is None:
+            raise RuntimeError("Archiver used before open()")
+        with self._lock:
+            for attempt in range(LOCK_TRIES):
+                try:
+                    if self.db.is_closed():
+                        self.db.connect()
+                    return fn()
+                except peewee.OperationalError as exc:
+                    if "locked" not in str(exc) or attempt == LOCK_TRIES - 1:
+                        raise
+                    gevent.sleep(LOCK_POLL)
+
+    # --- alarms ----------------------------------------------------------------------------
+    def alarm(self, call_uuid, message):
+        CallLog(call_uuid).error("ALARM recordings: %s", message)
+        self.alarms.append((time.time(), call_uuid, message))
+        del self.alarms[:-1000]
+        for hook in self.alarm_hooks:
+            try:
+                hook(call_uuid, message)
+            except Exception:       # noqa: BLE001 - a broken hook must not hide the alarm
+                log.exception("recordings alarm hook %r failed", hook)
+
+
+class CallLog(logging.LoggerAdapter):
+    """The call's uuid in front of every line, as everywhere in the engine."""
+
+    def __init__(self, call_uuid):
+        super().__init__(log, {})
+        self.call_uuid = str(call_uuid)[:64]
+
+    def process(self, msg, kwargs):
+        return f"{self.call_uuid}: {msg}", kwargs
+
+
+def _move(src, dest):
+    try:
+        os.replace(src, dest)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        archive.copy_atomic(src, dest)      # another file system: copy, then drop the source
+        archive._sidecar(dest).unlink(missing_ok=True)
+        os.unlink(src)
+
+
+def _naive(when):
+    if when.tzinfo:
+        when = when.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return when
+
+
+def _row_dict(row):
+    return {f: getattr(row, f) for f in Recording._meta.sorted_field_names if f != "id"}
+
+
+__all__ = ["Archiver", "ArchiveConfig", "Recording", "RecordingAudit", "months_before"]
