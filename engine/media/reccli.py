@@ -1,0 +1,205 @@
+"""`hotline recordings list|show|export|verify|purge|hold`: the recordings archive and its index.
+
+Exit codes: 0 fine, 1 a problem found or an operation refused (verify: any mismatch or missing
+file), 2 bad arguments.
+"""
+import datetime
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+from engine.esl.commands import CommandError
+
+DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
+TABLE_COLUMNS = ("recorded_at", "call_uuid", "state", "seconds", "channels", "format", "bytes", "legal_hold")
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("recordings", help="call recordings archive", description=__doc__)
+    sub = parser.add_subparsers(dest="recordings_command", metavar="ACTION", required=True)
+
+    def action(name, help_text, func):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--config", default=DEFAULT_CONFIG, help="settings file (default %(default)s)")
+        p.set_defaults(func=func)
+        return p
+
+    lst = action("list", "indexed recordings, oldest first", cmd_list)
+    lst.add_argument("--date", help="only recordings of this UTC day (YYYY-MM-DD)")
+    lst.add_argument("--state", choices=("archived", "suspect", "purged"))
+    lst.add_argument("--json", action="store_true", help="one JSON array with every field")
+    show = action("show", "every field of one call's recording, its CDR link and audit trail", cmd_show)
+    show.add_argument("uuid")
+    exp = action("export", "copy a recording out after checking its checksum (audited)", cmd_export)
+    exp.add_argument("uuid")
+    exp.add_argument("--out", required=True, help="file to write (must not exist)")
+    action("verify", "recompute every checksum; exit 1 on any mismatch or missing file", cmd_verify)
+    purge = action("purge", "remove recordings older than the retention period (audited)", cmd_purge)
+    purge.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
+    hold = action("hold", "put a recording on legal hold (no purge) or --release it", cmd_hold)
+    hold.add_argument("uuid")
+    hold.add_argument("--release", action="store_true")
+    hold.add_argument("--reason", help="recorded in the audit trail")
+
+
+def _open(args, name):
+    from engine.cdr.cli import _SecretsNotNeeded
+    from engine.media.recordings import Archiver
+    from engine.settings import SettingsError, load_settings
+    try:
+        settings = load_settings(args.config, env=_SecretsNotNeeded(os.environ))
+        return Archiver(settings).open()
+    except (SettingsError, ValueError) as exc:
+        print(f"hotline recordings {name}: {exc}", file=sys.stderr)
+    except Exception as exc:        # noqa: BLE001 - the database driver's own errors
+        print(f"hotline recordings {name}: cannot open the database: {exc}", file=sys.stderr)
+    return None
+
+
+def _actor():
+    try:
+        return getpass.getuser()
+    except Exception:               # noqa: BLE001 - no user name in a container: say so
+        return f"uid {os.getuid()}"
+
+
+def cmd_list(args):
+    day = None
+    if args.date:
+        try:
+            day = datetime.date.fromisoformat(args.date)
+        except ValueError:
+            print(f"hotline recordings list: --date {args.date!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+            return 2
+    arch = _open(args, "list")
+    if arch is None:
+        return 1
+    try:
+        rows = arch.list(day=day, state=args.state)
+    finally:
+        arch.close()
+    if args.json:
+        json.dump([_plain(r) for r in rows], sys.stdout, ensure_ascii=False, indent=1)
+        print()
+        return 0
+    if not rows:
+        print("no recordings")
+        return 0
+    table = [[_cell(r[c]) for c in TABLE_COLUMNS] for r in rows]
+    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(TABLE_COLUMNS)]
+    print("  ".join(h.ljust(w) for h, w in zip(TABLE_COLUMNS, widths)).rstrip())
+    for t in table:
+        print("  ".join(c.ljust(w) for c, w in zip(t, widths)).rstrip())
+    return 0
+
+
+def cmd_show(args):
+    from engine.cdr.models import Cdr
+    arch = _open(args, "show")
+    if arch is None:
+        return 1
+    try:
+        row = arch.get(args.uuid)
+        if row is None:
+            print(f"hotline recordings show: no recording indexed for call {args.uuid!r}", file=sys.stderr)
+            return 1
+        trail = arch.audit_trail(args.uuid)
+        try:
+            with arch.db.bind_ctx([Cdr]):
+                cdr = Cdr.get_or_none(Cdr.uuid == args.uuid)
+        except Exception:           # noqa: BLE001 - no CDR table yet: no link to show
+            cdr = None
+    finally:
+        arch.close()
+    row = _plain(row)
+    row["cdr"] = (f"{cdr.start_time:%Y-%m-%d %H:%M:%S} {cdr.caller_number!r} -> {cdr.destination!r}, "
+                  f"queue {cdr.queue!r}, agent {cdr.agent!r}" if cdr else "(no CDR with this call uuid)")
+    width = max(map(len, row))
+    for key, value in row.items():
+        print(f"{key:<{width}}  {_cell(value)}")
+    for a in trail:
+        print(f"audit  {a['at']:%Y-%m-%d %H:%M:%S}  {a['action']:<8} by {a['actor']}  "
+              f"{json.dumps(a['detail'], ensure_ascii=False)}")
+    return 0
+
+
+def cmd_export(args):
+    arch = _open(args, "export")
+    if arch is None:
+        return 1
+    try:
+        out = arch.export(args.uuid, Path(args.out), actor=_actor())
+    except (KeyError, ValueError, OSError, CommandError) as exc:
+        print(f"hotline recordings export: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
+        return 1
+    finally:
+        arch.close()
+    print(f"exported {out}")
+    return 0
+
+
+def cmd_verify(args):
+    arch = _open(args, "verify")
+    if arch is None:
+        return 1
+    try:
+        report = arch.verify()
+    finally:
+        arch.close()
+    problems = 0
+    for label, keys in (("MISMATCH", ("mismatch", "index_mismatch")), ("MISSING", ("missing", "index_missing")),
+                        ("UNINDEXED", ("unindexed",))):
+        for path in sorted({p for k in keys for p in report[k]}):
+            print(f"{label:<9} {path}")
+            problems += label != "UNINDEXED"
+    print(f"{len(report['ok'])} recording(s) verified, {problems} problem(s), "
+          f"{len(report['unindexed'])} file(s) without a checksum")
+    return 1 if problems else 0
+
+
+def cmd_purge(args):
+    arch = _open(args, "purge")
+    if arch is None:
+        return 1
+    try:
+        gone = arch.purge(dry_run=args.dry_run, actor=_actor())
+    finally:
+        arch.close()
+    verb = "would purge" if args.dry_run else "purged"
+    for g in gone:
+        print(f"{verb} {g['call_uuid']}  {g['day']}  {g['path']}")
+    print(f"{len(gone)} recording(s) {verb} (retention {arch.config.retention_months} months; "
+          "legal holds kept)")
+    return 0
+
+
+def cmd_hold(args):
+    arch = _open(args, "hold")
+    if arch is None:
+        return 1
+    try:
+        row = arch.hold(args.uuid, release=args.release, actor=_actor(), reason=args.reason)
+    except (KeyError, ValueError, CommandError) as exc:
+        print(f"hotline recordings hold: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
+        return 1
+    finally:
+        arch.close()
+    print(f"{row['call_uuid']}: legal hold {'on' if row['legal_hold'] else 'released'}")
+    return 0
+
+
+def _plain(row):
+    return {k: (v.isoformat() if isinstance(v, (datetime.datetime, datetime.date)) else v)
+            for k, v in row.items()}
+
+
+def _cell(value):
+    if value is None:
+        return "-"
+    if isinstance(value, datetime.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    text = str(value)
+    # file paths and problems come from outside: never let them draw on the terminal
+    return text if text.isprintable() else json.dumps(text, ensure_ascii=False)
