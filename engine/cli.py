@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "engine.fsconf",
     "engine.ivr.cli",
     "engine.control.cli",
+    "engine.media.reccli",
 ]
 
 
