@@ -243,6 +243,8 @@ def default_call_handler(settings, acd=None):
                          overrides_path=str(settings.paths.var_dir / "ivr_overrides.json"),
                          voicemail_dir=str(settings.paths.recordings / "voicemail"))
     runtime.acd = acd
+    from engine.bot.session import BotServices
+    runtime.bot = BotServices.from_settings(settings, renderer)     # the `bot` node's recogniser, tap dir
     problems = runtime.reload()            # renders every static prompt before the first call
     if problems:
         raise SystemExit("IVR flows have errors:\n" + "\n".join(map(str, problems)))

@@ -120,9 +120,9 @@ nodes:
 
 
 def test_cli_lint_exit_codes(tmp_path):
-    bad = write_flow(tmp_path, GOOD_HEAD + "  m:\n    type: bot\n", "bad.yaml")
+    bad = write_flow(tmp_path, GOOD_HEAD + "  m:\n    type: fax\n", "bad.yaml")
     out = subprocess.run([sys.executable, "-m", "engine", "ivr", "lint", str(bad)], capture_output=True, text=True)
-    assert out.returncode == 1 and f"{bad}:6:5: node 'm': unknown node type 'bot'" in out.stdout
+    assert out.returncode == 1 and f"{bad}:6:5: node 'm': unknown node type 'fax'" in out.stdout
     out = subprocess.run([sys.executable, "-m", "engine", "ivr", "lint", "ivr_flows"], capture_output=True, text=True,
                          cwd=pathlib.Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stdout

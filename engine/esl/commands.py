@@ -374,3 +374,29 @@ def socket_arg(host, port):
         raise CommandError(f"invalid socket port: {port!r}")
     # An IPv6 host needs no brackets: the socket application splits host:port at the last colon.
     return f"{token(host, 'socket host')}:{port} async full"
+
+
+def json_text(value, max_len=2048):
+    """A small JSON document (a bot's slots for the agent's screen) made inert for the switch: every
+    string inside goes through safe_text, so no `$`, quote, backslash or line break survives and
+    nothing can expand; the JSON punctuation itself means nothing to uuid_setvar. Too long is an
+    error, not a silent cut (a cut JSON document would not parse on the agent's screen)."""
+    import json
+
+    def clean(v):
+        if isinstance(v, dict):
+            return {safe_text(k, 64): clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if v is None or isinstance(v, (bool, int, float)):
+            return v
+        return safe_text(v, 256)
+    text = json.dumps(clean(value), ensure_ascii=False, separators=(",", ":"))
+    if len(text) > max_len:
+        raise CommandError(f"JSON value too long for a channel variable ({len(text)} > {max_len})")
+    return text
+
+
+def uuid_setvar_json(call_uuid, name, value):
+    """uuid_setvar with a JSON value built by json_text (uuid_setvar does not expand variables)."""
+    return f"uuid_setvar {uuid(call_uuid)} {varname(name)} {json_text(value)}"

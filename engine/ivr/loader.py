@@ -16,7 +16,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from . import schedule as schedule_mod
 from .nodes import NODE_TYPES
 
-TERMINAL = {"hangup", "voicemail", "transfer", "queue"}
+TERMINAL = {"hangup", "voicemail", "transfer", "queue", "bot"}   # bot: a hand-off reaches an agent
 DEFAULT_MAX_DEPTH = 10
 
 
@@ -93,7 +93,9 @@ def _files(paths):
     out = []
     for path in paths:
         path = pathlib.Path(path)
-        out.extend(sorted(path.rglob("*.yaml")) if path.is_dir() else [path])
+        # bots/ holds bot definitions (engine.bot), which the `bot` node names; they are not flows
+        out.extend(sorted(p for p in path.rglob("*.yaml") if "bots" not in p.relative_to(path).parts[:-1])
+                   if path.is_dir() else [path])
     return out
 
 
@@ -189,6 +191,10 @@ def _check_file(path, raw, problems):
             for key, message in module.check(plain, raw):
                 loc = where(node, key) if key in node else where(raw["nodes"], node_id)
                 problems.append(f"{loc}: node {node_id!r}: {message}")
+        if hasattr(module, "check_files"):      # files the node names, relative to this flow file
+            for key, message in module.check_files(plain, path.parent):
+                loc = where(node, key) if key in node else where(raw["nodes"], node_id)
+                problems.append(f"{loc}: node {node_id!r}: {message}")
         nodes[node_id] = plain
     sched = raw.get("schedule") or {}
     for keys, message in schedule_mod.problems(_plain(sched)):
@@ -280,7 +286,7 @@ def _cross_checks(flowset, raws, problems):
                 changed = True
     for flow_name, node_id in sorted(reached - can_exit):
         flow = flowset.flows[flow_name]
-        problems.append(f"{at(flow, node_id)}: node {node_id!r} is in a loop with no way out (no path to a hangup, transfer, voicemail or queue)")
+        problems.append(f"{at(flow, node_id)}: node {node_id!r} is in a loop with no way out (no path to a hangup, transfer, voicemail, queue or bot)")
     # Menu depth: menu levels on the shortest path from each entry.
     for flow in flowset.flows.values():
         limit = int((raws[flow.name].get("max_depth") or DEFAULT_MAX_DEPTH))

@@ -1,13 +1,13 @@
 """Registry of IVR node types: one module per type (SCHEMA, DEFAULTS, BRANCHES, handle, optional check).
 
-A flow using a type missing here is refused at load (bot arrives with its own issue).
+A flow using a type missing here is refused at load.
 """
-from . import menu, play, say, collect, lookup, schedule, voicemail, transfer, goto, set, hangup, queue
+from . import menu, play, say, collect, lookup, schedule, voicemail, transfer, goto, set, hangup, queue, bot
 
 NODE_TYPES = {
     "menu": menu, "play": play, "say": say, "collect": collect, "lookup": lookup,
     "schedule": schedule, "voicemail": voicemail, "transfer": transfer, "goto": goto,
-    "set": set, "hangup": hangup, "queue": queue,
+    "set": set, "hangup": hangup, "queue": queue, "bot": bot,
 }
 
 

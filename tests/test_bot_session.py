@@ -1,0 +1,207 @@
+"""The bot's call side over the simulator (real sockets): media tap, barge-in, noise, prompts that
+cannot be interrupted, false interruptions, silence, hand-off. The recogniser is a fake that says
+a fixed text once enough audio came (tests/botaudio.FakeBackend): what is tested here is the call
+side; the real recogniser runs in test_bot_e2e.py. Caller audio is espeak-ng / sox made."""
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import gevent
+import pytest
+
+from engine.bot.session import BotOptions, BotServices, BotSession
+from engine.bot.vad import VadConfig
+from engine.media.prompts import PromptRenderer
+from engine.settings import TtsSettings
+from tests import botaudio
+from tests.botfakes import ScriptedDialogue
+from tests.enginefix import Rig
+
+pytestmark = pytest.mark.skipif(not botaudio.have_tools(), reason="espeak-ng and sox needed")
+
+PROMPT_CACHE = Path(tempfile.gettempdir()) / "hotline-test-prompts"
+AUDIO_CACHE = Path(tempfile.gettempdir()) / "hotline-test-botaudio"
+GREETING = ["您好，这里是市民服务热线。", "请问您要办理什么业务？", "请说出您的问题。"]
+
+
+class SwitchLog:
+    """Every event of one channel as the switch emitted it, with the time it did."""
+
+    def __init__(self, switch):
+        self.events = []
+        switch.subscribe(self._on)
+
+    def _on(self, headers, body):
+        h = dict(headers)
+        self.events.append((time.monotonic(), h.get("Event-Name"), h))
+
+    def named(self, name, uuid=None):
+        return [(t, h) for t, n, h in self.events
+                if n == name and (uuid is None or h.get("Unique-ID") == uuid)]
+
+
+def caller_audio(tmp_path, name, pcm):
+    return botaudio.write_wav(tmp_path / f"{name}.wav", pcm)
+
+
+@pytest.fixture
+def audio_dir():
+    AUDIO_CACHE.mkdir(exist_ok=True)
+    return str(AUDIO_CACHE)
+
+
+def bot_call(tmp_path, dialogue, backend, act, vad=None, no_speech=0.6, timeout=25):
+    """One trunk call whose handler is a bot session; `act(ch, log)` plays the caller's part.
+    Returns (session, exit, channel, cdr, switch log)."""
+    box = {}
+    renderer = PromptRenderer(TtsSettings(edge_enabled=False), PROMPT_CACHE)
+    services = BotServices(backend, renderer, tmp_path / "live")
+
+    def handler(call):
+        call.answer()
+        session = box["session"] = BotSession(
+            call, dialogue, services, BotOptions(vad=vad or VadConfig(), no_speech_seconds=no_speech),
+            bot_name="scripted")
+        box["exit"] = session.run()
+        call.hangup()
+
+    rig = Rig(tmp_path, handler=handler, tts={"edge_enabled": False})
+    log = SwitchLog(rig.switch)
+    try:
+        ch = rig.call()
+        with gevent.Timeout(timeout):
+            act(ch, log)
+            ch.wait_hangup()
+            while not rig.cdrs():
+                gevent.sleep(0.02)
+        return box["session"], box.get("exit"), ch, rig.cdrs()[0], log
+    finally:
+        rig.stop()
+
+
+def wait_playback(ch, log, count=1):
+    while len(log.named("PLAYBACK_START", ch.uuid)) < count:
+        gevent.sleep(0.005)
+    return log.named("PLAYBACK_START", ch.uuid)[count - 1][0]
+
+
+def statuses(log, ch):
+    return [h.get("Playback-Status") for _, h in log.named("PLAYBACK_STOP", ch.uuid)]
+
+
+def test_speech_during_a_prompt_stops_it_fast_and_the_bot_hands_off(tmp_path, audio_dir):
+    word = botaudio.spoken("상담원", audio_dir)
+    wav = caller_audio(tmp_path, "agent", botaudio.silence(200) + word + botaudio.silence(1500))
+    onset_ms = botaudio.speech_bounds(word)[0] + 200
+    heard = {}
+
+    def act(ch, log):
+        wait_playback(ch, log)
+        gevent.sleep(0.3)
+        heard["spoke_at"] = time.monotonic()
+        ch.speak(wav)
+
+    dialogue = ScriptedDialogue(GREETING)
+    session, exit_, ch, cdr, log = bot_call(tmp_path, dialogue, botaudio.FakeBackend("상담원", "상담원"), act)
+
+    assert exit_ == "human"
+    assert ("text", "상담원", 0.9) in dialogue.calls
+    # the greeting was broken (uuid_break), not played out: its first sentence stopped with 'break'
+    assert statuses(log, ch)[0] == "break"
+    [barge] = session.speaker.barge_ins
+    assert barge.stopped_at is not None
+    # reaction from speech onset: as the engine measured it (first speech frame read from the tap)
+    # and from the independent truth (when the caller's audio started + where the word starts in it)
+    true_onset = heard["spoke_at"] + onset_ms / 1000.0
+    stop_at = log.named("PLAYBACK_STOP", ch.uuid)[0][0]
+    true_reaction_ms = (stop_at - true_onset) * 1000
+    print(f"barge-in reaction: engine {barge.reaction_ms:.0f} ms, true {true_reaction_ms:.0f} ms")
+    assert 0 < barge.reaction_ms < 300
+    assert true_reaction_ms < 300
+    # hand-off: the agent's screen variables on the caller's channel
+    assert ch.variables["hotline_bot_intent"] == "human"
+    assert json.loads(ch.variables["hotline_bot_slots"]) == {"id_number": "110101199003074514",
+                                                             "topic": "养老保险"}
+    assert ch.variables["hotline_bot_summary"] == "상담원"
+    # the CDR carries the whole transcript, who said what with confidence
+    bot = cdr["extra"]["bot"]
+    assert bot["exit"] == "human" and bot["intent"] == "human"
+    assert bot["slots"]["topic"] == "养老保险"
+    who_said = [(e["who"], e["text"]) for e in bot["transcript"]]
+    assert ("caller", "상담원") in who_said and who_said[0] == ("bot", GREETING[0])
+    assert [e["confidence"] for e in bot["transcript"] if e["who"] == "caller"] == [0.9]
+    assert bot["barge_ins"] and bot["barge_ins"][0] < 300
+    # the tap was stopped and its file removed
+    assert not list((tmp_path / "live").glob("*.r16"))
+
+
+def test_a_noise_burst_does_not_stop_the_prompt_and_silence_ends_with_on_silence(tmp_path, audio_dir):
+    burst = botaudio.noise_burst(audio_dir, 80)
+    wav = caller_audio(tmp_path, "burst", botaudio.silence(100) + burst + botaudio.silence(500))
+
+    def act(ch, log):
+        wait_playback(ch, log)
+        gevent.sleep(0.3)
+        ch.speak(wav)
+
+    dialogue = ScriptedDialogue(GREETING[:2])
+    session, exit_, ch, cdr, log = bot_call(tmp_path, dialogue, botaudio.FakeBackend("네", "네"), act)
+    assert session.speaker.barge_ins == []
+    played = statuses(log, ch)
+    assert played[:2] == ["done", "done"]                 # both greeting sentences played out
+    assert dialogue.calls == [("start",), ("silence",)]   # the burst was not an answer
+    assert exit_ == "done"
+    assert cdr["extra"]["bot"]["intent"] == "no_speech"
+
+
+def test_a_prompt_that_cannot_be_interrupted_plays_through_and_speech_over_it_is_ignored(tmp_path, audio_dir):
+    word = botaudio.spoken("네", audio_dir)
+    wav = caller_audio(tmp_path, "yes", botaudio.silence(100) + word + botaudio.silence(100))
+
+    def act(ch, log):
+        wait_playback(ch, log)
+        gevent.sleep(0.2)
+        ch.speak(wav)
+
+    dialogue = ScriptedDialogue(GREETING[:2], interruptible=False)
+    session, exit_, ch, cdr, log = bot_call(tmp_path, dialogue, botaudio.FakeBackend("네", "네"), act)
+    assert statuses(log, ch)[:2] == ["done", "done"]
+    assert session.speaker.barge_ins == []
+    assert dialogue.calls == [("start",), ("silence",)]
+
+
+def test_a_false_interruption_resumes_the_prompt_from_the_sentence_it_broke(tmp_path, audio_dir):
+    # speech-like sound (a loud tone, longer than the minimum) in which nothing is recognised
+    wav = caller_audio(tmp_path, "hum", botaudio.silence(100) + botaudio.tone(400, -20)
+                       + botaudio.silence(1000))
+
+    def act(ch, log):
+        wait_playback(ch, log, 2)              # during the second sentence
+        gevent.sleep(0.2)
+        ch.speak(wav)
+
+    dialogue = ScriptedDialogue(GREETING)
+    session, exit_, ch, cdr, log = bot_call(tmp_path, dialogue, botaudio.FakeBackend("", ""), act)
+    assert len(session.speaker.barge_ins) == 1
+    assert session.speaker.barge_ins[0].sentence == 1
+    files = [h["Playback-File-Path"] for _, h in log.named("PLAYBACK_START", ch.uuid)]
+    stops = statuses(log, ch)
+    # sentence 1 broken, then sentences 1 and 2 again; sentence 0 not repeated
+    assert stops[:4] == ["done", "break", "done", "done"]
+    assert files[1] == files[2] and files[0] not in files[1:4] and files[3] != files[2]
+    assert session.resumes == 1
+    assert dialogue.calls == [("start",), ("silence",)]
+
+
+def test_a_key_during_the_prompt_goes_to_the_dialogue(tmp_path):
+    def act(ch, log):
+        wait_playback(ch, log)
+        gevent.sleep(0.1)
+        ch.press("3")
+
+    dialogue = ScriptedDialogue(GREETING)
+    session, exit_, ch, cdr, log = bot_call(tmp_path, dialogue, botaudio.FakeBackend("네", "네"), act)
+    assert statuses(log, ch)[0] == "break"
+    assert dialogue.calls == [("start",), ("dtmf", "3")]
+    assert exit_ == "done"
