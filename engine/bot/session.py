@@ -15,6 +15,7 @@ Without a recogniser (settings.asr.vosk_model unset) there is no session: the no
 its `error` branch, so a flow decides what callers hear then (typically: straight to a queue).
 """
 import datetime
+import inspect
 import logging
 import os
 import time
@@ -106,9 +107,13 @@ def load_bot_file(path):
     return load_bot(path)
 
 
-def new_dialogue(bot, misses_dir=None):
+def new_dialogue(bot, misses_dir=None, call=None):
     from engine.bot.dialogue import Dialogue
-    return Dialogue(bot, misses_dir=misses_dir)
+    known = inspect.signature(Dialogue).parameters
+    extra = {}
+    if call is not None and "call_uuid" in known:      # its misses and log lines name the call
+        extra["call_uuid"] = call.uuid
+    return Dialogue(bot, misses_dir=misses_dir, **extra)
 
 
 class BotServices:
@@ -137,8 +142,8 @@ class BotServices:
             known = self._bots[path] = (mtime, load_bot_file(path))
         return known[1]
 
-    def dialogue(self, bot):
-        return new_dialogue(bot, self.misses_dir)
+    def dialogue(self, bot, call=None):
+        return new_dialogue(bot, self.misses_dir, call)
 
 
 # --- the session -----------------------------------------------------------------------------

@@ -50,7 +50,7 @@ def handle(call, node, ctx):
     path = ctx.flow.path.parent / p["bot"]
     try:
         bot = services.bot(path)
-        dialogue = services.dialogue(bot)
+        dialogue = services.dialogue(bot, call)
         options = options_from_bot(bot, no_speech_seconds=p["no_speech_seconds"], max_seconds=p["max_seconds"])
     except Exception as exc:
         call.log.error("bot node: %s: %s", path, exc)
