@@ -5,6 +5,7 @@ A bot file (see ivr_flows/bots/city_hotline.yaml for a full one):
     name: city_hotline
     language: zh                      # zh: jieba segmentation; others split on spaces
     subject: 社保、医保和公积金         # what the line handles, for the off-topic answer
+    voice: zh-CN-XiaoxiaoNeural       # optional TTS voice for this bot
     greeting: 您好，请问有什么可以帮您？  # or {text: ..., interruptible: false}
     asr: {mode: free|grammar, grammar: [...], hot_words: [...], no_speech_seconds: 6, vad: {...}}
     limits: {max_misses: 3,           # misses in a row (not understood, unknown, off-topic) -> human
@@ -89,6 +90,7 @@ SCHEMA = {
         "language": {"type": "string", "pattern": r"^[a-z]{2}(-[A-Za-z]+)?$"},
         "subject": {"type": "string", "minLength": 1},
         "comment": {"type": "string"},
+        "voice": {"type": "string", "minLength": 1},
         "greeting": {"oneOf": [
             {"type": "string", "minLength": 1},
             {"type": "object", "additionalProperties": False, "required": ["text"],
@@ -214,6 +216,7 @@ class Bot:
     tokenizer: object = None
     matcher: object = None             # nlu.Matcher over ("intent", id) and ("faq", id) keys
     human_keywords: tuple = field(default=())
+    voice: str = None                  # TTS voice; None: the settings' default voice
 
     def entry_text(self, key):
         """The question a candidate key stands for, as offered to the caller."""
@@ -440,7 +443,7 @@ def _build(path, data, chk):
                limits=limits, matching=matching, messages=messages, answers=answers,
                handoff_keywords=tuple(data.get("handoff_keywords", ())), intents=intents, faq=faq,
                tasks=tasks, tokenizer=tokenizer, matcher=nlu.Matcher(tokenizer, entries_for_matcher),
-               human_keywords=human_keywords)
+               human_keywords=human_keywords, voice=data.get("voice"))
 
 
 def _faq_file(path, chk, keys):
@@ -474,4 +477,18 @@ def _faq_file(path, chk, keys):
                                     alternates=tuple(item.get("alternates", ())),
                                     keywords=tuple(item.get("keywords", ())), then=item.get("then"),
                                     where=f"{path}:{line}"))
+    return out
+
+
+def self_check(bot, near=0.9):
+    """Warnings, not errors: phrases of two entries so alike that callers asking one would be
+    offered both ('file:line: warning: ...')."""
+    out = []
+    for entry in bot.faq.values():
+        for phrase in entry.phrases:
+            for key, score in bot.matcher.rank(phrase)[:3]:
+                if key != ("faq", entry.id) and score >= near:
+                    out.append(f"{entry.where or bot.path}: warning: faq {entry.id!r}: {phrase!r} is "
+                               f"as close to {key[0]} {key[1]!r} ({score:.2f}): callers will be "
+                               f"offered both; reword one")
     return out
