@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "engine.ivr.cli",
     "engine.control.cli",
     "engine.media.reccli",
+    "engine.bot.cli",
 ]
 
 
