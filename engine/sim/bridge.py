@@ -154,6 +154,8 @@ def bridge_app(switch, ch, arg):
     if not ch.answered:
         ch.answer()
     b.transfer_to = (BRIDGE, ch.uuid, "B-app")
+    # if the B leg hangs up before its own session runs (which would wake us), its end still does
+    b._gone.rawlink(lambda _: ch.wake())
     b.start(apps=[], outgoing=True)
     try:
         _link(ch, b, "A")
