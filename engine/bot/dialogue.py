@@ -331,7 +331,7 @@ class Dialogue:
         self.task, self.state = None, "ask"
         reply = [task.reply.format(**self.slots)] if task.reply else []
         if task.then == "human":
-            return self._human(None, reason="task_done", say=reply + [self.msg["handoff"]])
+            return self._human(None, reason="task_done", say=reply or [self.msg["handoff"]])
         if task.then == "done":
             return self._end("done", reply + [self.msg["goodbye"]], reason="task_done")
         return self._say(reply + [self.msg["anything_else"]], reason="task_done")

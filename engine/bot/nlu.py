@@ -32,7 +32,7 @@ ZH_STOPWORDS = frozenset("""
 请问 请 问 问下 问一下 一下 我 我们 我的 你 你们 您 您好 你好 他 她 它 的 地 得 了 吗 呢 吧 啊 呀 哦 嗯 噢 哈
 是 在 有 要 想 想要 就 都 也 还 和 与 跟 及 或 或者 这 那 这个 那个 一个 个 些 能 能不能 可以 可不可以 需要
 会 应该 让 给 把 被 对 对于 关于 麻烦 帮 帮我 帮忙 谢谢 好 好的 那么 然后 现在 知道 告诉 下 着 过 么
-问题 事情 咨询 一些 方面
+问题 事情 咨询 一些 方面 不能 不行 行不行 行 能 用 一下子
 """.split())
 
 # Words every question has: knowing them does not make a question one of ours ("今天天气怎么样"
