@@ -24,6 +24,10 @@ from engine.media.prompts import split_sentences
 
 log = logging.getLogger("hotline.bot.playback")
 
+# Voices for bots that do not speak Mandarin: (edge-tts voice, espeak-ng voice). The espeak-ng
+# fallback's default voice reads pinyin only, so other scripts need their own voice.
+LANGUAGE_VOICES = {"ko": ("ko-KR-SunHiNeural", "ko"), "en": ("en-US-AriaNeural", "en-us")}
+
 
 @dataclass
 class SpeakResult:
@@ -58,10 +62,11 @@ def sentences_of(texts):
 
 
 class Speaker:
-    def __init__(self, call, renderer, voice=None, logger=None):
+    def __init__(self, call, renderer, voice=None, logger=None, language=None):
         self.call = call
         self.renderer = renderer
-        self.voice = voice
+        edge_voice, self.espeak_voice = LANGUAGE_VOICES.get((language or "zh").split("-")[0], (None, None))
+        self.voice = voice or edge_voice
         self.log = logger or call.log
         self.playing = False              # a prompt is being spoken
         self.interruptible = False
@@ -112,7 +117,8 @@ class Speaker:
     def _render(self, text):
         g = self._renders.get(text)
         if g is None:
-            g = self._renders[text] = gevent.spawn(self.renderer.render, text, self.voice, None, self.log)
+            kw = {"espeak_voice": self.espeak_voice} if self.espeak_voice else {}
+            g = self._renders[text] = gevent.spawn(self.renderer.render, text, self.voice, None, self.log, **kw)
         return g
 
     def prepare(self, sentences):

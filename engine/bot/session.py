@@ -55,7 +55,8 @@ class BotOptions:
     no_speech_seconds: float = 6.0
     max_turns: int = 60
     max_seconds: float = 900.0
-    voice: Optional[str] = None
+    voice: Optional[str] = None          # edge-tts voice (default: settings, or the language's)
+    language: Optional[str] = None       # the bot's language: "zh" (default), "ko", ...
 
 
 def _get(obj, name, default=None):
@@ -76,7 +77,7 @@ def options_from_bot(bot, **overrides):
     opts = BotOptions(vad=vad if isinstance(vad, VadConfig) else VadConfig(),
                       hot_words=list(_get(asr, "hot_words") or []) or None,
                       no_speech_seconds=float(_get(asr, "no_speech_seconds") or 6.0),
-                      voice=_get(bot, "voice"))
+                      voice=_get(bot, "voice"), language=_get(bot, "language"))
     for key, value in overrides.items():
         if value is not None:
             setattr(opts, key, value)
@@ -156,7 +157,7 @@ class BotSession:
         self.options = options or BotOptions()
         self.bot_name = bot_name
         self.log = call.log
-        self.speaker = Speaker(call, services.renderer, self.options.voice, self.log)
+        self.speaker = Speaker(call, services.renderer, self.options.voice, self.log, self.options.language)
         self.listener = None
         self.tap_path = None
         self.turn = None
@@ -178,6 +179,8 @@ class BotSession:
             turn = self._step(self.dialogue.start)
             while True:
                 self.turns += 1
+                if not turn.exit:
+                    self._listen_for(turn)       # before speaking: a barge-in is heard in this mode
                 interrupted = self._say(turn)
                 if turn.exit:
                     exit_ = turn.exit if turn.exit in EXITS else "error"
@@ -187,7 +190,6 @@ class BotSession:
                                      time.monotonic() - started)
                     exit_ = "human"
                     break
-                self._listen_for(turn)
                 turn = self._wait_answer(turn, interrupted)
         except CallGone:
             self._record(exit_="gone")

@@ -121,16 +121,18 @@ class PromptRenderer:
 
     # ---- public API
 
-    def render(self, text, voice=None, rate=None, log=log):
+    def render(self, text, voice=None, rate=None, log=log, espeak_voice=None):
         """Return the Path of a WAV for text. voice: an edge-tts voice name (default from settings);
-        rate: speed change in percent (e.g. -10, 20)."""
+        rate: speed change in percent (e.g. -10, 20); espeak_voice: another espeak-ng voice for text
+        that is not Mandarin (e.g. "ko" for a Korean bot), which gets the text as it is."""
         text = self._check_text(text)
         rate = int(rate or 0)
         if not -90 <= rate <= 200:
             raise ValueError(f"rate {rate} out of range -90..200 (percent)")
         edge_voice = voice or self.settings.edge_voice
         edge_path = self._cache_path(text, edge_voice, rate, "edge")
-        espeak_path = self._cache_path(text, self.settings.espeak_voice, rate, "espeak")
+        espeak_voice = espeak_voice or self.settings.espeak_voice
+        espeak_path = self._cache_path(text, espeak_voice, rate, "espeak")
         # a cached neural rendering is preferred even while edge-tts is unreachable
         for engine, path in (("edge", edge_path), ("espeak", espeak_path)):
             if self._cached(path):
@@ -157,7 +159,7 @@ class PromptRenderer:
                 self.engine_used = "cache:espeak"
                 return espeak_path
             started = time.monotonic()
-            self._render_espeak(text, rate, espeak_path)
+            self._render_espeak(text, rate, espeak_path, espeak_voice)
             self._done("espeak", espeak_path, started, text, log)
             return espeak_path
 
@@ -204,15 +206,19 @@ class PromptRenderer:
                        "-ar", "8000", "-ac", "1", "-c:a", "pcm_s16le", "-f", "wav", str(wav)])
             self._install(wav, dest)
 
-    def _render_espeak(self, text, rate, dest):
-        pinyin = to_pinyin(text)
+    def _render_espeak(self, text, rate, dest, voice=None):
+        voice = voice or self.settings.espeak_voice
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,39}", voice):
+            raise TTSError(f"invalid espeak-ng voice {voice[:40]!r}")
+        # only the pinyin voice speaks Mandarin (DEPENDENCIES.md); another voice reads its own script
+        pinyin = to_pinyin(text) if voice == self.settings.espeak_voice else " ".join(text.split())
         if not pinyin.strip(" ,."):
             raise TTSError(f"nothing speakable in {text[:40]!r}")
         speed = max(80, min(450, int(ESPEAK_BASE_WPM * (1 + rate / 100))))
         with tempfile.TemporaryDirectory(dir=self.cache_dir, prefix=".espeak-") as tmp:
             raw = Path(tmp) / "raw.wav"
             wav = Path(tmp) / "out.wav"
-            self._run(["espeak-ng", "-v", self.settings.espeak_voice, "-s", str(speed),
+            self._run(["espeak-ng", "-v", voice, "-s", str(speed),
                        "-w", str(raw), "--stdin"], stdin=pinyin.encode())
             self._run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer",
                        str(wav)])
