@@ -1,15 +1,42 @@
-"""Daily report figures (issue 6 section 4) computed from one day's CDRs.
+"""The hotline's daily report (issue 6 section 4): figures for one local day from the CDRs.
 
-Only the pure computation has landed: `daily_figures(cdrs)` over CDR dicts (engine.cdr fields).
-The CLI (`hotline report daily`), ticket figures and the PNG chart are not done yet.
+    hotline report daily [--date 2026-11-23] [--config F] [--tz Asia/Shanghai] [--json]
+                         [--png FILE | --no-png]
+
+A call belongs to the local day its start_time falls in (CDR times are UTC). Offered = the call
+reached a queue; answered = an agent took it; abandoned = offered but never answered. Service
+level = answered within SERVICE_LEVEL_SECONDS of queue wait, over offered. Satisfaction rate =
+scores 1 (非常满意) and 2 (满意) over rated calls. Ticket figures come from engine.tickets
+(`daily_counts`) when that module is installed, else they read "n/a".
+
+The chart (PNG) shows calls offered/answered per local hour and how long callers waited.
 """
+import datetime
+import json
+import os
+import sys
+import tempfile
+import zoneinfo
+
 SERVICE_LEVEL_SECONDS = 20   # answered within 20 s of queue wait
 ANSWER_RATE_TARGET = 0.95
+SATISFACTION_TARGET = 0.95
+SATISFIED_SCORES = (1, 2)    # 1 = 非常满意, 2 = 满意 (engine.survey)
+DEFAULT_TZ = "Asia/Shanghai"
+# Wait-time buckets in seconds (lower edges); the last one is open-ended.
+WAIT_BUCKETS = (0, 10, 20, 30, 60, 120, 300)
+DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
 
+
+# --- figures (pure) ---------------------------------------------------------------------------
 
 def _avg(values):
     values = [v for v in values if v is not None]
     return round(sum(values) / len(values), 1) if values else None
+
+
+def _rate(part, whole):
+    return round(part / whole, 4) if whole else None
 
 
 def daily_figures(cdrs):
@@ -19,16 +46,288 @@ def daily_figures(cdrs):
     rated = [c["satisfaction"] for c in cdrs if c.get("satisfaction") in (1, 2, 3, 4, 5)]
     within = [c for c in answered if (c.get("wait_seconds") or 0) <= SERVICE_LEVEL_SECONDS]
     n = len(offered)
+    answer_rate = _rate(len(answered), n)
+    satisfaction_rate = _rate(sum(1 for s in rated if s in SATISFIED_SCORES), len(rated))
     return {
+        "calls": len(cdrs),
         "offered": n,
         "answered": len(answered),
-        "answer_rate": round(len(answered) / n, 4) if n else None,
+        "answer_rate": answer_rate,
         "answer_rate_target": ANSWER_RATE_TARGET,
+        # None (no calls) is not "below": there is nothing to judge.
+        "answer_rate_below_target": answer_rate is not None and answer_rate < ANSWER_RATE_TARGET,
         "abandoned": n - len(answered),
-        "service_level": round(len(within) / n, 4) if n else None,
+        "service_level": _rate(len(within), n),
+        "service_level_seconds": SERVICE_LEVEL_SECONDS,
         "avg_wait": _avg(c.get("wait_seconds") for c in offered),
         "avg_talk": _avg(c.get("talk_seconds") for c in answered),
         "avg_wrapup": _avg(c.get("wrapup_seconds") for c in answered),
         "rated": len(rated),
-        "satisfaction_rate": round(sum(1 for s in rated if s <= 2) / len(rated), 4) if rated else None,
+        "scores": {str(s): rated.count(s) for s in (1, 2, 3, 4, 5)},
+        "satisfaction_rate": satisfaction_rate,
+        "satisfaction_target": SATISFACTION_TARGET,
+        "satisfaction_below_target": satisfaction_rate is not None and satisfaction_rate < SATISFACTION_TARGET,
     }
+
+
+def hourly_counts(cdrs, tz=DEFAULT_TZ):
+    """{"offered": [24 counts], "answered": [24 counts]} by the local hour the call started."""
+    zone = zoneinfo.ZoneInfo(tz)
+    offered, answered = [0] * 24, [0] * 24
+    for c in cdrs:
+        start = c.get("start_time")
+        if not c.get("queue") or start is None:
+            continue
+        hour = _aware(start).astimezone(zone).hour
+        offered[hour] += 1
+        if c.get("agent"):
+            answered[hour] += 1
+    return {"offered": offered, "answered": answered}
+
+
+def wait_distribution(cdrs):
+    """Offered calls per wait bucket, answered and abandoned apart:
+    [{"from": 0, "to": 10, "answered": n, "abandoned": n}, ..., {"from": 300, "to": None, ...}]."""
+    edges = list(WAIT_BUCKETS) + [None]
+    buckets = [{"from": lo, "to": hi, "answered": 0, "abandoned": 0} for lo, hi in zip(edges, edges[1:])]
+    for c in cdrs:
+        if not c.get("queue"):
+            continue
+        wait = c.get("wait_seconds") or 0
+        index = sum(1 for lo in WAIT_BUCKETS[1:] if wait >= lo)
+        buckets[index]["answered" if c.get("agent") else "abandoned"] += 1
+    return buckets
+
+
+def _aware(dt):
+    return dt.replace(tzinfo=datetime.timezone.utc) if dt.tzinfo is None else dt
+
+
+def day_bounds(day, tz=DEFAULT_TZ):
+    """The local day [start, end) as naive UTC datetimes (CDR times are stored in UTC)."""
+    zone = zoneinfo.ZoneInfo(tz)
+    start = datetime.datetime.combine(day, datetime.time(), tzinfo=zone)
+    end = datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time(), tzinfo=zone)
+    utc = datetime.timezone.utc
+    return start.astimezone(utc).replace(tzinfo=None), end.astimezone(utc).replace(tzinfo=None)
+
+
+# --- reading the day --------------------------------------------------------------------------
+
+def day_cdrs(store, day, tz=DEFAULT_TZ):
+    """CDRs (dicts, as CdrStore.get returns them) of calls started on the local day, oldest first.
+
+    Queries the bound Cdr table directly for [start, end): CdrStore.list has only a lower bound,
+    and a report for last month should not read every call since."""
+    from engine.cdr.models import Cdr
+    from engine.cdr.rows import as_dict
+    start, end = day_bounds(day, tz)
+    # store.open() bound the Cdr table to the store's database; the CLI is its only user here.
+    query = (Cdr.select().where((Cdr.start_time >= start) & (Cdr.start_time < end))
+             .order_by(Cdr.start_time, Cdr.id))
+    return [as_dict(r) for r in query]
+
+
+def ticket_counts(db_url, day):
+    """engine.tickets.daily_counts for the day, or None when the ticket module is not installed.
+    Returns (counts or None, problem text or None): a broken ticket module must not cost the
+    rest of the report."""
+    try:
+        from engine.tickets import daily_counts
+    except ModuleNotFoundError as exc:
+        if exc.name and (exc.name == "engine.tickets" or exc.name.startswith("engine.tickets.")):
+            return None, None           # not there yet: n/a, nothing to complain about
+        return None, f"the ticket module cannot be loaded: {exc}"
+    except ImportError as exc:
+        return None, f"the ticket module cannot be loaded: {exc}"
+    try:
+        counts = daily_counts(db_url, day)
+        return {k: int(counts[k]) for k in ("opened", "closed", "overdue")}, None
+    except Exception as exc:        # noqa: BLE001 - any trouble there: n/a and say why
+        return None, f"ticket figures unavailable: {type(exc).__name__}: {exc}"
+
+
+# --- chart ------------------------------------------------------------------------------------
+
+def write_chart(path, day, figures, hourly, waits, tz=DEFAULT_TZ):
+    """A PNG with calls per hour (offered/answered bars) and the wait-time distribution.
+    Written to a temporary file beside `path` and renamed: never a half-written chart."""
+    # Figure + the Agg canvas directly: no pyplot global state, no GUI backend, under any $DISPLAY.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 8), dpi=100)
+    FigureCanvasAgg(fig)
+    top, bottom = fig.subplots(2, 1)
+    hours = range(24)
+    top.bar([h - 0.2 for h in hours], hourly["offered"], width=0.4, label="offered", color="#9ecae1")
+    top.bar([h + 0.2 for h in hours], hourly["answered"], width=0.4, label="answered", color="#3182bd")
+    top.set_xticks(list(hours))
+    top.set_xlabel(f"hour ({tz})")
+    top.set_ylabel("calls")
+    top.set_title(f"Calls per hour, {day.isoformat()}: offered {figures['offered']}, "
+                  f"answered {figures['answered']} ({_pct(figures['answer_rate'])})")
+    top.legend(loc="upper left")
+
+    labels = [f"{b['from']}-{b['to']}" if b["to"] is not None else f"{b['from']}+" for b in waits]
+    x = range(len(waits))
+    answered = [b["answered"] for b in waits]
+    bottom.bar(x, answered, label="answered", color="#31a354")
+    bottom.bar(x, [b["abandoned"] for b in waits], bottom=answered, label="abandoned", color="#e6550d")
+    bottom.set_xticks(list(x))
+    bottom.set_xticklabels(labels)
+    bottom.set_xlabel("wait in queue (seconds)")
+    bottom.set_ylabel("calls")
+    bottom.set_title(f"Wait time: service level {_pct(figures['service_level'])} within "
+                     f"{figures['service_level_seconds']} s, average {_num(figures['avg_wait'])} s")
+    bottom.legend(loc="upper right")
+    fig.tight_layout()
+
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".png", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+def register(subparsers):
+    parser = subparsers.add_parser("report", help="the hotline's figures for a day",
+                                   description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="report_command", metavar="REPORT", required=True)
+    daily = sub.add_parser("daily", help="calls, answer rate, service level, waits, satisfaction, tickets")
+    daily.add_argument("--date", help="local day YYYY-MM-DD (default today)")
+    daily.add_argument("--config", default=DEFAULT_CONFIG, help="settings file (default %(default)s)")
+    daily.add_argument("--tz", default=DEFAULT_TZ, help="the site's time zone (default %(default)s)")
+    daily.add_argument("--json", action="store_true", help="one JSON object with every figure")
+    png = daily.add_mutually_exclusive_group()
+    png.add_argument("--png", metavar="FILE", help="chart file (default report-YYYY-MM-DD.png here)")
+    png.add_argument("--no-png", action="store_true", help="no chart")
+    daily.set_defaults(func=cmd_daily)
+
+
+class _SecretsNotNeeded(dict):
+    """Environment for loading settings: the report never uses the secrets they name."""
+
+    def get(self, key, default=None):
+        return super().get(key) or "(not needed by this command)"
+
+    def __getitem__(self, key):
+        return self.get(key)
+
+
+def cmd_daily(args):
+    from engine.cdr.models import sqlite_path, database_from_url
+    from engine.cdr.store import DB_ERRORS, CdrStore
+    from engine.settings import SettingsError, load_settings
+    try:
+        zoneinfo.ZoneInfo(args.tz)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        print(f"hotline report daily: unknown time zone {args.tz!r} (e.g. Asia/Shanghai)", file=sys.stderr)
+        return 2
+    try:
+        day = (datetime.date.fromisoformat(args.date) if args.date
+               else datetime.datetime.now(zoneinfo.ZoneInfo(args.tz)).date())
+    except ValueError:
+        print(f"hotline report daily: --date {args.date!r} is not a date YYYY-MM-DD", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(args.config, env=_SecretsNotNeeded(os.environ))
+    except SettingsError as exc:
+        print(f"hotline report daily: {exc}", file=sys.stderr)
+        return 2
+    db = settings.database
+    # Opening a missing SQLite file would create an empty database and report a silent zero day.
+    path = sqlite_path(database_from_url(db.url))
+    if path and path != ":memory:" and not os.path.exists(path):
+        print(f"hotline report daily: no CDR database at {path} (database.url {db.url})", file=sys.stderr)
+        return 1
+    store = CdrStore(db.url, settings.paths.cdr_spool, retries=db.retries, busy_timeout=db.busy_timeout)
+    store.open(drain=False)         # reading only: replaying the spool is the engine's job
+    if store.db_down:
+        print(f"hotline report daily: cannot open the CDR database {db.url}", file=sys.stderr)
+        return 1
+    try:
+        cdrs = day_cdrs(store, day, args.tz)
+        pending = store.pending()
+    except DB_ERRORS as exc:
+        print(f"hotline report daily: reading the CDR database failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+
+    figures = daily_figures(cdrs)
+    hourly = hourly_counts(cdrs, args.tz)
+    waits = wait_distribution(cdrs)
+    tickets, ticket_problem = ticket_counts(db.url, day)
+    if ticket_problem:
+        print(f"hotline report daily: {ticket_problem}", file=sys.stderr)
+
+    rc, chart = 0, None
+    if not args.no_png:
+        chart = args.png or f"report-{day.isoformat()}.png"
+        try:
+            write_chart(chart, day, figures, hourly, waits, args.tz)
+        except OSError as exc:
+            print(f"hotline report daily: cannot write the chart {chart}: {exc}", file=sys.stderr)
+            chart, rc = None, 1
+
+    if args.json:
+        out = {"date": day.isoformat(), "timezone": args.tz, **figures, "tickets": tickets,
+               "hourly": hourly, "wait_distribution": waits, "png": chart, "cdrs_pending": pending}
+        print(json.dumps(out, ensure_ascii=False, indent=1))
+    else:
+        print(format_report(day, args.tz, figures, tickets))
+        if chart:
+            print(f"chart: {chart}")
+    if pending:
+        print(f"hotline report daily: {pending} CDR(s) still wait in the spool {store.spool_dir}; "
+              "the figures do not include them yet", file=sys.stderr)
+    return rc
+
+
+def _pct(rate):
+    return "n/a" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _num(value):
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def format_report(day, tz, f, tickets):
+    """The human-readable report; figures below a target carry a BELOW TARGET flag."""
+    def flag(below, target):
+        return f"   (target >= {target * 100:.0f}%)" + ("  ** BELOW TARGET **" if below else "")
+
+    if tickets is None:
+        opened = closed = overdue = "n/a"
+    else:
+        opened, closed, overdue = tickets["opened"], tickets["closed"], tickets["overdue"]
+    lines = [
+        f"hotline daily report {day.isoformat()} ({tz})",
+        f"calls (all)          {f['calls']}",
+        f"calls offered        {f['offered']}",
+        f"answered             {f['answered']}",
+        f"answer rate          {_pct(f['answer_rate'])}"
+        + flag(f["answer_rate_below_target"], f["answer_rate_target"]),
+        f"abandoned            {f['abandoned']}",
+        f"service level        {_pct(f['service_level'])}   (answered within {f['service_level_seconds']} s)",
+        f"average wait         {_num(f['avg_wait'])} s",
+        f"average talk         {_num(f['avg_talk'])} s",
+        f"average wrap-up      {_num(f['avg_wrapup'])} s",
+        f"satisfaction rate    {_pct(f['satisfaction_rate'])}"
+        + flag(f["satisfaction_below_target"], f["satisfaction_target"])
+        + f"   ({f['rated']} rated)",
+        f"tickets opened       {opened}",
+        f"tickets closed       {closed}",
+        f"tickets overdue      {overdue}",
+    ]
+    return "\n".join(lines)
