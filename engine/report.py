@@ -87,14 +87,15 @@ def hourly_counts(cdrs, tz=DEFAULT_TZ):
 
 def wait_distribution(cdrs):
     """Offered calls per wait bucket, answered and abandoned apart:
-    [{"from": 0, "to": 10, "answered": n, "abandoned": n}, ..., {"from": 300, "to": None, ...}]."""
+    [{"from": 0, "to": 10, "answered": n, "abandoned": n}, ..., {"from": 300, "to": None, ...}].
+    A bucket holds from < wait <= to (the first also 0): like the service level, 20 s is "within 20"."""
     edges = list(WAIT_BUCKETS) + [None]
     buckets = [{"from": lo, "to": hi, "answered": 0, "abandoned": 0} for lo, hi in zip(edges, edges[1:])]
     for c in cdrs:
         if not c.get("queue"):
             continue
         wait = c.get("wait_seconds") or 0
-        index = sum(1 for lo in WAIT_BUCKETS[1:] if wait >= lo)
+        index = sum(1 for lo in WAIT_BUCKETS[1:] if wait > lo)
         buckets[index]["answered" if c.get("agent") else "abandoned"] += 1
     return buckets
 
@@ -174,6 +175,11 @@ def write_chart(path, day, figures, hourly, waits, tz=DEFAULT_TZ):
     answered = [b["answered"] for b in waits]
     bottom.bar(x, answered, label="answered", color="#31a354")
     bottom.bar(x, [b["abandoned"] for b in waits], bottom=answered, label="abandoned", color="#e6550d")
+    if SERVICE_LEVEL_SECONDS in WAIT_BUCKETS:
+        edge = WAIT_BUCKETS.index(SERVICE_LEVEL_SECONDS) - 0.5
+        bottom.axvline(edge, color="#636363", linestyle="--", linewidth=1)
+        bottom.annotate(f"service level {SERVICE_LEVEL_SECONDS} s", (edge, 1), xycoords=("data", "axes fraction"),
+                        xytext=(4, -12), textcoords="offset points", color="#636363")
     bottom.set_xticks(list(x))
     bottom.set_xticklabels(labels)
     bottom.set_xlabel("wait in queue (seconds)")
@@ -186,6 +192,7 @@ def write_chart(path, day, figures, hourly, waits, tz=DEFAULT_TZ):
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".png", dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())    # mkstemp makes 0600; a chart is as readable as any file
         with os.fdopen(fd, "wb") as fh:
             fig.savefig(fh, format="png")
         os.replace(tmp, path)
@@ -195,6 +202,12 @@ def write_chart(path, day, figures, hourly, waits, tz=DEFAULT_TZ):
         except OSError:
             pass
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 # --- CLI --------------------------------------------------------------------------------------
@@ -320,7 +333,7 @@ def format_report(day, tz, f, tickets):
         + flag(f["answer_rate_below_target"], f["answer_rate_target"]),
         f"abandoned            {f['abandoned']}",
         f"service level        {_pct(f['service_level'])}   (answered within {f['service_level_seconds']} s)",
-        f"average wait         {_num(f['avg_wait'])} s",
+        f"average wait         {_num(f['avg_wait'])} s   (offered calls, answered or not)",
         f"average talk         {_num(f['avg_talk'])} s",
         f"average wrap-up      {_num(f['avg_wrapup'])} s",
         f"satisfaction rate    {_pct(f['satisfaction_rate'])}"

@@ -80,6 +80,12 @@ def tickets(monkeypatch):
     return calls
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def run(capsys, *argv):
     parser = argparse.ArgumentParser()
     report.register(parser.add_subparsers())
@@ -109,8 +115,11 @@ def test_json_figures_match_the_crafted_day(config, tmp_path, capsys, no_tickets
     assert hourly["offered"][9] == 2 and hourly["answered"][9] == 2
     assert hourly["offered"][23] == 1 and hourly["answered"][23] == 0
     waits = {(b["from"], b["to"]): (b["answered"], b["abandoned"]) for b in f["wait_distribution"]}
-    assert waits[(0, 10)] == (1, 0) and waits[(10, 20)] == (1, 0) and waits[(20, 30)] == (2, 0)
+    # Buckets hold from < wait <= to, like the service level: the 20 s call is in 10-20.
+    assert waits[(0, 10)] == (1, 0) and waits[(10, 20)] == (2, 0) and waits[(20, 30)] == (1, 0)
     assert waits[(30, 60)] == (0, 1) and waits[(300, None)] == (0, 0)
+    in_sl = sum(b["answered"] for b in f["wait_distribution"] if b["to"] is not None and b["to"] <= 20)
+    assert in_sl / f["offered"] == f["service_level"]      # the chart's SL line splits the same calls
 
 
 def test_text_report_flags_targets_and_says_tickets_na(config, tmp_path, capsys, no_tickets):
@@ -168,6 +177,7 @@ def test_png_chart_default_name_and_explicit_file(config, tmp_path, capsys, monk
     assert rc == 0 and json.loads(out)["png"] == str(chosen)
     assert chosen.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert os.listdir(chosen.parent) == ["day.png"]         # no temporary file left behind
+    assert os.stat(chosen).st_mode & 0o044 == 0o044 & ~_umask()   # not the temporary file's 0600
 
 
 def test_chart_into_a_missing_directory_fails_clearly_but_prints_figures(config, tmp_path, capsys, no_tickets):
