@@ -273,3 +273,25 @@ def test_bad_input_never_raises_into_the_caller(arch, tmp_path):
     assert "archiving" in arch.alarms[-1][2]
     assert arch.finish(U[0], tmp_path / "live" / "gone.wav", 1).get(timeout=5) is None
     assert "missing" in arch.alarms[-1][2]
+
+
+def test_a_call_recorded_again_keeps_every_part(arch, tmp_path):
+    """On-demand recording stopped and started again: the same live path twice, two RECORD_STOPs."""
+    live = tmp_path / "live" / f"{U[0]}.wav"
+    first = arch.finish(U[0], make_wav(live, 2), 2, when=WHEN).get(timeout=10)
+    later = WHEN + datetime.timedelta(days=1)             # the call ran past midnight
+    row = arch.finish(U[0], make_wav(live, 3), 3, when=later).get(timeout=10)
+    assert arch.alarms == [] and row["path"] == first["path"] and row["seconds"] == 2.0
+    [part2] = row["parts"]
+    assert part2["path"] == str(tmp_path / "archive/2026/10/01" / f"{U[0]}.part2.wav") and part2["seconds"] == 3.0
+    assert Path(part2["backup_path"]).read_bytes() == Path(part2["path"]).read_bytes()
+    out = arch.export(U[0], tmp_path / "p2.wav", part=2)
+    assert archive.sha256_of(out) == part2["sha256"]
+    with pytest.raises(KeyError, match="2 recording part"):
+        arch.export(U[0], tmp_path / "p3.wav", part=3)
+    Path(part2["path"]).unlink()
+    assert arch.verify()["index_missing"] == [Path(part2["path"])]
+    make_wav(Path(part2["path"]), 3)                      # put it back for the purge
+    gone = arch.purge(now=datetime.datetime(2029, 1, 1, tzinfo=datetime.timezone.utc))
+    assert sorted(g["path"] for g in gone) == sorted([first["path"], part2["path"]])
+    assert not Path(part2["backup_path"]).exists() and arch.get(U[0])["state"] == "purged"

@@ -94,12 +94,15 @@ def check_recording(src, expected_seconds=None):
     return dict(info, bytes=size)
 
 
-def archive_path(archive_root, call_uuid, when, ext):
+def archive_path(archive_root, call_uuid, when, ext, part=1):
+    """YYYY/MM/DD/<uuid>.<ext>; a call recorded again (on-demand stop, then start) adds
+    <uuid>.part2.<ext> ... in the first part's day directory."""
     when = when.astimezone(datetime.timezone.utc) if when.tzinfo else when
-    return Path(archive_root) / f"{when:%Y/%m/%d}" / f"{call_uuid}.{ext}"
+    name = f"{call_uuid}.{ext}" if part == 1 else f"{call_uuid}.part{int(part)}.{ext}"
+    return Path(archive_root) / f"{when:%Y/%m/%d}" / name
 
 
-def archive_recording(src, uuid, when, archive_root, expected_seconds=None, log=log):
+def archive_recording(src, uuid, when, archive_root, expected_seconds=None, log=log, part=1):
     """Archive src for call uuid recorded at `when`; return {path, sha256, bytes, seconds}.
     expected_seconds (the recorded time the switch reported) rejects a file far shorter than it."""
     src = Path(src)
@@ -109,7 +112,7 @@ def archive_recording(src, uuid, when, archive_root, expected_seconds=None, log=
         raise RecordingError(f"{src}: no usable file extension")
     info = check_recording(src, expected_seconds)
     size, seconds = info["bytes"], info["seconds"]
-    dest = archive_path(archive_root, call_uuid, when, ext)
+    dest = archive_path(archive_root, call_uuid, when, ext, part)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
         existing = _sha256(dest)

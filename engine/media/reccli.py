@@ -35,6 +35,7 @@ def register(subparsers):
     exp = action("export", "copy a recording out after checking its checksum (audited)", cmd_export)
     exp.add_argument("uuid")
     exp.add_argument("--out", required=True, help="file to write (must not exist)")
+    exp.add_argument("--part", type=int, default=1, help="a later recording of the same call (default 1)")
     action("verify", "recompute every checksum; exit 1 on any mismatch or missing file", cmd_verify)
     purge = action("purge", "remove recordings older than the retention period (audited)", cmd_purge)
     purge.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
@@ -130,7 +131,7 @@ def cmd_export(args):
     if arch is None:
         return 1
     try:
-        out = arch.export(args.uuid, Path(args.out), actor=_actor())
+        out = arch.export(args.uuid, Path(args.out), actor=_actor(), part=args.part)
     except (KeyError, ValueError, OSError, CommandError) as exc:
         print(f"hotline recordings export: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 1

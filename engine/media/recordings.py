@@ -63,6 +63,9 @@ class Recording(BaseModel):
     purged_at = peewee.DateTimeField(null=True)
     state = peewee.CharField(max_length=16, default="archived", index=True)  # archived|suspect|purged
     problem = peewee.TextField(null=True)                       # why a suspect file was refused
+    # further recordings of the same call (on-demand stop, then start again): [{path, sha256,
+    # bytes, seconds, backup_path}], archived beside the first as <uuid>.partN.<ext>
+    parts = JSONField(null=True)
 
 
 class RecordingAudit(BaseModel):
@@ -174,6 +177,11 @@ class Archiver:
         call_uuid = commands.uuid(call_uuid)
         src = Path(path)
         when = when or datetime.datetime.now(datetime.timezone.utc)
+        earlier = self.get(call_uuid)
+        part = 1
+        if earlier and earlier["state"] == "archived":
+            part = 2 + len(earlier["parts"] or [])
+            when = earlier["recorded_at"].replace(tzinfo=datetime.timezone.utc)  # same day directory
         try:
             archive.check_recording(src, recorded_seconds)
         except archive.RecordingError as exc:
@@ -182,7 +190,7 @@ class Archiver:
                 return None
             return self._suspect(call_uuid, src, str(exc), when)
         try:
-            info = self._archive(call_uuid, src, recorded_seconds, when, clog)
+            info = self._archive(call_uuid, src, recorded_seconds, when, clog, part)
         except archive.RecordingError as exc:
             return self._suspect(call_uuid, src, str(exc), when)
         except OSError as exc:
@@ -193,22 +201,30 @@ class Archiver:
             return None
         self.pending.pop(call_uuid, None)
         backup = self._backup(call_uuid, info["path"])
+        if part > 1:
+            parts = (earlier["parts"] or []) + [{
+                "path": str(info["path"]), "sha256": info["sha256"], "bytes": info["bytes"],
+                "seconds": round(info["seconds"], 3), "backup_path": str(backup) if backup else None}]
+            self._db_call(lambda: Recording.update(parts=parts)
+                          .where(Recording.call_uuid == call_uuid).execute())
+            clog.info("recording part %d archived: %s (%.1f s)", part, info["path"], info["seconds"])
+            return self.get(call_uuid)
         row = dict(call_uuid=call_uuid, path=str(info["path"]), sha256=info["sha256"],
                    bytes=info["bytes"], seconds=round(info["seconds"], 3), channels=info["channels"],
                    sample_rate=info["sample_rate"], format=info["format"],
                    recorded_at=_naive(when), archived_at=utcnow(),
                    backup_path=str(backup) if backup else None, state="archived", problem=None,
-                   purged_at=None)
+                   purged_at=None, parts=None)
         self._upsert(row)
         clog.info("recording archived: %s (%.1f s, %s channel(s), sha256 %s)",
                   info["path"], info["seconds"], info["channels"], info["sha256"][:12])
         return row
 
-    def _archive(self, call_uuid, src, recorded_seconds, when, clog):
+    def _archive(self, call_uuid, src, recorded_seconds, when, clog, part=1):
         fmt = self.config.compress
         if fmt == "none":
             return archive.archive_recording(src, call_uuid, when, self.config.archive_dir,
-                                             recorded_seconds, log=clog)
+                                             recorded_seconds, log=clog, part=part)
         encoded = src.with_name(f".{call_uuid}.encoding.{fmt}")
         try:
             self._encode(src, encoded, fmt)
@@ -217,10 +233,10 @@ class Archiver:
             encoded.unlink(missing_ok=True)
             self.alarm(call_uuid, f"compression to {fmt} failed ({exc}); archiving the original")
             return archive.archive_recording(src, call_uuid, when, self.config.archive_dir,
-                                             recorded_seconds, log=clog)
+                                             recorded_seconds, log=clog, part=part)
         try:
             info = archive.archive_recording(encoded, call_uuid, when, self.config.archive_dir,
-                                             recorded_seconds, log=clog)
+                                             recorded_seconds, log=clog, part=part)
         except BaseException:
             encoded.unlink(missing_ok=True)
             raise
@@ -254,7 +270,7 @@ class Archiver:
         row = dict(call_uuid=call_uuid, path=str(dest), sha256=None, bytes=dest.stat().st_size,
                    seconds=None, channels=None, sample_rate=None, format=src.suffix.lstrip(".").lower(),
                    recorded_at=_naive(when), archived_at=utcnow(), backup_path=None,
-                   state="suspect", problem=problem, purged_at=None)
+                   state="suspect", problem=problem, purged_at=None, parts=None)
         existing = self.get(call_uuid)
         if existing and existing["state"] == "archived":
             # a good recording of this call is archived already: keep its row, audit this one
@@ -315,15 +331,18 @@ class Archiver:
         for item in removed:
             call_uuid = item["path"].name.split(".")[0]
             row = self.get(call_uuid)
+            backups = {p["path"]: p["backup_path"] for p in (row and row["parts"]) or []}
+            if row:
+                backups[row["path"]] = row["backup_path"]
             entry = {"call_uuid": call_uuid, "path": str(item["path"]), "sha256": item["sha256"],
-                     "day": item["day"].isoformat(), "backup_path": row and row["backup_path"]}
+                     "day": item["day"].isoformat(), "backup_path": backups.get(str(item["path"]))}
             out.append(entry)
             if dry_run:
                 continue
             if entry["backup_path"]:
                 Path(entry["backup_path"]).unlink(missing_ok=True)
                 archive._sidecar(Path(entry["backup_path"])).unlink(missing_ok=True)
-            if row:
+            if row and row["path"] == entry["path"]:
                 self._db_call(lambda: Recording.update(state="purged", purged_at=utcnow())
                               .where(Recording.call_uuid == call_uuid).execute())
             self._audit(call_uuid, "purge", actor,
@@ -343,13 +362,18 @@ class Archiver:
         self._audit(call_uuid, "release" if release else "hold", actor, {"reason": reason})
         return self.get(call_uuid)
 
-    def export(self, call_uuid, out, actor="cli"):
-        """Copy an archived recording out after checking it against its indexed sha256."""
+    def export(self, call_uuid, out, actor="cli", part=1):
+        """Copy an archived recording (or a later part of it) out after checking it against its
+        indexed sha256."""
         call_uuid = commands.uuid(call_uuid)
         row = self.get(call_uuid)
         if row is None or row["state"] != "archived":
             raise KeyError(f"no archived recording for call {call_uuid}"
                            + (f" (it is {row['state']})" if row else ""))
+        parts = [row] + (row["parts"] or [])
+        if not 1 <= part <= len(parts):
+            raise KeyError(f"call {call_uuid} has {len(parts)} recording part(s), not {part}")
+        row = parts[part - 1]
         src, out = Path(row["path"]), Path(out)
         if not src.exists():
             raise FileNotFoundError(f"{src} is missing from the archive (run verify)")
@@ -360,7 +384,7 @@ class Archiver:
         if sha != row["sha256"]:
             out.unlink()
             raise ValueError(f"{src} does not match its indexed sha256 (run verify); not exported")
-        self._audit(call_uuid, "export", actor, {"out": str(out.resolve()), "sha256": sha})
+        self._audit(call_uuid, "export", actor, {"out": str(out.resolve()), "sha256": sha, "part": part})
         return out
 
     def verify(self):
@@ -370,11 +394,12 @@ class Archiver:
         report["index_missing"], report["index_mismatch"] = [], []
         bad = set(report["mismatch"])
         for row in self.list(state="archived"):
-            path = Path(row["path"])
-            if not path.exists():
-                report["index_missing"].append(path)
-            elif path not in bad and archive.sha256_of(path) != row["sha256"]:
-                report["index_mismatch"].append(path)
+            for item in [row] + (row["parts"] or []):
+                path = Path(item["path"])
+                if not path.exists():
+                    report["index_missing"].append(path)
+                elif path not in bad and archive.sha256_of(path) != item["sha256"]:
+                    report["index_mismatch"].append(path)
         return report
 
     # --- index -----------------------------------------------------------------------------
