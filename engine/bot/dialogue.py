@@ -103,7 +103,12 @@ class Dialogue:
         if self.state == "confirm":
             return self._confirm_text(text)
         if self.state == "slot":
-            return self._slot_value(self._slot().type.parse(text))
+            value = self._slot().type.parse(text)
+            if not value and self._changes_subject(text):
+                self.log.info("task %s left for another question", self.task[0].id)
+                self.task, self.keyed = None, ""
+                return self._understand(text)
+            return self._slot_value(value)
         if self.state == "offer":
             turn = self._pick_text(text)
             if turn:
@@ -163,6 +168,17 @@ class Dialogue:
             self._log_miss("unknown", text, ranked)
             return self._human("handoff_misses", reason="unknown")
         return self._miss("unknown", text, self.msg["unknown"], ranked=ranked)
+
+    def _changes_subject(self, text):
+        """Asked for a number, the caller said no digit but a goodbye or a question the bot can
+        answer outright ("算了，我问下社保卡丢了怎么补"): follow the caller, drop the task."""
+        for intent in self.bot.intents.values():
+            if intent.then == "done" and nlu.spot_keyword(text, intent.keywords):
+                return True
+        ranked = [(k, s) for k, s in self.bot.matcher.rank(text) if self._matchable(k)]
+        if not ranked:
+            return False
+        return self._decisive(text, ranked[0], ranked[1] if len(ranked) > 1 else (None, 0.0))
 
     def _decisive(self, text, best, second):
         """Answer straight away, or is it a close call? Clear: a high score well ahead of the next.

@@ -32,14 +32,14 @@ ZH_STOPWORDS = frozenset("""
 请问 请 问 问下 问一下 一下 我 我们 我的 你 你们 您 您好 你好 他 她 它 的 地 得 了 吗 呢 吧 啊 呀 哦 嗯 噢 哈
 是 在 有 要 想 想要 就 都 也 还 和 与 跟 及 或 或者 这 那 这个 那个 一个 个 些 能 能不能 可以 可不可以 需要
 会 应该 让 给 把 被 对 对于 关于 麻烦 帮 帮我 帮忙 谢谢 好 好的 那么 然后 现在 知道 告诉 下 着 过 么
-问题 事情 咨询 一些 方面 不能 不行 行不行 行 能 用 一下子
+问题 事情 咨询 一些 方面 不能 不行 行不行 行 能 用 一下子 上 里 中
 """.split())
 
 # Words every question has: knowing them does not make a question one of ours ("今天天气怎么样"
 # shares 怎么样 with many FAQ questions and is still off-topic).
 ZH_QUESTION_WORDS = frozenset("""
 怎么 怎么样 怎么办 怎样 如何 什么 啥 哪里 哪儿 哪个 哪些 多少 多久 几 为什么 是否 有没有 能否
-办 办理 弄 做 用 去 来 说 问题 事情 情况 时候 今天 明天
+办 办理 弄 做 用 去 来 说 问题 事情 情况 时候 什么时候 时间 今天 明天
 """.split())
 
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
@@ -167,9 +167,11 @@ class Matcher:
 
     def distinguishing(self, text, key, other):
         """The caller's words that `key` has and `other` has not: the evidence for one answer
-        over the next. None means the caller said only what both share ("公积金")."""
+        over the next. None means the caller said only what both share ("公积金"); question words
+        are no evidence ("什么时候" does not make a question one about retirement)."""
         mine, theirs = self.key_terms.get(key, set()), self.key_terms.get(other, set())
-        return [t for t in self.tokenizer.terms(text) if t in mine and t not in theirs]
+        return [t for t in self.tokenizer.terms(text)
+                if t in mine and t not in theirs and t not in ZH_QUESTION_WORDS]
 
     def known_terms(self, text):
         """The caller's subject words this matcher has seen (question words left out): none
