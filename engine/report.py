@@ -315,6 +315,10 @@ def _num(value):
     return "n/a" if value is None else f"{value:.1f}"
 
 
+def _secs(value):
+    return "n/a" if value is None else f"{value:.1f} s"
+
+
 def format_report(day, tz, f, tickets):
     """The human-readable report; figures below a target carry a BELOW TARGET flag."""
     def flag(below, target):
@@ -333,9 +337,9 @@ def format_report(day, tz, f, tickets):
         + flag(f["answer_rate_below_target"], f["answer_rate_target"]),
         f"abandoned            {f['abandoned']}",
         f"service level        {_pct(f['service_level'])}   (answered within {f['service_level_seconds']} s)",
-        f"average wait         {_num(f['avg_wait'])} s   (offered calls, answered or not)",
-        f"average talk         {_num(f['avg_talk'])} s",
-        f"average wrap-up      {_num(f['avg_wrapup'])} s",
+        f"average wait         {_secs(f['avg_wait'])}   (offered calls, answered or not)",
+        f"average talk         {_secs(f['avg_talk'])}",
+        f"average wrap-up      {_secs(f['avg_wrapup'])}",
         f"satisfaction rate    {_pct(f['satisfaction_rate'])}"
         + flag(f["satisfaction_below_target"], f["satisfaction_target"])
         + f"   ({f['rated']} rated)",

@@ -130,6 +130,7 @@ def test_text_report_flags_targets_and_says_tickets_na(config, tmp_path, capsys,
     assert "66.7%" in lines["satisfaction rate"] and "BELOW TARGET" in lines["satisfaction rate"]
     assert lines["calls offered"].split()[-1] == "5" and lines["abandoned"].split()[-1] == "1"
     assert "60.0%" in lines["service level"]
+    assert lines["average talk"].endswith(" 250.0 s") and lines["average wrap-up"].endswith(" 37.5 s")
     for name in ("tickets opened", "tickets closed", "tickets overdue"):
         assert lines[name].split()[-1] == "n/a"
     assert "ticket" not in err                              # an absent module is not an error
@@ -193,6 +194,9 @@ def test_an_empty_day(config, capsys, no_tickets):
     f = json.loads(out)
     assert rc == 0 and f["offered"] == 0 and f["answer_rate"] is None
     assert f["answer_rate_below_target"] is False and f["satisfaction_rate"] is None
+    rc, out, _ = run(capsys, "report", "daily", "--date", "2026-06-01", "--config", str(config), "--no-png")
+    assert "average wait         n/a   " in out and "answer rate          n/a   " in out
+    assert "BELOW TARGET" not in out                        # no calls: nothing to flag
 
 
 def test_another_time_zone_moves_the_day(config, capsys, no_tickets):
