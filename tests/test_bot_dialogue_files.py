@@ -226,3 +226,11 @@ def test_lint_cli(tmp_path, capsys):
     bad = write(tmp_path, MINIMAL.replace("subject: 社保\n", ""))
     assert cli.main(["bot", "lint", str(bad)]) == 1
     assert f"{bad}:1:1: file: 'subject' is a required property" in capsys.readouterr().out
+
+
+def test_empty_files_are_problems_not_empty_bots(tmp_path):
+    assert problems_of(tmp_path, "") == [f"{tmp_path / 'bot.yaml'}:1:1: a bot file is a mapping "
+                                          "(name, subject, greeting, intents, faq...)"]
+    write(tmp_path, "", "empty.yaml")
+    problems = problems_of(tmp_path, MINIMAL + "faq_files: [empty.yaml]\n")
+    assert problems == [f"{tmp_path / 'empty.yaml'}:1:1: empty FAQ file (a list of entries, or faq: [...])"]

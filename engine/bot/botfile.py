@@ -300,7 +300,7 @@ def check_bot(path):
     path = pathlib.Path(path)
     problems = []
     raw = read_yaml(path, problems)
-    if raw is None:
+    if problems:
         return None, problems
     if not isinstance(raw, dict):
         return None, [f"{path}:1:1: a bot file is a mapping (name, subject, greeting, intents, faq...)"]
@@ -457,7 +457,10 @@ def _faq_file(path, chk, keys):
     problems = []
     raw = read_yaml(path, problems)
     chk.problems.extend(problems)
+    if problems:
+        return []
     if raw is None:
+        chk.problems.append(f"{path}:1:1: empty FAQ file (a list of entries, or faq: [...])")
         return []
     sub = _Checker(path, raw)
     items = raw.get("faq") if isinstance(raw, dict) else raw
