@@ -168,6 +168,7 @@ class BotSession:
         self.resumes = 0
         self._pending_reply = None       # speech_end_at of the utterance being answered
         self.set_queue_choice = True     # on hand-off the intent is shown on the agent's phone
+        call.bot_session = self          # for monitoring (stream lag, barge-ins) while the call lasts
 
     # --- life cycle ---
     def run(self):
