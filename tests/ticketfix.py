@@ -42,3 +42,30 @@ def cdr(**fields):
               "tags": []}
     record.update(fields)
     return record
+
+
+def race(url, workdir, name):
+    """One racing consumer in its own process (tests/test_tickets_outbox.py): wait for the go
+    file, consume in small passes until the stop file exists and a pass finds nothing, then print
+    what this process did as JSON."""
+    import json
+    import os
+    import time
+
+    from engine.tickets import Consumer
+    consumer = Consumer(url, config=load_config("etc/tickets.yaml"))
+    consumer.store.open()
+    open(os.path.join(workdir, f"ready-{name}"), "w").close()
+    while not os.path.exists(os.path.join(workdir, "go")):
+        time.sleep(0.002)
+    passes = 0
+    while True:
+        stopping = os.path.exists(os.path.join(workdir, "stop"))
+        before = consumer.acked
+        consumer.run_once(limit=3)
+        passes += 1
+        if consumer.acked == before:
+            if stopping:
+                break
+            time.sleep(0.002)
+    print(json.dumps({"created": consumer.created, "acked": consumer.acked, "passes": passes}))
