@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "engine.control.cli",
     "engine.media.reccli",
     "engine.bot.cli",
+    "engine.tickets.cli",
     "engine.report",
 ]
 
