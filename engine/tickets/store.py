@@ -17,6 +17,7 @@ serialised at the start of the transaction, never half-way through it.
 import datetime
 import json
 import logging
+import os
 import time
 import zoneinfo
 
@@ -53,6 +54,9 @@ class TicketStore:
     def open(self):
         self.db = database_from_url(self.url)
         self.m = bound_models(self.db)
+        path = sqlite_path(self.db)
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         # The CDR tables belong to the CDR store; created here too (safe) so a consumer that
         # starts before the first CDR finds them.
         tables = [self.m.Ticket, self.m.TicketEvent, self.m.Cdr, self.m.Outbox, self.m.OutboxAck]
