@@ -126,9 +126,9 @@ def test_none_of_the_candidates_is_a_logged_miss(city, tmp_path):
     assert record["call"] == "test-call"
 
 
-@pytest.mark.parametrize("when", [0, 1, 2, 3])
+@pytest.mark.parametrize("when", [0, 1, 2, 3])   # greeting, after an answer, in a task, confirming
 def test_asking_for_a_human_at_any_point_hands_off_with_what_was_said(city, when):
-    steps = ["社保卡弄丢了要怎么补", "查询社保缴费记录", spoken(VALID_ID), "对"][:when]
+    steps = ["社保卡弄丢了要怎么补", "查询社保缴费记录", spoken(VALID_ID)][:when]
     dialogue, turn = talk(city, *steps)
     turn = dialogue.on_text("转人工", 0.9)
     assert turn.exit == "human" and turn.reason == "asked_human"
@@ -137,9 +137,7 @@ def test_asking_for_a_human_at_any_point_hands_off_with_what_was_said(city, when
     expected_intent = {0: "human", 1: "faq:card_reissue", 2: "query_contributions",
                        3: "query_contributions"}[when]
     assert turn.intent == expected_intent
-    # after the ID was confirmed the task hands off by itself, with the slot
-    if when == 3:
-        pass
+    assert turn.slots == {}           # a value read back but not yet confirmed is not passed on
     # nothing more happens after the exit
     later = dialogue.on_text("社保卡弄丢了要怎么补", 0.9)
     assert later.exit == "human" and later.say == []
@@ -299,3 +297,15 @@ def test_unknown_in_subject_hands_off_when_configured(city, tmp_path):
     bot.limits["on_unknown"] = "human"
     _, turn = talk(bot, "医保药品目录在哪看")
     assert turn.exit == "human" and turn.reason == "unknown"
+
+
+def test_a_fault_inside_the_dialogue_ends_it_with_error_and_keeps_the_transcript(city, monkeypatch):
+    dialogue, _ = talk(city)
+
+    def broken(text):
+        raise RuntimeError("bug")
+    monkeypatch.setattr(dialogue, "_understand", broken)
+    turn = dialogue.on_text("社保卡弄丢了要怎么补", 0.9)
+    assert turn.exit == "error" and turn.say == []
+    assert turn.transcript[-1]["text"] == "社保卡弄丢了要怎么补"
+    assert dialogue.on_silence().exit == "error"

@@ -24,6 +24,7 @@ Misses (not understood, unknown, off-topic, none of the candidates) in a row rea
 limits.max_misses -> human. The same FAQ answered limits.repeat_handoff times -> human (the answer
 did not help). No speech -> reprompt; limits.max_silences in a row -> limits.after_silence.
 """
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -48,6 +49,20 @@ class Turn:
     transcript: list = field(default_factory=list)   # [{who, text, at, confidence}]
     reason: str = None                          # why this turn: answer, offer, off_topic, ...
     candidates: list = field(default_factory=list)   # offered questions, in the order read out
+
+
+def _guarded(method):
+    """A fault in the dialogue (a bug, a broken bot object) ends it with exit "error" — the IVR
+    then takes the flow's error branch with the transcript so far — instead of killing the call."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception:
+            self.log.exception("dialogue failed in %s", method.__name__)
+            self.exit, self.state = "error", "ended"
+            return self._ended()
+    return run
 
 
 class _CallLog(logging.LoggerAdapter):
@@ -81,10 +96,12 @@ class Dialogue:
 
     # --- inputs ----------------------------------------------------------------------------------
 
+    @_guarded
     def start(self):
         return self._say([self.bot.greeting], interruptible=self.bot.greeting_interruptible,
                          reason="greeting")
 
+    @_guarded
     def on_text(self, text, confidence=None):
         text = (text or "").strip()
         if self.exit:
@@ -115,6 +132,7 @@ class Dialogue:
                 return turn
         return self._understand(text)
 
+    @_guarded
     def on_dtmf(self, digits):
         if self.exit:
             return self._ended()
@@ -127,6 +145,7 @@ class Dialogue:
                 break           # keys after a decision belong to the next prompt: type-ahead is not kept
         return turn or self._listen()
 
+    @_guarded
     def on_silence(self):
         if self.exit:
             return self._ended()
@@ -392,7 +411,7 @@ class Dialogue:
         return self._say(say, interruptible=False, reason=reason)
 
     def _ended(self):
-        return Turn(exit=self.exit, intent=self.intent, slots=dict(self.slots),
+        return Turn(exit=self.exit, interruptible=False, intent=self.intent, slots=dict(self.slots),
                     transcript=list(self.transcript), listen=self._grammar(), reason="ended")
 
     def _listen(self):
