@@ -163,9 +163,18 @@ def test_the_consumer_greenlet_follows_the_outbox_and_survives_a_missing_databas
                 gevent.sleep(0.01)
     finally:
         c.stop()
-    broken = Consumer(f"sqlite:///{tmp_path}/no/such/dir/x.db", poll_interval=0.01)
-    with pytest.raises(peewee.OperationalError):
+    (tmp_path / "a-file").write_text("not a directory")
+    broken = Consumer(f"sqlite:///{tmp_path}/a-file/x.db", poll_interval=0.01)
+    with pytest.raises(OSError):
         broken.run_once()
+    assert broken.store.db is None                       # not half-open: the next try starts over
+    broken.start()
+    try:
+        gevent.sleep(0.05)
+        assert caplog.text.count("ticket outbox consumer: FileExistsError") == 1     # said once
+        assert not broken._greenlet.dead                 # it keeps trying
+    finally:
+        broken.stop()
     cdrs.close()
 
 

@@ -34,8 +34,7 @@ class Consumer:
         self.acked = 0            # outbox entries acked by this process
 
     def start(self):
-        if self.store.db is None:
-            self.store.open()
+        """The polling greenlet; a database that is down at start is retried every poll."""
         if self._greenlet is None:
             self._greenlet = gevent.spawn(self._loop)
         return self
@@ -107,10 +106,16 @@ class Consumer:
         return as_dict(row)
 
     def _loop(self):
+        failing = None          # the last error text: said once, not every poll
         while True:
             try:
                 self.drain()
+                if failing:
+                    log.info("ticket outbox consumer: the database is back")
+                failing = None
             except Exception as exc:      # noqa: BLE001 - database down: try again next poll
-                log.error("ticket outbox consumer: %s: %s; trying again in %.1f s",
-                          type(exc).__name__, exc, self.poll_interval)
+                text = f"{type(exc).__name__}: {exc}"
+                if text != failing:
+                    log.error("ticket outbox consumer: %s; trying again every %g s", text, self.poll_interval)
+                failing = text
             gevent.sleep(self.poll_interval)

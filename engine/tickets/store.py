@@ -52,15 +52,22 @@ class TicketStore:
 
     # --- life cycle ------------------------------------------------------------------------
     def open(self):
-        self.db = database_from_url(self.url)
-        self.m = bound_models(self.db)
-        path = sqlite_path(self.db)
+        """Bind the tables and create them if missing (idempotent). On failure (database down,
+        directory not creatable) the store stays unopened: open() again later."""
+        db = database_from_url(self.url)
+        path = sqlite_path(db)
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.db, self.m = db, bound_models(db)
         # The CDR tables belong to the CDR store; created here too (safe) so a consumer that
         # starts before the first CDR finds them.
         tables = [self.m.Ticket, self.m.TicketEvent, self.m.Cdr, self.m.Outbox, self.m.OutboxAck]
-        self.run(lambda: self.db.create_tables(tables, safe=True))
+        try:
+            self.run(lambda: self.db.create_tables(tables, safe=True))
+        except Exception:
+            self.close()
+            self.db = self.m = None
+            raise
         return self
 
     def close(self):
