@@ -174,15 +174,16 @@ def test_misses_are_logged_and_grouped_by_similarity(tmp_path):
 
 def test_misses_cli_lists_groups_and_reports_bad_lines(tmp_path, capsys):
     lines = [{"at": 1, "bot": "b", "lang": "zh", "kind": "unknown", "text": t}
-             for t in ["社保卡可以坐地铁吗", "社保卡能不能坐地铁", "护照怎么办"]]
+             for t in ["社保卡可以坐地铁吗", "社保卡能不能坐地铁", "护照怎么办", "你好", "你好"]]
     (tmp_path / "b.misses.jsonl").write_text(
         "\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n{broken\n", encoding="utf-8")
     assert cli.main(["bot", "misses", "--dir", str(tmp_path)]) == 0
     out, err = capsys.readouterr()
     rows = [line for line in out.splitlines() if line[:5].strip().isdigit()]
     assert rows[0].split()[0] == "2" and "坐地铁" in rows[0]
-    assert rows[1].split()[0] == "1" and "护照怎么办" in rows[1]
-    assert "b.misses.jsonl:4:" in err
+    assert rows[1].split()[0] == "2" and "你好" in rows[1]      # stop words only: same text
+    assert rows[2].split()[0] == "1" and "护照怎么办" in rows[2]
+    assert "b.misses.jsonl:6:" in err
     assert cli.main(["bot", "misses", "--dir", str(tmp_path), "--json", "--top", "1"]) == 0
     groups = json.loads(capsys.readouterr().out)
     assert len(groups) == 1 and groups[0]["count"] == 2

@@ -80,13 +80,13 @@ def group(records, threshold=0.5):
         vectors = dict(matcher.vectors)
         lang_groups = []                 # [(head vector, [records])]
         for i, record in enumerate(recs):
-            vec = vectors.get(i)
+            # Questions of stop words only ("你好你好") have no vector: group them by their text.
+            vec = vectors.get(i) or {"=" + nlu.normalize(record["text"]): 1.0}
             home = None
-            if vec:
-                for head, members in lang_groups:
-                    if head and sum(w * head.get(t, 0.0) for t, w in vec.items()) >= threshold:
-                        home = members
-                        break
+            for head, members in lang_groups:
+                if sum(w * head.get(t, 0.0) for t, w in vec.items()) >= threshold:
+                    home = members
+                    break
             if home is None:
                 lang_groups.append((vec, [record]))
             else:
