@@ -16,6 +16,10 @@ def handle(call, node, ctx):
     call.tags.append("voicemail:" + p["box"])
     call.variables["voicemail_path"] = result.get("path", str(path))
     call.variables["voicemail_seconds"] = result.get("seconds", 0)
+    info = getattr(call, "info", None)      # the CDR's fields: the ticket module finds the message there
+    if isinstance(info, dict):
+        info.setdefault("extra", {}).update(voicemail_path=call.variables["voicemail_path"],
+                                            voicemail_seconds=call.variables["voicemail_seconds"])
     if p["goodbye"]:
         ctx.play(call, p["goodbye"], interruptible=False)
     if "next" in (node.get("children") or {}):
