@@ -182,3 +182,22 @@ def test_default_config_allows_any_department(tmp_path):
     assert store.config is DEFAULT_CONFIG
     t = store.create(kind="agent", category="consultation", summary="x", department="任何部门")
     assert t["department"] == "任何部门"
+
+
+def test_a_write_that_loses_a_unique_race_runs_again_cleanly(tmp_path, monkeypatch):
+    """PostgreSQL does not serialise writers up front: two may pick the same number. The loser's
+    transaction is rolled back whole and run again (here: the race forced once)."""
+    store = ticket_store(tmp_path)
+    first = store.create(kind="agent", category="consultation", summary="a")
+    real, raced = store._next_number, []
+
+    def stale_number(now):
+        if not raced:
+            raced.append(1)
+            return first["number"]              # what a concurrent writer just took
+        return real(now)
+    monkeypatch.setattr(store, "_next_number", stale_number)
+    second = store.create(kind="agent", category="consultation", summary="b")
+    assert raced and second["number"] == first["number"][:-4] + "0002"
+    assert [t["summary"] for t in store.list()] == ["a", "b"]
+    assert len(store.history(second["id"])) == 1           # the lost attempt left no history line

@@ -21,7 +21,6 @@ log = logging.getLogger("hotline.tickets")
 
 CONSUMER_NAME = "tickets"
 BATCH = 100            # outbox entries a transaction
-RETRIES = 3            # a unique-number race on PostgreSQL: the whole pass is tried again
 
 
 class Consumer:
@@ -49,18 +48,10 @@ class Consumer:
         database is unavailable (nothing is then acked)."""
         if self.store.db is None:
             self.store.open()
-        for attempt in range(RETRIES):
-            try:
-                created, acked = self.store.run(lambda: self._pass(limit), write=True)
-            except peewee.IntegrityError as exc:
-                if attempt == RETRIES - 1:
-                    raise
-                log.info("outbox pass raced another writer (%s); trying again", exc)
-                continue
-            self.created += len(created)
-            self.acked += acked
-            return created
-        return []
+        created, acked = self.store.run(lambda: self._pass(limit), write=True)
+        self.created += len(created)
+        self.acked += acked
+        return created
 
     def drain(self):
         """Passes until the outbox has nothing left for us; returns the tickets created."""

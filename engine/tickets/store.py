@@ -12,7 +12,8 @@ with a message a person can act on, and changes nothing.
 Why waits are cooperative: the CDR database runs with SQLite's own lock wait at 0 (engine/cdr
 models.py: SQLite's busy handler sleeps inside C and stops the gevent hub); writers here poll
 with gevent.sleep instead. SQLite writes start with BEGIN IMMEDIATE, so two writers are
-serialised at the start of the transaction, never half-way through it.
+serialised at the start of the transaction, never half-way through it; on PostgreSQL a
+transaction-scoped advisory lock does the same (ticket writes are few; numbers stay gapless).
 """
 import datetime
 import json
@@ -26,13 +27,15 @@ import gevent.lock
 import peewee
 
 from engine.cdr.models import database_from_url, sqlite_path, utcnow
-from engine.tickets.config import DEFAULT_CONFIG, KIND_CATEGORIES, TicketConfigError
+from engine.tickets.config import DEFAULT_CONFIG, TicketConfigError
 from engine.tickets.models import KINDS, OPEN_STATES, STATES, TRANSITIONS, Ticket, bound_models
 
 log = logging.getLogger("hotline.tickets")
 
 LOCK_POLL = 0.02            # seconds between tries while another writer holds the database
 LOCK_WAIT = 10.0            # seconds before a locked database counts as a failure
+PG_WRITE_LOCK = 0x7469636B   # advisory lock key ('tick') serialising ticket writers on PostgreSQL
+UNIQUE_RETRIES = 3          # runs of a write transaction that lost a unique-key race
 TEXT_LIMIT = 2000           # summaries and notes longer than this are refused, not cut
 FIELDS = tuple(Ticket._meta.sorted_field_names)
 
@@ -63,7 +66,9 @@ class TicketStore:
         # starts before the first CDR finds them.
         tables = [self.m.Ticket, self.m.TicketEvent, self.m.Cdr, self.m.Outbox, self.m.OutboxAck]
         try:
-            self.run(lambda: self.db.create_tables(tables, safe=True))
+            # In a write transaction: PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against
+            # a concurrent one (duplicate pg_type); the loser is rolled back and runs again.
+            self.run(lambda: self.db.create_tables(tables, safe=True), write=True)
         except Exception:
             self.close()
             self.db = self.m = None
@@ -75,10 +80,16 @@ class TicketStore:
             self.db.close()
 
     def run(self, fn, write=False):
-        """fn() with the connection (in a transaction when `write`), polling while locked."""
+        """fn() with the connection (in a transaction when `write`), polling while locked.
+
+        A write transaction that loses a race on a unique key (two writers picking the same
+        ticket number, or making the same (call, kind) ticket: PostgreSQL, where writers are not
+        serialised up front) is rolled back and run again from the start: the second run sees
+        the winner's row."""
         if self.db is None:
             raise RuntimeError("TicketStore used before open()")
         deadline = time.monotonic() + LOCK_WAIT
+        races = 0
         with self._lock:
             while True:
                 try:
@@ -86,12 +97,21 @@ class TicketStore:
                         self.db.connect()
                     if not write:
                         return fn()
-                    lock = ("IMMEDIATE",) if sqlite_path(self.db) else ()
-                    with self.db.atomic(*lock):
+                    sqlite = sqlite_path(self.db) is not None
+                    with self.db.atomic(*(("IMMEDIATE",) if sqlite else ())):
+                        if not sqlite:      # PostgreSQL: the same one-writer-at-a-time rule
+                            self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (PG_WRITE_LOCK,))
                         return fn()
+                except peewee.IntegrityError:
+                    races += 1
+                    if not write or races >= UNIQUE_RETRIES:
+                        raise
+                    log.info("a ticket write raced another writer; running it again")
+                    continue
                 except peewee.OperationalError as exc:
                     text = str(exc).lower()
-                    if not ("locked" in text or "busy" in text) or time.monotonic() > deadline:
+                    busy = "locked" in text or "busy" in text or "lock timeout" in text
+                    if not busy or time.monotonic() > deadline:
                         raise
                 gevent.sleep(LOCK_POLL)
 
