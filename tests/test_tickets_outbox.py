@@ -196,3 +196,23 @@ def test_entries_a_rule_cannot_handle_wait_unacked(tmp_path, monkeypatch, caplog
     monkeypatch.setattr(consumer_module, "tickets_for_cdr", real)
     assert [t["call_uuid"] for t in c.run_once()] == [bad["uuid"]]
     cdrs.close()
+
+
+def test_a_ticket_filed_before_its_cdr_gets_the_links_when_the_cdr_arrives(tmp_path):
+    c = consumer(tmp_path)
+    c.store.open()
+    record = cdr(queue="general", agent="1001", recording="/arch/x.wav", bot_transcript=[{"text": "查社保"}])
+    early = c.store.create(kind="agent", category="consultation", summary="wrap-up", call_uuid=record["uuid"])
+    assert early["caller_number"] is None and early["recording"] is None
+    other = c.store.create(kind="agent", category="consultation", summary="x", call_uuid="another-call")
+    cdrs = cdr_store(tmp_path)
+    cdrs.write(record)
+    assert c.run_once() == []                                  # answered, no rating: no new ticket
+    got = c.store.get(early["id"])
+    assert got["caller_number"] == "13800138000" and got["recording"] == "/arch/x.wav"
+    assert "查社保" in got["bot_transcript"] and "menu:1" in got["ivr_path"]
+    assert c.store.get(other["id"])["caller_number"] is None
+    cdrs.write({**record, "recording": "/elsewhere.wav"})      # a later version keeps what is there
+    c.run_once()
+    assert c.store.get(early["id"])["recording"] == "/arch/x.wav"
+    cdrs.close()

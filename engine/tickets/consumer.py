@@ -15,7 +15,7 @@ import gevent
 import peewee
 
 from engine.tickets.rules import tickets_for_cdr
-from engine.tickets.store import TicketError, TicketStore, as_dict
+from engine.tickets.store import TicketError, TicketStore, as_dict, link_fields
 
 log = logging.getLogger("hotline.tickets")
 
@@ -77,6 +77,8 @@ class Consumer:
                 log.exception("%s: outbox entry %d: no ticket made; left for a later run",
                               entry.cdr_uuid, entry.id)
                 continue
+            if entry.kind == "cdr" and isinstance(entry.payload, dict):
+                self._fill_links(entry)
             created += made
             done.append(entry.id)
         if done:
@@ -95,6 +97,15 @@ class Consumer:
             fields["recording"] = spec["recording"]
         row = self.store.insert(fields, entry.payload, "outbox", note=f"from CDR outbox entry {entry.id}")
         return as_dict(row)
+
+    def _fill_links(self, entry):
+        """Tickets filed before their call's CDR existed (an agent's, during wrap-up, while the
+        caller is still in the survey) get the caller number, recording, IVR path and bot
+        transcript when the CDR arrives; what a ticket already has is kept."""
+        T = self.store.m.Ticket
+        for key, value in link_fields(entry.payload).items():
+            field = getattr(T, key)
+            T.update({field: value}).where((T.call_uuid == entry.cdr_uuid) & field.is_null()).execute()
 
     def _loop(self):
         failing = None          # the last error text: said once, not every poll
