@@ -222,7 +222,37 @@ def test_bad_input_gets_clear_errors(config, tmp_path, capsys, no_tickets):
     assert not (tmp_path / "elsewhere" / "hotline.db").exists()   # the report created nothing
 
 
-def test_registered_in_the_hotline_cli(config, capsys, no_tickets):
+def test_registered_in_the_hotline_cli(config, capsys):
+    # The real ticket module, if any: the CLI imports every command module, engine.tickets.cli too.
     from engine import cli
     rc = cli.main(["report", "daily", "--date", "2026-11-20", "--config", str(config), "--json", "--no-png"])
     assert rc == 0 and json.loads(capsys.readouterr().out)["answered"] == 4
+
+
+def test_tickets_from_the_real_ticket_module_count_the_same_local_day(config, capsys):
+    tickets = pytest.importorskip("engine.tickets")
+    settings = load_settings(config, env={"HOTLINE_TEST_REPORT_UNSET": "x"})
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    clock_now = [local(1, 0)]                               # 01:00 local on the day = 17:00 UTC the day before
+    store = tickets.TicketStore(settings.database.url, tickets.load_config(os.path.join(repo, "etc", "tickets.yaml")),
+                                clock=lambda: clock_now[0].replace(tzinfo=None)).open()
+    try:
+        early = store.create(kind="agent", category="callback", summary="凌晨")
+        clock_now[0] = local(9, 0)
+        done = store.create(kind="agent", category="callback", summary="上午")
+        store.create(kind="agent", category="callback", summary="上午2")
+        store.assign(done["id"], "热线中心", "钱七")
+        store.transition(done["id"], "in_progress")
+        store.transition(done["id"], "resolved", note="done")
+        store.transition(done["id"], "closed")
+    finally:
+        store.close()
+    assert early["number"]
+    rc, out, err = run(capsys, "report", "daily", "--date", "2026-11-20", "--config", str(config),
+                       "--json", "--no-png")
+    assert rc == 0, err
+    assert json.loads(out)["tickets"] == {"opened": 3, "closed": 1, "overdue": 0}
+    # The zone reaches the ticket counts too: in UTC the 01:00-local ticket belongs to the 19th.
+    rc, out, _ = run(capsys, "report", "daily", "--date", "2026-11-20", "--config", str(config),
+                     "--tz", "UTC", "--json", "--no-png")
+    assert json.loads(out)["tickets"] == {"opened": 2, "closed": 1, "overdue": 1}   # due 17:00 UTC
