@@ -91,6 +91,7 @@ def test_create_links_the_cdr_and_numbers_by_local_day(tmp_path):
     assert "main" in t1["ivr_path"] and "我要投诉" in t1["bot_transcript"]
     assert t1["state"] == "assigned" and t1["department"] == "城管局"
     assert t1["due_at"] == clock.now + datetime.timedelta(hours=120)
+    assert [h["note"] for h in store.history(t1["id"])] == ["路灯不亮", "department 城管局"]
     t2 = store.create(kind="agent", category="consultation", summary="社保咨询", who="1001")
     assert t2["number"] == "T20261123-0002" and t2["state"] == "new" and t2["call_uuid"] is None
     clock.advance(minutes=2)                                          # 00:01 next local day

@@ -67,6 +67,9 @@ def test_every_outbox_row_gives_exactly_one_ticket_across_a_restart(tmp_path):
     assert voicemail["recording"] == "/r/voicemail/general/a.wav"
     assert voicemail["department"] == "热线中心" and voicemail["state"] == "assigned"
     assert voicemail["caller_number"] == "13800138000" and "menu:1" in voicemail["ivr_path"]
+    assert [(h["who"], h["to_state"], h["note"]) for h in again.store.history(voicemail["id"])] == [
+        ("outbox", "new", "from CDR outbox entry 4"),
+        ("outbox", "assigned", "department 热线中心 (the category's default)")]
     cdrs.close()
 
 

@@ -182,14 +182,14 @@ class TicketStore:
                                       or not call_uuid.isprintable()):
             raise TicketError(f"call uuid {call_uuid!r}: printable text of 1-64 characters expected")
         return {"kind": kind, "category": category, "summary": summary, "call_uuid": call_uuid,
-                "department": department, "sla": cat}
+                "department": department, "sla": cat, "by_category": department == cat.department}
 
     def insert(self, fields, cdr, who, note=""):
         """Insert inside the caller's transaction (the consumer's, with its outbox ack)."""
         T, E = self.m.Ticket, self.m.TicketEvent
         now = self.clock()
         fields = dict(fields)
-        sla = fields.pop("sla")
+        sla, by_category = fields.pop("sla"), fields.pop("by_category", False)
         if cdr is None and fields.get("call_uuid"):
             cdr = self._cdr(fields["call_uuid"])
         for key, value in link_fields(cdr or {}).items():
@@ -202,7 +202,8 @@ class TicketStore:
                  note=note or fields.get("summary", ""))
         if state == "assigned":
             E.create(ticket_id=row.id, at=now, who=who, action="assign", from_state="new",
-                     to_state="assigned", note=f"department {fields['department']} (category default)")
+                     to_state="assigned", note=f"department {fields['department']}"
+                     + (" (the category's default)" if by_category else ""))
         log.info("%s: ticket %s (%s, %s) created by %s, due %s UTC", fields.get("call_uuid") or "-",
                  row.number, fields["kind"], fields["category"], who, row.due_at.isoformat(timespec="seconds"))
         return row
