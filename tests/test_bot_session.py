@@ -205,3 +205,17 @@ def test_a_key_during_the_prompt_goes_to_the_dialogue(tmp_path):
     assert statuses(log, ch)[0] == "break"
     assert dialogue.calls == [("start",), ("dtmf", "3")]
     assert exit_ == "done"
+
+
+def test_a_caller_who_hangs_up_mid_prompt_ends_the_session_and_the_tap(tmp_path):
+    def act(ch, log):
+        wait_playback(ch, log)
+        gevent.sleep(0.2)
+        ch.hangup()
+
+    dialogue = ScriptedDialogue(GREETING)
+    session, exit_, ch, cdr, log = bot_call(tmp_path, dialogue, botaudio.FakeBackend(), act)
+    assert exit_ is None                                  # run() raised CallGone to the handler
+    assert cdr["extra"]["bot"]["exit"] == "gone"
+    assert [e["who"] for e in cdr["extra"]["bot"]["transcript"]] == ["bot"] * len(GREETING)
+    assert session.listener.stopped and not list((tmp_path / "live").glob("*.r16"))
