@@ -9,6 +9,7 @@ period, the rest are hung up, and the process waits for their hangup events befo
 last CDRs and closes the store (whose spool keeps anything the database refused).
 """
 import collections
+import json
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ from engine.calls import Call
 from engine.cdr.record import cdr_from_hangup
 from engine.cdr.store import CdrStore
 from engine.cdr.xmlcdr import import_dir
+from engine.esl import commands
 from engine.esl.connection import InboundConnection
 from engine.esl.outbound import OutboundServer
 
@@ -51,11 +53,14 @@ class Engine:
                               drain_interval=s.database.spool_drain_interval)
         self.esl = InboundConnection(s.esl.host, s.esl.port, s.esl.password,
                                      events=("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "BACKGROUND_JOB",
-                                             "HEARTBEAT", "DTMF"),
+                                             "HEARTBEAT", "DTMF", "RECORD_STOP"),
                                      backoff_max=s.esl.reconnect_max_delay,
                                      connect_timeout=s.esl.connect_timeout)
         self.esl.on("CHANNEL_HANGUP_COMPLETE", self._remember_hangup)
         self.esl.connected_hooks.append(self._on_esl_connected)
+        from engine.media.recordings import Archiver
+        self.archiver = Archiver(settings, alarm_hooks=[self._recording_alarm])
+        self.esl.on("RECORD_STOP", self.archiver.on_record_stop)
         self.acd = acd if acd is not None else make_acd(settings, self.esl)
         if self.acd is not None:
             for name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "DTMF"):
@@ -69,6 +74,11 @@ class Engine:
             os.makedirs(d, exist_ok=True)
         self.store.open()
         self.store.start()
+        try:
+            self.archiver.open()
+        except Exception as exc:
+            # recordings wait in the live directory; the next start-up scan archives them
+            log.error("recording archive index not available: %s", exc)
         self._import_switch_cdrs()          # calls that ended while we were not running
         self._importer = gevent.spawn(self._import_loop)
         self.server.start()
@@ -115,6 +125,7 @@ class Engine:
             self.acd.stop()
         if self._importer is not None:
             self._importer.kill(block=False)
+        self.archiver.close()               # archiving in progress finishes first
         self.esl.stop()
         self.store.stop()
         self.store.close()
@@ -200,6 +211,33 @@ class Engine:
         while True:
             gevent.sleep(SWITCH_CDR_IMPORT_EVERY)
             self._import_switch_cdrs()
+            if self.archiver.pending:              # a full disk left recordings behind
+                gevent.spawn(self._quietly, self.archiver.retry_pending)
+
+    # --- recordings -------------------------------------------------------------------------
+    def _recording_alarm(self, call_uuid, message):
+        log.error("[%s] RECORDING ALARM: %s", call_uuid, message)
+
+    def _scan_recordings(self):
+        """Recordings left in the live directory by calls that ended while we were away."""
+        try:
+            reply = self.esl.api(commands.show_channels_json())
+            live = {row.get("uuid") for row in (json.loads(reply or "{}").get("rows") or [])}
+        except Exception as exc:
+            log.warning("recordings scan skipped: cannot list the switch's channels (%s)", exc)
+            return
+        live |= set(self.calls)
+        rows = self._quietly(self.archiver.scan_live_dir, is_call_live=lambda u: u in live) or []
+        if rows:
+            log.info("archived %d recording(s) left from calls that ended while we were away", len(rows))
+
+    @staticmethod
+    def _quietly(fn, *args, **kw):
+        try:
+            return fn(*args, **kw)
+        except Exception:
+            log.exception("%s failed", getattr(fn, "__name__", fn))
+            return None
 
     # --- inbound connection -----------------------------------------------------------------
     def _remember_hangup(self, event):
@@ -210,6 +248,7 @@ class Engine:
 
     def _on_esl_connected(self, conn):
         log.info("switch connected (%d time%s)", conn.connects, "" if conn.connects == 1 else "s")
+        gevent.spawn(self._scan_recordings)
         if conn.connects > 1:               # we were cut off: calls may have ended unseen
             gevent.spawn(self._import_switch_cdrs)
 
