@@ -138,3 +138,34 @@ def test_daily_counts_on_an_empty_database_and_through_the_report(tmp_path):
     assert daily_counts(url, datetime.date(2026, 11, 23)) == {"opened": 0, "closed": 0, "overdue": 0}
     counts, problem = report.ticket_counts(url, datetime.date(2026, 11, 23))
     assert problem is None and counts == {"opened": 0, "closed": 0, "overdue": 0}
+
+
+def test_the_service_runs_consumer_and_checker_from_settings(tmp_path):
+    import shutil
+
+    from engine.settings import load_settings
+    from engine.tickets import TicketService
+    from tests.ticketfix import cdr
+    cfg = tmp_path / "hotline.yaml"
+    cfg.write_text('trunk: {dids: ["12345"]}\nesl: {password_env: HOTLINE_TEST_TICKETS_SVC}\n'
+                   "paths: {var_dir: var}\n", encoding="utf-8")
+    shutil.copy("etc/tickets.yaml", tmp_path / "tickets.yaml")
+    settings = load_settings(cfg, env={"HOTLINE_TEST_TICKETS_SVC": "x"})
+    sent = []
+    service = TicketService(settings, hooks=[lambda a, t: sent.append((a, t["kind"]))],
+                            poll_interval=0.02, sla_interval=0.02)
+    assert service.config.categories["callback"].department == "热线中心"     # the file beside it
+    from engine.cdr.store import CdrStore
+    cdrs = CdrStore(settings.database.url, settings.paths.cdr_spool).open()
+    record = cdr(queue="general")
+    cdrs.write(record)
+    # the ticket is due in the past for the checker: it escalates what the consumer made
+    service.checker.store.clock = lambda: datetime.datetime(2030, 1, 1)
+    service.start()
+    try:
+        with gevent.Timeout(5):
+            while sent != [("escalate", "callback")]:
+                gevent.sleep(0.01)
+    finally:
+        service.stop()
+        cdrs.close()

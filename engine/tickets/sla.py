@@ -37,6 +37,8 @@ class SlaChecker:
 
     def check_once(self, now=None):
         """Send what is due now; returns [(action, ticket dict)] in the order sent."""
+        if self.store.db is None:          # down at start, or never opened: try now
+            self.store.open()
         now = now or self.store.clock()
         sent = []
         for ticket in self._candidates(now):
@@ -88,5 +90,5 @@ class SlaChecker:
             try:
                 self.check_once()
             except Exception as exc:      # noqa: BLE001 - database down: try again next interval
-                log.error("ticket SLA check: %s: %s", type(exc).__name__, exc)
+                log.error("ticket SLA check: %s: %s; trying again in %g s", type(exc).__name__, exc, self.interval)
             gevent.sleep(self.interval)
