@@ -23,6 +23,7 @@ log = logging.getLogger("hotline.acd.agents")
 
 STATES = ("logged_out", "available", "on_break", "reserved", "ringing", "in_call", "wrap_up")
 BUSY = ("reserved", "ringing", "in_call")
+ANSWERED_OR_ANSWERING = ("in_call", "ringing", "reserved")
 MISSED_REASON = "missed_calls"
 
 
@@ -166,7 +167,10 @@ class AgentBoard:
     def call_ended(self, agent_id, call_uuid, queue, talk_seconds):
         """The conversation is over: wrap-up for the agent's or the queue's time."""
         data = self.store.agent(agent_id)
-        if data["state"] != "in_call" or data.get("call") != call_uuid:
+        # An agent who hangs up at once can end the call while answered()'s transition is still on
+        # its way to Redis: the state may still say ringing (reserved) for this very call. Ending
+        # from there too keeps the agent from being left in_call when that transition lands.
+        if data["state"] not in ANSWERED_OR_ANSWERING or data.get("call") != call_uuid:
             return 0.0
         agent = self.config.agents.get(agent_id)
         q = self.config.queues.get(queue)
@@ -175,15 +179,22 @@ class AgentBoard:
         self.store.incr_fields(agent_id, talk=talk_seconds)
         self.store.set_fields(agent_id, last_end=repr(time.time()))
         if seconds <= 0:
-            self._finish_call_state(agent_id, call_uuid, data.get("pending"), ("in_call",))
+            t = self._finish_call_state(agent_id, call_uuid, data.get("pending"), ANSWERED_OR_ANSWERING)
+            self._count_answer_overtaken(agent_id, t)
             return 0.0
         until = time.time() + seconds
-        t = self._move(agent_id, ("in_call",), "wrap_up", call_uuid=call_uuid, wrap_until=repr(until),
+        t = self._move(agent_id, ANSWERED_OR_ANSWERING, "wrap_up", call_uuid=call_uuid, wrap_until=repr(until),
                        wrap_started=repr(time.time()), leg=None)
+        self._count_answer_overtaken(agent_id, t)
         if t and self.audit is not None:
             self.audit.record("wrapup_start", agent=agent_id, call_uuid=call_uuid, detail={"seconds": seconds})
         self._start_timer(agent_id, seconds)
         return seconds
+
+    def _count_answer_overtaken(self, agent_id, t):
+        """answered() lost the race to call_ended() and counted nothing: count the call here."""
+        if t and t.previous in ("ringing", "reserved"):
+            self.store.incr_fields(agent_id, calls=1)
 
     def end_wrapup(self, agent_id, actor="system"):
         data = self.store.agent(agent_id)
