@@ -131,6 +131,8 @@ class Router:
             if queue is None:
                 continue
             strategy = STRATEGIES[queue.strategy]
+            if not any(a not in used and config.qualified(agent, queue) for a, (agent, _) in free.items()):
+                continue                  # nobody free can serve it: spare the Redis round trip
             for call_uuid in self.store.waiting(queue_name, limit=max(50, len(pending))):
                 waiter = self.waiters.get(call_uuid)
                 if waiter is None or waiter.offer is not None:
