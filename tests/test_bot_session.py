@@ -219,3 +219,29 @@ def test_a_caller_who_hangs_up_mid_prompt_ends_the_session_and_the_tap(tmp_path)
     assert cdr["extra"]["bot"]["exit"] == "gone"
     assert [e["who"] for e in cdr["extra"]["bot"]["transcript"]] == ["bot"] * len(GREETING)
     assert session.listener.stopped and not list((tmp_path / "live").glob("*.r16"))
+
+
+def test_with_a_minimum_of_recognised_characters_sound_without_words_does_not_interrupt(tmp_path):
+    # the same loud hum that barges in with the VAD alone; here barge-in also needs 1 character
+    wav = caller_audio(tmp_path, "hum", botaudio.silence(100) + botaudio.tone(400, -20)
+                       + botaudio.silence(300))
+
+    def act(ch, log):
+        wait_playback(ch, log)
+        gevent.sleep(0.2)
+        ch.speak(wav)
+
+    dialogue = ScriptedDialogue(GREETING[:2])
+    session, exit_, ch, cdr, log = bot_call(tmp_path, dialogue, botaudio.FakeBackend("", ""), act,
+                                            vad=VadConfig(min_barge_in_chars=1))
+    assert session.speaker.barge_ins == []
+    assert statuses(log, ch)[:2] == ["done", "done"]
+    assert dialogue.calls == [("start",), ("silence",)]
+
+
+def test_a_sentence_tts_cannot_say_is_skipped_not_the_whole_answer(tmp_path):
+    dialogue = ScriptedDialogue(["안녕하세요。", "请说出您的问题。"])     # Hangul: the Mandarin voice has nothing to say
+    session, exit_, ch, cdr, log = bot_call(tmp_path, dialogue, botaudio.FakeBackend(), lambda ch, log: None)
+    starts = log.named("PLAYBACK_START", ch.uuid)
+    assert len(starts) >= 2                     # the second greeting sentence, then the silence turn
+    assert exit_ == "done" and dialogue.calls == [("start",), ("silence",)]

@@ -138,9 +138,14 @@ class Speaker:
         try:
             for index in range(start, len(sentences)):
                 self._current = index
-                path = self._render(sentences[index]).get()
                 if index + 1 < len(sentences):
                     self._render(sentences[index + 1])      # synthesised while this one plays
+                try:
+                    path = self._render(sentences[index]).get()
+                except Exception as exc:
+                    # one sentence TTS cannot say must not silence the rest of the answer
+                    self.log.error("bot: cannot render %r: %s", sentences[index][:40], exc)
+                    continue
                 digit = self.call.play([str(path)], interruptible=self.interruptible)
                 if len(self.playback_starts) > starts_before and result.first_audio_at is None:
                     result.first_audio_at = self.playback_starts[starts_before]

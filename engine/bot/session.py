@@ -279,6 +279,7 @@ class BotSession:
         """Speak the turn; returns the SpeakResult when the caller interrupted it, else None."""
         sentences = sentences_of(turn.say)
         if not sentences:
+            self._pending_reply = None       # nothing to say: no reply time to measure
             return None
         result = self.speaker.speak(sentences, turn.interruptible)
         self._note_first_audio(result)
