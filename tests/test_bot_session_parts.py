@@ -54,3 +54,16 @@ def test_a_korean_bot_is_spoken_by_a_korean_voice(tmp_path):
     assert check_wav(path) > 0.3
     with pytest.raises(TTSError, match="invalid espeak-ng voice"):
         renderer.render("你好", espeak_voice="--stdout")
+
+
+def test_stale_tap_files_are_removed_at_start_up(tmp_path):
+    from engine.bot.session import BotServices
+    from engine.settings import default_settings
+    live = tmp_path / "var" / "tmp" / "live"
+    live.mkdir(parents=True)
+    (live / "dead-call.r16").write_bytes(b"\0" * 640)
+    (live / "keep.txt").write_text("not a tap")
+    settings = default_settings(base_dir=tmp_path, paths={"var_dir": str(tmp_path / "var")})
+    services = BotServices.from_settings(settings, renderer=None)
+    assert services.backend is None                      # asr.vosk_model unset: speech input off
+    assert services.tap_dir == live and sorted(p.name for p in live.iterdir()) == ["keep.txt"]

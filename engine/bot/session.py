@@ -132,8 +132,24 @@ class BotServices:
     @classmethod
     def from_settings(cls, settings, renderer, backend=None):
         var = Path(settings.paths.var_dir)
-        return cls(backend if backend is not None else make_backend(settings), renderer,
-                   var / "tmp" / "live", var / "bot_misses", settings.asr.sample_rate)
+        services = cls(backend if backend is not None else make_backend(settings), renderer,
+                       var / "tmp" / "live", var / "bot_misses", settings.asr.sample_rate)
+        services.remove_stale_taps()
+        return services
+
+    def remove_stale_taps(self):
+        """At start-up no bot listens yet: tap files left by an engine that died are removed (the
+        switch stops writing them when those calls end)."""
+        removed = 0
+        for path in self.tap_dir.glob("*.r16") if self.tap_dir.is_dir() else ():
+            try:
+                path.unlink()
+                removed += 1
+            except OSError as exc:
+                log.warning("cannot remove stale media tap %s: %s", path, exc)
+        if removed:
+            log.info("removed %d stale media tap file(s) from %s", removed, self.tap_dir)
+        return removed
 
     def bot(self, path):
         path = Path(path)
