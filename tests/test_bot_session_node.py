@@ -143,3 +143,31 @@ def test_the_loader_reports_a_bot_file_that_does_not_load(tmp_path, monkeypatch)
     _, problems = load_flows(write_flows(tmp_path), strict=False)
     assert len(problems) == 1 and "intents: must be a mapping" in problems[0]
     assert "node 'ask': bot file bots/scripted.yaml" in problems[0]
+
+
+def test_the_shipped_city_hotline_bot_hands_off_on_zhuan_rengong(tmp_path, monkeypatch):
+    """The real dialogue (ivr_flows/bots/city_hotline.yaml) behind the node; the recogniser is the
+    fake (no Mandarin model here) that hears 转人工 in whatever the caller says."""
+    import shutil
+    repo = Path(__file__).resolve().parent.parent
+    monkeypatch.setattr(bot_session, "make_backend", lambda settings: botaudio.FakeBackend("转人工", "转人工"))
+    flows = write_flows(tmp_path, FLOW.replace("bots/scripted.yaml", "bots/city_hotline.yaml"))
+    shutil.copy(repo / "ivr_flows" / "bots" / "city_hotline.yaml", flows / "bots" / "city_hotline.yaml")
+    AUDIO_CACHE.mkdir(exist_ok=True)
+    word = botaudio.spoken("상담원", str(AUDIO_CACHE))       # any speech: the fake decides the words
+    wav = botaudio.write_wav(tmp_path / "speech.wav", botaudio.silence(100) + word + botaudio.silence(1000))
+
+    def act(ch):
+        while "PLAYBACK_START" not in ch.events:
+            gevent.sleep(0.01)
+        gevent.sleep(0.3)
+        ch.speak(wav)
+
+    ch, cdr = run(tmp_path, flows, act, timeout=30)
+    assert steps(cdr) == [("bots:ask", "human"), ("bots:agent", None)]
+    bot = cdr["extra"]["bot"]
+    assert bot["bot"] == "city_hotline" and bot["exit"] == "human"
+    assert len(bot["barge_ins"]) == 1                      # the greeting was interrupted
+    assert ("caller", "转人工") in [(e["who"], e["text"]) for e in bot["transcript"]]
+    assert ch.variables["hotline_bot_intent"] == bot["intent"]
+    assert ch.variables["hotline_bot_summary"] == "转人工"
