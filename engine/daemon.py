@@ -36,8 +36,10 @@ RECENT_HANGUPS = 5000        # hangup events kept from the inbound connection (C
 
 
 class Engine:
-    def __init__(self, settings, call_handler=None, clock=None, acd=None):
+    def __init__(self, settings, call_handler=None, clock=None, acd=None, tickets=True):
         self.settings = settings
+        self.run_tickets = tickets          # the outbox consumer and SLA checker (tests may leave them out)
+        self.tickets = None
         self.clock = clock
         self.calls = {}                                   # uuid -> Call, live calls
         self.finished = Flag()                            # set when shutdown completed
@@ -80,6 +82,8 @@ class Engine:
             # recordings wait in the live directory; the next start-up scan archives them
             log.error("recording archive index not available: %s", exc)
         self._import_switch_cdrs()          # calls that ended while we were not running
+        if self.run_tickets:
+            self._start_tickets()
         self._importer = gevent.spawn(self._import_loop)
         self.server.start()
         from engine.control.api import serve
@@ -126,6 +130,8 @@ class Engine:
         if self._importer is not None:
             self._importer.kill(block=False)
         self.archiver.close()               # archiving in progress finishes first
+        if self.tickets is not None:
+            self.tickets.stop()
         self.esl.stop()
         self.store.stop()
         self.store.close()
@@ -213,6 +219,24 @@ class Engine:
             self._import_switch_cdrs()
             if self.archiver.pending:              # a full disk left recordings behind
                 gevent.spawn(self._quietly, self.archiver.retry_pending)
+
+    # --- tickets ----------------------------------------------------------------------------
+    def _start_tickets(self):
+        """CDR outbox -> tickets (callbacks, voicemail, complaint reviews) and SLA reminders. A
+        broken tickets.yaml is logged and the engine runs on: the outbox keeps every row, so the
+        tickets are made once the file is fixed and the engine restarted."""
+        from engine.tickets.service import TicketService
+        try:
+            self.tickets = TicketService(self.settings, hooks=[self._ticket_notice]).start()
+        except Exception as exc:
+            log.error("tickets not running: %s", exc)
+            self.tickets = None
+
+    @staticmethod
+    def _ticket_notice(action, ticket):
+        level = logging.WARNING if action == "escalate" else logging.INFO
+        log.log(level, "ticket %s (%s, %s): %s", ticket.get("number"), ticket.get("category"),
+                ticket.get("department") or "no department", action)
 
     # --- recordings -------------------------------------------------------------------------
     def _recording_alarm(self, call_uuid, message):

@@ -20,7 +20,7 @@ class Rig:
     """`Rig(tmp_path, handler)`: a started simulator and engine; `rig.call(...)` places a trunk call."""
 
     def __init__(self, tmp_path, handler=None, grace=5.0, database=None, flows_dir=None, clock=None,
-                 paths_prompt_cache=None, files=None, env=None, **sections):
+                 paths_prompt_cache=None, files=None, env=None, tickets=False, **sections):
         self.tmp = tmp_path
         esl_port, out_port = free_port(), free_port()
         db = {"spool_drain_interval": 0.1, "busy_timeout": 0.05, "retries": 1, **(database or {})}
@@ -38,7 +38,7 @@ class Rig:
         render(self.settings, tmp_path / "fs")
         self.switch = Switch(dialplan_dirs=[tmp_path / "fs" / "dialplan"], password=PASSWORD)
         self.switch.start("127.0.0.1", esl_port)
-        self.engine = Engine(self.settings, call_handler=handler, clock=clock)
+        self.engine = Engine(self.settings, call_handler=handler, clock=clock, tickets=tickets)
         self.engine.start(wait_for_switch=True)
 
     def call(self, number="13800138000", name="Caller", did="12345"):

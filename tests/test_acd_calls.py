@@ -182,3 +182,22 @@ def test_an_engine_restarted_mid_call_keeps_the_agent_busy_until_the_leg_ends(ri
     rig.switch.channels[leg_uuid].hangup()
     assert wait_for(lambda: leg_uuid not in restarted.adopted)
     assert rig.wait_state("1001", "wrap_up") or rig.state("1001") == "available"
+
+
+def test_an_offer_to_a_caller_who_just_hung_up_frees_the_agent_at_once(rig_factory):
+    """The router can reserve an agent for a caller whose hang-up the engine has not seen yet; the
+    caller's side then leaves the queue without ringing. Leaving frees the offered agent."""
+    from types import SimpleNamespace
+
+    from engine.acd import waiting
+    rig = rig_factory([agent("1001")], [queue("general")])
+    rig.login("1001")
+    call = SimpleNamespace(uuid="5a3c2b1d-0000-4000-8000-00000000abcd", info={})
+    rig.acd.router.stop()                                   # no routing behind the test's back
+    assert rig.acd.board.reserve("1001", call.uuid, "general")
+    waiter = waiting.Waiter(call, "general", 0.0)
+    waiter.offer = ["1001"]
+    rig.acd.waiters[call.uuid] = waiter
+    waiting._leave(rig.acd, call, waiter)
+    assert rig.state("1001") == "available"
+    assert call.uuid not in rig.acd.waiters

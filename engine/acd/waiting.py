@@ -86,6 +86,10 @@ def _leave(acd, call, waiter):
     if acd.waiters.get(call.uuid) is waiter:
         acd.waiters.pop(call.uuid, None)
         acd.store.leave(waiter.queue, call.uuid)
+        # An offer the caller never got to (they hung up as the router chose an agent): free the
+        # agent now rather than when the watchdog notices. No-op once the agent rang or answered.
+        for agent_id in waiter.offer or ():
+            acd.board.release(agent_id, call.uuid, missed=False, why="caller_gone")
         if call.info.get("queue_joined") and "wait_seconds" not in call.info:
             call.info["wait_seconds"] = round(time.time() - call.info["queue_joined"], 3)
 

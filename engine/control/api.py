@@ -14,6 +14,8 @@ Every change is written to the audit log with the token's name as the actor.
                                          {"target": ..} for transfer, consult, three-way
     POST /v1/calls/<call|agent>/record   {"action": "start|stop|pause|resume"}
     POST /v1/supervise                   {"target": <agent|call>, "supervisor": <id|ext>, "mode": ..}
+    POST /v1/tickets                     {"call", "category", "summary", "department"?}: an agent's
+                                         work order for a call (during wrap-up, typically)
     POST /v1/reload
 Errors answer {"error": "..."} with 400 (bad request), 401 (no/unknown token), 403 (role),
 404 (unknown agent/call), 409 (wrong state), 502 (the switch refused), 503 (no ACD configured).
@@ -55,6 +57,7 @@ class ControlApp:
             ("POST", re.compile(r"^/v1/agents/([^/]+)/([a-z-]+)$"), self.agent_action, "agent"),
             ("POST", re.compile(r"^/v1/calls/([^/]+)/([a-z-]+)$"), self.call_action, "agent"),
             ("POST", re.compile(r"^/v1/supervise$"), self.supervise, "supervisor"),
+            ("POST", re.compile(r"^/v1/tickets$"), self.file_ticket, "agent"),
             ("POST", re.compile(r"^/v1/reload$"), self.reload, "admin"),
         ]
 
@@ -221,6 +224,39 @@ class ControlApp:
             if exc.engine is None:
                 raise
             return acd.relay.ask(exc.engine, "supervise", target, supervisor, mode, actor=_actor(token))
+
+    def file_ticket(self, token, body):
+        from engine.tickets.store import TicketError
+        service = getattr(self.engine, "tickets", None)
+        if service is None:
+            raise HttpError(503, "the ticket module is not running on this engine (see its log)")
+        call_uuid, category = body.get("call"), body.get("category")
+        summary, department = body.get("summary") or "", body.get("department")
+        if not isinstance(call_uuid, str) or not _ID.match(call_uuid):
+            raise HttpError(400, "call: the call's uuid")
+        if not isinstance(category, str) or not category:
+            raise HttpError(400, "category: required")
+        if not isinstance(summary, str) or len(summary) > 2000:
+            raise HttpError(400, "summary: text of at most 2000 characters")
+        if department is not None and not isinstance(department, str):
+            raise HttpError(400, "department: text")
+        if token.role == "agent":
+            # an agent files for the call they are on or wrapping up
+            acd = self.engine.acd
+            state = acd.store.agent(token.agent) if acd is not None else {}
+            if state.get("call") != call_uuid:
+                raise HttpError(403, f"call {call_uuid} is not agent {token.agent}'s current call")
+        store = service.checker.store
+        try:
+            if store.db is None:
+                store.open()
+            ticket = store.create(kind="agent", category=category, summary=summary,
+                                                  call_uuid=call_uuid, department=department,
+                                                  who=_actor(token))
+        except TicketError as exc:
+            raise HttpError(409, str(exc))
+        return {"ticket": ticket.get("number"), "state": ticket.get("state"),
+                "department": ticket.get("department"), "due_at": ticket.get("due_at")}
 
     def reload(self, token, body):
         problems = self.engine.reload()
