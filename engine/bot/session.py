@@ -192,8 +192,9 @@ class BotSession:
         started = time.monotonic()
         exit_ = "error"
         try:
-            self._start_listening()
             turn = self._step(self.dialogue.start)
+            self.speaker.prepare(sentences_of(turn.say))   # the greeting renders while the tap starts
+            self._start_listening()
             while True:
                 self.turns += 1
                 if not turn.exit:
