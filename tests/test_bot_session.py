@@ -245,3 +245,18 @@ def test_a_sentence_tts_cannot_say_is_skipped_not_the_whole_answer(tmp_path):
     starts = log.named("PLAYBACK_START", ch.uuid)
     assert len(starts) >= 2                     # the second greeting sentence, then the silence turn
     assert exit_ == "done" and dialogue.calls == [("start",), ("silence",)]
+
+
+def test_words_the_recogniser_cannot_know_end_the_session_with_error_before_the_caller_speaks(tmp_path):
+    from engine.bot.asr import AsrError
+
+    class NoHotWords(botaudio.FakeBackend):
+        def check(self, grammar=None, hot_words=None):
+            raise AsrError("not in the model's vocabulary (Vosk would drop them silently): 社保")
+
+    dialogue = ScriptedDialogue(GREETING[:1])
+    session, exit_, ch, cdr, log = bot_call(tmp_path, dialogue, NoHotWords(), lambda ch, log: None)
+    assert exit_ == "error"
+    assert cdr["extra"]["bot"]["exit"] == "error"
+    assert log.named("PLAYBACK_START", ch.uuid) == []      # the caller did not hear a bot that cannot listen
+    assert not list((tmp_path / "live").glob("*.r16"))
