@@ -10,7 +10,8 @@ from pathlib import Path
 import gevent
 import pytest
 
-from engine.bot.session import BotOptions, BotServices, BotSession
+from engine.bot.services import BotServices
+from engine.bot.session import BotOptions, BotSession
 from engine.bot.vad import VadConfig
 from engine.media.prompts import PromptRenderer
 from engine.settings import TtsSettings

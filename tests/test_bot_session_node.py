@@ -7,7 +7,7 @@ from pathlib import Path
 import gevent
 import pytest
 
-import engine.bot.session as bot_session
+import engine.bot.services as bot_services
 from engine.ivr.loader import load_flows
 from tests import botaudio
 from tests.botfakes import ScriptedDialogue
@@ -55,8 +55,8 @@ def scripted(monkeypatch):
         d = ScriptedDialogue(["您好，请问需要什么帮助？"])
         made.append(d)
         return d
-    monkeypatch.setattr(bot_session, "load_bot_file", lambda path: {"name": Path(path).stem})
-    monkeypatch.setattr(bot_session, "new_dialogue", dialogue)
+    monkeypatch.setattr(bot_services, "load_bot_file", lambda path: {"name": Path(path).stem})
+    monkeypatch.setattr(bot_services, "new_dialogue", dialogue)
     return made
 
 
@@ -80,7 +80,7 @@ def steps(cdr):
 
 
 def test_the_caller_asks_for_a_person_and_the_flow_takes_the_human_child(tmp_path, scripted, monkeypatch):
-    monkeypatch.setattr(bot_session, "make_backend", lambda settings: botaudio.FakeBackend("상담원", "상담원"))
+    monkeypatch.setattr(bot_services, "make_backend", lambda settings: botaudio.FakeBackend("상담원", "상담원"))
     AUDIO_CACHE.mkdir(exist_ok=True)
     word = botaudio.spoken("상담원", str(AUDIO_CACHE))
     wav = botaudio.write_wav(tmp_path / "agent.wav", botaudio.silence(100) + word + botaudio.silence(1000))
@@ -101,7 +101,7 @@ def test_the_caller_asks_for_a_person_and_the_flow_takes_the_human_child(tmp_pat
 
 
 def test_silence_ends_in_done_and_the_flow_says_goodbye(tmp_path, scripted, monkeypatch):
-    monkeypatch.setattr(bot_session, "make_backend", lambda settings: botaudio.FakeBackend())
+    monkeypatch.setattr(bot_services, "make_backend", lambda settings: botaudio.FakeBackend())
     ch, cdr = run(tmp_path, write_flows(tmp_path), lambda ch: None)
     assert steps(cdr) == [("bots:ask", "done"), ("bots:bye", None)]
     assert scripted[0].calls == [("start",), ("silence",)]
@@ -119,7 +119,7 @@ def test_without_a_recogniser_the_node_takes_error(tmp_path, scripted):
 
 
 def test_human_without_a_child_hands_the_caller_to_an_agent(tmp_path, scripted, monkeypatch):
-    monkeypatch.setattr(bot_session, "make_backend", lambda settings: botaudio.FakeBackend("상담원", "상담원"))
+    monkeypatch.setattr(bot_services, "make_backend", lambda settings: botaudio.FakeBackend("상담원", "상담원"))
     flow = FLOW.replace("children: {human: agent, done: bye, error: bye}", "children: {done: bye}")
     flow = flow.replace("  agent:\n    type: hangup\n    prompt: to_agent\n", "")
     monkeypatch.setattr(ScriptedDialogue, "on_silence", lambda self: ScriptedDialogue.on_text(self, "상담원", 1.0))
@@ -139,7 +139,7 @@ def test_the_loader_checks_the_bot_file(tmp_path, scripted):
 def test_the_loader_reports_a_bot_file_that_does_not_load(tmp_path, monkeypatch):
     def broken(path):
         raise ValueError(f"{path}:3:1: intents: must be a mapping")
-    monkeypatch.setattr(bot_session, "load_bot_file", broken)
+    monkeypatch.setattr(bot_services, "load_bot_file", broken)
     _, problems = load_flows(write_flows(tmp_path), strict=False)
     assert len(problems) == 1 and "intents: must be a mapping" in problems[0]
     assert "node 'ask': bot file bots/scripted.yaml" in problems[0]
@@ -150,7 +150,7 @@ def test_the_shipped_city_hotline_bot_hands_off_on_zhuan_rengong(tmp_path, monke
     fake (no Mandarin model here) that hears 转人工 in whatever the caller says."""
     import shutil
     repo = Path(__file__).resolve().parent.parent
-    monkeypatch.setattr(bot_session, "make_backend", lambda settings: botaudio.FakeBackend("转人工", "转人工"))
+    monkeypatch.setattr(bot_services, "make_backend", lambda settings: botaudio.FakeBackend("转人工", "转人工"))
     flows = write_flows(tmp_path, FLOW.replace("bots/scripted.yaml", "bots/city_hotline.yaml"))
     shutil.copy(repo / "ivr_flows" / "bots" / "city_hotline.yaml", flows / "bots" / "city_hotline.yaml")
     AUDIO_CACHE.mkdir(exist_ok=True)

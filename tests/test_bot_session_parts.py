@@ -1,8 +1,6 @@
 """Pieces of the bot's call side without a switch: options from a bot file, the agent-screen JSON,
 voices for bots that do not speak Mandarin."""
 import json
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -57,7 +55,7 @@ def test_a_korean_bot_is_spoken_by_a_korean_voice(tmp_path):
 
 
 def test_stale_tap_files_are_removed_at_start_up(tmp_path):
-    from engine.bot.session import BotServices
+    from engine.bot.services import BotServices
     from engine.settings import default_settings
     live = tmp_path / "var" / "tmp" / "live"
     live.mkdir(parents=True)

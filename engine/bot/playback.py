@@ -15,7 +15,7 @@ listener's greenlet; PLAYBACK_STOP times are taken from the call's socket to mea
 """
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Optional
 
 import gevent

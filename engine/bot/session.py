@@ -1,6 +1,6 @@
 """One caller talking with a bot: the media tap, the listener, the dialogue and the speaker, in a loop.
 
-    services = BotServices.from_settings(settings, renderer)      # once per process
+    services = BotServices.from_settings(settings, renderer)      # engine.bot.services, once per process
     exit = BotSession(call, dialogue, services, options).run()     # "human" | "done" | "error"
 
 The loop: speak the Turn (barge-in while it plays, if it is interruptible), then wait for the
@@ -15,20 +15,18 @@ Without a recogniser (settings.asr.vosk_model unset) there is no session: the no
 its `error` branch, so a flow decides what callers hear then (typically: straight to a queue).
 """
 import datetime
-import inspect
 import logging
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
-import gevent
 from gevent.queue import Empty
 
 from engine.bot.listener import Listener, ListenerError
 from engine.bot.playback import Speaker, sentences_of
-from engine.bot.vad import Noise, PartialText, SpeechStart, UtteranceEnd, VadConfig
+from engine.bot.services import BotServices  # noqa: F401  (the daemon builds it through this module)
+from engine.bot.vad import Noise, SpeechStart, UtteranceEnd, VadConfig
 from engine.callapi import CallGone
 from engine.esl import commands
 from engine.esl.errors import CommandFailed, ConnectionLost
@@ -82,85 +80,6 @@ def options_from_bot(bot, **overrides):
         if value is not None:
             setattr(opts, key, value)
     return opts
-
-
-# --- what a process shares -------------------------------------------------------------------
-
-def make_backend(settings):
-    """The in-process Vosk backend, or None when no model is configured (speech input off)."""
-    if settings.asr.vosk_model is None:
-        return None
-    from engine.bot.asr import VoskBackend
-    backend = VoskBackend(settings.asr.vosk_model, settings.asr.sample_rate)
-    gevent.spawn(_preload, backend)      # 2 s of model loading happen now, not on the first caller
-    return backend
-
-
-def _preload(backend):
-    try:
-        backend.load()
-    except Exception as exc:
-        log.error("ASR model not loaded: %s", exc)
-
-
-def load_bot_file(path):
-    from engine.bot.dialogue import load_bot
-    return load_bot(path)
-
-
-def new_dialogue(bot, misses_dir=None, call=None):
-    from engine.bot.dialogue import Dialogue
-    known = inspect.signature(Dialogue).parameters
-    extra = {}
-    if call is not None and "call_uuid" in known:      # its misses and log lines name the call
-        extra["call_uuid"] = call.uuid
-    return Dialogue(bot, misses_dir=misses_dir, **extra)
-
-
-class BotServices:
-    """The recogniser, the renderer and the directories one engine process shares between bot
-    calls; bot files are loaded once and reloaded when they change on disk."""
-
-    def __init__(self, backend, renderer, tap_dir, misses_dir=None, sample_rate=16000):
-        self.backend = backend
-        self.renderer = renderer
-        self.tap_dir = Path(tap_dir)
-        self.misses_dir = Path(misses_dir) if misses_dir else None
-        self.sample_rate = sample_rate
-        self._bots = {}                      # path -> (mtime, bot)
-
-    @classmethod
-    def from_settings(cls, settings, renderer, backend=None):
-        var = Path(settings.paths.var_dir)
-        services = cls(backend if backend is not None else make_backend(settings), renderer,
-                       var / "tmp" / "live", var / "bot_misses", settings.asr.sample_rate)
-        services.remove_stale_taps()
-        return services
-
-    def remove_stale_taps(self):
-        """At start-up no bot listens yet: tap files left by an engine that died are removed (the
-        switch stops writing them when those calls end)."""
-        removed = 0
-        for path in self.tap_dir.glob("*.r16") if self.tap_dir.is_dir() else ():
-            try:
-                path.unlink()
-                removed += 1
-            except OSError as exc:
-                log.warning("cannot remove stale media tap %s: %s", path, exc)
-        if removed:
-            log.info("removed %d stale media tap file(s) from %s", removed, self.tap_dir)
-        return removed
-
-    def bot(self, path):
-        path = Path(path)
-        mtime = path.stat().st_mtime
-        known = self._bots.get(path)
-        if known is None or known[0] != mtime:
-            known = self._bots[path] = (mtime, load_bot_file(path))
-        return known[1]
-
-    def dialogue(self, bot, call=None):
-        return new_dialogue(bot, self.misses_dir, call)
 
 
 # --- the session -----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def check_files(node, flow_dir):
     if not path.is_file():
         return [("bot", f"bot file {node.get('bot')} not found (relative to {flow_dir})")]
     try:
-        from engine.bot.session import load_bot_file
+        from engine.bot.services import load_bot_file
         load_bot_file(path)
     except ImportError:
         return []
