@@ -72,7 +72,7 @@ def test_caller_says_sangdamwon_over_the_greeting_and_reaches_the_human_child(tm
     assert [(s["node"], s["branch"]) for s in cdr["ivr_path"]] == [("ko:bot", "human"), ("ko:agent", None)]
     bot = cdr["extra"]["bot"]
     assert bot["exit"] == "human" and bot["intent"]
-    said = [e for e in bot["transcript"] if e["who"] == "caller"]
+    said = [e for e in cdr["bot_transcript"] if e["who"] == "caller"]
     assert [e["text"] for e in said] == ["상담원"]
     assert said[0]["confidence"] is not None and said[0]["confidence"] > 0.5
     assert len(bot["barge_ins"]) == 1 and bot["barge_ins"][0] < 300       # the greeting was broken

@@ -129,9 +129,9 @@ def test_speech_during_a_prompt_stops_it_fast_and_the_bot_hands_off(tmp_path, au
     bot = cdr["extra"]["bot"]
     assert bot["exit"] == "human" and bot["intent"] == "human"
     assert bot["slots"]["topic"] == "养老保险"
-    who_said = [(e["who"], e["text"]) for e in bot["transcript"]]
+    who_said = [(e["who"], e["text"]) for e in cdr["bot_transcript"]]
     assert ("caller", "상담원") in who_said and who_said[0] == ("bot", GREETING[0])
-    assert [e["confidence"] for e in bot["transcript"] if e["who"] == "caller"] == [0.9]
+    assert [e["confidence"] for e in cdr["bot_transcript"] if e["who"] == "caller"] == [0.9]
     assert bot["barge_ins"] and bot["barge_ins"][0] < 300
     # the tap was stopped and its file removed
     assert not list((tmp_path / "live").glob("*.r16"))
@@ -218,7 +218,7 @@ def test_a_caller_who_hangs_up_mid_prompt_ends_the_session_and_the_tap(tmp_path)
     session, exit_, ch, cdr, log = bot_call(tmp_path, dialogue, botaudio.FakeBackend(), act)
     assert exit_ is None                                  # run() raised CallGone to the handler
     assert cdr["extra"]["bot"]["exit"] == "gone"
-    assert [e["who"] for e in cdr["extra"]["bot"]["transcript"]] == ["bot"] * len(GREETING)
+    assert [e["who"] for e in cdr["bot_transcript"]] == ["bot"] * len(GREETING)
     assert session.listener.stopped and not list((tmp_path / "live").glob("*.r16"))
 
 

@@ -96,7 +96,7 @@ def test_the_caller_asks_for_a_person_and_the_flow_takes_the_human_child(tmp_pat
     assert "养老保险" in ch.variables["hotline_bot_slots"]
     bot = cdr["extra"]["bot"]
     assert bot["bot"] == "scripted" and bot["exit"] == "human"
-    assert [e["text"] for e in bot["transcript"] if e["who"] == "caller"] == ["상담원"]
+    assert [e["text"] for e in cdr["bot_transcript"] if e["who"] == "caller"] == ["상담원"]
     assert scripted[0].calls[-1] == ("text", "상담원", 0.9)
 
 
@@ -168,6 +168,21 @@ def test_the_shipped_city_hotline_bot_hands_off_on_zhuan_rengong(tmp_path, monke
     bot = cdr["extra"]["bot"]
     assert bot["bot"] == "city_hotline" and bot["exit"] == "human"
     assert len(bot["barge_ins"]) == 1                      # the greeting was interrupted
-    assert ("caller", "转人工") in [(e["who"], e["text"]) for e in bot["transcript"]]
+    assert ("caller", "转人工") in [(e["who"], e["text"]) for e in cdr["bot_transcript"]]
     assert ch.variables["hotline_bot_intent"] == bot["intent"]
     assert ch.variables["hotline_bot_summary"] == "转人工"
+
+
+def test_a_bot_only_call_ends_with_the_survey_when_the_node_asks(tmp_path, scripted, monkeypatch):
+    monkeypatch.setattr(bot_services, "make_backend", lambda settings: botaudio.FakeBackend())
+    flow = FLOW.replace("    no_speech_seconds: 0.6\n", "    no_speech_seconds: 0.6\n    survey: true\n")
+    flow = flow.replace('  bye: "感谢来电，再见。"\n', '  bye: "感谢来电，再见。"\n  survey: "请评价：满意请按1。"\n')
+
+    def act(ch):
+        while ch.events.count("PLAYBACK_START") < 3:          # greeting, goodbye, then the survey
+            gevent.sleep(0.01)
+        ch.press("1")
+
+    ch, cdr = run(tmp_path, write_flows(tmp_path, flow), act)
+    assert steps(cdr)[0] == ("bots:ask", "done")
+    assert cdr["satisfaction"] == 1

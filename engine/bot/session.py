@@ -8,7 +8,7 @@ caller: an utterance -> dialogue.on_text, a key -> on_dtmf, nothing for `no_spee
 on_silence; until the Turn has an exit. Speech that began during a prompt that is not
 interruptible (a legal notice) is not taken as an answer: the caller did not hear the question.
 A barge-in that turns out to be no words (a cough, a door) resumes the prompt from the sentence it
-broke into. The whole transcript goes to call.info["bot"] (the CDR's extra), and on a hand-off the
+broke into. The whole transcript goes to the CDR's bot_transcript (the rest to its extra.bot), and on a hand-off the
 agent's screen gets the intent, slots and a summary as channel variables.
 
 Without a recogniser (settings.asr.vosk_model unset) there is no session: the node logs and takes
@@ -278,11 +278,12 @@ class BotSession:
 
     def _record(self, exit_):
         turn = self.turn
+        # The transcript has its own CDR column (tickets copy it from there); the rest is extra.
+        self.call.info["bot_transcript"] = self.transcript()
         self.call.info.setdefault("extra", {})["bot"] = {
             "bot": self.bot_name, "exit": exit_,
             "intent": getattr(turn, "intent", None),
             "slots": _plain(getattr(turn, "slots", None) or {}),
-            "transcript": self.transcript(),
             "barge_ins": [round(b.reaction_ms) for b in self.speaker.barge_ins],
             "reply_ms": [round(s * 1000) for s in self.reply_latencies],
         }

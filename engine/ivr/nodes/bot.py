@@ -18,9 +18,12 @@ SCHEMA = {"properties": {
     "no_speech_seconds": {"type": "number", "minimum": 0.5, "maximum": 60,
                           "description": "silence before the bot's no-speech turn (default: the bot file's)"},
     "max_seconds": {"type": "number", "minimum": 10, "maximum": 7200,
-                    "description": "a conversation longer than this goes to a person"}},
+                    "description": "a conversation longer than this goes to a person"},
+    "survey": {"type": "boolean",
+               "description": "after the bot answered (exit done), play the satisfaction survey"}},
     "required": ["bot"]}
-DEFAULTS = {"queue_vars": True, "no_speech_seconds": None, "max_seconds": 900}
+DEFAULTS = {"queue_vars": True, "no_speech_seconds": None, "max_seconds": 900, "survey": False}
+SURVEY_PROMPTS = ("survey", "survey_invalid", "survey_thanks", "survey_comment")
 BRANCHES = ("human", "done", "error")
 PROMPT_FIELDS = ()
 
@@ -60,6 +63,8 @@ def handle(call, node, ctx):
         session.set_queue_choice = False
     exit_ = session.run()
     children = node.get("children") or {}
+    if exit_ == "done" and p["survey"] and not call.gone:
+        _survey(call, ctx)
     if exit_ == "human" and "human" not in children:
         ctx.finish("agent", reason="bot hand-off", intent=call.variables.get("bot_intent"))
         return None
@@ -70,3 +75,19 @@ def handle(call, node, ctx):
         call.hangup("NORMAL_CLEARING")
         return None
     return exit_
+
+
+def _survey(call, ctx):
+    """A bot-only call's satisfaction survey: the flow's survey prompts if it has them, else the
+    default texts rendered by the flow's renderer. The score goes to the CDR like a queue call's."""
+    from engine.callapi import CallGone
+    from engine.survey import SurveySettings, run_survey
+    prompts = {key.replace("survey_", "") if key != "survey" else key: ctx.sources(call, key)[0]
+               for key in SURVEY_PROMPTS if key in ctx.flow.prompts}
+    # comments go beside the voicemail boxes (the recordings directory)
+    settings = SurveySettings(comment_dir=str(pathlib.Path(ctx.runtime.voicemail_dir).parent))
+    try:
+        run_survey(call, prompts=prompts or None, settings=settings,
+                   render=lambda text: str(ctx.runtime.renderer.render(text)))
+    except CallGone:
+        pass
