@@ -127,3 +127,15 @@ def test_config_errors_are_clear():
     with pytest.raises(ValueError, match="must be a number"):
         VadConfig(min_speech_ms="fast")
     assert VadConfig.from_dict({"end_silence_ms": 400}).end_silence_ms == 400
+
+
+def test_with_no_partial_text_the_final_is_waited_for_instead_of_dropping_the_utterance():
+    slow = FakeBackend(text="", final="상담원", final_delay=0.4)
+    events, _ = run(silence(200) + tone(500) + silence(600), slow,
+                    VadConfig(final_timeout_ms=100, final_max_wait_ms=1500), settle=2.0)
+    end = events[-1]
+    assert end.kind == "utterance_end" and end.text == "상담원" and end.source == "final"
+    assert 0.35 < end.at - end.decided_at < 1.0                # waited for the final, not longer
+    events, _ = run(silence(200) + tone(500) + silence(600), FakeBackend(text="", final="상담원", final_delay=0.4),
+                    VadConfig(final_timeout_ms=100, final_max_wait_ms=100), settle=2.0)
+    assert events[-1].kind == "noise"                          # the old behaviour, when configured so

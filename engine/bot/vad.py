@@ -49,6 +49,7 @@ class VadConfig:
     min_barge_in_chars: int = 0         # recognised characters needed before SpeechStart
     min_chars: int = 1                  # fewer recognised characters: Noise("no_words")
     final_timeout_ms: int = 300         # wait this long for FinalResult, then use the last partial
+    final_max_wait_ms: int = 2000       # ...unless the partial is empty: then wait up to this long
 
     def __post_init__(self):
         for f in fields(self):
@@ -277,7 +278,12 @@ class Endpointer:
         g.link(self._finishing.discard)
 
     def _finish(self, utt, reason, decided_at):
-        utt.got_final.wait(self.config.final_timeout_ms / 1000.0)
+        c = self.config
+        utt.got_final.wait(c.final_timeout_ms / 1000.0)
+        if utt.final is None and _chars(utt.partial) < max(1, c.min_chars):
+            # Nothing usable in the partials (free-form models often give none for a short
+            # phrase): the final is the only answer; waiting for it beats dropping the utterance.
+            utt.got_final.wait(max(0, c.final_max_wait_ms - c.final_timeout_ms) / 1000.0)
         utt.stream.close()
         final = utt.final
         if final is not None and final.error is None:
@@ -286,7 +292,7 @@ class Endpointer:
             # the recogniser is late or failed: the last partial is what we have
             text, conf, words, source = utt.partial, None, (), "partial"
             self.log.info("utterance at %d ms: no final within %d ms, using the partial %r",
-                          utt.onset_ms, self.config.final_timeout_ms, text)
+                          utt.onset_ms, c.final_timeout_ms, text)
         now = self.clock()
         if _chars(text) < max(1, self.config.min_chars):
             self.emit(Noise("no_words", utt.onset_ms, utt.speech_end_ms, utt.speech_ms, text,
