@@ -259,7 +259,7 @@ redis: {{url: "{redis.url}", prefix: "{prefix}"}}
 control: {{listen_port: {control_port}}}
 tts: {{edge_enabled: false}}
 shutdown: {{grace_seconds: 1}}
-log: {{file: {work / 'engine.log'}, level: WARNING}}
+log: {{file: {work / 'engine.log'}, level: {args.log_level}}}
 """)
     settings = load_settings(work / "hotline.yaml", env=env)
     render(settings, work / "fs")
@@ -397,6 +397,8 @@ def main():
     g.add_argument("--answer", type=pair, default=(0.2, 2.0), help="seconds an agent's phone rings, LO-HI")
     g.add_argument("--wrapup", type=float, default=3.0)
     g.add_argument("--patience", type=pair, default=(30.0, 120.0), help="seconds a caller waits, LO-HI")
+    g.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="the engine's log level (engine.log in the work dir)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="hotline-bench-acd-"))
