@@ -164,6 +164,14 @@ class AgentBoard:
         return self._move(agent_id, ("reserved", "ringing"), "available", reason=why or None,
                           call_uuid=call_uuid, misses=misses, call=None, leg=None)
 
+    def wrapup_for(self, agent_id, queue):
+        """Wrap-up seconds after a call of `queue`: the agent's own override, else the queue's."""
+        agent = self.config.agents.get(agent_id)
+        q = self.config.queues.get(queue)
+        if agent is not None and agent.wrapup_seconds is not None:
+            return agent.wrapup_seconds
+        return q.wrapup_seconds if q else 30.0
+
     def call_ended(self, agent_id, call_uuid, queue, talk_seconds):
         """The conversation is over: wrap-up for the agent's or the queue's time."""
         data = self.store.agent(agent_id)
@@ -172,10 +180,7 @@ class AgentBoard:
         # from there too keeps the agent from being left in_call when that transition lands.
         if data["state"] not in ANSWERED_OR_ANSWERING or data.get("call") != call_uuid:
             return 0.0
-        agent = self.config.agents.get(agent_id)
-        q = self.config.queues.get(queue)
-        seconds = agent.wrapup_seconds if agent and agent.wrapup_seconds is not None else \
-            (q.wrapup_seconds if q else 30.0)
+        seconds = self.wrapup_for(agent_id, queue)
         self.store.incr_fields(agent_id, talk=talk_seconds)
         self.store.set_fields(agent_id, last_end=repr(time.time()))
         if seconds <= 0:
@@ -186,7 +191,9 @@ class AgentBoard:
         t = self._move(agent_id, ANSWERED_OR_ANSWERING, "wrap_up", call_uuid=call_uuid, wrap_until=repr(until),
                        wrap_started=repr(time.time()), leg=None)
         self._count_answer_overtaken(agent_id, t)
-        if t and self.audit is not None:
+        if not t:
+            return 0.0                    # moved on meanwhile (another path ended it): no timer
+        if self.audit is not None:
             self.audit.record("wrapup_start", agent=agent_id, call_uuid=call_uuid, detail={"seconds": seconds})
         self._start_timer(agent_id, seconds)
         return seconds
@@ -221,7 +228,7 @@ class AgentBoard:
         if pending:
             return self._after(agent_id, pending, allowed, call_uuid, actor)
         return self._move(agent_id, allowed, "available", actor, call_uuid=call_uuid, call=None,
-                          wrap_until=None)
+                          wrap_until=None, leg=None)
 
     def _after(self, agent_id, pending, allowed, call_uuid, actor="system"):
         state, _, reason = pending.partition(":")

@@ -255,11 +255,13 @@ class Acd:
         self.legs.pop(conv.leg, None)
         talk = time.time() - conv.answered_at
         call = conv.call
+        # The CDR may be written as soon as this greenlet waits on Redis: its talk time first.
+        call.info["talk_seconds"] = round(talk + call.info.get("talk_seconds", 0), 3)
+        call.info["wrapup_seconds"] = self.board.wrapup_for(conv.agent, conv.queue.name)
         wrap = self.board.call_ended(conv.agent, call.uuid, conv.queue.name, talk)
+        call.info["wrapup_seconds"] = wrap
         self.store.add_handle_time(conv.queue.name, talk + wrap)
         self.count(conv.queue.name, talk_total=talk)
-        call.info["talk_seconds"] = round(talk + call.info.get("talk_seconds", 0), 3)
-        call.info["wrapup_seconds"] = wrap
         call.log.info("agent %s done after %.1f s; wrap-up %.0f s", conv.agent, talk, wrap)
 
     # --- after the bridge ---------------------------------------------------------------------
@@ -362,6 +364,24 @@ class Acd:
         elif name == "DTMF":
             self.features.on_dtmf(event)
 
+    def _stale_agent(self, d, now):
+        """What the watchdog should do for an agent's state `d`: 'release', 'end_call',
+        'end_wrapup' or None."""
+        state, owner, call_uuid = d.get("state"), d.get("engine"), d.get("call")
+        mine = owner == self.engine_id
+        dead_owner = bool(owner) and not mine and not self.store.engine_alive(owner)
+        old = now - float(d.get("since") or now) > 2.0
+        if state in ("reserved", "ringing"):
+            live = call_uuid in self.waiters or call_uuid in self.conversations
+            return "release" if (mine and not live and old) or dead_owner else None
+        if state == "in_call":
+            live = call_uuid in self.conversations or d.get("leg") in self.adopted
+            return "end_call" if (mine and not live and old) or dead_owner else None
+        if state == "wrap_up":
+            until = float(d.get("wrap_until") or 0)
+            return "end_wrapup" if until and now > until + 2.0 else None
+        return None
+
     def _adopt(self, agent_id, d):
         """An agent still talking on this switch after the engine that connected the call went
         away (a restart): keep the agent busy until that leg hangs up, then wrap-up as usual."""
@@ -421,40 +441,45 @@ class Acd:
 
     def repair(self):
         """Release agents left reserved/ringing/in a call whose call is gone, end overdue wrap-ups,
-        drop queue entries nobody serves. Returns what it repaired, for logs and tests."""
+        drop queue entries nobody serves. Returns what it repaired, for logs and tests.
+
+        The pass works from a snapshot, and calls end normally while it runs: each agent and
+        entry is read again just before acting, and left alone if it moved on meanwhile."""
         repaired = []
-        now = time.time()
         states = self.store.agents(list(self.config.agents))
         for agent_id, d in states.items():
-            state, owner, call_uuid = d["state"], d.get("engine"), d.get("call")
-            mine = owner == self.engine_id
-            dead_owner = owner and not mine and not self.store.engine_alive(owner)
-            if state in ("reserved", "ringing"):
-                live = call_uuid in self.waiters or call_uuid in self.conversations
-                if (mine and not live and now - float(d.get("since") or now) > 2.0) or dead_owner:
-                    self.store.transition(agent_id, ("reserved", "ringing"), "available", call=None, leg=None)
+            if self._stale_agent(d, time.time()) is None:
+                continue
+            d = self.store.agent(agent_id)              # again: the snapshot may be old by now
+            what = self._stale_agent(d, time.time())
+            if what is None:
+                continue
+            state, call_uuid = d["state"], d.get("call")
+            if what == "release":
+                t = self.store.transition(agent_id, ("reserved", "ringing"), "available", call=None, leg=None)
+                if t:
                     repaired.append((agent_id, state))
-            elif state == "in_call":
-                live = call_uuid in self.conversations or d.get("leg") in self.adopted
-                if (mine and not live and now - float(d.get("since") or now) > 2.0) or dead_owner:
-                    if self._adopt(agent_id, d):
-                        repaired.append((agent_id, "adopted"))
-                        continue
+            elif what == "end_call":
+                if self._adopt(agent_id, d):
+                    repaired.append((agent_id, "adopted"))
+                else:
                     self.board.call_ended(agent_id, call_uuid, d.get("queue", ""), 0.0)
-                    repaired.append((agent_id, state))
-            elif state == "wrap_up":
-                until = float(d.get("wrap_until") or 0)
-                if until and now > until + 2.0:
-                    self.board.end_wrapup(agent_id)
-                    repaired.append((agent_id, state))
+                    if self.store.agent(agent_id)["state"] != "in_call":
+                        repaired.append((agent_id, state))
+            elif what == "end_wrapup" and self.board.end_wrapup(agent_id):
+                repaired.append((agent_id, state))
+        now = time.time()
         for queue_name in self.config.queues:
             waiting_uuids = self.store.waiting(queue_name)
             if not waiting_uuids:
                 continue
             for call_uuid, entry in self.store.entries(waiting_uuids).items():
                 owner = entry.get("engine")
-                if (owner == self.engine_id and call_uuid not in self.waiters) or \
-                        (owner and owner != self.engine_id and not self.store.engine_alive(owner)) or not entry:
+                # a caller joins Redis a moment before this engine's memory: young entries wait
+                orphan = (owner == self.engine_id and call_uuid not in self.waiters
+                          and float(entry.get("joined") or 0) < now - 2.0)
+                if orphan or (owner and owner != self.engine_id and not self.store.engine_alive(owner)) \
+                        or not entry:
                     self.store.leave(queue_name, call_uuid)
                     repaired.append((call_uuid, "queue_entry"))
         for what in repaired:
