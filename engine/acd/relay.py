@@ -39,7 +39,7 @@ class Relay:
 
     def stop(self):
         if self._listener is not None:
-            self._listener.kill(block=False)
+            self._listener.kill(block=True, timeout=1)
         if self._pubsub is not None:
             try:
                 self._pubsub.close()

@@ -69,7 +69,7 @@ class Router:
     def stop(self):
         for g in (self._loop, self._listener):
             if g is not None:
-                g.kill(block=False)
+                g.kill(block=True, timeout=1)    # gone before its connection closes: no false alarm
         if self._pubsub is not None:
             try:
                 self._pubsub.close()
