@@ -187,3 +187,19 @@ def test_listener_refuses_a_bad_grammar_before_listening(backend, tmp_path):
     listener = Listener("test-call-3", tmp_path / "t.r16", backend, grammar=["네", "hello"])
     with pytest.raises(AsrError, match="hello"):
         listener.start()
+
+
+def test_free_form_streams_start_on_a_warmed_recogniser_and_still_recognise(audio_dir):
+    b = VoskBackend(MODEL)
+    b.warm_up(1)
+    deadline = time.monotonic() + 10
+    while not b._spares and time.monotonic() < deadline:
+        gevent.sleep(0.02)
+    assert len(b._spares) == 1
+    warmed = b._spares[0]
+    stream = b.start(grammar=None)                 # free-form: takes the spare, orders another
+    assert stream.warmed is True
+    assert not b._spares or b._spares[0] is not warmed
+    final = recognise(stream, silence(200) + spoken("네", audio_dir) + silence(300))[-1]
+    assert final.error is None and final.text                 # words came out of the warmed one
+    assert b.start(grammar=GRAMMAR).warmed is False           # grammar streams need no spare

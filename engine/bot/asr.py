@@ -35,6 +35,10 @@ log = logging.getLogger("hotline.bot.asr")
 UNKNOWN_TOKENS = ("<UNK>", "[unk]", "<unk>")
 
 
+FREE_FORM_SPARES = 2          # warmed free-form recognisers kept ready
+WARM_SILENCE_MS = 1000        # silence fed to warm one
+
+
 class AsrError(Exception):
     """The recogniser cannot be used as asked (missing model, bad grammar, bad audio)."""
 
@@ -172,6 +176,8 @@ class VoskBackend(AsrBackend):
         self.sample_rate = sample_rate
         self.pool = pool
         self._grammar_cache = {}
+        self._spares = deque()          # warmed free-form recognisers, ready for the next utterance
+        self._warming = 0
 
     @property
     def model(self):
@@ -219,8 +225,41 @@ class VoskBackend(AsrBackend):
 
     def start(self, grammar=None, hot_words=None, on_result=None, log_=None):
         spec = self.check(grammar, hot_words)
-        return VoskStream(self.model, self.sample_rate, spec,
-                          self.pool or gevent.get_hub().threadpool, on_result, log_)
+        pool = self.pool or gevent.get_hub().threadpool
+        recognizer = None
+        if spec is None:
+            # A free-form recogniser spends ~0.5 s on its first decoding chunk (measured with the
+            # Korean model: once per recogniser, about 0.6 s into the audio). Paid at the caller's
+            # first word it delays the answer by that much; a spare warmed on silence has paid it.
+            recognizer = self._spares.popleft() if self._spares else None
+            self._top_up(pool)
+        return VoskStream(self.model, self.sample_rate, spec, pool, on_result, log_, recognizer=recognizer)
+
+    def warm_up(self, count=FREE_FORM_SPARES):
+        """Prepare free-form recognisers ahead of the first caller (a daemon's start-up)."""
+        self._top_up(self.pool or gevent.get_hub().threadpool, count)
+
+    def _top_up(self, pool, count=FREE_FORM_SPARES):
+        while len(self._spares) + self._warming < count:
+            self._warming += 1
+            gevent.spawn(self._warm_one, pool)
+
+    def _warm_one(self, pool):
+        try:
+            rec = pool.apply(self._warmed_recognizer)
+            self._spares.append(rec)
+        except Exception as exc:
+            log.warning("warming a recogniser failed: %s", exc)
+        finally:
+            self._warming -= 1
+
+    def _warmed_recognizer(self):
+        vosk = _vosk()
+        rec = vosk.KaldiRecognizer(self.model, self.sample_rate)
+        rec.SetWords(True)
+        rec.AcceptWaveform(bytes(2 * self.sample_rate * WARM_SILENCE_MS // 1000))
+        rec.FinalResult()           # the silence leaves no text behind; the decoder stays warm
+        return rec
 
 
 class VoskStream(AsrStream):
@@ -228,8 +267,10 @@ class VoskStream(AsrStream):
     Audio that arrives while a call runs is batched into the next call, so a stream that
     falls behind catches up instead of queueing thousands of 20 ms calls."""
 
-    def __init__(self, model, sample_rate, grammar_json, pool, on_result=None, log_=None):
+    def __init__(self, model, sample_rate, grammar_json, pool, on_result=None, log_=None, recognizer=None):
         super().__init__(on_result, log_)
+        self._ready = recognizer
+        self.warmed = recognizer is not None      # started on a spare that already paid its warm-up
         self.grammar_json = grammar_json
         self.sample_rate = sample_rate
         self.pool = pool
@@ -273,7 +314,8 @@ class VoskStream(AsrStream):
     # --- worker ---
     def _run(self):
         try:
-            recognizer = self._call(self._new_recognizer)
+            recognizer = self._ready or self._call(self._new_recognizer)
+            self._ready = None
             while not self.closed:
                 while not (self._inbox or self._finishing or self.closed):
                     self._wake.wait()

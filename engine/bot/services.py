@@ -26,6 +26,7 @@ def make_backend(settings):
 def _preload(backend):
     try:
         backend.load()
+        backend.warm_up()                # free-form recognisers ready before the first caller
     except Exception as exc:
         log.error("ASR model not loaded: %s", exc)
 
