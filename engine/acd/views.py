@@ -20,7 +20,7 @@ def agents(acd, now=None):
             "seconds_in_state": round(now - since, 1) if since else None,
             "call": d.get("call") or None, "queue": d.get("queue") or None,
             "engine": d.get("engine") or None, "misses": int(float(d.get("misses") or 0)),
-            "calls_today": int(float(d.get("calls") or 0)),
+            "calls": int(float(d.get("calls") or 0)),          # since the agent first logged in
             "talk_seconds": round(float(d.get("talk") or 0), 1),
             "wrapup_left": _left(d.get("wrap_until"), now) if d.get("state") == "wrap_up" else None,
             "pending": d.get("pending") or None,

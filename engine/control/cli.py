@@ -196,7 +196,7 @@ def agents_table(rows):
         by_state[r["state"]] = by_state.get(r["state"], 0) + 1
     lines = table(["AGENT", "NAME", "EXT", "STATE", "REASON", "IN STATE", "CALLS", "TALK", "QUEUE"],
                   [[r["id"], r["name"], r["extension"], r["state"], r["reason"] or r.get("pending") or "",
-                    _duration(r["seconds_in_state"]), r["calls_today"], _duration(r["talk_seconds"]),
+                    _duration(r["seconds_in_state"]), r["calls"], _duration(r["talk_seconds"]),
                     r["queue"] or ""] for r in rows])
     summary = "  ".join(f"{k}: {v}" for k, v in sorted(by_state.items()))
     return lines + ("\n" + summary if summary else "")
