@@ -45,6 +45,8 @@ import jsonschema
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
+from engine.yamlpos import plain as _plain, pos_at as _pos_at
+
 from . import faq as faq_mod
 from . import nlu, slots as slots_mod
 
@@ -224,40 +226,6 @@ class Bot:
         if kind == "faq":
             return self.faq[ident].question
         return self.intents[ident].examples[0] if self.intents[ident].examples else ident
-
-
-def _pos(mapping, key=None):
-    try:
-        line, col = mapping.lc.key(key) if key is not None else (mapping.lc.line, mapping.lc.col)
-        return line + 1, col + 1
-    except Exception:
-        return 1, 1
-
-
-def _pos_at(data, keys):
-    """Position of the deepest of `keys` present in the ruamel tree."""
-    pos, node = _pos(data), data
-    for key in keys:
-        if isinstance(node, dict) and key in node:
-            pos, node = _pos(node, key), node[key]
-        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
-            try:
-                line, col = node.lc.item(key)
-                pos = (line + 1, col + 1)
-            except Exception:
-                pass
-            node = node[key]
-        else:
-            break
-    return pos
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _fields(template):

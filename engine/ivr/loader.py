@@ -13,6 +13,8 @@ import jsonschema
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
+from engine.yamlpos import plain as _plain, pos as _pos, pos_at as _pos_at
+
 from . import schedule as schedule_mod
 from .nodes import NODE_TYPES
 
@@ -73,22 +75,6 @@ def _validator(node_type):
     return _VALIDATORS[node_type]
 
 
-def _pos(mapping, key=None):
-    try:
-        line, col = mapping.lc.key(key) if key is not None else (mapping.lc.line, mapping.lc.col)
-        return line + 1, col + 1
-    except Exception:
-        return 1, 1
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _files(paths):
     out = []
     for path in paths:
@@ -122,24 +108,6 @@ def _read(path, problems):
         where = ".".join(map(str, error.path)) or "file"
         problems.append(f"{path}:{line}:{col}: {where}: {error.message}")
     return None if errors else data
-
-
-def _pos_at(data, keys):
-    """Position of the deepest key of `keys` that exists in the ruamel tree."""
-    pos, node = _pos(data), data
-    for key in keys:
-        if isinstance(node, dict) and key in node:
-            pos, node = _pos(node, key), node[key]
-        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
-            try:
-                line, col = node.lc.item(key)
-                pos = (line + 1, col + 1)
-            except Exception:
-                pass
-            node = node[key]
-        else:
-            break
-    return pos
 
 
 def _check_file(path, raw, problems):
