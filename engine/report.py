@@ -19,6 +19,8 @@ import sys
 import tempfile
 import zoneinfo
 
+from engine.clitext import SecretsNotNeeded
+
 SERVICE_LEVEL_SECONDS = 20   # answered within 20 s of queue wait
 ANSWER_RATE_TARGET = 0.95
 SATISFACTION_TARGET = 0.95
@@ -233,16 +235,6 @@ def register(subparsers):
     daily.set_defaults(func=cmd_daily)
 
 
-class _SecretsNotNeeded(dict):
-    """Environment for loading settings: the report never uses the secrets they name."""
-
-    def get(self, key, default=None):
-        return super().get(key) or "(not needed by this command)"
-
-    def __getitem__(self, key):
-        return self.get(key)
-
-
 def cmd_daily(args):
     from engine.cdr.models import sqlite_path, database_from_url
     from engine.cdr.store import DB_ERRORS, CdrStore
@@ -259,7 +251,7 @@ def cmd_daily(args):
         print(f"hotline report daily: --date {args.date!r} is not a date YYYY-MM-DD", file=sys.stderr)
         return 2
     try:
-        settings = load_settings(args.config, env=_SecretsNotNeeded(os.environ))
+        settings = load_settings(args.config, env=SecretsNotNeeded(os.environ))
     except SettingsError as exc:
         print(f"hotline report daily: {exc}", file=sys.stderr)
         return 2

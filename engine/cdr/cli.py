@@ -7,6 +7,7 @@ import sys
 
 from engine.cdr.models import CDR_FIELDS
 from engine.cdr.store import DB_ERRORS
+from engine.clitext import SecretsNotNeeded, iso, table
 
 DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
 TABLE_COLUMNS = ("start_time", "uuid", "caller_number", "destination", "duration", "billsec",
@@ -30,21 +31,11 @@ def register(subparsers):
     show.set_defaults(func=cmd_show)
 
 
-class _SecretsNotNeeded(dict):
-    """Environment for loading settings in commands that never use the secrets they name."""
-
-    def get(self, key, default=None):
-        return super().get(key) or "(not needed by this command)"
-
-    def __getitem__(self, key):
-        return self.get(key)
-
-
 def _open_store(args):
     from engine.cdr.store import CdrStore
     from engine.settings import SettingsError, load_settings
     try:
-        settings = load_settings(args.config, env=_SecretsNotNeeded(os.environ))
+        settings = load_settings(args.config, env=SecretsNotNeeded(os.environ))
     except SettingsError as exc:
         print(f"hotline cdr: {exc}", file=sys.stderr)
         return None
@@ -79,13 +70,13 @@ def cmd_list(args):
     finally:
         store.close()
     if args.json:
-        json.dump([_plain(r) for r in rows], sys.stdout, ensure_ascii=False, indent=1)
+        json.dump([iso(r) for r in rows], sys.stdout, ensure_ascii=False, indent=1)
         print()
     elif args.csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(CDR_FIELDS) + ["created_at", "updated_at"])
         writer.writeheader()
         for r in rows:
-            writer.writerow({k: _cell(v) for k, v in _plain(r).items()})
+            writer.writerow({k: _cell(v) for k, v in iso(r).items()})
     else:
         _print_table(rows)
     if pending:
@@ -109,16 +100,12 @@ def cmd_show(args):
         print(f"hotline cdr show: no CDR for call {args.uuid!r}", file=sys.stderr)
         return 1
     width = max(map(len, row))
-    for key, value in _plain(row).items():
+    for key, value in iso(row).items():
         # Text with control characters is shown JSON-quoted: a caller name cannot fake lines.
         printable = isinstance(value, str) and value.isprintable()
         text = value if printable else json.dumps(value, ensure_ascii=False)
         print(f"{key:<{width}}  {text}")
     return 0
-
-
-def _plain(row):
-    return {k: (v.isoformat() if isinstance(v, datetime.datetime) else v) for k, v in row.items()}
 
 
 def _cell(value):
@@ -135,11 +122,7 @@ def _print_table(rows):
         return
     # repr() for caller text: a hostile caller name must not be able to draw on the terminal.
     headers = ["start (UTC)" if c == "start_time" else c for c in TABLE_COLUMNS]
-    table = [[_short(r[c]) for c in TABLE_COLUMNS] for r in rows]
-    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(headers)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
-    for t in table:
-        print("  ".join(v.ljust(w) for v, w in zip(t, widths)).rstrip())
+    print(table(headers, [[_short(r[c]) for c in TABLE_COLUMNS] for r in rows]))
 
 
 def _short(value):

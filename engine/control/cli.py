@@ -16,8 +16,8 @@ external:<number> (a bare id / queue name / number works too). The token comes f
 import json
 import sys
 import time
-import unicodedata
 
+from engine.clitext import table
 from engine.control.client import ApiError, Client
 
 AGENT_ACTIONS = ("login", "logout", "ready", "break", "extend", "report")
@@ -216,20 +216,6 @@ def calls_table(rows):
                  [[r["call"], r["caller"], r["queue"], r["state"], r["agent"] or ",".join(r["agents_offered"]),
                    _duration(r["seconds"]),
                    ", ".join(f"{p['role']}:{p['target']}" for p in r["parties"])] for r in rows])
-
-
-def table(headers, rows):
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(_width(row[i]) for row in cells) for i in range(len(headers))]
-    out = []
-    for row in cells:
-        out.append("  ".join(c + " " * (w - _width(c)) for c, w in zip(row, widths)).rstrip())
-    return "\n".join(out)
-
-
-def _width(text):
-    """Columns on a terminal: CJK characters take two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def _duration(seconds):

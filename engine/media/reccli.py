@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from engine.clitext import SecretsNotNeeded, iso, table
 from engine.esl.commands import CommandError
 
 DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
@@ -46,11 +47,10 @@ def register(subparsers):
 
 
 def _open(args, name):
-    from engine.cdr.cli import _SecretsNotNeeded
     from engine.media.recordings import Archiver
     from engine.settings import SettingsError, load_settings
     try:
-        settings = load_settings(args.config, env=_SecretsNotNeeded(os.environ))
+        settings = load_settings(args.config, env=SecretsNotNeeded(os.environ))
         return Archiver(settings).open()
     except (SettingsError, ValueError) as exc:
         print(f"hotline recordings {name}: {exc}", file=sys.stderr)
@@ -82,17 +82,13 @@ def cmd_list(args):
     finally:
         arch.close()
     if args.json:
-        json.dump([_plain(r) for r in rows], sys.stdout, ensure_ascii=False, indent=1)
+        json.dump([iso(r) for r in rows], sys.stdout, ensure_ascii=False, indent=1)
         print()
         return 0
     if not rows:
         print("no recordings")
         return 0
-    table = [[_cell(r[c]) for c in TABLE_COLUMNS] for r in rows]
-    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(TABLE_COLUMNS)]
-    print("  ".join(h.ljust(w) for h, w in zip(TABLE_COLUMNS, widths)).rstrip())
-    for t in table:
-        print("  ".join(c.ljust(w) for c, w in zip(t, widths)).rstrip())
+    print(table(TABLE_COLUMNS, [[_cell(r[c]) for c in TABLE_COLUMNS] for r in rows]))
     return 0
 
 
@@ -114,7 +110,7 @@ def cmd_show(args):
             cdr = None
     finally:
         arch.close()
-    row = _plain(row)
+    row = iso(row)
     row["cdr"] = (f"{cdr.start_time:%Y-%m-%d %H:%M:%S} {cdr.caller_number!r} -> {cdr.destination!r}, "
                   f"queue {cdr.queue!r}, agent {cdr.agent!r}" if cdr else "(no CDR with this call uuid)")
     width = max(map(len, row))
@@ -189,11 +185,6 @@ def cmd_hold(args):
         arch.close()
     print(f"{row['call_uuid']}: legal hold {'on' if row['legal_hold'] else 'released'}")
     return 0
-
-
-def _plain(row):
-    return {k: (v.isoformat() if isinstance(v, (datetime.datetime, datetime.date)) else v)
-            for k, v in row.items()}
 
 
 def _cell(value):

@@ -17,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+from engine.clitext import SecretsNotNeeded, iso, table
+
 DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
 TABLE_COLUMNS = ("number", "state", "kind", "category", "department", "assignee", "due_at", "caller_number",
                  "summary")
@@ -80,12 +82,11 @@ def _user():
 
 def _open(args):
     """(TicketStore, None) or (None, exit code) after saying what is wrong."""
-    from engine.cdr.cli import _SecretsNotNeeded
     from engine.settings import SettingsError, load_settings
     from engine.tickets.config import load_config
     from engine.tickets.store import TicketStore
     try:
-        settings = load_settings(args.config, env=_SecretsNotNeeded(os.environ))
+        settings = load_settings(args.config, env=SecretsNotNeeded(os.environ))
         path = Path(args.tickets) if args.tickets else Path(args.config).resolve().parent / "tickets.yaml"
         config = load_config(path if (args.tickets or path.exists()) else None)
     except SettingsError as exc:
@@ -122,7 +123,7 @@ def cmd_list(args):
     def work(store):
         rows = store.list(state=args.state, limit=args.limit)
         if args.json:
-            json.dump([_plain(r) for r in rows], sys.stdout, ensure_ascii=False, indent=1)
+            json.dump([iso(r) for r in rows], sys.stdout, ensure_ascii=False, indent=1)
             print()
         else:
             _print_table(rows)
@@ -134,12 +135,12 @@ def cmd_show(args):
     def work(store):
         ticket, history = store.get(args.ticket), store.history(args.ticket)
         if args.json:
-            json.dump({**_plain(ticket), "history": [_plain(h) for h in history]}, sys.stdout,
+            json.dump({**iso(ticket), "history": [iso(h) for h in history]}, sys.stdout,
                       ensure_ascii=False, indent=1)
             print()
             return 0
         width = max(map(len, ticket))
-        for key, value in _plain(ticket).items():
+        for key, value in iso(ticket).items():
             print(f"{key:<{width}}  {_safe(value)}")
         print("history:")
         for h in history:
@@ -207,10 +208,6 @@ def cmd_sla(args):
     return _run(args, work)
 
 
-def _plain(row):
-    return {k: (v.isoformat() if isinstance(v, datetime.datetime) else v) for k, v in row.items()}
-
-
 def _safe(value):
     """Caller text JSON-quoted when it holds control characters: it cannot draw on the terminal."""
     if value is None:
@@ -223,12 +220,8 @@ def _print_table(rows):
     if not rows:
         print("no tickets")
         return
-    table = [[_cell(r[c]) for c in TABLE_COLUMNS] for r in rows]
     headers = ["due (UTC)" if c == "due_at" else c for c in TABLE_COLUMNS]
-    widths = [max(_width(h), *(_width(t[i]) for t in table)) for i, h in enumerate(headers)]
-    print("  ".join(_pad(h, w) for h, w in zip(headers, widths)).rstrip())
-    for t in table:
-        print("  ".join(_pad(v, w) for v, w in zip(t, widths)).rstrip())
+    print(table(headers, [[_cell(r[c]) for c in TABLE_COLUMNS] for r in rows]))
 
 
 def _cell(value):
@@ -240,13 +233,3 @@ def _cell(value):
     if not text.isprintable():
         text = repr(text)[1:-1]
     return text if len(text) <= 30 else text[:29] + "…"
-
-
-def _width(text):
-    """Columns on a terminal: CJK characters take two."""
-    import unicodedata
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def _pad(text, width):
-    return text + " " * (width - _width(text))
