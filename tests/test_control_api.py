@@ -185,3 +185,16 @@ def test_a_request_for_a_call_on_another_engine_is_relayed_to_it(tmp_path, redis
     finally:
         for r in rigs:
             r.stop()
+
+
+def test_the_cli_finds_the_api_from_a_settings_file_without_the_engines_secrets(rig, tmp_path, capsys,
+                                                                                 monkeypatch):
+    from pathlib import Path
+    text = (Path(__file__).parent.parent / "etc" / "hotline.yaml").read_text(encoding="utf-8")
+    head, _, tail = text.partition("control:")
+    tail = tail.replace("listen_port: 8090", f"listen_port: {rig.url.rsplit(':', 1)[1]}", 1)
+    config = tmp_path / "hotline.yaml"
+    config.write_text(head + "control:" + tail, encoding="utf-8")
+    monkeypatch.delenv("HOTLINE_ESL_PASSWORD", raising=False)     # the CLI never needs it
+    code = main(["agents", "--config", str(config), "--token", TOKENS["TOK_SUP"]])
+    assert code == 0 and "1001" in capsys.readouterr().out

@@ -14,10 +14,11 @@ external:<number> (a bare id / queue name / number works too). The token comes f
 (or --token), the address from the settings file's control section (or --api).
 """
 import json
+import os
 import sys
 import time
 
-from engine.clitext import table
+from engine.clitext import SecretsNotNeeded, table
 from engine.control.client import ApiError, Client
 
 AGENT_ACTIONS = ("login", "logout", "ready", "break", "extend", "report")
@@ -77,7 +78,7 @@ def client(args):
     if not url:
         from engine.settings import SettingsError, load_settings
         try:
-            s = load_settings(args.config).control
+            s = load_settings(args.config, env=SecretsNotNeeded(os.environ)).control
         except (SettingsError, OSError) as exc:
             raise ApiError(0, f"{exc} (or give --api URL)")
         host = "127.0.0.1" if s.listen_host in ("0.0.0.0", "::", "") else s.listen_host
@@ -139,7 +140,7 @@ def _agents_report(args):
         tz = zoneinfo.ZoneInfo(args.tz)
         day = (datetime.date.fromisoformat(args.date) if args.date
                else datetime.datetime.now(tz).date())
-        db_url = args.db or load_settings(args.config).database.url
+        db_url = args.db or load_settings(args.config, env=SecretsNotNeeded(os.environ)).database.url
     except (ValueError, zoneinfo.ZoneInfoNotFoundError, SettingsError, OSError) as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return 2
