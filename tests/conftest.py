@@ -11,6 +11,10 @@ import itertools  # noqa: E402
 
 import pytest  # noqa: E402
 
+# `switch` (the simulator on a free port) and `conn` (an ESL connection to it), for every test
+# that drives the simulator directly; a module may still define its own.
+from tests.simfix import conn, switch  # noqa: E402,F401
+
 _prefixes = itertools.count()
 
 

@@ -1,26 +1,15 @@
 import datetime
 import hashlib
 import os
-import wave
-from pathlib import Path
 
 import pytest
 
 from engine.esl.commands import CommandError
 from engine.media.archive import RecordingError, apply_retention, archive_recording, verify
+from tests.simfix import make_wav
 
 UUID = "3f2a9c1e-7b4d-4e8a-9c0f-1a2b3c4d5e6f"
 WHEN = datetime.datetime(2026, 10, 1, 9, 30, tzinfo=datetime.timezone.utc)
-
-
-def make_wav(path, seconds, rate=8000, channels=2):
-    path = Path(path)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(bytes(range(256)) * (int(seconds * rate) * channels * 2 // 256))
-    return path
 
 
 def test_archive_moves_into_day_directory_with_checksum(tmp_path):

@@ -3,7 +3,6 @@ disk, start-up scan, retention with legal hold and audit, verify, compression.""
 import datetime
 import errno
 import hashlib
-import wave
 from pathlib import Path
 
 import pytest
@@ -12,20 +11,10 @@ from engine.esl.protocol import Event
 from engine.media import archive
 from engine.media.recordings import ArchiveConfig, Archiver, months_before
 from engine.settings import SettingsError, default_settings, load_settings
+from tests.simfix import make_wav
 
 U = ["3f2a9c1e-7b4d-4e8a-9c0f-1a2b3c4d5e6%x" % i for i in range(16)]
 WHEN = datetime.datetime(2026, 10, 1, 9, 30, tzinfo=datetime.timezone.utc)
-
-
-def make_wav(path, seconds, rate=8000, channels=2):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(bytes(range(256)) * (int(seconds * rate) * channels * 2 // 256))
-    return path
 
 
 def files_under(root):

@@ -3,10 +3,6 @@ RECORD_STOP event handed to the archiver, a valid stereo file of the right lengt
 (caller left, agent right) with a matching checksum, an index row and the CDR link."""
 import array
 import hashlib
-import math
-import os
-import time
-import uuid
 import wave
 from pathlib import Path
 
@@ -15,57 +11,8 @@ import pytest
 
 from engine.cdr.store import CdrStore
 from engine.esl import commands
-from engine.esl.connection import InboundConnection
 from engine.media.recordings import ArchiveConfig, Archiver
-from engine.sim.switch import Switch
-
-DIALPLAN = os.path.join(os.path.dirname(__file__), "sim_dialplan")
-
-
-@pytest.fixture
-def switch():
-    sw = Switch([DIALPLAN], hostname="simtest")
-    sw.address = sw.start("127.0.0.1", 0)
-    yield sw
-    sw.stop()
-
-
-@pytest.fixture
-def conn(switch):
-    c = InboundConnection(*switch.address, "ClueCon", events=("ALL",), reconnect=False)
-    c.seen = []
-    c.on("*", c.seen.append)
-    c.start(timeout=5)
-    yield c
-    c.stop()
-
-
-def wait_for(cond, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        gevent.sleep(0.01)
-
-
-def parked_leg(switch, conn, n):
-    """A call from a phone, parked on the switch; returns the switch-side (inbound) leg's uuid."""
-    a = str(uuid.uuid4())
-    conn.api(f"originate {{origination_uuid={a},origination_caller_id_number=1555000000{n}}}"
-             "sofia/internal/7000@127.0.0.1:5080 &park()")
-    b = switch.channels[a].sip_peer.uuid
-    wait_for(lambda: switch.channels[b].parked and switch.channels[a].parked)
-    return b
-
-
-def tone(path, freq, seconds=5.0, rate=8000):
-    samples = array.array("h", (int(9000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(int(seconds * rate))))
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples.tobytes())
-    return str(path)
+from tests.simfix import parked_caller, wait_for, write_tone
 
 
 def dominant_hz(samples, rate):
@@ -79,11 +26,11 @@ def test_recorded_call_ends_as_a_valid_stereo_file_in_the_archive(switch, conn, 
     archiver = Archiver(ArchiveConfig(archive_dir=arch_dir, live_dir=live, database_url=db)).open()
     conn.on("RECORD_STOP", archiver.on_record_stop)        # what the engine does with the event
 
-    caller, agent = parked_leg(switch, conn, 1), parked_leg(switch, conn, 2)
+    caller, agent = parked_caller(switch, conn, 1)[1], parked_caller(switch, conn, 2)[1]
     assert conn.api(commands.uuid_bridge(caller, agent)).startswith("+OK")
     wait_for(lambda: switch.channels[caller].bridged_to == agent)
-    switch.channels[caller].speak(tone(tmp_path / "caller.wav", 400))
-    switch.channels[agent].speak(tone(tmp_path / "agent.wav", 1000))
+    switch.channels[caller].speak(write_tone(tmp_path / "caller.wav", 5.0, freq=400, amplitude=9000))
+    switch.channels[agent].speak(write_tone(tmp_path / "agent.wav", 5.0, freq=1000, amplitude=9000))
     path = live / f"{caller}.wav"
     assert conn.api(commands.uuid_setvar(caller, "RECORD_STEREO", "true")).startswith("+OK")
     assert conn.api(commands.uuid_record(caller, "start", str(path))) == "+OK Success\n"

@@ -1,53 +1,8 @@
 """Bridges, conferences, eavesdrop, json events and the listing commands of the simulated switch."""
 import json
-import os
-import time
-import uuid
-
-import gevent
-import pytest
 
 from engine.esl.connection import InboundConnection
-from engine.sim.switch import Switch
-
-DIALPLAN = os.path.join(os.path.dirname(__file__), "sim_dialplan")
-
-
-@pytest.fixture
-def switch():
-    sw = Switch([DIALPLAN], hostname="simtest")
-    sw.address = sw.start("127.0.0.1", 0)
-    yield sw
-    sw.stop()
-
-
-@pytest.fixture
-def conn(switch):
-    c = InboundConnection(*switch.address, "ClueCon", events=("ALL",), reconnect=False)
-    c.seen = []
-    c.on("*", c.seen.append)
-    c.start(timeout=5)
-    yield c
-    c.stop()
-
-
-def wait_for(cond, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        gevent.sleep(0.01)
-
-
-def parked_caller(switch, conn, n):
-    """Originate to 7000 as the fixtures do; returns (internal A-leg uuid, inbound B-leg uuid)."""
-    a = str(uuid.uuid4())
-    out = conn.api(f"originate {{origination_uuid={a},origination_caller_id_number=1555000000{n},"
-                   f"origination_caller_id_name='Fixture {n}'}}sofia/internal/7000@127.0.0.1:5080 &park()")
-    assert out == f"+OK {a}\n"
-    b = switch.channels[a].sip_peer.uuid
-    wait_for(lambda: switch.channels[b].parked and switch.channels[a].parked)
-    return a, b
+from tests.simfix import parked_caller, wait_for
 
 
 def names_for(conn, uuid_, since=0):

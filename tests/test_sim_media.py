@@ -1,6 +1,5 @@
 """Recording and the media tap of the simulated switch, and real playback durations."""
 import array
-import math
 import os
 import time
 import wave
@@ -9,28 +8,7 @@ import gevent
 import pytest
 
 from engine.sim import media
-from engine.sim.switch import Switch
-
-DIALPLAN = os.path.join(os.path.dirname(__file__), "sim_dialplan")
-
-
-@pytest.fixture
-def switch():
-    sw = Switch([DIALPLAN], hostname="simtest")
-    sw.start("127.0.0.1", 0)
-    yield sw
-    sw.stop()
-
-
-def write_tone(path, seconds, rate=8000, freq=440):
-    samples = array.array("h", (int(8000 * math.sin(2 * math.pi * freq * i / rate))
-                                for i in range(int(seconds * rate))))
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples.tobytes())
-    return str(path)
+from tests.simfix import write_tone
 
 
 def parked_inbound(switch):

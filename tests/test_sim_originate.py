@@ -10,8 +10,7 @@ import pytest
 
 from engine.esl.connection import InboundConnection
 from engine.sim.switch import Switch
-
-DIALPLAN = os.path.join(os.path.dirname(__file__), "sim_dialplan")
+from tests.simfix import DIALPLAN, wait_for
 
 
 class Phone:
@@ -27,21 +26,6 @@ class Phone:
             channel.answer()
         elif self.action == "reject":
             channel.hangup("CALL_REJECTED")
-
-
-@pytest.fixture
-def switch():
-    sw = Switch([DIALPLAN], hostname="simtest")
-    sw.address = sw.start("127.0.0.1", 0)
-    yield sw
-    sw.stop()
-
-
-def wait_for(cond, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        gevent.sleep(0.01)
 
 
 def test_originate_to_registered_agent_phone(switch):
