@@ -117,6 +117,12 @@ def _build(path, cls, error):
     return builder.build(cls, root, ""), builder
 
 
+def _check_levels(builder, where, skills, what):
+    for skill, level in (skills or {}).items():
+        if not 1 <= level <= 10:
+            builder.fail(f"{where}.skills.{skill}", f"{what} must be 1-10; got {level}")
+
+
 def load_acd(agents_path, queues_path) -> AcdConfig:
     agents_file, ab = _build(agents_path, AgentsFile, AcdConfigError)
     queues_file, qb = _build(queues_path, QueuesFile, AcdConfigError)
@@ -131,9 +137,7 @@ def load_acd(agents_path, queues_path) -> AcdConfig:
             ab.fail(f"{where}.extension", f"{a.extension!r}: 2-8 digits")
         if a.extension in extensions:
             ab.fail(f"{where}.extension", f"extension {a.extension} already belongs to agent {extensions[a.extension]}")
-        for skill, level in (a.skills or {}).items():
-            if not 1 <= level <= 10:
-                ab.fail(f"{where}.skills.{skill}", f"level must be 1-10; got {level}")
+        _check_levels(ab, where, a.skills, "level")
         agents[a.id] = _with_skills(a)
         extensions[a.extension] = a.id
     queues = {}
@@ -143,9 +147,7 @@ def load_acd(agents_path, queues_path) -> AcdConfig:
             qb.fail(f"{where}.name", f"{q.name!r}: letters, digits, _ . - only (1-64)")
         if q.name in queues:
             qb.fail(f"{where}.name", f"queue {q.name} is defined twice")
-        for skill, level in (q.skills or {}).items():
-            if not 1 <= level <= 10:
-                qb.fail(f"{where}.skills.{skill}", f"minimum level must be 1-10; got {level}")
+        _check_levels(qb, where, q.skills, "minimum level")
         if q.exit_key and (len(q.exit_key) != 1 or q.exit_key not in "0123456789*#"):
             qb.fail(f"{where}.exit_key", f"one key 0-9 * #; got {q.exit_key!r}")
         queues[q.name] = _with_skills(q)
