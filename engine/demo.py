@@ -9,13 +9,14 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import gevent
+
+from engine.netutil import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -44,12 +45,6 @@ def register(subparsers):
     p.add_argument("--max-call-seconds", type=float, default=25.0,
                    help="a caller still connected after this long hangs up (default %(default)s)")
     p.set_defaults(func=run)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_settings(workdir, esl_port, outbound_port, redis_url="", control_port=8090):

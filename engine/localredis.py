@@ -7,15 +7,11 @@ import socket
 import subprocess
 import time
 
+from engine.netutil import free_port
+
 
 class RedisStartError(RuntimeError):
     pass
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LocalRedis:

@@ -21,7 +21,6 @@ import argparse
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,26 +36,15 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 from ruamel.yaml import YAML  # noqa: E402
 
+from benchlib import percentile  # noqa: E402
 from engine.acd.agents import AgentBoard  # noqa: E402
 from engine.acd.config import load_acd  # noqa: E402
 from engine.acd.router import Router, Waiter  # noqa: E402
 from engine.acd.store import AcdStore  # noqa: E402
 from engine.localredis import LocalRedis  # noqa: E402
+from engine.netutil import free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values, p):
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def ms(values):

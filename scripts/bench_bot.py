@@ -21,7 +21,6 @@ import pathlib  # noqa: E402
 import random  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
-import socket  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -30,9 +29,11 @@ import gevent  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchlib import percentile  # noqa: E402
 from engine.bot import asr  # noqa: E402
 from engine.daemon import Engine  # noqa: E402
 from engine.fsconf import render  # noqa: E402
+from engine.netutil import free_port  # noqa: E402
 from engine.settings import default_settings  # noqa: E402
 from engine.sim.switch import Switch  # noqa: E402
 from tests import botaudio  # noqa: E402
@@ -52,19 +53,6 @@ nodes:
     type: hangup
     prompt: bye
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values, p):
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 class Word:

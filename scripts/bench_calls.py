@@ -12,7 +12,6 @@ calls are up at once. Measured:
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,19 +25,15 @@ monkey.patch_all()
 
 import gevent  # noqa: E402
 
+from benchlib import percentile  # noqa: E402
 from engine.cdr.store import CdrStore  # noqa: E402
 from engine.fsconf import render  # noqa: E402
+from engine.netutil import free_port  # noqa: E402
 from engine.settings import load_settings  # noqa: E402
 from engine.sim.switch import Switch  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CLK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid):
@@ -123,13 +118,6 @@ class Meter:
         elif name == "CHANNEL_HANGUP":
             self.up.discard(uuid)
             self.answered_at.pop(uuid, None)
-
-
-def percentile(values, p):
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def main():

@@ -1,19 +1,12 @@
 """An engine and a simulated FreeSWITCH, talking over loopback TCP, for daemon-level tests."""
-import socket
-
 from engine.daemon import Engine
 from engine.fsconf import render
+from engine.netutil import free_port
 from engine.settings import default_settings
 from engine.sim.switch import Switch
 
 PASSWORD = "test-esl-secret"
 SHORT_TONE = "tone_stream://%(300,0,440)"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Rig:

@@ -6,13 +6,13 @@ the server binaries (initdb, pg_ctl) or psycopg2 are missing (a checkout set up 
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 
 import pytest
 
 from engine.cdr.store import CdrStore
+from engine.netutil import free_port
 from tests.test_cdr import HOSTILE_NAMES, record
 
 psycopg2 = pytest.importorskip("psycopg2")
@@ -29,17 +29,11 @@ def _pg_bin(name):
     return None
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PrivatePostgres:
     """initdb + pg_ctl in a temporary directory; as root it runs as the 'postgres' user."""
 
     def __init__(self, base):
-        self.base, self.data, self.port = str(base), os.path.join(str(base), "data"), _free_port()
+        self.base, self.data, self.port = str(base), os.path.join(str(base), "data"), free_port()
         self.url = f"postgresql://hotline@127.0.0.1:{self.port}/postgres"
         self.prefix = []
         if os.geteuid() == 0:
