@@ -22,7 +22,6 @@ import os
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 from ruamel.yaml import YAML  # noqa: E402
 
-from benchlib import percentile  # noqa: E402
+from benchlib import percentile, start_engine  # noqa: E402
 from engine.acd.agents import AgentBoard  # noqa: E402
 from engine.acd.config import load_acd  # noqa: E402
 from engine.acd.router import Router, Waiter  # noqa: E402
@@ -260,13 +259,7 @@ log: {{file: {work / 'engine.log'}, level: {args.log_level}}}
         switch.register(a["extension"], phones[a["extension"]])
     store = AcdStore(redis.url, prefix=prefix)
     store.flush()
-    engine = subprocess.Popen([sys.executable, "-m", "engine", "run", "--config", str(work / "hotline.yaml")],
-                              env=env, cwd=str(REPO))
-    pid_file = settings.paths.var_dir / "hotline.pid"
-    while not pid_file.exists():
-        if engine.poll() is not None:
-            sys.exit(f"engine did not start; see {work / 'engine.log'}")
-        gevent.sleep(0.05)
+    engine = start_engine(work, env, settings.paths.var_dir / "hotline.pid")
     gevent.sleep(0.5)
     config = load_acd(work / "agents.yaml", work / "queues.yaml")
     board = AgentBoard(store, config, engine_id="bench")      # logs agents in as the API would

@@ -12,8 +12,6 @@ calls are up at once. Measured:
 import argparse
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 import wave
@@ -25,7 +23,7 @@ monkey.patch_all()
 
 import gevent  # noqa: E402
 
-from benchlib import percentile  # noqa: E402
+from benchlib import percentile, start_engine  # noqa: E402
 from engine.cdr.store import CdrStore  # noqa: E402
 from engine.fsconf import render  # noqa: E402
 from engine.netutil import free_port  # noqa: E402
@@ -154,13 +152,7 @@ log: {{file: {work / 'engine.log'}, level: WARNING}}
     switch = Switch(dialplan_dirs=[work / "fs" / "dialplan"], password=password)
     switch.max_sessions = 5000
     switch.start("127.0.0.1", esl_port)
-    engine = subprocess.Popen([sys.executable, "-m", "engine", "run", "--config", str(work / "hotline.yaml")],
-                              env=env, cwd=str(REPO))
-    pid_file = settings.paths.var_dir / "hotline.pid"
-    while not pid_file.exists():
-        if engine.poll() is not None:
-            sys.exit(f"engine did not start; see {work / 'engine.log'}")
-        gevent.sleep(0.05)
+    engine = start_engine(work, env, settings.paths.var_dir / "hotline.pid")
     meter = Meter()
     switch.subscribe(meter)
     cpu0 = cpu_seconds(engine.pid)

@@ -1,4 +1,11 @@
 """What the benchmarks share (scripts/bench_*.py import it from this directory)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import gevent
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def percentile(values, p):
@@ -7,3 +14,15 @@ def percentile(values, p):
         return float("nan")
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def start_engine(work, env, pid_file):
+    """`hotline run --config <work>/hotline.yaml` as a child process; returns it once it wrote its
+    pid file (it is serving), or exits naming the engine log if it died first."""
+    engine = subprocess.Popen([sys.executable, "-m", "engine", "run", "--config", str(work / "hotline.yaml")],
+                              env=env, cwd=str(REPO))
+    while not pid_file.exists():
+        if engine.poll() is not None:
+            sys.exit(f"engine did not start; see {work / 'engine.log'}")
+        gevent.sleep(0.05)
+    return engine
