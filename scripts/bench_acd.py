@@ -43,8 +43,6 @@ from engine.acd.store import AcdStore  # noqa: E402
 from engine.localredis import LocalRedis  # noqa: E402
 from engine.netutil import free_port  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 def ms(values):
     v = [x * 1000 for x in values]

@@ -30,7 +30,6 @@ from engine.netutil import free_port  # noqa: E402
 from engine.settings import load_settings  # noqa: E402
 from engine.sim.switch import Switch  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 CLK = os.sysconf("SC_CLK_TCK")
 
 
