@@ -306,7 +306,7 @@ def default_call_handler(settings, acd=None):
                          overrides_path=str(settings.paths.var_dir / "ivr_overrides.json"),
                          voicemail_dir=str(settings.paths.recordings / "voicemail"))
     runtime.acd = acd
-    from engine.bot.session import BotServices
+    from engine.bot.services import BotServices
     runtime.bot = BotServices.from_settings(settings, renderer)     # the `bot` node's recogniser, tap dir
     problems = runtime.reload()            # renders every static prompt before the first call
     if problems:

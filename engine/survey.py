@@ -17,6 +17,9 @@ DEFAULT_TEXTS = {
     "comment": "请在提示音后留下您的意见，按井号键结束。",
 }
 VALID_SCORES = "12345"
+# An IVR flow's prompts that replace the default texts: flow prompt id -> survey prompt key.
+FLOW_PROMPTS = {"survey": "survey", "survey_invalid": "invalid", "survey_thanks": "thanks",
+                "survey_comment": "comment"}
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ import uuid as uuidlib
 
 import gevent
 
-from engine.acd.agents import AgentError
 from engine.esl import commands
 from engine.ivr.nodes.transfer import blocked
 
@@ -264,7 +263,7 @@ class InCall:
         self._audit("complete", actor, conv, to=party["target"])
         call.log.info("consultation completed: %s takes over from agent %s", party["target"], old_agent)
         if old_leg:
-            self._api(commands.uuid_kill(old_leg, "NORMAL_CLEARING"), quiet=True)
+            self.acd.api_quiet(commands.uuid_kill(old_leg, "NORMAL_CLEARING"))
 
     def cancel(self, ref, actor="system"):
         conv = self.conversation(ref)
@@ -272,7 +271,7 @@ class InCall:
         if not leg:
             raise ControlError("no consultation to cancel")
         conv.consult = None
-        self._api(commands.uuid_kill(leg, "NORMAL_CLEARING"), quiet=True)
+        self.acd.api_quiet(commands.uuid_kill(leg, "NORMAL_CLEARING"))
         self._back_to_agent(conv)
         self._audit("cancel", actor, conv)
         conv.call.log.info("consultation cancelled (by %s)", actor)
@@ -308,9 +307,9 @@ class InCall:
 
     def _kick_caller(self, conv):
         # mod_conference keeps the member id in the channel variable conference_member_id
-        member = self._api(commands.uuid_getvar(conv.call.uuid, "conference_member_id"), quiet=True).strip()
+        member = self.acd.api_quiet(commands.uuid_getvar(conv.call.uuid, "conference_member_id")).strip()
         if member.isdigit():
-            self._api(commands.conference(conv.conference, "kick", member), quiet=True)
+            self.acd.api_quiet(commands.conference(conv.conference, "kick", member))
 
     def _call_party(self, conv, leg, kind, value, role):
         call = conv.call
@@ -385,7 +384,7 @@ class InCall:
             self._complete(conv, leg, party, "agent hung up")
             return True
         if leg:
-            self._api(commands.uuid_kill(leg, "NORMAL_CLEARING"), quiet=True)
+            self.acd.api_quiet(commands.uuid_kill(leg, "NORMAL_CLEARING"))
         return False
 
     # --- supervisors ----------------------------------------------------------------------------
@@ -442,15 +441,13 @@ class InCall:
         conv.transfers.append(entry)
         conv.call.info.setdefault("transfers", []).append(entry)
 
-    def _api(self, command, quiet=False):
+    def _api(self, command):
+        """An api command the operation needs: a refusal is the caller's error (502)."""
         try:
             reply = self.acd.api(command)
         except Exception as exc:
-            if quiet:
-                log.warning("%s: %s", command.split()[0], exc)
-                return ""
             raise ControlError(f"the switch did not take {command.split()[0]}: {exc}", 502)
-        if reply.startswith("-ERR") and not quiet:
+        if reply.startswith("-ERR"):
             raise ControlError(f"{command.split()[0]}: {reply.strip()}", 502)
         return reply
 
@@ -459,7 +456,3 @@ class InCall:
         if audit is not None:
             audit.record(action, actor=actor, agent=conv.agent, call_uuid=conv.call.uuid,
                          detail=detail or None)
-
-
-def agent_error(exc):
-    return ControlError(str(exc), 409) if isinstance(exc, AgentError) else exc

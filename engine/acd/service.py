@@ -13,12 +13,11 @@ import logging
 import socket
 import statistics
 import time
-import uuid as uuidlib
 
 import gevent
 
 from engine.acd import waiting
-from engine.acd.agents import AgentBoard, AgentError
+from engine.acd.agents import AgentBoard
 from engine.acd.config import load_acd
 from engine.acd.features import FeatureCodes
 from engine.acd.incall import InCall
@@ -27,7 +26,6 @@ from engine.acd.router import Router
 from engine.acd.store import AcdStore
 from engine.callapi import CallGone
 from engine.esl import commands
-from engine.ivr.nodes.transfer import blocked
 
 log = logging.getLogger("hotline.acd")
 
@@ -311,7 +309,7 @@ class Acd:
                 # a conference outlives its members: with the caller gone, everyone else goes too
                 for leg in [conv.leg] + list(conv.parties):
                     if leg:
-                        gevent.spawn(self._api_quiet, commands.uuid_kill(leg, "NORMAL_CLEARING"))
+                        gevent.spawn(self.api_quiet, commands.uuid_kill(leg, "NORMAL_CLEARING"))
             raise
         finally:
             self.end(call, conv)
@@ -386,7 +384,7 @@ class Acd:
         """An agent still talking on this switch after the engine that connected the call went
         away (a restart): keep the agent busy until that leg hangs up, then wrap-up as usual."""
         leg = d.get("leg")
-        if not leg or self._api_quiet(commands.uuid_exists(leg)).strip() != "true":
+        if not leg or self.api_quiet(commands.uuid_exists(leg)).strip() != "true":
             return False
         self.store.set_fields(agent_id, engine=self.engine_id)
         self.adopted[leg] = (agent_id, d.get("call"), d.get("queue", ""), float(d.get("answered_at") or time.time()))
@@ -415,14 +413,15 @@ class Acd:
         if conv.conference and conv.caller_in_conference and conv.agent_finished \
                 and not conv.parties and conv.pending is None:
             # the caller would sit alone in the conference: bring them back to us
-            gevent.spawn(self._api_quiet, commands.conference(conv.conference, "kick", "all"))
+            gevent.spawn(self.api_quiet, commands.conference(conv.conference, "kick", "all"))
 
     def _end_parties(self, conv):
         """The caller left the conference for good: hang up the third parties still in it."""
         for leg in list(conv.parties):
-            gevent.spawn(self._api_quiet, commands.uuid_kill(leg, "NORMAL_CLEARING"))
+            gevent.spawn(self.api_quiet, commands.uuid_kill(leg, "NORMAL_CLEARING"))
 
-    def _api_quiet(self, command):
+    def api_quiet(self, command):
+        """An api command whose failure changes nothing (the leg is gone already): logged only."""
         try:
             return self.api(command)
         except Exception as exc:

@@ -25,7 +25,6 @@ from gevent.queue import Empty
 
 from engine.bot.listener import Listener, ListenerError
 from engine.bot.playback import Speaker, sentences_of
-from engine.bot.services import BotServices  # noqa: F401  (the daemon builds it through this module)
 from engine.bot.vad import Noise, SpeechStart, UtteranceEnd, VadConfig
 from engine.callapi import CallGone
 from engine.esl import commands

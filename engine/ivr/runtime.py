@@ -79,6 +79,13 @@ class _Walk:
     def play(self, call, prompt_id, interruptible=True):
         return call.play(self.sources(call, prompt_id), interruptible)
 
+    def survey_prompts(self, call):
+        """The flow's own survey prompts, if it has them, keyed as engine.survey takes them (the
+        survey's default texts fill the rest)."""
+        from engine.survey import FLOW_PROMPTS
+        return {key: self.sources(call, prompt_id)[0] for prompt_id, key in FLOW_PROMPTS.items()
+                if prompt_id in self.flow.prompts}
+
     def speak(self, call, text):
         self.heard.append(text)
         return call.play([str(self.runtime.renderer.render(text))], False)

@@ -23,7 +23,6 @@ SCHEMA = {"properties": {
                "description": "after the bot answered (exit done), play the satisfaction survey"}},
     "required": ["bot"]}
 DEFAULTS = {"queue_vars": True, "no_speech_seconds": None, "max_seconds": 900, "survey": False}
-SURVEY_PROMPTS = ("survey", "survey_invalid", "survey_thanks", "survey_comment")
 BRANCHES = ("human", "done", "error")
 PROMPT_FIELDS = ()
 
@@ -82,8 +81,7 @@ def _survey(call, ctx):
     default texts rendered by the flow's renderer. The score goes to the CDR like a queue call's."""
     from engine.callapi import CallGone
     from engine.survey import SurveySettings, run_survey
-    prompts = {key.replace("survey_", "") if key != "survey" else key: ctx.sources(call, key)[0]
-               for key in SURVEY_PROMPTS if key in ctx.flow.prompts}
+    prompts = ctx.survey_prompts(call)
     # comments go beside the voicemail boxes (the recordings directory)
     settings = SurveySettings(comment_dir=str(pathlib.Path(ctx.runtime.voicemail_dir).parent))
     try:

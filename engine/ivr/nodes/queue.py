@@ -11,7 +11,6 @@ DEFAULTS = {"prompt": None, "choice": None, "record": None}
 BRANCHES = ("overflow", "exit", "full", "no_agents", "voicemail", "callback", "hangup", "error")
 PROMPT_FIELDS = ("prompt",)
 SERVED = ("done", "transferred")
-SURVEY_PROMPTS = ("survey", "survey_invalid", "survey_thanks", "survey_comment")
 
 
 def handle(call, node, ctx):
@@ -31,8 +30,7 @@ def handle(call, node, ctx):
         call.record_policy = p["record"]
     # The flow's own survey prompts (survey, survey_invalid, survey_thanks, survey_comment), if it
     # has them, replace the default Mandarin texts when the queue plays the survey after the call.
-    call.survey_prompts = {key.replace("survey_", "") if key != "survey" else key: ctx.sources(call, key)[0]
-                           for key in SURVEY_PROMPTS if key in ctx.flow.prompts}
+    call.survey_prompts = ctx.survey_prompts(call)
     outcome = acd.serve(call, p["queue"])
     if outcome in SERVED:
         ctx.finish("served", queue=call.info.get("queue", p["queue"]), agent=call.info.get("agent"))
