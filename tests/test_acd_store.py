@@ -253,3 +253,16 @@ def test_prefixes_keep_sites_apart_and_flush_removes_only_its_own(redis_server, 
         assert theirs.agent("1001")["state"] == "on_break" and theirs.queue_length("general") == 1
     finally:
         theirs.flush()
+
+
+def test_a_burst_of_simultaneous_operations_waits_for_connections_instead_of_failing(stores):
+    """After a hub stall hundreds of wrap-up timers can fire at once, each reading its agent: more
+    operations in flight than the pool's connections must queue, not raise 'Too many
+    connections' (redis-py's plain pool did, at 100, and the timer greenlets died)."""
+    s, _ = stores
+    login(s, *(str(6000 + i) for i in range(300)))
+    jobs = [gevent.spawn(s.agent, str(6000 + i)) for i in range(300)]
+    gevent.joinall(jobs, timeout=20)
+    assert all(j.successful() for j in jobs), next(j.exception for j in jobs if not j.successful())
+    assert all(j.value["state"] == "available" for j in jobs)
+    assert s.r.connection_pool.max_connections <= 64        # and the connections stay bounded

@@ -67,11 +67,18 @@ class Transition:
         return self.ok
 
 
+POOL_CONNECTIONS = 32     # per engine; each operation holds one for a round trip
+POOL_WAIT_S = 5.0         # an operation waits this long for a free one, then fails
+
+
 class AcdStore:
     def __init__(self, url, prefix="hl:", client=None):
-        self.r = client or redis.Redis.from_url(url, decode_responses=True,
-                                                socket_timeout=5, socket_connect_timeout=2,
-                                                health_check_interval=30)
+        # A blocking pool: operations beyond its connections wait for one (up to POOL_WAIT_S)
+        # instead of raising "Too many connections" (redis-py's plain pool does at 100, which a
+        # burst of wrap-up timers after a hub stall reached: the timer greenlets died).
+        self.r = client or redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
+            url, max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_S, decode_responses=True,
+            socket_timeout=5, socket_connect_timeout=2, health_check_interval=30))
         self.p = prefix
         self._transition = self.r.register_script(_TRANSITION)
         self._take = self.r.register_script(_TAKE)
