@@ -182,6 +182,7 @@ class Engine:
                 self._finish_call(call)
             finally:
                 self.calls.pop(call.uuid, None)
+                self._recent_hangups.pop(call.uuid, None)    # if it came while the CDR was written
                 if not self.calls:
                     self._idle.set()
 
@@ -189,7 +190,9 @@ class Engine:
         if not call.gone:
             call.hangup()
         call.wait_complete(HANGUP_WAIT)
-        event = call.session.hangup_event or self._recent_hangups.pop(call.uuid, None)
+        # popped either way: kept after the call, each (~12 KB) would stay until 5,000 more calls
+        remembered = self._recent_hangups.pop(call.uuid, None)
+        event = call.session.hangup_event or remembered
         info = {"ivr_path": call.path, "tags": call.tags, **call.info}
         if call.ended_by:
             info.setdefault("hangup_side", call.ended_by)

@@ -89,6 +89,25 @@ def test_two_hundred_calls_at_once_all_get_cdrs(rig):
     assert {c["uuid"] for c in r.cdrs()} == {ch.uuid for ch in channels}
 
 
+def test_nothing_of_a_finished_call_stays_in_the_engine(rig):
+    """A daemon takes millions of calls: what a call leaves behind grows without end. Once 50 calls
+    are over, no hang-up event is kept (each ~12 KB; they were, up to 5,000), no call object, and
+    no logger was made per connection (the logging module keeps every named logger for ever)."""
+    import logging
+    r = rig()
+    assert r.call("13800000000").wait_hangup(timeout=5)      # modules imported, their loggers made
+    wait_for(lambda: len(r.cdrs()) == 1)
+    before = set(logging.Logger.manager.loggerDict)
+    channels = [r.call(f"1380000{i:04d}") for i in range(1, 51)]
+    for ch in channels:
+        assert ch.wait_hangup(timeout=20)
+    wait_for(lambda: len(r.cdrs()) == 51, timeout=20)
+    wait_for(lambda: not r.engine.calls)
+    gevent.sleep(0.2)                           # inbound hang-up events that come after the CDR
+    assert len(r.engine._recent_hangups) == 0
+    assert sorted(set(logging.Logger.manager.loggerDict) - before) == []
+
+
 def test_shutdown_with_calls_up_loses_no_cdr(rig):
     def endless(call):
         call.answer()

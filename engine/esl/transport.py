@@ -26,6 +26,13 @@ _KNOWN_TYPES = _REPLY_TYPES + _EVENT_TYPES + ("text/disconnect-notice", "log/dat
 
 DEFAULT_REPLY_TIMEOUT = 30.0
 
+_log = logging.getLogger("hotline.esl")
+
+
+class _Named(logging.LoggerAdapter):
+    def process(self, msg, kwargs):
+        return f"[{self.extra['name']}] {msg}", kwargs
+
 
 class Transport:
     """One ESL socket. Subclasses add the handshake (inbound auth, outbound connect)."""
@@ -33,7 +40,9 @@ class Transport:
     def __init__(self, name="esl", reply_timeout=DEFAULT_REPLY_TIMEOUT, logger=None):
         self.name = name
         self.reply_timeout = reply_timeout
-        self.log = logger or logging.getLogger(f"hotline.esl.{name}")
+        # one logger for every connection, the name as a prefix: a logger per name would be one
+        # per outbound session (address:port), kept by the logging module for ever
+        self.log = logger or _Named(_log, {"name": name})
         self.sock = None
         self._parser = None
         self._pending = collections.deque()     # AsyncResult per command, in send order
