@@ -197,10 +197,10 @@ def wait_until(cond, timeout=5):
 
 
 def test_free_form_streams_start_on_a_warmed_recogniser_and_still_recognise(audio_dir):
-    b = VoskBackend(MODEL)
-    b.warm_up(1)
-    assert wait_until(lambda: b._idle, timeout=10)
-    assert len(b._idle) == 1
+    b = VoskBackend(MODEL, spares=2)
+    b.warm_up()
+    assert wait_until(lambda: len(b._idle) == 2, timeout=10)   # one at a time, up to the spares
+    assert not b._warming
     warmed = b._idle[0]
     stream = b.start(grammar=None)                 # free-form: takes the warm one, orders more
     final = recognise(stream, silence(200) + spoken("네", audio_dir) + silence(300))[-1]

@@ -249,9 +249,9 @@ class VoskBackend(AsrBackend):
                           recognizers=self if spec is None else None)
 
     # --- the free-form pool ---
-    def warm_up(self, count=None):
-        """Prepare free-form recognisers ahead of the first caller (a daemon's start-up)."""
-        self._top_up(self.spares if count is None else count)
+    def warm_up(self):
+        """Warm `spares` free-form recognisers ahead of the first caller (a daemon's start-up)."""
+        self._top_up()
 
     def acquire(self):
         """A warm free-form recogniser for a stream (in its worker greenlet): an idle one, else the
@@ -279,9 +279,8 @@ class VoskBackend(AsrBackend):
             self._idle.append(held)
         self._changed.set()
 
-    def _top_up(self, spares=None):
-        spares = self.spares if spares is None else spares
-        while (len(self._idle) + self._warming < spares + self._waiting
+    def _top_up(self):
+        while (len(self._idle) + self._warming < self.spares + self._waiting
                and self._warming < WARMING_AT_ONCE):
             self._warming += 1
             gevent.spawn(self._warm_one)
@@ -294,9 +293,11 @@ class VoskBackend(AsrBackend):
             self.give_back(_Recognizer(rec, WARM_SILENCE_MS / 1000.0))
         except Exception as exc:
             log.warning("warming a recogniser failed: %s", exc)
+            return                    # no retry here: a waiting stream asks again, then makes its own
         finally:
             self._warming -= 1
             self._changed.set()
+        self._top_up()                # the next one, if more are wanted (one at a time)
 
     def _warmed_recognizer(self, model):
         vosk = _vosk()
