@@ -366,10 +366,6 @@ class VoskStream(AsrStream):
         self._wake.set()
 
     @property
-    def warmed(self):
-        return self.source != "new"
-
-    @property
     def lag_seconds(self):
         """Audio fed but not yet decoded."""
         return (self.fed_bytes - self.decoded_bytes) / (2.0 * self.sample_rate)
