@@ -7,7 +7,7 @@ import sys
 
 from engine.cdr.models import CDR_FIELDS
 from engine.cdr.store import DB_ERRORS
-from engine.clitext import SecretsNotNeeded, iso, table
+from engine.clitext import SecretsNotNeeded, cell, iso, table
 
 DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
 TABLE_COLUMNS = ("start_time", "uuid", "caller_number", "destination", "duration", "billsec",
@@ -122,15 +122,4 @@ def _print_table(rows):
         return
     # repr() for caller text: a hostile caller name must not be able to draw on the terminal.
     headers = ["start (UTC)" if c == "start_time" else c for c in TABLE_COLUMNS]
-    print(table(headers, [[_short(r[c]) for c in TABLE_COLUMNS] for r in rows]))
-
-
-def _short(value):
-    if value is None:
-        return "-"
-    if isinstance(value, datetime.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    text = str(value)
-    if not text.isprintable():
-        text = repr(text)[1:-1]
-    return text if len(text) <= 40 else text[:39] + "…"
+    print(table(headers, [[cell(r[c], limit=40) for c in TABLE_COLUMNS] for r in rows]))

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from engine.clitext import SecretsNotNeeded, iso, table
+from engine.clitext import SecretsNotNeeded, iso, quoted, table
 from engine.esl.commands import CommandError
 
 DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
@@ -88,7 +88,7 @@ def cmd_list(args):
     if not rows:
         print("no recordings")
         return 0
-    print(table(TABLE_COLUMNS, [[_cell(r[c]) for c in TABLE_COLUMNS] for r in rows]))
+    print(table(TABLE_COLUMNS, [[quoted(r[c]) for c in TABLE_COLUMNS] for r in rows]))
     return 0
 
 
@@ -115,7 +115,7 @@ def cmd_show(args):
                   f"queue {cdr.queue!r}, agent {cdr.agent!r}" if cdr else "(no CDR with this call uuid)")
     width = max(map(len, row))
     for key, value in row.items():
-        print(f"{key:<{width}}  {_cell(value)}")
+        print(f"{key:<{width}}  {quoted(value)}")
     for a in trail:
         print(f"audit  {a['at']:%Y-%m-%d %H:%M:%S}  {a['action']:<8} by {a['actor']}  "
               f"{json.dumps(a['detail'], ensure_ascii=False)}")
@@ -185,13 +185,3 @@ def cmd_hold(args):
         arch.close()
     print(f"{row['call_uuid']}: legal hold {'on' if row['legal_hold'] else 'released'}")
     return 0
-
-
-def _cell(value):
-    if value is None:
-        return "-"
-    if isinstance(value, datetime.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    text = str(value)
-    # file paths and problems come from outside: never let them draw on the terminal
-    return text if text.isprintable() else json.dumps(text, ensure_ascii=False)

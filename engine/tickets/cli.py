@@ -10,14 +10,13 @@
 ID is the ticket's id or its number (T20261123-0001). Categories, SLAs and departments come from
 tickets.yaml next to the settings file (--tickets F to choose another).
 """
-import datetime
 import getpass
 import json
 import os
 import sys
 from pathlib import Path
 
-from engine.clitext import SecretsNotNeeded, iso, table
+from engine.clitext import SecretsNotNeeded, cell, iso, quoted, table
 
 DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
 TABLE_COLUMNS = ("number", "state", "kind", "category", "department", "assignee", "due_at", "caller_number",
@@ -141,12 +140,12 @@ def cmd_show(args):
             return 0
         width = max(map(len, ticket))
         for key, value in iso(ticket).items():
-            print(f"{key:<{width}}  {_safe(value)}")
+            print(f"{key:<{width}}  {quoted(value)}")
         print("history:")
         for h in history:
             move = h["to_state"] if h["from_state"] in (None, h["to_state"]) else f"{h['from_state']} -> {h['to_state']}"
-            print(f"  {h['at']:%Y-%m-%d %H:%M:%S}  {_safe(h['who'])}  {h['action']}  {move}"
-                  + (f"  {_safe(h['note'])}" if h["note"] else ""))
+            print(f"  {h['at']:%Y-%m-%d %H:%M:%S}  {quoted(h['who'])}  {h['action']}  {move}"
+                  + (f"  {quoted(h['note'])}" if h["note"] else ""))
         return 0
     return _run(args, work)
 
@@ -208,28 +207,10 @@ def cmd_sla(args):
     return _run(args, work)
 
 
-def _safe(value):
-    """Caller text JSON-quoted when it holds control characters: it cannot draw on the terminal."""
-    if value is None:
-        return "-"
-    text = str(value)
-    return text if text.isprintable() else json.dumps(text, ensure_ascii=False)
-
-
 def _print_table(rows):
     if not rows:
         print("no tickets")
         return
     headers = ["due (UTC)" if c == "due_at" else c for c in TABLE_COLUMNS]
-    print(table(headers, [[_cell(r[c]) for c in TABLE_COLUMNS] for r in rows]))
-
-
-def _cell(value):
-    if value is None:
-        return "-"
-    if isinstance(value, datetime.datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    text = str(value)
-    if not text.isprintable():
-        text = repr(text)[1:-1]
-    return text if len(text) <= 30 else text[:29] + "…"
+    print(table(headers, [[cell(r[c], limit=30, time_format="%Y-%m-%d %H:%M") for c in TABLE_COLUMNS]
+                                  for r in rows]))
