@@ -66,6 +66,21 @@ def _actor():
         return f"uid {os.getuid()}"
 
 
+def _with_archive(args, name, work, refused=()):
+    """Open the archive, run work(archiver) -> exit code, close it. `refused`: the errors that
+    mean the operation was refused (unknown call, unsafe path...): one line on stderr, exit 1."""
+    arch = _open(args, name)
+    if arch is None:
+        return 1
+    try:
+        return work(arch)
+    except refused as exc:
+        print(f"hotline recordings {name}: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
+        return 1
+    finally:
+        arch.close()
+
+
 def cmd_list(args):
     day = None
     if args.date:
@@ -74,30 +89,24 @@ def cmd_list(args):
         except ValueError:
             print(f"hotline recordings list: --date {args.date!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
             return 2
-    arch = _open(args, "list")
-    if arch is None:
-        return 1
-    try:
+
+    def work(arch):
         rows = arch.list(day=day, state=args.state)
-    finally:
-        arch.close()
-    if args.json:
-        json.dump([iso(r) for r in rows], sys.stdout, ensure_ascii=False, indent=1)
-        print()
+        if args.json:
+            json.dump([iso(r) for r in rows], sys.stdout, ensure_ascii=False, indent=1)
+            print()
+        elif not rows:
+            print("no recordings")
+        else:
+            print(table(TABLE_COLUMNS, [[quoted(r[c]) for c in TABLE_COLUMNS] for r in rows]))
         return 0
-    if not rows:
-        print("no recordings")
-        return 0
-    print(table(TABLE_COLUMNS, [[quoted(r[c]) for c in TABLE_COLUMNS] for r in rows]))
-    return 0
+    return _with_archive(args, "list", work)
 
 
 def cmd_show(args):
     from engine.cdr.models import Cdr
-    arch = _open(args, "show")
-    if arch is None:
-        return 1
-    try:
+
+    def work(arch):
         row = arch.get(args.uuid)
         if row is None:
             print(f"hotline recordings show: no recording indexed for call {args.uuid!r}", file=sys.stderr)
@@ -108,80 +117,57 @@ def cmd_show(args):
                 cdr = Cdr.get_or_none(Cdr.uuid == args.uuid)
         except Exception:           # noqa: BLE001 - no CDR table yet: no link to show
             cdr = None
-    finally:
-        arch.close()
-    row = iso(row)
-    row["cdr"] = (f"{cdr.start_time:%Y-%m-%d %H:%M:%S} {cdr.caller_number!r} -> {cdr.destination!r}, "
-                  f"queue {cdr.queue!r}, agent {cdr.agent!r}" if cdr else "(no CDR with this call uuid)")
-    width = max(map(len, row))
-    for key, value in row.items():
-        print(f"{key:<{width}}  {quoted(value)}")
-    for a in trail:
-        print(f"audit  {a['at']:%Y-%m-%d %H:%M:%S}  {a['action']:<8} by {a['actor']}  "
-              f"{json.dumps(a['detail'], ensure_ascii=False)}")
-    return 0
+        row = iso(row)
+        row["cdr"] = (f"{cdr.start_time:%Y-%m-%d %H:%M:%S} {cdr.caller_number!r} -> {cdr.destination!r}, "
+                      f"queue {cdr.queue!r}, agent {cdr.agent!r}" if cdr else "(no CDR with this call uuid)")
+        width = max(map(len, row))
+        for key, value in row.items():
+            print(f"{key:<{width}}  {quoted(value)}")
+        for a in trail:
+            print(f"audit  {a['at']:%Y-%m-%d %H:%M:%S}  {a['action']:<8} by {a['actor']}  "
+                  f"{json.dumps(a['detail'], ensure_ascii=False)}")
+        return 0
+    return _with_archive(args, "show", work)
 
 
 def cmd_export(args):
-    arch = _open(args, "export")
-    if arch is None:
-        return 1
-    try:
+    def work(arch):
         out = arch.export(args.uuid, Path(args.out), actor=_actor(), part=args.part)
-    except (KeyError, ValueError, OSError, CommandError) as exc:
-        print(f"hotline recordings export: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
-        return 1
-    finally:
-        arch.close()
-    print(f"exported {out}")
-    return 0
+        print(f"exported {out}")
+        return 0
+    return _with_archive(args, "export", work, refused=(KeyError, ValueError, OSError, CommandError))
 
 
 def cmd_verify(args):
-    arch = _open(args, "verify")
-    if arch is None:
-        return 1
-    try:
+    def work(arch):
         report = arch.verify()
-    finally:
-        arch.close()
-    problems = 0
-    for label, keys in (("MISMATCH", ("mismatch", "index_mismatch")), ("MISSING", ("missing", "index_missing")),
-                        ("UNINDEXED", ("unindexed",))):
-        for path in sorted({p for k in keys for p in report[k]}):
-            print(f"{label:<9} {path}")
-            problems += label != "UNINDEXED"
-    print(f"{len(report['ok'])} recording(s) verified, {problems} problem(s), "
-          f"{len(report['unindexed'])} file(s) without a checksum")
-    return 1 if problems else 0
+        problems = 0
+        for label, keys in (("MISMATCH", ("mismatch", "index_mismatch")),
+                            ("MISSING", ("missing", "index_missing")), ("UNINDEXED", ("unindexed",))):
+            for path in sorted({p for k in keys for p in report[k]}):
+                print(f"{label:<9} {path}")
+                problems += label != "UNINDEXED"
+        print(f"{len(report['ok'])} recording(s) verified, {problems} problem(s), "
+              f"{len(report['unindexed'])} file(s) without a checksum")
+        return 1 if problems else 0
+    return _with_archive(args, "verify", work)
 
 
 def cmd_purge(args):
-    arch = _open(args, "purge")
-    if arch is None:
-        return 1
-    try:
+    def work(arch):
         gone = arch.purge(dry_run=args.dry_run, actor=_actor())
-    finally:
-        arch.close()
-    verb = "would purge" if args.dry_run else "purged"
-    for g in gone:
-        print(f"{verb} {g['call_uuid']}  {g['day']}  {g['path']}")
-    print(f"{len(gone)} recording(s) {verb} (retention {arch.config.retention_months} months; "
-          "legal holds kept)")
-    return 0
+        verb = "would purge" if args.dry_run else "purged"
+        for g in gone:
+            print(f"{verb} {g['call_uuid']}  {g['day']}  {g['path']}")
+        print(f"{len(gone)} recording(s) {verb} (retention {arch.config.retention_months} months; "
+              "legal holds kept)")
+        return 0
+    return _with_archive(args, "purge", work)
 
 
 def cmd_hold(args):
-    arch = _open(args, "hold")
-    if arch is None:
-        return 1
-    try:
+    def work(arch):
         row = arch.hold(args.uuid, release=args.release, actor=_actor(), reason=args.reason)
-    except (KeyError, ValueError, CommandError) as exc:
-        print(f"hotline recordings hold: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
-        return 1
-    finally:
-        arch.close()
-    print(f"{row['call_uuid']}: legal hold {'on' if row['legal_hold'] else 'released'}")
-    return 0
+        print(f"{row['call_uuid']}: legal hold {'on' if row['legal_hold'] else 'released'}")
+        return 0
+    return _with_archive(args, "hold", work, refused=(KeyError, ValueError, CommandError))
