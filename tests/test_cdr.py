@@ -12,14 +12,13 @@ import time
 import gevent
 import pytest
 
-from engine import cli
 from engine.cdr import store as store_mod
 from engine.cdr.record import cdr_from_hangup
 from engine.cdr.rows import normalize
 from engine.cdr.store import CdrStore
 from engine.esl.protocol import Event, Parser
-from engine.settings import load_settings
 from engine.sim.transcript import default_fixture_dir, records
+from tests.clifix import UNSET, run_cli, write_config
 
 UTC = datetime.timezone.utc
 HOSTILE_NAMES = ["x\nhangup", "a},b{c", "' ; uuid_kill", "张三\r\n\x00%0A" + "长" * 5000 + "\x7f"]
@@ -330,11 +329,8 @@ def test_cdr_from_hangup_keeps_url_decoded_hostile_caller_id_and_handles_unanswe
 
 @pytest.fixture
 def cli_setup(tmp_path):
-    cfg = tmp_path / "hotline.yaml"
     # The password variable is deliberately unset: reading CDRs must not need the switch's secret.
-    cfg.write_text('trunk: {dids: ["12345"]}\nesl: {password_env: HOTLINE_TEST_CDR_UNSET}\n'
-                   "paths: {var_dir: var}\n", encoding="utf-8")
-    settings = load_settings(cfg, env={"HOTLINE_TEST_CDR_UNSET": "x"})
+    cfg, settings = write_config(tmp_path)
     s = CdrStore(settings.database.url, settings.paths.cdr_spool).open()
     s.write(record("cli-1", caller_name="x\nhangup"))
     s.write(record("cli-2", start_time=datetime.datetime(2026, 11, 23, 8, 0, tzinfo=UTC), tags=["vip"]))
@@ -342,14 +338,8 @@ def cli_setup(tmp_path):
     return cfg
 
 
-def run_cli(capsys, *argv):
-    rc = cli.main(list(argv))
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
 def test_cli_list_table_json_csv_and_since(cli_setup, capsys):
-    os.environ.pop("HOTLINE_TEST_CDR_UNSET", None)
+    os.environ.pop(UNSET, None)
     rc, out, _ = run_cli(capsys, "cdr", "list", "--config", str(cli_setup))
     assert rc == 0
     lines = out.splitlines()

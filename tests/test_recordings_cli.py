@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import cli
 from engine.cdr.store import CdrStore
 from engine.media.recordings import Archiver
-from engine.settings import load_settings
+from tests.clifix import run_cli, write_config
 
 U = ["5b0c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2%x" % i for i in range(8)]
 UTC = datetime.timezone.utc
@@ -26,19 +25,10 @@ def make_wav(path, seconds, rate=8000):
     return path
 
 
-def run(capsys, *argv):
-    rc = cli.main(list(argv))
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
 @pytest.fixture
 def setup(tmp_path):
-    cfg = tmp_path / "hotline.yaml"
     # no ESL password in the environment: reading the archive must not need the switch's secret
-    cfg.write_text('trunk: {dids: ["12345"]}\nesl: {password_env: HOTLINE_TEST_REC_UNSET}\n'
-                   "paths: {var_dir: var}\nrecordings: {retention_months: 12}\n", encoding="utf-8")
-    settings = load_settings(cfg, env={"HOTLINE_TEST_REC_UNSET": "x"})
+    cfg, settings = write_config(tmp_path, "recordings: {retention_months: 12}\n")
     arch = Archiver(settings).open()
     now = datetime.datetime.now(UTC)
     old = now - datetime.timedelta(days=400)
@@ -56,51 +46,51 @@ def setup(tmp_path):
 def test_list_show_export_hold_purge_verify_round_trip(setup, capsys, tmp_path):
     cfg, settings, now, old = setup
     c = ("--config", str(cfg))
-    rc, out, _ = run(capsys, "recordings", "list", *c)
+    rc, out, _ = run_cli(capsys, "recordings", "list", *c)
     lines = out.splitlines()
     assert rc == 0 and lines[0].split()[:3] == ["recorded_at", "call_uuid", "state"] and len(lines) == 5
-    rc, out, _ = run(capsys, "recordings", "list", "--json", "--date", now.date().isoformat(), *c)
+    rc, out, _ = run_cli(capsys, "recordings", "list", "--json", "--date", now.date().isoformat(), *c)
     data = json.loads(out)
     assert rc == 0 and {d["call_uuid"]: d["state"] for d in data} == {U[2]: "archived", U[3]: "suspect"}
     assert next(d for d in data if d["call_uuid"] == U[2])["seconds"] == 3.0
-    rc, _, err = run(capsys, "recordings", "list", "--date", "yesterday", *c)
+    rc, _, err = run_cli(capsys, "recordings", "list", "--date", "yesterday", *c)
     assert rc == 2 and "not a date" in err
 
-    rc, out, _ = run(capsys, "recordings", "show", U[2], *c)
+    rc, out, _ = run_cli(capsys, "recordings", "show", U[2], *c)
     assert rc == 0 and "'13800138000' -> '12345', queue 'general', agent '1001'" in out
     assert f"{U[2]}.wav" in out
-    rc, out, _ = run(capsys, "recordings", "show", U[3], *c)
+    rc, out, _ = run_cli(capsys, "recordings", "show", U[3], *c)
     assert "empty recording" in out and "suspect" in out and "(no CDR with this call uuid)" in out
-    rc, _, err = run(capsys, "recordings", "show", U[7], *c)
+    rc, _, err = run_cli(capsys, "recordings", "show", U[7], *c)
     assert rc == 1 and "no recording indexed" in err
 
     out_file = tmp_path / "copy.wav"
-    rc, out, _ = run(capsys, "recordings", "export", U[2], "--out", str(out_file), *c)
-    assert rc == 0 and out_file.read_bytes() == Path(json.loads(run(capsys, "recordings", "list", "--json", *c)[1])[2]["path"]).read_bytes()
-    rc, _, err = run(capsys, "recordings", "export", U[3], "--out", str(tmp_path / "x.wav"), *c)
+    rc, out, _ = run_cli(capsys, "recordings", "export", U[2], "--out", str(out_file), *c)
+    assert rc == 0 and out_file.read_bytes() == Path(json.loads(run_cli(capsys, "recordings", "list", "--json", *c)[1])[2]["path"]).read_bytes()
+    rc, _, err = run_cli(capsys, "recordings", "export", U[3], "--out", str(tmp_path / "x.wav"), *c)
     assert rc == 1 and "it is suspect" in err
 
-    rc, out, _ = run(capsys, "recordings", "hold", U[1], "--reason", "complaint 2026-118", *c)
+    rc, out, _ = run_cli(capsys, "recordings", "hold", U[1], "--reason", "complaint 2026-118", *c)
     assert rc == 0 and "legal hold on" in out
-    rc, out, _ = run(capsys, "recordings", "purge", "--dry-run", *c)
+    rc, out, _ = run_cli(capsys, "recordings", "purge", "--dry-run", *c)
     assert rc == 0 and f"would purge {U[0]}" in out and U[1] not in out and "1 recording(s) would purge" in out
-    rc, out, _ = run(capsys, "recordings", "purge", *c)
+    rc, out, _ = run_cli(capsys, "recordings", "purge", *c)
     assert rc == 0 and f"purged {U[0]}" in out and U[1] not in out
-    rc, out, _ = run(capsys, "recordings", "show", U[0], *c)
+    rc, out, _ = run_cli(capsys, "recordings", "show", U[0], *c)
     assert "purged" in out and "purge " in out
-    rc, out, _ = run(capsys, "recordings", "show", U[1], *c)
+    rc, out, _ = run_cli(capsys, "recordings", "show", U[1], *c)
     assert "hold" in out and "complaint 2026-118" in out
 
-    rc, out, _ = run(capsys, "recordings", "verify", *c)
+    rc, out, _ = run_cli(capsys, "recordings", "verify", *c)
     assert rc == 0 and "2 recording(s) verified, 0 problem(s)" in out
-    rows = {d["call_uuid"]: d for d in json.loads(run(capsys, "recordings", "list", "--json", *c)[1])}
+    rows = {d["call_uuid"]: d for d in json.loads(run_cli(capsys, "recordings", "list", "--json", *c)[1])}
     with open(rows[U[2]]["path"], "r+b") as f:
         f.seek(300)
         b = f.read(1)
         f.seek(300)
         f.write(bytes([b[0] ^ 0x80]))
     Path(rows[U[1]]["path"]).unlink()
-    rc, out, _ = run(capsys, "recordings", "verify", *c)
+    rc, out, _ = run_cli(capsys, "recordings", "verify", *c)
     assert rc == 1
     assert f"MISMATCH  {rows[U[2]]['path']}" in out and f"MISSING   {rows[U[1]]['path']}" in out
     assert "0 recording(s) verified, 2 problem(s)" in out
@@ -108,7 +98,7 @@ def test_list_show_export_hold_purge_verify_round_trip(setup, capsys, tmp_path):
 
 def test_bad_config_and_bad_uuid_are_clear_errors(setup, capsys, tmp_path):
     cfg = setup[0]
-    rc, _, err = run(capsys, "recordings", "list", "--config", str(tmp_path / "missing.yaml"))
+    rc, _, err = run_cli(capsys, "recordings", "list", "--config", str(tmp_path / "missing.yaml"))
     assert rc == 1 and "missing.yaml" in err
-    rc, _, err = run(capsys, "recordings", "hold", "../../etc", "--config", str(cfg))
+    rc, _, err = run_cli(capsys, "recordings", "hold", "../../etc", "--config", str(cfg))
     assert rc == 1 and "hold" in err

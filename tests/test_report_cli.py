@@ -11,6 +11,7 @@ import pytest
 from engine import report
 from engine.cdr.store import CdrStore
 from engine.settings import load_settings
+from tests.clifix import UNSET, write_config
 
 UTC = datetime.timezone.utc
 DAY = datetime.date(2026, 11, 20)          # local day in Asia/Shanghai (UTC+8)
@@ -48,11 +49,8 @@ CRAFTED = [
 
 @pytest.fixture
 def config(tmp_path):
-    cfg = tmp_path / "hotline.yaml"
     # The password variable is deliberately unset: a report must not need the switch's secret.
-    cfg.write_text('trunk: {dids: ["12345"]}\nesl: {password_env: HOTLINE_TEST_REPORT_UNSET}\n'
-                   "paths: {var_dir: var}\n", encoding="utf-8")
-    settings = load_settings(cfg, env={"HOTLINE_TEST_REPORT_UNSET": "x"})
+    cfg, settings = write_config(tmp_path)
     store = CdrStore(settings.database.url, settings.paths.cdr_spool).open()
     for record in CRAFTED:
         assert store.write(record)
@@ -140,7 +138,7 @@ def test_tickets_from_the_ticket_module(config, capsys, tickets):
     rc, out, _ = run(capsys, "report", "daily", "--date", "2026-11-20", "--config", str(config), "--no-png")
     assert rc == 0
     assert [line.split()[-1] for line in out.splitlines() if line.startswith("tickets")] == ["7", "4", "1"]
-    settings = load_settings(config, env={"HOTLINE_TEST_REPORT_UNSET": "x"})
+    settings = load_settings(config, env={UNSET: "x"})
     assert tickets == [(settings.database.url, DAY)]
     rc, out, _ = run(capsys, "report", "daily", "--date", "2026-11-20", "--config", str(config),
                      "--json", "--no-png")
@@ -165,7 +163,7 @@ def test_png_chart_default_name_and_explicit_file(config, tmp_path, capsys, monk
     rc, out, err = run(capsys, "report", "daily", "--date", "2026-11-20", "--config", str(config))
     assert rc == 0, err
     default = tmp_path / "report-2026-11-20.png"
-    assert f"chart: report-2026-11-20.png" in out
+    assert "chart: report-2026-11-20.png" in out
     data = default.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert 10_000 < len(data) < 2_000_000                   # a real 1000x800 chart, not an empty file
@@ -231,7 +229,7 @@ def test_registered_in_the_hotline_cli(config, capsys):
 
 def test_tickets_from_the_real_ticket_module_count_the_same_local_day(config, capsys):
     tickets = pytest.importorskip("engine.tickets")
-    settings = load_settings(config, env={"HOTLINE_TEST_REPORT_UNSET": "x"})
+    settings = load_settings(config, env={UNSET: "x"})
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     clock_now = [local(1, 0)]                               # 01:00 local on the day = 17:00 UTC the day before
     store = tickets.TicketStore(settings.database.url, tickets.load_config(os.path.join(repo, "etc", "tickets.yaml")),

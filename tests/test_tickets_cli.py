@@ -5,34 +5,26 @@ import shutil
 
 import pytest
 
-from engine import cli
 from engine.cdr.store import CdrStore
 from engine.settings import load_settings
+from tests.clifix import UNSET, run_cli, write_config
 from tests.ticketfix import cdr
 
 
 @pytest.fixture
 def cfg(tmp_path):
-    path = tmp_path / "hotline.yaml"
     # The password variable is deliberately unset: tickets never need the switch's secret.
-    path.write_text('trunk: {dids: ["12345"]}\nesl: {password_env: HOTLINE_TEST_TICKETS_UNSET}\n'
-                    "paths: {var_dir: var}\n", encoding="utf-8")
+    path, _ = write_config(tmp_path)
     shutil.copy("etc/tickets.yaml", tmp_path / "tickets.yaml")
     return path
 
 
 def cdr_write(cfg, *records):
-    settings = load_settings(cfg, env={"HOTLINE_TEST_TICKETS_UNSET": "x"})
+    settings = load_settings(cfg, env={UNSET: "x"})
     store = CdrStore(settings.database.url, settings.paths.cdr_spool).open()
     for r in records:
         assert store.write(r)
     store.close()
-
-
-def run(capsys, *argv):
-    rc = cli.main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def test_round_trip(cfg, capsys):
@@ -40,71 +32,71 @@ def test_round_trip(cfg, capsys):
     answered = cdr(queue="general", agent="1001", caller_name="x\x1b[2Jfake")
     cdr_write(cfg, missed, answered)
     c = ("--config", cfg)
-    rc, out, err = run(capsys, "tickets", "consume", *c)
+    rc, out, err = run_cli(capsys, "tickets", "consume", *c)
     assert rc == 0 and "1 ticket(s) from 2 outbox entries" in out and "callback" in out
-    assert run(capsys, "tickets", "consume", *c)[1].strip() == "0 ticket(s) from 0 outbox entries"
+    assert run_cli(capsys, "tickets", "consume", *c)[1].strip() == "0 ticket(s) from 0 outbox entries"
 
-    rc, out, _ = run(capsys, "tickets", "create", "--call", answered["uuid"], "--category", "complaint",
+    rc, out, _ = run_cli(capsys, "tickets", "create", "--call", answered["uuid"], "--category", "complaint",
                      "--summary", "小区噪音扰民", "--by", "1001", *c)
     assert rc == 0
     number = out.split()[0]
     assert number.startswith("T") and "new" in out
-    rc, out, _ = run(capsys, "tickets", "list", "--json", *c)
+    rc, out, _ = run_cli(capsys, "tickets", "list", "--json", *c)
     tickets = json.loads(out)
     assert [(t["kind"], t["state"]) for t in tickets] == [("callback", "assigned"), ("agent", "new")]
     assert tickets[0]["caller_number"] == "13900001111" and tickets[1]["call_uuid"] == answered["uuid"]
 
-    assert run(capsys, "tickets", "assign", number, "--department", "城管局", "--to", "张三", "--by", "班长", *c)[0] == 0
-    assert run(capsys, "tickets", "start", number, "--by", "张三", *c)[1].split() == [number, "in_progress"]
-    assert run(capsys, "tickets", "resolve", number, "--note", "已协调", *c)[1].split() == [number, "resolved"]
-    assert run(capsys, "tickets", "close", number, *c)[1].split() == [number, "closed"]
-    rc, out, _ = run(capsys, "tickets", "show", number, *c)
+    assert run_cli(capsys, "tickets", "assign", number, "--department", "城管局", "--to", "张三", "--by", "班长", *c)[0] == 0
+    assert run_cli(capsys, "tickets", "start", number, "--by", "张三", *c)[1].split() == [number, "in_progress"]
+    assert run_cli(capsys, "tickets", "resolve", number, "--note", "已协调", *c)[1].split() == [number, "resolved"]
+    assert run_cli(capsys, "tickets", "close", number, *c)[1].split() == [number, "closed"]
+    rc, out, _ = run_cli(capsys, "tickets", "show", number, *c)
     assert rc == 0 and "城管局" in out and "张三" in out and "in_progress -> resolved" in out and "已协调" in out
     assert "班长" in out and "new -> assigned" in out
-    rc, out, _ = run(capsys, "tickets", "show", number, "--json", *c)
+    rc, out, _ = run_cli(capsys, "tickets", "show", number, "--json", *c)
     shown = json.loads(out)
     assert shown["state"] == "closed" and [h["to_state"] for h in shown["history"]] == [
         "new", "assigned", "in_progress", "resolved", "closed"]
 
-    rc, out, _ = run(capsys, "tickets", "list", "--state", "assigned", *c)
+    rc, out, _ = run_cli(capsys, "tickets", "list", "--state", "assigned", *c)
     lines = out.splitlines()
     assert rc == 0 and len(lines) == 2 and lines[0].split()[:3] == ["number", "state", "kind"]
     assert "callback" in lines[1] and "热线中心" in lines[1]
 
     callback = tickets[0]["number"]
     with pytest.raises(SystemExit) as exit:
-        run(capsys, "tickets", "withdraw", callback, *c)
+        run_cli(capsys, "tickets", "withdraw", callback, *c)
     assert exit.value.code == 2 and "--note" in capsys.readouterr().err     # argparse: a note is required
-    assert run(capsys, "tickets", "withdraw", callback, "--note", "来电人已自行解决", *c)[0] == 0
-    assert run(capsys, "tickets", "list", "--state", "withdrawn", "--json", *c)[1].count(callback) == 1
-    assert run(capsys, "tickets", "sla", *c)[0] == 0
+    assert run_cli(capsys, "tickets", "withdraw", callback, "--note", "来电人已自行解决", *c)[0] == 0
+    assert run_cli(capsys, "tickets", "list", "--state", "withdrawn", "--json", *c)[1].count(callback) == 1
+    assert run_cli(capsys, "tickets", "sla", *c)[0] == 0
 
 
 def test_refusals_are_one_clear_line(cfg, tmp_path, capsys):
     c = ("--config", cfg)
-    rc, _, err = run(capsys, "tickets", "show", "T20991231-0001", *c)
+    rc, _, err = run_cli(capsys, "tickets", "show", "T20991231-0001", *c)
     assert rc == 1 and err.strip() == ("hotline tickets show: no ticket 'T20991231-0001' "
                                        "(give its id or its number, e.g. T20261123-0001)")
-    rc, _, err = run(capsys, "tickets", "create", "--call", "u1", "--category", "nope", "--summary", "x", *c)
+    rc, _, err = run_cli(capsys, "tickets", "create", "--call", "u1", "--category", "nope", "--summary", "x", *c)
     assert rc == 1 and "unknown ticket category 'nope'" in err and "Traceback" not in err
-    rc, _, err = run(capsys, "tickets", "create", "--call", "u1", "--category", "complaint", "--summary", "x",
+    rc, _, err = run_cli(capsys, "tickets", "create", "--call", "u1", "--category", "complaint", "--summary", "x",
                      "--department", "火星局", *c)
     assert rc == 1 and "unknown department '火星局'" in err
-    rc, out, _ = run(capsys, "tickets", "create", "--call", "u1", "--category", "complaint", "--summary", "x", *c)
+    rc, out, _ = run_cli(capsys, "tickets", "create", "--call", "u1", "--category", "complaint", "--summary", "x", *c)
     number = out.split()[0]
-    rc, _, err = run(capsys, "tickets", "close", number, *c)
+    rc, _, err = run_cli(capsys, "tickets", "close", number, *c)
     assert rc == 1 and f"ticket {number} is new; it cannot go to closed" in err
-    rc, _, err = run(capsys, "tickets", "list", "--state", "open", *c)
+    rc, _, err = run_cli(capsys, "tickets", "list", "--state", "open", *c)
     assert rc == 1 and "unknown state 'open'" in err
-    rc, _, err = run(capsys, "tickets", "list", "--config", tmp_path / "missing.yaml")
+    rc, _, err = run_cli(capsys, "tickets", "list", "--config", tmp_path / "missing.yaml")
     assert rc == 2 and "missing.yaml" in err
     (tmp_path / "tickets.yaml").write_text("categories:\n  callback: {sla_hours: -1}\n", encoding="utf-8")
-    rc, _, err = run(capsys, "tickets", "list", *c)
+    rc, _, err = run_cli(capsys, "tickets", "list", *c)
     assert rc == 2 and "tickets.yaml:2:" in err and "sla_hours" in err
 
 
 def test_without_a_tickets_file_the_defaults_apply(cfg, tmp_path, capsys):
     (tmp_path / "tickets.yaml").unlink()
-    rc, out, _ = run(capsys, "tickets", "create", "--call", "u2", "--category", "consultation",
+    rc, out, _ = run_cli(capsys, "tickets", "create", "--call", "u2", "--category", "consultation",
                      "--summary", "x", "--department", "任何部门", "--config", cfg)
     assert rc == 0 and "assigned" in out

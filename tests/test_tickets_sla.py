@@ -143,14 +143,11 @@ def test_daily_counts_on_an_empty_database_and_through_the_report(tmp_path):
 def test_the_service_runs_consumer_and_checker_from_settings(tmp_path):
     import shutil
 
-    from engine.settings import load_settings
     from engine.tickets import TicketService
+    from tests.clifix import write_config
     from tests.ticketfix import cdr
-    cfg = tmp_path / "hotline.yaml"
-    cfg.write_text('trunk: {dids: ["12345"]}\nesl: {password_env: HOTLINE_TEST_TICKETS_SVC}\n'
-                   "paths: {var_dir: var}\n", encoding="utf-8")
     shutil.copy("etc/tickets.yaml", tmp_path / "tickets.yaml")
-    settings = load_settings(cfg, env={"HOTLINE_TEST_TICKETS_SVC": "x"})
+    _, settings = write_config(tmp_path)
     sent = []
     service = TicketService(settings, hooks=[lambda a, t: sent.append((a, t["kind"]))],
                             poll_interval=0.02, sla_interval=0.02)
