@@ -130,6 +130,10 @@ class Bench:
         audio_dir = self.tmp / "audio"
         audio_dir.mkdir()
         self.words = {w: Word(w, self.tmp, str(audio_dir)) for w in ("네", "상담원", "아니요")}
+        self._reset_figures()
+
+    def _reset_figures(self):
+        """What one level measures, from nothing."""
         self.replies, self.barges, self.missed, self.ended = [], [], 0, 0
         self.first_replies = []
         self.lags, self.tap_backlog, self.hub_late = [], [], []
@@ -200,10 +204,7 @@ class Bench:
                     pass
 
     def run_level(self, calls, seconds):
-        self.replies, self.barges, self.missed, self.ended = [], [], 0, 0
-        self.first_replies = []
-        self.lags, self.tap_backlog, self.hub_late = [], [], []
-        self.calls_done = 0
+        self._reset_figures()
         sampler = gevent.spawn(self.sampler)
         until = time.monotonic() + seconds
         callers = []
