@@ -142,7 +142,11 @@ class Recording:
             except Exception as exc:
                 log.warning("%s: cannot read speech %s: %s", self.channel.uuid, audio, exc)
                 cache[key] = array.array("h")
-        offset = int((self.wall_started - channel.audio_since) * self.rate)
+        # The far end sends its audio in 20 ms RTP packets, the file's first sample starting one:
+        # speech begins on the packet grid, not at whatever sample the wall clock gives (that
+        # phase changed what the recogniser heard from one run to the next)
+        frame = int(self.rate * FRAME_SECONDS)
+        offset = round((self.wall_started - channel.audio_since) * self.rate / frame) * frame
         return cache[key], offset
 
     def samples(self, start, count, channel=None):
