@@ -1,7 +1,7 @@
 """ESL benchmark: events a second parsed and dispatched by our InboundConnection, on one core.
 
 (a) replay: a separate process plays the switch — auth, then the real `text/event-plain` messages
-    captured in shared/fixtures/esl, repeated to --events, written as fast as the socket takes
+    captured in tests/fixtures/esl (our copy), repeated to --events, written as fast as the socket takes
     them. The measuring process only runs our client: parse, route, dispatch to one handler.
 (b) simulator: a separate process runs the simulator and keeps originating calls (each call emits
     ~40 events); the client subscribes `event plain ALL`. This is bounded by how fast the

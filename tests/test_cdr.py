@@ -275,8 +275,6 @@ def test_hostile_caller_text_is_stored_intact_directly_and_via_the_spool(tmp_pat
 
 def fixture_hangups():
     fixtures = default_fixture_dir()
-    if not fixtures:
-        pytest.skip("ESL fixtures not found")
     data = b"".join(r.data for r in records(os.path.join(fixtures, "01-answer-playback-dtmf-hangup.txt"),
                                             "events-plain", "S->C"))
     events = [Event.from_message(m) for m in Parser().feed(data) if m.content_type == "text/event-plain"]
@@ -441,8 +439,6 @@ def test_a_broken_writer_never_leaves_a_call_waiting_and_loses_nothing(tmp_path,
 def test_cdr_from_the_channel_data_when_no_hangup_event_arrived():
     # The daemon's fallback: only the outbound socket's CHANNEL_DATA (connect reply) is known.
     fixtures = default_fixture_dir()
-    if not fixtures:
-        pytest.skip("ESL fixtures not found")
     data = b"".join(r.data for r in records(os.path.join(fixtures, "05-outbound-socket.txt"),
                                             "outbound-socket", "S->C"))
     reply = next(m for m in Parser().feed(data) if m.headers.get("Event-Name") == "CHANNEL_DATA")

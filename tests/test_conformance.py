@@ -8,10 +8,6 @@ on its own simulator; they take as long as their media does (a few seconds), not
 import pytest
 
 from engine.sim.conformance import SCENARIOS, run_all
-from engine.sim.transcript import default_fixture_dir
-
-pytestmark = pytest.mark.skipif(default_fixture_dir() is None, reason="fixtures not found")
-
 
 @pytest.fixture(scope="module")
 def results():

@@ -1,4 +1,4 @@
-"""ESL framing against the bytes a real FreeSWITCH sent (shared/fixtures/esl)."""
+"""ESL framing against the bytes a real FreeSWITCH sent (our copy of the transcripts: tests/fixtures/esl)."""
 import glob
 import json
 import os
@@ -9,14 +9,12 @@ from engine.esl.protocol import Event, Parser, ProtocolError, encode_command, en
 from engine.sim.transcript import default_fixture_dir, records, stream
 
 FIXTURES = default_fixture_dir()
-needs_fixtures = pytest.mark.skipif(FIXTURES is None, reason="shared/fixtures/esl not beside the repo")
 
 
 def fixture(name):
     return os.path.join(FIXTURES, name)
 
 
-@needs_fixtures
 @pytest.mark.parametrize("chunk", [1, 7, 1000, 1 << 20])
 def test_every_fixture_message_parses_at_any_split(chunk):
     for path in sorted(glob.glob(os.path.join(FIXTURES, "0*.txt"))):
@@ -33,7 +31,6 @@ def test_every_fixture_message_parses_at_any_split(chunk):
                 assert rec.data.endswith(msg.body)
 
 
-@needs_fixtures
 def test_plain_event_values_decoded_per_header():
     msgs = Parser().feed(stream(fixture("01-answer-playback-dtmf-hangup.txt"), "events-plain"))
     events = [Event.from_message(m) for m in msgs if m.content_type == "text/event-plain"]
@@ -44,7 +41,6 @@ def test_plain_event_values_decoded_per_header():
     assert hup.get("variable_start_uepoch", "").isdigit()
 
 
-@needs_fixtures
 def test_background_job_body_is_kept_apart_from_headers():
     msgs = Parser().feed(stream(fixture("06-api-json-dump-errors.txt"), "control"))
     jobs = [Event.from_message(m) for m in msgs if m.content_type == "text/event-plain"]
@@ -53,7 +49,6 @@ def test_background_job_body_is_kept_apart_from_headers():
     assert "+OK Job-UUID" not in " ".join(job.header_names())
 
 
-@needs_fixtures
 def test_json_events_match_plain_events():
     plain = [Event.from_message(m) for m in Parser().feed(stream(fixture("01-answer-playback-dtmf-hangup.txt"), "events-plain"))
              if m.content_type == "text/event-plain"]

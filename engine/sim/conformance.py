@@ -1,6 +1,6 @@
 """Conformance of the simulator with the real switch: replay each fixture's client side, compare.
 
-For every scenario in shared/fixtures/esl the client's commands (every `C->S` record of the
+For every scenario in tests/fixtures/esl (our copy of the transcripts in shared/fixtures/esl) the client's commands (every `C->S` record of the
 control, events, outbound-socket and bad-auth connections) are sent to a fresh simulator over TCP,
 in transcript order. Before each command we wait — not for the transcript's wall-clock time, but
 for the cause: the last event the real switch had sent before the client issued it (same event

@@ -1,4 +1,4 @@
-"""Reader for the raw ESL transcripts captured from a real FreeSWITCH (shared/fixtures/esl).
+"""Reader for the raw ESL transcripts captured from a real FreeSWITCH (our copy: tests/fixtures/esl).
 
 Format (fixtures README): `### <C->S|S->C> [<conn>] t=+<s> len=<N>` then exactly N raw bytes, one
 newline, `### END`; `### NOTE ...` lines are annotations. Used by the conformance suite, the parser
@@ -27,13 +27,15 @@ class Note:
 
 
 def default_fixture_dir():
+    """Our copy of the transcripts (tests/fixtures/esl, kept in the repository so a fresh clone
+    runs every test), unless HOTLINE_ESL_FIXTURES names another directory."""
     here = os.path.dirname(os.path.abspath(__file__))
-    candidates = [os.environ.get("HOTLINE_ESL_FIXTURES", ""),
-                  os.path.join(here, "..", "..", "..", "shared", "fixtures", "esl")]
-    for path in candidates:
-        if path and os.path.isdir(path):
-            return os.path.normpath(path)
-    return None
+    override = os.environ.get("HOTLINE_ESL_FIXTURES", "")
+    if override:
+        if not os.path.isdir(override):
+            raise FileNotFoundError(f"HOTLINE_ESL_FIXTURES={override!r} is not a directory")
+        return os.path.normpath(override)
+    return os.path.normpath(os.path.join(here, "..", "..", "tests", "fixtures", "esl"))
 
 
 def read_transcript(path):
