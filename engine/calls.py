@@ -19,6 +19,14 @@ from engine.esl.errors import ChannelGone, CommandFailed, ConnectionLost
 log = logging.getLogger("hotline.call")
 
 MAX_BUFFERED_DIGITS = 64     # a DTMF flood must not grow memory; older digits are dropped
+# mod_dptools' playback ends with one of these when it cannot open its source (fixture 07 D and E:
+# a missing file, an unknown local_stream) or fails while playing; it completes at once, so
+# playing it again at once spins (139 executes in 3 s on a real switch)
+PLAYBACK_FAILED = ("FILE NOT FOUND", "PLAYBACK ERROR")
+PROMPT_FALLBACK = "tone_stream://%(300,100,480,620);loops=2"    # a short two-tone beep: "no prompt"
+MUSIC_FALLBACK = "tone_stream://%(1000,3000,425);loops=-1"      # a comfort tone until interrupted
+FAILED_MEDIA_PAUSE = 1.0     # seconds before going on when even the fallback tone failed
+_reported_sources = set()    # sources whose failure was logged at ERROR (once per engine)
 
 
 class CallLog(logging.LoggerAdapter):
@@ -139,15 +147,33 @@ class Call:
     def answer(self):
         self._run("answer")
 
-    def play(self, sources, interruptible=True):
+    def play(self, sources, interruptible=True, fallback=PROMPT_FALLBACK):
+        """Play each source; one the switch cannot play is an error, logged once, and `fallback`
+        (a tone: MUSIC_FALLBACK for music) plays instead, so callers never sit in silence and a
+        loop around play() never re-executes a failing playback at once."""
         if isinstance(sources, str):
             sources = [sources]
         for source in sources:
             if interruptible and self._digits:
                 return self._digits[0]
-            self._run("playback", commands.media_path(source), interruptible=interruptible)
+            done = self._run("playback", commands.media_path(source), interruptible=interruptible)
+            if _playback_failed(done) and not self.gone:
+                self._play_fallback(source, done, fallback, interruptible)
         self._check()
         return self._digits[0] if (interruptible and self._digits) else ""
+
+    def _play_fallback(self, source, done, fallback, interruptible):
+        why = done.get("Application-Response")
+        level = logging.DEBUG if source in _reported_sources else logging.ERROR
+        if len(_reported_sources) < 1000:
+            _reported_sources.add(source)
+        self.log.log(level, "the switch cannot play %s (%s): playing a tone instead", source, why)
+        if fallback and fallback != source:
+            done = self._run("playback", fallback, interruptible=interruptible)
+            if not _playback_failed(done):
+                return
+            self.log.error("the fallback tone failed too (%s)", done.get("Application-Response"))
+        self._gone.wait(FAILED_MEDIA_PAUSE)          # never re-executed at once by a loop
 
     def get_digits(self, max_digits, timeout, inter_digit_timeout, terminators="#"):
         got = []
@@ -222,3 +248,7 @@ class Call:
         """Wait for the channel's last event (or the socket's end); True if the event came."""
         gevent.wait([self._complete, self.session.closed], timeout=timeout, count=1)
         return self._complete.is_set()
+
+
+def _playback_failed(done):
+    return done is not None and done.get("Application-Response") in PLAYBACK_FAILED

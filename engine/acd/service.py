@@ -25,6 +25,7 @@ from engine.acd.relay import Relay
 from engine.acd.router import Router
 from engine.acd.store import AcdStore
 from engine.callapi import CallGone
+from engine.calls import MUSIC_FALLBACK
 from engine.esl import commands
 
 log = logging.getLogger("hotline.acd")
@@ -275,7 +276,7 @@ class Acd:
                     call.log.info("on hold")
                     call.clear_interrupt()
                     while conv.pending is None:
-                        call.play([queue.music], interruptible=True)
+                        call.play([queue.music], interruptible=True, fallback=MUSIC_FALLBACK)
                         call.flush_digits()
                     continue
                 if kind == "conference":
