@@ -7,6 +7,7 @@ of the next menu (type-ahead), and a caller who hangs up mid-prompt ends every w
 import collections
 import datetime
 import logging
+import os
 import time
 
 import gevent
@@ -26,6 +27,7 @@ PLAYBACK_FAILED = ("FILE NOT FOUND", "PLAYBACK ERROR")
 PROMPT_FALLBACK = "tone_stream://%(300,100,480,620);loops=2"    # a short two-tone beep: "no prompt"
 MUSIC_FALLBACK = "tone_stream://%(1000,3000,425);loops=-1"      # a comfort tone until interrupted
 FAILED_MEDIA_PAUSE = 1.0     # seconds before going on when even the fallback tone failed
+WAV_HEADER_BYTES = 44       # a recording no longer than its header holds no audio
 _reported_sources = set()    # sources whose failure was logged at ERROR (once per engine)
 
 
@@ -64,6 +66,7 @@ class Call:
         self.bridge_hooks = []            # called with CHANNEL_BRIDGE / CHANNEL_UNBRIDGE events
         self._interrupt_pending = False
         self._stays_after_bridge = False
+        self.record_sample_rate = None    # record_sample_rate for `record` (settings.recordings)
         session.on("DTMF", self._on_dtmf)
         session.on("CHANNEL_BRIDGE", self._on_bridge)
         session.on("CHANNEL_UNBRIDGE", self._on_bridge)
@@ -201,13 +204,26 @@ class Call:
         self._digits.clear()
 
     def record(self, path, max_seconds, silence_seconds=3.0, terminators="#"):
+        """Record the caller into `path`. The switch makes no directories (a missing one hangs the
+        caller up), so ours is made first. Returns {"path", "seconds"}; path is None when no file
+        was written (nothing then points at a message that does not exist)."""
+        from engine.media.shared_dirs import ensure_dir
+        problem = ensure_dir(os.path.dirname(os.path.abspath(path)))
+        if problem:
+            self.log.error("not recording: %s", problem)
+            return {"path": None, "seconds": 0.0}
         self.set_channel_var("playback_terminators", terminators or "none")
+        if self.record_sample_rate:
+            self.set_channel_var("record_sample_rate", self.record_sample_rate)
         done = self._run("record", commands.record_arg(path, max_seconds, 200, silence_seconds))
         seconds = done.get("variable_record_seconds") or "0"
         try:
             seconds = float(seconds)
         except ValueError:
             seconds = 0.0
+        if not os.path.isfile(path) or os.path.getsize(path) <= WAV_HEADER_BYTES:
+            self.log.error("the switch wrote no message to %s", path)
+            return {"path": None, "seconds": 0.0}
         return {"path": path, "seconds": seconds}
 
     def transfer_external(self, number):

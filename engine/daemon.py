@@ -72,8 +72,10 @@ class Engine:
 
     # --- life cycle -------------------------------------------------------------------------
     def start(self, wait_for_switch=False):
-        for d in (self.settings.paths.var_dir, self.settings.paths.recordings, self.settings.paths.cdr_spool):
+        for d in (self.settings.paths.var_dir, self.settings.paths.cdr_spool):
             os.makedirs(d, exist_ok=True)
+        from engine.media.shared_dirs import prepare
+        self.dir_problems = prepare(self.settings)      # what the switch writes into, made and checked
         self.store.open()
         self.store.start()
         try:
@@ -163,6 +165,7 @@ class Engine:
             return
         session.handshake()
         call = Call(session, gateway=self.settings.trunk.gateway, clock=self.clock)
+        call.record_sample_rate = self.settings.recordings.sample_rate
         if call.uuid in self.calls:
             call.log.error("duplicate session for a live call; refusing it")
             session.exit()

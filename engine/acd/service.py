@@ -220,6 +220,9 @@ class Acd:
         path = f"{self.settings.paths.recordings}/{call.uuid}.wav"
         try:
             self.api(commands.uuid_setvar(call.uuid, "RECORD_STEREO", "true"))
+            # else the switch records at the caller's codec rate (OPUS: 48 kHz stereo)
+            self.api(commands.uuid_setvar(call.uuid, "record_sample_rate",
+                                          str(self.settings.recordings.sample_rate)))
             reply = self.api(commands.uuid_record(call.uuid, "start", path))
             if reply.startswith("+OK"):
                 call.info["recording"] = path
