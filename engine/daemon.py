@@ -377,13 +377,25 @@ def register(subparsers):
     p.set_defaults(func=_cmd_run)
 
 
+# Libraries whose DEBUG drowns the engine's (peewee logs every SQL statement): they follow
+# log.libraries_level, not log.level
+CHATTY_LIBRARIES = ("peewee", "urllib3", "asyncio", "websockets", "aiohttp", "edge_tts", "jieba",
+                    "PIL", "matplotlib", "charset_normalizer")
+
+
 def setup_logging(settings):
     handler = (logging.FileHandler(settings.log.file) if settings.log.file
                else logging.StreamHandler(sys.stderr))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log.level)
+    set_levels(settings)
+
+
+def set_levels(settings):
+    logging.getLogger().setLevel(settings.log.level)
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(settings.log.libraries_level)
 
 
 def _cmd_run(args):
@@ -408,7 +420,7 @@ def _cmd_run(args):
         except Exception as exc:   # a broken file must never take the running engine down
             log.error("reload: settings not reloaded: %s", exc)
             return
-        logging.getLogger().setLevel(new.log.level)
+        set_levels(new)
         engine.reload(new)
 
     gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(engine.shutdown))
