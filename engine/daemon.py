@@ -60,6 +60,8 @@ class Engine:
                                      connect_timeout=s.esl.connect_timeout)
         self.esl.on("CHANNEL_HANGUP_COMPLETE", self._remember_hangup)
         self.esl.connected_hooks.append(self._on_esl_connected)
+        from engine.switchcheck import SwitchCheck
+        self.switch_check = SwitchCheck(self.esl)     # contexts and modules we rely on, at connect
         from engine.media.recordings import Archiver
         self.archiver = Archiver(settings, alarm_hooks=[self._recording_alarm])
         self.esl.on("RECORD_STOP", self.archiver.on_record_stop)
@@ -67,6 +69,8 @@ class Engine:
         if self.acd is not None:
             for name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "DTMF"):
                 self.esl.on(name, self.acd.on_esl_event)
+        if self.acd is not None:
+            self.acd.switch_check = self.switch_check
         self.call_handler = call_handler or default_call_handler(settings, self.acd)
         self.server = OutboundServer(s.outbound.listen_host, s.outbound.listen_port, self._serve_call)
 
@@ -279,6 +283,7 @@ class Engine:
     def _on_esl_connected(self, conn):
         log.info("switch connected (%d time%s)", conn.connects, "" if conn.connects == 1 else "s")
         gevent.spawn(self._scan_recordings)
+        gevent.spawn(self._quietly, self.switch_check.run)
         if conn.connects > 1:               # we were cut off: calls may have ended unseen
             gevent.spawn(self._import_switch_cdrs)
 
