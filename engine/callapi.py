@@ -29,8 +29,10 @@ class CallPort(Protocol):
 
     def answer(self) -> None: ...
 
-    def play(self, sources: Sequence[str], interruptible: bool = True) -> str:
+    def play(self, sources: Sequence[str], interruptible: bool = True, fallback: str = None) -> str:
         """Play audio sources (file paths, tone_stream://, silence_stream://) in order.
+
+        A source the switch cannot play is logged and `fallback` (a tone) plays instead.
 
         With interruptible=True the first DTMF digit stops playback; that digit stays in the
         digit buffer (type-ahead) and is also returned. Returns '' when nothing was pressed.

@@ -7,6 +7,7 @@ of the next menu (type-ahead), and a caller who hangs up mid-prompt ends every w
 import collections
 import datetime
 import logging
+import os
 import time
 
 import gevent
@@ -19,6 +20,15 @@ from engine.esl.errors import ChannelGone, CommandFailed, ConnectionLost
 log = logging.getLogger("hotline.call")
 
 MAX_BUFFERED_DIGITS = 64     # a DTMF flood must not grow memory; older digits are dropped
+# mod_dptools' playback ends with one of these when it cannot open its source (fixture 07 D and E:
+# a missing file, an unknown local_stream) or fails while playing; it completes at once, so
+# playing it again at once spins (139 executes in 3 s on a real switch)
+PLAYBACK_FAILED = ("FILE NOT FOUND", "PLAYBACK ERROR")
+PROMPT_FALLBACK = "tone_stream://%(300,100,480,620);loops=2"    # a short two-tone beep: "no prompt"
+MUSIC_FALLBACK = "tone_stream://%(1000,3000,425);loops=-1"      # a comfort tone until interrupted
+FAILED_MEDIA_PAUSE = 1.0     # seconds before going on when even the fallback tone failed
+WAV_HEADER_BYTES = 44       # a recording no longer than its header holds no audio
+_reported_sources = set()    # sources whose failure was logged at ERROR (once per engine)
 
 
 class CallLog(logging.LoggerAdapter):
@@ -56,6 +66,7 @@ class Call:
         self.bridge_hooks = []            # called with CHANNEL_BRIDGE / CHANNEL_UNBRIDGE events
         self._interrupt_pending = False
         self._stays_after_bridge = False
+        self.record_sample_rate = None    # record_sample_rate for `record` (settings.recordings)
         session.on("DTMF", self._on_dtmf)
         session.on("CHANNEL_BRIDGE", self._on_bridge)
         session.on("CHANNEL_UNBRIDGE", self._on_bridge)
@@ -139,15 +150,33 @@ class Call:
     def answer(self):
         self._run("answer")
 
-    def play(self, sources, interruptible=True):
+    def play(self, sources, interruptible=True, fallback=PROMPT_FALLBACK):
+        """Play each source; one the switch cannot play is an error, logged once, and `fallback`
+        (a tone: MUSIC_FALLBACK for music) plays instead, so callers never sit in silence and a
+        loop around play() never re-executes a failing playback at once."""
         if isinstance(sources, str):
             sources = [sources]
         for source in sources:
             if interruptible and self._digits:
                 return self._digits[0]
-            self._run("playback", commands.media_path(source), interruptible=interruptible)
+            done = self._run("playback", commands.media_path(source), interruptible=interruptible)
+            if _playback_failed(done) and not self.gone:
+                self._play_fallback(source, done, fallback, interruptible)
         self._check()
         return self._digits[0] if (interruptible and self._digits) else ""
+
+    def _play_fallback(self, source, done, fallback, interruptible):
+        why = done.get("Application-Response")
+        level = logging.DEBUG if source in _reported_sources else logging.ERROR
+        if len(_reported_sources) < 1000:
+            _reported_sources.add(source)
+        self.log.log(level, "the switch cannot play %s (%s): playing a tone instead", source, why)
+        if fallback and fallback != source:
+            done = self._run("playback", fallback, interruptible=interruptible)
+            if not _playback_failed(done):
+                return
+            self.log.error("the fallback tone failed too (%s)", done.get("Application-Response"))
+        self._gone.wait(FAILED_MEDIA_PAUSE)          # never re-executed at once by a loop
 
     def get_digits(self, max_digits, timeout, inter_digit_timeout, terminators="#"):
         got = []
@@ -175,13 +204,26 @@ class Call:
         self._digits.clear()
 
     def record(self, path, max_seconds, silence_seconds=3.0, terminators="#"):
+        """Record the caller into `path`. The switch makes no directories (a missing one hangs the
+        caller up), so ours is made first. Returns {"path", "seconds"}; path is None when no file
+        was written (nothing then points at a message that does not exist)."""
+        from engine.media.shared_dirs import ensure_dir
+        problem = ensure_dir(os.path.dirname(os.path.abspath(path)))
+        if problem:
+            self.log.error("not recording: %s", problem)
+            return {"path": None, "seconds": 0.0}
         self.set_channel_var("playback_terminators", terminators or "none")
+        if self.record_sample_rate:
+            self.set_channel_var("record_sample_rate", self.record_sample_rate)
         done = self._run("record", commands.record_arg(path, max_seconds, 200, silence_seconds))
         seconds = done.get("variable_record_seconds") or "0"
         try:
             seconds = float(seconds)
         except ValueError:
             seconds = 0.0
+        if not os.path.isfile(path) or os.path.getsize(path) <= WAV_HEADER_BYTES:
+            self.log.error("the switch wrote no message to %s", path)
+            return {"path": None, "seconds": 0.0}
         return {"path": path, "seconds": seconds}
 
     def transfer_external(self, number):
@@ -222,3 +264,7 @@ class Call:
         """Wait for the channel's last event (or the socket's end); True if the event came."""
         gevent.wait([self._complete, self.session.closed], timeout=timeout, count=1)
         return self._complete.is_set()
+
+
+def _playback_failed(done):
+    return done is not None and done.get("Application-Response") in PLAYBACK_FAILED

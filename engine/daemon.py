@@ -60,6 +60,8 @@ class Engine:
                                      connect_timeout=s.esl.connect_timeout)
         self.esl.on("CHANNEL_HANGUP_COMPLETE", self._remember_hangup)
         self.esl.connected_hooks.append(self._on_esl_connected)
+        from engine.switchcheck import SwitchCheck
+        self.switch_check = SwitchCheck(self.esl)     # contexts and modules we rely on, at connect
         from engine.media.recordings import Archiver
         self.archiver = Archiver(settings, alarm_hooks=[self._recording_alarm])
         self.esl.on("RECORD_STOP", self.archiver.on_record_stop)
@@ -67,13 +69,17 @@ class Engine:
         if self.acd is not None:
             for name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "DTMF"):
                 self.esl.on(name, self.acd.on_esl_event)
+        if self.acd is not None:
+            self.acd.switch_check = self.switch_check
         self.call_handler = call_handler or default_call_handler(settings, self.acd)
         self.server = OutboundServer(s.outbound.listen_host, s.outbound.listen_port, self._serve_call)
 
     # --- life cycle -------------------------------------------------------------------------
     def start(self, wait_for_switch=False):
-        for d in (self.settings.paths.var_dir, self.settings.paths.recordings, self.settings.paths.cdr_spool):
+        for d in (self.settings.paths.var_dir, self.settings.paths.cdr_spool):
             os.makedirs(d, exist_ok=True)
+        from engine.media.shared_dirs import prepare
+        self.dir_problems = prepare(self.settings)      # what the switch writes into, made and checked
         self.store.open()
         self.store.start()
         try:
@@ -163,6 +169,7 @@ class Engine:
             return
         session.handshake()
         call = Call(session, gateway=self.settings.trunk.gateway, clock=self.clock)
+        call.record_sample_rate = self.settings.recordings.sample_rate
         if call.uuid in self.calls:
             call.log.error("duplicate session for a live call; refusing it")
             session.exit()
@@ -276,6 +283,7 @@ class Engine:
     def _on_esl_connected(self, conn):
         log.info("switch connected (%d time%s)", conn.connects, "" if conn.connects == 1 else "s")
         gevent.spawn(self._scan_recordings)
+        gevent.spawn(self._quietly, self.switch_check.run)
         if conn.connects > 1:               # we were cut off: calls may have ended unseen
             gevent.spawn(self._import_switch_cdrs)
 
@@ -374,13 +382,25 @@ def register(subparsers):
     p.set_defaults(func=_cmd_run)
 
 
+# Libraries whose DEBUG drowns the engine's (peewee logs every SQL statement): they follow
+# log.libraries_level, not log.level
+CHATTY_LIBRARIES = ("peewee", "urllib3", "asyncio", "websockets", "aiohttp", "edge_tts", "jieba",
+                    "PIL", "matplotlib", "charset_normalizer")
+
+
 def setup_logging(settings):
     handler = (logging.FileHandler(settings.log.file) if settings.log.file
                else logging.StreamHandler(sys.stderr))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log.level)
+    set_levels(settings)
+
+
+def set_levels(settings):
+    logging.getLogger().setLevel(settings.log.level)
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(settings.log.libraries_level)
 
 
 def _cmd_run(args):
@@ -405,7 +425,7 @@ def _cmd_run(args):
         except Exception as exc:   # a broken file must never take the running engine down
             log.error("reload: settings not reloaded: %s", exc)
             return
-        logging.getLogger().setLevel(new.log.level)
+        set_levels(new)
         engine.reload(new)
 
     gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(engine.shutdown))

@@ -170,7 +170,8 @@ def run(args):
         render(settings, workdir / "freeswitch", env=env)
         print(f"hotline demo: FreeSWITCH configuration rendered to {workdir / 'freeswitch'}")
 
-        switch = Switch(dialplan_dirs=[workdir / "freeswitch" / "dialplan"], password=password)
+        switch = Switch(dialplan_dirs=[workdir / "freeswitch" / "dialplan"], password=password,
+                        conf_dir=workdir / "freeswitch")
         switch.start("127.0.0.1", esl_port)
         for ext, answer_after, hangup_after in PHONES:
             switch.register(ext, AgentPhone(None, AgentSpec(extension=ext, behaviour="answer",

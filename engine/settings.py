@@ -87,6 +87,10 @@ class RecordingsSettings:
     retention_months: int = setting(24, min=12, max=1200, doc="archive purge age; public hotlines keep 12 months at least")
     compress: str = setting("none", choices=("none", "opus", "mp3"), doc="re-encode archived recordings with ffmpeg")
     backup_dir: Optional[Path] = setting(None, doc="a second copy of every archived recording; unset = none")
+    # The switch records at the channel's codec rate unless told: an OPUS caller gives 48 kHz
+    # stereo, six times the size, for a voice that crossed G.711 (8 kHz) trunks and desk phones.
+    sample_rate: int = setting(8000, choices=(8000, 16000, 48000),
+                               doc="record_sample_rate of calls, voicemail and survey comments")
 
 
 @dataclass(frozen=True)
@@ -160,12 +164,17 @@ class SwitchSettings:
     phone_codecs: Tuple[str, ...] = setting(("PCMA", "PCMU"), min_items=1)
     esl_acl: Tuple[str, ...] = setting(("127.0.0.1/32",), min_items=1)
     cdr_dir: Optional[Path] = setting(None, doc="switch's own XML CDR files; default <var_dir>/fs-cdr")
+    music_dir: Optional[Path] = setting(None, doc="files of local_stream://moh; default <var_dir>/music")
+    user: Optional[str] = setting(None, doc="account FreeSWITCH runs as: start-up checks it can write "
+                                  "the directories it shares with the engine; unset = not checked")
 
 
 @dataclass(frozen=True)
 class LogSettings:
     level: str = setting("INFO", reloadable=True, choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     file: Optional[Path] = setting(None, doc="unset logs to stderr")
+    libraries_level: str = setting("INFO", reloadable=True, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                                   doc="peewee, urllib3, asyncio...: their DEBUG floods the log")
 
 
 @dataclass(frozen=True)
@@ -394,7 +403,8 @@ def _finish(root, marks, source, base_dir, env) -> Settings:
         s, paths=paths, esl=esl, trunk=trunk, outbound=outbound,
         control=dataclasses.replace(s.control, tokens=tokens),
         database=dataclasses.replace(s.database, url=_database_url(s.database.url, var, base_dir, builder)),
-        switch=dataclasses.replace(s.switch, cdr_dir=s.switch.cdr_dir or var / "fs-cdr"),
+        switch=dataclasses.replace(s.switch, cdr_dir=s.switch.cdr_dir or var / "fs-cdr",
+                                   music_dir=s.switch.music_dir or var / "music"),
         source=source, marks=marks,
     )
 

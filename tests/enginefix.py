@@ -29,7 +29,8 @@ class Rig:
             database=db, **sections)
         # The simulator runs the dialplan we ship, rendered from these very settings.
         render(self.settings, tmp_path / "fs")
-        self.switch = Switch(dialplan_dirs=[tmp_path / "fs" / "dialplan"], password=PASSWORD)
+        self.switch = Switch(dialplan_dirs=[tmp_path / "fs" / "dialplan"], password=PASSWORD,
+                             conf_dir=tmp_path / "fs")
         self.switch.start("127.0.0.1", esl_port)
         self.engine = Engine(self.settings, call_handler=handler, clock=clock, tickets=tickets)
         self.engine.start(wait_for_switch=True)
@@ -68,7 +69,8 @@ class EngineProcess:
         self.log = tmp_path / "engine.log"
         self.pid_file = self.settings.paths.var_dir / "hotline.pid"
         render(self.settings, tmp_path / "fs")
-        self.switch = Switch(dialplan_dirs=[tmp_path / "fs" / "dialplan"], password=PASSWORD)
+        self.switch = Switch(dialplan_dirs=[tmp_path / "fs" / "dialplan"], password=PASSWORD,
+                             conf_dir=tmp_path / "fs")
         self.switch.xml_cdr_dir = str(self.settings.switch.cdr_dir)
         self.switch.start("127.0.0.1", esl_port)
         self.proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--config", str(self.config)],

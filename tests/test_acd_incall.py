@@ -317,3 +317,26 @@ def test_recording_refused_when_the_queue_never_records(rig_factory):
         rig.acd.incall.record("1001", "start")
     assert e.value.status == 403 and not caller.media
     caller.hangup()
+
+
+def test_consult_without_the_conference_context_fails_clearly_and_keeps_the_call(rig_factory, caplog):
+    # issue 14: an operator merged only dialplan/public.xml; the consult transferred the agent's
+    # leg into a context the switch does not have, which hung the agent up
+    rig = rig_factory([agent("1001"), agent("1002")])
+    assert wait_for(lambda: rig.engine.switch_check.missing == [])      # checked at connect
+    rig.switch.dialplan.contexts.pop("hotline_conference")
+    rig.switch.dialplan.context_xml.pop("hotline_conference")
+    rig.engine.switch_check.run()                                         # what a connect does
+    assert "the switch has no context hotline_conference" in caplog.text
+    rig.login("1002")
+    rig.acd.board.take_break("1002", "rest")
+    caller, agent_leg = talking(rig, "1001")
+    rig.acd.board.ready("1002")
+    for operation in (rig.acd.incall.consult, rig.acd.incall.three_way):
+        with pytest.raises(ControlError) as err:
+            operation("1001", "1002", actor="test")
+        assert err.value.status == 503 and "hotline_conference" in str(err.value)
+        assert "dialplan/conference.xml" in str(err.value)
+    assert rig.state("1002") == "available"                              # never reserved
+    assert leg(rig, agent_leg).alive and rig.state("1001") == "in_call"  # the call goes on
+    assert caller.alive

@@ -34,6 +34,7 @@ def test_a_recorded_queue_call_is_archived_stereo_with_checksum_and_index(rig, t
     assert hashlib.sha256(data).hexdigest() == row["sha256"]
     with wave.open(str(archived)) as w:
         assert w.getnchannels() == 2
+        assert w.getframerate() == 8000      # recordings.sample_rate, not the OPUS caller's 48 kHz
         seconds = w.getnframes() / w.getframerate()
     assert abs(seconds - cdr["talk_seconds"]) < 0.5          # from the answer to the end
     assert not (rig.settings.paths.recordings / f"{caller.uuid}.wav").exists()   # moved, not copied

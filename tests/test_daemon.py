@@ -261,3 +261,29 @@ def test_engine_killed_mid_call_cdrs_come_from_the_switch_files(tmp_path):
             engine.shutdown(grace=0)
     finally:
         ep.stop()
+
+
+def test_debug_logging_keeps_chatty_libraries_at_info_unless_asked(tmp_path):
+    # issue 14: with log.level DEBUG peewee logged every SQL statement
+    import logging
+    from engine.daemon import setup_logging
+    from engine.settings import default_settings
+    root, peewee = logging.getLogger(), logging.getLogger("peewee")
+    saved = root.level, list(root.handlers), peewee.level
+    try:
+        s = default_settings(base_dir=tmp_path, env={"HOTLINE_ESL_PASSWORD": "x"},
+                             log={"level": "DEBUG", "file": str(tmp_path / "e.log")})
+        setup_logging(s)
+        assert logging.getLogger("hotline.engine").isEnabledFor(logging.DEBUG)
+        assert not peewee.isEnabledFor(logging.DEBUG) and peewee.isEnabledFor(logging.INFO)
+        s = default_settings(base_dir=tmp_path, env={"HOTLINE_ESL_PASSWORD": "x"},
+                             log={"level": "DEBUG", "libraries_level": "DEBUG", "file": str(tmp_path / "e.log")})
+        setup_logging(s)
+        assert peewee.isEnabledFor(logging.DEBUG)
+    finally:
+        for h in root.handlers:
+            if h not in saved[1]:
+                h.close()
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+        peewee.setLevel(saved[2])

@@ -10,7 +10,7 @@ import pytest
 
 from engine import cli
 from engine.fsconf import FsConfigError, render
-from engine.settings import load_settings
+from engine.settings import default_settings, load_settings
 from engine.sim.dialplan import Dialplan
 
 ENV = {"HOTLINE_TEST_ESL_PW": "esl-s3cret<&\"'", "HOTLINE_TEST_TRUNK_PW": "trunk-pw",
@@ -239,3 +239,21 @@ def test_cli_render(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("HOTLINE_TEST_SIP_1002")
     rc = cli.main(["fs-config", "render", "--out", str(tmp_path / "out2"), "--config", str(tmp_path / "hotline.yaml")])
     assert rc == 1 and "HOTLINE_TEST_SIP_1002" in capsys.readouterr().err
+
+
+def test_the_default_queue_music_is_rendered_and_plays_on_the_simulator(tmp_path):
+    # issue 14: modules.conf.xml lacked mod_local_stream and there was no local_stream.conf.xml,
+    # so the queues' default music (local_stream://moh) failed on a switch with our configuration
+    from engine.acd.config import Queue
+    from engine.sim.switch import Switch
+    settings = default_settings(base_dir=tmp_path, env={"HOTLINE_ESL_PASSWORD": "x"},
+                                paths={"var_dir": str(tmp_path / "var")})
+    render(settings, tmp_path / "fs")
+    music = Queue(name="q").music
+    streams = parse(tmp_path / "fs" / "autoload_configs" / "local_stream.conf.xml")
+    moh = next(d for d in streams.iter("directory") if d.get("name") == music.split("://")[1])
+    assert moh.get("path") == str(settings.switch.music_dir)
+    settings.switch.music_dir.mkdir(parents=True)            # the engine makes it at start-up
+    sw = Switch([tmp_path / "fs" / "dialplan"], conf_dir=tmp_path / "fs")
+    assert "mod_local_stream" in sw.modules
+    assert sw.media_duration(music) is None                  # plays until stopped, no FILE NOT FOUND

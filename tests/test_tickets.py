@@ -31,15 +31,24 @@ def test_rules_wanted_agent_and_callback_request():
     assert "13900000000" in specs[0]["summary"]
 
 
-def test_rules_voicemail_carries_the_file_and_replaces_the_callback():
+def test_rules_voicemail_carries_the_file_and_replaces_the_callback(tmp_path):
+    message = tmp_path / "x.wav"
+    message.write_bytes(b"RIFF" + bytes(100))
     specs = tickets_for_cdr(cdr(queue="general", tags=["voicemail:general"],
-                                extra={"voicemail_path": "/var/vm/general/x.wav", "voicemail_seconds": 12}))
-    assert [(s["kind"], s.get("recording")) for s in specs] == [("voicemail", "/var/vm/general/x.wav")]
+                                extra={"voicemail_path": str(message), "voicemail_seconds": 12}))
+    assert [(s["kind"], s.get("recording")) for s in specs] == [("voicemail", str(message))]
     # the IVR node keeps it among the call variables
-    specs = tickets_for_cdr(cdr(tags=["voicemail:box1"], extra={"variables": {"voicemail_path": "/v/b.wav"}}))
-    assert specs[0]["recording"] == "/v/b.wav"
-    specs = tickets_for_cdr(cdr(tags=["voicemail:box1"]))
-    assert specs[0]["kind"] == "voicemail" and "recording" not in specs[0] and "未记录" in specs[0]["summary"]
+    specs = tickets_for_cdr(cdr(tags=["voicemail:box1"], extra={"variables": {"voicemail_path": str(message)}}))
+    assert specs[0]["recording"] == str(message)
+
+
+def test_rules_never_a_voicemail_ticket_for_a_message_that_does_not_exist(tmp_path):
+    # issue 14: the switch hung the caller up (no voicemail directory) and a ticket pointed at a
+    # file that was never written; without the file the caller still gets a callback
+    for extra in ({"voicemail_path": str(tmp_path / "never-written.wav")}, {}):
+        specs = tickets_for_cdr(cdr(caller_number="13800138000", tags=["voicemail:box1"], extra=extra))
+        assert [s["kind"] for s in specs] == ["callback"] and "recording" not in specs[0]
+        assert "留言未录成" in specs[0]["summary"] and "13800138000" in specs[0]["summary"]
 
 
 @pytest.mark.parametrize("score,expected", [(1, []), (2, []), (3, []), (4, ["complaint_review"]),
@@ -51,7 +60,7 @@ def test_rules_low_satisfaction_is_a_complaint_review(score, expected):
 def test_rules_transfer_out_of_queue_is_not_missed_and_bad_input_is_nothing():
     assert kinds(cdr(queue="q", extra={"transfer": "12315"})) == []
     assert tickets_for_cdr({}) == [] and tickets_for_cdr("junk") == []
-    assert kinds(cdr(tags=["voicemail:x", 5, None], extra="not a dict")) == ["voicemail"]
+    assert kinds(cdr(tags=["voicemail:x", 5, None], extra="not a dict")) == ["callback"]
 
 
 # --- config -----------------------------------------------------------------------------------

@@ -20,14 +20,17 @@ def consumer(tmp_path, **kw):
     return Consumer(db_url(tmp_path), poll_interval=0.02, config=CONFIG, **kw)
 
 
-def crafted_calls():
-    """(record, expected ticket kinds) for a mix of calls."""
+def crafted_calls(tmp_path):
+    """(record, expected ticket kinds) for a mix of calls (the voicemail's message exists)."""
+    message = tmp_path / "voicemail" / "general" / "a.wav"
+    message.parent.mkdir(parents=True, exist_ok=True)
+    message.write_bytes(b"RIFF" + bytes(100))
     return [
         (cdr(queue="general", wait_seconds=65.0), {"callback"}),                     # abandoned
         (cdr(queue="general", agent="1001", satisfaction=1), set()),                  # fine
         (cdr(queue="general", agent="1002", satisfaction=5), {"complaint_review"}),
         (cdr(queue="general", tags=["voicemail:general"],
-             extra={"voicemail_path": "/r/voicemail/general/a.wav"}), {"voicemail"}),
+             extra={"voicemail_path": str(message)}), {"voicemail"}),
         (cdr(tags=["wanted_agent"]), {"callback"}),
         (cdr(queue="general", agent="1003", satisfaction=4, tags=["wanted_agent"]),
          {"callback", "complaint_review"}),
@@ -50,7 +53,7 @@ def unacked(store, name="tickets"):
 
 def test_every_outbox_row_gives_exactly_one_ticket_across_a_restart(tmp_path):
     cdrs = cdr_store(tmp_path)
-    calls = crafted_calls()
+    calls = crafted_calls(tmp_path)
     for record, _ in calls:
         assert cdrs.write(record)
     first = consumer(tmp_path)
@@ -64,7 +67,7 @@ def test_every_outbox_row_gives_exactly_one_ticket_across_a_restart(tmp_path):
     for record, expected in calls:
         assert sorted(by_call.get(record["uuid"], [])) == sorted(expected)
     voicemail = again.store.by_call(calls[3][0]["uuid"], "voicemail")
-    assert voicemail["recording"] == "/r/voicemail/general/a.wav"
+    assert voicemail["recording"] == str(tmp_path / "voicemail" / "general" / "a.wav")
     assert voicemail["department"] == "热线中心" and voicemail["state"] == "assigned"
     assert voicemail["caller_number"] == "13800138000" and "menu:1" in voicemail["ivr_path"]
     assert [(h["who"], h["to_state"], h["note"]) for h in again.store.history(voicemail["id"])] == [
@@ -89,13 +92,13 @@ def test_a_cdr_written_again_adds_only_what_is_new(tmp_path):
 
 def test_replayed_entries_make_no_second_ticket(tmp_path):
     cdrs = cdr_store(tmp_path)
-    for record, _ in crafted_calls():
+    for record, _ in crafted_calls(tmp_path):
         cdrs.write(record)
     c = consumer(tmp_path)
     n = len(c.run_once())
     m = c.store.m
     c.store.run(lambda: m.OutboxAck.delete().execute(), write=True)   # every entry handed out again
-    assert unacked(c.store) == len(crafted_calls())
+    assert unacked(c.store) == len(crafted_calls(tmp_path))
     assert c.run_once() == [] and len(c.store.list()) == n and unacked(c.store) == 0
     other = consumer(tmp_path, name="someone-else")           # acks are per consumer
     assert other.run_once() == [] and unacked(other.store, "someone-else") == 0
@@ -104,7 +107,7 @@ def test_replayed_entries_make_no_second_ticket(tmp_path):
 
 def test_a_pass_that_fails_half_way_leaves_neither_tickets_nor_acks(tmp_path, monkeypatch):
     cdrs = cdr_store(tmp_path)
-    for record, _ in crafted_calls():
+    for record, _ in crafted_calls(tmp_path):
         cdrs.write(record)
     c = consumer(tmp_path)
     real = c._create
@@ -118,9 +121,9 @@ def test_a_pass_that_fails_half_way_leaves_neither_tickets_nor_acks(tmp_path, mo
     monkeypatch.setattr(c, "_create", create_then_die)
     with pytest.raises(peewee.OperationalError):
         c.run_once()
-    assert c.store.list() == [] and unacked(c.store) == len(crafted_calls())
+    assert c.store.list() == [] and unacked(c.store) == len(crafted_calls(tmp_path))
     monkeypatch.setattr(c, "_create", real)
-    assert len(c.run_once()) == sum(len(k) for _, k in crafted_calls())
+    assert len(c.run_once()) == sum(len(k) for _, k in crafted_calls(tmp_path))
     cdrs.close()
 
 

@@ -74,6 +74,11 @@ def test_calls_over_the_simulator_give_one_ticket_each_across_restarts(tmp_path,
     [ticket] = consumer.drain()
     assert (ticket["kind"], ticket["call_uuid"], ticket["recording"]) == ("voicemail", second["uuid"], path)
     assert path.endswith(f"{second['uuid']}.wav") and "vm:leave" in ticket["ivr_path"]
+    # the box's directory did not exist: the engine made it (the switch would have hung up),
+    # and the message is at the configured rate, not the caller's OPUS 48 kHz
+    import wave
+    with wave.open(path, "rb") as w:
+        assert w.getframerate() == 8000 and w.getnframes() > 0
 
     assert consumer.drain() == []                                # nothing twice
     tickets = consumer.store.list()

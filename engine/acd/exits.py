@@ -19,12 +19,11 @@ def run_exit(acd, call, action, queue_name):
     if action == "voicemail":
         call.play([acd.prompt(TEXTS["voicemail"])], interruptible=False)
         path = os.path.join(str(acd.settings.paths.recordings), "voicemail", queue_name, f"{call.uuid}.wav")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        result = call.record(path, 120, 5, "#")
+        result = call.record(path, 120, 5, "#")        # makes the box's directory
         call.tags.append("voicemail:" + queue_name)
-        call.variables["voicemail_path"] = result.get("path", path)
+        call.variables["voicemail_path"] = result.get("path") or ""
         call.variables["voicemail_seconds"] = result.get("seconds", 0)
-        call.info.setdefault("extra", {})["voicemail_path"] = call.variables["voicemail_path"]
+        call.info.setdefault("extra", {})["voicemail_path"] = call.variables["voicemail_path"] or None
         call.hangup()
         return "voicemail"
     if action == "callback":

@@ -216,6 +216,11 @@ class InCall:
     def _third_party(self, ref, target, actor, busy):
         """Checks shared by consult and three-way; the target agent, if any, is reserved."""
         conv = self.conversation(ref)
+        check = getattr(self.acd, "switch_check", None)
+        problems = check.problems("conference") if check is not None else []
+        if problems:
+            # without them the switch would hang up the agent's leg (transfer into nothing)
+            raise ControlError("; ".join(problems), 503)
         if conv.agent_finished:
             raise ControlError(f"the agent has left call {conv.call.uuid}")
         if conv.consult:

@@ -25,6 +25,7 @@ from engine.acd.relay import Relay
 from engine.acd.router import Router
 from engine.acd.store import AcdStore
 from engine.callapi import CallGone
+from engine.calls import MUSIC_FALLBACK
 from engine.esl import commands
 
 log = logging.getLogger("hotline.acd")
@@ -219,6 +220,9 @@ class Acd:
         path = f"{self.settings.paths.recordings}/{call.uuid}.wav"
         try:
             self.api(commands.uuid_setvar(call.uuid, "RECORD_STEREO", "true"))
+            # else the switch records at the caller's codec rate (OPUS: 48 kHz stereo)
+            self.api(commands.uuid_setvar(call.uuid, "record_sample_rate",
+                                          str(self.settings.recordings.sample_rate)))
             reply = self.api(commands.uuid_record(call.uuid, "start", path))
             if reply.startswith("+OK"):
                 call.info["recording"] = path
@@ -275,7 +279,7 @@ class Acd:
                     call.log.info("on hold")
                     call.clear_interrupt()
                     while conv.pending is None:
-                        call.play([queue.music], interruptible=True)
+                        call.play([queue.music], interruptible=True, fallback=MUSIC_FALLBACK)
                         call.flush_digits()
                     continue
                 if kind == "conference":

@@ -13,6 +13,7 @@ import gevent
 
 from engine.acd.router import Waiter
 from engine.callapi import CallGone
+from engine.calls import MUSIC_FALLBACK
 from engine.esl import commands
 
 log = logging.getLogger("hotline.acd.waiting")
@@ -120,7 +121,7 @@ def _wait(acd, call, queue, waiter):
             continue
         wake = gevent.spawn_later(max(0.0, min(next_announce, overflow_at) - now), call.interrupt)
         try:
-            call.play([queue.music], interruptible=True)
+            call.play([queue.music], interruptible=True, fallback=MUSIC_FALLBACK)
         finally:
             wake.kill(block=False)
 

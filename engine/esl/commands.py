@@ -400,3 +400,14 @@ def json_text(value, max_len=2048):
 def uuid_setvar_json(call_uuid, name, value):
     """uuid_setvar with a JSON value built by json_text (uuid_setvar does not expand variables)."""
     return f"uuid_setvar {uuid(call_uuid)} {varname(name)} {json_text(value)}"
+
+
+def xml_locate_context(name):
+    """`xml_locate dialplan context name <ctx>`: the context's XML, or "can't find anything"
+    (mod_commands.c xml_locate_function)."""
+    return f"xml_locate dialplan context name {token(name, 'dialplan context')}"
+
+
+def module_exists(name):
+    """`module_exists <mod>`: "true" or "false" (mod_commands.c module_exists_function)."""
+    return f"module_exists {token(name, 'module name')}"

@@ -36,7 +36,7 @@ class ScriptedCall:
         if self.hung_up:
             raise CallGone(self.uuid)
 
-    def play(self, sources, interruptible=True):
+    def play(self, sources, interruptible=True, fallback=None):
         self._gone()
         self.played.extend(str(s) for s in sources)
         if interruptible and not self.buffer and self.keys and self.keys[0]:

@@ -204,6 +204,30 @@ def _sofia(switch, arg):
             f"{line}\n2 profiles 1 alias\n")
 
 
+@command("module_exists")
+def _module_exists(switch, arg):
+    """mod_commands.c module_exists_function: "true" / "false" (no newline), nothing for no name."""
+    if not arg:
+        return ""
+    return "true" if arg in switch.modules else "false"
+
+
+@command("xml_locate")
+def _xml_locate(switch, arg):
+    """mod_commands.c xml_locate_function: `xml_locate <section> <tag> <attr> <value>` answers the
+    element's XML (switch_xml_toxml), "can't find anything\n" when switch_xml_locate finds nothing,
+    "-ERR bad args\n" for other than 1 or 4 words. The simulator holds the dialplan section only."""
+    words = arg.split(" ") if arg else []
+    if len(words) not in (1, 4):
+        return "-ERR bad args\n"
+    if words[:2] == ["dialplan", "context"] and len(words) == 4 and words[2] == "name":
+        element = switch.dialplan.context_xml.get(words[3])
+        if element is not None:
+            import xml.etree.ElementTree as ET
+            return ET.tostring(element, encoding="unicode").strip() + "\n"
+    return "can't find anything\n"
+
+
 @command("reloadxml")
 def _reloadxml(switch, arg):
     return "+OK [Success]\n"

@@ -5,6 +5,7 @@ Application-UUID (the sendmsg Event-UUID when given, as FREESWITCH.md describes)
 the completion, also when a hangup ends the application (fixture 01: park completes after UNPARK).
 """
 import logging
+import os
 import re
 import time
 import uuid as _uuid
@@ -155,7 +156,7 @@ def _transfer(ch, arg):
 def play(ch, source, terminators="", any_digit_breaks=False):
     """Play one source for its real duration. Returns "done", "break" or the terminator pressed."""
     try:
-        seconds = media.duration(source, ch.switch.sounds_dir)
+        seconds = ch.switch.media_duration(source)
     except media.MediaError as exc:
         ch.log.error("%s: %s", ch.uuid, exc)
         return "error"
@@ -301,6 +302,13 @@ def _record(ch, arg):
     threshold = _int(p[2] if len(p) > 2 else None, 0)
     silence_hits = _int(p[3] if len(p) > 3 else None, 0)
     terminators = ch.variables.get("playback_terminators", "*#")
+    directory = os.path.dirname(os.path.abspath(p[0]))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        # FREESWITCH.md: `record` into a directory that does not exist hangs the channel up with
+        # DESTINATION_OUT_OF_ORDER; the switch creates no directories (no RECORD_START either)
+        ch.log.error("%s: Error opening %s", ch.uuid, p[0])
+        ch.kill("DESTINATION_OUT_OF_ORDER")
+        ch.check()
     rec = ch.switch.record_start(ch, p[0], limit, record_app=True)
     cause = "success-maxtime"
 

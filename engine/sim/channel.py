@@ -369,6 +369,10 @@ class Channel:
                         self.check()
                         break
                     if apps is None:
+                        if self.context not in self.switch.dialplan.contexts:
+                            # FREESWITCH.md: a transfer into a context that does not exist logs
+                            # this and the leg is hung up (nothing to route to)
+                            self.log.error("%s: Context %s not found", self.uuid, self.context)
                         apps = self.switch.dialplan.lookup(self)
                         if apps is None:      # no extension matched: refused from CS_ROUTING
                             self.kill("NO_ROUTE_DESTINATION")

@@ -34,7 +34,7 @@ def register(subparsers):
 
 def _dialplan_dir(args, password):
     if args.dialplan:
-        return Path(args.dialplan)
+        return Path(args.dialplan).resolve()
     from engine.fsconf import render
     from engine.settings import load_settings
     settings = load_settings(args.config, env={**os.environ, "HOTLINE_ESL_PASSWORD": password})
@@ -56,7 +56,9 @@ def run(args):
     except (ScenarioError, SettingsError, OSError) as exc:
         print(f"hotline sim: {exc}", file=sys.stderr)
         return 2
-    switch = Switch(dialplan_dirs=[dialplan], password=password)
+    # the rendered tree's modules.conf.xml / local_stream.conf.xml, next to its dialplan/
+    conf_dir = dialplan.parent if (dialplan.parent / "autoload_configs").is_dir() else None
+    switch = Switch(dialplan_dirs=[dialplan], password=password, conf_dir=conf_dir)
     try:
         switch.start(host or "127.0.0.1", int(port))
     except (OSError, ValueError) as exc:

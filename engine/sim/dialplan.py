@@ -30,6 +30,7 @@ class Dialplan:
     def __init__(self, dirs=(), global_vars=None):
         self.global_vars = global_vars if global_vars is not None else {}
         self.contexts = {}          # name -> [extension dict]
+        self.context_xml = {}       # name -> the first <context> element of that name (xml_locate)
         self.files = []
         self.on_api = None          # callback(command, arg): the switch emits an API event
         for d in dirs:
@@ -54,6 +55,7 @@ class Dialplan:
             raise DialplanError(f"{path}: {exc}") from None
         contexts = [root] if root.tag == "context" else root.iter("context")
         for ctx in contexts:
+            self.context_xml.setdefault(ctx.get("name", "default"), ctx)
             exts = self.contexts.setdefault(ctx.get("name", "default"), [])
             for ext in ctx.findall("extension"):
                 exts.append(self._extension(ext, path))

@@ -7,7 +7,10 @@ subscribe(callback) / unsubscribe(callback).
 
 Additions (additive): `global_vars=` (dialplan `${name}` / `$${name}` values, e.g. the test
 dialplan's `engine_socket`, also settable later in `switch.global_vars`), `heartbeat()`,
-`listener_queue_max`, `heartbeat_interval` (seconds, read when start() runs its timer).
+`listener_queue_max`, `heartbeat_interval` (seconds, read when start() runs its timer),
+`conf_dir=` (a rendered configuration: its modules.conf.xml and local_stream.conf.xml decide which
+modules are loaded and which music streams exist; default the fixtures' vanilla switch, see
+engine/sim/modules.py), `media_duration(source)`.
 """
 import logging
 import time
@@ -16,6 +19,8 @@ import uuid as _uuid
 import gevent
 
 from engine.sim import api as api_commands
+from engine.sim import media as sim_media
+from engine.sim import modules as sim_modules
 from engine.sim.channel import Channel
 from engine.sim.dialplan import Dialplan
 from engine.sim.esl_server import InboundServer
@@ -30,7 +35,7 @@ HEARTBEAT_SECONDS = 20
 
 class Switch:
     def __init__(self, dialplan_dirs=(), password="ClueCon", hostname="sim", core_uuid=None,
-                 sounds_dir=None, global_vars=None):
+                 sounds_dir=None, global_vars=None, conf_dir=None):
         self.password = password
         self.hostname = hostname
         self.core_uuid = core_uuid or str(_uuid.uuid4())
@@ -41,6 +46,10 @@ class Switch:
         self.dialplan.on_api = lambda cmd, arg: self.emit(
             "API", {"API-Command": cmd, "API-Command-Argument": arg})
         self.factory = EventFactory(self.core_uuid, hostname)
+        self.modules = set(sim_modules.VANILLA_MODULES)
+        self.local_streams = {}       # name -> directory (the fixtures' switch had no sound files)
+        if conf_dir is not None:
+            self.load_conf(conf_dir)
         self.media = MediaManager()
         self.channels = {}
         self.endpoints = {}
@@ -67,6 +76,24 @@ class Switch:
         self._spawned = set()
         from engine.sim.conference import Conferences
         self.conferences = Conferences(self)
+
+    def load_conf(self, conf_dir):
+        """Modules and music streams as a switch started with this configuration has them."""
+        modules = sim_modules.read_modules(str(conf_dir))
+        if modules is not None:
+            self.modules = set(modules)
+        self.local_streams = sim_modules.read_local_streams(str(conf_dir), self.global_vars)
+
+    def media_duration(self, source):
+        """Seconds `source` plays (None: until stopped); MediaError when the switch cannot open it:
+        the module for its kind is not loaded, the stream is unknown, the file is missing. The
+        playback then completes at once with FILE NOT FOUND (fixture 07 cases D and E)."""
+        module = sim_modules.module_for(source)
+        if module is not None and module not in self.modules:
+            raise sim_media.MediaError(f"{source}: {module} is not loaded")
+        if source.startswith("local_stream://") and not sim_modules.stream_playable(self.local_streams, source):
+            raise sim_media.MediaError(f"Unknown source {source}")
+        return sim_media.duration(source, self.sounds_dir)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self, host="127.0.0.1", port=0):

@@ -1,12 +1,15 @@
 """Which tickets a call's CDR asks for (pure: a CDR dict in, ticket specs out).
 
 - voicemail (tag `voicemail:<box>`) -> a voicemail ticket with the message file
-  (extra.voicemail_path; the IVR voicemail node may keep it in extra.variables instead);
+  (extra.voicemail_path; the IVR voicemail node may keep it in extra.variables instead); never one
+  pointing at a file that does not exist: without the file it is a callback ticket;
 - missed (the caller reached a queue and no agent took the call, or the call is tagged
   `wanted_agent` or `callback`) -> a callback ticket, unless the caller left a voicemail (that
   ticket already means "call them back") or was transferred on to an outside number;
 - a survey score of 4 (不满意) or 5 (非常不满意) -> a complaint_review ticket.
 """
+import os
+
 from engine.tickets.config import KIND_CATEGORIES
 
 SCORE_WORDS = {4: "不满意", 5: "非常不满意"}
@@ -23,10 +26,13 @@ def tickets_for_cdr(cdr):
     if boxes:
         path = voicemail_path(extra)
         seconds = extra.get("voicemail_seconds") or (extra.get("variables") or {}).get("voicemail_seconds")
-        summary = f"来电留言（信箱 {boxes[-1]}" + (f"，{seconds} 秒" if seconds else "") + "）"
-        if not path:
-            summary += "；留言文件未记录在话单中"
-        out.append(spec("voicemail", summary, recording=path))
+        if path and os.path.isfile(path):
+            summary = f"来电留言（信箱 {boxes[-1]}" + (f"，{seconds} 秒" if seconds else "") + "）"
+            out.append(spec("voicemail", summary, recording=path))
+        else:
+            # the caller wanted to leave a message and none was recorded: they still need a call
+            out.append(spec("callback", f"来电人留言未录成（信箱 {boxes[-1]}），请回拨 "
+                                        f"{cdr.get('caller_number') or '?'}"))
     elif missed(cdr, tags, extra):
         out.append(spec("callback", callback_summary(cdr, tags, extra)))
     score = cdr.get("satisfaction")

@@ -14,11 +14,12 @@ def handle(call, node, ctx):
     path = ctx.voicemail_path(call, p["box"])
     result = call.record(str(path), p["max_seconds"], p["silence_seconds"], "#")
     call.tags.append("voicemail:" + p["box"])
-    call.variables["voicemail_path"] = result.get("path", str(path))
+    # no path when no file was written: the ticket rules then ask for a callback instead
+    call.variables["voicemail_path"] = result.get("path") or ""
     call.variables["voicemail_seconds"] = result.get("seconds", 0)
     info = getattr(call, "info", None)      # the CDR's fields: the ticket module finds the message there
     if isinstance(info, dict):
-        info.setdefault("extra", {}).update(voicemail_path=call.variables["voicemail_path"],
+        info.setdefault("extra", {}).update(voicemail_path=call.variables["voicemail_path"] or None,
                                             voicemail_seconds=call.variables["voicemail_seconds"])
     if p["goodbye"]:
         ctx.play(call, p["goodbye"], interruptible=False)
