@@ -28,6 +28,7 @@ class DialplanError(Exception):
 
 class Dialplan:
     def __init__(self, dirs=(), global_vars=None):
+        self.matched_name = ""            # name of the extension the last lookup matched first
         self.global_vars = global_vars if global_vars is not None else {}
         self.contexts = {}          # name -> [extension dict]
         self.files = []
@@ -110,6 +111,7 @@ class Dialplan:
         """[(app, data)] for the channel's destination in its context; None if nothing matches."""
         found = []
         matched_any = False
+        self.matched_name = ""
         for ext in self.contexts.get(ch.context, []):
             ext_actions = []
             matched = True
@@ -134,6 +136,7 @@ class Dialplan:
                     matched = False
                     break
             if matched:
+                self.matched_name = self.matched_name or ext["name"]
                 matched_any = True
                 found.extend(ext_actions)
                 if not ext["continue"]:
