@@ -9,7 +9,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import unquote
 
-import gevent
 from gevent.event import AsyncResult
 
 from engine.esl.connection import InboundConnection
@@ -145,4 +144,3 @@ def test_a_leg_bridged_by_uuid_bridge_gets_no_file_as_the_second_leg(switch, tmp
     finally:
         conn.stop()
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"a_{a}.cdr.xml"]
-    gevent.sleep(0)
