@@ -22,10 +22,11 @@ from engine.callapi import CallGone
 from engine.calls import Call
 from engine.cdr.record import cdr_from_hangup
 from engine.cdr.store import CdrStore
-from engine.cdr.xmlcdr import import_dir
+from engine.cdr.xmlcdr import ENGINE_VARIABLE, import_dir
 from engine.esl import commands
 from engine.esl.connection import InboundConnection
 from engine.esl.outbound import OutboundServer
+from engine.netutil import engine_id
 
 log = logging.getLogger("hotline.engine")
 
@@ -50,6 +51,11 @@ class Engine:
         self._recent_hangups = collections.OrderedDict()  # uuid -> CHANNEL_HANGUP_COMPLETE (inbound)
         self.cdrs_written = 0
         s = settings
+        self.engine_id = engine_id(s)
+        # host:port our socket application dials (as fsconf renders it): the switch's CDR file of a
+        # call we served names it in its app_log
+        self.socket_target = commands.socket_arg(s.outbound.advertise_host or s.outbound.listen_host,
+                                                 s.outbound.listen_port).split()[0]
         self.store = CdrStore(s.database.url, s.paths.cdr_spool, retries=s.database.retries,
                               busy_timeout=s.database.busy_timeout,
                               drain_interval=s.database.spool_drain_interval)
@@ -65,7 +71,7 @@ class Engine:
         from engine.media.recordings import Archiver
         self.archiver = Archiver(settings, alarm_hooks=[self._recording_alarm])
         self.esl.on("RECORD_STOP", self.archiver.on_record_stop)
-        self.acd = acd if acd is not None else make_acd(settings, self.esl)
+        self.acd = acd if acd is not None else make_acd(settings, self.esl, self.engine_id)
         if self.acd is not None:
             for name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "DTMF"):
                 self.esl.on(name, self.acd.on_esl_event)
@@ -176,6 +182,7 @@ class Engine:
             return
         self.calls[call.uuid] = call
         self._idle.clear()
+        gevent.spawn(self._mark_call, call)
         call.log.info("call from %r <%s> to %s", call.caller_id_name, call.caller_id_number,
                       call.destination_number)
         try:
@@ -215,10 +222,19 @@ class Engine:
         self.cdrs_written += 1
 
     # --- the switch's own CDR files -----------------------------------------------------------
+    def _mark_call(self, call):
+        """Our id on the caller's leg: on a switch shared by several engines, the leg's CDR file
+        then says whose call it was (engine.cdr.xmlcdr)."""
+        try:
+            self.esl.api(commands.uuid_setvar(call.uuid, ENGINE_VARIABLE, self.engine_id))
+        except Exception as exc:            # the file still names our socket in its app_log
+            call.log.info("engine id not set on the leg: %s", exc)
+
     def _import_switch_cdrs(self):
         try:
             return import_dir(self.store, self.settings.switch.cdr_dir, set(self.settings.trunk.dids),
-                              live_uuids=set(self.calls))
+                              live_uuids=set(self.calls), engine_id=self.engine_id,
+                              socket_target=self.socket_target)
         except Exception:
             log.exception("switch CDR import failed; will retry")
             return 0
@@ -288,7 +304,7 @@ class Engine:
             gevent.spawn(self._import_switch_cdrs)
 
 
-def make_acd(settings, esl):
+def make_acd(settings, esl, engine_id=None):
     """The ACD when agents and queues files exist (they name who takes calls); else None."""
     if not (settings.files.agents.is_file() and settings.files.queues.is_file()):
         log.info("no ACD: %s or %s missing; callers who want a person hear an apology",
@@ -299,7 +315,7 @@ def make_acd(settings, esl):
     from engine.media.prompts import PromptRenderer
     renderer = PromptRenderer(settings.tts, settings.paths.prompt_cache)
     audit = AuditLog(settings.database.url).open()
-    return Acd(settings, esl, renderer=renderer, audit=audit)
+    return Acd(settings, esl, renderer=renderer, audit=audit, engine_id=engine_id)
 
 
 def default_call_handler(settings, acd=None):

@@ -255,8 +255,11 @@ def test_engine_killed_mid_call_cdrs_come_from_the_switch_files(tmp_path):
             cdrs = {c["uuid"]: c for c in engine.store.list()}
             assert set(cdrs) == {ch.uuid for ch in channels}
             assert all("from_switch_cdr" in c["tags"] and c["answer_time"] for c in cdrs.values())
-            assert not list(settings.switch.cdr_dir.glob("*.cdr.xml"))      # all moved to done/
-            assert (settings.switch.cdr_dir / "done" / "broken.cdr.xml.bad").exists()
+            # ours moved to done/; the bystander's and the unreadable file are left as they were
+            assert sorted(p.name for p in settings.switch.cdr_dir.glob("*.cdr.xml")) == [
+                "0b0b0b0b-0000-4000-8000-000000000001.cdr.xml", "broken.cdr.xml"]
+            assert sorted(p.name for p in (settings.switch.cdr_dir / "done").iterdir()) == sorted(
+                f"a_{ch.uuid}.cdr.xml" for ch in channels)
         finally:
             engine.shutdown(grace=0)
     finally:

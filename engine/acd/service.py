@@ -10,12 +10,12 @@ engine.esl.commands.
 """
 import dataclasses
 import logging
-import socket
 import statistics
 import time
 
 import gevent
 
+from engine import netutil
 from engine.acd import waiting
 from engine.acd.agents import AgentBoard
 from engine.acd.config import load_acd
@@ -69,7 +69,7 @@ class Acd:
         self.esl = esl
         self.renderer = renderer
         # Stable across restarts (host and call port): a restarted engine knows its own leftovers.
-        self.engine_id = engine_id or f"{socket.gethostname()}:{settings.outbound.listen_port}"
+        self.engine_id = engine_id or netutil.engine_id(settings)
         self.config = load_acd(settings.files.agents, settings.files.queues)
         self.store = store or AcdStore(settings.redis.url, prefix=settings.redis.prefix)
         self.audit = audit
@@ -210,6 +210,10 @@ class Acd:
         self.store.remember_agent(commands.safe_number(call.caller_id_number), agent_id,
                                   queue.repeat_caller_hours)
         call.log.info("agent %s answered after %.1f s in queue", agent_id, waited)
+        # On the caller's leg, so that the switch's own CDR file names the agent if this engine
+        # dies mid-call. Through the api: the caller's leg runs an event-locked `bridge`, which
+        # holds back a `sendmsg execute set` until the bridge ends (fixture 08).
+        gevent.spawn(self.api_quiet, commands.uuid_setvar(call.uuid, "hotline_agent", agent_id))
         # the flow's queue node may set the policy for its callers; else the queue's own
         if (getattr(call, "record_policy", None) or queue.record) == "all":
             gevent.spawn(self.start_recording, call)

@@ -50,6 +50,9 @@ def serve(acd, call, queue_name, joined=None, hops=0):
         acd.count(queue_name, offered=1)
     call.info["queue"] = queue_name
     call.info.setdefault("queue_joined", joined)
+    # on the caller's leg, so that the switch's own CDR file names the queue if this engine dies
+    # before it writes the CDR (the leg runs no bridge yet: the api reaches it at once)
+    acd.api_quiet(commands.uuid_setvar(call.uuid, "hotline_queue", queue_name))
     call.log.info("joined queue %s (priority %d%s)", queue_name, priority,
                   f", last agent {preferred}" if preferred else "")
     served = False

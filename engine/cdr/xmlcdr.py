@@ -1,97 +1,228 @@
 """CDRs for calls the engine did not see end: read from the switch's own mod_xml_cdr files.
 
 If the engine dies mid-call (crash, kill -9, host trouble), its outbound sockets close, the
-switch ends those calls, and no CHANNEL_HANGUP_COMPLETE ever reaches us. mod_xml_cdr still writes
-`<log-dir>/<uuid>.cdr.xml` for every trunk leg (freeswitch_conf/autoload_configs/xml_cdr.conf.xml
-points log-dir at settings.switch.cdr_dir). At start-up, and every few minutes, the engine imports
-the files of calls to its DIDs that have no CDR yet, then moves every file it has looked at to
-`done/`, so a file is read once and nothing is deleted.
+switch ends those calls (or lets a running bridge go on), and no CHANNEL_HANGUP_COMPLETE ever
+reaches us. mod_xml_cdr still writes a file per leg into settings.switch.cdr_dir. At start-up,
+and every minute, the engine imports the files of its own trunk calls that have no CDR yet and
+moves them to `done/`, so a file is read once and nothing is deleted.
+
+What is in that directory (fixture 11, FREESWITCH.md): with the vanilla xml_cdr.conf.xml the files
+are `a_<uuid>.cdr.xml` (`prefix-a-leg=true`; `<uuid>.cdr.xml` without it) for every leg without an
+originator: the trunk's inbound legs, but also every leg originated by API (consult and supervisor
+legs, test calls) and, on a switch shared by several engines, other engines' calls. So the uuid
+comes from the file, never from its name, and a file is imported only if it is
+- a trunk leg: direction inbound, the trunk's context and SIP profile, no `hotline_role` (the
+  engine's own legs carry one), dialled to one of our DIDs;
+- ours: its `hotline_engine` variable (the engine sets it on every call it takes) names us, or,
+  if the engine never got to set it, the dialplan's `socket` application dialled our socket.
+Everything else is left where it is, untouched: it belongs to someone else. A file that is not
+(yet) readable XML is left too: mod_xml_cdr writes the final name directly, so it may be half
+written; it is reported once.
 """
+import dataclasses
 import logging
 import os
 import xml.etree.ElementTree as ET
 from urllib.parse import unquote
 
 from engine.cdr.record import cdr_from_hangup
+from engine.esl import commands
 from engine.esl.protocol import Event
 
 log = logging.getLogger("hotline.cdr.xml")
+
+SUFFIX = ".cdr.xml"
+# Where trunk calls arrive: the `external` SIP profile, context `public` (freeswitch_conf's
+# sofia.conf.xml, dialplans/public.xml).
+TRUNK_CONTEXT = "public"
+TRUNK_PROFILE = "external"
+ENGINE_VARIABLE = "hotline_engine"      # set by the engine on each call it takes (daemon)
+QUEUE_VARIABLE = "hotline_queue"        # set on the caller's leg when it joins a queue (acd)
+AGENT_VARIABLE = "hotline_agent"        # set on the caller's leg when an agent answers (acd)
+ROLE_VARIABLE = "hotline_role"          # on legs the engine originates itself (consult, supervisor)
 
 # caller_profile element -> the event header cdr_from_hangup reads
 _PROFILE_HEADERS = {"caller_id_number": "Caller-Caller-ID-Number", "caller_id_name": "Caller-Caller-ID-Name",
                     "destination_number": "Caller-Destination-Number", "context": "Caller-Context",
                     "chan_name": "Channel-Name"}
+_REPORTED_MAX = 1000
+_reported = {}                          # unreadable file -> mtime already reported
 
 
 class XmlCdrError(ValueError):
     pass
 
 
-def event_from_xml(text):
-    """The CHANNEL_HANGUP_COMPLETE-shaped Event that an XML CDR describes."""
+@dataclasses.dataclass
+class SwitchCdr:
+    """What one mod_xml_cdr file says about one leg."""
+    uuid: str
+    direction: str
+    variables: dict         # URL-decoded
+    profile: dict           # the first caller profile: the call as it arrived, before any transfer
+    apps: list              # [(application, data)] of the app_log, in order
+
+    @property
+    def socket_target(self):
+        """host:port the dialplan's `socket` application dialled, if it ran."""
+        for app, data in self.apps:
+            if app == "socket" and data.split():
+                return data.split()[0]
+        return None
+
+
+def parse(text):
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
         raise XmlCdrError(f"not XML: {exc}") from None
     if root.tag != "cdr":
         raise XmlCdrError(f"root element is <{root.tag}>, not <cdr>")
-    headers = {}
-    for var in root.find("variables") if root.find("variables") is not None else ():
-        headers[f"variable_{var.tag}"] = unquote(var.text or "")
-    profile = root.find("callflow/caller_profile")
-    if profile is not None:
-        for tag, header in _PROFILE_HEADERS.items():
-            node = profile.find(tag)
-            if node is not None and node.text:
-                headers[header] = unquote(node.text)
-    uuid = headers.get("variable_uuid") or (profile.findtext("uuid") if profile is not None else None)
+    variables = {}
+    node = root.find("variables")
+    for var in node if node is not None else ():
+        variables.setdefault(var.tag, unquote(var.text or ""))
+    # one <callflow> per caller profile, newest first (switch_ivr_generate_xml_cdr); the last one
+    # is the call as the trunk delivered it (after a transfer the newest has another context)
+    flows = root.findall("callflow")
+    first = flows[-1].find("caller_profile") if flows else None
+    # caller profile text is written raw (XML-escaped, not URL-encoded): no unquote
+    profile = {child.tag: child.text or "" for child in first if len(child) == 0} if first is not None else {}
+    uuid = variables.get("uuid") or profile.get("uuid")
     if not uuid:
         raise XmlCdrError("no call uuid in the CDR")
-    headers["Unique-ID"] = unquote(uuid)
+    direction = variables.get("direction") or root.findtext("channel_data/direction") or ""
+    apps = [(a.get("app_name", ""), a.get("app_data", "")) for a in root.findall("app_log/application")]
+    return SwitchCdr(uuid, direction, variables, profile, apps)
+
+
+def event_of(cdr):
+    """The CHANNEL_HANGUP_COMPLETE-shaped Event that a switch CDR describes."""
+    headers = {f"variable_{name}": value for name, value in cdr.variables.items()}
+    for tag, header in _PROFILE_HEADERS.items():
+        if cdr.profile.get(tag):
+            headers[header] = cdr.profile[tag]
+    headers["Unique-ID"] = cdr.uuid
     headers["Event-Name"] = "CHANNEL_HANGUP_COMPLETE"
-    headers["Hangup-Cause"] = headers.get("variable_hangup_cause", "")
+    headers["Hangup-Cause"] = cdr.variables.get("hangup_cause", "")
     return Event(headers)
 
 
-def import_dir(store, cdr_dir, dids, live_uuids=()):
-    """Write CDRs for finished calls to `dids` found in cdr_dir; return how many were written.
+def event_from_xml(text):
+    return event_of(parse(text))
 
-    Files of calls still live here (`live_uuids`) are left for the next pass; files of calls that
-    already have a CDR, or of other numbers, are only moved aside.
+
+def not_a_trunk_leg(cdr, dids):
+    """Why this leg is not a call from the trunk to our numbers (None: it is one)."""
+    if cdr.direction != "inbound":
+        return f"direction {cdr.direction or '?'}"
+    if cdr.profile.get("context") != TRUNK_CONTEXT:
+        return f"context {cdr.profile.get('context') or '?'}"
+    profile = cdr.variables.get("sofia_profile_name")
+    if profile != TRUNK_PROFILE:
+        return f"SIP profile {profile or '?'}"
+    if cdr.variables.get(ROLE_VARIABLE):
+        return f"{ROLE_VARIABLE}={cdr.variables[ROLE_VARIABLE]}"
+    if cdr.profile.get("destination_number") not in dids:
+        return f"destination {cdr.profile.get('destination_number') or '?'} is not one of our numbers"
+    return None
+
+
+def served_by_us(cdr, engine_id, socket_target):
+    """Did this engine serve the call? Its mark on the leg says so; without one (the engine died
+    before setting it), the socket the dialplan dialled; a call that never reached any engine is
+    ours by its DID."""
+    owner = cdr.variables.get(ENGINE_VARIABLE)
+    if owner:
+        # uuid_setvar carried it as inert text (commands.safe_text: "host:8084" -> "host 8084")
+        return engine_id is None or owner in (engine_id, commands.safe_text(engine_id, 256))
+    dialled = cdr.socket_target
+    if dialled and socket_target:
+        return dialled == socket_target
+    return True
+
+
+def engine_facts(cdr):
+    """Queue, agent and talk time the engine left on the caller's leg (for a CDR it never wrote)."""
+    v = cdr.variables
+    facts = {}
+    if v.get(QUEUE_VARIABLE):
+        facts["queue"] = v[QUEUE_VARIABLE]
+    if v.get(AGENT_VARIABLE):
+        facts["agent"] = v[AGENT_VARIABLE]
+        # the switch's own bridge time: the agent talked from then until the leg ended
+        bridged, ended = _int(v.get("bridge_uepoch")), _int(v.get("end_uepoch"))
+        if bridged and ended and ended >= bridged:
+            facts["talk_seconds"] = round((ended - bridged) / 1e6, 3)
+    return facts
+
+
+def import_dir(store, cdr_dir, dids, live_uuids=(), engine_id=None, socket_target=None):
+    """Write CDRs for this engine's finished trunk calls found in cdr_dir; return how many.
+
+    Our files of calls still live here (`live_uuids`) are left for the next pass; ours that
+    already have a CDR are only moved aside; files that are not ours are not touched.
     """
     if not cdr_dir or not os.path.isdir(cdr_dir):
         return 0
     done = os.path.join(cdr_dir, "done")
-    os.makedirs(done, exist_ok=True)
     written = 0
     for name in sorted(os.listdir(cdr_dir)):
-        if not name.endswith(".cdr.xml"):
-            continue
         path = os.path.join(cdr_dir, name)
-        uuid = name[:-len(".cdr.xml")]
-        if uuid in live_uuids:
+        if not name.endswith(SUFFIX) or not os.path.isfile(path):
             continue
         try:
             with open(path, encoding="utf-8", errors="replace") as f:
-                event = event_from_xml(f.read())
+                cdr = parse(f.read())
         except (OSError, XmlCdrError) as exc:
-            log.error("%s: cannot read switch CDR: %s (kept as %s.bad)", path, exc, name)
-            _move(path, os.path.join(done, name + ".bad"))
+            _report_unreadable(path, exc)
+            continue
+        why_not = not_a_trunk_leg(cdr, dids)
+        if why_not or not served_by_us(cdr, engine_id, socket_target):
+            log.debug("%s: not ours (%s), left in place", name, why_not or "another engine's call")
+            continue
+        if cdr.uuid in live_uuids:
             continue
         try:
-            known = store.get(event.uuid) is not None
+            known = store.get(cdr.uuid) is not None
         except Exception as exc:          # database away: leave the files for the next pass
             log.warning("switch CDR import paused, database unavailable: %s", exc)
             return written
-        if event.get("Caller-Destination-Number") in dids and not known:
-            record = cdr_from_hangup(event, {"tags": ["from_switch_cdr"],
-                                             "extra": {"source": "mod_xml_cdr"}})
+        if not known:
+            facts = engine_facts(cdr)
+            record = cdr_from_hangup(event_of(cdr), {
+                "tags": ["from_switch_cdr"], **facts,
+                "extra": {"source": "mod_xml_cdr",
+                          **({"talk_from": "switch bridge time"} if "talk_seconds" in facts else {})}})
             if store.write(record):
-                log.info("[%s] CDR written from the switch's XML CDR (the engine missed its end)",
-                         event.uuid)
+                log.info("[%s] CDR written from the switch's XML CDR (the engine missed its end)%s",
+                         cdr.uuid, f": queue {facts.get('queue')}, agent {facts.get('agent')}"
+                         if facts else "")
             written += 1
+        os.makedirs(done, exist_ok=True)
         _move(path, os.path.join(done, name))
     return written
+
+
+def _report_unreadable(path, exc):
+    try:
+        mtime = os.path.getmtime(path)
+    except OSError:
+        return                          # gone meanwhile (its owner moved it)
+    if _reported.get(path) == mtime:
+        return
+    if len(_reported) >= _REPORTED_MAX:
+        _reported.clear()
+    _reported[path] = mtime
+    log.warning("%s: cannot read switch CDR (%s); left in place (it may still be being written, "
+                "or belong to another engine)", path, exc)
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _move(src, dst):

@@ -12,6 +12,7 @@ import uuid as _uuid
 
 from engine.sim import media
 from engine.sim.channel import Hangup
+from engine.sim.events import now_us
 
 log = logging.getLogger("hotline.sim.apps")
 
@@ -38,6 +39,8 @@ def execute(ch, name, arg="", event_uuid=None, loops=1):
         ch.emit("CHANNEL_EXECUTE_COMPLETE", dict(info, **{"Application-Response": "INVALID APPLICATION"}))
         return
     ch.current_app = name
+    # switch_core_session_exec logs every application it runs: the XML CDR's <app_log> (fixture 11)
+    ch.app_log.append((name, arg or "", now_us()))
     ch.set_var("current_application", name)
     ch.set_var("current_application_data", arg or None)
     ch.emit("CHANNEL_EXECUTE", info)

@@ -24,6 +24,9 @@ def uuid_bridge(switch, a, b):
     # already carry the Other-Leg block (fixture 02).
     a.other, a.other_type = b, "originatee"
     b.other, b.other_type = a, "originator"
+    # switch_ivr_uuid_bridge sets the originator caller profile on the second leg: from then on
+    # mod_xml_cdr (log-b-leg=false) writes no file for it
+    b.originator = a.uuid
     a.wake()
     b.wake()
 

@@ -28,6 +28,11 @@ def add_cdr_variables(ch):
     v["start_stamp"] = v["profile_start_stamp"] = stamp(start)
     if answered:
         v["answer_stamp"] = stamp(answered)
+    # only for what happened, as fixture 11's files show (the unbridged caller leg has neither)
+    if t["bridged"]:
+        v["bridge_stamp"] = stamp(t["bridged"])
+    if t["progress"]:
+        v["progress_stamp"] = stamp(t["progress"])
     v["end_stamp"] = stamp(end)
     for key, us in (("start", start), ("profile_start", start), ("answer", answered),
                     ("bridge", t["bridged"]), ("last_hold", 0), ("hold_accum", None),

@@ -78,6 +78,13 @@ class Channel:
         self.stop_loops = False
         self.transfer_to = None
         self.call_uuid = None             # a bridged B leg belongs to the A leg's call
+        # The leg whose session originated this one (the B leg of a `bridge`, the second leg of a
+        # uuid_bridge): the switch gives such a leg an originator caller profile, and mod_xml_cdr
+        # with log-b-leg=false writes no file for it (fixture 11).
+        self.originator = None
+        self.app_log = []                 # (app, data, µs) of every application run: the CDR's app_log
+        self.extension = None             # (name, number, [(app, data)]) the dialplan matched
+        self.old_profiles = []            # caller profiles before transfers/uuid_bridge, newest first
         self.rdnis = ""
         self.transfer_source = ""
         self.profile_index = 1
@@ -318,9 +325,18 @@ class Channel:
 
     def new_profile(self, source):
         """A transfer or uuid_bridge gives the channel a new caller profile (Profile-Index + 1)."""
+        self.old_profiles.insert(0, self.profile_snapshot())
         self.times["transfer"] = now_us()
         self.transfer_source = f"{int(time.time())}:{_uuid.uuid4()}:{source}"
         self.profile_index += 1
+
+    def profile_snapshot(self):
+        """The caller profile as it stands (a `<callflow>` of the XML CDR)."""
+        return {"profile_index": self.profile_index, "destination_number": self.destination_number,
+                "context": self.context, "dialplan": self.dialplan, "caller_id_name": self.caller_id_name,
+                "caller_id_number": self.caller_id_number, "callee_id_name": self.callee_id_name,
+                "callee_id_number": self.callee_id_number, "rdnis": self.rdnis,
+                "extension": self.extension, "times": dict(self.times)}
 
     def hangup(self, cause="NORMAL_CLEARING"):
         """The far end hangs up: BYE when answered, CANCEL (inbound) or refusal (outbound) before."""
@@ -377,6 +393,8 @@ class Channel:
                         if apps is None:      # no extension matched: refused from CS_ROUTING
                             self.kill("NO_ROUTE_DESTINATION")
                             break
+                        self.extension = (self.switch.dialplan.matched_name, self.destination_number,
+                                          list(apps))
                     # a transferred, answered call rings again while routing (fixture 03)
                     self.set_state("CS_EXECUTE", "ACTIVE" if self.answered else None)
                     for app, arg in apps or ():
@@ -456,8 +474,8 @@ class Channel:
         self.set_state("CS_REPORTING")
         cdrvars.add_cdr_variables(self)
         self.emit("CHANNEL_HANGUP_COMPLETE", {"Hangup-Cause": self.hangup_cause})
-        if self.switch.xml_cdr_dir and self.direction == "inbound":
-            xmlcdr.write(self, self.switch.xml_cdr_dir)     # mod_xml_cdr, log-b-leg=false
+        if self.switch.xml_cdr_dir:
+            xmlcdr.on_reporting(self)                      # mod_xml_cdr's file, if it writes one
         for hold in list(self.destroy_holds):
             hold.channel_hungup(self)
         peer = self.sip_peer

@@ -28,6 +28,7 @@ class DialplanError(Exception):
 
 class Dialplan:
     def __init__(self, dirs=(), global_vars=None):
+        self.matched_name = ""            # name of the extension the last lookup matched first
         self.global_vars = global_vars if global_vars is not None else {}
         self.contexts = {}          # name -> [extension dict]
         self.context_xml = {}       # name -> the first <context> element of that name (xml_locate)
@@ -112,6 +113,7 @@ class Dialplan:
         """[(app, data)] for the channel's destination in its context; None if nothing matches."""
         found = []
         matched_any = False
+        self.matched_name = ""
         for ext in self.contexts.get(ch.context, []):
             ext_actions = []
             matched = True
@@ -136,6 +138,7 @@ class Dialplan:
                     matched = False
                     break
             if matched:
+                self.matched_name = self.matched_name or ext["name"]
                 matched_any = True
                 found.extend(ext_actions)
                 if not ext["continue"]:

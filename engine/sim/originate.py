@@ -77,6 +77,9 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
     a = Channel(switch, name, "outbound", cid_num, cid_name, ext, uuid=a_uuid, context="default",
                 dialplan="", source="src/switch_ivr_originate.c", network_addr="")
     a.callee_id_number, a.callee_id_name = ext, ext
+    # switch_core_session_outgoing_channel gives the new leg an originator caller profile only when
+    # a session originates it (the bridge app); an API originate has none (fixture 11).
+    a.originator = originator.uuid if originator is not None else None
     a.variables.update(_outbound_variables(a, variables))
     if kind in ("sofia", "user", "gateway"):
         from engine.sim.sipvars import outbound_sip_variables

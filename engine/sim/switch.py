@@ -60,7 +60,11 @@ class Switch:
         self.sessions_since_startup = 0
         self.peak_sessions = 0
         self.max_sessions = 1000
-        self.xml_cdr_dir = None       # set: write <uuid>.cdr.xml per trunk leg, as mod_xml_cdr does
+        # mod_xml_cdr: set xml_cdr_dir to write a file per leg as the vanilla xml_cdr.conf.xml does
+        # (prefix-a-leg=true, log-b-leg=false: engine/sim/xmlcdr.py, fixture 11)
+        self.xml_cdr_dir = None
+        self.xml_cdr_prefix_a = True
+        self.xml_cdr_log_b = False
         self.listener_queue_max = 100_000      # events queued per ESL listener before it loses some
         self.heartbeat_interval = HEARTBEAT_SECONDS
         # A BYE between the two legs of a loopback SIP call reaches the far leg ~20 ms after the near
