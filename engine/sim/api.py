@@ -319,7 +319,7 @@ def _uuid_hold(switch, arg):
         ch.held = True
         music = ch.variables.get("hold_music")
         if music and music != "silence" and partner is not None:
-            partner.queue_message({"app": "playback", "arg": music, "loops": 1000})
+            partner.queue_message(switch.private_message("playback", music, loop=True))
         ch.emit("CHANNEL_HOLD")
     elif mode == "off" and held:
         ch.held = False
@@ -347,11 +347,9 @@ def _uuid_broadcast(switch, arg):
     app, _, app_arg = path.partition("::")
     for t in targets:
         if app_arg:
-            t.queue_message({"app": app, "arg": app_arg.replace("::", " ")})
+            t.queue_message(switch.private_message(app, app_arg.replace("::", " ")))
         else:
-            t.queue_message({"app": "playback", "arg": path, "private": {
-                "call-command": "execute", "execute-app-name": "playback", "execute-app-arg": path,
-                "event-lock": "true", "lead-frames": "5"}})
+            t.queue_message(switch.private_message("playback", path))
     return "+OK Message sent\n"
 
 

@@ -168,12 +168,12 @@ class Channel:
             self.other._profile("Other-Leg-", f)
         return f
 
-    def emit(self, name, extra=None, body="", subclass=""):
+    def emit(self, name, extra=None, body="", subclass="", prefix=()):
         fields = self.fields()
         if extra:
             fields.update(extra)
         ev = self.switch.factory.make(name, fields, list(self.variables.items()), body=body,
-                                      subclass=subclass, uuid=self.uuid)
+                                      subclass=subclass, uuid=self.uuid, prefix=prefix)
         self.events.append(name if not subclass else f"{name}::{subclass}")
         self.switch.dispatch(ev)
         return ev
@@ -423,9 +423,16 @@ class Channel:
             finally:
                 if msg.get("private") and media_ready:
                     # the switch fires the consumed message as PRIVATE_COMMAND (fixtures 01, 04, 05)
-                    self.emit("PRIVATE_COMMAND", msg["private"])
+                    self.fire_private(msg)
             if not media_ready:
                 return
+
+    def fire_private(self, msg):
+        """A consumed private event, fired: switch_ivr_parse_next_event sets its id to
+        PRIVATE_COMMAND and appends the core block and the channel's headers after the headers the
+        event already had (switch_event_prep_for_delivery, switch_channel_event_set_data). Those
+        are the client's `sendmsg` headers, or a broadcast's whole COMMAND event (Switch.private_message)."""
+        self.emit("PRIVATE_COMMAND", body=msg.get("private_body", ""), prefix=msg["private"])
 
     def park_loop(self, stop=None):
         """Park: run queued messages until hangup, transfer or `stop()` (the `park` app, socket async)."""
