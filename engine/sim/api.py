@@ -296,7 +296,7 @@ def _uuid_recv_dtmf(switch, arg):
         return "-USAGE: <uuid> <dtmf_data>\n"
     for d in words[1].split("@")[0]:
         ch.receive_dtmf(d, source="APP")
-    return "+OK\n"
+    return f"+OK {ch.uuid} received DTMF {words[1]}.\n"      # fixtures 09, 09b
 
 
 @command("uuid_hold")
@@ -371,6 +371,32 @@ def _uuid_transfer(switch, arg):
     for t in targets:
         t.transfer(rest[0], context)
     return "+OK\n"
+
+
+@command("uuid_park")
+def _uuid_park(switch, arg):
+    """`uuid_park <uuid>` (mod_commands, switch_ivr_park_session): out of what it runs (a bridge:
+    its partner is hung up), into CS_PARK; a parked leg still delivers its phone's DTMF (fixture 10)."""
+    from engine.sim.channel import PARK
+    words = arg.split()
+    ch = _channel(switch, words[0]) if words else None
+    if ch is None or not ch.alive:
+        return NO_CHANNEL
+    if not ch.parked:
+        ch.transfer_to = (PARK, None, None)
+        ch.wake()
+    return "+OK\n"
+
+
+@command("uuid_set_media_stats")
+def _uuid_set_media_stats(switch, arg):
+    """Copies the RTP statistics into channel variables (fixture 10's reply); the simulator keeps
+    no RTP counters, so only the reply is the switch's."""
+    words = arg.split()
+    ch = _channel(switch, words[0]) if words else None
+    if ch is None:
+        return NO_CHANNEL
+    return "+OK:\n"
 
 
 @command("uuid_record")
