@@ -169,6 +169,10 @@ class Channel:
             if self.read_codec:
                 f.update(zip(("Channel-Read-Codec-Name", "Channel-Read-Codec-Rate",
                               "Channel-Read-Codec-Bit-Rate"), self.read_codec))
+        if self.state == "CS_NEW":
+            # sofia fires the CS_NEW state before it sets the caller profile: no Caller-* block
+            # (fixture 01), so a `filter Caller-Caller-ID-Number` connection never sees it (fixture 12)
+            return f
         self._profile("Caller-", f)
         if self.other is not None:
             f["Other-Type"] = self.other_type or "originatee"

@@ -45,6 +45,7 @@ class Switch:
         self.channels = {}
         self.endpoints = {}
         self.pstn = {}                # number -> endpoint reached through the trunk gateway
+        self.sofia_calls = {}         # profile -> {"inbound": n, "outbound": n} since start
         self.listeners = []           # ESL sessions with a subscription
         self.callbacks = []           # subscribe(callback)
         self.started_at = time.time()
@@ -157,6 +158,10 @@ class Switch:
 
     def add_channel(self, ch):
         self.channels[ch.uuid] = ch
+        parts = ch.name.split("/")
+        if parts[0] == "sofia" and len(parts) > 2:   # CALLS-IN / CALLS-OUT of `sofia status profile`
+            calls = self.sofia_calls.setdefault(parts[1], {})
+            calls[ch.direction] = calls.get(ch.direction, 0) + 1
         self.sessions_since_startup += 1
         self.peak_sessions = max(self.peak_sessions, len(self.channels))
 
