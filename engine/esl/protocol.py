@@ -237,6 +237,10 @@ class Parser:
                     line = line.rstrip("\r")
                 headers = _parse_header_lines(block, "message")
                 length = headers.get("Content-Length")
+                if length is None and self.commands:
+                    # mod_event_socket's read_packet matches the name with strcasecmp: a client's
+                    # `content-length` (fixtures 07, 08, 11, 12 send it lowercase) carries a body too
+                    length = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
                 if length is None:
                     out.append(Message(headers, b"", line))
                     continue

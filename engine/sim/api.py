@@ -190,18 +190,61 @@ def _uuid_dump(switch, arg):
     return "".join(f"{k}: {quote(str(v), safe=_SAFE)}\n" for k, v in pairs) + "\n"
 
 
+# `sofia status` columns are 25, 7 and 42 wide, tab-separated (fixture 06). `sofia status profile
+# <name>` of the vanilla profiles, as fixture 06 shows `external` (sofia.c
+# writes each line as "%-17s\t%s"); `internal` follows the vanilla internal.xml and is not captured.
+SOFIA_PROFILES = {
+    "external": {"port": 5080, "context": "public", "realm": "auto_to", "pres_hosts": ""},
+    "internal": {"port": 5060, "context": "public", "realm": "auto_from", "pres_hosts": "127.0.0.1,127.0.0.1"},
+}
+SOFIA_RULE = "=" * 97
+
+
+def _sofia_counts(switch, profile):
+    """(channels up, calls in, calls out) on a profile: `RUNNING (n)` and CALLS-IN / CALLS-OUT."""
+    marker = f"sofia/{profile}/"
+    up = sum(1 for c in switch.channels.values() if c.name.startswith(marker))
+    calls = switch.sofia_calls.get(profile, {})
+    return up, calls.get("inbound", 0), calls.get("outbound", 0)
+
+
 @command("sofia")
 def _sofia(switch, arg):
-    if arg.split()[:1] != ["status"]:
+    words = arg.split()
+    if words[:1] != ["status"]:
         return "-ERR Usage: sofia status\n"
-    line = "=" * 97
-    counts = {p: sum(1 for c in switch.channels.values() if f"sofia/{p}/" in c.name)
-              for p in ("external", "internal")}
-    return (f"{'Name':>25}\t{'Type':>7}\t{'Data':>38}\tState\n{line}\n"
-            f"{'127.0.0.1':>25}\t{'alias':>7}\t{'internal':>38}\tALIASED\n"
-            f"{'external':>25}\t{'profile':>7}\t{'sip:mod_sofia@127.0.0.1:5080':>38}\tRUNNING ({counts['external']})\n"
-            f"{'internal':>25}\t{'profile':>7}\t{'sip:mod_sofia@127.0.0.1:5060':>38}\tRUNNING ({counts['internal']})\n"
-            f"{line}\n2 profiles 1 alias\n")
+    if words[1:2] == ["profile"] and len(words) > 2:
+        return _sofia_profile(switch, words[2])
+    rows = [("127.0.0.1", "alias", "internal", "ALIASED")]
+    for name in ("external", "internal"):
+        port = SOFIA_PROFILES[name]["port"]
+        rows.append((name, "profile", f"sip:mod_sofia@127.0.0.1:{port}",
+                     f"RUNNING ({_sofia_counts(switch, name)[0]})"))
+    lines = [f"{'Name':>25}\t{'Type':>7}\t{'Data':>42}\tState", SOFIA_RULE]
+    lines += [f"{a:>25}\t{b:>7}\t{c:>42}\t{d}" for a, b, c, d in rows]
+    lines += [SOFIA_RULE, "2 profiles 1 alias"]
+    return "\n".join(lines) + "\n"
+
+
+def _sofia_profile(switch, name):
+    profile = SOFIA_PROFILES.get(name)
+    if profile is None:
+        return "Invalid Profile!\n"
+    _, calls_in, calls_out = _sofia_counts(switch, name)
+    url = f"sip:mod_sofia@127.0.0.1:{profile['port']}"
+    registrations = len(switch.endpoints) if name == "internal" else 0
+    rows = [("Name", name), ("Domain Name", "N/A"), ("Auto-NAT", "false"), ("DBName", f"sofia_reg_{name}"),
+            ("Pres Hosts", profile["pres_hosts"]), ("Dialplan", "XML"), ("Context", profile["context"]),
+            ("Challenge Realm", profile["realm"]), ("RTP-IP", "127.0.0.1"), ("Ext-RTP-IP", "127.0.0.1"),
+            ("SIP-IP", "127.0.0.1"), ("Ext-SIP-IP", "127.0.0.1"), ("URL", url),
+            ("BIND-URL", f"{url};maddr=127.0.0.1;transport=udp,tcp"), ("HOLD-MUSIC", "local_stream://moh"),
+            ("OUTBOUND-PROXY", "N/A"), ("CODECS IN", "OPUS,G722,PCMU,PCMA,H264,VP8"),
+            ("CODECS OUT", "OPUS,G722,PCMU,PCMA,H264,VP8"), ("TEL-EVENT", "101"), ("DTMF-MODE", "rfc2833"),
+            ("CNG", "13"), ("SESSION-TO", "0"), ("MAX-DIALOG", "0"), ("MAX-RECV-RPS", "1000"),
+            ("NOMEDIA", "false"), ("LATE-NEG", "true"), ("PROXY-MEDIA", "false"), ("AGGRESSIVENAT", "false"),
+            ("CALLS-IN", calls_in), ("FAILED-CALLS-IN", 0), ("CALLS-OUT", calls_out),
+            ("FAILED-CALLS-OUT", 0), ("REGISTRATIONS", registrations)]
+    return SOFIA_RULE + "\n" + "".join(f"{key:<17}\t{value}\n" for key, value in rows)
 
 
 @command("module_exists")
@@ -320,7 +363,7 @@ def _uuid_recv_dtmf(switch, arg):
         return "-USAGE: <uuid> <dtmf_data>\n"
     for d in words[1].split("@")[0]:
         ch.receive_dtmf(d, source="APP")
-    return "+OK\n"
+    return f"+OK {ch.uuid} received DTMF {words[1]}.\n"      # fixtures 09, 09b
 
 
 @command("uuid_hold")
@@ -343,7 +386,7 @@ def _uuid_hold(switch, arg):
         ch.held = True
         music = ch.variables.get("hold_music")
         if music and music != "silence" and partner is not None:
-            partner.queue_message({"app": "playback", "arg": music, "loops": 1000})
+            partner.queue_message(switch.private_message("playback", music, loop=True))
         ch.emit("CHANNEL_HOLD")
     elif mode == "off" and held:
         ch.held = False
@@ -371,11 +414,9 @@ def _uuid_broadcast(switch, arg):
     app, _, app_arg = path.partition("::")
     for t in targets:
         if app_arg:
-            t.queue_message({"app": app, "arg": app_arg.replace("::", " ")})
+            t.queue_message(switch.private_message(app, app_arg.replace("::", " ")))
         else:
-            t.queue_message({"app": "playback", "arg": path, "private": {
-                "call-command": "execute", "execute-app-name": "playback", "execute-app-arg": path,
-                "event-lock": "true", "lead-frames": "5"}})
+            t.queue_message(switch.private_message("playback", path))
     return "+OK Message sent\n"
 
 
@@ -396,6 +437,49 @@ def _uuid_transfer(switch, arg):
         targets = [switch.channels[ch.bridged_to]] if ch.bridged_to in switch.channels else []
     for t in targets:
         t.transfer(rest[0], context)
+    return "+OK\n"
+
+
+@command("uuid_park")
+def _uuid_park(switch, arg):
+    """`uuid_park <uuid>` (mod_commands, switch_ivr_park_session): out of what it runs (a bridge:
+    its partner is hung up), into CS_PARK; a parked leg still delivers its phone's DTMF (fixture 10)."""
+    from engine.sim.channel import PARK
+    words = arg.split()
+    ch = _channel(switch, words[0]) if words else None
+    if ch is None or not ch.alive:
+        return NO_CHANNEL
+    if not ch.parked:
+        ch.transfer_to = (PARK, None, None)
+        ch.wake()
+    return "+OK\n"
+
+
+@command("uuid_set_media_stats")
+def _uuid_set_media_stats(switch, arg):
+    """Copies the RTP statistics into channel variables (fixture 10's reply); the simulator keeps
+    no RTP counters, so only the reply is the switch's."""
+    words = arg.split()
+    ch = _channel(switch, words[0]) if words else None
+    if ch is None:
+        return NO_CHANNEL
+    return "+OK:\n"
+
+
+@command("uuid_fileman")
+def _uuid_fileman(switch, arg):
+    """`uuid_fileman <uuid> <cmd>[:<val>]` on the file a channel plays (fixture 12: `pause`, a
+    toggle, answers +OK and the playback application keeps running). `stop` ends the playback;
+    the other commands (pause, restart, seek, volume ...) only change what the caller hears,
+    which the simulator does not model."""
+    words = arg.split()
+    ch = _channel(switch, words[0]) if words else None
+    if ch is None:
+        return NO_CHANNEL
+    if len(words) < 2:
+        return "-USAGE: <uuid> <cmd>[:<val>]\n"
+    if words[1] == "stop":
+        ch.request_break()
     return "+OK\n"
 
 

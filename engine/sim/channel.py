@@ -21,6 +21,9 @@ CALLSTATE_NUMBERS = {"DOWN": 0, "DIALING": 1, "RINGING": 2, "EARLY": 3, "ACTIVE"
 
 
 
+PARK = "__park__"                 # transfer_to target of uuid_park
+
+
 class Hangup(Exception):
     """The channel hung up while an application was running."""
 
@@ -70,6 +73,8 @@ class Channel:
         self.audio_since = time.time()
         self.endpoint = None
         self.parked = False
+        self.presence_id = None           # user/<ext>@<domain> legs: PRESENCE_IN on their way (presence)
+        self.presence_count = 0
         self.current_app = None
         self.dtmf = collections.deque()   # digits not yet consumed by an application
         self.eavesdrop_modes = []          # eavesdrop mux modes this leg went through (0 1 2 3)
@@ -159,6 +164,8 @@ class Channel:
                   "Unique-ID": self.uuid, "Call-Direction": self.direction,
                   "Presence-Call-Direction": self.direction, "Channel-HIT-Dialplan": "true",
                   "Channel-Call-UUID": self.call_uuid or self.uuid, "Answer-State": self.answer_state()})
+        if self.presence_id:
+            f["Channel-Presence-ID"] = self.presence_id
         if self.hangup_cause:
             f["Hangup-Cause"] = self.hangup_cause
         if self.codec:
@@ -169,18 +176,22 @@ class Channel:
             if self.read_codec:
                 f.update(zip(("Channel-Read-Codec-Name", "Channel-Read-Codec-Rate",
                               "Channel-Read-Codec-Bit-Rate"), self.read_codec))
+        if self.state == "CS_NEW":
+            # sofia fires the CS_NEW state before it sets the caller profile: no Caller-* block
+            # (fixture 01), so a `filter Caller-Caller-ID-Number` connection never sees it (fixture 12)
+            return f
         self._profile("Caller-", f)
         if self.other is not None:
             f["Other-Type"] = self.other_type or "originatee"
             self.other._profile("Other-Leg-", f)
         return f
 
-    def emit(self, name, extra=None, body="", subclass=""):
+    def emit(self, name, extra=None, body="", subclass="", prefix=()):
         fields = self.fields()
         if extra:
             fields.update(extra)
         ev = self.switch.factory.make(name, fields, list(self.variables.items()), body=body,
-                                      subclass=subclass, uuid=self.uuid)
+                                      subclass=subclass, uuid=self.uuid, prefix=prefix)
         self.events.append(name if not subclass else f"{name}::{subclass}")
         self.switch.dispatch(ev)
         return ev
@@ -212,6 +223,21 @@ class Channel:
     @property
     def alive(self):
         return self.hangup_cause is None
+
+    def presence(self, status, call_info_state, calling=None):
+        """PRESENCE_IN of a leg with a presence id (switch_channel_perform_presence); the state
+        machine's check_presence sends one at routing and at hangup, answering one more
+        (fixtures 08, 10, 11: user/<ext> legs)."""
+        if not self.presence_id:
+            return
+        calling = calling or ("src/switch_core_state_machine.c", "check_presence", "521")
+        self.emit("PRESENCE_IN", {
+            "proto": "any", "login": "src/switch_channel.c", "from": self.presence_id, "rpid": "unknown",
+            "status": status, "event_type": "presence", "alt_event_type": "dialog",
+            "presence-call-info-state": call_info_state, "presence-call-direction": self.direction,
+            "event_count": str(self.presence_count), "Presence-Calling-File": calling[0],
+            "Presence-Calling-Function": calling[1], "Presence-Calling-Line": calling[2]})
+        self.presence_count += 1
 
     # --- waiting ------------------------------------------------------------------------------
     def wake(self):
@@ -270,7 +296,12 @@ class Channel:
         self.times["answered"] = now_us()
         self.set_var("endpoint_disposition", "ANSWER")
         self.emit("CHANNEL_ANSWER")
+        self.presence("answered", "active", ("src/switch_channel.c", "switch_channel_perform_mark_answered", "3906"))
         self.set_callstate("ACTIVE")
+        if self.presence_id and self.direction == "outbound":
+            # a user/ leg is the inner leg of mod_dptools' user endpoint: the outer originate
+            # fires CHANNEL_OUTGOING again once it is answered (fixtures 08, 10, 11)
+            self.emit("CHANNEL_OUTGOING")
         if self.direction == "outbound":
             # switch_channel_flip_cid: the answered outbound leg now shows the far end as caller
             self.callee_id_name, self.callee_id_number = self.caller_id_name, self.caller_id_number
@@ -378,8 +409,16 @@ class Channel:
                 self.set_callstate("RINGING")
                 self.emit("CHANNEL_STATE")
             bridge_with = None
+            parking = False
             while True:
                 try:
+                    if parking:
+                        # uuid_park: switch_ivr_park_session puts the channel in CS_PARK, whose
+                        # state handler parks it; no park application runs (fixture 10)
+                        parking = False
+                        self.set_state("CS_PARK")
+                        self.park_loop()
+                        break
                     if bridge_with is not None:
                         self._bridged(*bridge_with)
                         self.check()
@@ -413,6 +452,9 @@ class Channel:
                     if extension == "__bridge__":
                         bridge_with = (context, how)
                         continue
+                    if extension == PARK:
+                        bridge_with, parking = None, True
+                        continue
                     bridge_with = None
                     self.destination_number = extension
                     self.context = context
@@ -445,9 +487,16 @@ class Channel:
             finally:
                 if msg.get("private") and media_ready:
                     # the switch fires the consumed message as PRIVATE_COMMAND (fixtures 01, 04, 05)
-                    self.emit("PRIVATE_COMMAND", msg["private"])
+                    self.fire_private(msg)
             if not media_ready:
                 return
+
+    def fire_private(self, msg):
+        """A consumed private event, fired: switch_ivr_parse_next_event sets its id to
+        PRIVATE_COMMAND and appends the core block and the channel's headers after the headers the
+        event already had (switch_event_prep_for_delivery, switch_channel_event_set_data). Those
+        are the client's `sendmsg` headers, or a broadcast's whole COMMAND event (Switch.private_message)."""
+        self.emit("PRIVATE_COMMAND", body=msg.get("private_body", ""), prefix=msg["private"])
 
     def park_loop(self, stop=None):
         """Park: run queued messages until hangup, transfer or `stop()` (the `park` app, socket async)."""
@@ -471,6 +520,7 @@ class Channel:
             self.switch.unbridge(self)
         self.set_state("CS_HANGUP")
         self.set_callstate("HANGUP")
+        self.presence("CS_HANGUP", "idle")
         self.set_state("CS_REPORTING")
         cdrvars.add_cdr_variables(self)
         self.emit("CHANNEL_HANGUP_COMPLETE", {"Hangup-Cause": self.hangup_cause})

@@ -36,7 +36,7 @@ import gevent
 from gevent.event import Event as Flag
 
 from engine.esl.protocol import Event, Parser
-from engine.sim.transcript import Record, default_fixture_dir, read_transcript
+from engine.sim.transcript import Note, Record, default_fixture_dir, read_transcript
 
 TIMER_EVENTS = {"HEARTBEAT", "RE_SCHEDULE"}
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -44,7 +44,22 @@ WAIT = 6.0                  # seconds to wait for a cause before sending anyway 
 EVENT_TYPES = ("text/event-plain", "text/event-json")
 SCENARIOS = ("01-answer-playback-dtmf-hangup", "02-bridge-record", "03-conference-three-way",
              "04-eavesdrop", "05-outbound-socket", "05b-outbound-socket-myevents-json-digits",
-             "06-api-json-dump-errors")
+             "06-api-json-dump-errors", "07-outbound-break-all-and-missing-moh",
+             "08-hold-inside-event-locked-bridge", "09-eavesdrop-dtmf-mode-switch",
+             "09b-eavesdrop-mixed-rates", "10-dtmf-from-held-leg", "11-xml-cdr-legs",
+             "12-tap-across-barge-in")
+# The SIP desk phones of fixtures 07-12 (fixtures README): baresip 1003-1005 registered on the
+# internal profile, auto-answer. The capture shows no ring time (fixture 10: CHANNEL_PROGRESS and
+# CHANNEL_ANSWER of user/1005 0.5 ms apart), so the simulated phones answer at once.
+PHONES = ("1003", "1004", "1005")
+PHONE_LEG = re.compile(r"^sofia/internal/(\d+)[-@]")
+# `### NOTE t=+4.63 agent 1005 keyed 1 (...)`: the phone keyed digits over RFC2833 through
+# baresip's control port, which is not in the transcript (fixture 10)
+PHONE_KEYED = re.compile(r"^agent (\d+) keyed (\S+)")
+# After this many causes that never came the replay has left the capture's path: later waits are
+# short, so a scenario that fails does not take minutes (the count is reported).
+DIVERGED_AFTER = 3
+DIVERGED_WAIT = 1.0
 
 
 # Differences the captures themselves show to be races inside FreeSWITCH, so either outcome is the
@@ -72,8 +87,40 @@ def explained_by_race(name, conn, diff):
 
 
 def event_key(ev):
+    key = getattr(ev, "key", None)
+    if key:
+        return key
     sub = ev.get("Event-Subclass")
     return f"{ev.name}::{sub}" if ev.name == "CUSTOM" and sub else ev.name
+
+
+class KeyedEvent(Event):
+    """An event with the key the comparison uses. A private event that was created as a COMMAND
+    event (switch_ivr_broadcast: uuid_broadcast, uuid_hold's music) is fired as PRIVATE_COMMAND
+    with its own `Event-Name: COMMAND` block first (Switch.private_message); a reader sees
+    PRIVATE_COMMAND, so the key says where it came from: `PRIVATE_COMMAND<COMMAND`."""
+    key = None
+
+
+def parse_event(msg):
+    ev = KeyedEvent.from_message(msg)
+    key = event_key(ev)
+    if ev.name == "PRIVATE_COMMAND" and msg.body.lstrip(b"{").startswith(
+            (b"Event-Name: COMMAND\n", b'"Event-Name":"COMMAND"')):
+        key += "<COMMAND"
+    ev.key = key
+    return ev
+
+
+@dataclass
+class Press:
+    """The phone of `ext` keys `digits` (RFC2833) at this point of the capture; `t_uuid`: its leg,
+    when a DTMF event of the capture names it."""
+    ext: str
+    digits: str
+    t_uuid: str = None
+    direction: str = "PRESS"
+    conn: str = ""
 
 
 @dataclass
@@ -86,7 +133,7 @@ class Stream:
     def add(self, msg):
         self.messages.append(msg)
         if msg.content_type in EVENT_TYPES:
-            self.events.append((len(self.messages) - 1, Event.from_message(msg)))
+            self.events.append((len(self.messages) - 1, parse_event(msg)))
         elif msg.content_type in ("command/reply", "api/response"):
             self.replies += 1
 
@@ -190,7 +237,7 @@ class Replay:
         json_path = os.path.join(fixture_dir, f"{name}.json-events.txt")
         self.json_path = json_path if os.path.exists(json_path) else None
         self.dialplan_dir = dialplan_dir or os.path.join(os.path.dirname(__file__), "..", "..", "tests", "sim_dialplan")
-        self.items = [r for r in read_transcript(self.plain_path) if isinstance(r, Record)]
+        self.items = phone_presses(read_transcript(self.plain_path))
         self.conns = {}             # transcript connection name -> LiveConn
         self.uuid_map = {}          # transcript uuid -> sim uuid
         self.sim_ids = []           # (uuid, identity) of every channel the simulator created
@@ -201,7 +248,7 @@ class Replay:
 
     # --- transcript facts ---
     def _transcript_streams(self):
-        names = sorted({r.conn for r in self.items})
+        names = sorted({r.conn for r in self.items if isinstance(r, Record)})
         streams = {n: parse_stream([r for r in self.items if r.conn == n and r.direction == "S->C"])
                    for n in names}
         if self.json_path:
@@ -236,7 +283,10 @@ class Replay:
 
     # --- run ---
     def run(self):
+        from engine.sim.endpoints import AgentPhone
+        from engine.sim.scenario import AgentSpec
         from engine.sim.switch import Switch
+        self.switch = None
         streams_t = self._transcript_streams()
         self.t_ids = self._channel_ids(streams_t)
         # uuids the client chose itself (origination_uuid=...) are the same on both sides
@@ -252,8 +302,11 @@ class Replay:
         switch = Switch(dialplan_dirs=[self.dialplan_dir], password="ClueCon",
                         global_vars={"engine_socket": f"127.0.0.1:{out_port}"})
         switch.heartbeat_interval = 1.0        # so HEARTBEAT / RE_SCHEDULE headers get compared too
+        for ext in PHONES:
+            switch.register(ext, AgentPhone(None, AgentSpec(extension=ext, answer_after=0.0)))
         switch.subscribe(self._on_sim_event)
         host, port = switch.start("127.0.0.1", 0)[:2]
+        self.switch = switch
         acceptor = gevent.spawn(self._accept, listener)
         try:
             if self.json_path:
@@ -263,6 +316,10 @@ class Replay:
                 jconn.wait(lambda: jconn.stream.replies >= 2)
                 self.conns["events-json"] = jconn
             for index, rec in enumerate(self.items):
+                if isinstance(rec, Press):
+                    self._wait_cause(index, rec, streams_t)
+                    self._press(rec)
+                    continue
                 if rec.direction != "C->S":
                     continue
                 conn = self.conns.get(rec.conn)
@@ -297,6 +354,20 @@ class Replay:
             switch.stop()
         return self.compare(streams_t, {n: c.stream for n, c in self.conns.items()})
 
+    def _press(self, press):
+        """The phone keys digits: RFC2833 from its leg into the switch (Channel.press)."""
+        leg = None
+        if press.t_uuid is not None:
+            leg = self.switch.channels.get(self._sim_uuid(press.t_uuid) or "")
+        if leg is None:                         # a NOTE: the phone's current call
+            legs = [c for c in self.switch.channels.values()
+                    if (PHONE_LEG.match(c.name) or [None, None])[1] == press.ext and c.alive]
+            leg = legs[-1] if legs else None
+        if leg is None:
+            self.timeouts += 1                  # reported: the phone had no call to key into
+            return
+        leg.press(press.digits)
+
     def _connect(self, host, port):
         sock = socket.create_connection((host, port), timeout=5)
         sock.settimeout(None)
@@ -308,6 +379,8 @@ class Replay:
             self.conns["outbound-socket"] = LiveConn(sock)
 
     def _wait_for(self, predicate, timeout=WAIT):
+        if self.timeouts >= DIVERGED_AFTER:
+            timeout = min(timeout, DIVERGED_WAIT)
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
@@ -325,14 +398,14 @@ class Replay:
         causes, counts, last, gone = {}, {}, None, set()
         parsers = {}
         for index, r in enumerate(self.items):
-            if r.direction == "C->S":
+            if r.direction in ("C->S", "PRESS"):
                 causes[index] = (last, counts.get(last, 0), frozenset(gone))
                 continue
             if r.conn not in ("events-plain", "outbound-socket"):
                 continue
             for msg in parsers.setdefault(r.conn, Parser()).feed(r.data):
                 if msg.content_type in EVENT_TYPES:
-                    ev = Event.from_message(msg)
+                    ev = parse_event(msg)
                     if ev.name in TIMER_EVENTS:
                         continue
                     # events of no channel count too (conference play-file-done, fixture 03: the
@@ -463,6 +536,36 @@ class Replay:
     @staticmethod
     def _uuids(stream):
         return {ev.get("Unique-ID") for _, ev in stream.events if ev.get("Unique-ID")}
+
+
+def phone_presses(items):
+    """The transcript's records, with a Press where a desk phone keyed digits.
+
+    The phone's keys are not traffic: the capture shows them as DTMF events (RTP) on the phone's
+    leg, and as `### NOTE ... agent <ext> keyed <digits>` written after the keying, which is the
+    only trace of digits the switch never delivered (fixture 10: `*1` keyed on a held phone). A
+    Press goes right before its DTMF event (so the replay presses once the events before it have
+    come), or at the NOTE when no DTMF event since the last command shows those digits."""
+    out, parser, since_command = [], Parser(), {}
+    for item in items:
+        if isinstance(item, Note):
+            m = PHONE_KEYED.match(item.text)
+            if m and since_command.get(m.group(1), 0) < len(m.group(2)):
+                out.append(Press(m.group(1), m.group(2)))
+            continue
+        if item.direction == "C->S":
+            since_command = {}
+        elif item.conn == "events-plain":
+            for msg in parser.feed(item.data):
+                if msg.content_type not in EVENT_TYPES:
+                    continue
+                ev = Event.from_message(msg)
+                phone = PHONE_LEG.match(ev.get("Channel-Name", ""))
+                if ev.name == "DTMF" and ev.get("DTMF-Source") == "RTP" and phone and phone.group(1) in PHONES:
+                    out.append(Press(phone.group(1), ev.get("DTMF-Digit"), ev.get("Unique-ID")))
+                    since_command[phone.group(1)] = since_command.get(phone.group(1), 0) + 1
+        out.append(item)
+    return out
 
 
 def _ident(direction, number, channel_name):

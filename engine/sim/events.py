@@ -69,7 +69,9 @@ class SimEvent:
         return self.json() if fmt == "json" else self.plain()
 
     def get(self, name, default=None):
-        for key, value in self.pairs:
+        # the last occurrence wins, as a client reads a repeated header (a consumed broadcast
+        # carries `Event-Name: COMMAND` and then `Event-Name: PRIVATE_COMMAND`)
+        for key, value in reversed(self.pairs):
             if key == name:
                 return value
         return default
@@ -101,9 +103,13 @@ class EventFactory:
             fields["Event-Subclass"] = subclass
         return fields
 
-    def make(self, name, fields=None, variables=(), body="", subclass="", uuid=None):
+    def make(self, name, fields=None, variables=(), body="", subclass="", uuid=None, prefix=()):
+        """`prefix`: headers the event already had before the switch fired it (a private event
+        fired as PRIVATE_COMMAND keeps its own headers first, see Switch.private_message)."""
         all_fields = self.core(name, subclass)
         if fields:
             all_fields.update(fields)
         pairs = headers.order_headers(headers.event_key(name, subclass), all_fields, variables)
+        if prefix:
+            pairs = list(prefix) + pairs
         return SimEvent(name, subclass, uuid or all_fields.get("Unique-ID"), pairs, body)

@@ -135,7 +135,14 @@ def encode_json(pairs, body=""):
     if body:
         obj["Content-Length"] = str(len(body.encode("utf-8")))
         obj["_body"] = body
-    inner = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    if len(obj) < len(pairs) + (2 if body else 0):
+        # a repeated name (a consumed broadcast's `Event-Name: COMMAND` block, fixture 01's json
+        # companion) is written twice, as switch_event_serialize_json does
+        items = list(pairs) + ([("Content-Length", str(len(body.encode("utf-8")))), ("_body", body)] if body else [])
+        inner = ("{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + json.dumps(str(v), ensure_ascii=False)
+                                for k, v in items) + "}").encode("utf-8")
+    else:
+        inner = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return (f"Content-Length: {len(inner)}\nContent-Type: text/event-json\n\n").encode() + inner
 
 

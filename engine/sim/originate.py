@@ -87,10 +87,13 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
     a.state = "CS_NONE"
     switch.add_channel(a)
     a.emit("CHANNEL_OUTGOING")
+    if kind == "user":
+        a.presence_id = f"{ext}@{host}"      # the directory user's presence (fixtures 08, 10, 11)
     a.set_state("CS_INIT")
     a.emit("CHANNEL_CREATE")
     a.emit("CHANNEL_ORIGINATE")
     a.set_state("CS_ROUTING")
+    a.presence("CS_ROUTING", "progressing")
     a.set_state("CS_CONSUME_MEDIA")
     if endpoint_obj is not None:
         a.endpoint = endpoint_obj

@@ -54,6 +54,7 @@ class Switch:
         self.channels = {}
         self.endpoints = {}
         self.pstn = {}                # number -> endpoint reached through the trunk gateway
+        self.sofia_calls = {}         # profile -> {"inbound": n, "outbound": n} since start
         self.listeners = []           # ESL sessions with a subscription
         self.callbacks = []           # subscribe(callback)
         self.started_at = time.time()
@@ -188,6 +189,10 @@ class Switch:
 
     def add_channel(self, ch):
         self.channels[ch.uuid] = ch
+        parts = ch.name.split("/")
+        if parts[0] == "sofia" and len(parts) > 2:   # CALLS-IN / CALLS-OUT of `sofia status profile`
+            calls = self.sofia_calls.setdefault(parts[1], {})
+            calls[ch.direction] = calls.get(ch.direction, 0) + 1
         self.sessions_since_startup += 1
         self.peak_sessions = max(self.peak_sessions, len(self.channels))
 
@@ -253,23 +258,51 @@ class Switch:
         self.spawn(job)
 
     def sendmsg(self, ch, msg, raw_command=""):
-        """An ESL `sendmsg`: execute (queued for the session thread), hangup, unicast, nomedia."""
+        """An ESL `sendmsg`: execute (queued for the session thread), hangup, unicast, nomedia.
+
+        The private event is the parsed command itself: mod_event_socket's read_packet makes it
+        with switch_event_create(SWITCH_EVENT_CLONE), which adds no core headers, and puts
+        `Command: <line>` first, then the client's headers as sent (`content-length` included) and
+        the body. Fired when consumed, it has one `Event-Name: PRIVATE_COMMAND` (fixtures 04, 05,
+        07, 12); compare private_message."""
         h = msg.headers
         command = h.get("call-command", "")
-        private = {"Command": raw_command} if raw_command else {}
-        private.update((k, v) for k, v in h.items() if k not in ("Content-Length", "content-length"))
+        private = [("Command", raw_command)] if raw_command else []
+        private += list(h.items())
+        body = msg.text() if msg.body else ""
         if command == "execute":
             arg = h.get("execute-app-arg")
-            if arg is None and msg.body and "text/plain" in h.get("content-type", h.get("Content-Type", "")):
+            content_type = next((v for k, v in h.items() if k.lower() == "content-type"), "")
+            if arg is None and msg.body and "text/plain" in content_type:
                 arg = msg.text()
             ch.queue_message({"app": h.get("execute-app-name", ""), "arg": arg or "",
                               "event_uuid": h.get("Event-UUID"), "loops": h.get("loops", 1),
-                              "private": private})
+                              "private": private, "private_body": body})
         elif command == "hangup":
             if ch.kill(h.get("hangup-cause", "NORMAL_CLEARING")):
-                ch.emit("PRIVATE_COMMAND", private)
+                ch.fire_private({"private": private, "private_body": body})
         else:
             ch.log.info("%s: sendmsg %s ignored", ch.uuid, command)
+
+    def private_message(self, app, arg, loop=False):
+        """The private event switch_ivr_broadcast queues (uuid_broadcast, and uuid_hold's
+        hold_music to the partner). Unlike a sendmsg it is made with
+        switch_event_create(SWITCH_EVENT_COMMAND) when it is queued (switch_ivr_async.c,
+        switch_ivr_broadcast), so it carries a whole core block of its own, `Event-Name: COMMAND`
+        with the queueing time and sequence number; when the session thread consumes it,
+        switch_ivr_parse_next_event (switch_ivr.c) renames it PRIVATE_COMMAND and appends a second
+        core block. Both blocks are on the wire, the COMMAND one first (fixtures 01, 08, 09, 09b,
+        10 and 01's json companion); a reader taking the last `Event-Name` sees PRIVATE_COMMAND."""
+        fields = self.factory.core("COMMAND")
+        fields.update({"Event-Calling-File": "switch_ivr_async.c",
+                       "Event-Calling-Function": "switch_ivr_broadcast",
+                       "Event-Calling-Line-Number": "5732"})
+        private = list(fields.items()) + [
+            ("call-command", "execute"), ("execute-app-name", app), ("execute-app-arg", arg),
+            ("event-lock", "true"), ("lead-frames", "5")]
+        if loop:                          # SMF_LOOP
+            private.append(("loops", "-1"))
+        return {"app": app, "arg": arg, "loops": 1000 if loop else 1, "private": private}
 
     # --- bridges, recording (used by api and apps) ---------------------------------------------------
     def record_start(self, ch, path, limit=None, record_app=False):
