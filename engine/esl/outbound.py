@@ -54,7 +54,7 @@ class OutboundSession(Transport):
         return self.channel
 
     # --- applications -----------------------------------------------------------------------
-    def execute_async(self, app, arg=None):
+    def execute_async(self, app, arg=None, event_lock=True):
         """Start an application; returns (event_uuid, AsyncResult of its EXECUTE_COMPLETE)."""
         if self.hungup:
             raise ChannelGone(f"{self.uuid}: channel already hung up")
@@ -62,7 +62,7 @@ class OutboundSession(Transport):
         result = AsyncResult()
         self._executions[event_uuid] = result
         try:
-            self.sendmsg(commands.execute(app, arg, event_uuid=event_uuid))
+            self.sendmsg(commands.execute(app, arg, event_uuid=event_uuid, event_lock=event_lock))
         except Exception:
             self._executions.pop(event_uuid, None)
             raise

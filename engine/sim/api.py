@@ -301,9 +301,15 @@ def _uuid_recv_dtmf(switch, arg):
 
 @command("uuid_hold")
 def _uuid_hold(switch, arg):
-    """`uuid_hold [off|toggle] <uuid>` (switch_ivr_hold/unhold): the held channel gets CF_HOLD and
-    CHANNEL_HOLD; its `hold_music` is broadcast in a loop to the partner, and unhold stops that
-    broadcast (CHANNEL_UNHOLD)."""
+    """`uuid_hold [off|toggle] <uuid>` (switch_ivr_hold / switch_ivr_unhold).
+
+    Hold: CALLSTATE HELD and CHANNEL_HOLD on the leg; its phone is re-INVITEd sendonly and sends
+    no RTP, so no DTMF (Channel.press; fixture 10); the leg's `hold_music` is broadcast, looping,
+    to its partner as a queued private event (switch_ivr_broadcast, SMF_LOOP) - which waits behind
+    an application run with event-lock, e.g. the caller's `bridge` (fixture 08 A).
+    Unhold: CALLSTATE UNHELD then ACTIVE; a broadcast running on the partner is stopped
+    (switch_channel_stop_broadcast), one still queued is NOT removed and runs later (08 A);
+    then CHANNEL_UNHOLD (fixture 10)."""
     words = arg.split()
     mode = "on"
     if words and words[0] in ("off", "toggle"):
@@ -311,20 +317,25 @@ def _uuid_hold(switch, arg):
     ch = _channel(switch, words[0]) if words else None
     if ch is None or not ch.alive:
         return "-ERR Operation Failed\n"
-    held = getattr(ch, "held", False)
     if mode == "toggle":
-        mode = "off" if held else "on"
-    partner = switch.channels.get(ch.bridged_to) if ch.bridged_to else None
-    if mode == "on" and not held:
+        mode = "off" if ch.held else "on"
+    partner = switch.channels.get(ch.variables.get("signal_bond") or ch.bridged_to or "")
+    if mode == "on" and not ch.held:
         ch.held = True
-        music = ch.variables.get("hold_music")
-        if music and music != "silence" and partner is not None:
-            partner.queue_message({"app": "playback", "arg": music, "loops": 1000})
+        ch.set_callstate("HELD")
         ch.emit("CHANNEL_HOLD")
-    elif mode == "off" and held:
+        music = ch.variables.get("hold_music")
+        if music and partner is not None and partner.alive:
+            partner.queue_message({"app": "playback", "arg": music, "loops": -1, "event_lock": True,
+                                   "broadcast": True, "private": {
+                                       "call-command": "execute", "execute-app-name": "playback",
+                                       "execute-app-arg": music, "loops": "-1", "event-lock": "true"}})
+    elif mode == "off" and ch.held:
         ch.held = False
+        ch.set_callstate("UNHELD")
+        ch.set_callstate("ACTIVE")
         if partner is not None:
-            partner.request_break(everything=True)
+            partner.stop_broadcast()
         ch.emit("CHANNEL_UNHOLD")
     return "+OK Success\n"
 
@@ -349,7 +360,7 @@ def _uuid_broadcast(switch, arg):
         if app_arg:
             t.queue_message({"app": app, "arg": app_arg.replace("::", " ")})
         else:
-            t.queue_message({"app": "playback", "arg": path, "private": {
+            t.queue_message({"app": "playback", "arg": path, "event_lock": True, "broadcast": True, "private": {
                 "call-command": "execute", "execute-app-name": "playback", "execute-app-arg": path,
                 "event-lock": "true", "lead-frames": "5"}})
     return "+OK Message sent\n"

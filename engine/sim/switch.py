@@ -233,6 +233,7 @@ class Switch:
                 arg = msg.text()
             ch.queue_message({"app": h.get("execute-app-name", ""), "arg": arg or "",
                               "event_uuid": h.get("Event-UUID"), "loops": h.get("loops", 1),
+                              "event_lock": h.get("event-lock", "").lower() == "true",
                               "private": private})
         elif command == "hangup":
             if ch.kill(h.get("hangup-cause", "NORMAL_CLEARING")):
