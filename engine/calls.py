@@ -3,6 +3,14 @@
 Digits are ours, not the switch's: every DTMF event of the channel goes into the call's buffer, so
 a digit pressed during a prompt both stops the prompt (`uuid_break`) and counts as the first digit
 of the next menu (type-ahead), and a caller who hangs up mid-prompt ends every wait with CallGone.
+
+Interrupting (a digit, the queue's offer, the bot's barge-in) goes through one place,
+`_break_current`: it breaks only an application the switch has started (its CHANNEL_EXECUTE came),
+with a plain `uuid_break`, and one not started yet as soon as it starts. Never `uuid_break all`:
+that flushes the channel's queued executes, which then never start nor complete (fixture 07 A),
+and a break sent before the execute starts is lost (07 B). Every wait for the switch is bounded:
+an execute not started within START_SECONDS is logged and the step fails (the caller goes on), and
+a long one is checked with `uuid_exists` every ALIVE_CHECK_SECONDS.
 """
 import collections
 import datetime
@@ -16,6 +24,7 @@ from gevent.event import Event as Flag
 from engine.callapi import CallGone
 from engine.esl import commands
 from engine.esl.errors import ChannelGone, CommandFailed, ConnectionLost
+from engine.esl.protocol import Event
 
 log = logging.getLogger("hotline.call")
 
@@ -29,6 +38,8 @@ MUSIC_FALLBACK = "tone_stream://%(1000,3000,425);loops=-1"      # a comfort tone
 FAILED_MEDIA_PAUSE = 1.0     # seconds before going on when even the fallback tone failed
 WAV_HEADER_BYTES = 44       # a recording no longer than its header holds no audio
 _reported_sources = set()    # sources whose failure was logged at ERROR (once per engine)
+START_SECONDS = 5.0          # a sent execute starts on the channel's next 20 ms frame; 5 s means lost
+ALIVE_CHECK_SECONDS = 30.0   # while a long application runs, ask the switch whether the channel is there
 
 
 class CallLog(logging.LoggerAdapter):
@@ -59,7 +70,8 @@ class Call:
         self.ended_by = ""                # 'engine' when we hung up first
         self._digits = collections.deque(maxlen=MAX_BUFFERED_DIGITS)
         self._digit_arrived = Flag()
-        self._playing = None              # Event-UUID of an interruptible playback in progress
+        self._playing = None              # (Event-UUID, started Flag) of an interruptible execute
+        self._abandoned = set()           # Event-UUIDs given up as lost: broken if they start late
         self._gone = Flag()
         self._hangup_sent = False
         self._complete = Flag()           # CHANNEL_HANGUP_COMPLETE seen (lingering socket)
@@ -68,6 +80,7 @@ class Call:
         self._stays_after_bridge = False
         self.record_sample_rate = None    # record_sample_rate for `record` (settings.recordings)
         session.on("DTMF", self._on_dtmf)
+        session.on("CHANNEL_EXECUTE", self._on_execute)
         session.on("CHANNEL_BRIDGE", self._on_bridge)
         session.on("CHANNEL_UNBRIDGE", self._on_bridge)
         session.on("CHANNEL_HANGUP", self._on_hangup)
@@ -100,9 +113,16 @@ class Call:
             return
         self._digits.append(digit)
         self._digit_arrived.set()
-        if self._playing:
-            self._playing = None
-            gevent.spawn(self._break_playback)
+        self._break_current()
+
+    def _on_execute(self, event):
+        event_uuid = event.get("Application-UUID", "")
+        if event_uuid in self._abandoned:
+            # given up as lost, and started after all: it must not run on under the next step
+            self._abandoned.discard(event_uuid)
+            self.log.warning("execute %s (%s) started late: breaking it", event_uuid,
+                             event.get("Application", "?"))
+            gevent.spawn(self._send_break, None)
 
     def _on_bridge(self, event):
         for hook in list(self.bridge_hooks):
@@ -115,36 +135,91 @@ class Call:
         """Stop the interruptible playback in progress (or the next one, if it has not started):
         the queue uses it to take a caller off hold music for an agent or an announcement."""
         self._interrupt_pending = True
-        if self._playing:
-            self._playing = None
-            gevent.spawn(self._break_playback)
+        self._break_current()
 
     def clear_interrupt(self):
         self._interrupt_pending = False
 
-    def _break_playback(self):
+    def _break_current(self):
+        """Break the interruptible execute in progress: now if the switch has started it, else
+        the moment its CHANNEL_EXECUTE arrives (a break sent before that is lost: fixture 07 B)."""
+        playing, self._playing = self._playing, None
+        if playing is None:
+            return
+        event_uuid, started = playing
+        if started.is_set():
+            gevent.spawn(self._send_break, event_uuid)
+        else:
+            started.rawlink(lambda _: gevent.spawn(self._send_break, event_uuid))
+
+    def _send_break(self, event_uuid):
+        """A plain `uuid_break` while that execution runs (None: whatever runs now)."""
+        if event_uuid is not None and not self.session.running(event_uuid):
+            return                        # completed meanwhile: a break now would hit the next one
         try:
-            self.session.api(commands.uuid_break(self.uuid, everything=True), check=False)
+            self.session.api(commands.uuid_break(self.uuid, everything=False), check=False)
         except ConnectionLost:
             pass
 
     def _run(self, app, arg=None, interruptible=False, timeout=None):
-        """Execute an application and wait for its CHANNEL_EXECUTE_COMPLETE."""
+        """Execute an application and wait for its CHANNEL_EXECUTE_COMPLETE. An interruptible one
+        asked to stop before it was sent is not sent at all (returns None)."""
         self._check()
+        if interruptible and (self._digits or self._interrupt_pending):
+            return None
         try:
             event_uuid, result = self.session.execute_async(app, arg)
+            started = self.session.started(event_uuid)
             if interruptible:
-                self._playing = event_uuid
-                if self._digits or self._interrupt_pending:   # came while we were sending: stop now
-                    self._playing = None
-                    gevent.spawn(self._break_playback)
-            return result.get(timeout=timeout)
+                self._playing = (event_uuid, started)
+                if self._digits or self._interrupt_pending:   # came while we were sending
+                    self._break_current()
+            return self._await(app, event_uuid, started, result, timeout)
         except (ChannelGone, ConnectionLost) as exc:
             self._gone.set()
             raise CallGone(self.uuid) from exc
         finally:
             if interruptible:
                 self._playing = None
+
+    def _await(self, app, event_uuid, started, result, timeout=None):
+        """The completion of one execution, every wait bounded (see the module doc)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        first = START_SECONDS if deadline is None else min(START_SECONDS, max(0.0, timeout))
+        gevent.wait([started, result], timeout=first, count=1)
+        if not started.is_set() and not result.ready():
+            if deadline is not None and time.monotonic() >= deadline:
+                raise gevent.Timeout(timeout)
+            return self._lost(app, event_uuid)
+        while True:
+            wait = ALIVE_CHECK_SECONDS
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - time.monotonic()))
+            try:
+                return result.get(timeout=wait)
+            except gevent.Timeout:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                if not self._exists():
+                    self.log.error("%s still running but the channel is gone", app)
+                    raise ChannelGone(f"{self.uuid}: not on the switch any more")
+
+    def _exists(self):
+        try:
+            return self.session.api(commands.uuid_exists(self.uuid), check=False).strip() == "true"
+        except CommandFailed:
+            return False
+
+    def _lost(self, app, event_uuid):
+        """An execute the switch never started: fail this step and go on, never wait forever."""
+        self.session.forget(event_uuid)
+        if not self._exists():
+            raise ChannelGone(f"{self.uuid}: not on the switch any more")
+        self._abandoned.add(event_uuid)
+        self.log.error("%s (execute %s) not started within %.0f s: lost; going on",
+                       app, event_uuid, START_SECONDS)
+        return Event({"Event-Name": "CHANNEL_EXECUTE_COMPLETE", "Application": app,
+                      "Application-UUID": event_uuid, "Application-Response": "-ERR not started"})
 
     # --- CallPort ---------------------------------------------------------------------------
     def answer(self):

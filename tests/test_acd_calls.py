@@ -201,3 +201,37 @@ def test_an_offer_to_a_caller_who_just_hung_up_frees_the_agent_at_once(rig_facto
     waiting._leave(rig.acd, call, waiter)
     assert rig.state("1001") == "available"
     assert call.uuid not in rig.acd.waiters
+
+
+# --- callers who join while agents are free (issue 14, point 1) -----------------------------------
+# The router offers a free agent the moment a caller joins, while the caller's greenlet has just
+# sent `execute playback <music>`: the switch has queued it and starts it on the channel's next media
+# frame. A break that flushes it (`uuid_break all`) leaves no CHANNEL_EXECUTE(_COMPLETE) to wait for
+# (fixture 07 A). A frame of 100 ms (a slow frame read, as under load) makes the offer land inside
+# that window on every run.
+
+def test_a_caller_joining_while_an_agent_is_free_is_connected(rig_factory):
+    rig = rig_factory([agent("1001")], [queue("general")])
+    rig.switch.frame_seconds = 0.1
+    rig.login("1001", hangup_after=0.2)
+    caller = rig.call("13800000001")
+    assert wait_for(lambda: rig.phones["1001"].answered == 1, timeout=8), rig.state("1001")
+    assert caller.wait_hangup(8)
+    assert wait_for(lambda: len(rig.cdrs()) == 1)
+    assert rig.cdrs()[0]["agent"] == "1001"
+    assert rig.wait_state("1001", "available", timeout=3)      # never left reserved
+
+
+def test_ten_callers_five_free_agents_every_caller_is_connected(rig_factory):
+    ids = [str(1001 + i) for i in range(5)]
+    rig = rig_factory([agent(i) for i in ids], [queue("general", wrapup_seconds=0.1)])
+    rig.switch.frame_seconds = 0.1
+    rig.login(*ids, hangup_after=0.3)
+    callers = [rig.call(f"138000000{n:02d}") for n in range(10)]
+    assert wait_for(lambda: sum(p.answered for p in rig.phones.values()) == 10, timeout=20), \
+        {i: rig.state(i) for i in ids}
+    for caller in callers:
+        assert caller.wait_hangup(10)
+    assert wait_for(lambda: len(rig.cdrs()) == 10)
+    assert sorted(c["agent"] in ids for c in rig.cdrs()) == [True] * 10
+    assert all(rig.wait_state(i, "available", timeout=3) for i in ids)

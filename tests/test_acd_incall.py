@@ -51,18 +51,23 @@ def outside_phone(rig, number, **spec):
     return phone
 
 
+def playing_music(caller):
+    return caller.current_app == "playback" and caller.variables.get("current_application_data") == MUSIC
+
+
 def test_hold_plays_the_queue_music_to_the_caller_and_unhold_brings_the_agent_back(rig_factory):
+    """The caller's own leg plays the music during the hold, while the agent's leg waits with two-way
+    media in the call's conference (not `uuid_hold`, whose music waits behind the caller's
+    event-locked bridge: fixture 08 A)."""
     rig = rig_factory([agent("1001")])
     caller, agent_leg = talking(rig, "1001")
     rig.acd.incall.hold("1001", actor="test")
-    assert "CHANNEL_HOLD" in leg(rig, agent_leg).events
-    assert wait_for(lambda: caller.current_app == "playback" and
-                    caller.variables.get("current_application_data") == MUSIC)
-    assert caller.bridged_to == agent_leg                     # still bridged: hold, not a hang-up
+    assert wait_for(lambda: playing_music(caller))
+    assert members(rig, caller) == [agent_leg]                # the agent waits in the conference
+    assert "CHANNEL_HOLD" not in leg(rig, agent_leg).events   # its phone is not held: keys work
     rig.acd.incall.unhold("1001", actor="test")
-    assert "CHANNEL_UNHOLD" in leg(rig, agent_leg).events
-    assert wait_for(lambda: "PLAYBACK_STOP" in caller.events)  # the music broadcast stopped
-    assert caller.bridged_to == agent_leg
+    assert wait_for(lambda: members(rig, caller) == sorted([caller.uuid, agent_leg]))
+    assert not playing_music(caller)
     leg(rig, agent_leg).hangup()
     caller.wait_hangup(5)
     assert wait_for(lambda: len(rig.cdrs()) == 1)
@@ -71,6 +76,68 @@ def test_hold_plays_the_queue_music_to_the_caller_and_unhold_brings_the_agent_ba
     rig.acd.audit.flush()
     actions = [e["action"] for e in rig.acd.audit.events(agent="1001")]
     assert "hold" in actions and "unhold" in actions
+
+
+def test_star_1_on_the_agents_phone_takes_the_caller_off_hold(rig_factory):
+    """A desk phone held with `uuid_hold` sends no DTMF (fixture 10); the agent's leg in the
+    conference does, so *1 toggles the hold both ways."""
+    rig = rig_factory([agent("1001")])
+    caller, agent_leg = talking(rig, "1001")
+    phone = leg(rig, agent_leg)
+    phone.press("*1")
+    assert wait_for(lambda: playing_music(caller))
+    phone.press("*1")
+    assert wait_for(lambda: members(rig, caller) == sorted([caller.uuid, agent_leg]))
+    phone.press("*1")                                          # and on hold again
+    assert wait_for(lambda: playing_music(caller))
+    assert rig.acd.conversations[caller.uuid].held
+    phone.hangup()                                             # the agent leaves during the hold
+    assert caller.wait_hangup(5)                               # not left on the music
+    assert wait_for(lambda: len(rig.cdrs()) == 1)
+    info = rig.cdrs()[0]["extra"]
+    assert info["holds"] == 2 and info["hold_seconds"] > 0
+
+
+def test_blind_transfer_after_hold_and_unhold_rings_the_new_agent(rig_factory):
+    """Fixture 08 A: after uuid_hold / uuid_hold off the stale hold music ran in front of the
+    transfer's bridge, which never rang."""
+    rig = rig_factory([agent("1001"), agent("1002")])
+    rig.login("1002")
+    rig.acd.board.take_break("1002", "rest")
+    caller, agent_leg = talking(rig, "1001")
+    rig.acd.incall.hold("1001", actor="test")
+    assert wait_for(lambda: playing_music(caller))
+    rig.acd.incall.unhold("1001", actor="test")
+    assert wait_for(lambda: members(rig, caller) == sorted([caller.uuid, agent_leg]))
+    rig.acd.board.ready("1002")
+    rig.acd.incall.transfer(caller.uuid, "agent:1002", actor="test")
+    assert wait_for(lambda: rig.state("1002") == "in_call")
+    new_leg = rig.acd.store.agent("1002")["leg"]
+    assert wait_for(lambda: caller.bridged_to == new_leg)
+    assert not playing_music(caller)
+    leg(rig, new_leg).hangup()
+    caller.wait_hangup(5)
+    assert wait_for(lambda: len(rig.cdrs()) == 1)
+    assert rig.cdrs()[0]["extra"]["agents"] == ["1001", "1002"]
+
+
+def test_blind_transfer_during_the_hold_rings_the_new_agent(rig_factory):
+    rig = rig_factory([agent("1001"), agent("1002")])
+    rig.login("1002")
+    rig.acd.board.take_break("1002", "rest")
+    caller, agent_leg = talking(rig, "1001")
+    rig.acd.incall.hold("1001", actor="test")
+    assert wait_for(lambda: playing_music(caller))
+    rig.acd.board.ready("1002")
+    rig.acd.incall.transfer(caller.uuid, "agent:1002", actor="test")
+    assert wait_for(lambda: rig.state("1002") == "in_call")
+    new_leg = rig.acd.store.agent("1002")["leg"]
+    assert wait_for(lambda: caller.bridged_to == new_leg)
+    assert not leg(rig, agent_leg) or not leg(rig, agent_leg).alive
+    leg(rig, new_leg).hangup()
+    caller.wait_hangup(5)
+    assert wait_for(lambda: len(rig.cdrs()) == 1)
+    assert rig.cdrs()[0]["extra"]["holds"] == 1
 
 
 def test_blind_transfer_to_another_agent(rig_factory):
@@ -230,9 +297,9 @@ def test_feature_codes_from_the_agents_desk_phone(rig_factory):
     caller, agent_leg = talking(rig, "1001")
     phone = leg(rig, agent_leg)
     phone.press("*1")                                          # hold
-    assert wait_for(lambda: "CHANNEL_HOLD" in phone.events)
+    assert wait_for(lambda: playing_music(caller))
     phone.press("*1")                                          # and back
-    assert wait_for(lambda: "CHANNEL_UNHOLD" in phone.events)
+    assert wait_for(lambda: members(rig, caller) == sorted([caller.uuid, agent_leg]))
     phone.press("123")                                         # ordinary digits: nothing happens
     phone.press("*9")                                          # unknown code: ignored
     rig.acd.board.ready("1002")

@@ -168,7 +168,8 @@ def test_a_request_for_a_call_on_another_engine_is_relayed_to_it(tmp_path, redis
         agent_leg = b.acd.store.agent("1001")["leg"]
         answer = api(a).post("/v1/calls/1001/hold")       # asked of engine A
         assert answer["engine"] == b.acd.engine_id and answer["held"] is True
-        assert "CHANNEL_HOLD" in b.switch.channels[agent_leg].events
+        room = lambda: b.switch.conferences.rooms.get(f"hl-{caller.uuid}")   # noqa: E731
+        assert wait_for(lambda: room() and [m.ch.uuid for m in room().members] == [agent_leg])   # held there
         listed = api(a).get("/v1/calls")                 # the whole site from either engine
         assert [(c["call"], c["engine"]) for c in listed["calls"]] == [(caller.uuid, b.acd.engine_id)]
         assert listed["engines_not_answering"] == []

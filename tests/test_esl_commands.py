@@ -61,7 +61,8 @@ def test_sendmsg_argument_cannot_add_headers(value):
 def test_api_builders():
     u = "948dc4a2-7630-4c01-becd-a18204b2fe19"
     assert c.uuid_kill(u) == f"uuid_kill {u} NORMAL_CLEARING"
-    assert c.uuid_break(u) == f"uuid_break {u} all"
+    assert c.uuid_break(u) == f"uuid_break {u}"          # `all` flushes queued executes (fixture 07)
+    assert c.uuid_break(u, everything=True) == f"uuid_break {u} all"
     assert c.uuid_record(u, "start", "/var/rec/a.wav") == f"uuid_record {u} start /var/rec/a.wav"
     assert c.uuid_setvar(u, "hotline_flow", "x\n${y}") == f"uuid_setvar {u} hotline_flow x y"
     assert c.uuid_broadcast(u, "tone_stream://%(500,500,480,620);loops=2") == \

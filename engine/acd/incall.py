@@ -2,8 +2,13 @@
 consult then complete or cancel, three-way calls; and supervisors' monitor / whisper / barge.
 
 How each works on the switch:
-- hold: `uuid_hold` on the agent's leg. The bridge stays up; the switch broadcasts the leg's
-  `hold_music` (the queue's music, set in the dial string) to the caller until `uuid_hold off`.
+- hold: the agent's leg leaves the bridge for the call's conference (as for a consult) and the
+  caller's own greenlet plays the queue's music; unhold puts the caller into that conference with
+  the agent. Not `uuid_hold`: that broadcasts the agent leg's `hold_music` to the caller as a queued
+  event, which waits behind the caller's event-locked `bridge` (no music during the hold), survives
+  `uuid_hold off` and then runs, looping, in front of the next step (a transfer never rings:
+  fixture 08 A); and the held desk phone goes recvonly and sends no DTMF, so `*1` could not unhold
+  (fixture 10). In the conference the agent's phone keeps two-way media and its keys.
 - blind transfer: the target is checked (agent free and reserved, queue known, number not on the
   dial-block list) before anything moves; then the agent's leg is hung up and the caller's greenlet,
   back from its bridge, rings the agent / joins the queue / is transferred out.
@@ -95,7 +100,7 @@ class InCall:
         conv = self._two_party(ref, "hold")
         if conv.held:
             return {"call": conv.call.uuid, "held": True}
-        self._api(commands.uuid_hold(conv.leg, True))
+        self._into_conference(conv, caller=("hold",))
         conv.held = True
         conv.held_since = time.time()
         conv.call.info["holds"] = conv.call.info.get("holds", 0) + 1
@@ -107,21 +112,36 @@ class InCall:
         conv = self.conversation(ref)
         if not conv.held:
             return {"call": conv.call.uuid, "held": False}
-        self._api(commands.uuid_hold(conv.leg, False))
+        self.end_hold(conv, actor)
+        self._back_to_agent(conv)
+        return {"call": conv.call.uuid, "held": False}
+
+    def end_hold(self, conv, actor):
+        """The hold is over (unhold, a transfer, the agent gone): its figures and audit."""
+        if not conv.held:
+            return
         conv.held = False
         held = time.time() - (conv.held_since or time.time())
         conv.call.info["hold_seconds"] = round(conv.call.info.get("hold_seconds", 0) + held, 3)
         self._audit("unhold", actor, conv)
         conv.call.log.info("off hold after %.1f s (by %s)", held, actor)
-        return {"call": conv.call.uuid, "held": False}
 
     def _two_party(self, ref, what):
         conv = self.conversation(ref)
-        if conv.conference:
-            raise ControlError(f"{what} is for a two-party call; call {conv.call.uuid} is a conference")
+        if conv.parties or conv.consult:
+            raise ControlError(f"{what} is for a two-party call; call {conv.call.uuid} has a third party")
         if conv.agent_finished:
             raise ControlError(f"the agent has left call {conv.call.uuid}")
         return conv
+
+    def _release_caller(self, conv):
+        """Send the caller's greenlet to its pending step, from wherever it is: the bridge ends
+        with the agent's leg, the conference by a kick, the hold music by an interruption."""
+        if conv.conference and conv.caller_in_conference:
+            # the conference ends with its last member: kicking an agent's empty one fails, harmlessly
+            self.acd.api_quiet(commands.conference(conv.conference, "kick", "all"))
+        if conv.caller_on_music:
+            conv.call.interrupt()             # only then: a stale interruption would cut the next prompt
 
     # --- blind transfer -------------------------------------------------------------------------
     def transfer(self, ref, target, actor="system"):
@@ -133,16 +153,14 @@ class InCall:
         kind, value = self.target(target)
         if kind == "agent":
             self._reserve(value, conv)
-        if conv.held:
-            self.unhold(ref, actor)
+        self.end_hold(conv, actor)
         conv.pending = (kind, value)
         self._audit("transfer", actor, conv, to=f"{kind}:{value}")
         conv.call.log.info("blind transfer to %s %s (by %s)", kind, value, actor)
-        # The agent's leg goes; the caller's greenlet, back from the bridge (or put out of the
-        # conference), carries out the pending transfer.
+        # The agent's leg goes; the caller's greenlet, back from the bridge (or out of the
+        # conference, or off the hold music), carries out the pending transfer.
         self._api(commands.uuid_kill(conv.leg, "NORMAL_CLEARING"))
-        if conv.conference:
-            self._api(commands.conference(conv.conference, "kick", "all"))
+        self._release_caller(conv)
         return {"call": conv.call.uuid, "transfer": f"{kind}:{value}"}
 
     def _reserve(self, agent_id, conv):
@@ -155,10 +173,12 @@ class InCall:
         conv = self._two_party(ref, "the survey transfer")
         if not conv.queue.survey:
             raise ControlError(f"queue {conv.queue.name} has no survey")
+        self.end_hold(conv, actor)
         conv.pending = ("survey",)
         self._audit("survey", actor, conv)
         conv.call.log.info("agent %s sends the caller to the survey (by %s)", conv.agent, actor)
         self._api(commands.uuid_kill(conv.leg, "NORMAL_CLEARING"))
+        self._release_caller(conv)
         return {"call": conv.call.uuid, "survey": True}
 
     # --- recording ------------------------------------------------------------------------------
@@ -232,7 +252,8 @@ class InCall:
         if kind == "agent":
             self._reserve(value, conv)
         if conv.held:
-            self.unhold(ref, actor)
+            # consult keeps the caller on the music; three-way brings them in: the hold ends
+            self.end_hold(conv, actor)
         return conv, kind, value
 
     def _release_target(self, kind, value, conv):
@@ -306,9 +327,13 @@ class InCall:
             self._api(commands.uuid_transfer(conv.leg, f"conf_{conv.conference}",
                                              self.acd.CONF_CONTEXT))
         elif caller == ("hold",):
-            # Already in the conference: the caller steps out to the music while the agent consults.
+            # Already in the conference: the caller steps out to the music (hold, consult).
             conv.pending = caller
-            self._kick_caller(conv)
+            if conv.caller_in_conference:
+                self._kick_caller(conv)
+        elif not conv.caller_in_conference:
+            conv.pending = caller                 # on the music: into the conference
+            conv.call.interrupt()
 
     def _kick_caller(self, conv):
         # mod_conference keeps the member id in the channel variable conference_member_id

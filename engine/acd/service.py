@@ -46,6 +46,7 @@ class Conversation:
     leg: str = None
     answered_at: float = None
     pending: tuple = None               # ('hold',) ('conference',) ('queue', q) ('agent', id) ('external', n)
+                                        # ('survey',) ('ended',): the agent left while the caller held
     conference: str = None
     parties: dict = dataclasses.field(default_factory=dict)   # third-party leg -> description
     transfers: list = dataclasses.field(default_factory=list)
@@ -55,6 +56,7 @@ class Conversation:
     held_since: float = None
     consult: str = None                 # leg of the party being consulted
     caller_in_conference: bool = False
+    caller_on_music: bool = False       # the caller's greenlet plays the hold music (hold, consult)
 
     @property
     def conference_name(self):
@@ -279,12 +281,21 @@ class Acd:
                     self.agent_done(conv)
                     break
                 kind = action[0]
+                if kind == "ended":
+                    self.agent_done(conv)
+                    break
                 if kind == "hold":
+                    # The agent's leg waits in the conference; the caller hears the queue's music
+                    # from this greenlet until unhold, a transfer or the agent leaving says where next.
                     call.log.info("on hold")
-                    call.clear_interrupt()
-                    while conv.pending is None:
-                        call.play([queue.music], interruptible=True, fallback=MUSIC_FALLBACK)
-                        call.flush_digits()
+                    conv.caller_on_music = True
+                    try:
+                        while conv.pending is None:
+                            call.clear_interrupt()
+                            call.play([queue.music], interruptible=True, fallback=MUSIC_FALLBACK)
+                            call.flush_digits()
+                    finally:
+                        conv.caller_on_music = False
                     continue
                 if kind == "conference":
                     conv.conference = conv.conference_name
@@ -418,6 +429,11 @@ class Acd:
             if self.incall.agent_leg_gone(conv):
                 return                      # the agent hung up to complete a consultation
             self.agent_done(conv)
+            if conv.caller_on_music and conv.pending is None:
+                # the agent hung up while the caller held: the caller is not left on the music
+                self.incall.end_hold(conv, "agent hung up")
+                conv.pending = ("ended",)
+                conv.call.interrupt()
         if conv.conference and conv.caller_in_conference and conv.agent_finished \
                 and not conv.parties and conv.pending is None:
             # the caller would sit alone in the conference: bring them back to us

@@ -10,8 +10,10 @@ Every text is split into sentences (media.prompts.split_sentences) and each sent
 thread, espeak-ng as a subprocess), and an interruption is known to the sentence, so a false one
 (speech onset, then no words) resumes from the sentence the caller broke into, not from the top.
 
-Barge-in goes through `call.interrupt()`, which sends `uuid_break <uuid> all` at once from the
-listener's greenlet; PLAYBACK_STOP times are taken from the call's socket to measure the reaction.
+Barge-in goes through `call.interrupt()` from the listener's greenlet: a plain `uuid_break` once
+the sentence's playback has started (engine.calls: never `all`, which would flush the next
+sentence's queued execute); PLAYBACK_STOP times are taken from the call's socket to measure the
+reaction.
 """
 import logging
 import time

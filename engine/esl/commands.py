@@ -99,7 +99,9 @@ def uuid_kill(call_uuid, hangup_cause="NORMAL_CLEARING"):
     return f"uuid_kill {uuid(call_uuid)} {cause(hangup_cause)}"
 
 
-def uuid_break(call_uuid, everything=True):
+def uuid_break(call_uuid, everything=False):
+    """Break what the channel runs. `everything` (`all`) also flushes the channel's queued
+    executes, which then never start nor complete (fixture 07 A): the engine never uses it."""
     return f"uuid_break {uuid(call_uuid)}" + (" all" if everything else "")
 
 

@@ -4,14 +4,17 @@ A session follows what the real switch showed (FREESWITCH.md, fixtures 05 and 05
 returns the channel data; `myevents` subscribes the channel's events, but PLAYBACK_START/STOP need
 their own `event` subscription on the same socket; `linger` keeps the socket after hangup so the
 hangup events arrive. An application runs by `sendmsg execute` carrying our own `Event-UUID`,
-which the switch echoes as `Application-UUID` on that execution's CHANNEL_EXECUTE_COMPLETE: we
-wait for that id, never for an application name.
+which the switch echoes as `Application-UUID` on that execution's CHANNEL_EXECUTE and
+CHANNEL_EXECUTE_COMPLETE: we wait for that id, never for an application name. The switch queues
+every execute and starts it on the channel's next media frame; `started(event_uuid)` is set by its
+CHANNEL_EXECUTE, so a caller can tell "sent" from "running" (fixture 07: only a running
+application can be broken; a queued one is lost to `uuid_break all`).
 """
 import logging
 import uuid as _uuid
 
 import gevent
-from gevent.event import AsyncResult
+from gevent.event import AsyncResult, Event as Flag
 from gevent.server import StreamServer
 
 from engine.esl import commands
@@ -34,8 +37,10 @@ class OutboundSession(Transport):
         self.hungup = False
         self.hangup_event = None          # CHANNEL_HANGUP_COMPLETE, when seen
         self._executions = {}             # Event-UUID -> AsyncResult(CHANNEL_EXECUTE_COMPLETE)
+        self._started = {}                # Event-UUID -> Flag set by its CHANNEL_EXECUTE
         self.closed = AsyncResult()
         self._attach(sock)
+        self.on("CHANNEL_EXECUTE", self._execute_started)
         self.on("CHANNEL_EXECUTE_COMPLETE", self._execute_complete)
         self.on("CHANNEL_HANGUP", self._hangup)
         self.on("CHANNEL_HANGUP_COMPLETE", self._hangup_complete)
@@ -54,19 +59,39 @@ class OutboundSession(Transport):
         return self.channel
 
     # --- applications -----------------------------------------------------------------------
-    def execute_async(self, app, arg=None):
+    def execute_async(self, app, arg=None, event_lock=True):
         """Start an application; returns (event_uuid, AsyncResult of its EXECUTE_COMPLETE)."""
         if self.hungup:
             raise ChannelGone(f"{self.uuid}: channel already hung up")
         event_uuid = str(_uuid.uuid4())
         result = AsyncResult()
         self._executions[event_uuid] = result
+        self._started[event_uuid] = Flag()
         try:
-            self.sendmsg(commands.execute(app, arg, event_uuid=event_uuid))
+            self.sendmsg(commands.execute(app, arg, event_uuid=event_uuid, event_lock=event_lock))
         except Exception:
-            self._executions.pop(event_uuid, None)
+            self.forget(event_uuid)
             raise
         return event_uuid, result
+
+    def started(self, event_uuid):
+        """A Flag set when the switch started that execution (its CHANNEL_EXECUTE came); an
+        execution no longer pending (completed, forgotten) gives a set Flag."""
+        flag = self._started.get(event_uuid)
+        if flag is None:
+            flag = Flag()
+            flag.set()
+        return flag
+
+    def running(self, event_uuid):
+        """Started and not yet completed: the only state in which a break reaches it."""
+        flag = self._started.get(event_uuid)
+        return flag is not None and flag.is_set() and event_uuid in self._executions
+
+    def forget(self, event_uuid):
+        """Stop waiting for an execution (it was lost); a late completion is then ignored."""
+        self._executions.pop(event_uuid, None)
+        self._started.pop(event_uuid, None)
 
     def execute(self, app, arg=None, timeout=None):
         """Run an application and wait for its completion event."""
@@ -95,8 +120,17 @@ class OutboundSession(Transport):
         self.close("exit")
 
     # --- events -----------------------------------------------------------------------------
+    def _execute_started(self, event):
+        flag = self._started.get(event.get("Application-UUID", ""))
+        if flag is not None:
+            flag.set()
+
     def _execute_complete(self, event):
-        result = self._executions.pop(event.get("Application-UUID", ""), None)
+        event_uuid = event.get("Application-UUID", "")
+        result = self._executions.pop(event_uuid, None)
+        flag = self._started.pop(event_uuid, None)
+        if flag is not None:
+            flag.set()
         if result is not None:
             result.set(event)
 
@@ -111,6 +145,7 @@ class OutboundSession(Transport):
 
     def _fail_executions(self, error):
         pending, self._executions = self._executions, {}
+        self._started = {}
         for result in pending.values():
             if not result.ready():
                 result.set_exception(error)

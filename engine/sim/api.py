@@ -368,9 +368,15 @@ def _uuid_recv_dtmf(switch, arg):
 
 @command("uuid_hold")
 def _uuid_hold(switch, arg):
-    """`uuid_hold [off|toggle] <uuid>` (switch_ivr_hold/unhold): the held channel gets CF_HOLD and
-    CHANNEL_HOLD; its `hold_music` is broadcast in a loop to the partner, and unhold stops that
-    broadcast (CHANNEL_UNHOLD)."""
+    """`uuid_hold [off|toggle] <uuid>` (switch_ivr_hold / switch_ivr_unhold).
+
+    Hold: CALLSTATE HELD and CHANNEL_HOLD on the leg; its phone is re-INVITEd sendonly and sends
+    no RTP, so no DTMF (Channel.press; fixture 10); the leg's `hold_music` is broadcast, looping,
+    to its partner as a queued private event (switch_ivr_broadcast, SMF_LOOP) - which waits behind
+    an application run with event-lock, e.g. the caller's `bridge` (fixture 08 A).
+    Unhold: CALLSTATE UNHELD then ACTIVE; a broadcast running on the partner is stopped
+    (switch_channel_stop_broadcast), one still queued is NOT removed and runs later (08 A);
+    then CHANNEL_UNHOLD (fixture 10)."""
     words = arg.split()
     mode = "on"
     if words and words[0] in ("off", "toggle"):
@@ -378,20 +384,23 @@ def _uuid_hold(switch, arg):
     ch = _channel(switch, words[0]) if words else None
     if ch is None or not ch.alive:
         return "-ERR Operation Failed\n"
-    held = getattr(ch, "held", False)
     if mode == "toggle":
-        mode = "off" if held else "on"
-    partner = switch.channels.get(ch.bridged_to) if ch.bridged_to else None
-    if mode == "on" and not held:
+        mode = "off" if ch.held else "on"
+    partner = switch.channels.get(ch.variables.get("signal_bond") or ch.bridged_to or "")
+    if mode == "on" and not ch.held:
         ch.held = True
-        music = ch.variables.get("hold_music")
-        if music and music != "silence" and partner is not None:
-            partner.queue_message(switch.private_message("playback", music, loop=True))
+        ch.set_callstate("HELD")
         ch.emit("CHANNEL_HOLD")
-    elif mode == "off" and held:
+        music = ch.variables.get("hold_music")
+        # switch_ivr_hold: no broadcast when the stream is "silence"
+        if music and music != "silence" and partner is not None and partner.alive:
+            partner.queue_message(switch.private_message("playback", music, loop=True))
+    elif mode == "off" and ch.held:
         ch.held = False
+        ch.set_callstate("UNHELD")
+        ch.set_callstate("ACTIVE")
         if partner is not None:
-            partner.request_break(everything=True)
+            partner.stop_broadcast()
         ch.emit("CHANNEL_UNHOLD")
     return "+OK Success\n"
 

@@ -26,7 +26,10 @@ def app(name):
     return register
 
 
-def execute(ch, name, arg="", event_uuid=None, loops=1):
+def execute(ch, name, arg="", event_uuid=None, loops=1, event_lock=False, broadcast=False):
+    """Run one application. `event_lock`: sent with `event-lock: true`, so no queued message runs
+    until it ends (CF_EVENT_LOCK; fixture 08 A). `broadcast`: a uuid_broadcast / hold music
+    (CF_BROADCAST: uuid_break and unhold stop it rather than break it)."""
     fn = APPS.get(name)
     arg = ch.switch.expand(ch, arg or "")
     app_uuid = event_uuid or str(_uuid.uuid4())
@@ -45,13 +48,19 @@ def execute(ch, name, arg="", event_uuid=None, loops=1):
     ch.set_var("current_application_data", arg or None)
     ch.emit("CHANNEL_EXECUTE", info)
     response = "_none_"
+    outer = (ch.event_lock, ch.broadcasting)      # a message run inside a bridge nests
+    ch.event_lock, ch.broadcasting = bool(event_lock), bool(broadcast)
     try:
         ch.stop_loops = False
-        for _ in range(max(int(loops or 1), 1)):
+        loops = int(loops or 1)
+        count = 0
+        while loops < 0 or count < max(loops, 1):     # loops -1: until stopped (SMF_LOOP)
+            count += 1
             response = fn(ch, arg or "") or "_none_"
-            if ch.stop_loops:             # `uuid_break all` / unhold stop a looping broadcast
+            if ch.stop_loops:             # uuid_break / unhold stop a looping broadcast
                 break
     finally:
+        ch.event_lock, ch.broadcasting = outer
         ch.set_var("current_application_response", response)
         if arg:
             ch.set_var("last_arg", arg)

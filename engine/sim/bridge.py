@@ -69,8 +69,8 @@ def _bridge_loop(ch, other, role):
     _display_update(ch, other)
     try:
         while True:
-            ch.wait(until=lambda: bool(ch.messages) or ch.bridged_to != other.uuid or not other.alive)
-            if ch.messages:
+            ch.wait(until=lambda: ch.may_run_messages() or ch.bridged_to != other.uuid or not other.alive)
+            if ch.may_run_messages():
                 ch.run_messages()
                 continue
             break
@@ -164,8 +164,10 @@ def bridge_app(switch, ch, arg):
         _link(ch, b, "A")
         ch.emit("CHANNEL_BRIDGE", {"Bridge-A-Unique-ID": ch.uuid, "Bridge-B-Unique-ID": b.uuid})
         while True:
-            ch.wait(until=lambda: bool(ch.messages) or ch.bridged_to != b.uuid or not b.alive)
-            if ch.messages:
+            # a `bridge` sent with event-lock (the engine's) runs nothing queued until it ends:
+            # uuid_hold's music broadcast waits, then plays after it (fixture 08 A; 08 B without)
+            ch.wait(until=lambda: ch.may_run_messages() or ch.bridged_to != b.uuid or not b.alive)
+            if ch.may_run_messages():
                 ch.run_messages()
                 continue
             break

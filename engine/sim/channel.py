@@ -4,6 +4,14 @@ One greenlet per channel plays FreeSWITCH's session thread: it runs the dialplan
 then parks and runs what `sendmsg`/`uuid_broadcast` queue, and finally walks the hangup states.
 Anything that interrupts an application (hangup, transfer, uuid_break, DTMF) sets a flag and wakes
 the greenlet through one gevent Event, so waits never poll.
+
+The private event queue (`messages`) is the switch's: every `sendmsg execute`, `uuid_broadcast`
+and `uuid_hold`'s hold-music broadcast waits there until the session thread parses events, which a
+parked channel does once per media frame, and which no application run with `event-lock: true`
+does at all until it ends (switch_core_session_dequeue_private_event returns nothing while
+CF_EVENT_LOCK is set; FREESWITCH.md, fixture 08 A). `uuid_break <uuid> all` flushes that queue
+(switch_core_session_flush_private_events): an execute sent but not started is gone, with no
+CHANNEL_EXECUTE and no CHANNEL_EXECUTE_COMPLETE ever (fixture 07 case A).
 """
 import collections
 import logging
@@ -78,9 +86,12 @@ class Channel:
         self.current_app = None
         self.dtmf = collections.deque()   # digits not yet consumed by an application
         self.eavesdrop_modes = []          # eavesdrop mux modes this leg went through (0 1 2 3)
-        self.messages = collections.deque()
-        self.break_flag = False
-        self.stop_loops = False
+        self.messages = collections.deque()   # the private event queue (see the module doc)
+        self.break_flag = False           # CF_BREAK
+        self.stop_loops = False           # a looping broadcast is told to stop
+        self.event_lock = False           # the running application was executed with event-lock
+        self.broadcasting = False         # CF_BROADCAST: the running application is a broadcast
+        self.held = False                 # uuid_hold on this leg: its phone is recvonly
         self.transfer_to = None
         self.call_uuid = None             # a bridged B leg belongs to the A leg's call
         # The leg whose session originated this one (the B leg of a `bridge`, the second leg of a
@@ -326,7 +337,12 @@ class Channel:
         self.wake()
 
     def press(self, digits):
-        """The far end sends RFC2833 digits, one DTMF event each."""
+        """The far end sends RFC2833 digits, one DTMF event each. A phone put on hold
+        (`uuid_hold` on its leg) was re-INVITEd sendonly, answered recvonly and sends no RTP at
+        all: its key presses never reach the switch, and none come out after unhold (fixture 10)."""
+        if self.held:
+            self.log.info("%s: on hold (recvonly): digits %s never reach the switch", self.uuid, digits)
+            return
         for digit in str(digits):
             self.receive_dtmf(digit)
 
@@ -341,11 +357,30 @@ class Channel:
         self.wake()
 
     def request_break(self, everything=False):
-        self.break_flag = True
+        """`uuid_break [all]` (mod_commands break): `all` first flushes the private event queue,
+        whatever is queued in it (fixture 07 A); then a running broadcast is stopped, or else
+        CF_BREAK is set. CF_BREAK stops the running application; with none running it is lost
+        when the parked channel takes its next message (fixture 07 B)."""
         if everything:
-            self.stop_loops = True
-            self.messages = collections.deque(m for m in self.messages if m.get("app") != "playback")
+            self.messages.clear()
+        if self.broadcasting:
+            self.stop_broadcast()
+        else:
+            self.break_flag = True
         self.wake()
+
+    def stop_broadcast(self):
+        """switch_channel_stop_broadcast: only a broadcast that runs stops; one still queued
+        stays queued (`uuid_hold off` leaves it: fixture 08 A)."""
+        if self.broadcasting:
+            self.stop_loops = True
+            self.break_flag = True
+            self.wake()
+
+    def may_run_messages(self):
+        """Can an application's loop (bridge, conference) run queued messages now? Not while an
+        application executed with event-lock runs (fixture 08 A); yes without it (08 B)."""
+        return bool(self.messages) and not self.event_lock
 
     def transfer(self, extension, context=None, dialplan="XML"):
         context = context or self.context
@@ -483,7 +518,8 @@ class Channel:
             msg = self.messages.popleft()
             try:
                 applications.execute(self, msg["app"], msg.get("arg", ""), msg.get("event_uuid"),
-                                     loops=msg.get("loops", 1))
+                                     loops=msg.get("loops", 1), event_lock=msg.get("event_lock", False),
+                                     broadcast=msg.get("broadcast", False))
             finally:
                 if msg.get("private") and media_ready:
                     # the switch fires the consumed message as PRIVATE_COMMAND (fixtures 01, 04, 05)
@@ -499,7 +535,13 @@ class Channel:
         self.emit("PRIVATE_COMMAND", body=msg.get("private_body", ""), prefix=msg["private"])
 
     def park_loop(self, stop=None):
-        """Park: run queued messages until hangup, transfer or `stop()` (the `park` app, socket async)."""
+        """Park: run queued messages until hangup, transfer or `stop()` (the `park` app, socket async).
+
+        switch_ivr_park reads a media frame, then parses the private events: a message queued now
+        starts on the next frame of this channel (every `switch.frame_seconds` since it was
+        created), not at once. An execute sent and then flushed by `uuid_break all` within that
+        frame never runs (fixture 07 A). A break that came while parked (nothing to stop) is lost
+        when the next message runs (fixture 07 B)."""
         self.parked = True
         self.emit("CHANNEL_PARK")
         try:
@@ -507,10 +549,21 @@ class Channel:
                 self.wait(until=lambda: bool(self.messages) or (stop is not None and stop()))
                 if stop is not None and stop() and not self.messages:
                     return
+                self.wait(self._to_next_frame())
+                if not self.messages:
+                    continue                  # flushed within the frame
+                self.break_flag = False
                 self.run_messages(media_ready=self.codec is not None)
         finally:
             self.parked = False
             self.emit("CHANNEL_UNPARK")
+
+    def _to_next_frame(self):
+        frame = self.switch.frame_seconds
+        if frame <= 0:
+            return 0
+        since = (now_us() - self.times["created"]) / 1e6
+        return frame - (since % frame)
 
     def _finish(self):
         if self.state in ("CS_HANGUP", "CS_REPORTING", "CS_DESTROY"):

@@ -153,7 +153,7 @@ class Conferences:
             self._play(room, ENTER_SOUND, announce=False)
         try:
             while True:
-                ch.wait(until=lambda: bool(ch.messages) or member.kicked is not None)
+                ch.wait(until=lambda: ch.may_run_messages() or member.kicked is not None)
                 if member.kicked is not None:
                     break
                 ch.run_messages()

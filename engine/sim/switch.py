@@ -277,6 +277,7 @@ class Switch:
                 arg = msg.text()
             ch.queue_message({"app": h.get("execute-app-name", ""), "arg": arg or "",
                               "event_uuid": h.get("Event-UUID"), "loops": h.get("loops", 1),
+                              "event_lock": h.get("event-lock", "").lower() == "true",
                               "private": private, "private_body": body})
         elif command == "hangup":
             if ch.kill(h.get("hangup-cause", "NORMAL_CLEARING")):
@@ -302,7 +303,9 @@ class Switch:
             ("event-lock", "true"), ("lead-frames", "5")]
         if loop:                          # SMF_LOOP
             private.append(("loops", "-1"))
-        return {"app": app, "arg": arg, "loops": 1000 if loop else 1, "private": private}
+        # a broadcast runs with event-lock and CF_BROADCAST; a looping one until it is stopped
+        return {"app": app, "arg": arg, "loops": -1 if loop else 1, "event_lock": True, "broadcast": True,
+                "private": private}
 
     # --- bridges, recording (used by api and apps) ---------------------------------------------------
     def record_start(self, ch, path, limit=None, record_app=False):
