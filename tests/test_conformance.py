@@ -5,7 +5,7 @@ them, and at least 95% of the header names per event type. Two scenarios capture
 FreeSWITCH (documented in KNOWN_RACES with the evidence); only those exact events may differ there. The scenarios run concurrently, each
 on its own simulator; they take as long as their media does (a few seconds), not longer.
 
-Scenarios 07-11 need simulator behaviours other branches bring; they are marked xfail(strict)
+Scenarios 08-11 need simulator behaviours other branches bring; they are marked xfail(strict)
 with what each still lacks, so the marks must go once those land (a strict xfail that passes fails).
 """
 import pytest
@@ -13,9 +13,6 @@ import pytest
 from engine.sim.conformance import SCENARIOS, run_all
 
 NEEDS = {
-    "07-outbound-break-all-and-missing-moh":
-        "playback of a missing stream/file completes at once with FILE NOT FOUND, no PLAYBACK_START/STOP "
-        "(branch switch-needs)",
     "08-hold-inside-event-locked-bridge":
         "private event queue + event-lock, uuid_hold music queued behind a locked bridge (branch queue-hold); "
         "the bridge app's B leg (Other-Leg block from CHANNEL_OUTGOING on, CALLSTATE x2 and CALL_UPDATE on "
