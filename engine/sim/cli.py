@@ -57,6 +57,8 @@ def run(args):
         print(f"hotline sim: {exc}", file=sys.stderr)
         return 2
     switch = Switch(dialplan_dirs=[dialplan], password=password)
+    if not args.dialplan:
+        switch.load_codec_config(dialplan.parent)     # our profiles' and directory's codecs
     try:
         switch.start(host or "127.0.0.1", int(port))
     except (OSError, ValueError) as exc:
