@@ -10,7 +10,7 @@ import pytest
 
 from engine import cli
 from engine.fsconf import FsConfigError, render
-from engine.settings import load_settings
+from engine.settings import default_settings, load_settings
 from engine.sim.dialplan import Dialplan
 
 ENV = {"HOTLINE_TEST_ESL_PW": "esl-s3cret<&\"'", "HOTLINE_TEST_TRUNK_PW": "trunk-pw",
@@ -239,3 +239,13 @@ def test_cli_render(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("HOTLINE_TEST_SIP_1002")
     rc = cli.main(["fs-config", "render", "--out", str(tmp_path / "out2"), "--config", str(tmp_path / "hotline.yaml")])
     assert rc == 1 and "HOTLINE_TEST_SIP_1002" in capsys.readouterr().err
+
+
+def test_fs_config_refuses_phone_codecs_of_mixed_rates(tmp_path):
+    settings = default_settings(base_dir=tmp_path, env={"HOTLINE_ESL_PASSWORD": "x"},
+                                switch={"phone_codecs": ["OPUS", "PCMA"]})
+    with pytest.raises(FsConfigError, match=r"phone_codecs: OPUS 48000 Hz, PCMA 8000 Hz mix sample rates"):
+        render(settings, tmp_path / "fs")
+    ok = default_settings(base_dir=tmp_path, env={"HOTLINE_ESL_PASSWORD": "x"},
+                          switch={"phone_codecs": ["PCMU", "PCMA"]})
+    render(ok, tmp_path / "fs")
