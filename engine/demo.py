@@ -172,6 +172,7 @@ def run(args):
 
         switch = Switch(dialplan_dirs=[workdir / "freeswitch" / "dialplan"], password=password,
                         conf_dir=workdir / "freeswitch")
+        switch.load_codec_config(workdir / "freeswitch")
         switch.start("127.0.0.1", esl_port)
         for ext, answer_after, hangup_after in PHONES:
             switch.register(ext, AgentPhone(None, AgentSpec(extension=ext, behaviour="answer",

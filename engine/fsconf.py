@@ -28,6 +28,9 @@ _EXTENSION = re.compile(r"^[0-9]{2,8}$")
 _CODEC = re.compile(r"^[A-Za-z0-9_.@-]{1,32}$")
 _CIDR = re.compile(r"^[0-9A-Fa-f:.]{2,45}/[0-9]{1,3}$")
 _A1_HASH = re.compile(r"^[0-9a-f]{32}$")
+# Samples a second of the codecs whose rate we know (G722: 16000 although its RTP clock says 8000).
+CODEC_RATES = {"PCMA": 8000, "PCMU": 8000, "G729": 8000, "GSM": 8000, "ILBC": 8000, "G722": 16000,
+               "OPUS": 48000}
 
 
 class FsConfigError(ValueError):
@@ -89,6 +92,7 @@ def _context(s, agents, env):
         for codec in getattr(sw, name):
             if not _CODEC.match(codec):
                 raise FsConfigError(f"switch.{name}: invalid codec name {codec!r}")
+    _check_phone_rates(sw.phone_codecs)
     for label, cidrs in (("switch.esl_acl", sw.esl_acl), ("trunk.cidrs", s.trunk.cidrs)):
         for cidr in cidrs:
             if not _CIDR.match(cidr):
@@ -106,6 +110,18 @@ def _context(s, agents, env):
         "dids": dids, "socket_data": socket_data,
         "agents": _agents(agents, s.files.agents, env),
     }
+
+
+def _check_phone_rates(phone_codecs):
+    """Every desk-phone leg (agents, supervisors) is pinned to phone_codecs; they must share one
+    sample rate. Eavesdrop mixes a supervisor's audio into the agent's leg without resampling: a
+    supervisor at 48 kHz over an agent at 8 kHz is nearly silent in whisper and barge (fixture 09b)."""
+    rates = {c: CODEC_RATES[c.upper()] for c in phone_codecs if c.upper() in CODEC_RATES}
+    if len(set(rates.values())) > 1:
+        listed = ", ".join(f"{c} {r} Hz" for c, r in rates.items())
+        raise FsConfigError(f"switch.phone_codecs: {listed} mix sample rates; a supervisor's phone "
+                            "could then negotiate another rate than the agent's and whisper/barge "
+                            "would be inaudible (eavesdrop does not resample): list codecs of one rate")
 
 
 def _check_secret(label, value):

@@ -38,9 +38,9 @@ class AcdRig(Rig):
         self.acd = self.engine.acd
         self.phones = {}
 
-    def phone(self, extension, behaviour="answer", answer_after=0.05, hangup_after=None):
+    def phone(self, extension, behaviour="answer", answer_after=0.05, hangup_after=None, codecs=None):
         spec = AgentSpec(extension=extension, behaviour=behaviour, answer_after=answer_after,
-                         hangup_after=hangup_after)
+                         hangup_after=hangup_after, **({"codecs": tuple(codecs)} if codecs else {}))
         phone = self.phones.get(extension)
         if phone is None:
             phone = self.phones[extension] = AgentPhone(None, spec)

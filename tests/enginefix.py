@@ -13,7 +13,7 @@ class Rig:
     """`Rig(tmp_path, handler)`: a started simulator and engine; `rig.call(...)` places a trunk call."""
 
     def __init__(self, tmp_path, handler=None, grace=5.0, database=None, flows_dir=None, clock=None,
-                 paths_prompt_cache=None, files=None, env=None, tickets=False, **sections):
+                 paths_prompt_cache=None, files=None, env=None, tickets=False, our_codecs=True, **sections):
         self.tmp = tmp_path
         esl_port, out_port = free_port(), free_port()
         db = {"spool_drain_interval": 0.1, "busy_timeout": 0.05, "retries": 1, **(database or {})}
@@ -27,10 +27,14 @@ class Rig:
             files={"flows_dir": str(flows_dir or tmp_path / "no-flows"), **(files or {})},
             shutdown={"grace_seconds": grace},
             database=db, **sections)
-        # The simulator runs the dialplan we ship, rendered from these very settings.
+        # The simulator runs the dialplan we ship, rendered from these very settings, and
+        # negotiates codecs with our profiles and directory (our_codecs=False: a switch that kept
+        # its vanilla profiles and directory and merged only our dialplan).
         render(self.settings, tmp_path / "fs")
         self.switch = Switch(dialplan_dirs=[tmp_path / "fs" / "dialplan"], password=PASSWORD,
                              conf_dir=tmp_path / "fs")
+        if our_codecs:
+            self.switch.load_codec_config(tmp_path / "fs")
         self.switch.start("127.0.0.1", esl_port)
         self.engine = Engine(self.settings, call_handler=handler, clock=clock, tickets=tickets)
         self.engine.start(wait_for_switch=True)
@@ -71,6 +75,7 @@ class EngineProcess:
         render(self.settings, tmp_path / "fs")
         self.switch = Switch(dialplan_dirs=[tmp_path / "fs" / "dialplan"], password=PASSWORD,
                              conf_dir=tmp_path / "fs")
+        self.switch.load_codec_config(tmp_path / "fs")
         self.switch.xml_cdr_dir = str(self.settings.switch.cdr_dir)
         self.switch.start("127.0.0.1", esl_port)
         self.proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--config", str(self.config)],

@@ -3,6 +3,7 @@ supervisors listening in, each driven as the control API drives them (Acd.incall
 import pytest
 
 from engine.acd.incall import ControlError
+from engine.sim import codecs
 from engine.sim.endpoints import AgentPhone
 from engine.sim.scenario import AgentSpec
 from tests.acdfix import AcdRig, agent, queue, wait_for
@@ -286,6 +287,29 @@ def test_supervisor_whispers_then_barges(rig_factory):
     rig.acd.audit.flush()
     actions = [e["action"] for e in rig.acd.audit.events(agent="1001")]
     assert "whisper" in actions and "barge" in actions
+    caller.hangup()
+    assert wait_for(lambda: not leg(rig, sup) or not leg(rig, sup).alive)
+
+
+def test_supervisor_leg_is_originated_in_the_agent_legs_codec_so_whisper_and_barge_are_heard(rig_factory):
+    """Issue 14 point 3 (fixture 09b): on a switch that kept its vanilla profiles and directory, a
+    G.711 trunk caller is bridged to the agent's G.711 desk phone (PCMA/8000) while the supervisor's
+    phone would negotiate OPUS/48000; eavesdrop does not resample, so the engine must originate the
+    supervisor in the agent leg's codec for whisper and barge to be heard."""
+    rig = rig_factory([agent("1001"), agent("2001", role="supervisor")], our_codecs=False)
+    rig.login("1001", codecs=codecs.DESK_PHONE)
+    caller = rig.switch.place_call("12345", "13800138000", "Caller", codecs=("PCMA",))
+    assert wait_for(lambda: rig.state("1001") == "in_call"), rig.state("1001")
+    agent_leg = rig.acd.store.agent("1001")["leg"]
+    assert leg(rig, agent_leg).codec == ("PCMA", "8000")
+    rig.phone("2001", codecs=codecs.SOFTPHONE)               # offers OPUS first
+    sup = rig.acd.incall.supervise("1001", "2001", "whisper", actor="test")["leg"]
+    assert wait_for(lambda: leg(rig, sup) is not None and len(leg(rig, sup).eavesdrop_mix) == 1)
+    rig.acd.incall.supervise("1001", "2001", "barge", actor="test")
+    assert wait_for(lambda: leg(rig, sup).eavesdrop_modes == ["2", "3"])
+    mixes = leg(rig, sup).eavesdrop_mix
+    assert leg(rig, sup).codec == ("PCMA", "8000"), mixes
+    assert [(m["mode"], m["audible"]) for m in mixes] == [("2", True), ("3", True)], mixes
     caller.hangup()
     assert wait_for(lambda: not leg(rig, sup) or not leg(rig, sup).alive)
 

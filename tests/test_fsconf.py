@@ -257,3 +257,13 @@ def test_the_default_queue_music_is_rendered_and_plays_on_the_simulator(tmp_path
     sw = Switch([tmp_path / "fs" / "dialplan"], conf_dir=tmp_path / "fs")
     assert "mod_local_stream" in sw.modules
     assert sw.media_duration(music) is None                  # plays until stopped, no FILE NOT FOUND
+
+
+def test_fs_config_refuses_phone_codecs_of_mixed_rates(tmp_path):
+    settings = default_settings(base_dir=tmp_path, env={"HOTLINE_ESL_PASSWORD": "x"},
+                                switch={"phone_codecs": ["OPUS", "PCMA"]})
+    with pytest.raises(FsConfigError, match=r"phone_codecs: OPUS 48000 Hz, PCMA 8000 Hz mix sample rates"):
+        render(settings, tmp_path / "fs")
+    ok = default_settings(base_dir=tmp_path, env={"HOTLINE_ESL_PASSWORD": "x"},
+                          switch={"phone_codecs": ["PCMU", "PCMA"]})
+    render(ok, tmp_path / "fs")

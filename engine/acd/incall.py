@@ -19,9 +19,10 @@ How each works on the switch:
   cancelling hangs up the third party and puts the caller back with the agent. When the agent
   leaves a three-way call the caller and the third party stay together; a caller left alone in the
   conference is taken out of it.
-- monitor / whisper / barge: the supervisor's phone is called with `&eavesdrop(<agent leg>)`;
-  whisper mixes the supervisor into what the agent's phone receives (mux write), barge into both
-  directions. The mode of a running supervision changes by DTMF sent into the supervisor's leg
+- monitor / whisper / barge: the supervisor's phone is called with `&eavesdrop(<agent leg>)`,
+  in the agent leg's codec (`absolute_codec_string`: eavesdrop does not resample, so a supervisor
+  at another rate is nearly silent); whisper mixes the supervisor into what the agent's phone
+  receives (mux write), barge into both directions. The mode of a running supervision changes by DTMF sent into the supervisor's leg
   (`uuid_recv_dtmf`: 0 listen, 2 whisper, 3 barge), as FreeSWITCH's eavesdrop reads it.
 """
 import logging
@@ -444,6 +445,9 @@ class InCall:
             variables["eavesdrop_whisper_bleg"] = "true"
         if mode == "barge":
             variables["eavesdrop_whisper_aleg"] = "true"
+        codec = self._leg_codec(conv)
+        if codec:
+            variables["absolute_codec_string"] = codec
         command = commands.originate(commands.endpoint_user(sup.extension, acd.domain), variables,
                                      app="eavesdrop", app_arg=conv.leg)
         acd.supervisions[leg] = {"supervisor": sup.id, "call": conv.call.uuid, "agent": conv.agent,
@@ -454,6 +458,33 @@ class InCall:
         conv.call.log.info("supervisor %s: %s on agent %s", sup.id, mode, conv.agent)
         gevent.spawn(self._await_supervisor, leg, command)
         return {"call": conv.call.uuid, "supervisor": sup.id, "mode": mode, "leg": leg}
+
+    def _leg_codec(self, conv):
+        """The codec the agent's leg negotiated, asked of the switch, to originate the supervisor's
+        leg in it. Eavesdrop mixes the supervisor's frames into the agent's without resampling, so a
+        supervisor on OPUS/48000 over an agent on PCMA/8000 is nearly silent in whisper and barge
+        (fixture 09b: -55 dBFS instead of -13). Asked as `original_read_codec`: while a media bug
+        (conference, another eavesdrop) reads the leg, `read_codec` says L16 (switch_core_codec.c;
+        fixtures 03 and 09b). None when the switch cannot say: the switch's preferences then apply."""
+        found = {}
+        for name in ("original_read_codec", "original_read_rate"):
+            try:
+                value = (self.acd.api(commands.uuid_getvar(conv.leg, name)) or "").strip()
+            except Exception as exc:
+                conv.call.log.warning("agent leg %s: %s not known (%s): supervisor in the switch's "
+                                      "default codec", conv.leg, name, exc)
+                return None
+            found[name] = "" if value == "_undef_" else value
+        codec = found["original_read_codec"]
+        try:
+            codec = commands.codec_name(codec)
+        except commands.CommandError:
+            conv.call.log.warning("agent leg %s: codec %r not usable: supervisor in the switch's default "
+                                  "codec", conv.leg, codec[:40])
+            return None
+        conv.call.log.info("supervisor leg in the agent leg's codec %s/%s", codec,
+                           found["original_read_rate"] or "?")
+        return codec
 
     def _await_supervisor(self, leg, command):
         try:

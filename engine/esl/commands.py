@@ -28,6 +28,7 @@ _NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_.@:+*#/=%-]{1,256}$")     # hosts, profiles, contexts, extensions
 _PATH = re.compile(r"^[A-Za-z0-9_./:@%=(),;-]{1,1024}$")     # files and tone_stream:// specs
 _CONF = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
+_CODEC = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")       # PCMA, opus, G722, AMR-WB, L16
 
 # Characters free text may keep: letters and digits of any script, spaces and marks that have no
 # meaning to FreeSWITCH's parsers. Everything else becomes a space.
@@ -60,6 +61,12 @@ def digits(value):
 def number(value):
     """A dialable number (external transfer targets, extensions): digits, *, #, leading +."""
     return _check(_NUMBER, value, "number")
+
+
+def codec_name(value):
+    """One codec name as the switch reports it (`read_codec`: PCMA, opus, G722) for
+    `absolute_codec_string`."""
+    return _check(_CODEC, value, "codec name")
 
 
 def token(value, what="argument"):

@@ -7,6 +7,7 @@ other is hung up one media frame later and the A leg sends CHANNEL_UNBRIDGE (unl
 """
 import uuid as _uuid
 
+from engine.sim import codecs
 from engine.sim.channel import Hangup, Transfer
 from engine.sim.events import now_us
 
@@ -269,20 +270,23 @@ def eavesdrop(switch, ch, target_uuid):
     bug = {"Media-Bug-Function": "eavesdrop", "Media-Bug-Target": target.uuid}
     target.emit("MEDIA_BUG_START", bug)
     ch.set_var("eavesdrop_target", target.uuid)
-    # The eavesdropper reads the mixed audio as L16 (its read codec changes, a CODEC event) and
-    # its phone is told whom it listens to; it carries no Other-Leg block (fixture 04).
-    name, rate = ch.codec or ("opus", "48000")
-    ch.read_codec = ("L16", rate, str(int(rate) * 16))
-    ch.emit("CODEC", {"channel-read-codec-name": "L16", "channel-read-codec-rate": rate,
-                      "channel-read-codec-bit-rate": ch.read_codec[2]})
+    # The eavesdropper reads the mixed audio as L16 at its own rate (its read codec changes, a
+    # CODEC event: fixture 09b shows L16/48000 on an OPUS supervisor eavesdropping on a PCMA leg)
+    # and its phone is told whom it listens to; it carries no Other-Leg block (fixture 04).
+    codecs.push_l16(ch)
     _display_update(ch, target, bridged=False)
     # Who hears the eavesdropper (switch_ivr_eavesdrop_session): ED_MUX_READ mixes it into what
     # the target reads, i.e. what the target's bridged partner hears; ED_MUX_WRITE into what the
     # target is sent, i.e. the target's own phone. Variables set the start, digits change it when
     # eavesdrop_enable_dtmf is true: 1 read, 2 write, 3 both, 0 listen only, * leaves.
+    # The mix is byte for byte, at the eavesdropper's rate into the target's frames: at another
+    # rate than the target's the supervisor is nearly silent (codecs.eavesdrop_mix, fixture 09b).
+    rate = ch.codec[1] if ch.codec else "48000"
+    target_rate = target.codec[1] if target.codec else rate
     read = ch.variables.get("eavesdrop_whisper_aleg") == "true"
     write = ch.variables.get("eavesdrop_whisper_bleg") == "true"
     ch.eavesdrop_modes = [("3" if read and write else "1" if read else "2" if write else "0")]
+    ch.eavesdrop_mix = [codecs.eavesdrop_mix(ch.eavesdrop_modes[0], rate, target_rate)]
     dtmf = ch.variables.get("eavesdrop_enable_dtmf") == "true"
     try:
         while True:
@@ -297,10 +301,9 @@ def eavesdrop(switch, ch, target_uuid):
                 break
             if digit in "0123":
                 ch.eavesdrop_modes.append(digit)
+                ch.eavesdrop_mix.append(codecs.eavesdrop_mix(digit, rate, target_rate))
     finally:
         if target.state not in ("CS_DESTROY",):
             target.emit("MEDIA_BUG_STOP", bug)
-        ch.read_codec = None              # back to the call's codec, even while hanging up
-        ch.emit("CODEC", {"channel-read-codec-name": name, "channel-read-codec-rate": rate,
-                          "channel-read-codec-bit-rate": "0"})
+        codecs.pop_l16(ch)                # back to the call's codec, even while hanging up
     return "_none_"

@@ -21,7 +21,7 @@ import uuid as _uuid
 import gevent
 from gevent.event import Event as GEvent
 
-from engine.sim import cdrvars, sipvars, xmlcdr
+from engine.sim import cdrvars, codecs, sipvars, xmlcdr
 from engine.sim.events import STATE_NUMBERS, now_us
 
 CALLSTATE_NUMBERS = {"DOWN": 0, "DIALING": 1, "RINGING": 2, "EARLY": 3, "ACTIVE": 4, "HELD": 5,
@@ -70,7 +70,9 @@ class Channel:
         self.other = None                 # channel shown in the Other-Leg-* block
         self.other_type = None            # "originator" / "originatee"
         self.sip_peer = None              # the far side of a simulated loopback SIP dialog
-        self.codec = None
+        self.codec = None                 # (name, rate) negotiated at answer / early media
+        self.codec_offer = None           # codecs our side offers (outbound) or accepts (inbound)
+        self.far_codecs = None            # codecs the far end offers (inbound) or supports (outbound)
         self.read_codec = None            # (name, rate, bit rate) while a media bug reads raw audio
         self.hangup_after_app = False     # hang up when the running app completes (conference hup)
         self.variables = {}
@@ -86,6 +88,7 @@ class Channel:
         self.current_app = None
         self.dtmf = collections.deque()   # digits not yet consumed by an application
         self.eavesdrop_modes = []          # eavesdrop mux modes this leg went through (0 1 2 3)
+        self.eavesdrop_mix = []            # per mode: levels at both phones, audible (codecs.py)
         self.messages = collections.deque()   # the private event queue (see the module doc)
         self.break_flag = False           # CF_BREAK
         self.stop_loops = False           # a looping broadcast is told to stop
@@ -274,19 +277,40 @@ class Channel:
             self._signal.wait(remaining)
 
     # --- media negotiation / answer ----------------------------------------------------------
+    def negotiate(self):
+        """The codec this leg's SDP exchange ends with (engine/sim/codecs.py), or None when the two
+        sides have none in common (the switch then refuses: INCOMPATIBLE_DESTINATION)."""
+        peer = self.sip_peer
+        if self.direction == "outbound" and peer is not None and peer.codec:
+            return peer.codec[0].upper()        # a loopback SIP call: both legs carry one codec
+        offer = self.codec_offer or codecs.VANILLA_PREFS
+        far = self.far_codecs or codecs.CALLER
+        if self.direction == "inbound":
+            return codecs.first_common(far, offer)      # generous: the caller's order
+        return codecs.first_common(offer, far)          # the phone picks from our offer
+
     def _set_codec(self):
         if self.codec is None:
-            self.codec = ("opus", "48000")
-            self.variables.update(sipvars.media_variables())
-            self.emit("CODEC", {"channel-read-codec-name": "opus", "channel-read-codec-rate": "48000",
-                                "channel-read-codec-bit-rate": "0"})
-            self.emit("CODEC", {"Channel-Write-Codec-Name": "opus", "Channel-Write-Codec-Rate": "48000",
-                                "Channel-Write-codec-bit-rate": "0"})
+            name = self.negotiate()
+            if name is None:
+                # 488 Not Acceptable Here: sent by us to an inbound offer, received from the phone
+                self.kill("INCOMPATIBLE_DESTINATION",
+                          "send_refuse" if self.direction == "inbound" else "recv_refuse")
+                return False
+            iana, rate, bits = codecs.CODECS[name]
+            self.codec = (iana, rate)
+            self.variables.update(sipvars.media_variables(name))
+            self.emit("CODEC", {"channel-read-codec-name": iana, "channel-read-codec-rate": rate,
+                                "channel-read-codec-bit-rate": bits})
+            self.emit("CODEC", {"Channel-Write-Codec-Name": iana, "Channel-Write-Codec-Rate": rate,
+                                "Channel-Write-codec-bit-rate": bits})
+        return True
 
     def pre_answer(self):
         if self.early or self.answered or not self.alive:
             return
-        self._set_codec()
+        if not self._set_codec():
+            return
         self.early = True
         self.times["progress_media"] = now_us()
         self.set_var("progress_media_stamp", time.strftime("%Y-%m-%d %H:%M:%S"))
@@ -298,11 +322,14 @@ class Channel:
         if self.answered or not self.alive:
             return
         if self.direction == "outbound":
-            self._set_codec()
+            if not self._set_codec():
+                return
             if self.name.startswith("sofia/") and not self.network_addr:
                 self.network_addr = "127.0.0.1"      # learnt from the answer's SDP/Via
         else:
             self.pre_answer()
+            if not self.alive:
+                return
         self.answered = True
         self.times["answered"] = now_us()
         self.set_var("endpoint_disposition", "ANSWER")

@@ -59,6 +59,8 @@ def run(args):
     # the rendered tree's modules.conf.xml / local_stream.conf.xml, next to its dialplan/
     conf_dir = dialplan.parent if (dialplan.parent / "autoload_configs").is_dir() else None
     switch = Switch(dialplan_dirs=[dialplan], password=password, conf_dir=conf_dir)
+    if not args.dialplan:
+        switch.load_codec_config(dialplan.parent)     # our profiles' and directory's codecs
     try:
         switch.start(host or "127.0.0.1", int(port))
     except (OSError, ValueError) as exc:

@@ -6,6 +6,7 @@ events carry the conference block, the member's channel block and its flags, the
 import json
 import uuid as _uuid
 
+from engine.sim import codecs
 from engine.sim.events import now_us
 
 SUBCLASS = "conference::maintenance"
@@ -133,10 +134,7 @@ class Conferences:
             ch.answer()
         # the member reads the conference's mixed audio as L16: a CODEC before add-member, and
         # the call's own codec back after del-member (fixture 03)
-        name_, rate = ch.codec or ("opus", "48000")
-        ch.read_codec = ("L16", rate, str(int(rate) * 16))
-        ch.emit("CODEC", {"channel-read-codec-name": "L16", "channel-read-codec-rate": rate,
-                          "channel-read-codec-bit-rate": ch.read_codec[2]})
+        codecs.push_l16(ch)
         member = Member(room.next_id, ch)
         room.next_id += 1
         ch.set_var("conference_member_id", str(member.id))
@@ -159,9 +157,7 @@ class Conferences:
                 ch.run_messages()
         finally:
             self._leave(room, member)
-            ch.read_codec = None
-            ch.emit("CODEC", {"channel-read-codec-name": name_, "channel-read-codec-rate": rate,
-                              "channel-read-codec-bit-rate": "0"})
+            codecs.pop_l16(ch)
             if member.kicked == "hup":
                 # `hup` ends the membership; the channel hangs up once the app has completed
                 # (fixture 03: del-member, CODEC, EXECUTE_COMPLETE, then CHANNEL_HANGUP)

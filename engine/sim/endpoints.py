@@ -13,6 +13,7 @@ import time
 
 import gevent
 
+from engine.sim import codecs
 from engine.sim.scenario import AgentSpec, CallerSpec
 
 log = logging.getLogger("hotline.sim.endpoints")
@@ -43,6 +44,11 @@ class AgentPhone:
     def on_ring(self, channel):
         spec = self.spec
         self.rings += 1
+        channel.far_codecs = tuple(spec.codecs)
+        if codecs.first_common(channel.codec_offer or codecs.VANILLA_PREFS, spec.codecs) is None:
+            # nothing offered that the phone has: it answers the INVITE 488 Not Acceptable Here
+            channel.hangup("INCOMPATIBLE_DESTINATION")
+            return
         if spec.behaviour == "busy":
             channel.hangup("USER_BUSY")
             return
@@ -112,7 +118,7 @@ class ScenarioRunner:
     def _call(self, spec, number):
         result = CallResult(number=number, did=spec.did)
         self.results.append(result)
-        ch = self.switch.place_call(spec.did, number, spec.name)
+        ch = self.switch.place_call(spec.did, number, spec.name, codecs=spec.codecs)
         result.uuid = ch.uuid
         begun = time.monotonic()
         limit = self.scenario.duration

@@ -9,6 +9,7 @@ runs the dialplan on a loopback pair; `error/<cause>` fails at once.
 import time
 import uuid as _uuid
 
+from engine.sim import codecs
 from engine.sim.channel import Channel
 from engine.sim.events import now_us
 
@@ -80,6 +81,8 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
     # switch_core_session_outgoing_channel gives the new leg an originator caller profile only when
     # a session originates it (the bridge app); an API originate has none (fixture 11).
     a.originator = originator.uuid if originator is not None else None
+    profile = "external" if kind == "gateway" else extra if kind == "sofia" else "internal"
+    a.codec_offer = codecs.outbound_offer(switch.codecs, variables, kind, profile, originator)
     a.variables.update(_outbound_variables(a, variables))
     if kind in ("sofia", "user", "gateway"):
         from engine.sim.sipvars import outbound_sip_variables
@@ -112,6 +115,9 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
         for k, v in variables.items():
             if k.startswith("sip_h_"):
                 b.set_var(k, v)
+        if kind == "sofia":         # our own SDP offer reaches the other profile (fixture 09b)
+            b.far_codecs = a.codec_offer
+            b.codec_offer = switch.codecs.inbound_prefs("external")
         a.sip_peer, b.sip_peer = b, a
         switch.add_channel(b)
         b.set_state("CS_NEW")

@@ -13,11 +13,13 @@ callers:
     speech: sounds/question.wav          # what the caller says from the answer on
     hangup_after: 30          # caller hangs up 30 s after answer (null: waits for the engine)
     abandon_after: 20         # caller gives up if not answered in 20 s
+    codecs: [PCMA]            # what the caller's SDP offers (default OPUS, G722, PCMU, PCMA)
 agents:
   - extension: "1001"
     behaviour: answer         # answer | no_answer | reject | busy
     answer_after: 2
     hangup_after: 40          # agent hangs up 40 s after answering (null: the caller or engine ends it)
+    codecs: [PCMA, PCMU]      # codecs the phone supports (default OPUS, PCMU, PCMA: a softphone)
 ```
 The schema is the dataclasses below, checked by the same builder as the settings file, so every
 mistake is reported as `file:line:column: path: problem`.
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 from engine.settings import SchemaBuilder, load_yaml, setting
+from engine.sim.codecs import CALLER, CODECS, SOFTPHONE
 
 
 class ScenarioError(ValueError):
@@ -51,6 +54,8 @@ class CallerSpec:
     speech: Optional[Path] = setting(None, doc="WAV file the caller speaks from the answer on")
     hangup_after: Optional[float] = setting(None, min=0, max=86400)
     abandon_after: Optional[float] = setting(None, min=0, max=86400)
+    codecs: Tuple[str, ...] = setting(CALLER, doc="codecs the caller's SDP offers, in its order "
+                                                  "(PCMA PCMU G722 OPUS)")
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ class AgentSpec:
     behaviour: str = setting("answer", choices=("answer", "no_answer", "reject", "busy"))
     answer_after: float = setting(1.0, min=0, max=600)
     hangup_after: Optional[float] = setting(None, min=0, max=86400)
+    codecs: Tuple[str, ...] = setting(SOFTPHONE, doc="codecs the phone supports; a G.711 desk phone: "
+                                                     "[PCMA, PCMU]")
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,11 @@ def load_scenario(path) -> Scenario:
                 builder.fail(f"callers[{i}].presses[{j}].digits", f"not DTMF digits: {press.digits!r}")
         if caller.speech is not None and not caller.speech.is_file():
             builder.fail(f"callers[{i}].speech", f"no such file: {caller.speech}")
+    for label, specs in (("callers", scenario.callers), ("agents", scenario.agents)):
+        for i, spec in enumerate(specs):
+            unknown = [c for c in spec.codecs if c not in CODECS]
+            if unknown or not spec.codecs:
+                builder.fail(f"{label}[{i}].codecs", f"expected some of {', '.join(CODECS)}, got {unknown or '[]'}")
     seen = set()
     for i, agent in enumerate(scenario.agents):
         if agent.extension in seen:

@@ -80,23 +80,39 @@ def outbound_sip_variables(ch, ext, host):
             "sip_from_tag": _uuid.uuid4().hex[:13], "sip_cseq": str(random.randrange(10**8, 10**9))}
 
 
-def media_variables():
-    """RTP variables set when the codec is negotiated (OPUS 48000, as on the capture host)."""
+def media_variables(codec="OPUS"):
+    """RTP variables set when the codec is negotiated (names and order as on the capture host;
+    OPUS 48000 there, PCMA 8000 in fixture 09b's forced legs)."""
+    from engine.sim.codecs import CODECS, RTP_PT
+    iana, rate, _ = CODECS[codec]
+    wire_rate = "8000" if codec == "G722" else rate       # G722's RTP clock is 8000
+    channels = "1"
     local, remote = _port(), _port()
-    return {"rtp_use_codec_string": "OPUS,G722,PCMU,PCMA,H264,VP8",
-            "remote_video_media_flow": "inactive", "remote_text_media_flow": "inactive",
-            "remote_audio_media_flow": "sendrecv", "audio_media_flow": "sendrecv",
-            "rtp_audio_recv_pt": "102", "rtp_use_codec_name": "opus",
-            "rtp_use_codec_fmtp": "useinbandfec=1; ptime=20; minptime=10; maxptime=40",
-            "rtp_use_codec_rate": "48000", "rtp_use_codec_ptime": "20", "rtp_use_codec_channels": "1",
-            "rtp_last_audio_codec_string": "opus@48000h@20i@1c", "read_codec": "opus",
-            "original_read_codec": "opus", "read_rate": "48000", "original_read_rate": "48000",
-            "write_codec": "opus", "write_rate": "48000", "dtmf_type": "rfc2833",
-            "local_media_ip": "127.0.0.1", "local_media_port": local, "advertised_media_ip": "127.0.0.1",
-            "rtp_use_timer_name": "soft", "rtp_use_pt": "102",
-            "rtp_use_ssrc": str(random.randrange(1, 2**32)), "rtp_2833_send_payload": "103",
-            "rtp_2833_recv_payload": "101", "remote_media_ip": "127.0.0.1", "remote_media_port": remote,
-            "rtp_local_sdp_str": SDP_ANSWER.format(port=local)}
+    v = {"rtp_use_codec_string": "OPUS,G722,PCMU,PCMA,H264,VP8",
+         "remote_video_media_flow": "inactive", "remote_text_media_flow": "inactive",
+         "remote_audio_media_flow": "sendrecv", "audio_media_flow": "sendrecv",
+         "rtp_audio_recv_pt": RTP_PT[codec], "rtp_use_codec_name": iana}
+    if codec == "OPUS":
+        v["rtp_use_codec_fmtp"] = "useinbandfec=1; ptime=20; minptime=10; maxptime=40"
+    v.update({"rtp_use_codec_rate": wire_rate, "rtp_use_codec_ptime": "20",
+              "rtp_use_codec_channels": channels,
+              "rtp_last_audio_codec_string": f"{iana}@{wire_rate}h@20i@{channels}c", "read_codec": iana,
+              "original_read_codec": iana, "read_rate": rate, "original_read_rate": rate,
+              "write_codec": iana, "write_rate": rate, "dtmf_type": "rfc2833",
+              "local_media_ip": "127.0.0.1", "local_media_port": local, "advertised_media_ip": "127.0.0.1",
+              "rtp_use_timer_name": "soft", "rtp_use_pt": RTP_PT[codec],
+              "rtp_use_ssrc": str(random.randrange(1, 2**32)),
+              "rtp_2833_send_payload": "103" if codec == "OPUS" else "101",
+              "rtp_2833_recv_payload": "101", "remote_media_ip": "127.0.0.1", "remote_media_port": remote})
+    if codec == "OPUS":
+        v["rtp_local_sdp_str"] = SDP_ANSWER.format(port=local)
+    else:
+        v["rtp_local_sdp_str"] = (f"v=0\r\no=FreeSWITCH 1795366371 1795366372 IN IP4 127.0.0.1\r\n"
+                                  f"s=FreeSWITCH\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {local} RTP/AVP "
+                                  f"{RTP_PT[codec]} 101\r\na=rtpmap:{RTP_PT[codec]} {iana}/{wire_rate}\r\n"
+                                  "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+                                  "a=ptime:20\r\na=sendrecv\r\n")
+    return v
 
 
 def hangup_sip_variables(cause, q850, disposition):

@@ -22,6 +22,7 @@ from engine.sim import api as api_commands
 from engine.sim import media as sim_media
 from engine.sim import modules as sim_modules
 from engine.sim.channel import Channel
+from engine.sim.codecs import CodecConfig
 from engine.sim.dialplan import Dialplan
 from engine.sim.esl_server import InboundServer
 from engine.sim.events import EventFactory, now_us
@@ -66,6 +67,8 @@ class Switch:
         self.xml_cdr_dir = None
         self.xml_cdr_prefix_a = True
         self.xml_cdr_log_b = False
+        # codec preferences of the profiles and the directory: vanilla until load_codec_config()
+        self.codecs = CodecConfig()
         self.listener_queue_max = 100_000      # events queued per ESL listener before it loses some
         self.heartbeat_interval = HEARTBEAT_SECONDS
         # A BYE between the two legs of a loopback SIP call reaches the far leg ~20 ms after the near
@@ -199,12 +202,19 @@ class Switch:
     def channel_gone(self, ch):
         self.channels.pop(ch.uuid, None)
 
+    def load_codec_config(self, conf_dir):
+        """Negotiate codecs as a switch running the configuration rendered in conf_dir does
+        (`hotline fs-config render`: the profiles' codec prefs, the directory's dial-string)."""
+        self.codecs = CodecConfig.from_conf_dir(conf_dir)
+
     def place_call(self, destination, caller_id_number, caller_id_name="", variables=None, uuid=None,
-                   network_addr="127.0.0.1", context="public", profile="external"):
+                   network_addr="127.0.0.1", context="public", profile="external", codecs=None):
         """A call from the SIP trunk: an inbound sofia/external leg that runs the public dialplan.
 
         context/profile (additive): a call dialled on an agent's phone is
         place_call(dest, ext, context="agents", profile="internal", variables={"hotline_role": ...}).
+        codecs (additive): what the caller's SDP offers, e.g. ("PCMA",) for a G.711 trunk; default
+        the loopback callers' offer of the fixtures (OPUS first).
         """
         ch = Channel(self, f"sofia/{profile}/{caller_id_number}@{network_addr}", "inbound",
                      caller_id_number, caller_id_name or caller_id_number, destination, uuid=uuid,
@@ -214,6 +224,8 @@ class Switch:
                                                   profile, *ports))
         for k, v in (variables or {}).items():
             ch.set_var(k, v)
+        ch.far_codecs = tuple(codecs) if codecs else None
+        ch.codec_offer = self.codecs.inbound_prefs(profile)
         self.add_channel(ch)
         ch.set_state("CS_NEW")
         ch.start()
