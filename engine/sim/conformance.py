@@ -344,7 +344,8 @@ class Replay:
                         conn.wait(lambda: conn.stream.messages)          # auth/request first
                 self._wait_cause(index, rec, streams_t)
                 need = self._replies_before(index)
-                if not conn.wait(lambda: conn.stream.replies >= need or conn.closed):
+                if not conn.wait(lambda: conn.closed or all(
+                        c.stream.replies >= need.get(n, 0) or c.closed for n, c in list(self.conns.items()))):
                     self.timeouts += 1
                 data = self._map_uuids(rec.data)
                 try:
@@ -428,9 +429,10 @@ class Replay:
         return causes
 
     def _replies_before(self, index):
-        """How many replies (command/reply, api/response) the replay waits for on the connection
-        of command `index` before sending it: those the capture's client had when it sent it,
-        except inside a burst. A burst is an `api` command sent within one media frame (BURST) of
+        """How many replies (command/reply, api/response) the replay waits for, per connection,
+        before sending command `index`: those the capture's client had when it sent it (a
+        `sendmsg` reply on the outbound socket before an `api` on control, fixture 08), except
+        inside a burst. A burst is an `api` command sent within one media frame (BURST) of
         the previous `api` command on its connection with no event between them: the replay sends
         it without waiting for the previous reply (an api command runs when the switch reads it,
         so the order the switch runs them in is kept). Fixture 04 killed four legs in 9 ms (3.527-3.536 s), each
@@ -446,7 +448,7 @@ class Replay:
             counts, parsers, self._reply_counts, prev = {}, {}, {}, {}
             for i, r in enumerate(self.items):
                 if r.direction == "C->S":
-                    need = counts.get(r.conn, 0)
+                    need = dict(counts)
                     last = prev.get(r.conn)
                     if last is not None and last[2] and r.data.startswith(b"api ") \
                             and r.t - last[1] < BURST and self.causes[i] == self.causes[last[0]]:
@@ -457,7 +459,7 @@ class Replay:
                     for msg in parsers.setdefault(r.conn, Parser()).feed(r.data):
                         if msg.content_type in ("command/reply", "api/response"):
                             counts[r.conn] = counts.get(r.conn, 0) + 1
-        return self._reply_counts.get(index, 0)
+        return self._reply_counts.get(index, {})
 
     def _wait_cause(self, index, rec, streams_t):
         """Wait until the sim has sent what the switch had sent when the client issued `rec`."""
