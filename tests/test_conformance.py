@@ -5,7 +5,7 @@ them, and at least 95% of the header names per event type. Two scenarios capture
 FreeSWITCH (documented in KNOWN_RACES with the evidence); only those exact events may differ there. The scenarios run concurrently, each
 on its own simulator; they take as long as their media does (a few seconds), not longer.
 
-Scenarios 08-11 need simulator behaviours other branches bring; they are marked xfail(strict)
+Scenarios 08, 09 and 09b need simulator behaviours other branches bring; they are marked xfail(strict)
 with what each still lacks, so the marks must go once those land (a strict xfail that passes fails).
 """
 import pytest
@@ -14,19 +14,13 @@ from engine.sim.conformance import SCENARIOS, run_all
 
 NEEDS = {
     "08-hold-inside-event-locked-bridge":
-        "private event queue + event-lock, uuid_hold music queued behind a locked bridge (branch queue-hold); "
-        "the bridge app's B leg (Other-Leg block from CHANNEL_OUTGOING on, CALLSTATE x2 and CALL_UPDATE on "
-        "the A leg, the caller's CALL_UPDATE/RECV_INFO) is not done on any branch",
+        "private event queue + event-lock, uuid_hold music queued behind a locked bridge, the bridge sent "
+        "after it flushed by uuid_break all, CHANNEL_CALLSTATE HELD/UNHELD/ACTIVE of a held leg (branch queue-hold)",
     "09-eavesdrop-dtmf-mode-switch":
         "a parked leg runs a queued broadcast on its next media frame, and the far phone's display "
         "update (CALL_UPDATE/RECV_INFO) arrives a SIP round trip later (private event queue, branch queue-hold)",
     "09b-eavesdrop-mixed-rates":
         "as 09, plus the eavesdrop MEDIA_BUG_START/CALL_UPDATE order across codec rates (branch eavesdrop-codec)",
-    "10-dtmf-from-held-leg":
-        "hold as the switch does it: CHANNEL_CALLSTATE HELD/UNHELD/ACTIVE, no DTMF from a held phone "
-        "(branch queue-hold)",
-    "11-xml-cdr-legs":
-        "the bridge app's B leg and the caller's display update as in 08 (not done on any branch)",
 }
 
 

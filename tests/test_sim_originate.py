@@ -41,11 +41,18 @@ def test_originate_to_registered_agent_phone(switch):
     assert ch.variables["hotline_agent"] == "1001"
     wait_for(lambda: ch.parked)
     names = [e["Event-Name"] for e in seen if e.get("Unique-ID") == "agent-leg-1"]
-    # a desk phone's leg as in fixture 11 (user/1004): PRESENCE_IN between the routing states
+    # as fixture 10 #40-#60 (the API-originated user/1005 leg): the user leg's PRESENCE_IN at
+    # CS_ROUTING and its answer, CHANNEL_OUTGOING again once answered, then the flip of its caller ID
+    # (CALL_UPDATE RECV) as it gets its `&park()`
     assert names[:10] == ["CHANNEL_OUTGOING", "CHANNEL_STATE", "CHANNEL_CREATE", "CHANNEL_ORIGINATE",
                           "CHANNEL_STATE", "PRESENCE_IN", "CHANNEL_STATE", "CHANNEL_PROGRESS",
                           "CHANNEL_CALLSTATE", "CODEC"]
-    assert "CHANNEL_ANSWER" in names and names[-1] == "CHANNEL_PARK"
+    assert names[names.index("CHANNEL_ANSWER"):] == [
+        "CHANNEL_ANSWER", "PRESENCE_IN", "CHANNEL_CALLSTATE", "CHANNEL_OUTGOING", "CALL_UPDATE",
+        "CHANNEL_STATE", "CHANNEL_EXECUTE", "CHANNEL_PARK"]
+    flip = next(e for e in seen if e.get("Unique-ID") == "agent-leg-1" and e["Event-Name"] == "CALL_UPDATE")
+    assert (flip["Caller-Caller-ID-Name"], flip["Caller-Caller-ID-Number"], flip["Caller-Callee-ID-Number"]) \
+        == ("Outbound Call", "1001", "12345")
     ch.hangup()                                   # the agent hangs up the handset
     assert ch.wait_hangup(3) and ch.variables["sip_hangup_disposition"] == "recv_bye"
 

@@ -625,6 +625,9 @@ def _originate(switch, arg):
     a = result
     m = re.match(r"^&([A-Za-z0-9_]+)(?:\((.*)\))?$", target)
     if m:
+        # mod_commands gives the answered leg its `&app()` as caller extension before it
+        # answers +OK: the flip's CALL_UPDATE comes before the API event (fixture 11 #81-#82)
+        a.sort_cid()
         a.start(apps=[(m.group(1), m.group(2) or "")], outgoing=True)
     else:
         a.destination_number = target

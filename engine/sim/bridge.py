@@ -8,7 +8,7 @@ other is hung up one media frame later and the A leg sends CHANNEL_UNBRIDGE (unl
 import uuid as _uuid
 
 from engine.sim import codecs
-from engine.sim.channel import Hangup, Transfer
+from engine.sim.channel import Hangup, ProfileClone, Transfer
 from engine.sim.events import now_us
 
 BRIDGE = "__bridge__"
@@ -17,6 +17,10 @@ BRIDGE = "__bridge__"
 def uuid_bridge(switch, a, b):
     a.transfer_to = (BRIDGE, b.uuid, "A")
     b.transfer_to = (BRIDGE, a.uuid, "B")
+    # the second leg shows a clone of the first leg's profile as it was before the bridge
+    # (times 0, callee not yet the partner's): fixture 02 #89, fixture 10 #78 (Other-Leg-Callee-ID-Number
+    # 0000000000, no Other-Leg-Callee-ID-Name)
+    a_clone = ProfileClone(a)
     a.callee_id_name, a.callee_id_number = b.caller_id_name, b.caller_id_number
     b.callee_id_name, b.callee_id_number = a.caller_id_name, a.caller_id_number
     a.new_profile(f"uuid_br:{b.uuid}")
@@ -24,7 +28,7 @@ def uuid_bridge(switch, a, b):
     # The switch links the legs before it unparks them: UNPARK and park's EXECUTE_COMPLETE
     # already carry the Other-Leg block (fixture 02).
     a.other, a.other_type = b, "originatee"
-    b.other, b.other_type = a, "originator"
+    b.other, b.other_type = a_clone, "originator"
     # switch_ivr_uuid_bridge sets the originator caller profile on the second leg: from then on
     # mod_xml_cdr (log-b-leg=false) writes no file for it
     b.originator = a.uuid
@@ -37,9 +41,8 @@ def bridged_session(ch, other_uuid, role):
     for state in ("CS_HIBERNATE", "CS_RESET", "CS_SOFT_EXECUTE"):
         ch.set_state(state)
     other = ch.switch.channels.get(other_uuid)
-    if other is not None:
-        ch.other = other
-        ch.other_type = "originatee" if role == "A" else "originator"
+    if other is not None and role == "A":
+        ch.other, ch.other_type = other, "originatee"
     ch.emit("CHANNEL_EXECUTE", {"Application": "uuid_bridge", "Application-Data": other_uuid,
                                 "Application-UUID": str(_uuid.uuid4())})
     if other is None or not other.alive:
@@ -48,10 +51,13 @@ def bridged_session(ch, other_uuid, role):
     _bridge_loop(ch, other, role)
 
 
-def _link(ch, other, role):
+def _link(ch, other, role, keep_other=False):
     ch.bridged_to = other.uuid
-    ch.other = other
-    ch.other_type = "originatee" if role == "A" else "originator"
+    if not keep_other:
+        # the B leg of a `bridge` app keeps the clone of the caller's profile it was created
+        # with (fixture 08 #59-#60: Other-Leg-*-Time 0 while bridged)
+        ch.other = other
+        ch.other_type = "originatee" if role == "A" else "originator"
     ch.times["bridged"] = now_us()
     if role != "A":
         ch.call_uuid = other.uuid
@@ -62,7 +68,7 @@ def _link(ch, other, role):
 
 
 def _bridge_loop(ch, other, role):
-    _link(ch, other, role)
+    _link(ch, other, role, keep_other=role != "A" and ch.other is not None)
     if role == "A":
         ch.emit("CHANNEL_BRIDGE", {"Bridge-A-Unique-ID": ch.uuid, "Bridge-B-Unique-ID": other.uuid})
     else:
@@ -92,8 +98,13 @@ def _display_update(ch, other, bridged=True):
     """Bridging (fixture 02) and eavesdrop (fixture 04) re-send the callee ID on the SIP leg
     (CALL_UPDATE SEND; Bridged-To only for a bridge) and the phone on the far side sees an INFO
     display update (CALL_UPDATE RECV + RECV_INFO)."""
-    update = {"Direction": "SEND", "Sent-Callee-ID-Name": other.caller_id_name,
-              "Sent-Callee-ID-Number": other.caller_id_number}
+    name, number = other.caller_id_name, other.caller_id_number
+    if bridged and other.direction == "outbound" and not other.cid_flipped:
+        # the bridge app's B leg was never flipped: its caller ID is still the caller's, the
+        # display names its callee (fixture 08 #61: "Outbound Call" <1004-...>; a flipped leg
+        # sends its caller ID, fixture 10 #78)
+        name, number = other.callee_id_name, other.callee_id_number
+    update = {"Direction": "SEND", "Sent-Callee-ID-Name": name, "Sent-Callee-ID-Number": number}
     if bridged:
         update["Bridged-To"] = other.uuid
     ch.emit("CALL_UPDATE", update)
@@ -146,7 +157,14 @@ def bridge_app(switch, ch, arg):
     variables.setdefault("origination_caller_id_number", ch.caller_id_number)
     variables.setdefault("origination_caller_id_name", ch.caller_id_name)
     timeout = int(variables.get("call_timeout") or ch.variables.get("call_timeout") or 60)
+    # the caller leg waits in RING_WAIT while the far leg is originated; the far leg's answer
+    # sets it back to ACTIVE (originate.originate; fixture 08 #39/#56, 11 #39/#56)
+    call_state = ch.call_state
+    ch.set_callstate("RING_WAIT")
     ok, result = _originate_legs(switch, ch, variables, dial, timeout)
+    if ch.alive and ch.call_state == "RING_WAIT":
+        # no fixture shows a failed bridge; the wait is over, so the leg is what it was before
+        ch.set_callstate(call_state)
     if not ok:
         ch.set_var("originate_disposition", result)
         ch.set_var("DIALSTATUS", result)
@@ -157,13 +175,19 @@ def bridge_app(switch, ch, arg):
     ch.set_var("DIALSTATUS", "SUCCESS")
     if not ch.answered:
         ch.answer()
-    b.transfer_to = (BRIDGE, ch.uuid, "B-app")
     # if the B leg hangs up before its own session runs (which would wake us), its end still does
     b._gone.rawlink(lambda _: ch.wake())
-    b.start(apps=[], outgoing=True)
+    b.start(outgoing=True, bridge=(ch.uuid, "B-app"))
     try:
         _link(ch, b, "A")
         ch.emit("CHANNEL_BRIDGE", {"Bridge-A-Unique-ID": ch.uuid, "Bridge-B-Unique-ID": b.uuid})
+        # switch_ivr_multi_threaded_bridge sends INDICATE_BRIDGE to the B leg first, then to the
+        # caller leg, whose bridge thread sends its display on its first media frame: the B leg's
+        # CALL_UPDATE SEND, then the caller leg's and its far phone's (fixture 08 #60-#63)
+        ch.wait(1.0, until=lambda: b.display_sent or not b.alive)
+        ch.wait(switch.frame_seconds)
+        if b.alive and ch.bridged_to == b.uuid:
+            _display_update(ch, b)
         while True:
             # a `bridge` sent with event-lock (the engine's) runs nothing queued until it ends:
             # uuid_hold's music broadcast waits, then plays after it (fixture 08 A; 08 B without)
@@ -246,8 +270,12 @@ def b_leg_session(ch, other_uuid):
     if other is None:
         ch.kill("NORMAL_CLEARING")
         ch.check()
+    # already in CS_CONSUME_MEDIA from the originate, so the bridge's CS_CONSUME_MEDIA fires
+    # nothing; CS_EXCHANGE_MEDIA does (fixture 08 #59)
     ch.set_state("CS_EXCHANGE_MEDIA")
-    _link(ch, other, "B")
+    _link(ch, other, "B", keep_other=True)
+    _display_update(ch, other)
+    ch.display_sent = True
     try:
         ch.wait(until=lambda: ch.bridged_to != other.uuid or not other.alive)
     finally:

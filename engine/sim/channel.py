@@ -40,6 +40,33 @@ class Transfer(Exception):
     """uuid_transfer moved the channel to another extension while an application was running."""
 
 
+class ProfileClone:
+    """switch_caller_profile_clone of a leg's caller profile: what a leg originated by a session
+    (the B leg of `bridge`) shows as its Other-Leg block (Other-Type: originator). It is the
+    originator's profile as it stood when cloned, with the times of a fresh profile (all 0): fixture
+    08 #42/#57 (t=0.106492, 0.127033: Other-Leg-*-Time 0 while the caller leg was answered)."""
+
+    def __init__(self, channel):
+        fields = {}
+        channel._profile("", fields)
+        self.uuid = channel.uuid
+        self.times = {k: 0 for k in channel.times}
+        self.values = {k: v for k, v in fields.items() if not k.endswith("-Time")}
+
+    def _profile(self, prefix, fields):
+        times = {"Profile-Created-Time": 0, "Channel-Created-Time": 0}
+        for key, name in (("answered", "Answered"), ("progress", "Progress"),
+                          ("progress_media", "Progress-Media"), ("hangup", "Hangup"),
+                          ("transfer", "Transfer"), ("resurrect", "Resurrect"), ("bridged", "Bridged")):
+            times[f"Channel-{name}-Time"] = self.times.get(key, 0)
+        for k, v in self.values.items():
+            if k == "Channel-Name":          # the times go right after the channel name, as _profile does
+                fields[prefix + k] = v
+                fields.update((prefix + t, str(n)) for t, n in times.items())
+            elif k not in ("Profile-Index", "Transfer-Source"):
+                fields[prefix + k] = v
+
+
 class Channel:
     def __init__(self, switch, name, direction, caller_id_number, caller_id_name="",
                  destination_number="", uuid=None, context="public", dialplan="XML",
@@ -69,6 +96,8 @@ class Channel:
         self.bridged_to = None
         self.other = None                 # channel shown in the Other-Leg-* block
         self.other_type = None            # "originator" / "originatee"
+        self.display_sent = False         # the B leg of a `bridge` app sent its display update
+        self.cid_flipped = False          # CF_DIALPLAN: an outbound leg's caller ID was flipped (sort_cid)
         self.sip_peer = None              # the far side of a simulated loopback SIP dialog
         self.codec = None                 # (name, rate) negotiated at answer / early media
         self.codec_offer = None           # codecs our side offers (outbound) or accepts (inbound)
@@ -133,13 +162,14 @@ class Channel:
             fields[prefix + "Username"] = self.username
         if self.dialplan:
             fields[prefix + "Dialplan"] = self.dialplan
-        fields[prefix + "Caller-ID-Name"] = self.caller_id_name
-        fields[prefix + "Caller-ID-Number"] = self.caller_id_number
-        fields[prefix + "Orig-Caller-ID-Name"] = self.orig_caller_id_name
-        fields[prefix + "Orig-Caller-ID-Number"] = self.orig_caller_id_number
-        if self.callee_id_number:
-            fields[prefix + "Callee-ID-Name"] = self.callee_id_name
-            fields[prefix + "Callee-ID-Number"] = self.callee_id_number
+        # switch_caller_profile_event_set_data leaves out empty fields: an API originate without
+        # origination_caller_id_name has no Caller-Caller-ID-Name (fixture 10 #40, t=0.047514)
+        for name, value in (("Caller-ID-Name", self.caller_id_name), ("Caller-ID-Number", self.caller_id_number),
+                            ("Orig-Caller-ID-Name", self.orig_caller_id_name),
+                            ("Orig-Caller-ID-Number", self.orig_caller_id_number),
+                            ("Callee-ID-Name", self.callee_id_name), ("Callee-ID-Number", self.callee_id_number)):
+            if value:
+                fields[prefix + name] = value
         if self.network_addr:
             fields[prefix + "Network-Addr"] = self.network_addr
         fields[prefix + "ANI"] = self.orig_caller_id_number
@@ -324,6 +354,10 @@ class Channel:
         if self.direction == "outbound":
             if not self._set_codec():
                 return
+            if self.sip_peer is not None and self.name.startswith("sofia/"):
+                # our own external profile's 200 OK names the dialed number: the loopback leg's
+                # callee is then the extension, which the flip makes its caller (fixture 08 #32)
+                self.callee_id_name = self.callee_id_number = self.destination_number
             if self.name.startswith("sofia/") and not self.network_addr:
                 self.network_addr = "127.0.0.1"      # learnt from the answer's SDP/Via
         else:
@@ -336,23 +370,31 @@ class Channel:
         self.emit("CHANNEL_ANSWER")
         self.presence("answered", "active", ("src/switch_channel.c", "switch_channel_perform_mark_answered", "3906"))
         self.set_callstate("ACTIVE")
-        if self.presence_id and self.direction == "outbound":
-            # a user/ leg is the inner leg of mod_dptools' user endpoint: the outer originate
-            # fires CHANNEL_OUTGOING again once it is answered (fixtures 08, 10, 11)
-            self.emit("CHANNEL_OUTGOING")
-        if self.direction == "outbound":
-            # switch_channel_flip_cid: the answered outbound leg now shows the far end as caller
-            self.callee_id_name, self.callee_id_number = self.caller_id_name, self.caller_id_number
-            self.caller_id_name = self.caller_id_number = self.destination_number
-            self.variables.update({"pre_transfer_caller_id_name": self.callee_id_name,
-                                   "pre_transfer_caller_id_number": self.callee_id_number,
-                                   "channel_cid_flipped": "yes"})
-            self.emit("CALL_UPDATE", {"Direction": "RECV"})
         peer = self.sip_peer
         if peer is not None and peer.direction == "outbound" and not peer.answered:
             # the 200 OK reaches the other leg after this leg's session moved on (fixture 01)
             self.switch.spawn(peer.answer)
         self.wake()
+
+    def sort_cid(self):
+        """switch_channel_sort_cid, run when the channel is given a caller extension (the apps of
+        an API originate, a dialplan hunt): an outbound leg without CF_DIALPLAN flips its caller
+        ID (switch_channel_flip_cid: caller and callee swap, CALL_UPDATE RECV). The B leg of a
+        `bridge` is never given one, so it keeps the caller's ID and sends no CALL_UPDATE RECV
+        (fixture 08 e7fd0faf: Caller-Caller-ID-Number 15550000081 after the answer, no CALL_UPDATE
+        until the bridge's SEND; fixture 11 #80-#81: the API-originated leg flips before the API event)."""
+        if self.direction != "outbound" or self.cid_flipped:
+            return
+        self.cid_flipped = True
+        old_name, old_number = self.caller_id_name, self.caller_id_number
+        if self.callee_id_name:
+            self.variables["pre_transfer_caller_id_name"] = old_name
+        if self.callee_id_number:
+            self.variables["pre_transfer_caller_id_number"] = old_number
+        self.caller_id_name, self.caller_id_number = self.callee_id_name, self.callee_id_number
+        self.callee_id_name, self.callee_id_number = old_name, old_number
+        self.variables["channel_cid_flipped"] = "yes"
+        self.emit("CALL_UPDATE", {"Direction": "RECV"})
 
     # --- DTMF, messages, far end ---------------------------------------------------------------
     def receive_dtmf(self, digit, duration=2880, source="RTP"):
@@ -456,12 +498,15 @@ class Channel:
         return self._gone.wait(timeout)
 
     # --- session thread -----------------------------------------------------------------------
-    def start(self, apps=None, outgoing=False):
-        """Run the session: dialplan lookup (or the given apps) and then the hangup states."""
-        self.greenlet = gevent.spawn(self._run, apps, outgoing)
+    def start(self, apps=None, outgoing=False, bridge=None):
+        """Run the session: dialplan lookup (or the given apps) and then the hangup states;
+        `bridge=(uuid, how)`: straight into a bridge (the B leg of a `bridge` app, which runs no
+        application and never enters CS_EXECUTE: fixture 08 e7fd0faf goes CS_CONSUME_MEDIA ->
+        CS_EXCHANGE_MEDIA)."""
+        self.greenlet = gevent.spawn(self._run, apps, outgoing, bridge)
         return self.greenlet
 
-    def _run(self, apps, outgoing):
+    def _run(self, apps, outgoing, bridge=None):
         from engine.sim import apps as applications
         try:
             if not outgoing:
@@ -470,7 +515,7 @@ class Channel:
                 self.state = "CS_ROUTING"
                 self.set_callstate("RINGING")
                 self.emit("CHANNEL_STATE")
-            bridge_with = None
+            bridge_with = bridge
             parking = False
             while True:
                 try:
@@ -494,6 +539,7 @@ class Channel:
                         if apps is None:      # no extension matched: refused from CS_ROUTING
                             self.kill("NO_ROUTE_DESTINATION")
                             break
+                        self.sort_cid()       # switch_channel_set_caller_extension
                         self.extension = (self.switch.dialplan.matched_name, self.destination_number,
                                           list(apps))
                     # a transferred, answered call rings again while routing (fixture 03)

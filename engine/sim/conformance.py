@@ -60,6 +60,9 @@ PHONE_KEYED = re.compile(r"^agent (\d+) keyed (\S+)")
 # short, so a scenario that fails does not take minutes (the count is reported).
 DIVERGED_AFTER = 3
 DIVERGED_WAIT = 1.0
+# Commands the capture's client sent within one media frame of each other, with no event between,
+# are sent back to back by the replay (Replay._replies_before).
+BURST = 0.02
 
 
 # Differences the captures themselves show to be races inside FreeSWITCH, so either outcome is the
@@ -70,6 +73,13 @@ KNOWN_RACES = {
         "why": "the switch parks the channel when it reads `connect`, racing the client's `myevents`: "
                "fixture 05 (myevents 0.2 ms after the reply) has no CHANNEL_PARK on the socket, 05b "
                "(0.1 ms) has one; the simulator follows 05"},
+    "10-dtmf-from-held-leg": {
+        "events": {"CHANNEL_STATE"}, "conns": {"events-plain"},
+        "why": "switch_ivr_multi_threaded_bridge sets the uuid_bridge'd second leg to CS_CONSUME_MEDIA and, "
+               "a few steps later in the first leg's thread, to CS_EXCHANGE_MEDIA; the second leg's own state "
+               "thread fires CHANNEL_STATE CS_CONSUME_MEDIA only if it runs before the second request: fixture "
+               "10 has it (809a5add #75, 0.08 ms before CS_EXCHANGE_MEDIA), fixtures 02, 04, 09 and 09b (the "
+               "same uuid_bridge of two parked legs) do not; the simulator follows 02/04/09"},
     "03-conference-three-way": {
         "events": {"CUSTOM::conference::maintenance"}, "conns": {"events-plain", "events-json"},
         "why": "after `hup all` each member notices the kick on its own 20 ms media frame; the capture "
@@ -333,14 +343,15 @@ class Replay:
                         self.conns[rec.conn] = conn
                         conn.wait(lambda: conn.stream.messages)          # auth/request first
                 self._wait_cause(index, rec, streams_t)
+                need = self._replies_before(index)
+                if not conn.wait(lambda: conn.closed or all(
+                        c.stream.replies >= need.get(n, 0) or c.closed for n, c in list(self.conns.items()))):
+                    self.timeouts += 1
                 data = self._map_uuids(rec.data)
-                before = conn.stream.replies
                 try:
                     conn.send(data)
                 except OSError:
                     continue
-                if not conn.wait(lambda: conn.stream.replies > before or conn.closed):
-                    self.timeouts += 1
             jconn = self.conns.get("events-json")
             if jconn is not None:                      # the json companion ends with `exit` too
                 jconn.send(b"exit\n\n")
@@ -416,6 +427,39 @@ class Replay:
                     if ev.name == "CHANNEL_DESTROY":
                         gone.add(ev.get("Unique-ID"))
         return causes
+
+    def _replies_before(self, index):
+        """How many replies (command/reply, api/response) the replay waits for, per connection,
+        before sending command `index`: those the capture's client had when it sent it (a
+        `sendmsg` reply on the outbound socket before an `api` on control, fixture 08), except
+        inside a burst. A burst is an `api` command sent within one media frame (BURST) of
+        the previous `api` command on its connection with no event between them: the replay sends
+        it without waiting for the previous reply (an api command runs when the switch reads it,
+        so the order the switch runs them in is kept). Fixture 04 killed four legs in 9 ms (3.527-3.536 s), each
+        uuid_kill 0.05-1 ms after the last +OK, so the switch ran the kill of d6abe123 3.9 ms
+        after the kill of its bridged partner edde8232, within the frame the partner's bridge
+        thread needs to notice, and answered +OK. Waiting for every reply over TCP made the
+        replay slower than that capture (a loaded machine: more than a frame), so the
+        simulator, which hangs the partner up one frame after its partner's end as the switch
+        does, had already hung it up (-ERR No such channel!)."""
+        if getattr(self, "_reply_counts", None) is None:
+            if self.causes is None:
+                self.causes = self._causes()
+            counts, parsers, self._reply_counts, prev = {}, {}, {}, {}
+            for i, r in enumerate(self.items):
+                if r.direction == "C->S":
+                    need = dict(counts)
+                    last = prev.get(r.conn)
+                    if last is not None and last[2] and r.data.startswith(b"api ") \
+                            and r.t - last[1] < BURST and self.causes[i] == self.causes[last[0]]:
+                        need = self._reply_counts[last[0]]
+                    self._reply_counts[i] = need
+                    prev[r.conn] = (i, r.t, r.data.startswith(b"api "))
+                elif r.direction == "S->C":
+                    for msg in parsers.setdefault(r.conn, Parser()).feed(r.data):
+                        if msg.content_type in ("command/reply", "api/response"):
+                            counts[r.conn] = counts.get(r.conn, 0) + 1
+        return self._reply_counts.get(index, {})
 
     def _wait_cause(self, index, rec, streams_t):
         """Wait until the sim has sent what the switch had sent when the client issued `rec`."""

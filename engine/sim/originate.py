@@ -10,7 +10,7 @@ import time
 import uuid as _uuid
 
 from engine.sim import codecs
-from engine.sim.channel import Channel
+from engine.sim.channel import Channel, ProfileClone
 from engine.sim.events import now_us
 
 
@@ -52,6 +52,11 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
     leg is cancelled (ORIGINATOR_CANCEL), as the switch does. `cancelled()`: another leg of the
     same bridge answered first (LOSE_RACE)."""
     kind, ext, host, extra = _resolve(switch, endpoint)
+    if kind == "user":
+        # the directory's dial-string `${sofia_contact(*/<ext>@<domain>)},${verto_contact(...)}` is
+        # expanded first, one API event each (fixtures 08 #40-#41, 10 #38-#39, 11 #64-#65)
+        switch.emit("API", {"API-Command": "sofia_contact", "API-Command-Argument": f"*/{ext}@{host}"})
+        switch.emit("API", {"API-Command": "verto_contact", "API-Command-Argument": f"{ext}@{host}"})
     if kind == "error":
         return False, ext
     if kind == "unknown":
@@ -61,8 +66,10 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
     a_uuid = variables.get("origination_uuid") or str(_uuid.uuid4())
     if a_uuid in switch.channels:
         return False, "DESTINATION_OUT_OF_ORDER"
+    # SWITCH_DEFAULT_CLID_NUMBER / an empty name: an API originate without them shows
+    # Caller-Caller-ID-Number 0000000000 and no Caller-Caller-ID-Name (fixture 10 #40)
     cid_num = variables.get("origination_caller_id_number", "0000000000")
-    cid_name = variables.get("origination_caller_id_name", "FreeSWITCH")
+    cid_name = variables.get("origination_caller_id_name", "")
     endpoint_obj = switch.endpoints.get(ext) if kind in ("user", "sofia") else \
         switch.pstn.get(ext) if kind == "gateway" else None
     if kind == "user" and endpoint_obj is None:
@@ -75,14 +82,28 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
         name = f"loopback/{ext}-a"
     else:
         name = f"sofia/{extra}/{ext}@{host}"
-    a = Channel(switch, name, "outbound", cid_num, cid_name, ext, uuid=a_uuid, context="default",
-                dialplan="", source="src/switch_ivr_originate.c", network_addr="")
-    a.callee_id_number, a.callee_id_name = ext, ext
+    if originator is not None:
+        # a session originates (the bridge app): the new leg's caller profile is a clone of the
+        # originator's (switch_caller_profile_clone), so it keeps its username, dialplan, context,
+        # source and address (fixture 08 #42: Caller-Username 15550000081, Caller-Dialplan XML,
+        # Caller-Context public, Caller-Source mod_sofia, Caller-Network-Addr 127.0.0.1)
+        a = Channel(switch, name, "outbound", cid_num, cid_name, ext, uuid=a_uuid, context=originator.context,
+                    dialplan=originator.dialplan, source=originator.source,
+                    network_addr=originator.network_addr, username=originator.username)
+    else:
+        a = Channel(switch, name, "outbound", cid_num, cid_name, ext, uuid=a_uuid, context="default",
+                    dialplan="", source="src/switch_ivr_originate.c", network_addr="")
+    a.caller_id_name = a.orig_caller_id_name = cid_name
+    # switch_ivr_originate names the callee "Outbound Call" <destination> (fixtures 08 #42, 10 #40)
+    a.callee_id_name, a.callee_id_number = "Outbound Call", ext
     # switch_core_session_outgoing_channel gives the new leg an originator caller profile only when
     # a session originates it (the bridge app); an API originate has none (fixture 11).
     a.originator = originator.uuid if originator is not None else None
     profile = "external" if kind == "gateway" else extra if kind == "sofia" else "internal"
     a.codec_offer = codecs.outbound_offer(switch.codecs, variables, kind, profile, originator)
+    if originator is not None:
+        # ... and shows it from its first event on as the Other-Leg block (fixture 08 #42)
+        a.other, a.other_type = ProfileClone(originator), "originator"
     a.variables.update(_outbound_variables(a, variables))
     if kind in ("sofia", "user", "gateway"):
         from engine.sim.sipvars import outbound_sip_variables
@@ -101,6 +122,13 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
     if endpoint_obj is not None:
         a.endpoint = endpoint_obj
         a.times["progress"] = now_us()
+        # the phone's 180 tells sofia its address (fixture 10 #47: Caller-Network-Addr from
+        # CHANNEL_PROGRESS on, not on CHANNEL_OUTGOING)
+        a.network_addr = a.network_addr or "127.0.0.1"
+        if originator is not None:
+            # switch_channel_perform_mark_ring_ready: the ring time goes to the originator's
+            # profile and to the clone of it (fixture 08 #53, #56: Progress-Time of the B leg)
+            originator.times["progress"] = a.other.times["progress"] = a.times["progress"]
         a.emit("CHANNEL_PROGRESS")
         a.set_callstate("RINGING")
         switch.spawn(endpoint_obj.on_ring, a)
@@ -144,7 +172,19 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
             a.sip_peer.kill("ORIGINATOR_CANCEL", "recv_cancel")
         return False, cause
     if a.answered:
-        a.other = None
+        if originator is not None and originator.call_state == "RING_WAIT":
+            # the bridge app's caller leg stops waiting as the far leg answers; it now shows that
+            # leg as its originatee, and that leg's callee ID as its own (fixture 08 #56, 11 #56)
+            originator.callee_id_name, originator.callee_id_number = a.callee_id_name, a.callee_id_number
+            originator.other, originator.other_type = a, "originatee"
+            originator.set_callstate("ACTIVE")
+        if a.presence_id:
+            # a user/ leg is the inner leg of mod_dptools' user endpoint: the outer
+            # switch_core_session_outgoing_channel fires CHANNEL_OUTGOING again once it is answered,
+            # with a new clone of the originator's profile (fixtures 08 #57, 10 #54, 11 #80)
+            if originator is not None:
+                a.other = ProfileClone(originator)
+            a.emit("CHANNEL_OUTGOING")
         return True, a
     if a.alive and not answered:
         a.kill("NO_ANSWER" if endpoint_obj is not None else "ORIGINATOR_CANCEL", "send_cancel")
