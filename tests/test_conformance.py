@@ -1,26 +1,24 @@
 """The simulator against the captured FreeSWITCH transcripts (engine/sim/conformance.py).
 
 Targets from the issue: every event name in order and every reply text as the real switch sent
-them, and at least 95% of the header names per event type. Two scenarios captured a race inside
+them, and at least 95% of the header names per event type. Some scenarios captured a race inside
 FreeSWITCH (documented in KNOWN_RACES with the evidence); only those exact events may differ there. The scenarios run concurrently, each
 on its own simulator; they take as long as their media does (a few seconds), not longer.
 
-Scenarios 08, 09 and 09b need simulator behaviours other branches bring; they are marked xfail(strict)
-with what each still lacks, so the marks must go once those land (a strict xfail that passes fails).
+Scenarios 09 and 09b still differ in the order of events that a SIP round trip or a media frame
+times on the real switch; they are marked xfail(strict) with what each lacks, so a mark must go once
+the simulator models it (a strict xfail that passes fails).
 """
 import pytest
 
 from engine.sim.conformance import SCENARIOS, run_all
 
 NEEDS = {
-    "08-hold-inside-event-locked-bridge":
-        "private event queue + event-lock, uuid_hold music queued behind a locked bridge, the bridge sent "
-        "after it flushed by uuid_break all, CHANNEL_CALLSTATE HELD/UNHELD/ACTIVE of a held leg (branch queue-hold)",
     "09-eavesdrop-dtmf-mode-switch":
-        "a parked leg runs a queued broadcast on its next media frame, and the far phone's display "
-        "update (CALL_UPDATE/RECV_INFO) arrives a SIP round trip later (private event queue, branch queue-hold)",
+        "the far phone's display update (CALL_UPDATE/RECV_INFO) arrives a SIP round trip later, after "
+        "RECORD_START/MEDIA_BUG_START and the parked leg's queued broadcast; the simulator sends it at once",
     "09b-eavesdrop-mixed-rates":
-        "as 09, plus the eavesdrop MEDIA_BUG_START/CALL_UPDATE order across codec rates (branch eavesdrop-codec)",
+        "as 09, plus the eavesdrop MEDIA_BUG_START / CALL_UPDATE order across codec rates",
 }
 
 

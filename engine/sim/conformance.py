@@ -73,6 +73,11 @@ KNOWN_RACES = {
         "why": "the switch parks the channel when it reads `connect`, racing the client's `myevents`: "
                "fixture 05 (myevents 0.2 ms after the reply) has no CHANNEL_PARK on the socket, 05b "
                "(0.1 ms) has one; the simulator follows 05"},
+    "08-hold-inside-event-locked-bridge": {
+        "events": {"CHANNEL_PARK"}, "conns": {"outbound-socket"},
+        "why": "the same race as 05b: the switch parks the channel when it reads `connect`, racing the "
+               "client's `myevents`; 08's capture, like 05b's, got the CHANNEL_PARK on the socket, 05's did "
+               "not; the simulator follows 05"},
     "10-dtmf-from-held-leg": {
         "events": {"CHANNEL_STATE"}, "conns": {"events-plain"},
         "why": "switch_ivr_multi_threaded_bridge sets the uuid_bridge'd second leg to CS_CONSUME_MEDIA and, "
