@@ -262,6 +262,36 @@ def _uuid_break(switch, arg):
     return "+OK\n"
 
 
+FILEMAN_STOP_SECONDS = 0.26    # fixture 12's header: PLAYBACK_STOP ~260 ms after `uuid_fileman stop`
+
+
+@command("uuid_fileman")
+def _uuid_fileman(switch, arg):
+    """`uuid_fileman <uuid> <cmd>` on the file the channel is playing (switch_ivr_process_fh,
+    switch_ivr.c): `pause` TOGGLES SWITCH_FILE_PAUSE (a second pause resumes; there is no `resume`
+    verb there, so `resume` changes nothing), `stop` sets SWITCH_FILE_DONE and the playback ends
+    with Playback-Status `done`. The answer is `+OK` (fixture 12, pause of a running playback);
+    with no playback running there is no file handle and nothing happens: the answer does not
+    tell, so the engine must know itself whether a playback runs."""
+    words = arg.split()
+    if len(words) < 2:
+        return "-USAGE: <uuid> <cmd>:<val>\n"
+    ch = _channel(switch, words[0])
+    if ch is None:
+        return NO_CHANNEL
+    fh = ch.file_handle
+    if fh is not None:
+        if words[1] == "pause":
+            fh.paused = not fh.paused
+            ch.wake()
+        elif words[1] == "stop":
+            def stop():
+                fh.done = True
+                ch.wake()
+            switch.spawn_later(FILEMAN_STOP_SECONDS, stop)
+    return "+OK\n"
+
+
 @command("uuid_send_dtmf")
 def _uuid_send_dtmf(switch, arg):
     words = arg.split()

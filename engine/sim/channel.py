@@ -71,6 +71,7 @@ class Channel:
         self.endpoint = None
         self.parked = False
         self.current_app = None
+        self.file_handle = None           # apps.FileHandle of the playback running (uuid_fileman)
         self.dtmf = collections.deque()   # digits not yet consumed by an application
         self.eavesdrop_modes = []          # eavesdrop mux modes this leg went through (0 1 2 3)
         self.messages = collections.deque()
