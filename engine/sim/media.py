@@ -5,11 +5,12 @@ header, tone_stream from its on/off spec times loops, silence_stream from its mi
 Recordings hold what the far end "speaks" (Channel.speak) or silence. The media tap (raw 16-bit
 file with enable_file_write_buffering=false) grows every 20 ms in real time, like the real switch.
 
-Every recording loses 40 ms of the far end at each application boundary on its channel and at its
-own start: those samples are -1 (0xFFFF), not the caller's audio and not zeros (fixture 12's header
-and FREESWITCH.md: switch_ivr_parse_event -> switch_channel_audio_sync -> the RTP read's do_flush
-drops the packet just received; the record bug then finds its read buffer empty and writes a fill
-frame, memset 255, in switch_core_media_bug_read).
+The media tap (a raw file) loses 40 ms of the far end at each application boundary on its channel
+and at its own start: those samples are -1 (0xFFFF), not the caller's audio and not zeros (fixture
+12 measured raw read-only taps; WAV recordings were not measured and keep every sample). Why
+(fixture 12's header, FREESWITCH.md): switch_ivr_parse_event -> switch_channel_audio_sync -> the
+RTP read's do_flush drops the packet just received; the record bug then finds its read buffer
+empty and writes a fill frame (memset 255, switch_core_media_bug_read).
 """
 import array
 import logging
@@ -137,13 +138,15 @@ class Recording:
         self.stopped = False
         frame = int(self.rate * FRAME_SECONDS)
         # the bug attach flushes too: every tap of fixture 12 begins with ~42 ms of fill
-        self.fills = [(0, FILL_FRAMES * frame)]     # (first sample, end) replaced by FILL_SAMPLE
+        self.fills = [(0, FILL_FRAMES * frame)] if self.raw else []   # (first, end) -> FILL_SAMPLE
 
     def audio_sync(self):
         """An application started or ended on the channel: the switch flushes the RTP read and the
         next 40 ms of the far end never reach this recording. The flush takes effect at the next
         read after the current one (fixture 12: the fill begins 20-40 ms after the prompt's
         execute, ~35 ms after PLAYBACK_STOP)."""
+        if not self.raw:
+            return
         frame = int(self.rate * FRAME_SECONDS)
         elapsed = int((time.monotonic() - self.started) * self.rate)
         first = (-(-elapsed // frame) + 1) * frame
