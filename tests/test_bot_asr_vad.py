@@ -139,3 +139,44 @@ def test_with_no_partial_text_the_final_is_waited_for_instead_of_dropping_the_ut
     events, _ = run(silence(200) + tone(500) + silence(600), FakeBackend(text="", final="상담원", final_delay=0.4),
                     VadConfig(final_timeout_ms=100, final_max_wait_ms=100), settle=2.0)
     assert events[-1].kind == "noise"                          # the old behaviour, when configured so
+
+
+def lost(ms):
+    """What the switch writes into the tap for audio it dropped (fixture 12): -1 samples."""
+    return b"\xff\xff" * (16 * ms)
+
+
+def test_lost_audio_is_concealed_for_the_recogniser_with_the_last_real_frame():
+    word = tone(300, freq=300)
+    pcm = silence(200) + word[:2 * 16 * 120] + lost(40) + word[2 * 16 * 160:] + silence(700)
+    backend = FakeBackend()
+    events, _ = run(pcm, backend)
+    assert [type(e) for e in events] == [SpeechStart, UtteranceEnd]
+    [stream] = backend.streams
+    assert stream.fed == 2 * 16 * (200 + 300 + 500)      # pre-roll + the word + silence: nothing cut
+    fed = b"".join(stream.chunks)
+    assert b"\xff\xff" * 16 not in fed                    # no -1 run reached the recogniser
+    frame = 2 * 16 * FRAME_MS
+    at = 2 * 16 * 200 + 2 * 16 * 120                      # where the loss was, in what was fed
+    assert fed[at:at + frame] == fed[at - frame:at] == fed[at + frame:at + 2 * frame]
+
+
+def test_lost_audio_is_neither_speech_nor_silence():
+    # 100 ms of tone and 60 ms lost: not enough speech to confirm an onset (140 ms)
+    events, _ = run(silence(300) + tone(100) + lost(60) + silence(600), FakeBackend())
+    assert [type(e) for e in events] == [Noise]
+    # 300 ms of silence + 400 ms lost inside an utterance: the 500 ms end-of-speech silence has
+    # not passed, so the words after the loss belong to the same utterance
+    pcm = silence(200) + tone(300) + silence(300) + lost(400) + tone(300) + silence(700)
+    events, _ = run(pcm, FakeBackend())
+    assert [type(e) for e in events] == [SpeechStart, UtteranceEnd]
+    assert events[1].end_ms == 200 + 300 + 300 + 400 + 300
+
+
+def test_the_fill_at_the_start_of_the_tap_leaves_the_noise_floor_alone():
+    # taken as audio, the fill (-90 dBFS) would set the floor far below the line's hiss, and the
+    # hiss would be "speech"; the floor starts from the first real frame instead
+    pcm = lost(40) + white_noise(400, dbfs=-45.0) + tone(300, dbfs=-20.0) + silence(700)
+    events, _ = run(pcm, FakeBackend())
+    assert [type(e) for e in events] == [SpeechStart, UtteranceEnd]
+    assert events[0].onset_ms == 440

@@ -269,6 +269,24 @@ def test_korean_grammar_bot():
     assert dialogue.on_text("아니요", 1.0).exit == "done"
 
 
+def test_the_intent_a_call_ends_on_replaces_a_mere_reply_but_not_a_topic(city):
+    # measured on a real switch: the CDR said "yes" for calls that ended with "no"
+    bot = load_bot(KO)
+    dialogue = Dialogue(bot)
+    dialogue.start()
+    assert dialogue.on_text("네", 1.0).intent == "yes"
+    turn = dialogue.on_text("아니요", 1.0)
+    assert turn.exit == "done" and turn.intent == "no"
+    dialogue = Dialogue(bot)
+    dialogue.start()
+    dialogue.on_text("네", 1.0)
+    turn = dialogue.on_text("상담원", 1.0)
+    assert turn.exit == "human" and turn.intent == "human"
+    # a question asked is the call's topic: a goodbye afterwards does not replace it
+    _, turn = talk(city, "社保卡弄丢了要怎么补", "没有了，再见")
+    assert turn.exit == "done" and turn.intent == "faq:card_reissue"
+
+
 def test_slot_helpers():
     assert slots.check_id_number(VALID_ID) is None
     assert slots.check_id_number(BAD_ID) == "checksum"

@@ -79,3 +79,33 @@ def test_caller_says_sangdamwon_over_the_greeting_and_reaches_the_human_child(tm
     assert ch.variables["hotline_bot_intent"] == bot["intent"]
     assert bot["reply_ms"] and bot["reply_ms"][0] < 1500     # end of speech -> the hand-off message
     assert ch.variables["hotline_bot_summary"] == "상담원"
+
+
+def test_yes_over_the_greeting_then_no_over_the_reply_ends_the_call_with_intent_no(tmp_path):
+    # two one-syllable-ish answers, each said over a prompt (barge-in through the real tap's
+    # 40 ms holes), and the CDR's intent is the one the call ended on (it said "yes": measured)
+    AUDIO_CACHE.mkdir(exist_ok=True)
+    yes, no = botaudio.spoken("네", str(AUDIO_CACHE)), botaudio.spoken("아니요", str(AUDIO_CACHE))
+    wav = botaudio.write_wav(tmp_path / "yes-no.wav", botaudio.silence(200) + yes + botaudio.silence(2600)
+                             + no + botaudio.silence(1500))
+    rig = Rig(tmp_path, flows_dir=flows(tmp_path), paths_prompt_cache=PROMPT_CACHE,
+              tts={"edge_enabled": False}, asr={"vosk_model": str(MODEL)})
+    try:
+        ch = rig.call()
+        with gevent.Timeout(40):
+            while "PLAYBACK_START" not in ch.events:
+                gevent.sleep(0.01)
+            gevent.sleep(0.5)
+            ch.speak(wav)
+            ch.wait_hangup()
+            while not rig.cdrs():
+                gevent.sleep(0.02)
+        cdr = rig.cdrs()[0]
+    finally:
+        rig.stop()
+    said = [e["text"] for e in cdr["bot_transcript"] if e["who"] == "caller"]
+    assert said == ["네", "아니요"]
+    bot = cdr["extra"]["bot"]
+    assert bot["exit"] == "done" and bot["intent"] == "no"
+    assert len(bot["barge_ins"]) == 2 and all(ms < 300 for ms in bot["barge_ins"])
+    assert [(s["node"], s["branch"]) for s in cdr["ivr_path"]] == [("ko:bot", "done"), ("ko:bye", None)]

@@ -27,11 +27,18 @@ GREETING = ["您好，这里是市民服务热线。", "请问您要办理什么
 
 
 class SwitchLog:
-    """Every event of one channel as the switch emitted it, with the time it did."""
+    """Every event as the switch emitted it and every api command it got, with the times."""
 
     def __init__(self, switch):
         self.events = []
+        self.api = []
         switch.subscribe(self._on)
+        run_api = switch.api
+
+        def api(line):
+            self.api.append((time.monotonic(), line))
+            return run_api(line)
+        switch.api = api
 
     def _on(self, headers, body):
         h = dict(headers)
@@ -108,15 +115,21 @@ def test_speech_during_a_prompt_stops_it_fast_and_the_bot_hands_off(tmp_path, au
 
     assert exit_ == "human"
     assert ("text", "상담원", 0.9) in dialogue.calls
-    # the greeting was broken (uuid_break), not played out: its first sentence stopped with 'break'
-    assert statuses(log, ch)[0] == "break"
+    # the greeting was paused at once (no application ends: no hole in the tap), and ended
+    # (plain uuid_break: 'break') only once the caller's utterance was over
     [barge] = session.speaker.barge_ins
-    assert barge.stopped_at is not None
-    # reaction from speech onset: as the engine measured it (first speech frame read from the tap)
-    # and from the independent truth (when the caller's audio started + where the word starts in it)
+    assert barge.paused_at is not None and barge.stopped_at is not None
+    assert statuses(log, ch)[0] == "break"
+    sent = [line for _, line in log.api if line.startswith(("uuid_fileman", "uuid_break"))]
+    assert sent == [f"uuid_fileman {ch.uuid} pause", f"uuid_break {ch.uuid}"]   # never `... all`
+    word_end = heard["spoke_at"] + (200 + len(word) / 32.0) / 1000.0
+    assert log.named("PLAYBACK_STOP", ch.uuid)[0][0] > word_end
+    # reaction from speech onset to the pause: as the engine measured it (first speech frame read
+    # from the tap) and from the independent truth (when the caller's audio started + where the
+    # word starts in it); the pause is answered by the switch, which sends no event for it
     true_onset = heard["spoke_at"] + onset_ms / 1000.0
-    stop_at = log.named("PLAYBACK_STOP", ch.uuid)[0][0]
-    true_reaction_ms = (stop_at - true_onset) * 1000
+    pause_at = next(t for t, line in log.api if line.startswith("uuid_fileman"))
+    true_reaction_ms = (pause_at - true_onset) * 1000
     print(f"barge-in reaction: engine {barge.reaction_ms:.0f} ms, true {true_reaction_ms:.0f} ms")
     assert 0 < barge.reaction_ms < 300
     assert true_reaction_ms < 300
@@ -172,7 +185,7 @@ def test_a_prompt_that_cannot_be_interrupted_plays_through_and_speech_over_it_is
     assert dialogue.calls == [("start",), ("silence",)]
 
 
-def test_a_false_interruption_resumes_the_prompt_from_the_sentence_it_broke(tmp_path, audio_dir):
+def test_a_false_interruption_resumes_the_prompt_where_it_broke_in(tmp_path, audio_dir):
     # speech-like sound (a loud tone, longer than the minimum) in which nothing is recognised
     wav = caller_audio(tmp_path, "hum", botaudio.silence(100) + botaudio.tone(400, -20)
                        + botaudio.silence(1000))
@@ -188,9 +201,13 @@ def test_a_false_interruption_resumes_the_prompt_from_the_sentence_it_broke(tmp_
     assert session.speaker.barge_ins[0].sentence == 1
     files = [h["Playback-File-Path"] for _, h in log.named("PLAYBACK_START", ch.uuid)]
     stops = statuses(log, ch)
-    # sentence 1 broken, then sentences 1 and 2 again; sentence 0 not repeated
-    assert stops[:4] == ["done", "break", "done", "done"]
-    assert files[1] == files[2] and files[0] not in files[1:4] and files[3] != files[2]
+    # sentence 1 paused, then un-paused where it stopped (the same playback plays on to its end),
+    # then sentence 2: nothing is said twice
+    assert stops[:3] == ["done", "done", "done"]
+    assert len(set(files[:3])) == 3
+    pauses = [line for _, line in log.api if line.startswith("uuid_fileman")]
+    assert pauses == [f"uuid_fileman {ch.uuid} pause"] * 2
+    assert not [line for _, line in log.api if line.startswith("uuid_break")]
     assert session.resumes == 1
     assert dialogue.calls == [("start",), ("silence",)]
 

@@ -63,6 +63,12 @@ def test_api_builders():
     assert c.uuid_kill(u) == f"uuid_kill {u} NORMAL_CLEARING"
     assert c.uuid_break(u) == f"uuid_break {u}"          # `all` flushes queued executes (fixture 07)
     assert c.uuid_break(u, everything=True) == f"uuid_break {u} all"
+    assert c.uuid_fileman(u, "pause") == f"uuid_fileman {u} pause"
+    assert c.uuid_fileman(u, "stop") == f"uuid_fileman {u} stop"
+    with pytest.raises(CommandError):
+        c.uuid_fileman(u, "resume")           # no such verb on the switch: pause toggles
+    with pytest.raises(CommandError):
+        c.uuid_fileman(u, "seek:+1000; uuid_kill")
     assert c.uuid_record(u, "start", "/var/rec/a.wav") == f"uuid_record {u} start /var/rec/a.wav"
     assert c.uuid_setvar(u, "hotline_flow", "x\n${y}") == f"uuid_setvar {u} hotline_flow x y"
     assert c.uuid_broadcast(u, "tone_stream://%(500,500,480,620);loops=2") == \

@@ -244,6 +244,9 @@ def test_split_sentences():
     pieces = split_sentences(long, max_chars=40)
     assert "".join(pieces) == long and all(len(p) <= 40 for p in pieces)
     assert split_sentences(" 。！ ") == []
+    assert split_sentences("안녕하세요. 테스트 봇입니다. 네라고 말씀해 주세요.") == [
+        "안녕하세요.", "테스트 봇입니다.", "네라고 말씀해 주세요."]
+    assert split_sentences("费率是3.5%。Wait... what? Yes.") == ["费率是3.5%。", "Wait...", "what?", "Yes."]
 
 
 def test_render_sentences_yields_first_before_rendering_the_rest(tmp_path):

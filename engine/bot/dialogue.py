@@ -80,6 +80,7 @@ class Dialogue:
         self.transcript = []
         self.slots = {}
         self.intent = None              # the caller's topic (faq/task intent), kept for the agent
+        self.topic = False              # self.intent is a topic (faq/task), not just a reply ("네")
         self.exit = None
         self.state = "ask"              # ask | offer | slot | confirm | ended
         self.misses = 0                 # in a row
@@ -256,7 +257,7 @@ class Dialogue:
         self.state = "ask"
         if kind == "faq":
             entry = self.bot.faq[ident]
-            self.intent = f"faq:{ident}"
+            self.intent, self.topic = f"faq:{ident}", True
             self.answered[ident] = self.answered.get(ident, 0) + 1
             if self.answered[ident] >= self.bot.limits["repeat_handoff"]:
                 self.log.info("faq %s asked %d times: hand-off", ident, self.answered[ident])
@@ -275,7 +276,7 @@ class Dialogue:
                              meta_intent=ident)
         if then == "repeat":
             return self._say(self.last_say or [self.msg["reprompt"]], reason="repeat")
-        self.intent = ident
+        self.intent, self.topic = ident, then.startswith("task:")
         if then.startswith("task:"):
             task = self.bot.tasks[then[5:]]
             self.task, self.attempts, self.keyed = (task, 0), 0, ""
@@ -399,12 +400,13 @@ class Dialogue:
             self.log.error("cannot log the miss under %s: %s", self.misses_dir, exc)
 
     def _human(self, message, reason, say=None, meta_intent=None):
-        if self.intent is None and meta_intent:
-            self.intent = meta_intent
-        return self._end("human", say if say is not None else [self.msg[message]], reason=reason)
+        return self._end("human", say if say is not None else [self.msg[message]], reason=reason,
+                         meta_intent=meta_intent)
 
     def _end(self, exit_, say, reason, meta_intent=None):
-        if self.intent is None and meta_intent:
+        # the intent that ends the call replaces a mere reply ("네" then "아니요" ended on "no",
+        # not "yes"); a topic (an FAQ, a task) stays: it is what the agent and the report want
+        if meta_intent and not self.topic:
             self.intent = meta_intent
         self.exit, self.state = exit_, "ended"
         self.log.info("exit %s (%s), intent %s", exit_, reason, self.intent)

@@ -112,6 +112,19 @@ def uuid_break(call_uuid, everything=False):
     return f"uuid_break {uuid(call_uuid)}" + (" all" if everything else "")
 
 
+FILEMAN_ACTIONS = ("pause", "stop")
+
+
+def uuid_fileman(call_uuid, action):
+    """Act on the file the channel is playing. `pause` is a TOGGLE (switch_ivr_process_fh): the
+    same command resumes a paused playback; it silences the prompt without the 40 ms hole that
+    ending an application makes in the media tap (fixture 12). With nothing playing it does
+    nothing, and the answer does not say so: send it only for a playback seen to start."""
+    if action not in FILEMAN_ACTIONS:
+        raise CommandError(f"uuid_fileman action must be one of {FILEMAN_ACTIONS}, not {action!r}")
+    return f"uuid_fileman {uuid(call_uuid)} {action}"
+
+
 def uuid_exists(call_uuid):
     return f"uuid_exists {uuid(call_uuid)}"
 

@@ -77,11 +77,16 @@ def to_pinyin(text):
     return re.sub(r"\s+", " ", " ".join(out)).strip()
 
 
+_SENTENCE = re.compile(r"(?:[^。！？；!?;\n.]|\.(?!\s|$))+[。！？；!?;.]*")
+
+
 def split_sentences(text, max_chars=80):
-    """Split at sentence ends (。！？；!?; and newlines), keeping the punctuation; a sentence longer
-    than max_chars is split again at commas so no piece takes long to synthesise."""
+    """Split at sentence ends (。！？；!?; and newlines, and a `.` that ends a word, as in Korean or
+    English text: not the one in "3.5"), keeping the punctuation; a sentence longer than max_chars
+    is split again at commas so no piece takes long to synthesise. (A Korean greeting that was
+    one 9.6 s "sentence" was repeated whole after a false barge-in.)"""
     pieces = []
-    for sentence in re.findall(r"[^。！？；!?;\n]+[。！？；!?;]*", text):
+    for sentence in _SENTENCE.findall(text):
         sentence = sentence.strip()
         while len(sentence) > max_chars:
             cut = max(sentence.rfind(c, 0, max_chars) for c in "，、,")

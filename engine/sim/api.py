@@ -329,6 +329,36 @@ def _uuid_break(switch, arg):
     return "+OK\n"
 
 
+FILEMAN_STOP_SECONDS = 0.26    # fixture 12's header: PLAYBACK_STOP ~260 ms after `uuid_fileman stop`
+
+
+@command("uuid_fileman")
+def _uuid_fileman(switch, arg):
+    """`uuid_fileman <uuid> <cmd>` on the file the channel is playing (switch_ivr_process_fh,
+    switch_ivr.c): `pause` TOGGLES SWITCH_FILE_PAUSE (a second pause resumes; there is no `resume`
+    verb there, so `resume` changes nothing), `stop` sets SWITCH_FILE_DONE and the playback ends
+    with Playback-Status `done`. The answer is `+OK` (fixture 12, pause of a running playback);
+    with no playback running there is no file handle and nothing happens: the answer does not
+    tell, so the engine must know itself whether a playback runs."""
+    words = arg.split()
+    if len(words) < 2:
+        return "-USAGE: <uuid> <cmd>:<val>\n"
+    ch = _channel(switch, words[0])
+    if ch is None:
+        return NO_CHANNEL
+    fh = ch.file_handle
+    if fh is not None:
+        if words[1] == "pause":
+            fh.paused = not fh.paused
+            ch.wake()
+        elif words[1] == "stop":
+            def stop():
+                fh.done = True
+                ch.wake()
+            switch.spawn_later(FILEMAN_STOP_SECONDS, stop)
+    return "+OK\n"
+
+
 @command("uuid_send_dtmf")
 def _uuid_send_dtmf(switch, arg):
     words = arg.split()
@@ -473,23 +503,6 @@ def _uuid_set_media_stats(switch, arg):
     if ch is None:
         return NO_CHANNEL
     return "+OK:\n"
-
-
-@command("uuid_fileman")
-def _uuid_fileman(switch, arg):
-    """`uuid_fileman <uuid> <cmd>[:<val>]` on the file a channel plays (fixture 12: `pause`, a
-    toggle, answers +OK and the playback application keeps running). `stop` ends the playback;
-    the other commands (pause, restart, seek, volume ...) only change what the caller hears,
-    which the simulator does not model."""
-    words = arg.split()
-    ch = _channel(switch, words[0]) if words else None
-    if ch is None:
-        return NO_CHANNEL
-    if len(words) < 2:
-        return "-USAGE: <uuid> <cmd>[:<val>]\n"
-    if words[1] == "stop":
-        ch.request_break()
-    return "+OK\n"
 
 
 @command("uuid_record")

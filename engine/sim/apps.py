@@ -3,6 +3,8 @@
 `execute` wraps every application in CHANNEL_EXECUTE / CHANNEL_EXECUTE_COMPLETE carrying the same
 Application-UUID (the sendmsg Event-UUID when given, as FREESWITCH.md describes), and always sends
 the completion, also when a hangup ends the application (fixture 01: park completes after UNPARK).
+Each start and end of an application syncs the channel's audio: its recordings and media tap lose
+the next 40 ms of the caller (media.Recording.audio_sync; fixture 12).
 """
 import logging
 import os
@@ -47,6 +49,7 @@ def execute(ch, name, arg="", event_uuid=None, loops=1, event_lock=False, broadc
     ch.set_var("current_application", name)
     ch.set_var("current_application_data", arg or None)
     ch.emit("CHANNEL_EXECUTE", info)
+    ch.switch.media.audio_sync(ch)        # fixture 12: ~40 ms of fill at every application start
     response = "_none_"
     outer = (ch.event_lock, ch.broadcasting)      # a message run inside a bridge nests
     ch.event_lock, ch.broadcasting = bool(event_lock), bool(broadcast)
@@ -61,6 +64,9 @@ def execute(ch, name, arg="", event_uuid=None, loops=1, event_lock=False, broadc
                 break
     finally:
         ch.event_lock, ch.broadcasting = outer
+        # fixture 12: after any application ends, whatever stopped it (uuid_break with or without
+        # `all`, uuid_fileman stop, its natural end, even `sleep`), the switch syncs the audio
+        ch.switch.media.audio_sync(ch)
         ch.set_var("current_application_response", response)
         if arg:
             ch.set_var("last_arg", arg)
@@ -165,8 +171,20 @@ def _transfer(ch, arg):
 
 
 # --- playback and digits -----------------------------------------------------------------------
+class FileHandle:
+    """The file a playback is playing, as `uuid_fileman` finds it (switch_ivr_get_file_handle)."""
+
+    def __init__(self, source):
+        self.source = source
+        self.paused = False       # SWITCH_FILE_PAUSE: the prompt goes silent, time stands still
+        self.done = False         # SWITCH_FILE_DONE: `uuid_fileman stop`
+
+
 def play(ch, source, terminators="", any_digit_breaks=False):
-    """Play one source for its real duration. Returns "done", "break" or the terminator pressed."""
+    """Play one source for its real duration. Returns "done", "break" or the terminator pressed.
+    While `uuid_fileman <uuid> pause` holds it, the playback stays running and silent and its time
+    does not advance; uuid_break and DTMF still end it, as switch_ivr_play_file checks CF_BREAK and
+    digits at the top of its loop before the pause (switch_ivr_play_say.c)."""
     try:
         seconds = ch.switch.media_duration(source)
     except media.MediaError as exc:
@@ -177,8 +195,9 @@ def play(ch, source, terminators="", any_digit_breaks=False):
     if ftype:
         info = {"Playback-File-Type": ftype, "Playback-File-Path": source}
     ch.break_flag = False
+    fh = ch.file_handle = FileHandle(source)
     ch.emit("PLAYBACK_START", info)
-    started = time.monotonic()
+    played = 0.0
     status = "done"
     result = "done"
 
@@ -189,21 +208,35 @@ def play(ch, source, terminators="", any_digit_breaks=False):
             return True
         return False
     try:
-        if ch.wait(seconds, until=interrupted):
-            status = "break"
-            if ch.break_flag:
-                result = "break"
-                ch.break_flag = False
-            elif not any_digit_breaks:
-                result = ch.dtmf.popleft()
+        while True:
+            if fh.done:
+                break
+            if fh.paused:
+                ch.wait(until=lambda: interrupted() or fh.done or not fh.paused)
             else:
-                result = "digit"
+                remaining = None if seconds is None else seconds - played
+                began = time.monotonic()
+                finished = not ch.wait(remaining, until=lambda: interrupted() or fh.done or fh.paused)
+                played += time.monotonic() - began
+                if finished:
+                    break
+            if interrupted():
+                status = "break"
+                if ch.break_flag:
+                    result = "break"
+                    ch.break_flag = False
+                elif not any_digit_breaks:
+                    result = ch.dtmf.popleft()
+                else:
+                    result = "digit"
+                break
     except Hangup:
         status = "break"
         raise
     finally:
-        played = min(time.monotonic() - started, seconds) if seconds is not None else \
-            time.monotonic() - started
+        ch.file_handle = None
+        if seconds is not None:
+            played = min(played, seconds)
         samples = int(played * 48000)
         ch.variables.update({"playback_last_offset_pos": str(samples), "playback_seconds": str(int(played)),
                              "playback_ms": str(int(played * 1000)), "playback_samples": str(samples)})

@@ -115,6 +115,7 @@ class Channel:
         self.presence_id = None           # user/<ext>@<domain> legs: PRESENCE_IN on their way (presence)
         self.presence_count = 0
         self.current_app = None
+        self.file_handle = None           # apps.FileHandle of the playback running (uuid_fileman)
         self.dtmf = collections.deque()   # digits not yet consumed by an application
         self.eavesdrop_modes = []          # eavesdrop mux modes this leg went through (0 1 2 3)
         self.eavesdrop_mix = []            # per mode: levels at both phones, audible (codecs.py)

@@ -4,6 +4,13 @@ Durations are real (FREESWITCH.md: a playback lasts the audio's real duration): 
 header, tone_stream from its on/off spec times loops, silence_stream from its milliseconds.
 Recordings hold what the far end "speaks" (Channel.speak) or silence. The media tap (raw 16-bit
 file with enable_file_write_buffering=false) grows every 20 ms in real time, like the real switch.
+
+The media tap (a raw file) loses 40 ms of the far end at each application boundary on its channel
+and at its own start: those samples are -1 (0xFFFF), not the caller's audio and not zeros (fixture
+12 measured raw read-only taps; WAV recordings were not measured and keep every sample). Why
+(fixture 12's header, FREESWITCH.md): switch_ivr_parse_event -> switch_channel_audio_sync -> the
+RTP read's do_flush drops the packet just received; the record bug then finds its read buffer
+empty and writes a fill frame (memset 255, switch_core_media_bug_read).
 """
 import array
 import logging
@@ -17,6 +24,8 @@ import gevent
 log = logging.getLogger("hotline.sim.media")
 
 FRAME_SECONDS = 0.020
+FILL_SAMPLE = -1            # what the record bug writes for a read that carried no audio (0xFFFF)
+FILL_FRAMES = 2             # 40 ms at every audio sync (fixture 12: 39-40 ms in every trial)
 RAW_EXTENSIONS = {".r8": 8000, ".r16": 16000, ".r32": 32000, ".r48": 48000, ".raw": None, ".pcm": None}
 BUFFERED_BYTES = 65536      # default file write buffering: the tap grows in 64 KB steps
 
@@ -127,6 +136,21 @@ class Recording:
         self.fh = None
         self.written = 0          # samples written (raw tap)
         self.stopped = False
+        frame = int(self.rate * FRAME_SECONDS)
+        # the bug attach flushes too: every tap of fixture 12 begins with ~42 ms of fill
+        self.fills = [(0, FILL_FRAMES * frame)] if self.raw else []   # (first, end) -> FILL_SAMPLE
+
+    def audio_sync(self):
+        """An application started or ended on the channel: the switch flushes the RTP read and the
+        next 40 ms of the far end never reach this recording. The flush takes effect at the next
+        read after the current one (fixture 12: the fill begins 20-40 ms after the prompt's
+        execute, ~35 ms after PLAYBACK_STOP)."""
+        if not self.raw:
+            return
+        frame = int(self.rate * FRAME_SECONDS)
+        elapsed = int((time.monotonic() - self.started) * self.rate)
+        first = (-(-elapsed // frame) + 1) * frame
+        self.fills.append((first, first + FILL_FRAMES * frame))
 
     # --- audio source ---------------------------------------------------------------------------
     def _source(self, channel=None):
@@ -159,6 +183,11 @@ class Recording:
             lo, hi = max(begin, 0), min(begin + count, len(src))
             if hi > lo:
                 out[lo - begin:hi - begin] = src[lo:hi]
+        if channel is None or channel is self.channel:
+            for first, end in self.fills:
+                lo, hi = max(first, start), min(end, start + count)
+                if hi > lo:
+                    out[lo - start:hi - start] = array.array("h", [FILL_SAMPLE]) * (hi - lo)
         return out
 
     # --- raw tap ------------------------------------------------------------------------------
@@ -237,6 +266,11 @@ class MediaManager:
         if rec is None:
             return None
         return rec, rec.stop()
+
+    def audio_sync(self, channel):
+        """Every recording of `channel` loses the next 40 ms of its far end (Recording.audio_sync)."""
+        for rec in channel.media.values():
+            rec.audio_sync()
 
     def stop_all(self, channel):
         for path in list(channel.media):
