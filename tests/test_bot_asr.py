@@ -259,8 +259,9 @@ def test_the_pool_keeps_at_most_max_idle(audio_dir):
 
 
 def test_a_free_form_listener_uses_one_warm_recogniser_after_another(audio_dir, tmp_path):
-    """Each utterance of a free-form listener decodes on a warm recogniser: the first on the spare
-    warmed at start-up, the next ones on the one the last utterance gave back with its final.
+    """Each utterance of a free-form listener decodes on a warm recogniser, never a cold one: the
+    first on the spare warmed at start-up, the next ones on one from the pool, which holds at least
+    the one the last utterance gave back with its final (before its utterance_end was emitted).
     Paced by events, not by the clock: a word is written once the last one's utterance has ended,
     and the final is waited for as long as decoding takes (a loaded machine makes it slow, and the
     order of one utterance's end and the next one's start then depended on the load)."""
