@@ -106,11 +106,14 @@ def bench_routing(args, redis_url, work):
         uuid = f"c{n[0]}"
         score = store.join(queue_name, uuid, "bench", f"139{n[0]:08d}")
         waiters[uuid] = Waiter(StandInCall(uuid, on_offer), queue_name, score)
-        return uuid
+        router.kick()            # as engine/acd/waiting.py does: the join's own wake-up may be
+        return uuid              # handled by a pass that started before the waiter was registered
+
+    queues_of = {a: [q for q in config.queues.values() if config.qualified(agent, q)]
+                 for a, agent in config.agents.items()}
 
     def qualified_queues(agent_id):
-        agent = config.agents[agent_id]
-        return [q for q in config.queues.values() if config.qualified(agent, q)]
+        return queues_of[agent_id]      # computed once: per sample it cost 30 ms of the harness's CPU
 
     agent_ids = list(config.agents)
     servable = [a for a in agent_ids if qualified_queues(a)]
@@ -120,6 +123,26 @@ def bench_routing(args, redis_url, work):
                          calls=rng.randint(0, 40), talk=rng.uniform(0, 7200))
     for _ in range(args.waiting):
         join(rng.choice(list(config.queues)))
+    in_flight = [0]
+
+    def counted_pass(route_once=router.route_once):
+        in_flight[0] += 1
+        try:
+            return route_once()
+        finally:
+            in_flight[0] -= 1
+
+    router.route_once = counted_pass
+
+    def router_quiet(bound=1.0):
+        """Wait (up to `bound`) until no routing pass is under way or woken for 3 ms: the previous
+        sample's join woke one, which would otherwise race the next sample's own wake-up."""
+        deadline = time.perf_counter() + bound
+        quiet = 0
+        while quiet < 3 and time.perf_counter() < deadline:
+            gevent.sleep(0.001)
+            quiet = quiet + 1 if not in_flight[0] and not router._kick.is_set() else 0
+
     router.start()
     gevent.sleep(0.3)                                   # pub/sub subscribed
     assert not offered_at, "an offer with every agent busy"
@@ -133,40 +156,58 @@ def bench_routing(args, redis_url, work):
         store.leave(waiter.queue, uuid)
         join(rng.choice(list(config.queues)))
 
+    def new_offer(before, agent_id, what):
+        """The one caller offered since `before` (one agent was freed: one offer, never two)."""
+        new = sorted(set(offered_at) - before, key=offered_at.get)
+        if len(new) != 1:
+            raise SystemExit(f"{what}: agent {agent_id} freed, {len(new)} callers offered ({new})")
+        return new[0]
+
+    def make_available(agent_id, how):
+        if not how(agent_id, ("in_call",), "available"):
+            raise SystemExit(f"agent {agent_id} was not in_call: an earlier offer was not settled")
+
     agent_free, caller_join = [], []
     # 1. an agent becomes available -> reserved for a waiting caller of one of their queues
     for _ in range(args.samples):
         busy_queues = {w.queue for w in waiters.values()}
         agent_id = rng.choice([a for a in servable if any(q.name in busy_queues for q in qualified_queues(a))])
+        router_quiet()
         offered.clear()
         before = set(offered_at)
         t0 = time.perf_counter()
-        board._move(agent_id, ("in_call",), "available")       # what wrap-up end / ready do: transition + wake
+        make_available(agent_id, board._move)        # what wrap-up end / ready do: transition + wake
         if not offered.wait(2.0):
             raise SystemExit(f"agent {agent_id} became available and was not offered to anyone in 2 s")
-        uuid = (set(offered_at) - before).pop()
+        uuid = new_offer(before, agent_id, "agent available")
         agent_free.append(offered_at[uuid] - t0)
         settle(uuid)
     # 2. a caller joins a queue that one free agent can serve -> a reservation. The agent is freed
     # without a wake-up (as if the router had not got to it yet): when its queues have callers
     # waiting already, the join's routing pass rightly gives it to the one ahead of the joiner.
-    to_joiner = 0
+    # A routing pass still under way (a late wake-up, the safety pass) can find the freed agent
+    # before the join: the offer is looked for from before the agent is freed (clearing `offered`
+    # after freeing it lost such an offer: the sample then waited for one that could not come,
+    # with the agent reserved, and aborted "no offer in 2 s" in 2 of 3 runs). Such samples are
+    # skipped and counted.
+    to_joiner = before_join = 0
     for _ in range(args.samples):
         agent_id = rng.choice(servable)
         queue = rng.choice(qualified_queues(agent_id))
-        store.transition(agent_id, ("in_call",), "available")
+        router_quiet()
         offered.clear()
-        gevent.sleep(0)
-        if offered.is_set():               # a safety pass found it first: not a join, skip
-            for uuid in [u for u, w in waiters.items() if w.offer]:
-                settle(uuid)
-            continue
         before = set(offered_at)
+        make_available(agent_id, store.transition)
+        gevent.sleep(0)
+        if offered.is_set():               # a pass under way found it first: not a join, skip
+            before_join += 1
+            settle(new_offer(before, agent_id, "agent freed"))
+            continue
         t0 = time.perf_counter()
         uuid = join(queue.name)
         if not offered.wait(2.0):
             raise SystemExit(f"caller joined {queue.name} with agent {agent_id} free: no offer in 2 s")
-        got = (set(offered_at) - before).pop()
+        got = new_offer(before, agent_id, "caller joins")
         caller_join.append(offered_at[got] - t0)
         to_joiner += got == uuid
         settle(got)
@@ -177,7 +218,7 @@ def bench_routing(args, redis_url, work):
           f"{args.waiting} callers waiting, Redis on loopback")
     print(f"  agent available -> reserved: {ms(agent_free)}")
     print(f"  caller joins    -> reserved: {ms(caller_join)} ({to_joiner} to the joiner, the rest to a "
-          f"caller ahead of them)")
+          f"caller ahead of them; {before_join} agents taken by a pass under way before the join)")
     print(f"  router decision per caller:  {ms(decisions)} (Router.decisions)")
     worst = percentile(agent_free + caller_join, 99) * 1000
     print(f"  p99 end to end {worst:.2f} ms: {'meets' if worst < 5 else 'MISSES'} the 5 ms target")

@@ -107,12 +107,13 @@ def write_progressively(path, pcm, speed=1.0, frame_ms=20):
 
 
 class FakeStream(AsrStream):
-    """Says `text` once `partial_after` bytes were fed; `final` (None: never) after finish()."""
+    """Says `text` once `partial_after` bytes were fed; `final` (None: never) after finish(), or
+    when the test calls release_final() if `hold_final` (a late recogniser, without a clock)."""
 
-    def __init__(self, text, final, partial_after, on_result, final_delay=0.0):
+    def __init__(self, text, final, partial_after, on_result, hold_final=False):
         super().__init__(on_result)
         self.text, self.final_text, self.partial_after = text, final, partial_after
-        self.final_delay = final_delay
+        self.hold_final = hold_final
         self.fed = 0
         self.chunks = []
         self.finished = False
@@ -126,21 +127,23 @@ class FakeStream(AsrStream):
 
     def finish(self):
         self.finished = True
-        if self.final_text is not None:
-            gevent.spawn_later(self.final_delay, lambda: self._emit(Final(
-                self.final_text, 0.9 if self.final_text else None, (), time.monotonic())))
+        if self.final_text is not None and not self.hold_final:
+            gevent.spawn(self.release_final)
+
+    def release_final(self):
+        self._emit(Final(self.final_text, 0.9 if self.final_text else None, (), time.monotonic()))
 
     def close(self):
         self.closed = True
 
 
 class FakeBackend(AsrBackend):
-    def __init__(self, text="네", final="네", partial_after=2 * RATE * 200 // 1000, final_delay=0.0):
+    def __init__(self, text="네", final="네", partial_after=2 * RATE * 200 // 1000, hold_final=False):
         self.text, self.final, self.partial_after = text, final, partial_after
-        self.final_delay = final_delay
+        self.hold_final = hold_final
         self.streams = []
 
     def start(self, grammar=None, hot_words=None, on_result=None, log_=None):
-        stream = FakeStream(self.text, self.final, self.partial_after, on_result, self.final_delay)
+        stream = FakeStream(self.text, self.final, self.partial_after, on_result, self.hold_final)
         self.streams.append(stream)
         return stream

@@ -97,14 +97,26 @@ def test_many_greenlets_on_two_engines_reserve_each_agent_at_most_once(stores):
     agents = [f"a{i:02d}" for i in range(30)]
     callers = [f"call-{i:03d}" for i in range(200)]
     login(stores[0], *agents)
-    won = race(stores, lua_reserve, agents, callers)
+    refused = {id(s): 0 for s in stores}
+
+    def counted_reserve(store, agent_id, call_uuid):
+        ok = lua_reserve(store, agent_id, call_uuid)
+        refused[id(store)] += not ok
+        return ok
+
+    won = race(stores, counted_reserve, agents, callers)
     assert len(won) == len(agents)                        # every agent went to someone...
     assert sorted(won.values()) == agents                 # ...and to one caller only
     data = stores[1].agents(agents)
+    engine_of = {c: str(id(stores[i % 2])) for i, c in enumerate(callers)}
     for caller, agent_id in won.items():
         assert data[agent_id]["state"] == "reserved" and data[agent_id]["call"] == caller
+        assert data[agent_id]["engine"] == engine_of[caller]     # written with the state, atomically
     assert stores[0].available() == set()
-    assert {data[a]["engine"] for a in agents} == {str(id(stores[0])), str(id(stores[1]))}   # both won some
+    # Both engines contended for the same agents and Redis refused each of them: of 100 callers an
+    # engine, at most 30 can win. Which engine wins how many depends on scheduling (a cold
+    # connection pool alone can hand every agent to the other engine), so that is not asserted.
+    assert all(n >= 70 for n in refused.values()), refused
 
 
 def test_the_race_harness_does_catch_a_non_atomic_reservation(stores):
