@@ -161,6 +161,7 @@ def test_with_no_partial_text_the_final_is_waited_for_instead_of_dropping_the_ut
     gevent.sleep(0)
     assert [e.kind for e in events] == ["speech_start", "noise"]   # a final after that is ignored
 
+
 def lost(ms):
     """What the switch writes into the tap for audio it dropped (fixture 12): -1 samples."""
     return b"\xff\xff" * (16 * ms)
