@@ -13,6 +13,20 @@ gevent wait callback and lock_timeout = busy_timeout (models.database_from_url).
 Writes go through one writer greenlet, BATCH records a transaction; spool replays go one record a
 transaction, and a record the database refuses outright is set aside in `cdr-spool.rejected`.
 
+Storage trouble is never "a bad row": a full disk, an I/O error, a read-only file system or a
+locked database (SQLite's "database or disk is full", "disk I/O error", "attempt to write a
+readonly database"; PostgreSQL's classes 53 and 58, 25006) is transient, and the row waits in the
+spool or in memory until the storage recovers. A row leaves memory only once it is committed or
+durably written to a file (spool or rejected file): nothing that is only in memory is ever dropped.
+
+`save(record)` says where a record went: "committed", "spooled" (fsynced to the spool file) or
+"memory" (neither would take it: lost if the process dies now). Whoever holds another copy of the
+call (the switch's XML CDR file) keeps it until save() says "committed" or "spooled".
+
+A provisional record (tag "provisional", written while the call is still going: queue join, agent
+answer, transfer) never overwrites a final one and makes no outbox row: consumers see the call once
+it has ended (the engine's final write, or the switch-CDR import completing the row).
+
 Replays are harmless: every write() carries a write id (the outbox row is unique by it) and an
 updated_at stamp (a replayed older version never overwrites a newer one; stamps only grow within
 a process, and a direct write always applies, so a clock stepped back cannot discard an update).
@@ -22,6 +36,7 @@ it to `cdr-spool.<ns>.draining` while it replays; lines that are not JSON (a cra
 moved to `cdr-spool.corrupt` for a human, never deleted.
 """
 import datetime
+import errno
 import glob
 import json
 import logging
@@ -48,6 +63,18 @@ YIELD = 0.001               # seconds the writer and the drainer pause between t
 MAX_BACKOFF = 0.5           # seconds between tries, at most
 # Errors meaning "the database is in trouble", as opposed to a bug in our code.
 DB_ERRORS = (peewee.DatabaseError, peewee.InterfaceError, OSError)
+PROVISIONAL = "provisional"     # tag of a CDR written while its call is still going
+# Storage that cannot take a write now but may later: never a reason to call a row bad.
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT, errno.ENOMEM, errno.EAGAIN}
+# sqlite3 error texts (sqlite3.c sqlite3ErrStr): SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY,
+# SQLITE_CANTOPEN, SQLITE_BUSY/LOCKED; and what PostgreSQL says of a full or failing disk.
+STORAGE_TEXTS = ("database or disk is full", "disk i/o error", "readonly database", "read-only",
+                 "unable to open database file", "no space left", "could not extend file",
+                 "could not write", "input/output error", "disk quota")
+# PostgreSQL SQLSTATE: 53xxx insufficient resources (53100 disk_full), 58xxx system errors
+# (58030 io_error), 25006 read_only_sql_transaction, 57P03 cannot_connect_now, 08xxx connection.
+STORAGE_SQLSTATE_PREFIXES = ("53", "58", "08", "57P")
+STORAGE_SQLSTATES = ("25006",)
 
 
 class CdrStore:
@@ -61,6 +88,7 @@ class CdrStore:
         self.db = None
         self.db_down = False          # set after a write gave up: writes go straight to the spool
         self._memory = []             # records neither the database nor the disk would take
+        self._in_drain = []           # records taken from _memory by the drain in progress
         self._lock = gevent.lock.RLock()          # one connection, one user at a time
         self._spool_lock = gevent.lock.RLock()
         self._drain_lock = gevent.lock.Semaphore()
@@ -119,7 +147,12 @@ class CdrStore:
 
     # --- writing ----------------------------------------------------------------------------
     def write(self, record) -> bool:
-        """Store one CDR (upsert by uuid) and its outbox row. False = kept in the spool for later.
+        """Store one CDR (upsert by uuid) and its outbox row. False = kept in the spool (or, with
+        the spool's disk full too, in memory) for later; see save()."""
+        return self.save(record) == "committed"
+
+    def save(self, record) -> str:
+        """write() that says where the record went: "committed", "spooled" or "memory".
 
         Calls hand their record to one writer greenlet and wait: it commits up to BATCH records a
         transaction and lets the hub run between transactions, so a burst of hangups costs the
@@ -136,10 +169,11 @@ class CdrStore:
             if self._writer is None:
                 self._writer = gevent.spawn(self._write_loop)
             if done.get():
-                return True
-        self._spool([row])
-        log.warning("%s: CDR kept in the spool %s", row["uuid"], self.spool_path)
-        return False
+                return "committed"
+        if self._spool([row]):
+            log.warning("%s: CDR kept in the spool %s", row["uuid"], self.spool_path)
+            return "spooled"
+        return "memory"
 
     def _write_loop(self):
         batch = []
@@ -211,10 +245,15 @@ class CdrStore:
     def _upsert(self, row, replay):
         fields = {k: db_value(k, v) for k, v in row.items() if k in CDR_FIELDS}
         updated_at = parse_time(row["updated_at"])
-        if replay:
-            current = Cdr.select(Cdr.updated_at).where(Cdr.uuid == row["uuid"]).scalar()
-            if current is not None and naive(current) > updated_at:
+        provisional = is_provisional(row)
+        if replay or provisional:
+            current = Cdr.select(Cdr.updated_at, Cdr.tags).where(Cdr.uuid == row["uuid"]).first()
+            if current is not None and replay and naive(current.updated_at) > updated_at:
                 log.info("%s: spooled CDR version is older than the stored one; not applied", row["uuid"])
+                return
+            if current is not None and provisional and not is_provisional({"tags": current.tags}):
+                # the call has ended and its CDR is final: a late snapshot of it in progress is stale
+                log.info("%s: provisional CDR after the final one; not applied", row["uuid"])
                 return
         fields["updated_at"] = updated_at
         if sqlite_path(self.db) is None:
@@ -222,6 +261,8 @@ class CdrStore:
         (Cdr.insert(**fields)
             .on_conflict(conflict_target=[Cdr.uuid], preserve=[getattr(Cdr, k) for k in fields if k != "uuid"])
             .execute())
+        if provisional:
+            return                  # consumers hear of the call when it has ended
         # Consumers get the whole CDR as stored now, not just the fields this write carried.
         payload = json_safe(as_dict(Cdr.get(Cdr.uuid == row["uuid"])))
         (Outbox.insert(cdr_uuid=row["uuid"], kind="cdr", write_id=row["_write_id"], payload=payload)
@@ -270,14 +311,16 @@ class CdrStore:
         lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in rows]
         try:
             _append_durably(self.spool_path, lines, self._spool_lock)
+            return True
         except OSError as exc:
             log.critical("CANNOT SPOOL %d CDR(s) to %s (%s): kept in memory until the database or "
                          "the disk recovers", len(rows), self.spool_path, exc)
             self._memory.extend(rows)
+            return False
 
     def pending(self) -> int:
         """CDRs waiting for the database (spooled or in memory)."""
-        count = len(self._memory)
+        count = len(self._memory) + len(self._in_drain)
         for path in [self.spool_path] + glob.glob(os.path.join(self.spool_dir, "cdr-spool.*.draining")):
             try:
                 with open(path, "rb") as fh:
@@ -297,14 +340,23 @@ class CdrStore:
 
     def _drain(self):
         committed, failed = 0, False
-        memory, self._memory = self._memory, []
-        for row in memory:
-            result = None if failed else self._replay(row)
-            if result:
-                committed += result == "committed"
-            else:
-                failed = True
-                self._spool([row])          # back to disk if it takes it now, else memory again
+        memory = self._in_drain = self._memory
+        self._memory = []
+        try:
+            while memory and not failed:
+                result = self._replay(memory[0])
+                if result:
+                    memory.pop(0)
+                    committed += result == "committed"
+                else:
+                    failed = True
+            if memory:
+                rest, memory[:] = list(memory), []
+                self._spool(rest)           # back to disk if it takes it now, else memory again
+        finally:
+            # Whatever went wrong above, a row taken from memory goes back there: it is nowhere else.
+            self._memory[:0] = memory
+            self._in_drain = []
         with self._spool_lock:
             if os.path.exists(self.spool_path) and os.path.getsize(self.spool_path) > 0:
                 os.rename(self.spool_path, os.path.join(self.spool_dir, f"cdr-spool.{time.time_ns()}.draining"))
@@ -318,6 +370,8 @@ class CdrStore:
                 else:
                     failed = True           # the database is still in trouble: keep the rest
                     left.append(row)
+            if failed and len(left) == len(rows):
+                continue                    # nothing taken from this file: it stays as it is
             try:
                 if left:
                     _append_durably(self.spool_path, [json.dumps(r, ensure_ascii=False) + "\n" for r in left],
@@ -336,22 +390,31 @@ class CdrStore:
 
     def _replay(self, row):
         """One spooled row into the database, one transaction, then the hub gets a turn.
-        Returns "committed", "rejected" (set aside, see below) or None (database still in trouble).
+        Returns "committed", "rejected" (set aside, see below) or None (storage still in trouble:
+        the caller keeps the row).
 
         A row the database refuses while it answers otherwise (PostgreSQL rejects NUL characters
         in text, for one) would block the spool forever: it is set aside in the rejected file for
-        a human, never dropped, and counts as handled.
+        a human, never dropped, and counts as handled. Storage trouble (a full disk, an I/O error,
+        a lock) is not the row's fault: it is never set aside for it. If the rejected file cannot
+        be written either, the row stays where it is.
         """
         try:
             if self._attempt([row]):
                 return "committed"
-            if _is_busy(self.last_error) or not self._reachable():
+            if is_transient(self.last_error) or not self._reachable():
+                return None
+            error = self.last_error
+            try:
+                _append_durably(os.path.join(self.spool_dir, REJECTED_NAME),
+                                [json.dumps({"error": str(error), "cdr": row}, ensure_ascii=False) + "\n"],
+                                self._spool_lock)
+            except OSError as exc:
+                log.critical("%s: the database refuses this CDR (%s) and %s cannot be written (%s); "
+                             "kept for the next pass", row.get("uuid"), error, REJECTED_NAME, exc)
                 return None
             log.critical("%s: the database refuses this CDR (%s); kept in %s for a human",
-                         row.get("uuid"), self.last_error, REJECTED_NAME)
-            _append_durably(os.path.join(self.spool_dir, REJECTED_NAME),
-                            [json.dumps({"error": str(self.last_error), "cdr": row}, ensure_ascii=False) + "\n"],
-                            self._spool_lock)
+                         row.get("uuid"), error, REJECTED_NAME)
             return "rejected"
         finally:
             gevent.sleep(YIELD)
@@ -427,6 +490,33 @@ class CdrStore:
             self._connect()
             with self.db.atomic():
                 OutboxAck.insert_many(rows).on_conflict_ignore().execute()
+
+
+def is_provisional(row):
+    """Was this CDR (a record, a row dict) written while its call was still going?"""
+    tags = row.get("tags") if isinstance(row, dict) else None
+    return isinstance(tags, list) and PROVISIONAL in tags
+
+
+def is_transient(exc):
+    """Is this error the storage's trouble (locked, full, failing, read-only, unreachable), which
+    passes, rather than the database refusing this particular row?"""
+    if exc is None:
+        return False
+    if _is_busy(exc):
+        return True
+    for e in (exc, getattr(exc, "__cause__", None), getattr(exc, "__context__", None),
+              getattr(exc, "orig", None)):
+        if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS:
+            return True
+        code = getattr(e, "pgcode", None) or getattr(e, "sqlstate", None)
+        if isinstance(code, str) and (code in STORAGE_SQLSTATES or code.startswith(STORAGE_SQLSTATE_PREFIXES)):
+            return True
+    if isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)) and not isinstance(exc, peewee.DataError):
+        text = str(exc).lower()
+        if any(t in text for t in STORAGE_TEXTS):
+            return True
+    return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
 
 
 def _is_busy(exc):
