@@ -90,6 +90,8 @@ class Engine:
         self.store.start()
         try:
             self.archiver.open()
+            # files a crash or a database failure left in the archive without an index row
+            gevent.spawn(self._quietly, self.archiver.reindex)
         except Exception as exc:
             # recordings wait in the live directory; the next start-up scan archives them
             log.error("recording archive index not available: %s", exc)
@@ -243,7 +245,8 @@ class Engine:
         while True:
             gevent.sleep(SWITCH_CDR_IMPORT_EVERY)
             self._import_switch_cdrs()
-            if self.archiver.pending:              # a full disk left recordings behind
+            # a full disk left recordings behind, or a locked database left them unindexed
+            if self.archiver.pending or self.archiver.unindexed:
                 gevent.spawn(self._quietly, self.archiver.retry_pending)
 
     # --- tickets ----------------------------------------------------------------------------
