@@ -248,10 +248,14 @@ class CdrStore:
         provisional = is_provisional(row)
         if replay or provisional:
             current = Cdr.select(Cdr.updated_at, Cdr.tags).where(Cdr.uuid == row["uuid"]).first()
-            if current is not None and replay and naive(current.updated_at) > updated_at:
+            stored_provisional = current is not None and is_provisional({"tags": current.tags})
+            if current is not None and replay and naive(current.updated_at) > updated_at \
+                    and not (stored_provisional and not provisional):
+                # (a final version always replaces a provisional one, whatever their stamps say:
+                # a snapshot of the call in progress may be stamped after its spooled final CDR)
                 log.info("%s: spooled CDR version is older than the stored one; not applied", row["uuid"])
                 return
-            if current is not None and provisional and not is_provisional({"tags": current.tags}):
+            if current is not None and provisional and not stored_provisional:
                 # the call has ended and its CDR is final: a late snapshot of it in progress is stale
                 log.info("%s: provisional CDR after the final one; not applied", row["uuid"])
                 return
@@ -456,11 +460,17 @@ class CdrStore:
             row = Cdr.get_or_none(Cdr.uuid == uuid)
             return as_dict(row) if row else None
 
-    def list(self, since=None, limit=None):
-        """CDRs of calls started at or after `since` (datetime or ISO text), oldest first."""
+    def list(self, since=None, limit=None, provisional=False):
+        """CDRs of calls started at or after `since` (datetime or ISO text), oldest first. Calls
+        still going (their provisional CDRs) only with provisional=True."""
         with self._lock:
             self._connect()
             query = Cdr.select().order_by(Cdr.start_time, Cdr.id)
+            if not provisional:
+                # tags is JSON text: the tag appears as "provisional" with its quotes (the pattern
+                # must bypass JSONField.db_value, which would JSON-encode it once more)
+                pattern = peewee.Value(f'%"{PROVISIONAL}"%', converter=False)
+                query = query.where(Cdr.tags.is_null() | ~peewee.Expression(Cdr.tags, peewee.OP.ILIKE, pattern))
             if since is not None:
                 query = query.where(Cdr.start_time >= parse_time(since))
             if limit is not None:
