@@ -205,3 +205,20 @@ def test_a_switch_cdr_moves_aside_once_its_cdr_is_durably_spooled(tmp_path, monk
     assert s.drain() == (1, 0)
     assert s.get(INBOUND)["tags"] == ["from_switch_cdr"]
     s.close()
+
+
+def test_a_switch_cdr_never_supersedes_the_engines_own_cdr_waiting_in_the_spool(tmp_path, cdr_dir):
+    """The database away when a call ends: the engine's full CDR is spooled. The switch's file of
+    the same call must not be imported over it (its newer stamp would make the replay stale)."""
+    s = make_store(tmp_path).open()
+    try:
+        s.db_down = True
+        s.write(record(INBOUND, agent="1001", queue="general", wait_seconds=12.5, ivr_path=[{"node": "t:start"}]))
+        s.db_down = False
+        assert xmlcdr.import_dir(s, str(cdr_dir), {"7002"}) == 0
+        assert (cdr_dir / "done" / f"a_{INBOUND}.cdr.xml").exists()
+        assert s.drain() == (1, 0)
+        cdr = s.get(INBOUND)
+        assert cdr["agent"] == "1001" and cdr["wait_seconds"] == 12.5 and "from_switch_cdr" not in (cdr["tags"] or [])
+    finally:
+        s.close()

@@ -333,6 +333,28 @@ class CdrStore:
                 pass
         return count
 
+    def waiting(self):
+        """{uuid: "final" | "provisional" | "memory"} of CDRs not in the database yet: a final or
+        only a provisional CDR in the spool, or any in memory ("memory" wins: that call is not safe
+        until its row is written somewhere)."""
+        where = {}
+        for path in [self.spool_path] + glob.glob(os.path.join(self.spool_dir, "cdr-spool.*.draining")):
+            try:
+                with open(path, "rb") as fh:
+                    for raw in fh:
+                        try:
+                            row = json.loads(raw)
+                            kind = "provisional" if is_provisional(row) else "final"
+                            if where.get(row["uuid"]) != "final":
+                                where[row["uuid"]] = kind
+                        except (ValueError, KeyError, TypeError):
+                            continue
+            except FileNotFoundError:
+                pass
+        for row in self._memory + self._in_drain:
+            where[row["uuid"]] = "memory"
+        return where
+
     def drain(self):
         """Replay spooled CDRs into the database. Returns (committed, still waiting)."""
         if self.db is None or not self._drain_lock.acquire(blocking=False):

@@ -174,6 +174,7 @@ def import_dir(store, cdr_dir, dids, live_uuids=(), engine_id=None, socket_targe
         return 0
     done = os.path.join(cdr_dir, "done")
     written = 0
+    waiting = None                      # CDRs the store holds but the database does not have yet
     for name in sorted(os.listdir(cdr_dir)):
         path = os.path.join(cdr_dir, name)
         if not name.endswith(SUFFIX) or not os.path.isfile(path):
@@ -196,6 +197,16 @@ def import_dir(store, cdr_dir, dids, live_uuids=(), engine_id=None, socket_targe
             log.warning("switch CDR import paused, database unavailable: %s", exc)
             return written
         if stored is None or is_provisional(stored):
+            if waiting is None:
+                waiting = store.waiting()
+            if waiting.get(cdr.uuid) == "memory":
+                continue                # the engine's CDR is only in memory: this file may be needed
+            if waiting.get(cdr.uuid) == "final":
+                # The engine's own final CDR waits in the spool: it knows more than this file (IVR
+                # path, wait, agent, survey...), and an import now would make its replay look stale.
+                os.makedirs(done, exist_ok=True)
+                _move(path, os.path.join(done, name))
+                continue
             where = store.save(completed_record(cdr, stored))
             if where == "memory":
                 # Neither the database nor the spool took it: this file is the only durable copy
