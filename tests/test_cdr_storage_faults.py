@@ -222,3 +222,54 @@ def test_a_switch_cdr_never_supersedes_the_engines_own_cdr_waiting_in_the_spool(
         assert cdr["agent"] == "1001" and cdr["wait_seconds"] == 12.5 and "from_switch_cdr" not in (cdr["tags"] or [])
     finally:
         s.close()
+
+
+def test_a_full_data_disk_under_load_loses_no_cdr_end_to_end(tmp_path, monkeypatch):
+    """The measured scenario, on the simulator: calls keep ending while the data directory is full
+    (database and spool on it), the drainer and the switch-CDR import keep running; when space
+    comes back every call has exactly one CDR, the engine's own, and no switch file was moved aside
+    while its CDR was only in memory."""
+    import gevent
+
+    from engine.daemon import welcome_handler
+    from tests.enginefix import SHORT_TONE, Rig
+    rig = Rig(tmp_path, handler=welcome_handler(SHORT_TONE))
+    try:
+        rig.switch.xml_cdr_dir = str(rig.settings.switch.cdr_dir)
+        disk = FullDisk(monkeypatch)
+        calls, moved_while_full = [], []
+
+        def place(n):
+            for _ in range(n):
+                calls.append(rig.call(f"1380000{len(calls):04d}"))
+                gevent.sleep(0.03)
+
+        place(10)
+        disk.on = True
+        placing = gevent.spawn(place, 30)
+        while not placing.ready():
+            rig.engine._import_switch_cdrs()            # the minute's import, many times over
+            done = rig.settings.switch.cdr_dir / "done"
+            moved_while_full.extend(p.name for p in done.glob("*.cdr.xml")) if done.is_dir() else None
+            gevent.sleep(0.1)
+        assert all(ch.wait_hangup(timeout=10) for ch in calls)
+        assert wait_until(lambda: not rig.engine.calls, timeout=20)
+        in_memory = rig.engine.store.pending()
+        assert in_memory >= 30 and in_memory + len(rig.cdrs()) == 40     # every CDR somewhere
+        rig.engine._import_switch_cdrs()
+        disk.on = False
+        assert wait_until(lambda: rig.engine.store.pending() == 0, timeout=20)
+        rig.engine._import_switch_cdrs()
+        cdrs = rig.cdrs()
+        assert sorted(c["uuid"] for c in cdrs) == sorted(ch.uuid for ch in calls)       # 40 of 40
+        assert not any("from_switch_cdr" in (c["tags"] or []) for c in cdrs)
+        spool = rig.settings.paths.cdr_spool
+        assert not (spool / store_mod.REJECTED_NAME).exists()
+        done = sorted(p.name for p in (rig.settings.switch.cdr_dir / "done").glob("*.cdr.xml"))
+        assert done == sorted(f"a_{ch.uuid}.cdr.xml" for ch in calls)
+        full_uuids = {ch.uuid for ch in calls[10:]}
+        assert not any(name[2:-8] in full_uuids for name in set(moved_while_full))
+        db = rig.settings.database.url[len("sqlite:///"):]
+        assert raw_rows(db, "select count(*), count(distinct uuid) from cdr") == [(40, 40)]
+    finally:
+        rig.stop()
