@@ -175,3 +175,18 @@ def test_a_call_killed_mid_conversation_keeps_agent_queue_wait_and_ivr_path(
         assert cdr["talk_seconds"] is not None
     finally:
         ep.stop()
+
+
+def test_cdr_list_shows_calls_in_progress_only_when_asked(tmp_path, capsys):
+    import json
+
+    from tests.clifix import run_cli, write_config
+    cfg, settings = write_config(tmp_path)
+    s = CdrStore(settings.database.url, settings.paths.cdr_spool).open()
+    s.write(record("ended"))
+    s.write(provisional("going", agent="1001"))
+    s.close()
+    rc, out, _ = run_cli(capsys, "cdr", "list", "--config", str(cfg), "--json")
+    assert rc == 0 and [r["uuid"] for r in json.loads(out)] == ["ended"]
+    rc, out, _ = run_cli(capsys, "cdr", "list", "--config", str(cfg), "--json", "--provisional")
+    assert rc == 0 and sorted(r["uuid"] for r in json.loads(out)) == ["ended", "going"]

@@ -273,3 +273,18 @@ def test_a_full_data_disk_under_load_loses_no_cdr_end_to_end(tmp_path, monkeypat
         assert raw_rows(db, "select count(*), count(distinct uuid) from cdr") == [(40, 40)]
     finally:
         rig.stop()
+
+
+def test_a_postgresql_disk_full_or_read_only_error_is_transient_by_its_sqlstate():
+    from engine.cdr.store import is_transient
+
+    class DriverError(Exception):           # what psycopg2 raises: the SQLSTATE in .pgcode
+        def __init__(self, text, pgcode):
+            super().__init__(text)
+            self.pgcode = pgcode
+
+    # peewee wraps the driver's exception as its first argument
+    assert is_transient(peewee.OperationalError(DriverError("could not extend file", "53100")))
+    assert is_transient(peewee.InternalError(DriverError("cannot execute INSERT in a read-only "
+                                                         "transaction", "25006")))
+    assert not is_transient(peewee.DataError(DriverError("invalid byte sequence", "22021")))

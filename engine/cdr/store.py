@@ -537,8 +537,9 @@ def is_transient(exc):
         return False
     if _is_busy(exc):
         return True
-    for e in (exc, getattr(exc, "__cause__", None), getattr(exc, "__context__", None),
-              getattr(exc, "orig", None)):
+    # peewee wraps the driver's exception: the original is its `orig` (and its context)
+    for e in (exc, getattr(exc, "orig", None), getattr(exc, "__cause__", None),
+              getattr(exc, "__context__", None)):
         if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS:
             return True
         code = getattr(e, "pgcode", None) or getattr(e, "sqlstate", None)
