@@ -34,6 +34,7 @@ log = logging.getLogger("hotline.engine")
 SWITCH_CDR_IMPORT_EVERY = 60.0   # seconds between scans of the switch's XML CDR directory
 NO_AGENTS_TEXT = "人工服务暂时无法接通，请稍后再拨，感谢您的来电。"
 HANGUP_WAIT = 10.0           # seconds to wait for CHANNEL_HANGUP_COMPLETE after the call ends
+REINDEX_DAYS = 2             # day directories of the archive checked for unindexed files at start
 RECENT_HANGUPS = 5000        # hangup events kept from the inbound connection (CDR fallback)
 
 
@@ -92,7 +93,7 @@ class Engine:
         try:
             self.archiver.open()
             # files a crash or a database failure left in the archive without an index row
-            gevent.spawn(self._quietly, self.archiver.reindex)
+            gevent.spawn(self._quietly, self.archiver.reindex, days=REINDEX_DAYS)
         except Exception as exc:
             # recordings wait in the live directory; the next start-up scan archives them
             log.error("recording archive index not available: %s", exc)

@@ -141,3 +141,30 @@ def test_the_cli_verify_counts_unindexed_files_as_problems_and_reindex_fixes_the
     assert rc == 0 and "0 problem(s)" in out
     rc, out, _ = run_cli(capsys, "recordings", "list", *c)
     assert U[0] in out
+
+
+def test_the_start_up_pass_looks_at_recent_days_only(tmp_path, short_lock_wait):
+    import datetime
+    arch = make_archiver(tmp_path)
+    try:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        real_archive = arch._archive
+        lock = Lock(tmp_path / "hotline.db")
+
+        def archive_then_lock(*a, **kw):
+            info = real_archive(*a, **kw)
+            lock.__enter__()
+            return info
+        arch._archive = archive_then_lock
+        arch.finish(U[0], make_wav(tmp_path / "live" / f"{U[0]}.wav", 1.0), 1, when=now).get(timeout=10)
+        lock.__exit__()
+        lock = Lock(tmp_path / "hotline.db")
+        arch.finish(U[1], make_wav(tmp_path / "live" / f"{U[1]}.wav", 1.0), 1, when=WHEN).get(timeout=10)
+        lock.__exit__()
+        arch._archive = real_archive
+        assert [p.name for p in arch.unindexed_files(days=2)] == [f"{U[0]}.wav"]
+        assert sorted(p.name for p in arch.unindexed_files()) == sorted([f"{U[0]}.wav", f"{U[1]}.wav"])
+        assert [r["call_uuid"] for r in arch.reindex(days=2)] == [U[0]]
+        assert [r["call_uuid"] for r in arch.reindex()] == [U[1]]
+    finally:
+        arch.close()

@@ -345,11 +345,13 @@ class Archiver:
             self.alarm(call_uuid, f"{path} archived but not indexed ({exc}); the index is retried")
             return False
 
-    def reindex(self):
+    def reindex(self, days=None):
         """Index every archive file the index does not know (a crash or a database failure between
-        the move into the archive and the index write). Returns the rows written."""
+        the move into the archive and the index write); `days`: only the day directories of the
+        last that many days (the engine's start-up pass), else the whole archive. Returns the rows
+        written."""
         done = []
-        for path in self.unindexed_files():
+        for path in self.unindexed_files(days):
             try:
                 row = self.index_file(path)
             except Exception as exc:        # noqa: BLE001 - one bad file must not stop the rest
@@ -359,14 +361,32 @@ class Archiver:
                 done.append(row)
         return done
 
-    def unindexed_files(self):
-        """Archive files that no index row (first part or later part, any state) names."""
-        known = set()
-        for row in self._db_call(lambda: list(Recording.select(Recording.path, Recording.parts))):
-            known.add(row.path)
-            known.update(p.get("path") for p in row.parts or [] if isinstance(p, dict))
-        found = [p for p in archive._archived_files(self.config.archive_dir)
-                 if PART_NAME.match(p.name) and str(p) not in known]
+    def unindexed_files(self, days=None):
+        """Archive files that no index row (first part or later part, any state) names; `days`:
+        only in the day directories of the last that many days (UTC), one index look-up a file."""
+        root = self.config.archive_dir
+        if days is None:
+            known = set()
+            for row in self._db_call(lambda: list(Recording.select(Recording.path, Recording.parts))):
+                known.add(row.path)
+                known.update(p.get("path") for p in row.parts or [] if isinstance(p, dict))
+            found = [p for p in archive._archived_files(root) if PART_NAME.match(p.name) and str(p) not in known]
+            return sorted(found, key=_part_order)
+        today = datetime.datetime.now(datetime.timezone.utc).date()
+        found = []
+        for back in range(int(days) + 1):
+            day_dir = root / f"{today - datetime.timedelta(days=back):%Y/%m/%d}"
+            if not day_dir.is_dir():
+                continue
+            for path in sorted(day_dir.iterdir(), key=_part_order):
+                m = PART_NAME.match(path.name)
+                if not m or not path.is_file():
+                    continue
+                row = self.get(m.group(1))
+                paths = {row["path"]} | {p.get("path") for p in row["parts"] or []} if row else set()
+                if str(path) not in paths:
+                    found.append(path)
+                gevent.sleep(0)         # thousands of files a day: calls go on meanwhile
         return sorted(found, key=_part_order)
 
     def index_file(self, path):
