@@ -21,6 +21,7 @@ from gevent.event import Event as Flag
 
 from engine.callapi import CallGone
 from engine.calls import Call
+from engine.cdr.orphans import CORE_UUID_KEY, SOCKET_KEY, finish_orphans
 from engine.cdr.record import cdr_from_hangup
 from engine.cdr.store import PROVISIONAL, CdrStore
 from engine.cdr.xmlcdr import ENGINE_VARIABLE, import_dir
@@ -67,6 +68,8 @@ class Engine:
                                      backoff_max=s.esl.reconnect_max_delay,
                                      connect_timeout=s.esl.connect_timeout)
         self.esl.on("CHANNEL_HANGUP_COMPLETE", self._remember_hangup)
+        self.switch_core_uuid = None
+        self.esl.on("HEARTBEAT", self._note_core_uuid)
         self.esl.connected_hooks.append(self._on_esl_connected)
         from engine.switchcheck import SwitchCheck
         self.switch_check = SwitchCheck(self.esl)     # contexts and modules we rely on, at connect
@@ -185,6 +188,7 @@ class Engine:
             session.exit()
             return
         self.calls[call.uuid] = call
+        self._note_core_uuid(session.channel)
         call.checkpoint_hooks.append(self._provisional_cdr)
         self._idle.clear()
         gevent.spawn(self._mark_call, call)
@@ -250,7 +254,11 @@ class Engine:
         if getattr(call, "cdr_final", False) or self.store.db is None:
             return
         info = {"ivr_path": call.path, "tags": list(call.tags) + [PROVISIONAL], **call.info}
-        info["extra"] = {**(info.get("extra") or {}), "provisional_at": why}
+        # which switch carried the call and which engine served it: if both die, the next start
+        # finishes the row (engine.cdr.orphans)
+        info["extra"] = {**(info.get("extra") or {}), "provisional_at": why,
+                         CORE_UUID_KEY: call.session.channel.get("Core-UUID"),
+                         SOCKET_KEY: self.socket_target}
         record = copy.deepcopy(cdr_from_hangup(call.session.channel, info))
         for key in ("end_time", "duration", "billsec", "hangup_cause", "hangup_side"):
             record.pop(key, None)           # the call has not ended: say nothing of its end
@@ -267,12 +275,24 @@ class Engine:
 
     def _import_switch_cdrs(self):
         try:
-            return import_dir(self.store, self.settings.switch.cdr_dir, set(self.settings.trunk.dids),
-                              live_uuids=set(self.calls), engine_id=self.engine_id,
-                              socket_target=self.socket_target)
+            written = import_dir(self.store, self.settings.switch.cdr_dir, set(self.settings.trunk.dids),
+                                 live_uuids=set(self.calls), engine_id=self.engine_id,
+                                 socket_target=self.socket_target)
         except Exception:
             log.exception("switch CDR import failed; will retry")
             return 0
+        try:
+            finish_orphans(self.store, self.switch_core_uuid, self.socket_target,
+                           self.settings.switch.cdr_dir, live_uuids=set(self.calls))
+        except Exception:
+            log.exception("finishing provisional CDRs failed; will retry")
+        return written
+
+    def _note_core_uuid(self, event):
+        """The Core-UUID of the switch we talk to now (a new one at each start of the switch)."""
+        core = event.get("Core-UUID")
+        if core:
+            self.switch_core_uuid = core
 
     def _import_loop(self):
         while True:

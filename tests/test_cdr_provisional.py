@@ -150,6 +150,8 @@ def test_a_call_killed_mid_conversation_keeps_agent_queue_wait_and_ivr_path(
                         timeout=30)
         mid = read_cdr(ep.settings, caller.uuid)
         assert PROVISIONAL in mid["tags"] and mid["end_time"] is None and mid["hangup_cause"] is None
+        # which switch carried it (if that switch dies too, engine.cdr.orphans finishes the row)
+        assert mid["extra"]["switch_core_uuid"] == ep.switch.core_uuid
         ep.proc.send_signal(signal.SIGKILL)                 # the engine dies mid-conversation
         ep.proc.wait(timeout=10)
         # on a real switch the bridge goes on without the engine: the caller hangs up later
