@@ -53,12 +53,12 @@ class FullDisk:
     OSError(errno.EROFS, "Read-only file system"),
 ])
 def test_storage_errors_are_transient(error):
-    from engine.cdr.store import is_transient
+    from engine.cdr.storage_errors import is_transient
     assert is_transient(error)
 
 
 def test_a_refused_value_is_not_transient():
-    from engine.cdr.store import is_transient
+    from engine.cdr.storage_errors import is_transient
     assert not is_transient(peewee.DataError("invalid byte sequence for encoding UTF8: 0x00"))
     assert not is_transient(peewee.IntegrityError("NOT NULL constraint failed: cdr.uuid"))
 
@@ -276,7 +276,7 @@ def test_a_full_data_disk_under_load_loses_no_cdr_end_to_end(tmp_path, monkeypat
 
 
 def test_a_postgresql_disk_full_or_read_only_error_is_transient_by_its_sqlstate():
-    from engine.cdr.store import is_transient
+    from engine.cdr.storage_errors import is_transient
 
     class DriverError(Exception):           # what psycopg2 raises: the SQLSTATE in .pgcode
         def __init__(self, text, pgcode):

@@ -36,7 +36,6 @@ it to `cdr-spool.<ns>.draining` while it replays; lines that are not JSON (a cra
 moved to `cdr-spool.corrupt` for a human, never deleted.
 """
 import datetime
-import errno
 import glob
 import json
 import logging
@@ -51,6 +50,7 @@ import peewee
 
 from engine.cdr.models import CDR_FIELDS, MODELS, Cdr, Outbox, OutboxAck, database_from_url, sqlite_path
 from engine.cdr.rows import as_dict, aware, db_value, iso, json_safe, keep_nul_text, naive, normalize, parse_time
+from engine.cdr.storage_errors import is_busy, is_transient
 
 log = logging.getLogger("hotline.cdr")
 
@@ -64,17 +64,6 @@ MAX_BACKOFF = 0.5           # seconds between tries, at most
 # Errors meaning "the database is in trouble", as opposed to a bug in our code.
 DB_ERRORS = (peewee.DatabaseError, peewee.InterfaceError, OSError)
 PROVISIONAL = "provisional"     # tag of a CDR written while its call is still going
-# Storage that cannot take a write now but may later: never a reason to call a row bad.
-STORAGE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT, errno.ENOMEM, errno.EAGAIN}
-# sqlite3 error texts (sqlite3.c sqlite3ErrStr): SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY,
-# SQLITE_CANTOPEN, SQLITE_BUSY/LOCKED; and what PostgreSQL says of a full or failing disk.
-STORAGE_TEXTS = ("database or disk is full", "disk i/o error", "readonly database", "read-only",
-                 "unable to open database file", "no space left", "could not extend file",
-                 "could not write", "input/output error", "disk quota")
-# PostgreSQL SQLSTATE: 53xxx insufficient resources (53100 disk_full), 58xxx system errors
-# (58030 io_error), 25006 read_only_sql_transaction, 57P03 cannot_connect_now, 08xxx connection.
-STORAGE_SQLSTATE_PREFIXES = ("53", "58", "08", "57P")
-STORAGE_SQLSTATES = ("25006",)
 
 
 class CdrStore:
@@ -231,7 +220,7 @@ class CdrStore:
                     # Never raise for database trouble: drivers also refuse values with plain
                     # exceptions (psycopg2: ValueError for a NUL character in text).
                     error = exc
-                    busy = _is_busy(exc)
+                    busy = is_busy(exc)
                     if not busy:
                         self._disconnect()     # the next try starts from a fresh connection
                     if not isinstance(exc, DB_ERRORS):
@@ -528,35 +517,6 @@ def is_provisional(row):
     """Was this CDR (a record, a row dict) written while its call was still going?"""
     tags = row.get("tags") if isinstance(row, dict) else None
     return isinstance(tags, list) and PROVISIONAL in tags
-
-
-def is_transient(exc):
-    """Is this error the storage's trouble (locked, full, failing, read-only, unreachable), which
-    passes, rather than the database refusing this particular row?"""
-    if exc is None:
-        return False
-    if _is_busy(exc):
-        return True
-    # peewee wraps the driver's exception: the original is its `orig` (and its context)
-    for e in (exc, getattr(exc, "orig", None), getattr(exc, "__cause__", None),
-              getattr(exc, "__context__", None)):
-        if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS:
-            return True
-        code = getattr(e, "pgcode", None) or getattr(e, "sqlstate", None)
-        if isinstance(code, str) and (code in STORAGE_SQLSTATES or code.startswith(STORAGE_SQLSTATE_PREFIXES)):
-            return True
-    if isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)) and not isinstance(exc, peewee.DataError):
-        text = str(exc).lower()
-        if any(t in text for t in STORAGE_TEXTS):
-            return True
-    return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
-
-
-def _is_busy(exc):
-    if exc is None:
-        return False
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text or "lock timeout" in text     # sqlite, postgresql
 
 
 def _append_durably(path, lines, lock):
