@@ -63,7 +63,7 @@ def test_a_refused_value_is_not_transient():
     assert not is_transient(peewee.IntegrityError("NOT NULL constraint failed: cdr.uuid"))
 
 
-def test_a_full_disk_loses_no_cdr_and_rejects_none(tmp_path, monkeypatch):
+def test_a_full_disk_loses_no_cdr_and_rejects_none(tmp_path, monkeypatch, caplog):
     """The measured failure: rows that only reached memory were judged bad rows, the rejected
     file on the same full disk raised out of the drainer, and the rows it had taken were gone."""
     s = make_store(tmp_path).open().start()
@@ -77,6 +77,8 @@ def test_a_full_disk_loses_no_cdr_and_rejects_none(tmp_path, monkeypatch):
         s.drain()
     assert s.pending() == 12
     assert not (tmp_path / "spool" / store_mod.REJECTED_NAME).exists()
+    # one CRITICAL line for the episode, not one per CDR and drainer pass
+    assert caplog.text.count("CANNOT SPOOL") == 1
     disk.on = False                                          # space freed
     assert wait_until(lambda: s.pending() == 0)
     assert sorted(r["uuid"] for r in s.list()) == sorted(["before"] + [f"full-{i}" for i in range(12)])

@@ -78,6 +78,7 @@ class CdrStore:
         self.db_down = False          # set after a write gave up: writes go straight to the spool
         self._memory = []             # records neither the database nor the disk would take
         self._in_drain = []           # records taken from _memory by the drain in progress
+        self._spool_failing = False   # the spool's disk refused the last append
         self._lock = gevent.lock.RLock()          # one connection, one user at a time
         self._spool_lock = gevent.lock.RLock()
         self._drain_lock = gevent.lock.Semaphore()
@@ -304,12 +305,20 @@ class CdrStore:
         lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in rows]
         try:
             _append_durably(self.spool_path, lines, self._spool_lock)
-            return True
         except OSError as exc:
-            log.critical("CANNOT SPOOL %d CDR(s) to %s (%s): kept in memory until the database or "
-                         "the disk recovers", len(rows), self.spool_path, exc)
+            # Once per episode: the drainer tries again every few seconds, and a line each time
+            # would bury the one an operator needs.
+            if not self._spool_failing:
+                log.critical("CANNOT SPOOL CDRs to %s (%s): kept in memory until the database or "
+                             "the disk recovers (CDRs in memory are lost if the process dies)",
+                             self.spool_path, exc)
+            self._spool_failing = True
             self._memory.extend(rows)
             return False
+        if self._spool_failing:
+            self._spool_failing = False
+            log.warning("the spool %s takes CDRs again", self.spool_path)
+        return True
 
     def pending(self) -> int:
         """CDRs waiting for the database (spooled or in memory)."""
