@@ -290,3 +290,16 @@ def test_a_postgresql_disk_full_or_read_only_error_is_transient_by_its_sqlstate(
     assert is_transient(peewee.InternalError(DriverError("cannot execute INSERT in a read-only "
                                                          "transaction", "25006")))
     assert not is_transient(peewee.DataError(DriverError("invalid byte sequence", "22021")))
+
+
+def test_closing_with_cdrs_only_in_memory_waits_for_the_disk_a_while(tmp_path, monkeypatch, caplog):
+    import gevent
+    s = make_store(tmp_path, close_wait=5.0).open()
+    disk = FullDisk(monkeypatch)
+    disk.on = True
+    s.write(record("at-shutdown"))
+    assert s.pending() == 1
+    gevent.spawn_later(0.3, setattr, disk, "on", False)      # space freed during the shutdown
+    s.close()
+    assert "CDR NOT STORED" not in caplog.text
+    assert raw_rows(tmp_path / "db/hotline.db", "select uuid from cdr") == [("at-shutdown",)]

@@ -61,19 +61,22 @@ LOCK_POLL = 0.02            # seconds between polls of a locked SQLite database
 BATCH = 8                   # CDRs a transaction: one commit (fsync) for many, ~6 ms of hub time
 YIELD = 0.001               # seconds the writer and the drainer pause between transactions
 MAX_BACKOFF = 0.5           # seconds between tries, at most
+CLOSE_WAIT = 15.0           # seconds close() keeps trying to store CDRs that are only in memory
 # Errors meaning "the database is in trouble", as opposed to a bug in our code.
 DB_ERRORS = (peewee.DatabaseError, peewee.InterfaceError, OSError)
 PROVISIONAL = "provisional"     # tag of a CDR written while its call is still going
 
 
 class CdrStore:
-    def __init__(self, url, spool_dir, retries=3, busy_timeout=1.0, drain_interval=5.0):
+    def __init__(self, url, spool_dir, retries=3, busy_timeout=1.0, drain_interval=5.0,
+                 close_wait=CLOSE_WAIT):
         self.url = url
         self.spool_dir = os.fspath(spool_dir)
         self.spool_path = os.path.join(self.spool_dir, SPOOL_NAME)
         self.retries = retries
         self.busy_timeout = busy_timeout
         self.drain_interval = drain_interval
+        self.close_wait = close_wait
         self.db = None
         self.db_down = False          # set after a write gave up: writes go straight to the spool
         self._memory = []             # records neither the database nor the disk would take
@@ -126,6 +129,12 @@ class CdrStore:
         if self._writer is not None:
             self._writer.join(timeout=max(10.0, 3 * self.retries * self.busy_timeout))   # CDRs in flight
         if self._memory or self.pending():
+            self.drain()
+        # CDRs only in memory die with the process: give a full disk or a locked database a few
+        # more seconds to take them (the service manager's stop timeout is far longer)
+        deadline = time.monotonic() + self.close_wait
+        while self._memory and time.monotonic() < deadline:
+            gevent.sleep(min(1.0, self.close_wait))
             self.drain()
         if self._memory:
             # Last resort before the process ends: the log is the only place left.
