@@ -79,6 +79,7 @@ class Call:
         self._interrupt_pending = False
         self._stays_after_bridge = False
         self.record_sample_rate = None    # record_sample_rate for `record` (settings.recordings)
+        self.checkpoint_hooks = []        # fn(call, why): the daemon writes a provisional CDR
         session.on("DTMF", self._on_dtmf)
         session.on("CHANNEL_EXECUTE", self._on_execute)
         session.on("CHANNEL_BRIDGE", self._on_bridge)
@@ -332,6 +333,16 @@ class Call:
         except CommandFailed as exc:
             self.log.warning("hangup refused: %s", exc)
 
+    def checkpoint(self, why):
+        """A point that matters in the call (queue join, agent answer, transfer): the daemon
+        writes a provisional CDR, so a crash now loses at most what happens after it. Never
+        blocks or raises: it runs on event paths."""
+        for hook in list(self.checkpoint_hooks):
+            try:
+                hook(self, why)
+            except Exception:       # noqa: BLE001 - a CDR snapshot must never break the call
+                self.log.exception("provisional CDR (%s) failed", why)
+
     def wait_gone(self, timeout=None):
         return self._gone.wait(timeout)
 
@@ -339,6 +350,13 @@ class Call:
         """Wait for the channel's last event (or the socket's end); True if the event came."""
         gevent.wait([self._complete, self.session.closed], timeout=timeout, count=1)
         return self._complete.is_set()
+
+
+def checkpoint(call, why):
+    """call.checkpoint(why) for a Call; a no-op for stand-ins (the IVR walker, tests' fakes)."""
+    mark = getattr(call, "checkpoint", None)
+    if mark is not None:
+        mark(why)
 
 
 def _playback_failed(done):

@@ -9,6 +9,7 @@ period, the rest are hung up, and the process waits for their hangup events befo
 last CDRs and closes the store (whose spool keeps anything the database refused).
 """
 import collections
+import copy
 import json
 import logging
 import os
@@ -20,8 +21,9 @@ from gevent.event import Event as Flag
 
 from engine.callapi import CallGone
 from engine.calls import Call
+from engine.cdr.orphans import CORE_UUID_KEY, SOCKET_KEY, finish_orphans
 from engine.cdr.record import cdr_from_hangup
-from engine.cdr.store import CdrStore
+from engine.cdr.store import PROVISIONAL, CdrStore
 from engine.cdr.xmlcdr import ENGINE_VARIABLE, import_dir
 from engine.esl import commands
 from engine.esl.connection import InboundConnection
@@ -33,6 +35,7 @@ log = logging.getLogger("hotline.engine")
 SWITCH_CDR_IMPORT_EVERY = 60.0   # seconds between scans of the switch's XML CDR directory
 NO_AGENTS_TEXT = "人工服务暂时无法接通，请稍后再拨，感谢您的来电。"
 HANGUP_WAIT = 10.0           # seconds to wait for CHANNEL_HANGUP_COMPLETE after the call ends
+REINDEX_DAYS = 2             # day directories of the archive checked for unindexed files at start
 RECENT_HANGUPS = 5000        # hangup events kept from the inbound connection (CDR fallback)
 
 
@@ -65,6 +68,8 @@ class Engine:
                                      backoff_max=s.esl.reconnect_max_delay,
                                      connect_timeout=s.esl.connect_timeout)
         self.esl.on("CHANNEL_HANGUP_COMPLETE", self._remember_hangup)
+        self.switch_core_uuid = None
+        self.esl.on("HEARTBEAT", self._note_core_uuid)
         self.esl.connected_hooks.append(self._on_esl_connected)
         from engine.switchcheck import SwitchCheck
         self.switch_check = SwitchCheck(self.esl)     # contexts and modules we rely on, at connect
@@ -90,6 +95,8 @@ class Engine:
         self.store.start()
         try:
             self.archiver.open()
+            # files a crash or a database failure left in the archive without an index row
+            gevent.spawn(self._quietly, self.archiver.reindex, days=REINDEX_DAYS)
         except Exception as exc:
             # recordings wait in the live directory; the next start-up scan archives them
             log.error("recording archive index not available: %s", exc)
@@ -181,6 +188,8 @@ class Engine:
             session.exit()
             return
         self.calls[call.uuid] = call
+        self._note_core_uuid(session.channel)
+        call.checkpoint_hooks.append(self._provisional_cdr)
         self._idle.clear()
         gevent.spawn(self._mark_call, call)
         call.log.info("call from %r <%s> to %s", call.caller_id_name, call.caller_id_number,
@@ -204,6 +213,7 @@ class Engine:
         if not call.gone:
             call.hangup()
         call.wait_complete(HANGUP_WAIT)
+        call.cdr_final = True               # no provisional CDR from here on
         # popped either way: kept after the call, each (~12 KB) would stay until 5,000 more calls
         remembered = self._recent_hangups.pop(call.uuid, None)
         event = call.session.hangup_event or remembered
@@ -214,12 +224,45 @@ class Engine:
             call.log.warning("no CHANNEL_HANGUP_COMPLETE seen; CDR written from the channel data")
             event = call.session.channel
             info.setdefault("extra", {})["incomplete"] = True
+            if switch_vanished(call.session):
+                # The socket closed without the switch ever saying the channel ended: no
+                # CHANNEL_HANGUP, no disconnect notice, no CHANNEL_HANGUP_COMPLETE. The switch (or
+                # the host under it) died with the call. CRASH is the cause FreeSWITCH itself
+                # gives a channel whose session thread crashed (switch_core_state_machine.c:
+                # switch_channel_hangup(session->channel, SWITCH_CAUSE_CRASH); switch_types.h
+                # SWITCH_CAUSE_CRASH = 500, named "CRASH" in switch_channel.c's cause table); a
+                # NULL cause would say "unknown" where we know the switch went away.
+                info["hangup_cause"] = "CRASH"
+                info.setdefault("hangup_side", "system")
+                info["extra"]["hangup_cause_from"] = "engine: the switch's socket closed mid-call"
+                call.log.error("the switch vanished mid-call (socket closed, no hangup event): "
+                               "hangup cause CRASH")
         record = cdr_from_hangup(event, info)
-        if self.store.write(record):
+        where = self.store.save(record)
+        if where == "committed":
             call.log.info("CDR written: %s, %ss billed", record.get("hangup_cause"), record.get("billsec"))
         else:
-            call.log.warning("CDR spooled: database unavailable")
+            call.log.warning("CDR %s: database unavailable", "spooled" if where == "spooled"
+                             else "kept in memory (spool disk full too)")
         self.cdrs_written += 1
+
+    def _provisional_cdr(self, call, why):
+        """A CDR of the call so far (queue join, agent answer, transfer), tagged provisional: if
+        the engine dies now, the switch-CDR import completes it with the end and the cause instead
+        of writing a row that knows nothing of the IVR path, queue, wait or agent. Written off the
+        caller's greenlet (it may be an event path); the final CDR always wins (CdrStore)."""
+        if getattr(call, "cdr_final", False) or self.store.db is None:
+            return
+        info = {"ivr_path": call.path, "tags": list(call.tags) + [PROVISIONAL], **call.info}
+        # which switch carried the call and which engine served it: if both die, the next start
+        # finishes the row (engine.cdr.orphans)
+        info["extra"] = {**(info.get("extra") or {}), "provisional_at": why,
+                         CORE_UUID_KEY: call.session.channel.get("Core-UUID"),
+                         SOCKET_KEY: self.socket_target}
+        record = copy.deepcopy(cdr_from_hangup(call.session.channel, info))
+        for key in ("end_time", "duration", "billsec", "hangup_cause", "hangup_side"):
+            record.pop(key, None)           # the call has not ended: say nothing of its end
+        gevent.spawn(self.store.save, record)
 
     # --- the switch's own CDR files -----------------------------------------------------------
     def _mark_call(self, call):
@@ -232,18 +275,31 @@ class Engine:
 
     def _import_switch_cdrs(self):
         try:
-            return import_dir(self.store, self.settings.switch.cdr_dir, set(self.settings.trunk.dids),
-                              live_uuids=set(self.calls), engine_id=self.engine_id,
-                              socket_target=self.socket_target)
+            written = import_dir(self.store, self.settings.switch.cdr_dir, set(self.settings.trunk.dids),
+                                 live_uuids=set(self.calls), engine_id=self.engine_id,
+                                 socket_target=self.socket_target)
         except Exception:
             log.exception("switch CDR import failed; will retry")
             return 0
+        try:
+            finish_orphans(self.store, self.switch_core_uuid, self.socket_target,
+                           self.settings.switch.cdr_dir, live_uuids=set(self.calls))
+        except Exception:
+            log.exception("finishing provisional CDRs failed; will retry")
+        return written
+
+    def _note_core_uuid(self, event):
+        """The Core-UUID of the switch we talk to now (a new one at each start of the switch)."""
+        core = event.get("Core-UUID")
+        if core:
+            self.switch_core_uuid = core
 
     def _import_loop(self):
         while True:
             gevent.sleep(SWITCH_CDR_IMPORT_EVERY)
             self._import_switch_cdrs()
-            if self.archiver.pending:              # a full disk left recordings behind
+            # a full disk left recordings behind, or a locked database left them unindexed
+            if self.archiver.pending or self.archiver.unindexed:
                 gevent.spawn(self._quietly, self.archiver.retry_pending)
 
     # --- tickets ----------------------------------------------------------------------------
@@ -302,6 +358,11 @@ class Engine:
         gevent.spawn(self._quietly, self.switch_check.run)
         if conn.connects > 1:               # we were cut off: calls may have ended unseen
             gevent.spawn(self._import_switch_cdrs)
+
+
+def switch_vanished(session):
+    """The outbound socket closed and the switch never said the channel was hanging up."""
+    return session.closed.ready() and not session.hungup and session.hangup_event is None
 
 
 def make_acd(settings, esl, engine_id=None):

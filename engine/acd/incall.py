@@ -31,6 +31,7 @@ import uuid as uuidlib
 
 import gevent
 
+from engine.calls import checkpoint
 from engine.esl import commands
 from engine.ivr.nodes.transfer import blocked
 
@@ -501,6 +502,7 @@ class InCall:
                  "at": time.time()}
         conv.transfers.append(entry)
         conv.call.info.setdefault("transfers", []).append(entry)
+        checkpoint(conv.call, "transfer")
 
     def _api(self, command):
         """An api command the operation needs: a refusal is the caller's error (502)."""

@@ -25,7 +25,7 @@ from engine.acd.relay import Relay
 from engine.acd.router import Router
 from engine.acd.store import AcdStore
 from engine.callapi import CallGone
-from engine.calls import MUSIC_FALLBACK
+from engine.calls import MUSIC_FALLBACK, checkpoint
 from engine.esl import commands
 
 log = logging.getLogger("hotline.acd")
@@ -216,6 +216,7 @@ class Acd:
         # dies mid-call. Through the api: the caller's leg runs an event-locked `bridge`, which
         # holds back a `sendmsg execute set` until the bridge ends (fixture 08).
         gevent.spawn(self.api_quiet, commands.uuid_setvar(call.uuid, "hotline_agent", agent_id))
+        checkpoint(call, "agent_answer")    # a provisional CDR: agent and wait survive a crash
         # the flow's queue node may set the policy for its callers; else the queue's own
         if (getattr(call, "record_policy", None) or queue.record) == "all":
             gevent.spawn(self.start_recording, call)
@@ -321,6 +322,7 @@ class Acd:
                     conv.transfers.append({"to": action[1], "kind": kind, "at": time.time()})
                     call.info.setdefault("transfers", []).append({"kind": kind, "to": action[1],
                                                                   "from_agent": conv.agent})
+                    checkpoint(call, "transfer")
                     return self._transfer(call, kind, action[1])
         except CallGone:
             self.agent_done(conv, caller_left=True)

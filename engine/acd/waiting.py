@@ -13,7 +13,7 @@ import gevent
 
 from engine.acd.router import Waiter
 from engine.callapi import CallGone
-from engine.calls import MUSIC_FALLBACK
+from engine.calls import MUSIC_FALLBACK, checkpoint
 from engine.esl import commands
 
 log = logging.getLogger("hotline.acd.waiting")
@@ -53,6 +53,7 @@ def serve(acd, call, queue_name, joined=None, hops=0):
     # on the caller's leg, so that the switch's own CDR file names the queue if this engine dies
     # before it writes the CDR (the leg runs no bridge yet: the api reaches it at once)
     acd.api_quiet(commands.uuid_setvar(call.uuid, "hotline_queue", queue_name))
+    checkpoint(call, "queue_join")          # a provisional CDR: IVR path and queue survive a crash
     call.log.info("joined queue %s (priority %d%s)", queue_name, priority,
                   f", last agent {preferred}" if preferred else "")
     served = False

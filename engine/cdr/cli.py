@@ -21,6 +21,9 @@ def register(subparsers):
     lst.add_argument("--config", default=DEFAULT_CONFIG, help="settings file (default %(default)s)")
     lst.add_argument("--since", help="ISO time, e.g. 2026-11-22 or 2026-11-22T08:00:00+08:00 (naive = UTC)")
     lst.add_argument("--limit", type=int, help="at most this many")
+    lst.add_argument("--provisional", action="store_true",
+                     help="also calls still going (or cut by a crash and not yet completed): their "
+                          "provisional CDRs, tagged provisional")
     fmt = lst.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="one JSON array with every field")
     fmt.add_argument("--csv", action="store_true", help="CSV with a header row and every field")
@@ -62,7 +65,7 @@ def cmd_list(args):
     if store is None:
         return 1
     try:
-        rows = store.list(since=since, limit=args.limit)
+        rows = store.list(since=since, limit=args.limit, provisional=args.provisional)
         pending = store.pending()
     except DB_ERRORS as exc:
         print(f"hotline cdr list: reading the CDR database failed: {exc}", file=sys.stderr)

@@ -13,6 +13,20 @@ gevent wait callback and lock_timeout = busy_timeout (models.database_from_url).
 Writes go through one writer greenlet, BATCH records a transaction; spool replays go one record a
 transaction, and a record the database refuses outright is set aside in `cdr-spool.rejected`.
 
+Storage trouble is never "a bad row": a full disk, an I/O error, a read-only file system or a
+locked database (SQLite's "database or disk is full", "disk I/O error", "attempt to write a
+readonly database"; PostgreSQL's classes 53 and 58, 25006) is transient, and the row waits in the
+spool or in memory until the storage recovers. A row leaves memory only once it is committed or
+durably written to a file (spool or rejected file): nothing that is only in memory is ever dropped.
+
+`save(record)` says where a record went: "committed", "spooled" (fsynced to the spool file) or
+"memory" (neither would take it: lost if the process dies now). Whoever holds another copy of the
+call (the switch's XML CDR file) keeps it until save() says "committed" or "spooled".
+
+A provisional record (tag "provisional", written while the call is still going: queue join, agent
+answer, transfer) never overwrites a final one and makes no outbox row: consumers see the call once
+it has ended (the engine's final write, or the switch-CDR import completing the row).
+
 Replays are harmless: every write() carries a write id (the outbox row is unique by it) and an
 updated_at stamp (a replayed older version never overwrites a newer one; stamps only grow within
 a process, and a direct write always applies, so a clock stepped back cannot discard an update).
@@ -36,6 +50,7 @@ import peewee
 
 from engine.cdr.models import CDR_FIELDS, MODELS, Cdr, Outbox, OutboxAck, database_from_url, sqlite_path
 from engine.cdr.rows import as_dict, aware, db_value, iso, json_safe, keep_nul_text, naive, normalize, parse_time
+from engine.cdr.storage_errors import is_busy, is_transient
 
 log = logging.getLogger("hotline.cdr")
 
@@ -46,21 +61,27 @@ LOCK_POLL = 0.02            # seconds between polls of a locked SQLite database
 BATCH = 8                   # CDRs a transaction: one commit (fsync) for many, ~6 ms of hub time
 YIELD = 0.001               # seconds the writer and the drainer pause between transactions
 MAX_BACKOFF = 0.5           # seconds between tries, at most
+CLOSE_WAIT = 15.0           # seconds close() keeps trying to store CDRs that are only in memory
 # Errors meaning "the database is in trouble", as opposed to a bug in our code.
 DB_ERRORS = (peewee.DatabaseError, peewee.InterfaceError, OSError)
+PROVISIONAL = "provisional"     # tag of a CDR written while its call is still going
 
 
 class CdrStore:
-    def __init__(self, url, spool_dir, retries=3, busy_timeout=1.0, drain_interval=5.0):
+    def __init__(self, url, spool_dir, retries=3, busy_timeout=1.0, drain_interval=5.0,
+                 close_wait=CLOSE_WAIT):
         self.url = url
         self.spool_dir = os.fspath(spool_dir)
         self.spool_path = os.path.join(self.spool_dir, SPOOL_NAME)
         self.retries = retries
         self.busy_timeout = busy_timeout
         self.drain_interval = drain_interval
+        self.close_wait = close_wait
         self.db = None
         self.db_down = False          # set after a write gave up: writes go straight to the spool
         self._memory = []             # records neither the database nor the disk would take
+        self._in_drain = []           # records taken from _memory by the drain in progress
+        self._spool_failing = False   # the spool's disk refused the last append
         self._lock = gevent.lock.RLock()          # one connection, one user at a time
         self._spool_lock = gevent.lock.RLock()
         self._drain_lock = gevent.lock.Semaphore()
@@ -109,6 +130,12 @@ class CdrStore:
             self._writer.join(timeout=max(10.0, 3 * self.retries * self.busy_timeout))   # CDRs in flight
         if self._memory or self.pending():
             self.drain()
+        # CDRs only in memory die with the process: give a full disk or a locked database a few
+        # more seconds to take them (the service manager's stop timeout is far longer)
+        deadline = time.monotonic() + self.close_wait
+        while self._memory and time.monotonic() < deadline:
+            gevent.sleep(min(1.0, self.close_wait))
+            self.drain()
         if self._memory:
             # Last resort before the process ends: the log is the only place left.
             for row in self._memory:
@@ -119,7 +146,12 @@ class CdrStore:
 
     # --- writing ----------------------------------------------------------------------------
     def write(self, record) -> bool:
-        """Store one CDR (upsert by uuid) and its outbox row. False = kept in the spool for later.
+        """Store one CDR (upsert by uuid) and its outbox row. False = kept in the spool (or, with
+        the spool's disk full too, in memory) for later; see save()."""
+        return self.save(record) == "committed"
+
+    def save(self, record) -> str:
+        """write() that says where the record went: "committed", "spooled" or "memory".
 
         Calls hand their record to one writer greenlet and wait: it commits up to BATCH records a
         transaction and lets the hub run between transactions, so a burst of hangups costs the
@@ -136,10 +168,11 @@ class CdrStore:
             if self._writer is None:
                 self._writer = gevent.spawn(self._write_loop)
             if done.get():
-                return True
-        self._spool([row])
-        log.warning("%s: CDR kept in the spool %s", row["uuid"], self.spool_path)
-        return False
+                return "committed"
+        if self._spool([row]):
+            log.warning("%s: CDR kept in the spool %s", row["uuid"], self.spool_path)
+            return "spooled"
+        return "memory"
 
     def _write_loop(self):
         batch = []
@@ -197,7 +230,7 @@ class CdrStore:
                     # Never raise for database trouble: drivers also refuse values with plain
                     # exceptions (psycopg2: ValueError for a NUL character in text).
                     error = exc
-                    busy = _is_busy(exc)
+                    busy = is_busy(exc)
                     if not busy:
                         self._disconnect()     # the next try starts from a fresh connection
                     if not isinstance(exc, DB_ERRORS):
@@ -211,10 +244,19 @@ class CdrStore:
     def _upsert(self, row, replay):
         fields = {k: db_value(k, v) for k, v in row.items() if k in CDR_FIELDS}
         updated_at = parse_time(row["updated_at"])
-        if replay:
-            current = Cdr.select(Cdr.updated_at).where(Cdr.uuid == row["uuid"]).scalar()
-            if current is not None and naive(current) > updated_at:
+        provisional = is_provisional(row)
+        if replay or provisional:
+            current = Cdr.select(Cdr.updated_at, Cdr.tags).where(Cdr.uuid == row["uuid"]).first()
+            stored_provisional = current is not None and is_provisional({"tags": current.tags})
+            if current is not None and replay and naive(current.updated_at) > updated_at \
+                    and not (stored_provisional and not provisional):
+                # (a final version always replaces a provisional one, whatever their stamps say:
+                # a snapshot of the call in progress may be stamped after its spooled final CDR)
                 log.info("%s: spooled CDR version is older than the stored one; not applied", row["uuid"])
+                return
+            if current is not None and provisional and not stored_provisional:
+                # the call has ended and its CDR is final: a late snapshot of it in progress is stale
+                log.info("%s: provisional CDR after the final one; not applied", row["uuid"])
                 return
         fields["updated_at"] = updated_at
         if sqlite_path(self.db) is None:
@@ -222,6 +264,8 @@ class CdrStore:
         (Cdr.insert(**fields)
             .on_conflict(conflict_target=[Cdr.uuid], preserve=[getattr(Cdr, k) for k in fields if k != "uuid"])
             .execute())
+        if provisional:
+            return                  # consumers hear of the call when it has ended
         # Consumers get the whole CDR as stored now, not just the fields this write carried.
         payload = json_safe(as_dict(Cdr.get(Cdr.uuid == row["uuid"])))
         (Outbox.insert(cdr_uuid=row["uuid"], kind="cdr", write_id=row["_write_id"], payload=payload)
@@ -271,13 +315,23 @@ class CdrStore:
         try:
             _append_durably(self.spool_path, lines, self._spool_lock)
         except OSError as exc:
-            log.critical("CANNOT SPOOL %d CDR(s) to %s (%s): kept in memory until the database or "
-                         "the disk recovers", len(rows), self.spool_path, exc)
+            # Once per episode: the drainer tries again every few seconds, and a line each time
+            # would bury the one an operator needs.
+            if not self._spool_failing:
+                log.critical("CANNOT SPOOL CDRs to %s (%s): kept in memory until the database or "
+                             "the disk recovers (CDRs in memory are lost if the process dies)",
+                             self.spool_path, exc)
+            self._spool_failing = True
             self._memory.extend(rows)
+            return False
+        if self._spool_failing:
+            self._spool_failing = False
+            log.warning("the spool %s takes CDRs again", self.spool_path)
+        return True
 
     def pending(self) -> int:
         """CDRs waiting for the database (spooled or in memory)."""
-        count = len(self._memory)
+        count = len(self._memory) + len(self._in_drain)
         for path in [self.spool_path] + glob.glob(os.path.join(self.spool_dir, "cdr-spool.*.draining")):
             try:
                 with open(path, "rb") as fh:
@@ -285,6 +339,28 @@ class CdrStore:
             except FileNotFoundError:
                 pass
         return count
+
+    def waiting(self):
+        """{uuid: "final" | "provisional" | "memory"} of CDRs not in the database yet: a final or
+        only a provisional CDR in the spool, or any in memory ("memory" wins: that call is not safe
+        until its row is written somewhere)."""
+        where = {}
+        for path in [self.spool_path] + glob.glob(os.path.join(self.spool_dir, "cdr-spool.*.draining")):
+            try:
+                with open(path, "rb") as fh:
+                    for raw in fh:
+                        try:
+                            row = json.loads(raw)
+                            kind = "provisional" if is_provisional(row) else "final"
+                            if where.get(row["uuid"]) != "final":
+                                where[row["uuid"]] = kind
+                        except (ValueError, KeyError, TypeError):
+                            continue
+            except FileNotFoundError:
+                pass
+        for row in self._memory + self._in_drain:
+            where[row["uuid"]] = "memory"
+        return where
 
     def drain(self):
         """Replay spooled CDRs into the database. Returns (committed, still waiting)."""
@@ -297,14 +373,23 @@ class CdrStore:
 
     def _drain(self):
         committed, failed = 0, False
-        memory, self._memory = self._memory, []
-        for row in memory:
-            result = None if failed else self._replay(row)
-            if result:
-                committed += result == "committed"
-            else:
-                failed = True
-                self._spool([row])          # back to disk if it takes it now, else memory again
+        memory = self._in_drain = self._memory
+        self._memory = []
+        try:
+            while memory and not failed:
+                result = self._replay(memory[0])
+                if result:
+                    memory.pop(0)
+                    committed += result == "committed"
+                else:
+                    failed = True
+            if memory:
+                rest, memory[:] = list(memory), []
+                self._spool(rest)           # back to disk if it takes it now, else memory again
+        finally:
+            # Whatever went wrong above, a row taken from memory goes back there: it is nowhere else.
+            self._memory[:0] = memory
+            self._in_drain = []
         with self._spool_lock:
             if os.path.exists(self.spool_path) and os.path.getsize(self.spool_path) > 0:
                 os.rename(self.spool_path, os.path.join(self.spool_dir, f"cdr-spool.{time.time_ns()}.draining"))
@@ -318,6 +403,8 @@ class CdrStore:
                 else:
                     failed = True           # the database is still in trouble: keep the rest
                     left.append(row)
+            if failed and len(left) == len(rows):
+                continue                    # nothing taken from this file: it stays as it is
             try:
                 if left:
                     _append_durably(self.spool_path, [json.dumps(r, ensure_ascii=False) + "\n" for r in left],
@@ -336,22 +423,31 @@ class CdrStore:
 
     def _replay(self, row):
         """One spooled row into the database, one transaction, then the hub gets a turn.
-        Returns "committed", "rejected" (set aside, see below) or None (database still in trouble).
+        Returns "committed", "rejected" (set aside, see below) or None (storage still in trouble:
+        the caller keeps the row).
 
         A row the database refuses while it answers otherwise (PostgreSQL rejects NUL characters
         in text, for one) would block the spool forever: it is set aside in the rejected file for
-        a human, never dropped, and counts as handled.
+        a human, never dropped, and counts as handled. Storage trouble (a full disk, an I/O error,
+        a lock) is not the row's fault: it is never set aside for it. If the rejected file cannot
+        be written either, the row stays where it is.
         """
         try:
             if self._attempt([row]):
                 return "committed"
-            if _is_busy(self.last_error) or not self._reachable():
+            if is_transient(self.last_error) or not self._reachable():
+                return None
+            error = self.last_error
+            try:
+                _append_durably(os.path.join(self.spool_dir, REJECTED_NAME),
+                                [json.dumps({"error": str(error), "cdr": row}, ensure_ascii=False) + "\n"],
+                                self._spool_lock)
+            except OSError as exc:
+                log.critical("%s: the database refuses this CDR (%s) and %s cannot be written (%s); "
+                             "kept for the next pass", row.get("uuid"), error, REJECTED_NAME, exc)
                 return None
             log.critical("%s: the database refuses this CDR (%s); kept in %s for a human",
-                         row.get("uuid"), self.last_error, REJECTED_NAME)
-            _append_durably(os.path.join(self.spool_dir, REJECTED_NAME),
-                            [json.dumps({"error": str(self.last_error), "cdr": row}, ensure_ascii=False) + "\n"],
-                            self._spool_lock)
+                         row.get("uuid"), error, REJECTED_NAME)
             return "rejected"
         finally:
             gevent.sleep(YIELD)
@@ -393,11 +489,17 @@ class CdrStore:
             row = Cdr.get_or_none(Cdr.uuid == uuid)
             return as_dict(row) if row else None
 
-    def list(self, since=None, limit=None):
-        """CDRs of calls started at or after `since` (datetime or ISO text), oldest first."""
+    def list(self, since=None, limit=None, provisional=False):
+        """CDRs of calls started at or after `since` (datetime or ISO text), oldest first. Calls
+        still going (their provisional CDRs) only with provisional=True."""
         with self._lock:
             self._connect()
             query = Cdr.select().order_by(Cdr.start_time, Cdr.id)
+            if not provisional:
+                # tags is JSON text: the tag appears as "provisional" with its quotes (the pattern
+                # must bypass JSONField.db_value, which would JSON-encode it once more)
+                pattern = peewee.Value(f'%"{PROVISIONAL}"%', converter=False)
+                query = query.where(Cdr.tags.is_null() | ~peewee.Expression(Cdr.tags, peewee.OP.ILIKE, pattern))
             if since is not None:
                 query = query.where(Cdr.start_time >= parse_time(since))
             if limit is not None:
@@ -429,11 +531,10 @@ class CdrStore:
                 OutboxAck.insert_many(rows).on_conflict_ignore().execute()
 
 
-def _is_busy(exc):
-    if exc is None:
-        return False
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text or "lock timeout" in text     # sqlite, postgresql
+def is_provisional(row):
+    """Was this CDR (a record, a row dict) written while its call was still going?"""
+    tags = row.get("tags") if isinstance(row, dict) else None
+    return isinstance(tags, list) and PROVISIONAL in tags
 
 
 def _append_durably(path, lines, lock):

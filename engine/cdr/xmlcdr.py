@@ -3,8 +3,10 @@
 If the engine dies mid-call (crash, kill -9, host trouble), its outbound sockets close, the
 switch ends those calls (or lets a running bridge go on), and no CHANNEL_HANGUP_COMPLETE ever
 reaches us. mod_xml_cdr still writes a file per leg into settings.switch.cdr_dir. At start-up,
-and every minute, the engine imports the files of its own trunk calls that have no CDR yet and
-moves them to `done/`, so a file is read once and nothing is deleted.
+and every minute, the engine imports the files of its own trunk calls that have no CDR yet (or
+only the provisional one it wrote while the call went on: the file completes it) and moves them to
+`done/` once that CDR is committed or durably spooled, so a file is read once and nothing is
+deleted; a CDR that only reached memory (the disk full) leaves its file for the next pass.
 
 What is in that directory (fixture 11, FREESWITCH.md): with the vanilla xml_cdr.conf.xml the files
 are `a_<uuid>.cdr.xml` (`prefix-a-leg=true`; `<uuid>.cdr.xml` without it) for every leg without an
@@ -26,6 +28,7 @@ import xml.etree.ElementTree as ET
 from urllib.parse import unquote
 
 from engine.cdr.record import cdr_from_hangup
+from engine.cdr.store import PROVISIONAL, is_provisional
 from engine.esl import commands
 from engine.esl.protocol import Event
 
@@ -40,6 +43,10 @@ ENGINE_VARIABLE = "hotline_engine"      # set by the engine on each call it take
 QUEUE_VARIABLE = "hotline_queue"        # set on the caller's leg when it joins a queue (acd)
 AGENT_VARIABLE = "hotline_agent"        # set on the caller's leg when an agent answers (acd)
 ROLE_VARIABLE = "hotline_role"          # on legs the engine originates itself (consult, supervisor)
+# What only the engine knows of a call: kept from its provisional CDR when the switch's file
+# completes it (times, causes and billing come from the switch)
+ENGINE_FIELDS = ("ivr_path", "queue", "wait_seconds", "agent", "talk_seconds", "recording",
+                 "satisfaction", "bot_transcript")
 
 # caller_profile element -> the event header cdr_from_hangup reads
 _PROFILE_HEADERS = {"caller_id_number": "Caller-Caller-ID-Number", "caller_id_name": "Caller-Caller-ID-Name",
@@ -167,6 +174,7 @@ def import_dir(store, cdr_dir, dids, live_uuids=(), engine_id=None, socket_targe
         return 0
     done = os.path.join(cdr_dir, "done")
     written = 0
+    waiting = None                      # CDRs the store holds but the database does not have yet
     for name in sorted(os.listdir(cdr_dir)):
         path = os.path.join(cdr_dir, name)
         if not name.endswith(SUFFIX) or not os.path.isfile(path):
@@ -184,24 +192,55 @@ def import_dir(store, cdr_dir, dids, live_uuids=(), engine_id=None, socket_targe
         if cdr.uuid in live_uuids:
             continue
         try:
-            known = store.get(cdr.uuid) is not None
+            stored = store.get(cdr.uuid)
         except Exception as exc:          # database away: leave the files for the next pass
             log.warning("switch CDR import paused, database unavailable: %s", exc)
             return written
-        if not known:
+        if stored is None or is_provisional(stored):
+            if waiting is None:
+                waiting = store.waiting()
+            if waiting.get(cdr.uuid) == "memory":
+                continue                # the engine's CDR is only in memory: this file may be needed
+            if waiting.get(cdr.uuid) == "final":
+                # The engine's own final CDR waits in the spool: it knows more than this file (IVR
+                # path, wait, agent, survey...), and an import now would make its replay look stale.
+                os.makedirs(done, exist_ok=True)
+                _move(path, os.path.join(done, name))
+                continue
+            where = store.save(completed_record(cdr, stored))
+            if where == "memory":
+                # Neither the database nor the spool took it: this file is the only durable copy
+                # of the call. It stays for the next pass (the import is idempotent by uuid).
+                log.error("[%s] switch CDR kept in place: its CDR reached neither the database nor "
+                          "the spool", cdr.uuid)
+                continue
             facts = engine_facts(cdr)
-            record = cdr_from_hangup(event_of(cdr), {
-                "tags": ["from_switch_cdr"], **facts,
-                "extra": {"source": "mod_xml_cdr",
-                          **({"talk_from": "switch bridge time"} if "talk_seconds" in facts else {})}})
-            if store.write(record):
-                log.info("[%s] CDR written from the switch's XML CDR (the engine missed its end)%s",
-                         cdr.uuid, f": queue {facts.get('queue')}, agent {facts.get('agent')}"
-                         if facts else "")
+            log.info("[%s] CDR %s from the switch's XML CDR (the engine missed its end)%s%s", cdr.uuid,
+                     "completed" if stored else "written",
+                     f": queue {facts.get('queue')}, agent {facts.get('agent')}" if facts else "",
+                     "" if where == "committed" else " (spooled)")
             written += 1
         os.makedirs(done, exist_ok=True)
         _move(path, os.path.join(done, name))
     return written
+
+
+def completed_record(cdr, provisional=None):
+    """The CDR of a call from its switch file; given the provisional row the engine wrote while
+    the call went on, what the engine knew (IVR path, queue, wait, agent, tags) is kept and the
+    switch adds what only it saw: the end, the hangup cause, the billed and talk time."""
+    facts = engine_facts(cdr)
+    extra = {"source": "mod_xml_cdr", **({"talk_from": "switch bridge time"} if "talk_seconds" in facts else {})}
+    tags = ["from_switch_cdr"]
+    info = dict(facts)
+    if provisional:
+        tags = [t for t in provisional.get("tags") or [] if t != PROVISIONAL] + tags
+        kept = {k: v for k, v in provisional.items()
+                if k in ENGINE_FIELDS and v is not None and k not in facts}
+        info.update(kept)
+        extra = {**(provisional.get("extra") or {}), **extra}
+        extra.pop("provisional_at", None)
+    return cdr_from_hangup(event_of(cdr), {**info, "tags": tags, "extra": extra})
 
 
 def _report_unreadable(path, exc):

@@ -1,7 +1,7 @@
-"""`hotline recordings list|show|export|verify|purge|hold`: the recordings archive and its index.
+"""`hotline recordings list|show|export|verify|reindex|purge|hold`: the recordings archive and its index.
 
-Exit codes: 0 fine, 1 a problem found or an operation refused (verify: any mismatch or missing
-file), 2 bad arguments.
+Exit codes: 0 fine, 1 a problem found or an operation refused (verify: any mismatch, missing
+file or archive file without an index row), 2 bad arguments.
 """
 import datetime
 import getpass
@@ -37,7 +37,10 @@ def register(subparsers):
     exp.add_argument("uuid")
     exp.add_argument("--out", required=True, help="file to write (must not exist)")
     exp.add_argument("--part", type=int, default=1, help="a later recording of the same call (default 1)")
-    action("verify", "recompute every checksum; exit 1 on any mismatch or missing file", cmd_verify)
+    action("verify", "recompute every checksum, find archive files the index does not know; exit 1 "
+                     "on any mismatch, missing or unindexed file", cmd_verify)
+    action("reindex", "index archive files the index does not know (after a database failure)",
+           cmd_reindex)
     purge = action("purge", "remove recordings older than the retention period (audited)", cmd_purge)
     purge.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
     hold = action("hold", "put a recording on legal hold (no purge) or --release it", cmd_hold)
@@ -143,7 +146,8 @@ def cmd_verify(args):
         report = arch.verify()
         problems = 0
         for label, keys in (("MISMATCH", ("mismatch", "index_mismatch")),
-                            ("MISSING", ("missing", "index_missing")), ("UNINDEXED", ("unindexed",))):
+                            ("MISSING", ("missing", "index_missing")),
+                            ("NOINDEX", ("not_indexed",)), ("UNINDEXED", ("unindexed",))):
             for path in sorted({p for k in keys for p in report[k]}):
                 print(f"{label:<9} {path}")
                 problems += label != "UNINDEXED"
@@ -151,6 +155,16 @@ def cmd_verify(args):
               f"{len(report['unindexed'])} file(s) without a checksum")
         return 1 if problems else 0
     return _with_archive(args, "verify", work)
+
+
+def cmd_reindex(args):
+    def work(arch):
+        rows = arch.reindex()
+        for row in rows:
+            print(f"indexed {row['call_uuid']}  {row['path']}")
+        print(f"{len(rows)} recording(s) indexed")
+        return 0
+    return _with_archive(args, "reindex", work)
 
 
 def cmd_purge(args):

@@ -42,6 +42,9 @@ UUID_NAME = re.compile(r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA
                        r"\.(wav|mp3|opus|ogg)$")
 ENCODERS = {"opus": ["-c:a", "libopus", "-b:a", "32k", "-f", "opus"],
             "mp3": ["-c:a", "libmp3lame", "-b:a", "32k", "-f", "mp3"]}
+# an archived file: <uuid>.<ext> (part 1) or <uuid>.partN.<ext> (archive.archive_path)
+PART_NAME = re.compile(r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+                       r"(?:\.part(\d+))?\.(wav|mp3|opus|ogg)$")
 LOCK_POLL = 0.02        # seconds between tries on a locked SQLite database (cooperative wait)
 LOCK_TRIES = 150
 
@@ -121,6 +124,7 @@ class Archiver:
         self.alarms = []                     # (time, call uuid, message), newest last
         self.alarm_hooks = list(alarm_hooks)  # fn(call_uuid, message)
         self.pending = {}                    # call uuid -> (path, seconds) left in place (disk full)
+        self.unindexed = {}                  # archived path -> call uuid: index write failed
         self.jobs = gevent.pool.Group()
         self.db = None
         self._lock = gevent.lock.RLock()     # one connection, one greenlet at a time
@@ -168,6 +172,10 @@ class Archiver:
         try:
             return self.archive_now(call_uuid, path, recorded_seconds, when)
         except Exception as exc:    # noqa: BLE001 - a call's recording must never take the engine down
+            if Path(path).is_file():
+                # still in the live directory (the index was locked before the file moved, say):
+                # the next retry_pending() archives it
+                self.pending[str(call_uuid)] = (str(path), recorded_seconds)
             self.alarm(call_uuid, f"archiving {path} failed: {exc!r}")
             return None
 
@@ -205,8 +213,9 @@ class Archiver:
             parts = (earlier["parts"] or []) + [{
                 "path": str(info["path"]), "sha256": info["sha256"], "bytes": info["bytes"],
                 "seconds": round(info["seconds"], 3), "backup_path": str(backup) if backup else None}]
-            self._db_call(lambda: Recording.update(parts=parts)
-                          .where(Recording.call_uuid == call_uuid).execute())
+            if not self._index_or_remember(call_uuid, info["path"], lambda: Recording.update(parts=parts)
+                                           .where(Recording.call_uuid == call_uuid).execute()):
+                return None
             clog.info("recording part %d archived: %s (%.1f s)", part, info["path"], info["seconds"])
             return self.get(call_uuid)
         row = dict(call_uuid=call_uuid, path=str(info["path"]), sha256=info["sha256"],
@@ -215,7 +224,8 @@ class Archiver:
                    recorded_at=_naive(when), archived_at=utcnow(),
                    backup_path=str(backup) if backup else None, state="archived", problem=None,
                    purged_at=None, parts=None)
-        self._upsert(row)
+        if not self._index_or_remember(call_uuid, info["path"], lambda: self._upsert(row)):
+            return None
         clog.info("recording archived: %s (%.1f s, %s channel(s), sha256 %s)",
                   info["path"], info["seconds"], info["channels"], info["sha256"][:12])
         return row
@@ -292,9 +302,129 @@ class Archiver:
             return None
         return dest
 
+    def _recorded_at(self, path):
+        """When an archived file was recorded, as far as the archive says: its mtime if that falls
+        on its day directory's date (retention goes by the directory), else that day at 00:00."""
+        mtime = _naive(datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc))
+        day = archive.DATE_DIR.match(path.parent.relative_to(self.config.archive_dir).as_posix())
+        if not day:
+            return mtime
+        date = datetime.date(*map(int, day.groups()))
+        return mtime if mtime.date() == date else datetime.datetime.combine(date, datetime.time())
+
+    def _backup_of(self, path):
+        if not self.config.backup_dir:
+            return None
+        copy = Path(self.config.backup_dir) / Path(path).relative_to(self.config.archive_dir)
+        return str(copy) if copy.is_file() else None
+
     def retry_pending(self):
-        """Archive again what a full disk left in the live directory."""
-        return [self.archive_now(u, p, s) for u, (p, s) in list(self.pending.items())]
+        """Archive again what a full disk left in the live directory, and index what a locked or
+        failing database left unindexed in the archive."""
+        done = [self.archive_now(u, p, s) for u, (p, s) in list(self.pending.items())]
+        for path in list(self.unindexed):
+            try:
+                row = self.index_file(path)
+            except Exception as exc:        # noqa: BLE001 - still unavailable: the next retry
+                log.warning("%s: still not indexed: %s", path, exc)
+                continue
+            self.unindexed.pop(path, None)
+            if row:
+                done.append(row)
+        return done
+
+    def _index_or_remember(self, call_uuid, path, write):
+        """Run an index write for a file already in the archive. If the database will not take it
+        (locked longer than we wait, failing), the file is archived but unknown to list, export,
+        hold and purge: remember it for retry_pending(), alarm, and return False."""
+        try:
+            write()
+            return True
+        except (peewee.DatabaseError, peewee.InterfaceError, OSError) as exc:
+            self.unindexed[str(path)] = call_uuid
+            self.alarm(call_uuid, f"{path} archived but not indexed ({exc}); the index is retried")
+            return False
+
+    def reindex(self, days=None):
+        """Index every archive file the index does not know (a crash or a database failure between
+        the move into the archive and the index write); `days`: only the day directories of the
+        last that many days (the engine's start-up pass), else the whole archive. Returns the rows
+        written."""
+        done = []
+        for path in self.unindexed_files(days):
+            try:
+                row = self.index_file(path)
+            except Exception as exc:        # noqa: BLE001 - one bad file must not stop the rest
+                self.alarm(path.name.split(".")[0], f"{path} cannot be indexed: {exc}")
+                continue
+            if row:
+                done.append(row)
+        return done
+
+    def unindexed_files(self, days=None):
+        """Archive files that no index row (first part or later part, any state) names; `days`:
+        only in the day directories of the last that many days (UTC), one index look-up a file."""
+        root = self.config.archive_dir
+        if days is None:
+            known = set()
+            for row in self._db_call(lambda: list(Recording.select(Recording.path, Recording.parts))):
+                known.add(row.path)
+                known.update(p.get("path") for p in row.parts or [] if isinstance(p, dict))
+            found = [p for p in archive._archived_files(root) if PART_NAME.match(p.name) and str(p) not in known]
+            return sorted(found, key=_part_order)
+        today = datetime.datetime.now(datetime.timezone.utc).date()
+        found = []
+        for back in range(int(days) + 1):
+            day_dir = root / f"{today - datetime.timedelta(days=back):%Y/%m/%d}"
+            if not day_dir.is_dir():
+                continue
+            for path in sorted(day_dir.iterdir(), key=_part_order):
+                m = PART_NAME.match(path.name)
+                if not m or not path.is_file():
+                    continue
+                row = self.get(m.group(1))
+                paths = {row["path"]} | {p.get("path") for p in row["parts"] or []} if row else set()
+                if str(path) not in paths:
+                    found.append(path)
+                gevent.sleep(0)         # thousands of files a day: calls go on meanwhile
+        return sorted(found, key=_part_order)
+
+    def index_file(self, path):
+        """The index row of one archived file, from the file itself: its sidecar checksum (computed
+        if missing), its audio, its day directory. Returns the row (first part) or None."""
+        path = Path(path)
+        m = PART_NAME.match(path.name)
+        if not m:
+            raise ValueError(f"{path} is not an archived recording name")
+        call_uuid, part = m.group(1), int(m.group(2) or 1)
+        side = archive._sidecar(path)
+        sha = archive._read_sidecar(side) if side.exists() else archive.sha256_of(path)
+        if not side.exists():
+            archive._write_sidecar(path, sha)
+        info = archive.probe(path)
+        row = self.get(call_uuid)
+        if part > 1:
+            if row is None:
+                raise ValueError(f"{path}: part {part} of a call whose first part is not indexed")
+            parts = [p for p in row["parts"] or [] if p.get("path") != str(path)]
+            parts.append({"path": str(path), "sha256": sha, "bytes": path.stat().st_size,
+                          "seconds": round(info["seconds"], 3), "backup_path": None})
+            self._db_call(lambda: Recording.update(parts=parts).where(Recording.call_uuid == call_uuid).execute())
+            CallLog(call_uuid).info("recording part %d indexed: %s", part, path)
+            return self.get(call_uuid)
+        if row and row["state"] == "archived" and row["path"] == str(path):
+            return None
+        new = dict(call_uuid=call_uuid, path=str(path), sha256=sha, bytes=path.stat().st_size,
+                   seconds=round(info["seconds"], 3), channels=info["channels"],
+                   sample_rate=info["sample_rate"], format=info["format"],
+                   recorded_at=self._recorded_at(path), archived_at=utcnow(),
+                   backup_path=self._backup_of(path), state="archived", problem=None,
+                   purged_at=None, parts=(row or {}).get("parts") if row and row["state"] == "archived" else None)
+        self._upsert(new)
+        self._audit(call_uuid, "index", "archiver", {"path": str(path), "sha256": sha,
+                                                     "why": "archived but not indexed"})
+        CallLog(call_uuid).info("recording indexed from the archive: %s", path)
+        return new
 
     # --- start-up scan ---------------------------------------------------------------------
     def scan_live_dir(self, live_dir=None, is_call_live=lambda call_uuid: False):
@@ -389,9 +519,12 @@ class Archiver:
 
     def verify(self):
         """Recompute every checksum: the archive's sidecars and the index. Returns the archive's
-        report plus 'index_missing' (indexed archived files that are gone) and 'index_mismatch'."""
+        report plus 'index_missing' (indexed archived files that are gone), 'index_mismatch' and
+        'not_indexed' (archive files no index row names: `reindex()` adds them)."""
         report = archive.verify(self.config.archive_dir)
         report["index_missing"], report["index_mismatch"] = [], []
+        # archived files the index does not know: list, export, hold and purge cannot see them
+        report["not_indexed"] = self.unindexed_files()
         bad = set(report["mismatch"])
         for row in self.list(state="archived"):
             for item in [row] + (row["parts"] or []):
@@ -489,6 +622,11 @@ def _move(src, dest):
         archive.copy_atomic(src, dest)      # another file system: copy, then drop the source
         archive._sidecar(dest).unlink(missing_ok=True)
         os.unlink(src)
+
+
+def _part_order(path):
+    m = PART_NAME.match(path.name)
+    return (m.group(1), int(m.group(2) or 1)) if m else (path.name, 0)
 
 
 def _naive(when):

@@ -110,6 +110,24 @@ class Switch:
         self._heartbeat = gevent.spawn(self._heartbeat_loop)
         return address
 
+    def crash(self):
+        """The switch process dies (kill -9, a segfault) with calls up. The kernel closes every
+        TCP connection a dead process held, and nothing more is said on them: no CHANNEL_HANGUP,
+        no disconnect notice, no CHANNEL_HANGUP_COMPLETE; the listening socket is gone too (a
+        client's reconnect is refused). Nor is there a mod_xml_cdr file: FreeSWITCH writes it from
+        the channel's hangup hooks (mod_xml_cdr.c my_on_reporting), which a dead process never
+        runs. The channels' own greenlets may go on in this process: nobody hears them."""
+        self.xml_cdr_dir = None
+        if self.server is not None:
+            self.server.server.stop(timeout=0)
+        sessions = set(self.listeners) | set(self.server.sessions if self.server else ())
+        for ch in list(self.channels.values()):
+            sessions |= set(ch.destroy_holds)
+        for session in sessions:
+            session._abort()                # closed, not flushed: what was queued is never sent
+        if self._heartbeat is not None:
+            self._heartbeat.kill()
+
     def stop(self):
         for ch in list(self.channels.values()):
             ch.kill("SYSTEM_SHUTDOWN")
