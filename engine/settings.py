@@ -57,6 +57,11 @@ class OutboundSettings:
     listen_host: str = setting("127.0.0.1", doc="where the engine's socket server listens")
     listen_port: int = setting(8084, min=1, max=65535)
     advertise_host: Optional[str] = setting(None, doc="address the dialplan's socket action dials; default listen_host")
+    standby: Optional[str] = setting(None, doc="host:port of a second engine the dialplan tries when this "
+                                     "one refuses the connection (stopped, shutting down); unset = none")
+    unavailable_prompt: Optional[Path] = setting(
+        None, doc="sound file the switch plays when no engine takes the call ('service temporarily "
+                  "unavailable'), a path on the switch; default the one fs-config render writes")
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,10 @@ ENGINE_VARIABLE = "hotline_engine"      # set by the engine on each call it take
 QUEUE_VARIABLE = "hotline_queue"        # set on the caller's leg when it joins a queue (acd)
 AGENT_VARIABLE = "hotline_agent"        # set on the caller's leg when an agent answers (acd)
 ROLE_VARIABLE = "hotline_role"          # on legs the engine originates itself (consult, supervisor)
+# Set by the dialplan's fallback (dialplans/public.xml) when no engine took the call: the caller
+# heard "service temporarily unavailable". Such a call gets a CDR tagged ENGINE_DOWN_TAG.
+FALLBACK_VARIABLE = "hotline_fallback"
+ENGINE_DOWN_TAG = "engine_down"
 
 # caller_profile element -> the event header cdr_from_hangup reads
 _PROFILE_HEADERS = {"caller_id_number": "Caller-Caller-ID-Number", "caller_id_name": "Caller-Caller-ID-Name",
@@ -157,6 +161,23 @@ def engine_facts(cdr):
     return facts
 
 
+def engine_down(cdr):
+    """No engine ever took this call: the dialplan's fallback ran and no engine marked the leg."""
+    return bool(cdr.variables.get(FALLBACK_VARIABLE)) and not cdr.variables.get(ENGINE_VARIABLE)
+
+
+def record_of(cdr):
+    """The CDR record of a switch CDR the engine never wrote itself."""
+    facts = engine_facts(cdr)
+    extra = {"source": "mod_xml_cdr",
+             **({"talk_from": "switch bridge time"} if "talk_seconds" in facts else {})}
+    tags = ["from_switch_cdr"]
+    if engine_down(cdr):
+        tags.append(ENGINE_DOWN_TAG)
+        extra["fallback"] = cdr.variables[FALLBACK_VARIABLE]
+    return cdr_from_hangup(event_of(cdr), {"tags": tags, **facts, "extra": extra})
+
+
 def import_dir(store, cdr_dir, dids, live_uuids=(), engine_id=None, socket_target=None):
     """Write CDRs for this engine's finished trunk calls found in cdr_dir; return how many.
 
@@ -189,15 +210,16 @@ def import_dir(store, cdr_dir, dids, live_uuids=(), engine_id=None, socket_targe
             log.warning("switch CDR import paused, database unavailable: %s", exc)
             return written
         if not known:
-            facts = engine_facts(cdr)
-            record = cdr_from_hangup(event_of(cdr), {
-                "tags": ["from_switch_cdr"], **facts,
-                "extra": {"source": "mod_xml_cdr",
-                          **({"talk_from": "switch bridge time"} if "talk_seconds" in facts else {})}})
+            record = record_of(cdr)
             if store.write(record):
-                log.info("[%s] CDR written from the switch's XML CDR (the engine missed its end)%s",
-                         cdr.uuid, f": queue {facts.get('queue')}, agent {facts.get('agent')}"
-                         if facts else "")
+                if ENGINE_DOWN_TAG in record["tags"]:
+                    log.warning("[%s] CDR written from the switch's XML CDR: no engine took this call, "
+                                "the dialplan's fallback answered it (%s)", cdr.uuid,
+                                cdr.variables.get(FALLBACK_VARIABLE))
+                else:
+                    log.info("[%s] CDR written from the switch's XML CDR (the engine missed its end)%s",
+                             cdr.uuid, f": queue {record.get('queue')}, agent {record.get('agent')}"
+                             if record.get("queue") or record.get("agent") else "")
             written += 1
         os.makedirs(done, exist_ok=True)
         _move(path, os.path.join(done, name))
