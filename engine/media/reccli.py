@@ -1,4 +1,4 @@
-"""`hotline recordings list|show|export|verify|purge|hold`: the recordings archive and its index.
+"""`hotline recordings list|show|export|listen|verify|purge|hold`: the recordings archive and its index.
 
 Exit codes: 0 fine, 1 a problem found or an operation refused (verify: any mismatch or missing
 file), 2 bad arguments.
@@ -37,6 +37,11 @@ def register(subparsers):
     exp.add_argument("uuid")
     exp.add_argument("--out", required=True, help="file to write (must not exist)")
     exp.add_argument("--part", type=int, default=1, help="a later recording of the same call (default 1)")
+    lis = action("listen", "write a recording to stdout for a player, e.g. `| ffplay -nodisp -` "
+                           "(checked, audited)", cmd_listen)
+    lis.add_argument("uuid")
+    lis.add_argument("--part", type=int, default=1, help="a later recording of the same call (default 1)")
+    lis.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
     action("verify", "recompute every checksum; exit 1 on any mismatch or missing file", cmd_verify)
     purge = action("purge", "remove recordings older than the retention period (audited)", cmd_purge)
     purge.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
@@ -136,6 +141,19 @@ def cmd_export(args):
         print(f"exported {out}")
         return 0
     return _with_archive(args, "export", work, refused=(KeyError, ValueError, OSError, CommandError))
+
+
+def cmd_listen(args):
+    def work(arch):
+        if sys.stdout.isatty():
+            print("hotline recordings listen: stdout is a terminal; pipe it into a player "
+                  "(| ffplay -nodisp -autoexit -)", file=sys.stderr)
+            return 2
+        data = arch.listen(args.uuid, actor=_actor(), part=args.part, reason=args.reason)
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return 0
+    return _with_archive(args, "listen", work, refused=(KeyError, ValueError, OSError, CommandError))
 
 
 def cmd_verify(args):
