@@ -229,3 +229,16 @@ def test_control_api_masks_for_supervisors_and_reveals_to_the_reveal_role_with_a
     (row,) = audit_rows(store)
     assert (row["actor"], row["via"], row["reason"]) == ("api:admin:root", "api", "complaint 42")
     assert request("POST", "/v1/cdrs/nope/reveal", "adm", {"reason": "r"})[0] == 404
+
+
+def test_ticket_text_typed_by_an_agent_is_stored_masked(tmp_path):
+    from tests.ticketfix import ticket_store
+    store = ticket_store(tmp_path)
+    t = store.create(kind="agent", category="consultation", summary=f"来电人身份证{ID}，卡号{CARD}", who="1001")
+    assert ID not in t["summary"] and CARD not in t["summary"] and "3301**********123X" in t["summary"]
+    store.transition(t["number"], "withdrawn", who="1001", note=f"重复工单，身份证{ID}")
+    assert ID not in json.dumps(store.history(t["number"]), ensure_ascii=False, default=str)
+    with sqlite3.connect(tmp_path / "hotline.db") as db:
+        raw = json.dumps([db.execute(f"SELECT * FROM {t}").fetchall() for (t,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table'")], ensure_ascii=False, default=str)
+    assert ID not in raw and CARD not in raw
