@@ -41,6 +41,8 @@ def test_detection_and_masking():
     assert privacy.mask_text(f"卡号{CARD}。") == "卡号6222***********0128。"
     assert privacy.mask_text(f"我的身份证是{SPOKEN}") == "我的身份证是三三零一**********一二三X"
     assert privacy.mask_text(" ".join(SPOKEN)) == "三三零一**********一二三X"      # the recogniser's spacing
+    assert privacy.mask_text("4111 1111 1111 1111") == "4111********1111"
+    assert privacy.mask_text(f"id {ID2} 5 tries") == f"id {ID2[:4]}**********{ID2[-4:]} 5 tries"
     assert privacy.mask_text(f"/pension?id={ID2}&x=1") == f"/pension?id={ID2[:4]}**********{ID2[-4:]}&x=1"
     # not personal numbers: a mobile number, a number failing its checksum, a longer run, a uuid
     for text in ("13800138000", ID2[:-1] + ("0" if ID2[-1] != "0" else "1"), "1" + ID2 + "5",

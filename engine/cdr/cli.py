@@ -109,6 +109,9 @@ def cmd_show(args):
     if row is None:
         print(f"hotline cdr show: no CDR for call {args.uuid!r}", file=sys.stderr)
         return 1
+    from engine import privacy
+    if isinstance(row.get("extra"), dict):          # the sealed copy means nothing on a screen
+        row = {**row, "extra": {k: v for k, v in row["extra"].items() if k != privacy.SEALED_KEY}}
     width = max(map(len, row))
     for key, value in iso(row).items():
         # Text with control characters is shown JSON-quoted: a caller name cannot fake lines.

@@ -29,6 +29,7 @@ _SPOKEN = str.maketrans("零〇洞一幺壹二两贰三叁四肆五伍六陆七�
 # A run of 16-19 digits (the last of an ID may be X), single spaces allowed between them (the
 # Mandarin recogniser writes words apart: "三 三 零 一 ..."), not inside a longer run.
 _CANDIDATE = re.compile(r"(?<![0-9])[0-9](?: ?[0-9]){14,18}(?: ?[0-9Xx])(?![0-9])")
+_UNSPACED = re.compile(r"(?<![0-9])[0-9]{15,18}[0-9Xx](?![0-9])")
 _warned_no_key = False
 
 
@@ -61,12 +62,24 @@ def find(text):
     plain = text.translate(_SPOKEN)
     spans = []
     for m in _CANDIDATE.finditer(plain):
-        value = m.group().replace(" ", "")
-        if len(value) == 18 and id_number_valid(value):
-            spans.append((m.start(), m.end(), "id"))
-        elif value.isdigit() and 16 <= len(value) <= 19 and luhn_valid(value):
-            spans.append((m.start(), m.end(), "card"))
+        kind = _kind(m.group().replace(" ", ""))
+        if kind:
+            spans.append((m.start(), m.end(), kind))
+        elif " " in m.group():
+            # a spaced run that is no number as a whole may hold one unspaced ("<ID> 5 tries")
+            for sub in _UNSPACED.finditer(m.group()):
+                kind = _kind(sub.group())
+                if kind:
+                    spans.append((m.start() + sub.start(), m.start() + sub.end(), kind))
     return spans
+
+
+def _kind(value):
+    if len(value) == 18 and id_number_valid(value):
+        return "id"
+    if value.isdigit() and 16 <= len(value) <= 19 and luhn_valid(value):
+        return "card"
+    return None
 
 
 def mask_number(value):
