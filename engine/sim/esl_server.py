@@ -376,8 +376,10 @@ def run_socket_app(ch, arg):
     async mode it waits `while (switch_channel_ready(channel) && !LFLAG_CONNECTED)`, a flag only
     the `connect` command sets (parse_command): an engine that accepts and closes without `connect`
     ends the listener thread (listener_run: read_packet fails, "Socket Error!", done) but not that
-    loop, so the caller stays in silence until they hang up. After `connect`, switch_ivr_park runs until the socket
-    closes, then the dialplan goes on (and with nothing left, the channel hangs up)."""
+    loop, so the caller stays in silence until they hang up. After `connect`, switch_ivr_park loops
+    `while (switch_channel_ready && CF_CONTROLLED && CF_PARK)` (switch_ivr.c); listener_run clears
+    CF_CONTROLLED when the socket closes, so the park and the application return and the dialplan
+    goes on (with nothing left, the channel hangs up; the dialplan we ship plays its fallback)."""
     target = arg.split()[0] if arg.split() else ""
     host, _, port = target.rpartition(":")
     ch.set_var("socket_host", host)
