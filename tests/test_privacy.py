@@ -244,3 +244,25 @@ def test_ticket_text_typed_by_an_agent_is_stored_masked(tmp_path):
         raw = json.dumps([db.execute(f"SELECT * FROM {t}").fetchall() for (t,) in db.execute(
             "SELECT name FROM sqlite_master WHERE type='table'")], ensure_ascii=False, default=str)
     assert ID not in raw and CARD not in raw
+
+
+def test_the_switch_cdr_kept_in_done_has_no_clear_id(tmp_path, store):
+    """The caller's leg carries the bot's slots for the agent's screen (hotline_bot_slots, in
+    clear); mod_xml_cdr writes them into its file, which the import kept in done/ as it was."""
+    from pathlib import Path
+    from urllib.parse import quote
+
+    from engine.cdr.xmlcdr import import_dir
+    fixtures = Path(__file__).parent / "fixtures" / "esl" / "11-xml-cdr-legs.files"
+    inbound = "9669622a-9119-45ad-9629-f8c364d95b22"
+    cdr_dir = tmp_path / "fs-cdr"
+    cdr_dir.mkdir()
+    slots = quote(json.dumps({"id_number": ID}), safe="")
+    text = (fixtures / f"a_{inbound}.cdr.xml").read_text()
+    text = text.replace("<variables>", f"<variables><hotline_bot_slots>{slots}</hotline_bot_slots>", 1)
+    (cdr_dir / f"a_{inbound}.cdr.xml").write_text(text)
+    assert import_dir(store, str(cdr_dir), {"7002"}, engine_id="host-a:8084") == 1
+    kept = (cdr_dir / "done" / f"a_{inbound}.cdr.xml").read_text(encoding="utf-8")
+    assert ID not in kept and quote("3301**********123X", safe="") in kept
+    from engine.cdr.xmlcdr import parse
+    assert parse(kept).uuid == inbound          # still a switch CDR the tools can read

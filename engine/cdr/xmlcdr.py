@@ -25,6 +25,7 @@ import os
 import xml.etree.ElementTree as ET
 from urllib.parse import unquote
 
+from engine import privacy
 from engine.cdr.record import cdr_from_hangup
 from engine.esl import commands
 from engine.esl.protocol import Event
@@ -252,3 +253,37 @@ def _move(src, dst):
         os.replace(src, dst)
     except OSError as exc:
         log.error("cannot move %s aside: %s", src, exc)
+        return
+    _mask_kept_copy(dst)
+
+
+def _mask_kept_copy(path):
+    """The copy kept in done/ with callers' ID and card numbers masked (engine.privacy): the leg's
+    variables may hold the bot's slots (hotline_bot_slots) or look-up data in clear. Variables are
+    URL-encoded: masked decoded, encoded again. A file that cannot be rewritten stays as it is."""
+    from urllib.parse import quote
+    try:
+        tree = ET.parse(path)
+    except (OSError, ET.ParseError):
+        return
+    changed = False
+    for parent in tree.getroot().iter():
+        for el in parent:
+            if not el.text or len(el) or len(el.text) < 16:
+                continue
+            encoded = parent.tag == "variables"
+            value = unquote(el.text) if encoded else el.text
+            masked = privacy.mask_text(value)
+            if masked != value:
+                el.text = quote(masked, safe="") if encoded else masked
+                changed = True
+    if not changed:
+        return
+    tmp = f"{path}.masking"
+    try:
+        tree.write(tmp, encoding="utf-8", xml_declaration=True)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.error("cannot mask personal data in %s: %s", path, exc)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
