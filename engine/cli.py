@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "engine.bot.cli",
     "engine.tickets.cli",
     "engine.report",
+    "engine.privacy.cli",
 ]
 
 

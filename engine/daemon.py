@@ -19,6 +19,7 @@ import sys
 import gevent
 from gevent.event import Event as Flag
 
+from engine import privacy
 from engine.callapi import CallGone
 from engine.calls import Call
 from engine.cdr.orphans import CORE_UUID_KEY, SOCKET_KEY, finish_orphans
@@ -51,6 +52,8 @@ class Engine:
         self._idle = Flag()
         self._idle.set()
         self._importer = None
+        self._retention = None              # the daily recordings purge (engine.media.retention)
+        self.retention = None
         self._recent_hangups = collections.OrderedDict()  # uuid -> CHANNEL_HANGUP_COMPLETE (inbound)
         self.cdrs_written = 0
         s = settings
@@ -104,6 +107,7 @@ class Engine:
         if self.run_tickets:
             self._start_tickets()
         self._importer = gevent.spawn(self._import_loop)
+        self._retention = self._start_retention()
         self.server.start()
         from engine.control.api import serve
         self.control_tokens = self.settings.control.tokens
@@ -148,6 +152,8 @@ class Engine:
             self.acd.stop()
         if self._importer is not None:
             self._importer.kill(block=False)
+        if self._retention is not None:
+            self._retention.kill(block=False)
         self.archiver.close()               # archiving in progress finishes first
         if self.tickets is not None:
             self.tickets.stop()
@@ -263,6 +269,15 @@ class Engine:
         for key in ("end_time", "duration", "billsec", "hangup_cause", "hangup_side"):
             record.pop(key, None)           # the call has not ended: say nothing of its end
         gevent.spawn(self.store.save, record)
+
+    def _start_retention(self):
+        """The daily recordings purge (recordings.purge_at; null = by hand only)."""
+        rec = self.settings.recordings
+        if not rec.purge_at:
+            return None
+        from engine.media.retention import RetentionSchedule
+        self.retention = RetentionSchedule(self.archiver, rec.purge_at, rec.purge_tz)
+        return gevent.spawn(self.retention.run)
 
     # --- the switch's own CDR files -----------------------------------------------------------
     def _mark_call(self, call):
@@ -400,7 +415,7 @@ def default_call_handler(settings, acd=None):
     if problems:
         raise SystemExit("IVR flows have errors:\n" + "\n".join(map(str, problems)))
 
-    no_agents = renderer.render(NO_AGENTS_TEXT)
+    no_agents = renderer.render(NO_AGENTS_TEXT, fixed=True)
 
     def handle(call):
         call.answer()
@@ -471,6 +486,7 @@ def setup_logging(settings):
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    privacy.install_log_masking(root.handlers)     # no ID or card number in clear in the log
     set_levels(settings)
 
 
@@ -488,6 +504,11 @@ def _cmd_run(args):
         print(f"hotline: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings)
+    try:
+        privacy.check_key()
+    except privacy.PrivacyError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 2
     try:
         engine = Engine(settings).start()
     except (OSError, SystemExit) as exc:

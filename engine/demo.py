@@ -245,7 +245,7 @@ def _prompt_texts(settings):
             for prompt in flow.prompts.values():
                 text = prompt.get("text") if isinstance(prompt, dict) else prompt
                 if text and "{" not in str(text):
-                    texts[str(renderer.render(str(text)))] = f"「{text}」"
+                    texts[str(renderer.render(str(text), fixed=True))] = f"「{text}」"
         return texts
     except Exception:            # the demo still runs, showing file names
         return {}

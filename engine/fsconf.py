@@ -22,6 +22,10 @@ from engine.esl import commands
 REPO = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO / "freeswitch_conf"
 DIALPLAN_DIR = REPO / "dialplans"
+# Played by the dialplan when no engine takes a call (engine stopped or shutting down); shipped
+# with the configuration so that it plays on a stock switch with no engine and no TTS.
+UNAVAILABLE_PROMPT = CONF_DIR / "sounds" / "hotline_unavailable.wav"
+UNAVAILABLE_TARGET = "sounds/hotline_unavailable.wav"
 SECRET_FILES = {"autoload_configs/event_socket.conf.xml", "autoload_configs/sofia.conf.xml",
                 "directory/default.xml"}
 _EXTENSION = re.compile(r"^[0-9]{2,8}$")
@@ -46,12 +50,13 @@ def render(settings, out_dir, agents=None, env=None) -> list:
     env = os.environ if env is None else env
     if agents is None:
         agents = load_agents(settings.files.agents)
-    context = _context(settings, agents, env)
+    out_dir = Path(out_dir)
+    context = _context(settings, agents, env, out_dir)
     jenv = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(CONF_DIR), str(DIALPLAN_DIR)]),
         autoescape=jinja2.select_autoescape(["xml"]), undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True)
-    out_dir = Path(out_dir)
+    _copy(UNAVAILABLE_PROMPT, out_dir / UNAVAILABLE_TARGET)      # a sound, not a config file
     written = []
     for template, target in _templates():
         text = jenv.get_template(template).render(**context)
@@ -69,12 +74,18 @@ def _templates():
         yield path.name, f"dialplan/{path.name}"
 
 
-def _context(s, agents, env):
+def _context(s, agents, env, out_dir):
     out = s.outbound
     try:
         socket_data = commands.socket_arg(out.advertise_host or out.listen_host, out.listen_port)
     except commands.CommandError as exc:
         raise FsConfigError(f"outbound.advertise_host: {exc}") from None
+    standby_data = _standby_socket(out.standby) if out.standby else None
+    prompt = out.unavailable_prompt or (out_dir / UNAVAILABLE_TARGET).resolve()
+    try:
+        unavailable_prompt = commands.media_path(str(prompt))
+    except commands.CommandError as exc:
+        raise FsConfigError(f"outbound.unavailable_prompt: {exc}") from None
     dids = []
     for i, did in enumerate(s.trunk.dids):
         try:
@@ -107,9 +118,18 @@ def _context(s, agents, env):
     return {
         "switch": sw, "esl": s.esl, "trunk": s.trunk, "outbound": out,
         "trunk_codecs": ",".join(sw.trunk_codecs), "phone_codecs": ",".join(sw.phone_codecs),
-        "dids": dids, "socket_data": socket_data,
+        "dids": dids, "socket_data": socket_data, "standby_socket_data": standby_data,
+        "unavailable_prompt": unavailable_prompt,
         "agents": _agents(agents, s.files.agents, env),
     }
+
+
+def _standby_socket(target):
+    host, _, port = str(target).rpartition(":")
+    try:
+        return commands.socket_arg(host, int(port))
+    except (ValueError, commands.CommandError) as exc:
+        raise FsConfigError(f"outbound.standby: {target!r} is not host:port of an engine ({exc})") from None
 
 
 def _check_phone_rates(phone_codecs):
@@ -181,6 +201,16 @@ def _agents(raw, source, env):
 
 
 # --- files ------------------------------------------------------------------------------------
+
+def _copy(src, path):
+    """A shipped binary file (the fallback prompt) written as _write writes text."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(src.read_bytes())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
+
 
 def _write(path, text, mode):
     path.parent.mkdir(parents=True, exist_ok=True)

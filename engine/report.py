@@ -4,7 +4,8 @@
                          [--png FILE | --no-png]
 
 A call belongs to the local day its start_time falls in (CDR times are UTC). Offered = the call
-reached a queue; answered = an agent took it; abandoned = offered but never answered. Service
+reached a queue; answered = an agent took it; abandoned = offered but never answered; engine
+down = no engine took the call and the switch's dialplan fallback answered it. Service
 level = answered within SERVICE_LEVEL_SECONDS of queue wait, over offered. Satisfaction rate =
 scores 1 (非常满意) and 2 (满意) over rated calls. Ticket figures come from engine.tickets
 (`daily_counts`) when that module is installed, else they read "n/a".
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import zoneinfo
 
+from engine.cdr.xmlcdr import ENGINE_DOWN_TAG
 from engine.clitext import SecretsNotNeeded
 
 SERVICE_LEVEL_SECONDS = 20   # answered within 20 s of queue wait
@@ -45,6 +47,9 @@ def _rate(part, whole):
 def daily_figures(cdrs):
     """Offered = calls that reached a queue; answered = an agent took it."""
     offered = [c for c in cdrs if c.get("queue")]
+    # calls no engine took (engine stopped or shutting down): the switch's dialplan fallback told
+    # the caller to call later; imported from the switch's XML CDRs (engine.cdr.xmlcdr)
+    engine_down = [c for c in cdrs if ENGINE_DOWN_TAG in (c.get("tags") or ())]
     answered = [c for c in offered if c.get("agent")]
     rated = [c["satisfaction"] for c in cdrs if c.get("satisfaction") in (1, 2, 3, 4, 5)]
     within = [c for c in answered if (c.get("wait_seconds") or 0) <= SERVICE_LEVEL_SECONDS]
@@ -60,6 +65,7 @@ def daily_figures(cdrs):
         # None (no calls) is not "below": there is nothing to judge.
         "answer_rate_below_target": answer_rate is not None and answer_rate < ANSWER_RATE_TARGET,
         "abandoned": n - len(answered),
+        "unanswered_engine_down": len(engine_down),
         "service_level": _rate(len(within), n),
         "service_level_seconds": SERVICE_LEVEL_SECONDS,
         "avg_wait": _avg(c.get("wait_seconds") for c in offered),
@@ -334,6 +340,8 @@ def format_report(day, tz, f, tickets):
         f"answer rate          {_pct(f['answer_rate'])}"
         + flag(f["answer_rate_below_target"], f["answer_rate_target"]),
         f"abandoned            {f['abandoned']}",
+        f"engine down          {f['unanswered_engine_down']}   (unanswered: no engine took the call, "
+        "the switch said 'call later')",
         f"service level        {_pct(f['service_level'])}   (answered within {f['service_level_seconds']} s)",
         f"average wait         {_secs(f['avg_wait'])}   (offered calls, answered or not)",
         f"average talk         {_secs(f['avg_talk'])}",

@@ -57,6 +57,11 @@ class OutboundSettings:
     listen_host: str = setting("127.0.0.1", doc="where the engine's socket server listens")
     listen_port: int = setting(8084, min=1, max=65535)
     advertise_host: Optional[str] = setting(None, doc="address the dialplan's socket action dials; default listen_host")
+    standby: Optional[str] = setting(None, doc="host:port of a second engine the dialplan tries when this "
+                                     "one refuses the connection (stopped, shutting down); unset = none")
+    unavailable_prompt: Optional[Path] = setting(
+        None, doc="sound file the switch plays when no engine takes the call ('service temporarily "
+                  "unavailable'), a path on the switch; default the one fs-config render writes")
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,9 @@ class RecordingsSettings:
     # stereo, six times the size, for a voice that crossed G.711 (8 kHz) trunks and desk phones.
     sample_rate: int = setting(8000, choices=(8000, 16000, 48000),
                                doc="record_sample_rate of calls, voicemail and survey comments")
+    purge_at: Optional[str] = setting("03:30", doc="daily time (HH:MM, purge_tz) the engine runs the "
+                                                   "retention purge; null = only by hand")
+    purge_tz: str = setting("Asia/Shanghai", doc="time zone of purge_at")
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,10 @@ class TtsSettings:
     edge_timeout: float = setting(3.0, min=0.1, max=60)
     edge_retry_after: float = setting(60.0, min=0, max=86400, doc="seconds to skip edge-tts after a failure")
     espeak_voice: str = setting("cmn-latn-pinyin")
+    edge_for_caller_text: bool = setting(
+        False, doc="also send text built from a caller's data (read-backs of ID numbers, amounts, "
+                   "names) to edge-tts, an online service; off = only fixed prompts go online, "
+                   "per-caller text is rendered offline by espeak-ng")
 
 
 @dataclass(frozen=True)
@@ -170,6 +182,13 @@ class SwitchSettings:
 
 
 @dataclass(frozen=True)
+class PrivacySettings:
+    reveal_role: str = setting("admin", choices=("supervisor", "admin"),
+                               doc="least control-API role that may see callers' ID and card numbers "
+                                   "in clear (POST /v1/cdrs/<uuid>/reveal, audited)")
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = setting("INFO", reloadable=True, choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     file: Optional[Path] = setting(None, doc="unset logs to stderr")
@@ -193,6 +212,7 @@ class Settings:
     shutdown: ShutdownSettings = setting(ShutdownSettings())
     switch: SwitchSettings = setting(SwitchSettings())
     log: LogSettings = setting(LogSettings())
+    privacy: PrivacySettings = setting(PrivacySettings())
     source: Optional[Path] = setting(None, derived=True, doc="the file these came from")
     marks: Any = field(default=None, repr=False, compare=False, metadata={"derived": True})
 
@@ -394,6 +414,7 @@ def _finish(root, marks, source, base_dir, env) -> Settings:
     trunk = s.trunk
     if trunk.password_env:
         trunk = dataclasses.replace(trunk, password=_secret(env, trunk.password_env, "trunk.password_env", builder))
+    _check_purge_time(s.recordings, builder)
     outbound = s.outbound
     if not outbound.advertise_host:
         if outbound.listen_host in ("0.0.0.0", "::", ""):
@@ -407,6 +428,20 @@ def _finish(root, marks, source, base_dir, env) -> Settings:
                                    music_dir=s.switch.music_dir or var / "music"),
         source=source, marks=marks,
     )
+
+
+def _check_purge_time(rec, builder):
+    import zoneinfo
+    from engine.media.retention import parse_hhmm
+    if rec.purge_at is not None:
+        try:
+            parse_hhmm(rec.purge_at)
+        except ValueError as exc:
+            builder.fail("recordings.purge_at", str(exc))
+    try:
+        zoneinfo.ZoneInfo(rec.purge_tz)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        builder.fail("recordings.purge_tz", f"unknown time zone {rec.purge_tz!r}")
 
 
 def _secret(env, name, path, builder):

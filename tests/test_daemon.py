@@ -120,8 +120,12 @@ def test_shutdown_with_calls_up_loses_no_cdr(rig):
     assert all(ch.wait_hangup(timeout=1) for ch in channels)
     assert {c["uuid"] for c in r.cdrs()} == {ch.uuid for ch in channels}
     assert {c["hangup_cause"] for c in r.cdrs()} == {"SYSTEM_SHUTDOWN"}
-    # New calls are refused once shutdown began.
+    # New calls are refused once shutdown began: the switch's dialplan fallback tells the caller
+    # to call later (issue 17 section 6).
     late = r.call("13900009999")
+    wait_for(lambda: "PLAYBACK_START" in late.events)
+    assert late.variables.get("hotline_fallback") == "engine_down"
+    late.hangup("NORMAL_CLEARING")
     assert late.wait_hangup(timeout=5)
 
 
@@ -242,6 +246,11 @@ def test_engine_killed_mid_call_cdrs_come_from_the_switch_files(tmp_path):
         wait_for(lambda: all("CHANNEL_ANSWER" in ch.events for ch in channels))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
+        # the socket closed, the socket application returned and the dialplan went on to its
+        # fallback: each caller is told the service is unavailable (issue 17 section 6), then hangs up
+        wait_for(lambda: all("PLAYBACK_START" in ch.events for ch in channels))
+        for ch in channels:
+            ch.hangup("NORMAL_CLEARING")
         assert all(ch.wait_hangup(timeout=5) for ch in channels)
         # A bystander's file (another number) and a broken file must not disturb the import.
         (settings.switch.cdr_dir / "broken.cdr.xml").write_text("<cdr><variables>")
@@ -255,6 +264,8 @@ def test_engine_killed_mid_call_cdrs_come_from_the_switch_files(tmp_path):
             cdrs = {c["uuid"]: c for c in engine.store.list()}
             assert set(cdrs) == {ch.uuid for ch in channels}
             assert all("from_switch_cdr" in c["tags"] and c["answer_time"] for c in cdrs.values())
+            # the engine had taken these calls (its mark is on the legs): not "engine down" calls
+            assert not any("engine_down" in c["tags"] for c in cdrs.values())
             # ours moved to done/; the bystander's and the unreadable file are left as they were
             assert sorted(p.name for p in settings.switch.cdr_dir.glob("*.cdr.xml")) == [
                 "0b0b0b0b-0000-4000-8000-000000000001.cdr.xml", "broken.cdr.xml"]

@@ -103,7 +103,14 @@ def test_public_dialplan_sends_every_did_to_the_engines_socket(rendered):
             if other != did:
                 assert not regex.search(other), (did, other)
         actions = [(a.get("application"), a.get("data")) for a in cond.findall("action")]
-        assert actions == [("socket", target)]
+        # then the fallback when no engine takes the call (issue 17 section 6)
+        prompt = str((out / "sounds" / "hotline_unavailable.wav").resolve())
+        assert actions[0] == ("socket", target)
+        assert actions[1:] == [("set", "hotline_fallback=engine_down"), ("answer", None),
+                               ("sleep", "500"), ("playback", prompt),
+                               ("playback", "tone_stream://%(350,350,450);loops=3"),
+                               ("hangup", "NORMAL_TEMPORARY_FAILURE")]
+        assert Path(prompt).is_file()
     assert WEIRD_DID in settings.trunk.dids
 
 
@@ -116,7 +123,7 @@ def test_simulator_routes_a_did_call_to_the_engine_with_the_rendered_dialplan(re
                                    orig_caller_id_number="13800138000", network_addr="192.0.2.10",
                                    uuid="u", source="mod_sofia", username="", name="sofia/external/x",
                                    set_var=lambda *a: None)
-        assert plan.lookup(ch) == [("socket", "10.1.2.4:18084 async full")]
+        assert plan.lookup(ch)[0] == ("socket", "10.1.2.4:18084 async full")
     ch.destination_number = "99999"
     assert plan.lookup(ch) is None
 

@@ -109,13 +109,13 @@ def test_edge_failure_falls_back_quickly_and_waits_retry_after(tmp_path):
     renderer = PromptRenderer(tts(edge_timeout=1.0, edge_retry_after=60), tmp_path,
                               clock=clock, edge_synth=failing_edge)
     started = time.monotonic()
-    path = renderer.render("您好")
+    path = renderer.render("您好", fixed=True)
     assert time.monotonic() - started < 2
     assert renderer.engine_used == "espeak" and tries == ["您好"]
-    renderer.render("再见")
+    renderer.render("再见", fixed=True)
     assert tries == ["您好"]  # not retried within retry_after
     clock.now += 61
-    renderer.render("谢谢")
+    renderer.render("谢谢", fixed=True)
     assert tries == ["您好", "谢谢"]
     assert check_wav(path) > 0
     assert not list(tmp_path.glob("edge-*"))
@@ -133,7 +133,7 @@ def test_edge_that_hangs_is_abandoned_after_its_timeout(tmp_path):
     ticker = gevent.spawn(lambda: [ticks.append(gevent.sleep(0.05)) for _ in range(100)])
     try:
         started = time.monotonic()
-        path = renderer.render("您好")
+        path = renderer.render("您好", fixed=True)
         elapsed = time.monotonic() - started
     finally:
         release.set()
@@ -148,7 +148,7 @@ def test_edge_zero_byte_output_is_never_cached(tmp_path):
         Path(mp3_path).write_bytes(b"")
 
     renderer = PromptRenderer(tts(), tmp_path, edge_synth=empty_edge)
-    path = renderer.render("您好")
+    path = renderer.render("您好", fixed=True)
     assert path.name.startswith("espeak-") and renderer.engine_used == "espeak"
     assert [p.name for p in no_partial_files(tmp_path)] == [path.name]
 
@@ -170,15 +170,36 @@ def test_edge_success_is_decoded_and_preferred_from_cache(tmp_path, mp3_bytes):
         Path(mp3_path).write_bytes(mp3_bytes)
 
     renderer = PromptRenderer(tts(edge_retry_after=60), tmp_path, clock=clock, edge_synth=good_edge)
-    path = renderer.render("您好", rate=-10)
+    path = renderer.render("您好", rate=-10, fixed=True)
     assert renderer.engine_used == "edge" and path.name.startswith("edge-")
     rate, channels, width, seconds = wav_params(path)
     assert (rate, channels, width) == (8000, 1, 2) and 1.3 < seconds < 1.7
     assert seen == [("您好", "zh-CN-XiaoxiaoNeural", -10)]
     # edge goes down: the cached neural rendering is still used, new text falls back
     renderer.edge_synth = lambda *a: (_ for _ in ()).throw(TimeoutError("down"))
-    assert renderer.render("再见").name.startswith("espeak-")
-    assert renderer.render("您好", rate=-10) == path and renderer.engine_used == "cache:edge"
+    assert renderer.render("再见", fixed=True).name.startswith("espeak-")
+    assert renderer.render("您好", rate=-10, fixed=True) == path and renderer.engine_used == "cache:edge"
+
+
+def test_text_built_from_a_callers_data_never_goes_online_unless_the_operator_opts_in(tmp_path, mp3_bytes):
+    """issue 17 section 5: a read-back of an ID number went to edge-tts (an online service) by
+    default. Per-call text is rendered by espeak-ng; only fixed prompts go online."""
+    seen = []
+
+    def good_edge(text, voice, rate, mp3_path, timeout):
+        seen.append(text)
+        Path(mp3_path).write_bytes(mp3_bytes)
+
+    readback = "您的身份证号是三三零一零六一九九零零一零一一二三X"
+    renderer = PromptRenderer(tts(), tmp_path, edge_synth=good_edge)
+    path = renderer.render(readback)
+    assert seen == [] and renderer.engine_used == "espeak" and path.name.startswith("espeak-")
+    assert list(renderer.render_sentences("您的金额是三百元。请确认。")) and seen == []
+    assert renderer.render("欢迎致电", fixed=True).name.startswith("edge-") and seen == ["欢迎致电"]
+    # a fixed prompt rendered online earlier is not reused for the same text said per call either
+    assert renderer.render("欢迎致电").name.startswith("espeak-")
+    opted_in = PromptRenderer(tts(edge_for_caller_text=True), tmp_path / "in", edge_synth=good_edge)
+    assert opted_in.render(readback).name.startswith("edge-") and seen[-1] == readback
 
 
 HOSTILE = ["它说\"你好\" '; rm -rf /tmp/x; echo `id` $(touch {marker})",

@@ -13,6 +13,8 @@ import os
 import pathlib
 from collections import Counter
 
+from engine import privacy
+
 from . import nlu
 
 log = logging.getLogger("hotline.bot.misses")
@@ -23,6 +25,7 @@ SUFFIX = ".misses.jsonl"
 def append(directory, record):
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    record = privacy.mask_value(record)           # what the caller said may hold an ID number
     line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
     fd = os.open(directory / f"{record['bot']}{SUFFIX}", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

@@ -78,10 +78,24 @@ def sentences_of(texts):
     return out
 
 
+def fixed_sentences(bot):
+    """The sentences of a bot file's own texts (greeting, answers, FAQ, messages without a
+    placeholder): the only bot speech that may be rendered online (engine.media.prompts). A reply
+    that reads back what a caller said is not among them and is rendered offline."""
+    if bot is None:
+        return frozenset()
+    texts = [bot.greeting, *bot.answers.values(),
+             *(m for m in bot.messages.values() if isinstance(m, str) and "{" not in m),
+             *(i.answer for i in bot.intents.values() if i.answer),
+             *(e.answer for e in bot.faq.values())]
+    return frozenset(sentences_of([t for t in texts if isinstance(t, str)]))
+
+
 class Speaker:
-    def __init__(self, call, renderer, voice=None, logger=None, language=None):
+    def __init__(self, call, renderer, voice=None, logger=None, language=None, fixed=frozenset()):
         self.call = call
         self.renderer = renderer
+        self.fixed = fixed                # sentences of the bot file itself (fixed_sentences)
         edge_voice, self.espeak_voice = LANGUAGE_VOICES.get((language or "zh").split("-")[0], (None, None))
         self.voice = voice or edge_voice
         self.log = logger or call.log
@@ -172,7 +186,8 @@ class Speaker:
         g = self._renders.get(text)
         if g is None:
             kw = {"espeak_voice": self.espeak_voice} if self.espeak_voice else {}
-            g = self._renders[text] = gevent.spawn(self.renderer.render, text, self.voice, None, self.log, **kw)
+            g = self._renders[text] = gevent.spawn(self.renderer.render, text, self.voice, None, self.log,
+                                                   fixed=text in self.fixed, **kw)
         return g
 
     def prepare(self, sentences):

@@ -24,8 +24,9 @@ from typing import Optional
 
 from gevent.queue import Empty
 
+from engine import privacy
 from engine.bot.listener import Listener, ListenerError
-from engine.bot.playback import Speaker, sentences_of
+from engine.bot.playback import Speaker, fixed_sentences, sentences_of
 from engine.bot.vad import Noise, SpeechStart, UtteranceEnd, VadConfig
 from engine.callapi import CallGone
 from engine.esl import commands
@@ -92,7 +93,8 @@ class BotSession:
         self.options = options or BotOptions()
         self.bot_name = bot_name
         self.log = call.log
-        self.speaker = Speaker(call, services.renderer, self.options.voice, self.log, self.options.language)
+        self.speaker = Speaker(call, services.renderer, self.options.voice, self.log, self.options.language,
+                               fixed=fixed_sentences(getattr(dialogue, "bot", None)))
         self.listener = None
         self.tap_path = None
         self.turn = None
@@ -145,7 +147,9 @@ class BotSession:
     def _step(self, fn, *args):
         turn = fn(*args)
         self.turn = turn
-        self.log.info("bot: say %r listen=%s exit=%s intent=%s", [s[:40] for s in (turn.say or [])],
+        # masked before the cut: a cut read-back would hide a number from the masker
+        self.log.info("bot: say %r listen=%s exit=%s intent=%s",
+                      [privacy.mask_text(s)[:40] for s in (turn.say or [])],
                       "free" if turn.listen is None else turn.listen, turn.exit,
                       getattr(turn, "intent", None))
         return turn
@@ -298,7 +302,9 @@ class BotSession:
         intent = getattr(turn, "intent", None) or ""
         slots = _plain(getattr(turn, "slots", None) or {})
         said = [e["text"] for e in self.transcript() if e.get("who") in ("caller", "user")]
-        summary = " / ".join(said[-SUMMARY_UTTERANCES:])
+        # the summary is free text for the agent's screen (and the switch's CDR file): masked; the
+        # exact ID the agent needs is in the slots
+        summary = privacy.mask_text(" / ".join(said[-SUMMARY_UTTERANCES:]))
         try:
             self._api(commands.uuid_setvar(self.call.uuid, "hotline_bot_intent", intent or "none"))
             self._api(commands.uuid_setvar_json(self.call.uuid, "hotline_bot_slots", slots))

@@ -6,7 +6,14 @@ lines) and written to the database; `as_dict` turns a stored row back into what 
 import datetime
 import json
 
+from engine import privacy
 from engine.cdr.models import CDR_FIELDS, FLOAT_FIELDS, INT_FIELDS, JSON_FIELDS, TIME_FIELDS
+
+# Fields where callers' ID and card numbers turn up (keyed digits in the IVR path, the bot's
+# transcript and slots, look-up data in extra, a caller name): stored masked, the clear copies only
+# encrypted in extra[privacy.SEALED_KEY] (engine.privacy; revealed by `hotline cdr show --reveal`
+# or the control API, audited).
+PERSONAL_FIELDS = ("caller_name", "ivr_path", "bot_transcript", "extra")
 
 HANGUP_SIDES = ("caller", "engine", "agent", "system", "")
 
@@ -39,7 +46,15 @@ def normalize(record) -> dict:
         extra["invalid"] = {**extra.get("invalid", {}), **invalid}
     if extra:
         row["extra"] = json_safe(extra)
+    protect_personal_data(row)
     return row
+
+
+def protect_personal_data(row):
+    """Mask ID and card numbers in the row's PERSONAL_FIELDS; keep their clear copies sealed."""
+    sealed = privacy.protect(row, PERSONAL_FIELDS)
+    if sealed:
+        row["extra"] = {**(row.get("extra") or {}), privacy.SEALED_KEY: sealed}
 
 
 def clean(key, value):

@@ -27,6 +27,7 @@ import os
 import xml.etree.ElementTree as ET
 from urllib.parse import unquote
 
+from engine import privacy
 from engine.cdr.record import cdr_from_hangup
 from engine.cdr.store import PROVISIONAL, is_provisional
 from engine.esl import commands
@@ -47,6 +48,11 @@ ROLE_VARIABLE = "hotline_role"          # on legs the engine originates itself (
 # completes it (times, causes and billing come from the switch)
 ENGINE_FIELDS = ("ivr_path", "queue", "wait_seconds", "agent", "talk_seconds", "recording",
                  "satisfaction", "bot_transcript")
+
+# Set by the dialplan's fallback (dialplans/public.xml) when no engine took the call: the caller
+# heard "service temporarily unavailable". Such a call gets a CDR tagged ENGINE_DOWN_TAG.
+FALLBACK_VARIABLE = "hotline_fallback"
+ENGINE_DOWN_TAG = "engine_down"
 
 # caller_profile element -> the event header cdr_from_hangup reads
 _PROFILE_HEADERS = {"caller_id_number": "Caller-Caller-ID-Number", "caller_id_name": "Caller-Caller-ID-Name",
@@ -164,6 +170,11 @@ def engine_facts(cdr):
     return facts
 
 
+def engine_down(cdr):
+    """No engine ever took this call: the dialplan's fallback ran and no engine marked the leg."""
+    return bool(cdr.variables.get(FALLBACK_VARIABLE)) and not cdr.variables.get(ENGINE_VARIABLE)
+
+
 def import_dir(store, cdr_dir, dids, live_uuids=(), engine_id=None, socket_target=None):
     """Write CDRs for this engine's finished trunk calls found in cdr_dir; return how many.
 
@@ -215,10 +226,15 @@ def import_dir(store, cdr_dir, dids, live_uuids=(), engine_id=None, socket_targe
                           "the spool", cdr.uuid)
                 continue
             facts = engine_facts(cdr)
-            log.info("[%s] CDR %s from the switch's XML CDR (the engine missed its end)%s%s", cdr.uuid,
-                     "completed" if stored else "written",
-                     f": queue {facts.get('queue')}, agent {facts.get('agent')}" if facts else "",
-                     "" if where == "committed" else " (spooled)")
+            if engine_down(cdr):
+                log.warning("[%s] CDR written from the switch's XML CDR: no engine took this call, "
+                            "the dialplan's fallback answered it (%s)%s", cdr.uuid,
+                            cdr.variables.get(FALLBACK_VARIABLE), "" if where == "committed" else " (spooled)")
+            else:
+                log.info("[%s] CDR %s from the switch's XML CDR (the engine missed its end)%s%s", cdr.uuid,
+                         "completed" if stored else "written",
+                         f": queue {facts.get('queue')}, agent {facts.get('agent')}" if facts else "",
+                         "" if where == "committed" else " (spooled)")
             written += 1
         os.makedirs(done, exist_ok=True)
         _move(path, os.path.join(done, name))
@@ -232,6 +248,9 @@ def completed_record(cdr, provisional=None):
     facts = engine_facts(cdr)
     extra = {"source": "mod_xml_cdr", **({"talk_from": "switch bridge time"} if "talk_seconds" in facts else {})}
     tags = ["from_switch_cdr"]
+    if engine_down(cdr):
+        tags.append(ENGINE_DOWN_TAG)
+        extra["fallback"] = cdr.variables[FALLBACK_VARIABLE]
     info = dict(facts)
     if provisional:
         tags = [t for t in provisional.get("tags") or [] if t != PROVISIONAL] + tags
@@ -269,3 +288,37 @@ def _move(src, dst):
         os.replace(src, dst)
     except OSError as exc:
         log.error("cannot move %s aside: %s", src, exc)
+        return
+    _mask_kept_copy(dst)
+
+
+def _mask_kept_copy(path):
+    """The copy kept in done/ with callers' ID and card numbers masked (engine.privacy): the leg's
+    variables may hold the bot's slots (hotline_bot_slots) or look-up data in clear. Variables are
+    URL-encoded: masked decoded, encoded again. A file that cannot be rewritten stays as it is."""
+    from urllib.parse import quote
+    try:
+        tree = ET.parse(path)
+    except (OSError, ET.ParseError):
+        return
+    changed = False
+    for parent in tree.getroot().iter():
+        for el in parent:
+            if not el.text or len(el) or len(el.text) < 16:
+                continue
+            encoded = parent.tag == "variables"
+            value = unquote(el.text) if encoded else el.text
+            masked = privacy.mask_text(value)
+            if masked != value:
+                el.text = quote(masked, safe="") if encoded else masked
+                changed = True
+    if not changed:
+        return
+    tmp = f"{path}.masking"
+    try:
+        tree.write(tmp, encoding="utf-8", xml_declaration=True)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.error("cannot mask personal data in %s: %s", path, exc)
+        if os.path.exists(tmp):
+            os.unlink(tmp)

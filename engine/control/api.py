@@ -17,6 +17,9 @@ Every change is written to the audit log with the token's name as the actor.
     POST /v1/tickets                     {"call", "category", "summary", "department"?}: an agent's
                                          work order for a call (during wrap-up, typically)
     POST /v1/reload
+    GET  /v1/cdrs/<uuid>                 one CDR, callers' ID and card numbers masked (supervisor)
+    POST /v1/cdrs/<uuid>/reveal          {"reason": ..}: the same in clear, for privacy.reveal_role
+                                         and up; each reveal is audited (engine.privacy.access)
 Errors answer {"error": "..."} with 400 (bad request), 401 (no/unknown token), 403 (role),
 404 (unknown agent/call), 409 (wrong state), 502 (the switch refused), 503 (no ACD configured).
 """
@@ -59,6 +62,8 @@ class ControlApp:
             ("POST", re.compile(r"^/v1/supervise$"), self.supervise, "supervisor"),
             ("POST", re.compile(r"^/v1/tickets$"), self.file_ticket, "agent"),
             ("POST", re.compile(r"^/v1/reload$"), self.reload, "admin"),
+            ("GET", re.compile(r"^/v1/cdrs/([^/]+)$"), self.show_cdr, "supervisor"),
+            ("POST", re.compile(r"^/v1/cdrs/([^/]+)/reveal$"), self.reveal_cdr, "supervisor"),
         ]
 
     # --- WSGI -------------------------------------------------------------------------------------
@@ -262,6 +267,33 @@ class ControlApp:
         problems = self.engine.reload()
         return {"reloaded": not problems, "problems": [str(p) for p in problems]}
 
+    def show_cdr(self, token, body, uuid):
+        row = self.engine.store.get(_checked_id(uuid))
+        if row is None:
+            raise HttpError(404, f"no CDR for call {uuid}")
+        return {"cdr": _public(row)}
+
+    def reveal_cdr(self, token, body, uuid):
+        from engine import privacy
+        from engine.privacy.access import AccessRefused, reveal_cdr
+        needed = self.engine.settings.privacy.reveal_role
+        if ROLES[token.role] < ROLES[needed]:
+            log.warning("personal data of call %s refused to %s (privacy.reveal_role is %s)",
+                        uuid, _actor(token), needed)
+            raise HttpError(403, f"a {token.role} token cannot see personal data in clear "
+                                 f"(privacy.reveal_role: {needed})")
+        try:
+            row = reveal_cdr(self.engine.store, _checked_id(uuid), f"api:{_actor(token)}",
+                             body.get("reason"), via="api")
+        except AccessRefused as exc:
+            raise HttpError(400, str(exc))
+        except privacy.PrivacyError as exc:
+            raise HttpError(503, str(exc))
+        if row is None:
+            raise HttpError(404, f"no CDR for call {uuid}")
+        log.info("personal data of call %s shown in clear to %s (audited)", uuid, _actor(token))
+        return {"cdr": _public(row)}
+
     def _own(self, token, agent_id):
         if token.role == "agent" and token.agent != agent_id:
             raise HttpError(403, f"an agent token acts only for agent {token.agent}")
@@ -269,6 +301,21 @@ class ControlApp:
 
 def _actor(token):
     return f"{token.role}:{token.name}"
+
+
+def _checked_id(value):
+    if not _ID.match(value or ""):
+        raise HttpError(400, f"not a call uuid: {value[:80]!r}")
+    return value
+
+
+def _public(row):
+    """A CDR as JSON: ISO times, and no sealed copy (useless without the key, and long)."""
+    from engine import privacy
+    out = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+    if isinstance(out.get("extra"), dict):
+        out["extra"] = {k: v for k, v in out["extra"].items() if k != privacy.SEALED_KEY}
+    return out
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",

@@ -180,9 +180,15 @@ class OutboundServer:
         return self
 
     def stop_accepting(self):
-        """Refuse new calls (shutdown) while the sessions we have finish."""
+        """Refuse new calls (shutdown) while the sessions we have finish.
+
+        The listening socket is closed, not just left unaccepted: the kernel would still complete
+        the switch's TCP connections into the backlog, and the switch's socket application then
+        waits for our `connect` while the caller hears silence (mod_event_socket.c socket_function
+        loops `while (switch_channel_ready(channel) && !LFLAG_CONNECTED)`). A refused connection
+        makes the socket application return, and the dialplan's fallback runs (dialplans/public.xml)."""
         self.accepting = False
-        self.server.stop_accepting()
+        self.server.close()
 
     def stop(self, timeout=None):
         self.accepting = False

@@ -135,7 +135,9 @@ class IvrRuntime:
                     elif "{" not in str(text):    # static text: render now, so no caller waits for TTS
                         voice = prompt.get("voice") if isinstance(prompt, dict) else None
                         args = {"voice": voice} if voice else {}
-                        prompt_paths[(flow.name, prompt_id)] = self.renderer.render(str(text), **args)
+                        # a fixed prompt of the flow file: the only text that may go online
+                        prompt_paths[(flow.name, prompt_id)] = self.renderer.render(str(text), fixed=True,
+                                                                                    **args)
                 except Exception as exc:
                     problems.append(f"{flow.path}:1:1: prompt {prompt_id!r}: rendering failed: {exc}")
         if problems:

@@ -82,9 +82,12 @@ class TextRenderer:
 
     def __init__(self):
         self.rendered = []
+        self.online = []            # the texts PromptRenderer would allow to go online (fixed ones)
 
-    def render(self, text, voice=None):
+    def render(self, text, voice=None, fixed=False):
         self.rendered.append(text)
+        if fixed:
+            self.online.append(text)
         return pathlib.Path("/tts") / f"{abs(hash(text)) % 10 ** 8}.wav"
 
 

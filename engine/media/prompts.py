@@ -126,11 +126,17 @@ class PromptRenderer:
 
     # ---- public API
 
-    def render(self, text, voice=None, rate=None, log=log, espeak_voice=None):
+    def render(self, text, voice=None, rate=None, log=log, espeak_voice=None, fixed=False):
         """Return the Path of a WAV for text. voice: an edge-tts voice name (default from settings);
         rate: speed change in percent (e.g. -10, 20); espeak_voice: another espeak-ng voice for text
-        that is not Mandarin (e.g. "ko" for a Korean bot), which gets the text as it is."""
+        that is not Mandarin (e.g. "ko" for a Korean bot), which gets the text as it is.
+
+        fixed: the text is a fixed prompt from a file (rendered ahead of time), never built from a
+        caller's data. Only fixed text goes to edge-tts, an online service; text built per call
+        (read-backs of ID numbers, amounts, names) is rendered offline by espeak-ng unless the
+        operator opted in (tts.edge_for_caller_text)."""
         text = self._check_text(text)
+        online = fixed or self.settings.edge_for_caller_text
         rate = int(rate or 0)
         if not -90 <= rate <= 200:
             raise ValueError(f"rate {rate} out of range -90..200 (percent)")
@@ -139,11 +145,11 @@ class PromptRenderer:
         espeak_voice = espeak_voice or self.settings.espeak_voice
         espeak_path = self._cache_path(text, espeak_voice, rate, "espeak")
         # a cached neural rendering is preferred even while edge-tts is unreachable
-        for engine, path in (("edge", edge_path), ("espeak", espeak_path)):
+        for engine, path in ((("edge", edge_path),) if online else ()) + (("espeak", espeak_path),):
             if self._cached(path):
                 self.engine_used = f"cache:{engine}"
                 return path
-        if self._edge_available():
+        if online and self._edge_available():
             with self._lock(edge_path):
                 if self._cached(edge_path):
                     self.engine_used = "cache:edge"
@@ -168,22 +174,22 @@ class PromptRenderer:
             self._done("espeak", espeak_path, started, text, log)
             return espeak_path
 
-    def render_many(self, texts, log=log):
+    def render_many(self, texts, log=log, fixed=False):
         """Render each distinct text (e.g. a flow's prompts at load), returning {text: path}."""
-        return {text: self.render(text, log=log) for text in dict.fromkeys(texts)}
+        return {text: self.render(text, log=log, fixed=fixed) for text in dict.fromkeys(texts)}
 
-    def render_sentences(self, text, voice=None, rate=None, log=log):
+    def render_sentences(self, text, voice=None, rate=None, log=log, fixed=False):
         """Yield one WAV path per sentence of a long answer; the next sentence is synthesised
         while the caller hears the current one, so the first audio starts sooner."""
         parts = split_sentences(text)
         self._check_text(text)  # the same clear errors as render()
         if not parts:
             raise ValueError(f"prompt text has nothing to say: {text[:40]!r}")
-        pending = gevent.spawn(self.render, parts[0], voice, rate, log)
+        pending = gevent.spawn(self.render, parts[0], voice, rate, log, fixed=fixed)
         for index in range(len(parts)):
             path = pending.get()
             if index + 1 < len(parts):
-                pending = gevent.spawn(self.render, parts[index + 1], voice, rate, log)
+                pending = gevent.spawn(self.render, parts[index + 1], voice, rate, log, fixed=fixed)
             yield path
 
     # ---- engines

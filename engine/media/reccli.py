@@ -1,4 +1,4 @@
-"""`hotline recordings list|show|export|verify|reindex|purge|hold`: the recordings archive and its index.
+"""`hotline recordings list|show|export|listen|verify|reindex|purge|hold`: the recordings archive and its index.
 
 Exit codes: 0 fine, 1 a problem found or an operation refused (verify: any mismatch, missing
 file or archive file without an index row), 2 bad arguments.
@@ -37,6 +37,11 @@ def register(subparsers):
     exp.add_argument("uuid")
     exp.add_argument("--out", required=True, help="file to write (must not exist)")
     exp.add_argument("--part", type=int, default=1, help="a later recording of the same call (default 1)")
+    lis = action("listen", "write a recording to stdout for a player, e.g. `| ffplay -nodisp -` "
+                           "(checked, audited)", cmd_listen)
+    lis.add_argument("uuid")
+    lis.add_argument("--part", type=int, default=1, help="a later recording of the same call (default 1)")
+    lis.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
     action("verify", "recompute every checksum, find archive files the index does not know; exit 1 "
                      "on any mismatch, missing or unindexed file", cmd_verify)
     action("reindex", "index archive files the index does not know (after a database failure)",
@@ -139,6 +144,19 @@ def cmd_export(args):
         print(f"exported {out}")
         return 0
     return _with_archive(args, "export", work, refused=(KeyError, ValueError, OSError, CommandError))
+
+
+def cmd_listen(args):
+    def work(arch):
+        if sys.stdout.isatty():
+            print("hotline recordings listen: stdout is a terminal; pipe it into a player "
+                  "(| ffplay -nodisp -autoexit -)", file=sys.stderr)
+            return 2
+        data = arch.listen(args.uuid, actor=_actor(), part=args.part, reason=args.reason)
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return 0
+    return _with_archive(args, "listen", work, refused=(KeyError, ValueError, OSError, CommandError))
 
 
 def cmd_verify(args):

@@ -12,11 +12,12 @@ truncated file is moved to `<archive>/suspect/` for a human, a full disk leaves 
 switch wrote it (the next start-up scan, or `retry_pending()`, archives it later).
 
 The index (`Recording`, one row a call, linked to the CDR by call uuid) and its audit trail
-(`RecordingAudit`: purge, hold, release, export, suspect) live in the CDR database.
+(`RecordingAudit`: purge, hold, release, export, listen, suspect) live in the CDR database.
 """
 import calendar
 import datetime
 import errno
+import hashlib
 import logging
 import os
 import re
@@ -72,7 +73,7 @@ class Recording(BaseModel):
 
 
 class RecordingAudit(BaseModel):
-    """Who did what to a recording, for the record: purge, hold, release, export, suspect."""
+    """Who did what to a recording, for the record: purge, hold, release, export, listen, suspect."""
     call_uuid = peewee.CharField(max_length=64, index=True)
     action = peewee.CharField(max_length=16)
     actor = peewee.CharField(max_length=64)
@@ -496,17 +497,8 @@ class Archiver:
         """Copy an archived recording (or a later part of it) out after checking it against its
         indexed sha256."""
         call_uuid = commands.uuid(call_uuid)
-        row = self.get(call_uuid)
-        if row is None or row["state"] != "archived":
-            raise KeyError(f"no archived recording for call {call_uuid}"
-                           + (f" (it is {row['state']})" if row else ""))
-        parts = [row] + (row["parts"] or [])
-        if not 1 <= part <= len(parts):
-            raise KeyError(f"call {call_uuid} has {len(parts)} recording part(s), not {part}")
-        row = parts[part - 1]
+        row = self._archived_part(call_uuid, part)
         src, out = Path(row["path"]), Path(out)
-        if not src.exists():
-            raise FileNotFoundError(f"{src} is missing from the archive (run verify)")
         if out.exists():
             raise FileExistsError(f"{out} exists; not overwriting it")
         sha = archive.copy_atomic(src, out)
@@ -516,6 +508,30 @@ class Archiver:
             raise ValueError(f"{src} does not match its indexed sha256 (run verify); not exported")
         self._audit(call_uuid, "export", actor, {"out": str(out.resolve()), "sha256": sha, "part": part})
         return out
+
+    def listen(self, call_uuid, actor="cli", part=1, reason=None):
+        """The bytes of an archived recording (or a later part), checked against its indexed
+        sha256, for someone to listen to; who listened, when and why gets an audit row first."""
+        call_uuid = commands.uuid(call_uuid)
+        row = self._archived_part(call_uuid, part)
+        data = Path(row["path"]).read_bytes()
+        if hashlib.sha256(data).hexdigest() != row["sha256"]:
+            raise ValueError(f"{row['path']} does not match its indexed sha256 (run verify)")
+        self._audit(call_uuid, "listen", actor, {"part": part, "sha256": row["sha256"], "reason": reason})
+        return data
+
+    def _archived_part(self, call_uuid, part):
+        row = self.get(call_uuid)
+        if row is None or row["state"] != "archived":
+            raise KeyError(f"no archived recording for call {call_uuid}"
+                           + (f" (it is {row['state']})" if row else ""))
+        parts = [row] + (row["parts"] or [])
+        if not 1 <= part <= len(parts):
+            raise KeyError(f"call {call_uuid} has {len(parts)} recording part(s), not {part}")
+        row = parts[part - 1]
+        if not Path(row["path"]).exists():
+            raise FileNotFoundError(f"{row['path']} is missing from the archive (run verify)")
+        return row
 
     def verify(self):
         """Recompute every checksum: the archive's sidecars and the index. Returns the archive's

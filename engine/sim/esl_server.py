@@ -58,6 +58,7 @@ class EslSession:
         self.filters = []
         self.linger = None                    # None: no linger; -1 forever; N seconds
         self.closed = False
+        self.connected = False                # outbound: the engine sent `connect`
         self.out = Queue()
         self.dropped = 0
         self.writer = gevent.spawn(self._write_loop)
@@ -331,6 +332,8 @@ class EslSession:
         if self.channel is None:
             self.send(reply("-ERR command not found"))
             return
+        self.connected = True           # LFLAG_CONNECTED: run_socket_app stops waiting
+        self.channel.wake()
         pairs = self.switch.channel_data(self.channel)
         lines = [f"{k}: {quote(str(v), safe=headers._SAFE)}" for k, v in pairs]
         lines += ["Content-Type: command/reply", "Reply-Text: %2BOK%0A", "Socket-Mode: async",
@@ -365,25 +368,35 @@ class EslSession:
 
 
 def run_socket_app(ch, arg):
-    """The `socket host:port async full` application: connect to the engine, park, serve."""
+    """The `socket host:port async full` application: connect to the engine, park, serve.
+
+    As mod_event_socket.c socket_function does: it sets `socket_host` before connecting; when
+    switch_socket_connect fails (connection refused: no engine listening) it logs "Socket Error!"
+    and returns, without hanging up: the dialplan goes on with its next action. Once connected, in
+    async mode it waits `while (switch_channel_ready(channel) && !LFLAG_CONNECTED)`, a flag only
+    the `connect` command sets (parse_command): an engine that accepts and closes without `connect`
+    ends the listener thread (listener_run: read_packet fails, "Socket Error!", done) but not that
+    loop, so the caller stays in silence until they hang up. After `connect`, switch_ivr_park loops
+    `while (switch_channel_ready && CF_CONTROLLED && CF_PARK)` (switch_ivr.c); listener_run clears
+    CF_CONTROLLED when the socket closes, so the park and the application return and the dialplan
+    goes on (with nothing left, the channel hangs up; the dialplan we ship plays its fallback)."""
     target = arg.split()[0] if arg.split() else ""
     host, _, port = target.rpartition(":")
+    ch.set_var("socket_host", host)
     try:
         sock = socket.create_connection((host or "127.0.0.1", int(port)), timeout=5)
         sock.settimeout(None)
         # mod_event_socket sets TCP_NODELAY on every listener socket, outbound ones included.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except (OSError, ValueError) as exc:
-        ch.log.error("%s: socket app cannot connect to %s: %s", ch.uuid, target, exc)
+        ch.log.error("%s: Socket Error! (socket app cannot connect to %s: %s)", ch.uuid, target, exc)
         return "_none_"
-    ch.set_var("socket_host", host)
     session = EslSession(ch.switch, sock, channel=ch)
     ch.destroy_holds.add(session)
     session.reader = gevent.spawn(session.serve)
     ch.switch.add_listener(session)
     try:
-        # the app lasts until hangup or until the engine closes the socket; then the dialplan
-        # goes on (and with nothing left, the channel hangs up)
+        ch.wait(until=lambda: session.connected)      # until hangup, if `connect` never comes
         ch.park_loop(stop=lambda: session.closed)
     finally:
         if session.closed:

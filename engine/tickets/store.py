@@ -27,6 +27,7 @@ import gevent.lock
 import peewee
 
 from engine.cdr.models import database_from_url, sqlite_path, utcnow
+from engine.privacy import mask_text, mask_value
 from engine.tickets.config import DEFAULT_CONFIG, TicketConfigError
 from engine.tickets.models import KINDS, OPEN_STATES, STATES, TRANSITIONS, Ticket, bound_models
 
@@ -177,6 +178,7 @@ class TicketStore:
         except TicketConfigError as exc:
             raise TicketError(str(exc)) from None
         check_text("summary", summary)
+        summary = mask_text(summary)      # an agent may type the caller's ID number (engine.privacy)
         check_name("who", who)
         if call_uuid is not None and (not isinstance(call_uuid, str) or not 0 < len(call_uuid) <= 64
                                       or not call_uuid.isprintable()):
@@ -249,6 +251,7 @@ class TicketStore:
 
     def _move(self, ticket_id, to_state, who, note, action="transition", changes=None):
         check_name("who", who)
+        note = mask_text(note or "")
 
         def write():
             row = self._row(ticket_id)
@@ -302,7 +305,7 @@ def link_fields(cdr):
     if cdr.get("recording"):
         out["recording"] = cdr["recording"]
     for key in ("ivr_path", "bot_transcript"):
-        value = cdr.get(key)
+        value = mask_value(cdr.get(key))          # masked in CDRs since issue 17; older rows too
         if value not in (None, "", [], {}):
             out[key] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return out

@@ -86,6 +86,6 @@ def _survey(call, ctx):
     settings = SurveySettings(comment_dir=str(pathlib.Path(ctx.runtime.voicemail_dir).parent))
     try:
         run_survey(call, prompts=prompts or None, settings=settings,
-                   render=lambda text: str(ctx.runtime.renderer.render(text)))
+                   render=lambda text: str(ctx.runtime.renderer.render(text, fixed=True)))  # default texts
     except CallGone:
         pass

@@ -5,6 +5,9 @@ as `*` on a phone keypad), `mobile` (1[3-9] + 9 digits), or a `regex`.
 """
 import re
 
+# the one resident-ID check (ISO 7064 MOD 11-2), shared with the masking of personal data
+from engine.privacy import id_number_valid as cn_id_valid
+
 SCHEMA = {"properties": {
     "prompt": {"type": "string"}, "invalid_prompt": {"type": "string"},
     "variable": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
@@ -18,15 +21,6 @@ DEFAULTS = {"invalid_prompt": None, "min_digits": 1, "max_digits": 20, "terminat
             "inter_digit_timeout": 4.0, "validator": None, "regex": None, "retries": 2}
 BRANCHES = ("ok", "invalid")
 PROMPT_FIELDS = ("prompt", "invalid_prompt")
-_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-
-
-def cn_id_valid(value):
-    value = value.upper()
-    if not re.fullmatch(r"\d{17}[\dX]", value):
-        return False
-    total = sum(int(c) * w for c, w in zip(value[:17], _WEIGHTS))
-    return "10X98765432"[total % 11] == value[17]
 
 
 def mobile_valid(value):

@@ -8,6 +8,8 @@ import json
 import urllib.error
 import urllib.request
 
+from engine.privacy import mask_text
+
 SCHEMA = {"properties": {
     "method": {"enum": ["GET", "POST"]}, "url": {"type": "string"}, "body": {"type": "string"},
     "timeout": {"type": "number", "minimum": 0.05, "maximum": 30},
@@ -48,10 +50,11 @@ def handle(call, node, ctx):
     except urllib.error.HTTPError as exc:
         if exc.code in p["not_found_status"]:
             return "not_found"
-        call.log.warning("lookup %s: HTTP %s", url, exc.code)
+        # the URL often carries the caller's ID number: logged masked (engine.privacy)
+        call.log.warning("lookup %s: HTTP %s", mask_text(url), exc.code)
         return "error"
     except (OSError, ValueError) as exc:    # timeouts, refused connections, bad JSON
-        call.log.warning("lookup %s failed: %s", url, exc)
+        call.log.warning("lookup %s failed: %s", mask_text(url), mask_text(str(exc)))
         return "error"
     result = dotted(data, p["result"]) if p["result"] else data
     if p["empty_is_not_found"] and result in (None, _MISSING, [], {}, ""):

@@ -1,0 +1,51 @@
+"""`hotline privacy keygen|audit`: the key that seals callers' personal data, and who saw it."""
+import json
+import os
+import sys
+
+from engine.clitext import iso, table
+
+DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("privacy", help="callers' personal data: key, access audit",
+                                   description=__doc__)
+    sub = parser.add_subparsers(dest="privacy_command", metavar="ACTION", required=True)
+    key = sub.add_parser("keygen", help="print a new key for HOTLINE_PII_KEY (keep it out of files)")
+    key.set_defaults(func=cmd_keygen)
+    audit = sub.add_parser("audit", help="who saw callers' personal data in clear, when and why")
+    audit.add_argument("--call", help="one call's uuid")
+    audit.add_argument("--config", default=DEFAULT_CONFIG, help="settings file (default %(default)s)")
+    audit.add_argument("--json", action="store_true")
+    audit.set_defaults(func=cmd_audit)
+
+
+def cmd_keygen(args):
+    from engine import privacy
+    print(privacy.new_key())
+    print("hotline privacy: set it as HOTLINE_PII_KEY for the engine and for whoever may reveal; "
+          "a lost key loses the clear copies for good", file=sys.stderr)
+    return 0
+
+
+def cmd_audit(args):
+    from engine.cdr.cli import _open_store
+    from engine.privacy.access import audit_rows
+    store = _open_store(args)
+    if store is None:
+        return 1
+    try:
+        rows = audit_rows(store, call_uuid=args.call)
+    finally:
+        store.close()
+    if args.json:
+        json.dump([iso(r) for r in rows], sys.stdout, ensure_ascii=False, indent=1)
+        print()
+    elif not rows:
+        print("no access to personal data recorded")
+    else:
+        print(table(["at (UTC)", "actor", "via", "call", "fields", "reason"],
+                    [[f"{r['at']:%Y-%m-%d %H:%M:%S}", repr(r["actor"]), r["via"], r["call_uuid"],
+                      ",".join(r["fields"] or []), repr(r["reason"])] for r in rows]))
+    return 0
