@@ -17,12 +17,14 @@ import sys
 
 import gevent
 from gevent.event import Event as Flag
+from gevent.lock import Semaphore
 
 from engine.callapi import CallGone
 from engine.calls import Call
 from engine.cdr.record import cdr_from_hangup
 from engine.cdr.store import CdrStore
 from engine.cdr.xmlcdr import ENGINE_VARIABLE, import_dir
+from engine.configcheck import CHECK_MEMORY, CHECK_SECONDS, check_reload
 from engine.esl import commands
 from engine.esl.connection import InboundConnection
 from engine.esl.outbound import OutboundServer
@@ -48,6 +50,8 @@ class Engine:
         self._idle = Flag()
         self._idle.set()
         self._importer = None
+        self._reloading = Semaphore()
+        self.reload_limits = (CHECK_SECONDS, CHECK_MEMORY)   # the reload checker's time and memory
         self._recent_hangups = collections.OrderedDict()  # uuid -> CHANNEL_HANGUP_COMPLETE (inbound)
         self.cdrs_written = 0
         s = settings
@@ -159,9 +163,13 @@ class Engine:
         if reload is None and self.acd is None:
             log.info("reload: nothing reloadable in this configuration")
             return []
-        problems = list(reload() if reload else [])
-        if self.acd is not None:
-            problems += self.acd.reload()
+        with self._reloading:           # one at a time: a second request waits for the first
+            # checked first in a bounded process: a hostile file costs that process, not the hub
+            problems = check_reload(settings or self.settings, *self.reload_limits)
+            if not problems:
+                problems = list(reload() if reload else [])
+                if self.acd is not None:
+                    problems += self.acd.reload()
         if problems:
             log.error("reload refused, running version kept:\n%s", "\n".join(map(str, problems)))
         else:
