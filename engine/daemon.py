@@ -440,8 +440,14 @@ def _cmd_run(args):
     except (OSError, SystemExit) as exc:
         print(f"hotline: cannot start: {exc}", file=sys.stderr)
         return 2
+    from engine import pidfile
     pid_file = settings.paths.var_dir / "hotline.pid"
-    pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        pid_fd = pidfile.claim(pid_file)        # held until exit: proves to the CLI we are the engine
+    except RuntimeError as exc:
+        print(f"hotline: cannot start: {exc}", file=sys.stderr)
+        engine.shutdown(grace=0)
+        return 2
 
     def reload():
         try:
@@ -456,8 +462,5 @@ def _cmd_run(args):
     gevent.signal_handler(signal.SIGINT, lambda: gevent.spawn(engine.shutdown))
     gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(reload))
     engine.finished.wait()
-    try:
-        pid_file.unlink()
-    except OSError:
-        pass
+    pidfile.release(pid_fd, pid_file)
     return 0
