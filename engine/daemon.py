@@ -415,7 +415,8 @@ CHATTY_LIBRARIES = ("peewee", "urllib3", "asyncio", "websockets", "aiohttp", "ed
 def setup_logging(settings):
     handler = (logging.FileHandler(settings.log.file) if settings.log.file
                else logging.StreamHandler(sys.stderr))
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    from engine.logformat import OneLineFormatter
+    handler.setFormatter(OneLineFormatter())     # text from outside never starts a line of its own
     root = logging.getLogger()
     root.handlers[:] = [handler]
     set_levels(settings)
