@@ -106,6 +106,10 @@ class Transport:
                 raise ProtocolError(f"unexpected {ctype} with no command waiting")
             self._pending.popleft().set(msg)
         elif ctype in _EVENT_TYPES:
+            if "body" in msg.truncated:     # over MAX_BODY_BYTES: skipped, the connection kept
+                self.log.warning("event of %s bytes skipped (over the size limit)",
+                                 msg.headers.get("Content-Length"))
+                return
             event = Event.from_message(msg)
             if event.name == "BACKGROUND_JOB":
                 job = self._jobs.pop(event.get("Job-UUID", ""), None)
