@@ -25,6 +25,7 @@ from engine.cdr.record import cdr_from_hangup
 from engine.cdr.store import CdrStore
 from engine.cdr.xmlcdr import ENGINE_VARIABLE, import_dir
 from engine.configcheck import CHECK_MEMORY, CHECK_SECONDS, check_reload
+from engine import offhub
 from engine.esl import commands
 from engine.esl.connection import InboundConnection
 from engine.esl.outbound import OutboundServer
@@ -51,6 +52,7 @@ class Engine:
         self._idle.set()
         self._importer = None
         self._reloading = Semaphore()
+        self._importing = Semaphore()
         self.reload_limits = (CHECK_SECONDS, CHECK_MEMORY)   # the reload checker's time and memory
         self._recent_hangups = collections.OrderedDict()  # uuid -> CHANNEL_HANGUP_COMPLETE (inbound)
         self.cdrs_written = 0
@@ -239,13 +241,16 @@ class Engine:
             call.log.info("engine id not set on the leg: %s", exc)
 
     def _import_switch_cdrs(self):
-        try:
-            return import_dir(self.store, self.settings.switch.cdr_dir, set(self.settings.trunk.dids),
-                              live_uuids=set(self.calls), engine_id=self.engine_id,
-                              socket_target=self.socket_target)
-        except Exception:
-            log.exception("switch CDR import failed; will retry")
-            return 0
+        # Listing, reading and parsing the files happen in a worker thread (engine.offhub): on the
+        # hub they stalled every call for seconds. One import at a time: two would both find a file.
+        with self._importing:
+            try:
+                return offhub.run(import_dir, offhub.OnHub(self.store), self.settings.switch.cdr_dir,
+                                  set(self.settings.trunk.dids), live_uuids=set(self.calls),
+                                  engine_id=self.engine_id, socket_target=self.socket_target)
+            except Exception:
+                log.exception("switch CDR import failed; will retry")
+                return 0
 
     def _import_loop(self):
         while True:
