@@ -90,3 +90,11 @@ def test_a_slow_body_is_cut_off(rig, monkeypatch):
         data += chunk
     assert data.startswith(b"HTTP/1.1 408")
     s.close()
+
+
+def test_a_negative_content_length_is_a_bad_request(rig):
+    s = socket.create_connection(("127.0.0.1", rig.port), timeout=10)
+    s.sendall(b"POST /v1/reload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-secret\r\n"
+              b"Content-Length: -1\r\n\r\n{}")
+    assert s.recv(65536).split()[1] in (b"400",)
+    s.close()

@@ -59,3 +59,11 @@ def test_a_body_over_the_limit_is_skipped_and_the_stream_stays_in_step():
     skipped, reply = msgs
     assert skipped.body == b"" and skipped.truncated == ("body",)
     assert reply.body == b"ok" and reply.truncated == ()
+
+
+def test_a_json_event_nested_too_deeply_is_a_protocol_error_not_a_crash():
+    import pytest as _pytest
+    from engine.esl.protocol import Event, Message, ProtocolError
+    msg = Message({"Content-Type": "text/event-json"}, b"[" * 100_000 + b"]" * 100_000)
+    with _pytest.raises(ProtocolError):
+        Event.from_message(msg)

@@ -128,6 +128,8 @@ class ControlApp:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             raise HttpError(400, "bad Content-Length")
+        if length < 0:                  # read(-1) would read until the client closes
+            raise HttpError(400, "bad Content-Length")
         if length > MAX_BODY:
             raise HttpError(413, "request body too large")
         try:

@@ -153,7 +153,7 @@ class Event:
     def _from_json(cls, data):
         try:
             obj = json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ProtocolError(f"event: invalid JSON body: {exc}") from None
         if not isinstance(obj, dict):
             raise ProtocolError("event: JSON body is not an object")

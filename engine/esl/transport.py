@@ -97,6 +97,9 @@ class Transport:
             reason = f"socket error: {exc}"
         except gevent.GreenletExit:
             reason = "closed"
+        except Exception as exc:        # a bug on bytes from outside: end the link, never a silent read loop death
+            self.log.exception("reading from the switch failed")
+            reason = f"internal error: {exc}"
         self._lost(reason)
 
     def _route(self, msg):
