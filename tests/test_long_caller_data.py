@@ -49,9 +49,9 @@ def test_parser_cuts_long_values_at_an_escape_boundary_and_keeps_the_stream():
     assert second.body == b"ok" and second.truncated == ()
 
 
-def test_a_body_over_the_limit_is_skipped_and_the_stream_stays_in_step():
+def test_a_json_body_over_the_limit_is_skipped_and_the_stream_stays_in_step():
     parser = Parser(max_body=1000)
-    data = (b"Content-Type: text/event-plain\nContent-Length: 5000\n\n" + b"x" * 5000
+    data = (b"Content-Type: text/event-json\nContent-Length: 5000\n\n" + b"x" * 5000
             + b"Content-Type: api/response\nContent-Length: 2\n\nok")
     msgs = []
     for i in range(0, len(data), 300):
@@ -67,3 +67,23 @@ def test_a_json_event_nested_too_deeply_is_a_protocol_error_not_a_crash():
     msg = Message({"Content-Type": "text/event-json"}, b"[" * 100_000 + b"]" * 100_000)
     with _pytest.raises(ProtocolError):
         Event.from_message(msg)
+
+
+@pytest.mark.parametrize("chunk", [997, 5000, 65536, 10**7])
+def test_a_plain_event_over_the_body_limit_arrives_with_its_values_cut(chunk):
+    from engine.esl.protocol import Event
+    name = "%E5%BC%A0" * 20_000                     # 180 KB each, in two headers
+    inner = (f"Event-Name: CHANNEL_HANGUP_COMPLETE\nUnique-ID: u1\nCaller-Caller-ID-Name: {name}\n"
+             f"variable_caller_id_name: {name}\nHangup-Cause: NORMAL_CLEARING\n\n").encode()
+    data = (b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(inner) + inner
+            + b"Content-Type: api/response\nContent-Length: 2\n\nok")
+    parser = Parser(max_body=64 * 1024)
+    msgs = []
+    for i in range(0, len(data), chunk):
+        msgs += parser.feed(data[i:i + chunk])
+    event_msg, reply = msgs
+    assert event_msg.truncated == ("Caller-Caller-ID-Name", "variable_caller_id_name")
+    event = Event.from_message(event_msg)
+    assert event.name == "CHANNEL_HANGUP_COMPLETE" and event["Hangup-Cause"] == "NORMAL_CLEARING"
+    assert event["Caller-Caller-ID-Name"] == "张" * (MAX_VALUE_BYTES // 9)
+    assert reply.body == b"ok"

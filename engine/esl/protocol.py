@@ -25,7 +25,9 @@ MAX_VALUE_BYTES = 4096
 MAX_LONG_BLOCK_BYTES = 1024 * 1024
 ABSURD_BYTES = 256 * 1024 * 1024      # a header block or body beyond any switch's: not ESL, drop the link
 _NAME_ALLOWANCE = 256                 # a header name and ": " before the value
-MAX_BODY_BYTES = 8 * 1024 * 1024      # `show channels as json` at 1000 channels stays well below
+MAX_BODY_BYTES = 8 * 1024 * 1024      # `show channels as json` at 1000 channels stays well below;
+# a plain event over it (a caller's name of megabytes in every header) is cut as it streams by,
+# any other body over it is read past and delivered empty with "body" in Message.truncated
 
 
 class ProtocolError(Exception):
@@ -230,6 +232,8 @@ class Parser:
         self.max_body = max_body
         self._long = None             # _LongBlock while reading a header block over max_header
         self._skip = False            # reading past a body over max_body (delivered empty, "body" cut)
+        self._cutter = None           # _LongBlock of a plain event over max_body, its values cut
+        self._cut_block = None        # (header text, cut names) of that event, once complete
         self.absurd = absurd
         self._truncated = ()
 
@@ -276,15 +280,26 @@ class Parser:
                 if need > self.absurd:
                     raise ProtocolError(f"body of {need} bytes: no switch sends that")
                 self._skip = need > self.max_body       # read past it: the stream stays in step
-                if self._skip:
+                if self._skip and headers.get("Content-Type") == "text/event-plain":
+                    # a plain event is a header block too: its values are cut as it streams by
+                    self._cutter, self._cut_block = _LongBlock(self.absurd), None
+                elif self._skip:
                     truncated = (*truncated, "body")
                 self._pending, self._need, self._line, self._truncated = headers, need, line, truncated
             if self._skip:
+                if self._cutter is not None:
+                    pos = self._cut_event(buf, pos)
+                    if self._cutter is not None:
+                        break                   # more of the event's headers to come
                 taken = min(self._need, len(buf) - pos)
                 pos, self._need = pos + taken, self._need - taken
                 if self._need:
                     break
                 body = b""
+                if self._cut_block is not None:
+                    block, cut = self._cut_block
+                    body, self._cut_block = (block + "\n\n").encode("utf-8"), None
+                    self._truncated = (*self._truncated, *cut)
             else:
                 if len(buf) - pos < self._need:
                     break
@@ -295,6 +310,24 @@ class Parser:
         if pos:
             del buf[:pos]
         return out
+
+
+    def _cut_event(self, buf, pos):
+        """Feed what is here of an over-long plain event body to its _LongBlock; once its header
+        block is complete, keep it in _cut_block (the rest of the body is then read past)."""
+        avail = min(self._need, len(buf) - pos)
+        view = bytes(buf[pos:pos + avail])
+        used, block, cut = self._cutter.lines(view, 0)
+        if block is None and avail == self._need:       # the body ended without a blank line
+            if used < avail:
+                rest = view[used:]
+                limit = MAX_VALUE_BYTES + _NAME_ALLOWANCE
+                self._cutter._add(rest[:limit], cut=len(rest) > limit)
+            used, block, cut = avail, "\n".join(self._cutter.kept), tuple(self._cutter.cut)
+        self._need -= used
+        if block is not None:
+            self._cut_block, self._cutter = (block, cut), None
+        return pos + used
 
 
 class _LongBlock:
