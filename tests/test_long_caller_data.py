@@ -87,3 +87,10 @@ def test_a_plain_event_over_the_body_limit_arrives_with_its_values_cut(chunk):
     assert event.name == "CHANNEL_HANGUP_COMPLETE" and event["Hangup-Cause"] == "NORMAL_CLEARING"
     assert event["Caller-Caller-ID-Name"] == "张" * (MAX_VALUE_BYTES // 9)
     assert reply.body == b"ok"
+
+
+def test_the_simulated_switch_refuses_an_invite_over_its_2_mb_as_sofia_sip_does():
+    from engine.sim.switch import SipRefused, Switch
+    switch = Switch()
+    with pytest.raises(SipRefused, match="413"):
+        switch.place_call("12345", "13800138000", "张" * 700_000)      # 2.1 MB of name
