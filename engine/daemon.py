@@ -19,13 +19,13 @@ import gevent
 from gevent.event import Event as Flag
 from gevent.lock import Semaphore
 
+from engine import offhub
 from engine.callapi import CallGone
 from engine.calls import Call
 from engine.cdr.record import cdr_from_hangup
 from engine.cdr.store import CdrStore
 from engine.cdr.xmlcdr import ENGINE_VARIABLE, import_dir
 from engine.configcheck import CHECK_MEMORY, CHECK_SECONDS, check_reload
-from engine import offhub
 from engine.esl import commands
 from engine.esl.connection import InboundConnection
 from engine.esl.outbound import OutboundServer
