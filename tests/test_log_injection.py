@@ -27,6 +27,22 @@ def test_formatter_keeps_one_line_per_record_but_a_traceback_keeps_its_lines():
     assert text.splitlines()[0].endswith("failed: a\\nb") and "Traceback" in text.splitlines()[1]
 
 
+def test_an_exception_quoting_outside_text_cannot_start_a_line():
+    fmt = OneLineFormatter()
+    try:
+        try:
+            raise KeyError("x")
+        except KeyError:
+            raise ValueError("bad number 139\n2026-01-01 00:00:00,000 INFO hotline: forged")
+    except ValueError:
+        import sys
+        record = logging.LogRecord("hotline", logging.ERROR, __file__, 1, "call failed", (), sys.exc_info())
+    lines = fmt.format(record).splitlines()
+    assert not [line for line in lines if line.startswith("2026-01-01")]
+    assert lines[-1] == "ValueError: bad number 139\\n2026-01-01 00:00:00,000 INFO hotline: forged"
+    assert any(line.startswith("During handling of the above exception") for line in lines)
+
+
 def test_a_forged_caller_number_stays_on_its_call_line(tmp_path):
     ep = EngineProcess(tmp_path)
     try:
