@@ -218,7 +218,8 @@ class Parser:
     """Incremental ESL message parser: feed bytes, get complete messages.
 
     With commands=True it parses what a client sends (the switch's side, i.e. the simulator): the
-    first line of each block is the command (`sendmsg <uuid>`, `api status`), kept in `.line`.
+    first line of each block is the command (`sendmsg <uuid>`, `api status`), kept in `.line`, and
+    a block or body over the limits drops the client, as before (nothing there is a caller's data).
     """
 
     def __init__(self, max_header=MAX_HEADER_BYTES, max_body=MAX_BODY_BYTES, commands=False,
@@ -252,6 +253,8 @@ class Parser:
                 else:
                     end = buf.find(b"\n\n", pos)
                     if (end < 0 and len(buf) - pos > self.max_header) or end - pos > self.max_header:
+                        if self.commands:       # the switch's side (the simulator) drops such a client
+                            raise ProtocolError(f"header block over {self.max_header} bytes")
                         self._long = _LongBlock(self.absurd)
                         continue
                     if end < 0:
@@ -277,8 +280,9 @@ class Parser:
                 if not length.isdigit():
                     raise ProtocolError(f"bad Content-Length {length[:20]!r}")
                 need = int(length)
-                if need > self.absurd:
-                    raise ProtocolError(f"body of {need} bytes: no switch sends that")
+                if need > self.absurd or (self.commands and need > self.max_body):
+                    raise ProtocolError(f"body of {need} bytes is over the "
+                                        f"{self.max_body if self.commands else self.absurd} limit")
                 self._skip = need > self.max_body       # read past it: the stream stays in step
                 if self._skip and headers.get("Content-Type") == "text/event-plain":
                     # a plain event is a header block too: its values are cut as it streams by
