@@ -18,14 +18,17 @@ import sys
 
 import gevent
 from gevent.event import Event as Flag
+from gevent.lock import Semaphore
 
 from engine import privacy
+from engine import offhub
 from engine.callapi import CallGone
 from engine.calls import Call
 from engine.cdr.orphans import CORE_UUID_KEY, SOCKET_KEY, finish_orphans
 from engine.cdr.record import cdr_from_hangup
 from engine.cdr.store import PROVISIONAL, CdrStore
 from engine.cdr.xmlcdr import ENGINE_VARIABLE, import_dir
+from engine.configcheck import CHECK_MEMORY, CHECK_SECONDS, check_reload
 from engine.esl import commands
 from engine.esl.connection import InboundConnection
 from engine.esl.outbound import OutboundServer
@@ -54,6 +57,9 @@ class Engine:
         self._importer = None
         self._retention = None              # the daily recordings purge (engine.media.retention)
         self.retention = None
+        self._reloading = Semaphore()
+        self._importing = Semaphore()
+        self.reload_limits = (CHECK_SECONDS, CHECK_MEMORY)   # the reload checker's time and memory
         self._recent_hangups = collections.OrderedDict()  # uuid -> CHANNEL_HANGUP_COMPLETE (inbound)
         self.cdrs_written = 0
         s = settings
@@ -172,9 +178,13 @@ class Engine:
         if reload is None and self.acd is None:
             log.info("reload: nothing reloadable in this configuration")
             return []
-        problems = list(reload() if reload else [])
-        if self.acd is not None:
-            problems += self.acd.reload()
+        with self._reloading:           # one at a time: a second request waits for the first
+            # checked first in a bounded process: a hostile file costs that process, not the hub
+            problems = check_reload(settings or self.settings, *self.reload_limits)
+            if not problems:
+                problems = list(reload() if reload else [])
+                if self.acd is not None:
+                    problems += self.acd.reload()
         if problems:
             log.error("reload refused, running version kept:\n%s", "\n".join(map(str, problems)))
         else:
@@ -289,19 +299,22 @@ class Engine:
             call.log.info("engine id not set on the leg: %s", exc)
 
     def _import_switch_cdrs(self):
-        try:
-            written = import_dir(self.store, self.settings.switch.cdr_dir, set(self.settings.trunk.dids),
-                                 live_uuids=set(self.calls), engine_id=self.engine_id,
-                                 socket_target=self.socket_target)
-        except Exception:
-            log.exception("switch CDR import failed; will retry")
-            return 0
-        try:
-            finish_orphans(self.store, self.switch_core_uuid, self.socket_target,
-                           self.settings.switch.cdr_dir, live_uuids=set(self.calls))
-        except Exception:
-            log.exception("finishing provisional CDRs failed; will retry")
-        return written
+        # Listing, reading and parsing the files happen in a worker thread (engine.offhub): on the
+        # hub they stalled every call for seconds. One import at a time: two would both find a file.
+        with self._importing:
+            try:
+                written = offhub.run(import_dir, offhub.OnHub(self.store), self.settings.switch.cdr_dir,
+                                     set(self.settings.trunk.dids), live_uuids=set(self.calls),
+                                     engine_id=self.engine_id, socket_target=self.socket_target)
+            except Exception:
+                log.exception("switch CDR import failed; will retry")
+                return 0
+            try:
+                offhub.run(finish_orphans, offhub.OnHub(self.store), self.switch_core_uuid,
+                           self.socket_target, self.settings.switch.cdr_dir, live_uuids=set(self.calls))
+            except Exception:
+                log.exception("finishing provisional CDRs failed; will retry")
+            return written
 
     def _note_core_uuid(self, event):
         """The Core-UUID of the switch we talk to now (a new one at each start of the switch)."""
@@ -483,7 +496,8 @@ CHATTY_LIBRARIES = ("peewee", "urllib3", "asyncio", "websockets", "aiohttp", "ed
 def setup_logging(settings):
     handler = (logging.FileHandler(settings.log.file) if settings.log.file
                else logging.StreamHandler(sys.stderr))
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    from engine.logformat import OneLineFormatter
+    handler.setFormatter(OneLineFormatter())     # text from outside never starts a line of its own
     root = logging.getLogger()
     root.handlers[:] = [handler]
     privacy.install_log_masking(root.handlers)     # no ID or card number in clear in the log
@@ -514,8 +528,14 @@ def _cmd_run(args):
     except (OSError, SystemExit) as exc:
         print(f"hotline: cannot start: {exc}", file=sys.stderr)
         return 2
+    from engine import pidfile
     pid_file = settings.paths.var_dir / "hotline.pid"
-    pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        pid_fd = pidfile.claim(pid_file)        # held until exit: proves to the CLI we are the engine
+    except RuntimeError as exc:
+        print(f"hotline: cannot start: {exc}", file=sys.stderr)
+        engine.shutdown(grace=0)
+        return 2
 
     def reload():
         try:
@@ -530,8 +550,5 @@ def _cmd_run(args):
     gevent.signal_handler(signal.SIGINT, lambda: gevent.spawn(engine.shutdown))
     gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(reload))
     engine.finished.wait()
-    try:
-        pid_file.unlink()
-    except OSError:
-        pass
+    pidfile.release(pid_fd, pid_file)
     return 0

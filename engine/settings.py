@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Optional, Tuple
 
-from ruamel.yaml import YAML
+from engine import yamlpos
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 DEFAULT_ESL_PASSWORD = "ClueCon"   # FreeSWITCH's stock password; only with allow_default_password
@@ -248,7 +248,7 @@ def load_yaml(path: Path, error=SettingsError):
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        data = YAML(typ="rt").load(text)
+        data = yamlpos.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

@@ -1,5 +1,51 @@
-"""Positions in ruamel.yaml trees and plain copies of them, for `file:line:col: problem` errors
-(the IVR flow loader and the bot file loader report problems the same way)."""
+"""Reading our YAML files safely, and positions in ruamel.yaml trees for `file:line:col: problem`
+errors (the settings, IVR flow, bot, agents/queues and tickets loaders all read through `load`).
+
+Every file we load can arrive from outside (`POST /v1/reload`, a flow an operator was sent): a 2 KB
+file of nested aliases ("billion laughs") expands to billions of nodes when the tree is walked
+(plain copies, schema checks, position marks) and froze the engine past 1.3 GiB. Our files need no
+aliases, so `load` refuses them while composing, and caps depth and node count, before any of
+that work is done.
+"""
+from ruamel.yaml import YAML
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.events import AliasEvent
+
+MAX_BYTES = 2 * 1024 * 1024     # our largest shipped file is a few KB; a flow set of 100 menus is ~200 KB
+MAX_NODES = 200_000             # scalars, mappings and sequences in one file
+MAX_DEPTH = 64                  # nesting (a deep flow is ~8 levels); deeper overflows recursive walks
+
+
+class UnsafeYAML(MarkedYAMLError):
+    """A file we refuse to compose (alias, too deep, too many nodes, too large)."""
+
+
+class _BoundedComposer(Composer):
+    def compose_node(self, parent, index):
+        if self.parser.check_event(AliasEvent):
+            event = self.parser.peek_event()
+            raise UnsafeYAML(None, None, f"alias *{event.anchor} refused: write the value out "
+                             "(aliases are not allowed in hotline files)", event.start_mark)
+        self._nodes = getattr(self, "_nodes", 0) + 1
+        if self._nodes > MAX_NODES:
+            raise UnsafeYAML(None, None, f"more than {MAX_NODES} values in one file",
+                             self.parser.peek_event().start_mark)
+        if self.depth >= MAX_DEPTH:
+            raise UnsafeYAML(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                             self.parser.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+def load(text):
+    """The round-trip (position-keeping) tree of YAML `text`; raises MarkedYAMLError (UnsafeYAML
+    for an alias, a too deep or too large document)."""
+    if len(text) > MAX_BYTES:
+        raise UnsafeYAML(None, None, f"file larger than {MAX_BYTES // 1024} KB", None)
+    yaml = YAML(typ="rt")
+    yaml.Composer = _BoundedComposer
+    return yaml.load(text)
+
 
 
 def pos(mapping, key=None):

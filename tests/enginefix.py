@@ -54,7 +54,7 @@ class Rig:
 class EngineProcess:
     """`hotline run` as a real process against a simulator in this process (signals, kill -9)."""
 
-    def __init__(self, tmp_path, grace=0.2):
+    def __init__(self, tmp_path, grace=0.2, extra_config=""):
         import os
         import subprocess
         import sys
@@ -67,7 +67,7 @@ class EngineProcess:
         self.config.write_text(
             f'trunk: {{dids: ["12345"]}}\nesl: {{port: {esl_port}}}\noutbound: {{listen_port: {out_port}}}\n'
             f"paths: {{var_dir: {tmp_path / 'var'}}}\nfiles: {{flows_dir: {tmp_path / 'no-flows'}}}\n"
-            f"shutdown: {{grace_seconds: {grace}}}\nlog: {{file: {tmp_path / 'engine.log'}}}\n")
+            f"shutdown: {{grace_seconds: {grace}}}\nlog: {{file: {tmp_path / 'engine.log'}}}\n" + extra_config)
         env = {**os.environ, "HOTLINE_ESL_PASSWORD": PASSWORD}
         self.settings = load_settings(self.config, env=env)
         self.log = tmp_path / "engine.log"

@@ -59,7 +59,7 @@ def test_override_set_list_clear(tmp_path, config):
     assert hotline("override", "clear", "12345", "--var-dir", config).returncode == 1
 
 
-def test_reload_signals_the_pid_file(tmp_path, config):
+def test_reload_never_signals_a_pid_that_is_not_our_engine(tmp_path, config):
     assert hotline("reload", "--var-dir", config).returncode == 1      # no daemon: a clear error
     child = subprocess.Popen([sys.executable, "-c",
                               "import signal,sys,time\n"
@@ -68,9 +68,10 @@ def test_reload_signals_the_pid_file(tmp_path, config):
     try:
         child.stdout.readline()
         (tmp_path / "var").mkdir(exist_ok=True)
-        (tmp_path / "var" / "hotline.pid").write_text(str(child.pid))
-        assert hotline("reload", "--var-dir", config).returncode == 0
-        assert child.wait(timeout=10) == 7
+        (tmp_path / "var" / "hotline.pid").write_text(str(child.pid))     # a stale file, pid reused
+        out = hotline("reload", "--var-dir", config)
+        assert out.returncode == 1 and "no engine holds it" in out.stderr and "nothing was signalled" in out.stderr
+        assert child.poll() is None
     finally:
         if child.poll() is None:
             os.kill(child.pid, signal.SIGKILL)

@@ -245,8 +245,15 @@ class AgentBoard:
         if timer is not None and timer is not gevent.getcurrent():
             timer.kill(block=False)
 
+    def timer_pending(self, agent_id):
+        """Is this engine's wrap-up timer for the agent scheduled or running? (The watchdog leaves
+        such a wrap-up to it: after a stalled hub both are due, and either may run first.)"""
+        timer = self._timers.get(agent_id)
+        return timer is not None and not timer.dead
+
     def _timer_fired(self, agent_id):
-        self._timers.pop(agent_id, None)
+        # stays in _timers while it runs (end_wrapup's _cancel_timer removes it): timer_pending
+        # must not say "no timer" while this one reads Redis
         data = self.store.agent(agent_id)
         until = float(data.get("wrap_until") or 0)
         if data["state"] == "wrap_up" and until > time.time() + 0.005:

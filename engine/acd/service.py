@@ -383,7 +383,7 @@ class Acd:
         elif name == "DTMF":
             self.features.on_dtmf(event)
 
-    def _stale_agent(self, d, now):
+    def _stale_agent(self, d, now, agent_id=None):
         """What the watchdog should do for an agent's state `d`: 'release', 'end_call',
         'end_wrapup' or None."""
         state, owner, call_uuid = d.get("state"), d.get("engine"), d.get("call")
@@ -397,6 +397,8 @@ class Acd:
             live = call_uuid in self.conversations or d.get("leg") in self.adopted
             return "end_call" if (mine and not live and old) or dead_owner else None
         if state == "wrap_up":
+            if mine and self.board.timer_pending(agent_id):
+                return None                 # our own timer ends it: late after a stalled hub is no fault
             until = float(d.get("wrap_until") or 0)
             return "end_wrapup" if until and now > until + 2.0 else None
         return None
@@ -473,10 +475,10 @@ class Acd:
         repaired = []
         states = self.store.agents(list(self.config.agents))
         for agent_id, d in states.items():
-            if self._stale_agent(d, time.time()) is None:
+            if self._stale_agent(d, time.time(), agent_id) is None:
                 continue
             d = self.store.agent(agent_id)              # again: the snapshot may be old by now
-            what = self._stale_agent(d, time.time())
+            what = self._stale_agent(d, time.time(), agent_id)
             if what is None:
                 continue
             state, call_uuid = d["state"], d.get("call")

@@ -36,15 +36,14 @@ A bot file (see ivr_flows/bots/city_hotline.yaml for a full one):
 `load_bot(path) -> Bot` raises BotError(problems) when anything is wrong; `check_bot(path)` returns
 (Bot or None, problems) for linting.
 """
-import io
 import pathlib
 import string
 from dataclasses import dataclass, field
 
 import jsonschema
-from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
+from engine import yamlpos
 from engine.yamlpos import plain as _plain, pos_at as _pos_at
 
 from . import faq as faq_mod
@@ -253,7 +252,7 @@ class _Checker:
 
 def read_yaml(path, problems):
     try:
-        return YAML().load(io.StringIO(pathlib.Path(path).read_text(encoding="utf-8")))
+        return yamlpos.load(pathlib.Path(path).read_text(encoding="utf-8"))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -10,6 +10,7 @@ import io
 import pathlib
 from dataclasses import dataclass, field
 
+MAX_CSV_BYTES = 16 * 1024 * 1024   # a knowledge base of ~20,000 entries; a bigger file is a mistake
 CSV_REQUIRED = ("id", "category", "question", "answer")
 CSV_KNOWN = CSV_REQUIRED + ("alternates", "keywords")
 
@@ -45,11 +46,22 @@ def read_csv(path):
     path = pathlib.Path(path)
     out = FaqLoad()
     try:
+        if path.stat().st_size > MAX_CSV_BYTES:
+            out.problems.append(f"{path}:1: file over {MAX_CSV_BYTES} bytes")
+            return out
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         out.problems.append(f"{path}:1: cannot read: {exc}")
         return out
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        _read_rows(path, reader, out)
+    except csv.Error as exc:         # a cell over csv's 128 KB field limit, a NUL byte, ...
+        out.problems.append(f"{path}:{reader.line_num + 1}: not readable as CSV: {exc}")
+    return out
+
+
+def _read_rows(path, reader, out):
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in CSV_REQUIRED if c not in header]
     unknown = [c for c in header if c not in CSV_KNOWN]

@@ -21,12 +21,22 @@ Every change is written to the audit log with the token's name as the actor.
     POST /v1/cdrs/<uuid>/reveal          {"reason": ..}: the same in clear, for privacy.reveal_role
                                          and up; each reveal is audited (engine.privacy.access)
 Errors answer {"error": "..."} with 400 (bad request), 401 (no/unknown token), 403 (role),
-404 (unknown agent/call), 409 (wrong state), 502 (the switch refused), 503 (no ACD configured).
+404 (unknown agent/call), 408 (body not received in time), 409 (wrong state), 502 (the switch
+refused), 503 (no ACD configured; too many connections).
+
+Connections are bounded: at most MAX_CONNECTIONS open (MAX_PER_CLIENT from one address), each
+must deliver its request within REQUEST_SECONDS; a connection over a cap is answered 503 at once
+and closed, so a flood of half-open sockets neither exhausts the engine's descriptors nor locks
+out a supervisor on another machine.
 """
 import hmac
 import json
 import logging
 import re
+import socket
+
+import gevent
+from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from engine.acd import views
 from engine.acd.agents import AgentError
@@ -35,6 +45,9 @@ from engine.acd.incall import ControlError
 log = logging.getLogger("hotline.control")
 
 MAX_BODY = 64 * 1024
+MAX_CONNECTIONS = 128        # open API connections (the CLI and supervisors' tools open one a request)
+MAX_PER_CLIENT = 32          # of those, from one address
+REQUEST_SECONDS = 10.0       # to send the request line, headers and body (also the keep-alive idle)
 ROLES = {"agent": 1, "supervisor": 2, "admin": 3}
 AGENT_ACTIONS = ("login", "logout", "ready", "break", "extend")
 CALL_ACTIONS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three-way", "survey",
@@ -120,14 +133,22 @@ class ControlApp:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             raise HttpError(400, "bad Content-Length")
+        if length < 0:                  # read(-1) would read until the client closes
+            raise HttpError(400, "bad Content-Length")
         if length > MAX_BODY:
             raise HttpError(413, "request body too large")
-        raw = environ["wsgi.input"].read(length) if length else b""
+        try:
+            with gevent.Timeout(REQUEST_SECONDS, HttpError(408, "request body not received in time")):
+                raw = environ["wsgi.input"].read(length) if length else b""
+        except OSError:
+            raise HttpError(408, "request body not received in time")
         if not raw:
             return {}
         try:
             data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except RecursionError:          # the C scanner recurses per [ or {: 30,000 of them overflow
+            raise HttpError(400, "body is not JSON we accept: nested too deeply")
+        except ValueError as exc:       # JSONDecodeError, UnicodeDecodeError, an over-long integer
             raise HttpError(400, f"body is not JSON: {exc}")
         if not isinstance(data, dict):
             raise HttpError(400, "body must be a JSON object")
@@ -319,14 +340,76 @@ def _public(row):
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-            405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
+            405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large",
             500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+
+
+_TOO_MANY = json.dumps({"error": "too many connections to the control API; try again"}).encode()
+_TOO_MANY_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                      b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_TOO_MANY), _TOO_MANY))
+
+
+class _BoundedHandler(WSGIHandler):
+    """A connection over a cap is answered 503 and closed; the others get REQUEST_SECONDS to send
+    each request (a socket timeout for every read, and a deadline for line + headers)."""
+
+    def handle(self):
+        server, client = self.server, _client(self.client_address)
+        if server.open_connections >= MAX_CONNECTIONS or server.per_client.get(client, 0) >= MAX_PER_CLIENT:
+            server.refused += 1
+            if server.refused == 1 or server.refused % 100 == 0:
+                log.warning("control API: %d connection(s) refused over the caps (%d open, %d from %s)",
+                            server.refused, server.open_connections, server.per_client.get(client, 0), client)
+            try:
+                self.socket.sendall(_TOO_MANY_RESPONSE)
+            except OSError:
+                pass
+            self.socket.close()
+            return
+        server.open_connections += 1
+        server.per_client[client] = server.per_client.get(client, 0) + 1
+        try:
+            self.socket.settimeout(REQUEST_SECONDS)
+            super().handle()
+        finally:
+            server.open_connections -= 1
+            server.per_client[client] -= 1
+            if not server.per_client[client]:
+                del server.per_client[client]
+
+    def handle_one_request(self):
+        self._deadline = gevent.Timeout.start_new(REQUEST_SECONDS, socket.timeout("request not received in time"))
+        try:
+            return super().handle_one_request()
+        finally:
+            self._deadline.close()
+
+    def handle_one_response(self):
+        self._deadline.close()          # the request is in; the answer may take longer (a reload)
+        return super().handle_one_response()
+
+    def _handle_client_error(self, ex):
+        if isinstance(ex, OSError):     # too slow, or gone: nobody to answer
+            self.close_connection = True
+            return None
+        return super()._handle_client_error(ex)
+
+
+def _client(address):
+    return address[0] if isinstance(address, tuple) and address else str(address)
+
+
+class ControlServer(WSGIServer):
+    handler_class = _BoundedHandler
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.open_connections, self.per_client, self.refused = 0, {}, 0
 
 
 def serve(engine, host, port, tokens):
     """Start the API server (gevent WSGI, no access log on stderr: requests are logged by us)."""
-    from gevent.pywsgi import WSGIServer
-    server = WSGIServer((host, port), ControlApp(engine, tokens), log=None, error_log=log)
+    server = ControlServer((host, port), ControlApp(engine, tokens), log=None, error_log=log)
     server.start()
     log.info("control API on http://%s:%s", *server.address[:2])
     return server

@@ -19,7 +19,7 @@ from gevent.server import StreamServer
 
 from engine.esl import commands
 from engine.esl.errors import ChannelGone, ConnectionLost
-from engine.esl.protocol import Event
+from engine.esl.protocol import MAX_HEADER_BYTES, MAX_VALUE_BYTES, Event
 from engine.esl.transport import Transport
 
 log = logging.getLogger("hotline.esl.outbound")
@@ -49,6 +49,10 @@ class OutboundSession(Transport):
         reply = self.command("connect")
         self.channel = Event(dict(reply.headers))
         self.uuid = self.channel.get("Unique-ID") or self.channel.get("Channel-Unique-ID")
+        if reply.truncated:
+            # a caller's oversized data (a 20,000-character name): served with the values cut
+            log.warning("[%s] channel data over %d KB: cut %s to %d bytes each", self.uuid,
+                        MAX_HEADER_BYTES // 1024, ", ".join(reply.truncated[:10]), MAX_VALUE_BYTES)
         fmt = "" if self.event_format == "plain" else f" {self.event_format}"
         self.command(f"myevents{fmt}")
         if playback_events:

@@ -6,14 +6,28 @@ own, after the lines are split, and only when somebody reads it.
 
 A message is a header block ended by an empty line, then `Content-Length` bytes of body. The parser
 accepts data cut at any byte and several messages in one read, and refuses what no switch sends
-(a header line without a colon, an absurd length) with `ProtocolError`, after which the connection
-must be dropped: we cannot resynchronise a byte stream we no longer understand.
+(a header line without a colon, a Content-Length that is not a number) with `ProtocolError`, after
+which the connection must be dropped: we cannot resynchronise a byte stream we no longer understand.
+What is only too big (a caller's oversized name repeated in every event of its channel) is cut,
+never a reason to drop the connection: see MAX_VALUE_BYTES and `Message.truncated`.
 """
 import json
-from urllib.parse import unquote
+import re
+from urllib.parse import unquote, unquote_to_bytes
 
-MAX_HEADER_BYTES = 64 * 1024          # a CHANNEL_DATA block is ~7 KB; 64 KB is far beyond any real one
-MAX_BODY_BYTES = 8 * 1024 * 1024      # `show channels as json` at 1000 channels stays well below
+MAX_HEADER_BYTES = 64 * 1024          # a CHANNEL_DATA block is ~7 KB; past this, blocks are cut line by line
+# A caller sets its display name, and the switch takes SIP messages up to 2 MB (sofia-sip nta.c:
+# `if (maxsize == 0) maxsize = 2 * 1024 * 1024`): its CHANNEL_DATA repeats the name in several
+# headers, URL-encoded (9 bytes a Chinese character), so a block can reach tens of MB. A block over
+# MAX_HEADER_BYTES is read line by line: each value is cut to MAX_VALUE_BYTES (at a character
+# boundary) and the block kept to MAX_LONG_BLOCK_BYTES, so memory stays bounded and the call served.
+MAX_VALUE_BYTES = 4096
+MAX_LONG_BLOCK_BYTES = 1024 * 1024
+ABSURD_BYTES = 256 * 1024 * 1024      # a header block or body beyond any switch's: not ESL, drop the link
+_NAME_ALLOWANCE = 256                 # a header name and ": " before the value
+MAX_BODY_BYTES = 8 * 1024 * 1024      # `show channels as json` at 1000 channels stays well below;
+# a plain event over it (a caller's name of megabytes in every header) is cut as it streams by,
+# any other body over it is read past and delivered empty with "body" in Message.truncated
 
 
 class ProtocolError(Exception):
@@ -59,12 +73,13 @@ def _decode(value):
 class Message:
     """One ESL message: its outer headers (never URL-encoded) and raw body bytes."""
 
-    __slots__ = ("headers", "body", "line")
+    __slots__ = ("headers", "body", "line", "truncated")
 
-    def __init__(self, headers, body=b"", line=None):
+    def __init__(self, headers, body=b"", line=None, truncated=()):
         self.headers = headers
         self.body = body
         self.line = line      # the command line, for messages parsed with Parser(commands=True)
+        self.truncated = truncated    # names of headers cut (or "...dropped") in an over-long block
 
     @property
     def content_type(self):
@@ -140,7 +155,7 @@ class Event:
     def _from_json(cls, data):
         try:
             obj = json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ProtocolError(f"event: invalid JSON body: {exc}") from None
         if not isinstance(obj, dict):
             raise ProtocolError("event: JSON body is not an object")
@@ -149,8 +164,9 @@ class Event:
         return cls(raw, body, "json")
 
     def get(self, name, default=None):
-        if self._decoded is None:
-            return self._raw.get(name, default)
+        if self._decoded is None:           # JSON: values are not URL-encoded
+            value = self._raw.get(name, default)
+            return value[:MAX_VALUE_BYTES] if isinstance(value, str) else value
         try:
             return self._decoded[name]
         except KeyError:
@@ -161,6 +177,8 @@ class Event:
             raw = self._raw.get(name)
         if raw is None:
             return default
+        if len(raw) > MAX_VALUE_BYTES:        # a caller's 20,000-character name: cut as in a connect reply
+            raw = _cut_value(raw)
         value = self._decoded[name] = _decode(raw)
         return value
 
@@ -200,10 +218,12 @@ class Parser:
     """Incremental ESL message parser: feed bytes, get complete messages.
 
     With commands=True it parses what a client sends (the switch's side, i.e. the simulator): the
-    first line of each block is the command (`sendmsg <uuid>`, `api status`), kept in `.line`.
+    first line of each block is the command (`sendmsg <uuid>`, `api status`), kept in `.line`, and
+    a block or body over the limits drops the client, as before (nothing there is a caller's data).
     """
 
-    def __init__(self, max_header=MAX_HEADER_BYTES, max_body=MAX_BODY_BYTES, commands=False):
+    def __init__(self, max_header=MAX_HEADER_BYTES, max_body=MAX_BODY_BYTES, commands=False,
+                 absurd=ABSURD_BYTES):
         self.commands = commands
         self._buf = bytearray()
         self._pending = None          # headers of a message whose body is not complete yet
@@ -211,6 +231,12 @@ class Parser:
         self._line = None
         self.max_header = max_header
         self.max_body = max_body
+        self._long = None             # _LongBlock while reading a header block over max_header
+        self._skip = False            # reading past a body over max_body (delivered empty, "body" cut)
+        self._cutter = None           # _LongBlock of a plain event over max_body, its values cut
+        self._cut_block = None        # (header text, cut names) of that event, once complete
+        self.absurd = absurd
+        self._truncated = ()
 
     def feed(self, data):
         self._buf += data
@@ -219,15 +245,22 @@ class Parser:
         pos = 0
         while True:
             if self._pending is None:
-                end = buf.find(b"\n\n", pos)
-                if end < 0:
-                    if len(buf) - pos > self.max_header:
-                        raise ProtocolError(f"header block over {self.max_header} bytes")
-                    break
-                if end - pos > self.max_header:
-                    raise ProtocolError(f"header block over {self.max_header} bytes")
-                block = bytes(buf[pos:end]).decode("utf-8", "replace")
-                pos = end + 2
+                if self._long is not None:
+                    pos, block, truncated = self._long.lines(buf, pos)
+                    if block is None:
+                        break
+                    self._long = None
+                else:
+                    end = buf.find(b"\n\n", pos)
+                    if (end < 0 and len(buf) - pos > self.max_header) or end - pos > self.max_header:
+                        if self.commands:       # the switch's side (the simulator) drops such a client
+                            raise ProtocolError(f"header block over {self.max_header} bytes")
+                        self._long = _LongBlock(self.absurd)
+                        continue
+                    if end < 0:
+                        break
+                    block = bytes(buf[pos:end]).decode("utf-8", "replace")
+                    pos, truncated = end + 2, ()
                 block = block.lstrip("\n")  # FreeSWITCH never sends blank lines first, but be lenient
                 if not block:
                     continue
@@ -242,23 +275,123 @@ class Parser:
                     # `content-length` (fixtures 07, 08, 11, 12 send it lowercase) carries a body too
                     length = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
                 if length is None:
-                    out.append(Message(headers, b"", line))
+                    out.append(Message(headers, b"", line, truncated))
                     continue
                 if not length.isdigit():
                     raise ProtocolError(f"bad Content-Length {length[:20]!r}")
                 need = int(length)
-                if need > self.max_body:
-                    raise ProtocolError(f"body of {need} bytes is over the {self.max_body} limit")
-                self._pending, self._need, self._line = headers, need, line
-            if len(buf) - pos < self._need:
-                break
-            body = bytes(buf[pos:pos + self._need])
-            pos += self._need
-            out.append(Message(self._pending, body, self._line))
+                if need > self.absurd or (self.commands and need > self.max_body):
+                    raise ProtocolError(f"body of {need} bytes is over the "
+                                        f"{self.max_body if self.commands else self.absurd} limit")
+                self._skip = need > self.max_body       # read past it: the stream stays in step
+                if self._skip and headers.get("Content-Type") == "text/event-plain":
+                    # a plain event is a header block too: its values are cut as it streams by
+                    self._cutter, self._cut_block = _LongBlock(self.absurd), None
+                elif self._skip:
+                    truncated = (*truncated, "body")
+                self._pending, self._need, self._line, self._truncated = headers, need, line, truncated
+            if self._skip:
+                if self._cutter is not None:
+                    pos = self._cut_event(buf, pos)
+                    if self._cutter is not None:
+                        break                   # more of the event's headers to come
+                taken = min(self._need, len(buf) - pos)
+                pos, self._need = pos + taken, self._need - taken
+                if self._need:
+                    break
+                body = b""
+                if self._cut_block is not None:
+                    block, cut = self._cut_block
+                    body, self._cut_block = (block + "\n\n").encode("utf-8"), None
+                    self._truncated = (*self._truncated, *cut)
+            else:
+                if len(buf) - pos < self._need:
+                    break
+                body = bytes(buf[pos:pos + self._need])
+                pos += self._need
+            out.append(Message(self._pending, body, self._line, self._truncated))
             self._pending = None
         if pos:
             del buf[:pos]
         return out
+
+
+    def _cut_event(self, buf, pos):
+        """Feed what is here of an over-long plain event body to its _LongBlock; once its header
+        block is complete, keep it in _cut_block (the rest of the body is then read past)."""
+        avail = min(self._need, len(buf) - pos)
+        view = bytes(buf[pos:pos + avail])
+        used, block, cut = self._cutter.lines(view, 0)
+        if block is None and avail == self._need:       # the body ended without a blank line
+            if used < avail:
+                rest = view[used:]
+                limit = MAX_VALUE_BYTES + _NAME_ALLOWANCE
+                self._cutter._add(rest[:limit], cut=len(rest) > limit)
+            used, block, cut = avail, "\n".join(self._cutter.kept), tuple(self._cutter.cut)
+        self._need -= used
+        if block is not None:
+            self._cut_block, self._cutter = (block, cut), None
+        return pos + used
+
+
+class _LongBlock:
+    """A header block over the limit, read line by line as it arrives: each value cut to
+    MAX_VALUE_BYTES, lines past MAX_LONG_BLOCK_BYTES dropped, in bounded memory."""
+
+    def __init__(self, absurd):
+        self.kept, self.size, self.cut, self.skipping = [], 0, [], False
+        self.read, self.absurd = 0, absurd
+
+    def lines(self, buf, pos):
+        """(new pos, block text or None until its blank line came, names of cut headers)."""
+        self.read += len(buf) - pos       # an upper bound: bytes seen again on the next call count twice
+        if self.read > self.absurd:
+            raise ProtocolError(f"header block over {self.absurd} bytes: no switch sends that")
+        limit = MAX_VALUE_BYTES + _NAME_ALLOWANCE
+        while True:
+            nl = buf.find(b"\n", pos)
+            if self.skipping:              # the rest of a line already cut
+                if nl < 0:
+                    return len(buf), None, ()
+                pos, self.skipping = nl + 1, False
+                continue
+            if nl < 0:
+                if len(buf) - pos > limit:
+                    self._add(bytes(buf[pos:pos + limit]), cut=True)
+                    self.skipping = True
+                    return len(buf), None, ()
+                return pos, None, ()
+            line, pos = bytes(buf[pos:nl]), nl + 1
+            if not line:
+                if self.kept:
+                    return pos, "\n".join(self.kept), tuple(self.cut)
+                continue
+            self._add(line[:limit], cut=len(line) > limit)
+
+    def _add(self, raw, cut):
+        text = raw.decode("utf-8", "replace")
+        name, sep, value = text.partition(": ")
+        if cut or len(value) > MAX_VALUE_BYTES:
+            text = f"{name}{sep}{_cut_value(value)}"
+            self.cut.append(name)
+        if self.size + len(text) > MAX_LONG_BLOCK_BYTES:
+            if "...dropped" not in self.cut:
+                self.cut.append("...dropped")
+            return
+        self.kept.append(text)
+        self.size += len(text) + 1
+
+
+def _cut_value(value):
+    """`value` (URL-encoded) cut to MAX_VALUE_BYTES without a half escape or a half character."""
+    value = re.sub(r"%[0-9A-Fa-f]?$", "", value[:MAX_VALUE_BYTES])
+    for _ in range(4):                  # a UTF-8 character is at most 4 escaped bytes
+        try:
+            unquote_to_bytes(value).decode("utf-8")
+            break
+        except UnicodeDecodeError:
+            value = re.sub(r"%[0-9A-Fa-f]{2}$", "", value)
+    return value
 
 
 def encode_command(line, headers=None, body=None):

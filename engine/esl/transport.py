@@ -97,6 +97,9 @@ class Transport:
             reason = f"socket error: {exc}"
         except gevent.GreenletExit:
             reason = "closed"
+        except Exception as exc:        # a bug on bytes from outside: end the link, never a silent read loop death
+            self.log.exception("reading from the switch failed")
+            reason = f"internal error: {exc}"
         self._lost(reason)
 
     def _route(self, msg):
@@ -106,6 +109,10 @@ class Transport:
                 raise ProtocolError(f"unexpected {ctype} with no command waiting")
             self._pending.popleft().set(msg)
         elif ctype in _EVENT_TYPES:
+            if "body" in msg.truncated:     # over MAX_BODY_BYTES: skipped, the connection kept
+                self.log.warning("event of %s bytes skipped (over the size limit)",
+                                 msg.headers.get("Content-Length"))
+                return
             event = Event.from_message(msg)
             if event.name == "BACKGROUND_JOB":
                 job = self._jobs.pop(event.get("Job-UUID", ""), None)

@@ -1,7 +1,9 @@
 """hotline ivr lint|schema|graph|walk|reload|override.
 
-`reload` sends SIGHUP to the daemon whose pid is in <var_dir>/hotline.pid; the daemon validates
-and swaps the flows (a broken set keeps the running one and logs the problems).
+`reload` first checks the flows, agents and queues files itself and stops (exit 1, the problems
+listed) when any is broken. With a control-API token ($HOTLINE_TOKEN or --token) it then asks the
+engine to reload and reports the engine's answer; without one it sends SIGHUP to the engine
+holding <var_dir>/hotline.pid (never to a pid that is not our engine: engine.pidfile).
 """
 import datetime
 import json
@@ -33,9 +35,10 @@ def register(subparsers):
     p.add_argument("--at", help='local time "YYYY-MM-DD HH:MM" (Asia/Shanghai); default now')
     p.add_argument("--keys", default="", help="comma-separated inputs, e.g. 1,2,1 ('' = no input)")
     p.set_defaults(func=cmd_walk)
-    p = sub.add_parser("reload", help="ask the running daemon to reload its flows (SIGHUP)")
+    p = sub.add_parser("reload", help="check the files, then ask the running daemon to reload them")
     p.add_argument("--config", default="etc/hotline.yaml")
     p.add_argument("--var-dir", help="instead of the config's paths.var_dir")
+    p.add_argument("--token", help="control-API token (default: $HOTLINE_TOKEN); without one, SIGHUP")
     p.set_defaults(func=cmd_reload)
     p = sub.add_parser("override", help="manual schedule overrides: closed now, emergency message")
     p.add_argument("action", choices=["set", "clear", "list"])
@@ -106,18 +109,55 @@ def _var_dir(args):
 
 
 def cmd_reload(args):
+    from engine import pidfile
+    from engine.configcheck import check_files
+    settings = None
     try:
-        pid_file = _var_dir(args) / "hotline.pid"
+        if os.path.exists(args.config):
+            from engine.clitext import SecretsNotNeeded
+            from engine.settings import load_settings
+            settings = load_settings(args.config, env=SecretsNotNeeded(os.environ))
+        var_dir = (pathlib.Path(args.var_dir) if args.var_dir
+                   else pathlib.Path(settings.paths.var_dir) if settings else _var_dir(args))
     except Exception as exc:      # SettingsError: file:line:col message
         print(f"ivr reload: {exc}", file=sys.stderr)
         return 2
+    if settings is not None:
+        f = settings.files
+        problems = check_files(f.flows_dir, f.agents, f.queues)
+        if problems:
+            print("ivr reload: not reloaded, the files have problems:", file=sys.stderr)
+            print("\n".join(problems), file=sys.stderr)
+            return 1
+    pid_file = var_dir / "hotline.pid"
     try:
-        pid = int(pid_file.read_text().strip())
-        os.kill(pid, signal.SIGHUP)
-    except (OSError, ValueError) as exc:
-        print(f"ivr reload: no running daemon ({pid_file}: {exc})", file=sys.stderr)
+        pid = pidfile.running_engine(pid_file)
+    except pidfile.NoEngine as exc:
+        print(f"ivr reload: {exc}", file=sys.stderr)
         return 1
-    print(f"SIGHUP sent to {pid}; the daemon log shows the result")
+    token = args.token if args.token is not None else os.environ.get("HOTLINE_TOKEN", "")
+    if token and settings is not None:
+        return _reload_by_api(settings, token)
+    os.kill(pid, signal.SIGHUP)
+    print(f"files checked; SIGHUP sent to engine {pid}; its log shows the result "
+          "(with $HOTLINE_TOKEN the engine's answer is shown here)")
+    return 0
+
+
+def _reload_by_api(settings, token):
+    from engine.control.client import ApiError, Client
+    s = settings.control
+    host = "127.0.0.1" if s.listen_host in ("0.0.0.0", "::", "") else s.listen_host
+    try:
+        answer = Client(f"http://{host}:{s.listen_port}", token=token, timeout=60).post("/v1/reload")
+    except ApiError as exc:
+        print(f"ivr reload: {exc}", file=sys.stderr)
+        return 1
+    if not answer.get("reloaded"):
+        print("ivr reload: the engine refused the reload and keeps the running version:", file=sys.stderr)
+        print("\n".join(answer.get("problems") or []), file=sys.stderr)
+        return 1
+    print("reloaded")
     return 0
 
 

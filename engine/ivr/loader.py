@@ -5,14 +5,13 @@ path breaks: errors, loops, exhausted retries with no branch), max_depth (menu l
 schedule, prompts (id -> text, or {text, voice} / {file}), nodes (id -> {type, params, children}).
 """
 import copy
-import io
 import pathlib
 from dataclasses import dataclass, field
 
 import jsonschema
-from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
+from engine import yamlpos
 from engine.yamlpos import plain as _plain, pos as _pos, pos_at as _pos_at
 
 from . import schedule as schedule_mod
@@ -87,7 +86,7 @@ def _files(paths):
 
 def _read(path, problems):
     try:
-        data = YAML().load(io.StringIO(path.read_text(encoding="utf-8")))
+        data = yamlpos.load(path.read_text(encoding="utf-8"))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -32,6 +32,14 @@ from engine.sim.sipvars import VERSION, inbound_sip_variables
 log = logging.getLogger("hotline.sim.switch")
 
 HEARTBEAT_SECONDS = 20
+# sofia-sip answers an incoming SIP message larger than NTATAG_MAXSIZE with 413 Request Too Large
+# and no channel is created; mod_sofia keeps the default (libs/sofia-sip nta.c:
+# `if (maxsize == 0) maxsize = 2 * 1024 * 1024;`). A caller's display name travels in the INVITE.
+SIP_MAX_MESSAGE = 2 * 1024 * 1024
+
+
+class SipRefused(Exception):
+    """The trunk's INVITE was refused before any channel existed (the SIP status in the message)."""
 
 
 class Switch:
@@ -234,6 +242,8 @@ class Switch:
         codecs (additive): what the caller's SDP offers, e.g. ("PCMA",) for a G.711 trunk; default
         the loopback callers' offer of the fixtures (OPUS first).
         """
+        if len(str(caller_id_name).encode("utf-8")) + len(str(caller_id_number).encode("utf-8")) > SIP_MAX_MESSAGE:
+            raise SipRefused("413 Request Too Large: the INVITE is over the 2 MB sofia-sip takes")
         ch = Channel(self, f"sofia/{profile}/{caller_id_number}@{network_addr}", "inbound",
                      caller_id_number, caller_id_name or caller_id_number, destination, uuid=uuid,
                      context=context, network_addr=network_addr, username=caller_id_number)

@@ -3,12 +3,22 @@
 Branches: ok; not_found (HTTP status in not_found_status, or an empty result when
 empty_is_not_found); error (timeout, connection failure, other non-2xx, bad JSON).
 urllib from the standard library: under gevent monkey-patching its sockets are cooperative.
+
+The answer comes from another system, and the caller waits on it: `timeout` bounds the whole
+exchange (urllib's bounds each read only: a server sending a byte every 50 ms held a caller 20 s),
+the body is read up to MAX_RESPONSE_BYTES, JSON nested too deeply is an error, and text copied
+into call variables is cut to MAX_FIELD_CHARS.
 """
 import json
 import urllib.error
 import urllib.request
 
+import gevent
+
 from engine.privacy import mask_text
+
+MAX_RESPONSE_BYTES = 1024 * 1024     # a look-up answers one caller's record: a few KB
+MAX_FIELD_CHARS = 1000               # a name, an address, an amount: read back to the caller
 
 SCHEMA = {"properties": {
     "method": {"enum": ["GET", "POST"]}, "url": {"type": "string"}, "body": {"type": "string"},
@@ -45,15 +55,22 @@ def handle(call, node, ctx):
     request = urllib.request.Request(url, data=body, method=p["method"],
                                      headers={"Content-Type": "application/json", "Accept": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=p["timeout"]) as response:
-            data = json.loads(response.read().decode("utf-8") or "null")
+        with gevent.Timeout(p["timeout"], TimeoutError(f"no full answer within {p['timeout']} s")):
+            with urllib.request.urlopen(request, timeout=p["timeout"]) as response:
+                raw = response.read(MAX_RESPONSE_BYTES + 1)
+        if len(raw) > MAX_RESPONSE_BYTES:
+            raise ValueError(f"answer over {MAX_RESPONSE_BYTES // 1024} KB")
+        data = json.loads(raw.decode("utf-8") or "null")
     except urllib.error.HTTPError as exc:
         if exc.code in p["not_found_status"]:
             return "not_found"
         # the URL often carries the caller's ID number: logged masked (engine.privacy)
         call.log.warning("lookup %s: HTTP %s", mask_text(url), exc.code)
         return "error"
-    except (OSError, ValueError) as exc:    # timeouts, refused connections, bad JSON
+    except RecursionError:
+        call.log.warning("lookup %s failed: JSON nested too deeply", mask_text(url))
+        return "error"
+    except (OSError, ValueError) as exc:    # timeouts, refused connections, bad JSON, too large
         call.log.warning("lookup %s failed: %s", mask_text(url), mask_text(str(exc)))
         return "error"
     result = dotted(data, p["result"]) if p["result"] else data
@@ -61,6 +78,10 @@ def handle(call, node, ctx):
         return "not_found"
     for variable, path in p["fields"].items():
         value = dotted(data, path)
+        if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+            call.log.warning("lookup %s: field %s cut from %d to %d characters", url, path, len(value),
+                             MAX_FIELD_CHARS)
+            value = value[:MAX_FIELD_CHARS]
         if value is not _MISSING:
             call.variables[variable] = value
     return "ok"
