@@ -217,10 +217,13 @@ def test_free_form_streams_start_on_a_warmed_recogniser_and_still_recognise(audi
     assert wait_until(lambda: warmed in b._idle)             # given back after its final
 
 
-def test_a_free_form_recogniser_serves_the_next_utterance(audio_dir):
+def test_a_free_form_recogniser_serves_the_next_utterance(audio_dir, monkeypatch):
     """A free-form recogniser that has decoded once is cheap to use again (~25 ms on the first
     chunk instead of ~700 ms): after its final it goes back to the pool for the next utterance,
     and word times stay relative to the utterance, not to the recogniser's first sample."""
+    # The stream must take the recogniser warmed for it however slow the machine is (in
+    # production it gives up after WARM_WAIT_S and makes its own: a second one in the pool)
+    monkeypatch.setattr(asr, "WARM_WAIT_S", 600.0)
     b = VoskBackend(MODEL, spares=0)                 # one recogniser, no spares beside it
     clip = silence(200) + spoken("상담원", audio_dir) + silence(300)
     first = b.start()
@@ -234,7 +237,10 @@ def test_a_free_form_recogniser_serves_the_next_utterance(audio_dir):
     assert all(0 <= w.start <= w.end <= len(clip) / 32000 for w in final.words), final.words
 
 
-def test_a_recogniser_dropped_mid_utterance_forgets_it_before_reuse(audio_dir):
+def test_a_recogniser_dropped_mid_utterance_forgets_it_before_reuse(audio_dir, monkeypatch):
+    # The stream must take the recogniser warmed for it however slow the machine is (in
+    # production it gives up after WARM_WAIT_S and makes its own: a second one in the pool)
+    monkeypatch.setattr(asr, "WARM_WAIT_S", 600.0)
     b = VoskBackend(MODEL, spares=0)                 # only the one the stream asks for
     dropped = b.start()
     for chunk in frames(spoken("상담원", audio_dir) + silence(100), 20):
