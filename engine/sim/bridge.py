@@ -164,6 +164,7 @@ def bridge_app(switch, ch, arg):
     try:
         _link(ch, b, "A")
         ch.emit("CHANNEL_BRIDGE", {"Bridge-A-Unique-ID": ch.uuid, "Bridge-B-Unique-ID": b.uuid})
+        _pre_execute(ch)
         while True:
             # a `bridge` sent with event-lock (the engine's) runs nothing queued until it ends:
             # uuid_hold's music broadcast waits, then plays after it (fixture 08 A; 08 B without)
@@ -175,6 +176,21 @@ def bridge_app(switch, ch, arg):
     finally:
         _end(ch, b, "A")
     return "_none_"
+
+
+def _pre_execute(ch):
+    """`bridge_pre_execute_aleg_app`/`_data` of the A leg run on it once the B leg answered and
+    the bridge starts: switch_ivr_multi_threaded_bridge copies them to `bridge_pre_execute_app`,
+    which audio_bridge_thread executes on the A leg (src/switch_ivr_bridge.c). The engine uses it
+    to have the switch itself start a queue's recording, even if the engine is down by then."""
+    name = ch.variables.get("bridge_pre_execute_aleg_app")
+    if name:
+        ch.set_var("bridge_pre_execute_app", name)
+        ch.set_var("bridge_pre_execute_data", ch.variables.get("bridge_pre_execute_aleg_data"))
+    name = ch.variables.get("bridge_pre_execute_app")
+    if name:
+        from engine.sim import apps
+        apps.execute(ch, name, ch.variables.get("bridge_pre_execute_data") or "")
 
 
 def _split_legs(dial):
