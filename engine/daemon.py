@@ -71,7 +71,8 @@ class Engine:
         from engine.media.recordings import Archiver
         self.archiver = Archiver(settings, alarm_hooks=[self._recording_alarm])
         self.esl.on("RECORD_STOP", self.archiver.on_record_stop)
-        self.acd = acd if acd is not None else make_acd(settings, self.esl, self.engine_id)
+        # the ACD's owner id is this process's own (netutil.instance_id), not the slot's
+        self.acd = acd if acd is not None else make_acd(settings, self.esl)
         if self.acd is not None:
             for name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "DTMF"):
                 self.esl.on(name, self.acd.on_esl_event)

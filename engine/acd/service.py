@@ -70,8 +70,9 @@ class Acd:
         self.settings = settings
         self.esl = esl
         self.renderer = renderer
-        # Stable across restarts (host and call port): a restarted engine knows its own leftovers.
-        self.engine_id = engine_id or netutil.engine_id(settings)
+        # Unique to this process (its slot, host and call port, plus a token): a process restarted
+        # in the same slot finds the dead one's reservations as a dead owner's, not as its own.
+        self.engine_id = engine_id or netutil.instance_id(settings)
         self.config = load_acd(settings.files.agents, settings.files.queues)
         self.store = store or AcdStore(settings.redis.url, prefix=settings.redis.prefix)
         self.audit = audit
@@ -96,12 +97,26 @@ class Acd:
     # --- life cycle ---------------------------------------------------------------------------
     def start(self):
         self.store.heartbeat(self.engine_id, ENGINE_TTL)
+        self._bury_predecessors()
         self.router.start()
         self.relay.start()
         self._watchdog = gevent.spawn(self._watchdog_loop)
         log.info("ACD up as %s: %d agents, %d queues", self.engine_id, len(self.config.agents),
                  len(self.config.queues))
         return self
+
+    def _bury_predecessors(self):
+        """One process listens on a slot's port: another instance of this slot with a heartbeat
+        still alive is a predecessor killed moments ago. Its leftovers are repaired from the first
+        watchdog pass (asking the switch about every leg), not after its heartbeat expires."""
+        slot = netutil.slot_of(self.engine_id)
+        if slot == self.engine_id:
+            return
+        for other in self.store.engines():
+            if other != self.engine_id and netutil.slot_of(other) == slot:
+                self.store.forget_engine(other)
+                log.warning("engine %s (this slot's previous process) is dead: its calls are checked "
+                            "with the switch", other)
 
     def stop(self):
         self.router.stop()
@@ -216,9 +231,41 @@ class Acd:
         # dies mid-call. Through the api: the caller's leg runs an event-locked `bridge`, which
         # holds back a `sendmsg execute set` until the bridge ends (fixture 08).
         gevent.spawn(self.api_quiet, commands.uuid_setvar(call.uuid, "hotline_agent", agent_id))
-        # the flow's queue node may set the policy for its callers; else the queue's own
-        if (getattr(call, "record_policy", None) or queue.record) == "all":
+        # the flow's queue node may set the policy for its callers; else the queue's own. The
+        # switch started it at the bridge if arm_recording armed it; else (arming failed) now.
+        if getattr(call, "recording_armed", None) and not call.info.get("recording"):
+            call.info["recording"] = call.recording_armed
+        elif (getattr(call, "record_policy", None) or queue.record) == "all" and not call.info.get("recording"):
             gevent.spawn(self.start_recording, call)
+
+    def arm_recording(self, call, queue):
+        """Before each `bridge` to agents: if the call is to be recorded and is not yet, the switch
+        starts the recording itself when an agent answers (record_session from the bridge), so the
+        queue's policy holds even if this engine dies while the agent's phone rings. A call
+        recorded already (a transfer's second bridge) gets nothing re-armed."""
+        policy = getattr(call, "record_policy", None) or queue.record
+        armed = getattr(call, "recording_armed", None)
+        try:
+            if call.info.get("recording") or policy != "all":
+                if armed:                   # the app copied on the first bridge must not run again
+                    for name in ("bridge_pre_execute_aleg_app", "bridge_pre_execute_app"):
+                        self.api(commands.uuid_unsetvar(call.uuid, name))
+                    call.recording_armed = None
+                return
+            if armed:
+                return
+            path = f"{self.settings.paths.recordings}/{call.uuid}.wav"
+            self.api(commands.uuid_setvar(call.uuid, "RECORD_STEREO", "true"))
+            # else the switch records at the caller's codec rate (OPUS: 48 kHz stereo)
+            self.api(commands.uuid_setvar(call.uuid, "record_sample_rate",
+                                          str(self.settings.recordings.sample_rate)))
+            for command in commands.bridge_pre_execute(call.uuid, "record_session", path):
+                reply = self.api(command)
+                if not reply.startswith("+OK"):
+                    raise RuntimeError(reply.strip())
+            call.recording_armed = path
+        except Exception as exc:
+            call.log.error("recording not armed: %s", exc)
 
     def start_recording(self, call):
         """Stereo (caller left, agent right) from the agent's answer to the end of the call; it
@@ -375,7 +422,7 @@ class Acd:
     def on_esl_event(self, event):
         name = event.name
         if name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
-            self._leg_gone(event.uuid)
+            self._leg_gone(event.uuid, event)
             self.supervisions.pop(event.uuid, None)
             self.features.buffers.pop(event.uuid, None)
         elif name == "DTMF":
@@ -389,7 +436,7 @@ class Acd:
         dead_owner = bool(owner) and not mine and not self.store.engine_alive(owner)
         old = now - float(d.get("since") or now) > 2.0
         if state in ("reserved", "ringing"):
-            live = call_uuid in self.waiters or call_uuid in self.conversations
+            live = call_uuid in self.waiters or call_uuid in self.conversations or d.get("leg") in self.adopted
             return "release" if (mine and not live and old) or dead_owner else None
         if state == "in_call":
             live = call_uuid in self.conversations or d.get("leg") in self.adopted
@@ -399,22 +446,36 @@ class Acd:
             return "end_wrapup" if until and now > until + 2.0 else None
         return None
 
+    def _leg_exists(self, leg):
+        """Ask the switch about a leg: True, False, or None when it cannot tell (not connected,
+        an error): then nothing is released on a guess."""
+        reply = self.api_quiet(commands.uuid_exists(leg)).strip()
+        return {"true": True, "false": False}.get(reply)
+
     def _adopt(self, agent_id, d):
-        """An agent still talking on this switch after the engine that connected the call went
-        away (a restart): keep the agent busy until that leg hangs up, then wrap-up as usual."""
+        """An agent still ringing or talking on this switch after the engine that connected the
+        call went away (a crash, a restart): a running `bridge` goes on without its engine, so
+        the agent stays booked until that leg hangs up, then wraps up (or is freed if the leg was
+        never answered). Returns True (adopted), False (the leg is gone) or None (cannot tell)."""
         leg = d.get("leg")
-        if not leg or self.api_quiet(commands.uuid_exists(leg)).strip() != "true":
-            return False
+        exists = self._leg_exists(leg) if leg else False
+        if not exists:
+            return exists
         self.store.set_fields(agent_id, engine=self.engine_id)
         self.adopted[leg] = (agent_id, d.get("call"), d.get("queue", ""), float(d.get("answered_at") or time.time()))
-        log.warning("agent %s is still talking on leg %s from before a restart: adopted", agent_id, leg)
+        log.warning("agent %s is still %s on leg %s from before a restart: adopted", agent_id,
+                    "talking" if d.get("state") == "in_call" else "ringing", leg)
         return True
 
-    def _leg_gone(self, leg):
+    def _leg_gone(self, leg, event=None):
         adopted = self.adopted.pop(leg, None)
         if adopted is not None:
             agent_id, call_uuid, queue, answered_at = adopted
-            self.board.call_ended(agent_id, call_uuid, queue, time.time() - answered_at)
+            answered = event is None or (event.get("Caller-Channel-Answered-Time") or "0") != "0"
+            if self.store.agent(agent_id)["state"] in ("reserved", "ringing") and not answered:
+                self.board.release(agent_id, call_uuid, missed=False, why="leg_gone")
+            else:
+                self.board.call_ended(agent_id, call_uuid, queue, time.time() - answered_at)
             return
         entry = self.legs.pop(leg, None)
         if entry is None:
@@ -458,6 +519,8 @@ class Acd:
             gevent.sleep(WATCHDOG_EVERY)
             try:
                 self.store.heartbeat(self.engine_id, ENGINE_TTL)
+                # this engine's callers' entries live on while it does; a dead one's expire
+                self.store.refresh_entries(set(self.waiters) | set(self.conversations))
                 self.repair()
             except Exception:
                 log.exception("watchdog pass failed")
@@ -479,12 +542,22 @@ class Acd:
                 continue
             state, call_uuid = d["state"], d.get("call")
             if what == "release":
+                if state == "ringing" and d.get("leg"):
+                    adopted = self._adopt(agent_id, d)      # its leg may ring on without us
+                    if adopted is None:
+                        continue                            # the switch cannot say: next pass
+                    if adopted:
+                        repaired.append((agent_id, "adopted"))
+                        continue
                 t = self.store.transition(agent_id, ("reserved", "ringing"), "available", call=None, leg=None)
                 if t:
                     repaired.append((agent_id, state))
             elif what == "end_call":
-                if self._adopt(agent_id, d):
+                adopted = self._adopt(agent_id, d)
+                if adopted:
                     repaired.append((agent_id, "adopted"))
+                elif adopted is None:
+                    continue                                # the switch cannot say: next pass
                 else:
                     self.board.call_ended(agent_id, call_uuid, d.get("queue", ""), 0.0)
                     if self.store.agent(agent_id)["state"] != "in_call":
@@ -505,6 +578,21 @@ class Acd:
                         or not entry:
                     self.store.leave(queue_name, call_uuid)
                     repaired.append((call_uuid, "queue_entry"))
+        repaired += self._collect_entries(now)
         for what in repaired:
             log.warning("watchdog repaired %s (%s)", *what)
         return repaired
+
+    def _collect_entries(self, now):
+        """Entry hashes no queue lists any more (taken for a conversation) whose engine died, or
+        which this engine no longer serves: a crash left them behind."""
+        collected = []
+        uuids = [u for u in self.store.entry_uuids() if u not in self.waiters and u not in self.conversations]
+        for call_uuid, entry in self.store.entries(uuids).items():
+            owner = entry.get("engine")
+            if not entry or float(entry.get("joined") or 0) > now - 2.0:
+                continue                    # gone meanwhile, or joining right now
+            if owner == self.engine_id or not owner or not self.store.engine_alive(owner):
+                self.store.leave(entry.get("queue", ""), call_uuid)
+                collected.append((call_uuid, "queue_entry"))
+        return collected

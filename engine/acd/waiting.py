@@ -175,6 +175,7 @@ def ring(acd, call, queue, waiter, transfer_from=None):
         acd.legs[leg] = (agent_id, call.uuid)
     conversation = acd.begin(call, queue, legs)
     dial = acd.dial_string(call, queue, legs)
+    acd.arm_recording(call, queue)
     call.log.info("ringing agent%s %s", "s" if len(legs) > 1 else "", ", ".join(agent_ids))
     waiter.ringing = True
     try:
