@@ -21,6 +21,8 @@ from engine.acd.agents import AgentBoard
 from engine.acd.config import load_acd
 from engine.acd.features import FeatureCodes
 from engine.acd.incall import InCall
+from engine.acd.outage import ERRORS as REDIS_ERRORS
+from engine.acd.outage import Outage
 from engine.acd.relay import Relay
 from engine.acd.router import Router
 from engine.acd.store import AcdStore
@@ -83,7 +85,8 @@ class Acd:
         self.legs = {}                  # agent/third-party leg uuid -> (agent id or '', call uuid)
         self.supervisions = {}          # supervisor leg uuid -> {target, mode, supervisor}
         self.adopted = {}               # agent leg -> (agent id, call uuid): talks that outlived an engine
-        self.router = Router(self.store, self.board, lambda: self.config, self.waiters)
+        self.outage = Outage()          # Redis unreachable: logged once, counted, reconciled after
+        self.router = Router(self.store, self.board, lambda: self.config, self.waiters, outage=self.outage)
         self.incall = InCall(self)
         self.features = FeatureCodes(self)
         self.relay = Relay(self)
@@ -162,7 +165,9 @@ class Acd:
     def count(self, queue_name, **amounts):
         try:
             self.store.count(queue_name, time.strftime("%Y%m%d"), **amounts)
-        except Exception as exc:        # statistics must never break a call
+        except REDIS_ERRORS as exc:     # statistics must never break a call
+            self.outage.failed(exc, "counting queue statistics")
+        except Exception as exc:
             log.warning("queue statistics not counted: %s", exc)
 
     def prompt(self, text):
@@ -174,6 +179,15 @@ class Acd:
 
     def api(self, command):
         return self.esl.api(command)
+
+    def best_effort(self, doing, fn, *args, default=None, **kw):
+        """A Redis update on a call's bridge or hang-up path: a Redis outage must not cost a
+        connected caller their service. It is counted (outage.py) and reconciled later."""
+        try:
+            return fn(*args, **kw)
+        except REDIS_ERRORS as exc:
+            self.outage.failed(exc, doing)
+            return default
 
     # --- ringing ------------------------------------------------------------------------------
     def dial_string(self, call, queue, legs):
@@ -213,19 +227,22 @@ class Acd:
         call, queue = conv.call, conv.queue
         agent_id = conv.legs[leg]
         conv.agent, conv.leg, conv.answered_at = agent_id, leg, time.time()
-        self.board.answered(agent_id, call.uuid)
+        # The call knows its agent before anything goes to Redis: the caller is served whatever
+        # Redis does now, and the CDR names the agent.
+        waited = time.time() - call.info.get("queue_joined", time.time())
+        call.info.update(agent=agent_id, wait_seconds=round(waited, 3))
+        call.info.setdefault("agents", []).append(agent_id)
+        self.best_effort("recording the answer", self.board.answered, agent_id, call.uuid)
         for other_leg, other_agent in list(conv.legs.items()):
             if other_leg != leg:            # ring-all: the others lost the race
                 conv.legs.pop(other_leg)
                 self.legs.pop(other_leg, None)
-                self.board.release(other_agent, call.uuid, missed=False, why="lose_race")
-        waited = time.time() - call.info.get("queue_joined", time.time())
-        call.info.update(agent=agent_id, wait_seconds=round(waited, 3))
-        call.info.setdefault("agents", []).append(agent_id)
+                self.best_effort("releasing an agent", self.board.release, other_agent, call.uuid,
+                                 missed=False, why="lose_race")
         within = waited <= queue.service_level_seconds
         self.count(queue.name, answered=1, answered_sl=1 if within else 0, wait_total=waited)
-        self.store.remember_agent(commands.safe_number(call.caller_id_number), agent_id,
-                                  queue.repeat_caller_hours)
+        self.best_effort("remembering the agent", self.store.remember_agent,
+                         commands.safe_number(call.caller_id_number), agent_id, queue.repeat_caller_hours)
         call.log.info("agent %s answered after %.1f s in queue", agent_id, waited)
         # On the caller's leg, so that the switch's own CDR file names the agent if this engine
         # dies mid-call. Through the api: the caller's leg runs an event-locked `bridge`, which
@@ -295,7 +312,8 @@ class Acd:
         if conv.answered_at is None:
             for leg, agent_id in conv.legs.items():
                 self.legs.pop(leg, None)
-                self.board.release(agent_id, call.uuid, missed=False, why="caller_gone")
+                self.best_effort("releasing an agent", self.board.release, agent_id, call.uuid,
+                                 missed=False, why="caller_gone")
                 call.log.info("caller hung up while agent %s was ringing: agent released", agent_id)
         else:
             self.agent_done(conv, caller_left=True)
@@ -313,9 +331,10 @@ class Acd:
         # The CDR may be written as soon as this greenlet waits on Redis: its talk time first.
         call.info["talk_seconds"] = round(talk + call.info.get("talk_seconds", 0), 3)
         call.info["wrapup_seconds"] = self.board.wrapup_for(conv.agent, conv.queue.name)
-        wrap = self.board.call_ended(conv.agent, call.uuid, conv.queue.name, talk)
+        wrap = self.best_effort("ending the agent's call", self.board.call_ended, conv.agent, call.uuid,
+                                conv.queue.name, talk, default=call.info["wrapup_seconds"])
         call.info["wrapup_seconds"] = wrap
-        self.store.add_handle_time(conv.queue.name, talk + wrap)
+        self.best_effort("counting handling time", self.store.add_handle_time, conv.queue.name, talk + wrap)
         self.count(conv.queue.name, talk_total=talk)
         call.log.info("agent %s done after %.1f s; wrap-up %.0f s", conv.agent, talk, wrap)
 
@@ -398,8 +417,8 @@ class Acd:
                 if score is not None:
                     self.store.incr_fields(conv.agent, rated=1, satisfied=satisfied, score_total=score)
                 self.count(conv.queue.name, surveyed=1, rated=1 if score else 0, satisfied=satisfied)
-            except Exception as exc:
-                log.warning("survey figures not counted: %s", exc)
+            except REDIS_ERRORS as exc:
+                self.outage.failed(exc, "counting survey figures")
 
     def _transfer(self, call, kind, target):
         if kind == "queue":
@@ -519,9 +538,12 @@ class Acd:
             gevent.sleep(WATCHDOG_EVERY)
             try:
                 self.store.heartbeat(self.engine_id, ENGINE_TTL)
+                self.outage.ok()
                 # this engine's callers' entries live on while it does; a dead one's expire
                 self.store.refresh_entries(set(self.waiters) | set(self.conversations))
                 self.repair()
+            except REDIS_ERRORS as exc:
+                self.outage.failed(exc, "checking agents and queues")
             except Exception:
                 log.exception("watchdog pass failed")
 

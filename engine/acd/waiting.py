@@ -11,6 +11,7 @@ import uuid as uuidlib
 
 import gevent
 
+from engine.acd.outage import ERRORS as REDIS_ERRORS
 from engine.acd.router import Waiter
 from engine.callapi import CallGone
 from engine.calls import MUSIC_FALLBACK
@@ -24,6 +25,17 @@ MISSED_CAUSES = {"NO_ANSWER", "USER_BUSY", "CALL_REJECTED", "NO_USER_RESPONSE", 
 
 
 def serve(acd, call, queue_name, joined=None, hops=0):
+    try:
+        return _serve(acd, call, queue_name, joined, hops)
+    except REDIS_ERRORS as exc:
+        acd.outage.failed(exc, "serving a caller")
+        if call.info.get("agent"):
+            return "done"             # connected to an agent: served, whatever Redis did after
+        call.log.info("queue %s not reachable (Redis down): the flow's error path", queue_name)
+        return "error"
+
+
+def _serve(acd, call, queue_name, joined=None, hops=0):
     config = acd.config
     queue = config.queues.get(queue_name)
     if queue is None:
@@ -64,7 +76,7 @@ def serve(acd, call, queue_name, joined=None, hops=0):
             call.log.info("overflow from %s to %s", queue_name, queue.overflow.target)
             call.tags.append(f"overflow:{queue_name}")
             acd.count(queue_name, overflowed=1)
-            return serve(acd, call, queue.overflow.target, joined=joined, hops=hops + 1)
+            return _serve(acd, call, queue.overflow.target, joined=joined, hops=hops + 1)
         if result == "overflow":
             acd.count(queue_name, overflowed=1)
             return queue.overflow.action if queue.overflow.action != "branch" else "overflow"
@@ -89,11 +101,12 @@ def serve(acd, call, queue_name, joined=None, hops=0):
 def _leave(acd, call, waiter):
     if acd.waiters.get(call.uuid) is waiter:
         acd.waiters.pop(call.uuid, None)
-        acd.store.leave(waiter.queue, call.uuid)
+        acd.best_effort("leaving a queue", acd.store.leave, waiter.queue, call.uuid)
         # An offer the caller never got to (they hung up as the router chose an agent): free the
         # agent now rather than when the watchdog notices. No-op once the agent rang or answered.
         for agent_id in waiter.offer or ():
-            acd.board.release(agent_id, call.uuid, missed=False, why="caller_gone")
+            acd.best_effort("releasing an agent", acd.board.release, agent_id, call.uuid, missed=False,
+                            why="caller_gone")
         if call.info.get("queue_joined") and "wait_seconds" not in call.info:
             call.info["wait_seconds"] = round(time.time() - call.info["queue_joined"], 3)
 

@@ -1,0 +1,70 @@
+"""Redis goes away, and Redis comes back empty (issue 17 section 3): a caller connected to an agent
+is served to the end, the outage is one line (and its end one line), and an engine whose Redis lost
+its data re-asserts its conversations and waiters."""
+import logging
+
+import pytest
+
+from tests.acdfix import AcdRig, agent, queue, wait_for
+from tests.redisfix import RedisServer
+
+FLOW = """name: main
+entry: {'12345': q}
+fallback: vm
+nodes:
+  q:
+    type: queue
+    queue: general
+  vm:
+    type: voicemail
+    max_seconds: 1
+    silence_seconds: 0.5
+"""
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis of this test's own: the test stops and restarts it."""
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis")
+    yield server
+    server.stop()
+
+
+def outage_rig(tmp_path, server, agents, flows=True, **queue_kw):
+    flows_dir = None
+    if flows:
+        flows_dir = tmp_path / "flows"
+        flows_dir.mkdir()
+        (flows_dir / "main.yaml").write_text(FLOW, encoding="utf-8")
+    return AcdRig(tmp_path, server.url, "o:", [agent(a) for a in agents],
+                  [queue("general", **queue_kw)], flows_dir=flows_dir)
+
+
+def test_a_caller_talking_when_redis_goes_away_is_served_and_the_outage_is_one_line(
+        tmp_path, own_redis, caplog):
+    caplog.set_level(logging.INFO)
+    rig = outage_rig(tmp_path, own_redis, ["1001"])
+    try:
+        rig.login("1001")
+        caller = rig.call()
+        assert rig.wait_state("1001", "in_call", timeout=10)
+        leg = rig.acd.store.agent("1001")["leg"]
+        own_redis.stop()                                        # Redis goes away mid-conversation
+        rig.switch.channels[leg].hangup()                       # the agent ends the conversation
+        assert caller.wait_hangup(timeout=15)
+        assert wait_for(lambda: len(rig.cdrs()) == 1, timeout=10)
+        cdr = rig.cdrs()[0]
+        assert cdr["agent"] == "1001"
+        assert not any(t.startswith("voicemail") for t in cdr["tags"]), cdr["tags"]
+        # more calls during the outage: counted, not one traceback each
+        for i in range(3):
+            rig.call(number=f"1390000000{i}")
+        assert wait_for(lambda: len(rig.cdrs()) == 4, timeout=20)
+        own_redis.start()                                       # back (empty: no persistence)
+        assert wait_for(lambda: "Redis reachable again" in caplog.text, timeout=15)
+        text = caplog.text
+        assert text.count("Redis unreachable") == 1 and text.count("Redis reachable again") == 1
+        assert "Traceback" not in text
+    finally:
+        rig.stop()
