@@ -68,3 +68,28 @@ def test_a_caller_talking_when_redis_goes_away_is_served_and_the_outage_is_one_l
         assert "Traceback" not in text
     finally:
         rig.stop()
+
+
+def test_redis_restarted_empty_the_engine_reasserts_its_calls_and_waiters(tmp_path, own_redis, caplog):
+    caplog.set_level(logging.INFO)
+    rig = outage_rig(tmp_path, own_redis, ["1001", "1002"], flows=False)
+    try:
+        rig.login("1001")
+        talking = rig.call(number="13900000001")
+        assert rig.wait_state("1001", "in_call", timeout=10)
+        waiting = rig.call(number="13900000002")
+        assert wait_for(lambda: waiting.uuid in rig.acd.waiters, timeout=10)
+        own_redis.stop()
+        own_redis.start()                               # empty: every agent and entry is gone
+        # the agents log in again at once, before any watchdog pass
+        rig.acd.board.login("1001")
+        assert rig.state("1001") == "in_call"           # the engine knows 1001 is talking
+        rig.login("1002")
+        # the waiting caller is served by the free agent, 1001 is never rung twice
+        assert wait_for(lambda: rig.phones["1002"].rings == 1, timeout=20)
+        assert wait_for(lambda: rig.state("1002") == "in_call", timeout=10)
+        assert rig.phones["1001"].rings == 1
+        assert talking.bridged_to and waiting.bridged_to
+        assert caplog.text.count("Redis lost its data") == 1
+    finally:
+        rig.stop()

@@ -32,13 +32,16 @@ class AgentError(ValueError):
 
 
 class AgentBoard:
-    def __init__(self, store, config, audit=None, engine_id="engine", wake=None):
+    def __init__(self, store, config, audit=None, engine_id="engine", wake=None, on_call=None):
         self.store = store
         self.config = config
         self.audit = audit
         self.engine_id = engine_id
         self.wake = wake or (lambda why: store.wake(why))
         self._timers = {}            # agent id -> greenlet ending its wrap-up
+        # agent id -> (state, fields) of a call this engine knows the agent is on, or None: after
+        # Redis lost its data, a login of such an agent lands in that state, not `available`
+        self.on_call = on_call or (lambda agent_id: None)
 
     # --- helpers ------------------------------------------------------------------------------
     def agent(self, agent_id):
@@ -67,6 +70,15 @@ class AgentBoard:
     # --- requests from agents and supervisors ---------------------------------------------------
     def login(self, agent_id, actor="system"):
         self.agent(agent_id)
+        known = self.on_call(agent_id)
+        if known is not None:
+            state, fields = known
+            t = self._move(agent_id, ("logged_out",), state, actor, reason="login_on_call",
+                           call_uuid=fields.get("call"), extension=self.agent(agent_id).extension,
+                           misses=0, pending=None, engine=self.engine_id, **fields)
+            if t:
+                log.warning("agent %s logged in while on call %s: %s", agent_id, fields.get("call"), state)
+                return t
         t = self._move(agent_id, ("logged_out",), "available", actor, extension=self.agent(agent_id).extension,
                        misses=0, pending=None)
         if not t:

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import statistics
 import time
+import uuid as uuidlib
 
 import gevent
 
@@ -79,7 +80,8 @@ class Acd:
         self.store = store or AcdStore(settings.redis.url, prefix=settings.redis.prefix)
         self.audit = audit
         self.board = AgentBoard(self.store, self.config, audit, self.engine_id,
-                                wake=lambda why: self.store.wake(why))
+                                wake=lambda why: self.store.wake(why), on_call=self._known_call)
+        self.epoch = None               # the Redis epoch this engine's state was written under
         self.waiters = {}               # call uuid -> Waiter (callers of this engine in queues)
         self.conversations = {}         # call uuid -> Conversation
         self.legs = {}                  # agent/third-party leg uuid -> (agent id or '', call uuid)
@@ -101,6 +103,7 @@ class Acd:
     def start(self):
         self.store.heartbeat(self.engine_id, ENGINE_TTL)
         self._bury_predecessors()
+        self.epoch = self.store.claim_epoch(uuidlib.uuid4().hex)
         self.router.start()
         self.relay.start()
         self._watchdog = gevent.spawn(self._watchdog_loop)
@@ -532,6 +535,62 @@ class Acd:
             log.warning("%s: %s", command.split()[0], exc)
             return ""
 
+    # --- Redis that lost its data ----------------------------------------------------------------
+    def check_epoch(self):
+        """A missing or different epoch: Redis restarted empty (or was flushed) since this engine
+        wrote its state. Claim a new epoch and write again what this engine knows. Returns True
+        when it re-asserted."""
+        current = self.store.epoch()
+        if current is not None and current == self.epoch:
+            return False
+        log.error("Redis lost its data (epoch %s, now %s): re-asserting this engine's %d conversation(s) "
+                  "and %d waiting caller(s); agents must log in again", self.epoch, current,
+                  len(self.conversations), len(self.waiters))
+        self.epoch = self.store.claim_epoch(uuidlib.uuid4().hex)
+        self.reassert()
+        return True
+
+    def _known_call(self, agent_id):
+        """The fields of the call this engine knows `agent_id` to be on (talking, ringing, or an
+        adopted leg), for Redis; None if it knows of none."""
+        for conv in list(self.conversations.values()):
+            if conv.agent == agent_id and not conv.agent_finished:
+                return "in_call", {"call": conv.call.uuid, "leg": conv.leg, "queue": conv.queue.name,
+                                   "answered_at": repr(conv.answered_at)}
+            if conv.answered_at is None:
+                for leg, ringing in conv.legs.items():
+                    if ringing == agent_id:
+                        return "ringing", {"call": conv.call.uuid, "leg": leg, "queue": conv.queue.name}
+        for leg, (adopted, call_uuid, queue, answered_at) in list(self.adopted.items()):
+            if adopted == agent_id:
+                return "in_call", {"call": call_uuid, "leg": leg, "queue": queue, "answered_at": repr(answered_at)}
+        return None
+
+    def reassert(self):
+        """Write this engine's agents on calls and its waiting callers into Redis again."""
+        agents = 0
+        for agent_id in list(self.config.agents):
+            known = self._known_call(agent_id)
+            if known is None:
+                continue
+            state, fields = known
+            agent = self.config.agents[agent_id]
+            self.store.transition(agent_id, "*", state, engine=self.engine_id, extension=agent.extension, **fields)
+            agents += 1
+        waiters = 0
+        for call_uuid, waiter in list(self.waiters.items()):
+            if waiter.offer:
+                continue                    # being rung: its agents were written above
+            call = waiter.call
+            waiter.score = self.store.join(waiter.queue, call_uuid, self.engine_id,
+                                           commands.safe_number(call.caller_id_number) or "",
+                                           round((waiter.joined - waiter.score) / 1e10),   # its priority
+                                           waiter.preferred or "", waiter.joined)
+            waiters += 1
+        log.warning("re-asserted %d agent(s) on calls and %d waiting caller(s) in Redis", agents, waiters)
+        self.router.kick()
+        return agents, waiters
+
     # --- watchdog -----------------------------------------------------------------------------
     def _watchdog_loop(self):
         while True:
@@ -539,6 +598,7 @@ class Acd:
             try:
                 self.store.heartbeat(self.engine_id, ENGINE_TTL)
                 self.outage.ok()
+                self.check_epoch()
                 # this engine's callers' entries live on while it does; a dead one's expire
                 self.store.refresh_entries(set(self.waiters) | set(self.conversations))
                 self.repair()
