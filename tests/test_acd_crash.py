@@ -84,6 +84,9 @@ def test_kill9_while_ringing_the_restarted_engine_adopts_the_leg_and_records_it(
         # The orphaned call ends: 1001 wraps up and then serves the waiting caller.
         ringing.hangup()
         assert wait_for(lambda: ringer.rings == 2, timeout=LONG)
+        # ... and the restarted engine archived the recording the switch made
+        archived = lambda: list(ep.settings.paths.archive.rglob(f"{ringing.uuid}.wav"))    # noqa: E731
+        assert wait_for(archived, timeout=LONG)
         talking.hangup()
         assert wait_for(lambda: store.agent("1002")["state"] in ("wrap_up", "available"), timeout=LONG)
     finally:

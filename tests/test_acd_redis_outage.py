@@ -93,3 +93,25 @@ def test_redis_restarted_empty_the_engine_reasserts_its_calls_and_waiters(tmp_pa
         assert caplog.text.count("Redis lost its data") == 1
     finally:
         rig.stop()
+
+
+def test_after_an_outage_the_watchdog_reconciles_what_could_not_be_written(tmp_path, own_redis):
+    """Redis comes back with its data (same epoch): the conversation that ended meanwhile left the
+    agent in_call in Redis; the watchdog asks the switch and ends it, no login needed."""
+    rig = outage_rig(tmp_path, own_redis, ["1001"], flows=False, wrapup_seconds=0.2)
+    try:
+        rig.login("1001")
+        caller = rig.call(number="13900000001")
+        assert rig.wait_state("1001", "in_call", timeout=10)
+        rig.acd.store.r.save()                          # Redis restarts from this snapshot
+        own_redis.stop()
+        caller.hangup()                                 # the conversation ends during the outage
+        assert wait_for(lambda: rig.cdrs() and rig.cdrs()[0]["agent"] == "1001", timeout=10)
+        own_redis.start()
+        assert rig.state("1001") == "in_call"           # as Redis last knew it
+        assert rig.wait_state("1001", "available", timeout=20)
+        again = rig.call(number="13900000002")
+        assert wait_for(lambda: rig.phones["1001"].rings == 2, timeout=10)
+        assert wait_for(lambda: again.bridged_to, timeout=10)
+    finally:
+        rig.stop()
