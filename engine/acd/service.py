@@ -661,9 +661,27 @@ class Acd:
                     self.store.leave(queue_name, call_uuid)
                     repaired.append((call_uuid, "queue_entry"))
         repaired += self._collect_entries(now)
+        repaired += self._adopted_answers()
         for what in repaired:
             log.warning("watchdog repaired %s (%s)", *what)
         return repaired
+
+    def _adopted_answers(self):
+        """An adopted leg that was ringing and is answered now: the agent is in the call. The
+        switch marks an answered channel `endpoint_disposition=ANSWER`
+        (switch_channel_perform_mark_answered, src/switch_channel.c)."""
+        answered = []
+        for leg, (agent_id, call_uuid, queue, _) in list(self.adopted.items()):
+            d = self.store.agent(agent_id)
+            if d["state"] != "ringing" or d.get("call") != call_uuid:
+                continue
+            if self.api_quiet(commands.uuid_getvar(leg, "endpoint_disposition")).strip() != "ANSWER":
+                continue
+            if self.board.answered(agent_id, call_uuid) and leg in self.adopted:
+                # talk time counts from here: the answer happened at most one watchdog pass ago
+                self.adopted[leg] = (agent_id, call_uuid, queue, time.time())
+                answered.append((agent_id, "answered"))
+        return answered
 
     def _collect_entries(self, now):
         """Entry hashes no queue lists any more (taken for a conversation) whose engine died, or
