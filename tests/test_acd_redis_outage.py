@@ -115,3 +115,29 @@ def test_after_an_outage_the_watchdog_reconciles_what_could_not_be_written(tmp_p
         assert wait_for(lambda: again.bridged_to, timeout=10)
     finally:
         rig.stop()
+
+
+def test_a_caller_waiting_through_an_outage_keeps_waiting_and_is_served_after(tmp_path, own_redis, caplog):
+    caplog.set_level(logging.INFO)
+    rig = outage_rig(tmp_path, own_redis, ["1001"], flows=False, wrapup_seconds=0.2,
+                     announce={"every_seconds": 0.5, "position": True, "expected_wait": False})
+    try:
+        rig.login("1001")
+        talking = rig.call(number="13900000001")
+        assert rig.wait_state("1001", "in_call", timeout=10)
+        waiting = rig.call(number="13900000002")
+        assert wait_for(lambda: rig.acd.store.position("general", waiting.uuid) == 1, timeout=10)
+        asked = []                          # the announcements' position look-ups (a spy)
+        position = rig.acd.store.position
+        rig.acd.store.position = lambda *a: asked.append(a) or position(*a)
+        rig.acd.store.r.save()
+        own_redis.stop()
+        # two announcements reach for Redis while it is down; the caller waits on
+        assert wait_for(lambda: len(asked) >= 2, timeout=10)
+        assert waiting.uuid in rig.acd.waiters and "Redis unreachable" in caplog.text
+        own_redis.start()                                       # with its data
+        talking.hangup()
+        assert wait_for(lambda: waiting.bridged_to, timeout=20)  # served once 1001 is free
+        assert "Traceback" not in caplog.text
+    finally:
+        rig.stop()

@@ -19,6 +19,8 @@ import time
 
 import gevent
 
+from engine.acd.outage import ERRORS as REDIS_ERRORS
+
 log = logging.getLogger("hotline.acd.agents")
 
 STATES = ("logged_out", "available", "on_break", "reserved", "ringing", "in_call", "wrap_up")
@@ -42,6 +44,7 @@ class AgentBoard:
         # agent id -> (state, fields) of a call this engine knows the agent is on, or None: after
         # Redis lost its data, a login of such an agent lands in that state, not `available`
         self.on_call = on_call or (lambda agent_id: None)
+        self.outage = None           # service.Acd sets its outage.Outage: Redis failures logged once
 
     # --- helpers ------------------------------------------------------------------------------
     def agent(self, agent_id):
@@ -259,13 +262,17 @@ class AgentBoard:
 
     def _timer_fired(self, agent_id):
         self._timers.pop(agent_id, None)
-        data = self.store.agent(agent_id)
-        until = float(data.get("wrap_until") or 0)
-        if data["state"] == "wrap_up" and until > time.time() + 0.005:
-            self._start_timer(agent_id, until - time.time())       # extended meanwhile elsewhere
-            return
         try:
+            data = self.store.agent(agent_id)
+            until = float(data.get("wrap_until") or 0)
+            if data["state"] == "wrap_up" and until > time.time() + 0.005:
+                self._start_timer(agent_id, until - time.time())       # extended meanwhile elsewhere
+                return
             self.end_wrapup(agent_id)
+        except REDIS_ERRORS as exc:
+            # the deadline is in Redis: a watchdog pass ends the wrap-up once Redis answers again
+            if self.outage is not None:
+                self.outage.failed(exc, "ending a wrap-up")
         except Exception:
             log.exception("ending the wrap-up of agent %s failed; the watchdog will retry", agent_id)
 

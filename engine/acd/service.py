@@ -88,6 +88,7 @@ class Acd:
         self.supervisions = {}          # supervisor leg uuid -> {target, mode, supervisor}
         self.adopted = {}               # agent leg -> (agent id, call uuid): talks that outlived an engine
         self.outage = Outage()          # Redis unreachable: logged once, counted, reconciled after
+        self.board.outage = self.outage
         self.router = Router(self.store, self.board, lambda: self.config, self.waiters, outage=self.outage)
         self.incall = InCall(self)
         self.features = FeatureCodes(self)
@@ -550,6 +551,24 @@ class Acd:
         self.reassert()
         return True
 
+    def _rejoin(self, waiter):
+        """Put a waiting caller back in their queue, in their place (same joined time, priority)."""
+        call = waiter.call
+        waiter.score = self.store.join(waiter.queue, call.uuid, self.engine_id,
+                                       commands.safe_number(call.caller_id_number) or "",
+                                       round((waiter.joined - waiter.score) / 1e10),   # its priority
+                                       waiter.preferred or "", waiter.joined)
+
+    def _rejoin_lost_waiters(self):
+        """Callers waiting on this engine whom their queue no longer lists (an update lost in a
+        Redis outage): in line again, or the router would never offer them an agent."""
+        idle = [(w.queue, u) for u, w in list(self.waiters.items()) if w.offer is None]
+        for call_uuid in self.store.not_waiting(idle):
+            waiter = self.waiters.get(call_uuid)
+            if waiter is not None and waiter.offer is None:     # not offered meanwhile
+                self._rejoin(waiter)
+                waiter.call.log.warning("was missing from queue %s in Redis: back in line", waiter.queue)
+
     def _known_call(self, agent_id):
         """The fields of the call this engine knows `agent_id` to be on (talking, ringing, or an
         adopted leg), for Redis; None if it knows of none."""
@@ -579,14 +598,9 @@ class Acd:
             agents += 1
         waiters = 0
         for call_uuid, waiter in list(self.waiters.items()):
-            if waiter.offer:
-                continue                    # being rung: its agents were written above
-            call = waiter.call
-            waiter.score = self.store.join(waiter.queue, call_uuid, self.engine_id,
-                                           commands.safe_number(call.caller_id_number) or "",
-                                           round((waiter.joined - waiter.score) / 1e10),   # its priority
-                                           waiter.preferred or "", waiter.joined)
-            waiters += 1
+            if not waiter.offer:            # being rung: its agents were written above
+                self._rejoin(waiter)
+                waiters += 1
         log.warning("re-asserted %d agent(s) on calls and %d waiting caller(s) in Redis", agents, waiters)
         self.router.kick()
         return agents, waiters
@@ -601,6 +615,7 @@ class Acd:
                 self.check_epoch()
                 # this engine's callers' entries live on while it does; a dead one's expire
                 self.store.refresh_entries(set(self.waiters) | set(self.conversations))
+                self._rejoin_lost_waiters()
                 self.repair()
             except REDIS_ERRORS as exc:
                 self.outage.failed(exc, "checking agents and queues")

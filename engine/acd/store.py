@@ -183,6 +183,16 @@ class AcdStore:
             pipe.expire(self.k_entry(u), ENTRY_TTL)
         pipe.execute()
 
+    def not_waiting(self, waiters):
+        """Of (queue, call uuid) pairs, the call uuids their queue does not list (lost by an
+        outage or a Redis that restarted empty)."""
+        if not waiters:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for queue, call_uuid in waiters:
+            pipe.zscore(self.k_queue(queue), call_uuid)
+        return [u for (_, u), score in zip(waiters, pipe.execute()) if score is None]
+
     def entry_uuids(self):
         """Call uuids of every queue entry hash in Redis (waiting, or taken for a conversation)."""
         start = len(self.k_entry(""))

@@ -156,11 +156,15 @@ def _announce(acd, call, queue, waiter):
     if waiter.offer:
         return
     texts = []
-    position = acd.store.position(queue.name, call.uuid)
+    # in a Redis outage the caller waits on, without the figures
+    position = acd.best_effort("announcing a position", acd.store.position, queue.name, call.uuid)
     if queue.announce.position and position:
         texts.append(f"您前面还有{position - 1}位来电者。" if position > 1 else "您是下一位，请稍候。")
+    minutes = None
     if queue.announce.expected_wait and position:
-        minutes = acd.expected_wait(queue, position) / 60.0
+        minutes = acd.best_effort("estimating a wait", acd.expected_wait, queue, position)
+    if minutes is not None:
+        minutes = minutes / 60.0
         texts.append(f"预计等待{max(1, round(minutes))}分钟。")
     if queue.announce.message:
         texts.append(queue.announce.message)
@@ -204,11 +208,13 @@ def ring(acd, call, queue, waiter, transfer_from=None):
     if conversation.answered_at is None:
         for leg, agent_id in legs.items():
             acd.legs.pop(leg, None)
-            acd.board.release(agent_id, call.uuid, missed=cause in MISSED_CAUSES, why=cause.lower())
+            acd.best_effort("releasing an agent", acd.board.release, agent_id, call.uuid,
+                            missed=cause in MISSED_CAUSES, why=cause.lower())
         acd.end(call, conversation)
         call.log.info("no answer from %s (%s); back in line", ", ".join(agent_ids), cause or "?")
         waiter.clear()
-        acd.store.put_back(queue.name, call.uuid, waiter.score)
+        # lost in an outage, the place is given back by the watchdog (_rejoin_lost_waiters)
+        acd.best_effort("putting a caller back in line", acd.store.put_back, queue.name, call.uuid, waiter.score)
         call.wait_gone(queue.retry_delay)
         if call.gone:
             raise CallGone(call.uuid)
