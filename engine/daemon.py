@@ -360,7 +360,10 @@ def default_call_handler(settings, acd=None):
 def _to_queue(acd, call, queue_name):
     from engine.acd.exits import run_exit
     outcome = acd.serve(call, queue_name)
-    if outcome not in ("done", "transferred", "error"):
+    if outcome == "error" and not call.gone:
+        # no queue to wait in (Redis down, a queue missing): an apology, never silence
+        run_exit(acd, call, "hangup", queue_name)
+    elif outcome not in ("done", "transferred", "error"):
         run_exit(acd, call, outcome, queue_name)
 
 

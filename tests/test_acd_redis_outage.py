@@ -141,3 +141,18 @@ def test_a_caller_waiting_through_an_outage_keeps_waiting_and_is_served_after(tm
         assert "Traceback" not in caplog.text
     finally:
         rig.stop()
+
+
+def test_a_caller_arriving_during_an_outage_without_flows_hears_an_apology(tmp_path, own_redis, caplog):
+    rig = outage_rig(tmp_path, own_redis, ["1001"], flows=False)
+    try:
+        own_redis.stop()
+        caller = rig.call()
+        assert caller.wait_hangup(timeout=15)
+        assert "PLAYBACK_START" in caller.events              # told, not cut off in silence
+        assert wait_for(lambda: len(rig.cdrs()) == 1, timeout=10)
+        assert "wanted_agent" in rig.cdrs()[0]["tags"]
+        assert "Traceback" not in caplog.text
+        own_redis.start()
+    finally:
+        rig.stop()
