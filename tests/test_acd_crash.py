@@ -92,3 +92,25 @@ def test_kill9_while_ringing_the_restarted_engine_adopts_the_leg_and_records_it(
         assert wait_for(lambda: store.agent("1002")["state"] in ("wrap_up", "available"), timeout=LONG)
     finally:
         ep.stop()
+
+
+def test_after_normal_calls_no_key_lives_without_a_ttl(tmp_path, redis_server, redis_prefix):
+    """Served, abandoned and transferred calls leave only keys that expire (or an agent's own)."""
+    from tests.acdfix import AcdRig
+    rig = AcdRig(tmp_path, redis_server.url, redis_prefix, [agent("1001")],
+                 [queue("general", wrapup_seconds=0.1)])
+    try:
+        rig.login("1001", hangup_after=0.2)
+        served = rig.call(number="13900000001")
+        assert served.wait_hangup(timeout=15) or wait_for(lambda: rig.phones["1001"].answered == 1)
+        assert rig.wait_state("1001", "available", timeout=10)
+        rig.acd.board.take_break("1001", "meal")
+        abandoned = rig.call(number="13900000002")
+        assert wait_for(lambda: abandoned.uuid in rig.acd.waiters, timeout=10)
+        assert rig.acd.store.r.ttl(rig.acd.store.k_entry(abandoned.uuid)) > 0      # waiting: expires too
+        abandoned.hangup()
+        assert wait_for(lambda: len(rig.cdrs()) == 2, timeout=10)
+        assert wait_for(lambda: not list(rig.acd.store.r.scan_iter(rig.acd.store.k_entry("*"))), timeout=10)
+        assert keys_without_owner(rig.acd.store) == []
+    finally:
+        rig.stop()
