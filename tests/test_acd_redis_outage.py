@@ -156,3 +156,16 @@ def test_a_caller_arriving_during_an_outage_without_flows_hears_an_apology(tmp_p
         own_redis.start()
     finally:
         rig.stop()
+
+
+def test_an_engine_started_while_redis_is_down_serves_once_it_is_back(tmp_path, own_redis):
+    own_redis.stop()
+    rig = outage_rig(tmp_path, own_redis, ["1001"], flows=False)     # Restart=always meets the outage
+    try:
+        own_redis.start()
+        assert wait_for(lambda: rig.acd.epoch is not None, timeout=15)   # the watchdog caught up
+        rig.login("1001")
+        caller = rig.call()
+        assert wait_for(lambda: caller.bridged_to, timeout=10)
+    finally:
+        rig.stop()

@@ -102,9 +102,13 @@ class Acd:
 
     # --- life cycle ---------------------------------------------------------------------------
     def start(self):
-        self.store.heartbeat(self.engine_id, ENGINE_TTL)
-        self._bury_predecessors()
-        self.epoch = self.store.claim_epoch(uuidlib.uuid4().hex)
+        try:
+            self.store.heartbeat(self.engine_id, ENGINE_TTL)
+            self._bury_predecessors()
+            self.epoch = self.store.claim_epoch(uuidlib.uuid4().hex)
+        except REDIS_ERRORS as exc:
+            # calls are still answered (IVR, apologies); the watchdog takes over once Redis answers
+            self.outage.failed(exc, "starting the ACD")
         self.router.start()
         self.relay.start()
         self._watchdog = gevent.spawn(self._watchdog_loop)
