@@ -548,6 +548,10 @@ class Acd:
         current = self.store.epoch()
         if current is not None and current == self.epoch:
             return False
+        if self.epoch is None:              # Redis was down when this engine started
+            self.epoch = self.store.claim_epoch(uuidlib.uuid4().hex)
+            self.reassert()
+            return True
         log.error("Redis lost its data (epoch %s, now %s): re-asserting this engine's %d conversation(s) "
                   "and %d waiting caller(s); agents must log in again", self.epoch, current,
                   len(self.conversations), len(self.waiters))
