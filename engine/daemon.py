@@ -85,7 +85,8 @@ class Engine:
         from engine.media.recordings import Archiver
         self.archiver = Archiver(settings, alarm_hooks=[self._recording_alarm])
         self.esl.on("RECORD_STOP", self.archiver.on_record_stop)
-        self.acd = acd if acd is not None else make_acd(settings, self.esl, self.engine_id)
+        # the ACD's owner id is this process's own (netutil.instance_id), not the slot's
+        self.acd = acd if acd is not None else make_acd(settings, self.esl)
         if self.acd is not None:
             for name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "DTMF"):
                 self.esl.on(name, self.acd.on_esl_event)
@@ -448,7 +449,10 @@ def default_call_handler(settings, acd=None):
 def _to_queue(acd, call, queue_name):
     from engine.acd.exits import run_exit
     outcome = acd.serve(call, queue_name)
-    if outcome not in ("done", "transferred", "error"):
+    if outcome == "error" and not call.gone:
+        # no queue to wait in (Redis down, a queue missing): an apology, never silence
+        run_exit(acd, call, "hangup", queue_name)
+    elif outcome not in ("done", "transferred", "error"):
         run_exit(acd, call, outcome, queue_name)
 
 

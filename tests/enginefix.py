@@ -54,7 +54,9 @@ class Rig:
 class EngineProcess:
     """`hotline run` as a real process against a simulator in this process (signals, kill -9)."""
 
-    def __init__(self, tmp_path, grace=0.2, extra_config=""):
+    def __init__(self, tmp_path, grace=0.2, files="", extra=""):
+        """`files`: more `files:` settings (flow style, e.g. 'agents: a.yaml, '); `extra`: more
+        top-level settings lines (e.g. a `redis:` section)."""
         import os
         import subprocess
         import sys
@@ -66,8 +68,8 @@ class EngineProcess:
         self.config = tmp_path / "hotline.yaml"
         self.config.write_text(
             f'trunk: {{dids: ["12345"]}}\nesl: {{port: {esl_port}}}\noutbound: {{listen_port: {out_port}}}\n'
-            f"paths: {{var_dir: {tmp_path / 'var'}}}\nfiles: {{flows_dir: {tmp_path / 'no-flows'}}}\n"
-            f"shutdown: {{grace_seconds: {grace}}}\nlog: {{file: {tmp_path / 'engine.log'}}}\n" + extra_config)
+            f"paths: {{var_dir: {tmp_path / 'var'}}}\nfiles: {{{files}flows_dir: {tmp_path / 'no-flows'}}}\n"
+            f"shutdown: {{grace_seconds: {grace}}}\nlog: {{file: {tmp_path / 'engine.log'}}}\n{extra}")
         env = {**os.environ, "HOTLINE_ESL_PASSWORD": PASSWORD}
         self.settings = load_settings(self.config, env=env)
         self.log = tmp_path / "engine.log"
@@ -78,12 +80,25 @@ class EngineProcess:
         self.switch.load_codec_config(tmp_path / "fs")
         self.switch.xml_cdr_dir = str(self.settings.switch.cdr_dir)
         self.switch.start("127.0.0.1", esl_port)
+        self._env = env
+        self.start()
+
+    def start(self):
+        """(Re)start `hotline run` on the same configuration; returns once it wrote its pid file."""
+        import os
+        import subprocess
+        import sys
+
+        import gevent
+        if self.pid_file.exists():
+            os.unlink(self.pid_file)            # a killed process leaves its own behind
         self.proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--config", str(self.config)],
-                                     env=env)
+                                     env=self._env)
         with gevent.Timeout(20, AssertionError("the engine process did not start")):
             while not self.pid_file.exists():
                 assert self.proc.poll() is None, "the engine process exited at start"
                 gevent.sleep(0.05)
+        return self
 
     def stop(self):
         if self.proc.poll() is None:

@@ -20,7 +20,7 @@ def reload(ep, *args, env=None):
 def test_reload_checks_first_signals_only_our_engine_and_not_after_kill_9(tmp_path, monkeypatch):
     monkeypatch.setenv("TOK_ADMIN", "admin-secret")
     port = free_port()
-    ep = EngineProcess(tmp_path, extra_config=(
+    ep = EngineProcess(tmp_path, extra=(
         f"control: {{listen_port: {port}, tokens: [{{name: root, role: admin, token_env: TOK_ADMIN}}]}}\n"))
     try:
         flows = tmp_path / "no-flows"

@@ -19,6 +19,8 @@ import time
 
 import gevent
 
+from engine.acd.outage import ERRORS as REDIS_ERRORS
+
 log = logging.getLogger("hotline.acd.agents")
 
 STATES = ("logged_out", "available", "on_break", "reserved", "ringing", "in_call", "wrap_up")
@@ -32,13 +34,17 @@ class AgentError(ValueError):
 
 
 class AgentBoard:
-    def __init__(self, store, config, audit=None, engine_id="engine", wake=None):
+    def __init__(self, store, config, audit=None, engine_id="engine", wake=None, on_call=None):
         self.store = store
         self.config = config
         self.audit = audit
         self.engine_id = engine_id
         self.wake = wake or (lambda why: store.wake(why))
         self._timers = {}            # agent id -> greenlet ending its wrap-up
+        # agent id -> (state, fields) of a call this engine knows the agent is on, or None: after
+        # Redis lost its data, a login of such an agent lands in that state, not `available`
+        self.on_call = on_call or (lambda agent_id: None)
+        self.outage = None           # service.Acd sets its outage.Outage: Redis failures logged once
 
     # --- helpers ------------------------------------------------------------------------------
     def agent(self, agent_id):
@@ -67,6 +73,15 @@ class AgentBoard:
     # --- requests from agents and supervisors ---------------------------------------------------
     def login(self, agent_id, actor="system"):
         self.agent(agent_id)
+        known = self.on_call(agent_id)
+        if known is not None:
+            state, fields = known
+            t = self._move(agent_id, ("logged_out",), state, actor, reason="login_on_call",
+                           call_uuid=fields.get("call"), extension=self.agent(agent_id).extension,
+                           misses=0, pending=None, engine=self.engine_id, **fields)
+            if t:
+                log.warning("agent %s logged in while on call %s: %s", agent_id, fields.get("call"), state)
+                return t
         t = self._move(agent_id, ("logged_out",), "available", actor, extension=self.agent(agent_id).extension,
                        misses=0, pending=None)
         if not t:
@@ -254,13 +269,17 @@ class AgentBoard:
     def _timer_fired(self, agent_id):
         # stays in _timers while it runs (end_wrapup's _cancel_timer removes it): timer_pending
         # must not say "no timer" while this one reads Redis
-        data = self.store.agent(agent_id)
-        until = float(data.get("wrap_until") or 0)
-        if data["state"] == "wrap_up" and until > time.time() + 0.005:
-            self._start_timer(agent_id, until - time.time())       # extended meanwhile elsewhere
-            return
         try:
+            data = self.store.agent(agent_id)
+            until = float(data.get("wrap_until") or 0)
+            if data["state"] == "wrap_up" and until > time.time() + 0.005:
+                self._start_timer(agent_id, until - time.time())       # extended meanwhile elsewhere
+                return
             self.end_wrapup(agent_id)
+        except REDIS_ERRORS as exc:
+            # the deadline is in Redis: a watchdog pass ends the wrap-up once Redis answers again
+            if self.outage is not None:
+                self.outage.failed(exc, "ending a wrap-up")
         except Exception:
             log.exception("ending the wrap-up of agent %s failed; the watchdog will retry", agent_id)
 

@@ -14,6 +14,7 @@ import gevent
 
 from engine.acd.agents import AgentError
 from engine.acd.incall import ControlError
+from engine.acd.outage import ERRORS as REDIS_ERRORS
 
 log = logging.getLogger("hotline.acd.relay")
 
@@ -103,7 +104,10 @@ class Relay:
                 for message in self._pubsub.listen():
                     gevent.spawn(self._serve, message.get("data"))
             except Exception as exc:
-                log.warning("control relay channel lost (%s); retrying", exc)
+                if isinstance(exc, REDIS_ERRORS):
+                    self.acd.outage.failed(exc, "listening for control requests")
+                else:
+                    log.warning("control relay channel lost (%s); retrying", exc)
                 gevent.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 

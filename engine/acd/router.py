@@ -15,6 +15,7 @@ import time
 import gevent
 import gevent.event
 
+from engine.acd.outage import ERRORS as REDIS_ERRORS
 from engine.acd.strategies import STRATEGIES, Candidate
 
 log = logging.getLogger("hotline.acd.router")
@@ -48,11 +49,12 @@ class Waiter:
 
 
 class Router:
-    def __init__(self, store, board, config_ref, waiters):
+    def __init__(self, store, board, config_ref, waiters, outage=None):
         self.store = store
         self.board = board
         self.config_ref = config_ref           # callable: the current AcdConfig (reloads swap it)
         self.waiters = waiters                 # call uuid -> Waiter (this engine's)
+        self.outage = outage                   # a Redis outage is logged once there (outage.py)
         self.decisions = collections.deque(maxlen=DECISIONS_KEPT)   # seconds per routed caller
         self._kick = gevent.event.Event()
         self._rr = {}                          # queue -> order of the agent offered last
@@ -85,6 +87,11 @@ class Router:
             self._kick.clear()
             try:
                 self.route_once()
+            except REDIS_ERRORS as exc:
+                if self.outage is None:
+                    raise
+                self.outage.failed(exc, "routing")
+                gevent.sleep(SAFETY_INTERVAL)
             except Exception:
                 log.exception("routing pass failed; next pass in %.1f s", SAFETY_INTERVAL)
                 gevent.sleep(SAFETY_INTERVAL)
@@ -100,8 +107,11 @@ class Router:
                 for _ in self._pubsub.listen():
                     self._kick.set()
             except Exception as exc:
-                log.warning("Redis wake-up channel lost (%s); routing continues every %.0f s",
-                            exc, SAFETY_INTERVAL)
+                if isinstance(exc, REDIS_ERRORS) and self.outage is not None:
+                    self.outage.failed(exc, "listening for wake-ups")
+                else:
+                    log.warning("Redis wake-up channel lost (%s); routing continues every %.0f s",
+                                exc, SAFETY_INTERVAL)
                 gevent.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 

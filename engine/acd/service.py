@@ -3,7 +3,8 @@
 Pieces: `store` (Redis, shared by every engine), `board` (agent state machines and their timers),
 `router` (free agents -> this engine's waiting callers), `waiting.serve` (the caller's side, in the
 caller's greenlet), `Conversation` (one caller with their agent, third parties and any pending
-in-call action), the watchdog, and the control operations the API and the CLI call.
+in-call action), the watchdog (with `recovery`: after a crash, a Redis outage or a Redis that lost
+its data), and the control operations the API and the CLI call.
 
 Commands to the switch go through the engine's inbound ESL connection (`api`), built only by
 engine.esl.commands.
@@ -12,6 +13,7 @@ import dataclasses
 import logging
 import statistics
 import time
+import uuid as uuidlib
 
 import gevent
 
@@ -21,6 +23,9 @@ from engine.acd.agents import AgentBoard
 from engine.acd.config import load_acd
 from engine.acd.features import FeatureCodes
 from engine.acd.incall import InCall
+from engine.acd.outage import ERRORS as REDIS_ERRORS
+from engine.acd.outage import Outage
+from engine.acd.recovery import Recovery
 from engine.acd.relay import Relay
 from engine.acd.router import Router
 from engine.acd.store import AcdStore
@@ -63,26 +68,30 @@ class Conversation:
         return f"hl-{self.call.uuid}"
 
 
-class Acd:
+class Acd(Recovery):
     CONF_CONTEXT = CONF_CONTEXT
 
     def __init__(self, settings, esl, renderer=None, engine_id=None, store=None, audit=None):
         self.settings = settings
         self.esl = esl
         self.renderer = renderer
-        # Stable across restarts (host and call port): a restarted engine knows its own leftovers.
-        self.engine_id = engine_id or netutil.engine_id(settings)
+        # Unique to this process (its slot, host and call port, plus a token): a process restarted
+        # in the same slot finds the dead one's reservations as a dead owner's, not as its own.
+        self.engine_id = engine_id or netutil.instance_id(settings)
         self.config = load_acd(settings.files.agents, settings.files.queues)
         self.store = store or AcdStore(settings.redis.url, prefix=settings.redis.prefix)
         self.audit = audit
         self.board = AgentBoard(self.store, self.config, audit, self.engine_id,
-                                wake=lambda why: self.store.wake(why))
+                                wake=lambda why: self.store.wake(why), on_call=self._known_call)
+        self.epoch = None               # the Redis epoch this engine's state was written under
         self.waiters = {}               # call uuid -> Waiter (callers of this engine in queues)
         self.conversations = {}         # call uuid -> Conversation
         self.legs = {}                  # agent/third-party leg uuid -> (agent id or '', call uuid)
         self.supervisions = {}          # supervisor leg uuid -> {target, mode, supervisor}
         self.adopted = {}               # agent leg -> (agent id, call uuid): talks that outlived an engine
-        self.router = Router(self.store, self.board, lambda: self.config, self.waiters)
+        self.outage = Outage()          # Redis unreachable: logged once, counted, reconciled after
+        self.board.outage = self.outage
+        self.router = Router(self.store, self.board, lambda: self.config, self.waiters, outage=self.outage)
         self.incall = InCall(self)
         self.features = FeatureCodes(self)
         self.relay = Relay(self)
@@ -95,7 +104,13 @@ class Acd:
 
     # --- life cycle ---------------------------------------------------------------------------
     def start(self):
-        self.store.heartbeat(self.engine_id, ENGINE_TTL)
+        try:
+            self.store.heartbeat(self.engine_id, ENGINE_TTL)
+            self._bury_predecessors()
+            self.epoch = self.store.claim_epoch(uuidlib.uuid4().hex)
+        except REDIS_ERRORS as exc:
+            # calls are still answered (IVR, apologies); the watchdog takes over once Redis answers
+            self.outage.failed(exc, "starting the ACD")
         self.router.start()
         self.relay.start()
         self._watchdog = gevent.spawn(self._watchdog_loop)
@@ -147,7 +162,9 @@ class Acd:
     def count(self, queue_name, **amounts):
         try:
             self.store.count(queue_name, time.strftime("%Y%m%d"), **amounts)
-        except Exception as exc:        # statistics must never break a call
+        except REDIS_ERRORS as exc:     # statistics must never break a call
+            self.outage.failed(exc, "counting queue statistics")
+        except Exception as exc:
             log.warning("queue statistics not counted: %s", exc)
 
     def prompt(self, text):
@@ -159,6 +176,15 @@ class Acd:
 
     def api(self, command):
         return self.esl.api(command)
+
+    def best_effort(self, doing, fn, *args, default=None, **kw):
+        """A Redis update on a call's bridge or hang-up path: a Redis outage must not cost a
+        connected caller their service. It is counted (outage.py) and reconciled later."""
+        try:
+            return fn(*args, **kw)
+        except REDIS_ERRORS as exc:
+            self.outage.failed(exc, doing)
+            return default
 
     # --- ringing ------------------------------------------------------------------------------
     def dial_string(self, call, queue, legs):
@@ -198,28 +224,63 @@ class Acd:
         call, queue = conv.call, conv.queue
         agent_id = conv.legs[leg]
         conv.agent, conv.leg, conv.answered_at = agent_id, leg, time.time()
-        self.board.answered(agent_id, call.uuid)
+        # The call knows its agent before anything goes to Redis: the caller is served whatever
+        # Redis does now, and the CDR names the agent.
+        waited = time.time() - call.info.get("queue_joined", time.time())
+        call.info.update(agent=agent_id, wait_seconds=round(waited, 3))
+        call.info.setdefault("agents", []).append(agent_id)
+        self.best_effort("recording the answer", self.board.answered, agent_id, call.uuid)
         for other_leg, other_agent in list(conv.legs.items()):
             if other_leg != leg:            # ring-all: the others lost the race
                 conv.legs.pop(other_leg)
                 self.legs.pop(other_leg, None)
-                self.board.release(other_agent, call.uuid, missed=False, why="lose_race")
-        waited = time.time() - call.info.get("queue_joined", time.time())
-        call.info.update(agent=agent_id, wait_seconds=round(waited, 3))
-        call.info.setdefault("agents", []).append(agent_id)
+                self.best_effort("releasing an agent", self.board.release, other_agent, call.uuid,
+                                 missed=False, why="lose_race")
         within = waited <= queue.service_level_seconds
         self.count(queue.name, answered=1, answered_sl=1 if within else 0, wait_total=waited)
-        self.store.remember_agent(commands.safe_number(call.caller_id_number), agent_id,
-                                  queue.repeat_caller_hours)
+        self.best_effort("remembering the agent", self.store.remember_agent,
+                         commands.safe_number(call.caller_id_number), agent_id, queue.repeat_caller_hours)
         call.log.info("agent %s answered after %.1f s in queue", agent_id, waited)
         # On the caller's leg, so that the switch's own CDR file names the agent if this engine
         # dies mid-call. Through the api: the caller's leg runs an event-locked `bridge`, which
         # holds back a `sendmsg execute set` until the bridge ends (fixture 08).
         gevent.spawn(self.api_quiet, commands.uuid_setvar(call.uuid, "hotline_agent", agent_id))
         checkpoint(call, "agent_answer")    # a provisional CDR: agent and wait survive a crash
-        # the flow's queue node may set the policy for its callers; else the queue's own
-        if (getattr(call, "record_policy", None) or queue.record) == "all":
+        # the flow's queue node may set the policy for its callers; else the queue's own. The
+        # switch started it at the bridge if arm_recording armed it; else (arming failed) now.
+        if getattr(call, "recording_armed", None) and not call.info.get("recording"):
+            call.info["recording"] = call.recording_armed
+        elif (getattr(call, "record_policy", None) or queue.record) == "all" and not call.info.get("recording"):
             gevent.spawn(self.start_recording, call)
+
+    def arm_recording(self, call, queue):
+        """Before each `bridge` to agents: if the call is to be recorded and is not yet, the switch
+        starts the recording itself when an agent answers (record_session from the bridge), so the
+        queue's policy holds even if this engine dies while the agent's phone rings. A call
+        recorded already (a transfer's second bridge) gets nothing re-armed."""
+        policy = getattr(call, "record_policy", None) or queue.record
+        armed = getattr(call, "recording_armed", None)
+        try:
+            if call.info.get("recording") or policy != "all":
+                if armed:                   # the app copied on the first bridge must not run again
+                    for name in ("bridge_pre_execute_aleg_app", "bridge_pre_execute_app"):
+                        self.api(commands.uuid_unsetvar(call.uuid, name))
+                    call.recording_armed = None
+                return
+            if armed:
+                return
+            path = f"{self.settings.paths.recordings}/{call.uuid}.wav"
+            self.api(commands.uuid_setvar(call.uuid, "RECORD_STEREO", "true"))
+            # else the switch records at the caller's codec rate (OPUS: 48 kHz stereo)
+            self.api(commands.uuid_setvar(call.uuid, "record_sample_rate",
+                                          str(self.settings.recordings.sample_rate)))
+            for command in commands.bridge_pre_execute(call.uuid, "record_session", path):
+                reply = self.api(command)
+                if not reply.startswith("+OK"):
+                    raise RuntimeError(reply.strip())
+            call.recording_armed = path
+        except Exception as exc:
+            call.log.error("recording not armed: %s", exc)
 
     def start_recording(self, call):
         """Stereo (caller left, agent right) from the agent's answer to the end of the call; it
@@ -249,7 +310,8 @@ class Acd:
         if conv.answered_at is None:
             for leg, agent_id in conv.legs.items():
                 self.legs.pop(leg, None)
-                self.board.release(agent_id, call.uuid, missed=False, why="caller_gone")
+                self.best_effort("releasing an agent", self.board.release, agent_id, call.uuid,
+                                 missed=False, why="caller_gone")
                 call.log.info("caller hung up while agent %s was ringing: agent released", agent_id)
         else:
             self.agent_done(conv, caller_left=True)
@@ -267,9 +329,10 @@ class Acd:
         # The CDR may be written as soon as this greenlet waits on Redis: its talk time first.
         call.info["talk_seconds"] = round(talk + call.info.get("talk_seconds", 0), 3)
         call.info["wrapup_seconds"] = self.board.wrapup_for(conv.agent, conv.queue.name)
-        wrap = self.board.call_ended(conv.agent, call.uuid, conv.queue.name, talk)
+        wrap = self.best_effort("ending the agent's call", self.board.call_ended, conv.agent, call.uuid,
+                                conv.queue.name, talk, default=call.info["wrapup_seconds"])
         call.info["wrapup_seconds"] = wrap
-        self.store.add_handle_time(conv.queue.name, talk + wrap)
+        self.best_effort("counting handling time", self.store.add_handle_time, conv.queue.name, talk + wrap)
         self.count(conv.queue.name, talk_total=talk)
         call.log.info("agent %s done after %.1f s; wrap-up %.0f s", conv.agent, talk, wrap)
 
@@ -353,8 +416,8 @@ class Acd:
                 if score is not None:
                     self.store.incr_fields(conv.agent, rated=1, satisfied=satisfied, score_total=score)
                 self.count(conv.queue.name, surveyed=1, rated=1 if score else 0, satisfied=satisfied)
-            except Exception as exc:
-                log.warning("survey figures not counted: %s", exc)
+            except REDIS_ERRORS as exc:
+                self.outage.failed(exc, "counting survey figures")
 
     def _transfer(self, call, kind, target):
         if kind == "queue":
@@ -377,7 +440,7 @@ class Acd:
     def on_esl_event(self, event):
         name = event.name
         if name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
-            self._leg_gone(event.uuid)
+            self._leg_gone(event.uuid, event)
             self.supervisions.pop(event.uuid, None)
             self.features.buffers.pop(event.uuid, None)
         elif name == "DTMF":
@@ -391,7 +454,7 @@ class Acd:
         dead_owner = bool(owner) and not mine and not self.store.engine_alive(owner)
         old = now - float(d.get("since") or now) > 2.0
         if state in ("reserved", "ringing"):
-            live = call_uuid in self.waiters or call_uuid in self.conversations
+            live = call_uuid in self.waiters or call_uuid in self.conversations or d.get("leg") in self.adopted
             return "release" if (mine and not live and old) or dead_owner else None
         if state == "in_call":
             live = call_uuid in self.conversations or d.get("leg") in self.adopted
@@ -403,22 +466,15 @@ class Acd:
             return "end_wrapup" if until and now > until + 2.0 else None
         return None
 
-    def _adopt(self, agent_id, d):
-        """An agent still talking on this switch after the engine that connected the call went
-        away (a restart): keep the agent busy until that leg hangs up, then wrap-up as usual."""
-        leg = d.get("leg")
-        if not leg or self.api_quiet(commands.uuid_exists(leg)).strip() != "true":
-            return False
-        self.store.set_fields(agent_id, engine=self.engine_id)
-        self.adopted[leg] = (agent_id, d.get("call"), d.get("queue", ""), float(d.get("answered_at") or time.time()))
-        log.warning("agent %s is still talking on leg %s from before a restart: adopted", agent_id, leg)
-        return True
-
-    def _leg_gone(self, leg):
+    def _leg_gone(self, leg, event=None):
         adopted = self.adopted.pop(leg, None)
         if adopted is not None:
             agent_id, call_uuid, queue, answered_at = adopted
-            self.board.call_ended(agent_id, call_uuid, queue, time.time() - answered_at)
+            answered = event is None or (event.get("Caller-Channel-Answered-Time") or "0") != "0"
+            if self.store.agent(agent_id)["state"] in ("reserved", "ringing") and not answered:
+                self.board.release(agent_id, call_uuid, missed=False, why="leg_gone")
+            else:
+                self.board.call_ended(agent_id, call_uuid, queue, time.time() - answered_at)
             return
         entry = self.legs.pop(leg, None)
         if entry is None:
@@ -462,7 +518,14 @@ class Acd:
             gevent.sleep(WATCHDOG_EVERY)
             try:
                 self.store.heartbeat(self.engine_id, ENGINE_TTL)
+                self.outage.ok()
+                self.check_epoch()
+                # this engine's callers' entries live on while it does; a dead one's expire
+                self.store.refresh_entries(set(self.waiters) | set(self.conversations))
+                self._rejoin_lost_waiters()
                 self.repair()
+            except REDIS_ERRORS as exc:
+                self.outage.failed(exc, "checking agents and queues")
             except Exception:
                 log.exception("watchdog pass failed")
 
@@ -483,12 +546,22 @@ class Acd:
                 continue
             state, call_uuid = d["state"], d.get("call")
             if what == "release":
+                if state == "ringing" and d.get("leg"):
+                    adopted = self._adopt(agent_id, d)      # its leg may ring on without us
+                    if adopted is None:
+                        continue                            # the switch cannot say: next pass
+                    if adopted:
+                        repaired.append((agent_id, "adopted"))
+                        continue
                 t = self.store.transition(agent_id, ("reserved", "ringing"), "available", call=None, leg=None)
                 if t:
                     repaired.append((agent_id, state))
             elif what == "end_call":
-                if self._adopt(agent_id, d):
+                adopted = self._adopt(agent_id, d)
+                if adopted:
                     repaired.append((agent_id, "adopted"))
+                elif adopted is None:
+                    continue                                # the switch cannot say: next pass
                 else:
                     self.board.call_ended(agent_id, call_uuid, d.get("queue", ""), 0.0)
                     if self.store.agent(agent_id)["state"] != "in_call":
@@ -509,6 +582,8 @@ class Acd:
                         or not entry:
                     self.store.leave(queue_name, call_uuid)
                     repaired.append((call_uuid, "queue_entry"))
+        repaired += self._collect_entries(now)
+        repaired += self._adopted_answers()
         for what in repaired:
             log.warning("watchdog repaired %s (%s)", *what)
         return repaired

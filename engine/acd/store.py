@@ -8,14 +8,18 @@ both run the reserve script; Redis runs them one after the other and only the fi
 
 Keys (prefix configurable, so tests and sites can share a Redis):
   {p}agent:<id>          hash: state since reason call leg engine queue misses wrap_until pending ...
-  {p}agent:<id>:time     hash: state -> seconds spent in it (today's report reads and resets it)
+  {p}agent:<id>:time     hash: state -> seconds spent in it (expires STATS_TTL after its last change)
   {p}avail               set of available agent ids
   {p}q:<queue>           zset of waiting call uuids, score = -priority * 1e10 + joined (epoch)
-  {p}qe:<uuid>           hash: queue engine joined caller priority preferred
+  {p}qe:<uuid>           hash: queue engine joined caller priority preferred (expires ENTRY_TTL unless
+                         its engine refreshes it; the watchdog removes those of dead engines)
   {p}qstat:<queue>:<day> hash: offered answered answered_sl abandoned wait_total talk_total
-  {p}aht:<queue>         list of recent handling times (expected-wait announcements)
+  {p}aht:<queue>         list of recent handling times (expected-wait announcements; STATS_TTL)
   {p}last:<caller>       agent who last served this caller (expires after repeat_caller_hours)
-  {p}engine:<id>         heartbeat of a live engine (expires: its leftovers are then repaired)
+  {p}engine:<id>         heartbeat of a live engine process (expires: its leftovers are then repaired)
+  {p}epoch               token written once into a fresh Redis: a different or missing one means
+                         Redis lost its data (restarted empty), and each engine re-asserts its calls
+Every other key has a TTL; an agent's hash lives as long as the agent is configured.
   {p}wake                pub/sub channel: an agent became available or a caller joined
 """
 import json
@@ -24,6 +28,8 @@ import time
 import redis
 
 AHT_KEEP = 50                 # handling times kept per queue for expected-wait estimates
+ENTRY_TTL = 60                # seconds a queue entry lives unless its engine refreshes it
+STATS_TTL = 40 * 86400        # statistics outlive a month's report
 
 # ARGV: id, allowed-from (comma list or *), to, now, then field/value pairs
 _TRANSITION = """
@@ -38,6 +44,7 @@ local since = tonumber(redis.call('HGET', KEYS[1], 'since') or ARGV[4])
 local spent = tonumber(ARGV[4]) - since
 if spent < 0 then spent = 0 end
 redis.call('HINCRBYFLOAT', KEYS[2], state, spent)
+redis.call('EXPIRE', KEYS[2], 3456000)   -- STATS_TTL: 40 days
 redis.call('HSET', KEYS[1], 'state', ARGV[3], 'since', ARGV[4])
 for i = 5, #ARGV, 2 do
   if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
@@ -146,6 +153,7 @@ class AcdStore:
         pipe.hset(self.k_entry(call_uuid), mapping={"queue": queue, "engine": engine, "joined": repr(joined),
                                                      "caller": caller, "priority": priority,
                                                      "preferred": preferred, "score": repr(score)})
+        pipe.expire(self.k_entry(call_uuid), ENTRY_TTL)
         pipe.zadd(self.k_queue(queue), {call_uuid: score})
         pipe.publish(self.wake_channel, "join:" + queue)
         pipe.execute()
@@ -165,6 +173,30 @@ class AcdStore:
         pipe.zrem(self.k_queue(queue), call_uuid)
         pipe.delete(self.k_entry(call_uuid))
         pipe.execute()
+
+    def refresh_entries(self, call_uuids):
+        """The owner's proof of life for its callers' entries (the watchdog, every pass)."""
+        if not call_uuids:
+            return
+        pipe = self.r.pipeline(transaction=False)
+        for u in call_uuids:
+            pipe.expire(self.k_entry(u), ENTRY_TTL)
+        pipe.execute()
+
+    def not_waiting(self, waiters):
+        """Of (queue, call uuid) pairs, the call uuids their queue does not list (lost by an
+        outage or a Redis that restarted empty)."""
+        if not waiters:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for queue, call_uuid in waiters:
+            pipe.zscore(self.k_queue(queue), call_uuid)
+        return [u for (_, u), score in zip(waiters, pipe.execute()) if score is None]
+
+    def entry_uuids(self):
+        """Call uuids of every queue entry hash in Redis (waiting, or taken for a conversation)."""
+        start = len(self.k_entry(""))
+        return [k[start:] for k in self.r.scan_iter(self.k_entry("*"), count=500)]
 
     def waiting(self, queue, limit=-1):
         return self.r.zrange(self.k_queue(queue), 0, limit)
@@ -201,7 +233,7 @@ class AcdStore:
         pipe = self.r.pipeline(transaction=False)
         for k, v in amounts.items():
             pipe.hincrbyfloat(self.k_stat(queue, day), k, v)
-        pipe.expire(self.k_stat(queue, day), 40 * 86400)
+        pipe.expire(self.k_stat(queue, day), STATS_TTL)
         pipe.execute()
 
     def stats(self, queue, day):
@@ -212,6 +244,7 @@ class AcdStore:
         pipe = self.r.pipeline(transaction=False)
         pipe.lpush(key, round(seconds, 1))
         pipe.ltrim(key, 0, AHT_KEEP - 1)
+        pipe.expire(key, STATS_TTL)
         pipe.execute()
 
     def handle_times(self, queue):
@@ -230,6 +263,19 @@ class AcdStore:
 
     def engine_alive(self, engine):
         return bool(self.r.exists(f"{self.p}engine:{engine}"))
+
+    def forget_engine(self, engine):
+        """A dead engine's heartbeat (its slot's new process knows it died): its leftovers are
+        repaired at once instead of after the heartbeat expires."""
+        self.r.delete(f"{self.p}engine:{engine}")
+
+    def epoch(self):
+        return self.r.get(f"{self.p}epoch")
+
+    def claim_epoch(self, token):
+        """Write the epoch into a Redis that has none; returns the epoch in force afterwards."""
+        self.r.set(f"{self.p}epoch", token, nx=True)
+        return self.r.get(f"{self.p}epoch")
 
     def engines(self):
         """Ids of the engines whose heartbeat is alive."""

@@ -11,6 +11,7 @@ import uuid as uuidlib
 
 import gevent
 
+from engine.acd.outage import ERRORS as REDIS_ERRORS
 from engine.acd.router import Waiter
 from engine.callapi import CallGone
 from engine.calls import MUSIC_FALLBACK, checkpoint
@@ -24,6 +25,17 @@ MISSED_CAUSES = {"NO_ANSWER", "USER_BUSY", "CALL_REJECTED", "NO_USER_RESPONSE", 
 
 
 def serve(acd, call, queue_name, joined=None, hops=0):
+    try:
+        return _serve(acd, call, queue_name, joined, hops)
+    except REDIS_ERRORS as exc:
+        acd.outage.failed(exc, "serving a caller")
+        if call.info.get("agent"):
+            return "done"             # connected to an agent: served, whatever Redis did after
+        call.log.info("queue %s not reachable (Redis down): the flow's error path", queue_name)
+        return "error"
+
+
+def _serve(acd, call, queue_name, joined=None, hops=0):
     config = acd.config
     queue = config.queues.get(queue_name)
     if queue is None:
@@ -65,7 +77,7 @@ def serve(acd, call, queue_name, joined=None, hops=0):
             call.log.info("overflow from %s to %s", queue_name, queue.overflow.target)
             call.tags.append(f"overflow:{queue_name}")
             acd.count(queue_name, overflowed=1)
-            return serve(acd, call, queue.overflow.target, joined=joined, hops=hops + 1)
+            return _serve(acd, call, queue.overflow.target, joined=joined, hops=hops + 1)
         if result == "overflow":
             acd.count(queue_name, overflowed=1)
             return queue.overflow.action if queue.overflow.action != "branch" else "overflow"
@@ -90,11 +102,12 @@ def serve(acd, call, queue_name, joined=None, hops=0):
 def _leave(acd, call, waiter):
     if acd.waiters.get(call.uuid) is waiter:
         acd.waiters.pop(call.uuid, None)
-        acd.store.leave(waiter.queue, call.uuid)
+        acd.best_effort("leaving a queue", acd.store.leave, waiter.queue, call.uuid)
         # An offer the caller never got to (they hung up as the router chose an agent): free the
         # agent now rather than when the watchdog notices. No-op once the agent rang or answered.
         for agent_id in waiter.offer or ():
-            acd.board.release(agent_id, call.uuid, missed=False, why="caller_gone")
+            acd.best_effort("releasing an agent", acd.board.release, agent_id, call.uuid, missed=False,
+                            why="caller_gone")
         if call.info.get("queue_joined") and "wait_seconds" not in call.info:
             call.info["wait_seconds"] = round(time.time() - call.info["queue_joined"], 3)
 
@@ -144,11 +157,15 @@ def _announce(acd, call, queue, waiter):
     if waiter.offer:
         return
     texts = []
-    position = acd.store.position(queue.name, call.uuid)
+    # in a Redis outage the caller waits on, without the figures
+    position = acd.best_effort("announcing a position", acd.store.position, queue.name, call.uuid)
     if queue.announce.position and position:
         texts.append(f"您前面还有{position - 1}位来电者。" if position > 1 else "您是下一位，请稍候。")
+    minutes = None
     if queue.announce.expected_wait and position:
-        minutes = acd.expected_wait(queue, position) / 60.0
+        minutes = acd.best_effort("estimating a wait", acd.expected_wait, queue, position)
+    if minutes is not None:
+        minutes = minutes / 60.0
         texts.append(f"预计等待{max(1, round(minutes))}分钟。")
     if queue.announce.message:
         texts.append(queue.announce.message)
@@ -176,6 +193,7 @@ def ring(acd, call, queue, waiter, transfer_from=None):
         acd.legs[leg] = (agent_id, call.uuid)
     conversation = acd.begin(call, queue, legs)
     dial = acd.dial_string(call, queue, legs)
+    acd.arm_recording(call, queue)
     call.log.info("ringing agent%s %s", "s" if len(legs) > 1 else "", ", ".join(agent_ids))
     waiter.ringing = True
     try:
@@ -191,11 +209,13 @@ def ring(acd, call, queue, waiter, transfer_from=None):
     if conversation.answered_at is None:
         for leg, agent_id in legs.items():
             acd.legs.pop(leg, None)
-            acd.board.release(agent_id, call.uuid, missed=cause in MISSED_CAUSES, why=cause.lower())
+            acd.best_effort("releasing an agent", acd.board.release, agent_id, call.uuid,
+                            missed=cause in MISSED_CAUSES, why=cause.lower())
         acd.end(call, conversation)
         call.log.info("no answer from %s (%s); back in line", ", ".join(agent_ids), cause or "?")
         waiter.clear()
-        acd.store.put_back(queue.name, call.uuid, waiter.score)
+        # lost in an outage, the place is given back by the watchdog (_rejoin_lost_waiters)
+        acd.best_effort("putting a caller back in line", acd.store.put_back, queue.name, call.uuid, waiter.score)
         call.wait_gone(queue.retry_delay)
         if call.gone:
             raise CallGone(call.uuid)

@@ -180,6 +180,20 @@ def uuid_setvar(call_uuid, name, value):
     return f"uuid_setvar {uuid(call_uuid)} {varname(name)} {safe_text(value, 256)}"
 
 
+def uuid_unsetvar(call_uuid, name):
+    """uuid_setvar without a value unsets the variable (mod_commands uuid_setvar_function)."""
+    return f"uuid_setvar {uuid(call_uuid)} {varname(name)}"
+
+
+def bridge_pre_execute(call_uuid, app, arg):
+    """An application the switch runs on the caller's leg when its next `bridge` starts, i.e.
+    when the agent answered (`bridge_pre_execute_aleg_app` and `_data`, read by
+    switch_ivr_multi_threaded_bridge in src/switch_ivr_bridge.c): it runs even when the engine
+    that sent the bridge is gone by then. Two api commands (name, then argument)."""
+    return [f"uuid_setvar {uuid(call_uuid)} bridge_pre_execute_aleg_data {media_path(arg)}",
+            f"uuid_setvar {uuid(call_uuid)} bridge_pre_execute_aleg_app {_check(_APP, app, 'application')}"]
+
+
 def uuid_getvar(call_uuid, name):
     return f"uuid_getvar {uuid(call_uuid)} {varname(name)}"
 

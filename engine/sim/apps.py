@@ -385,6 +385,18 @@ def _record(ch, arg):
         ch.switch.record_stop(ch, p[0], cause, record_app=True)
 
 
+@app("record_session")
+def _record_session(ch, arg):
+    """`record_session <path> [<limit>]` (mod_dptools): a media bug recording the channel from now
+    until it hangs up (or uuid_record stop); it returns at once, like uuid_record start."""
+    p = arg.split()
+    if not p:
+        return "_none_"
+    limit = _int(p[1] if len(p) > 1 else None, 0) or None
+    ch.switch.record_start(ch, p[0], limit)
+    return "_none_"
+
+
 def speech_end(ch, since):
     """Wall time at which the far end's current speech ends (`since` if it says nothing)."""
     if not ch.audio:

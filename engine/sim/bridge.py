@@ -181,6 +181,7 @@ def bridge_app(switch, ch, arg):
     try:
         _link(ch, b, "A")
         ch.emit("CHANNEL_BRIDGE", {"Bridge-A-Unique-ID": ch.uuid, "Bridge-B-Unique-ID": b.uuid})
+        _pre_execute(ch)
         # switch_ivr_multi_threaded_bridge sends INDICATE_BRIDGE to the B leg first, then to the
         # caller leg, whose bridge thread sends its display on its first media frame: the B leg's
         # CALL_UPDATE SEND, then the caller leg's and its far phone's (fixture 08 #60-#63)
@@ -199,6 +200,21 @@ def bridge_app(switch, ch, arg):
     finally:
         _end(ch, b, "A")
     return "_none_"
+
+
+def _pre_execute(ch):
+    """`bridge_pre_execute_aleg_app`/`_data` of the A leg run on it once the B leg answered and
+    the bridge starts: switch_ivr_multi_threaded_bridge copies them to `bridge_pre_execute_app`,
+    which audio_bridge_thread executes on the A leg (src/switch_ivr_bridge.c). The engine uses it
+    to have the switch itself start a queue's recording, even if the engine is down by then."""
+    name = ch.variables.get("bridge_pre_execute_aleg_app")
+    if name:
+        ch.set_var("bridge_pre_execute_app", name)
+        ch.set_var("bridge_pre_execute_data", ch.variables.get("bridge_pre_execute_aleg_data"))
+    name = ch.variables.get("bridge_pre_execute_app")
+    if name:
+        from engine.sim import apps
+        apps.execute(ch, name, ch.variables.get("bridge_pre_execute_data") or "")
 
 
 def _split_legs(dial):
