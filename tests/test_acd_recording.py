@@ -24,9 +24,11 @@ def test_a_recorded_queue_call_is_archived_stereo_with_checksum_and_index(rig, t
     assert wait_for(lambda: rig.state("1001") == "in_call")
     assert caller.wait_hangup(10)
     assert wait_for(lambda: len(rig.cdrs()) == 1)
-    rig.engine.archiver.join(10)
+    # RECORD_STOP may reach the engine after the CDR is written: wait for the archive, not for
+    # the archiver's current work (join() returned at once when RECORD_STOP had not come yet)
+    assert wait_for(lambda: (rig.engine.archiver.get(caller.uuid) or {}).get("state") == "archived",
+                    timeout=10), rig.engine.archiver.alarms
     row = rig.engine.archiver.get(caller.uuid)
-    assert row is not None and row["state"] == "archived", rig.engine.archiver.alarms
     cdr = rig.cdrs()[0]
     assert cdr["recording"].endswith(f"{caller.uuid}.wav")
     archived = rig.settings.paths.archive / row["path"] if not row["path"].startswith("/") else row["path"]

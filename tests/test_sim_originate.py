@@ -174,13 +174,17 @@ def test_shipped_dialplans_load(tmp_path):
         text = text.replace("{%- for did in dids %}", "").replace("{%- endfor %}", "")
         text = text.replace("{{ loop.index }}", "1").replace("{{ did.regex }}", "^12345$")
         text = text.replace("{{ socket_data }}", "127.0.0.1:1 async full")
+        text = text.replace("{%- if standby_socket_data %}", "<!--").replace("{%- endif %}", "-->")
+        text = text.replace("{{ unavailable_prompt }}", "silence_stream://100")
         (tmp_path / name).write_text(text, encoding="utf-8")
     plan = Dialplan([str(tmp_path)])
     assert {"public", "agents", "hotline_conference"} <= set(plan.contexts)
     sw = Switch([str(tmp_path)])
     ch = sw.place_call("12345", "13800000011")
-    assert ch.wait_hangup(3)                     # nothing listens on port 1: the socket app fails
-    assert ch.variables["last_app"] == "socket" and ch.hangup_cause == "NORMAL_CLEARING"
+    assert ch.wait_hangup(5)                     # nothing listens on port 1: the socket app fails
+    # ... and the dialplan goes on to the fallback (mod_event_socket's socket_function returns)
+    assert ch.variables["hotline_fallback"] == "engine_down" and ch.answered
+    assert ch.variables["last_app"] == "hangup" and ch.hangup_cause == "NORMAL_TEMPORARY_FAILURE"
     other = sw.place_call("99999999", "13800000012")  # no extension: refused from routing
     assert other.wait_hangup(3)
     assert other.hangup_cause == "NO_ROUTE_DESTINATION" and "CHANNEL_EXECUTE" not in other.events
