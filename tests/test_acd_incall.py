@@ -410,7 +410,7 @@ def test_recording_refused_when_the_queue_never_records(rig_factory):
     caller.hangup()
 
 
-def test_consult_without_the_conference_context_fails_clearly_and_keeps_the_call(rig_factory, caplog):
+def test_hold_consult_and_three_way_without_the_conference_context_fail_clearly_and_keep_the_call(rig_factory, caplog):
     # issue 14: an operator merged only dialplan/public.xml; the consult transferred the agent's
     # leg into a context the switch does not have, which hung the agent up
     rig = rig_factory([agent("1001"), agent("1002")])
@@ -428,6 +428,9 @@ def test_consult_without_the_conference_context_fails_clearly_and_keeps_the_call
             operation("1001", "1002", actor="test")
         assert err.value.status == 503 and "hotline_conference" in str(err.value)
         assert "dialplan/conference.xml" in str(err.value)
+    with pytest.raises(ControlError) as err:                             # hold waits there too
+        rig.acd.incall.hold("1001", actor="test")
+    assert err.value.status == 503 and "hotline_conference" in str(err.value)
     assert rig.state("1002") == "available"                              # never reserved
     assert leg(rig, agent_leg).alive and rig.state("1001") == "in_call"  # the call goes on
     assert caller.alive

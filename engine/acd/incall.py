@@ -102,6 +102,7 @@ class InCall:
         conv = self._two_party(ref, "hold")
         if conv.held:
             return {"call": conv.call.uuid, "held": True}
+        self._require_conference()
         self._into_conference(conv, caller=("hold",))
         conv.held = True
         conv.held_since = time.time()
@@ -235,14 +236,18 @@ class InCall:
         conv.call.log.info("consulting %s %s (by %s); caller on hold", kind, value, actor)
         return {"call": conv.call.uuid, "consult": f"{kind}:{value}", "leg": leg}
 
-    def _third_party(self, ref, target, actor, busy):
-        """Checks shared by consult and three-way; the target agent, if any, is reserved."""
-        conv = self.conversation(ref)
+    def _require_conference(self):
+        """Hold, consult and three-way move the agent's leg into the call's conference: without
+        the context and module (engine.switchcheck) the switch would hang the agent's leg up."""
         check = getattr(self.acd, "switch_check", None)
         problems = check.problems("conference") if check is not None else []
         if problems:
-            # without them the switch would hang up the agent's leg (transfer into nothing)
             raise ControlError("; ".join(problems), 503)
+
+    def _third_party(self, ref, target, actor, busy):
+        """Checks shared by consult and three-way; the target agent, if any, is reserved."""
+        conv = self.conversation(ref)
+        self._require_conference()
         if conv.agent_finished:
             raise ControlError(f"the agent has left call {conv.call.uuid}")
         if conv.consult:
