@@ -131,11 +131,14 @@ def day_cdrs(store, day, tz=DEFAULT_TZ):
     and a report for last month should not read every call since."""
     from engine.cdr.models import Cdr
     from engine.cdr.rows import as_dict
+    from engine.cdr.store import is_provisional
     start, end = day_bounds(day, tz)
     # store.open() bound the Cdr table to the store's database; the CLI is its only user here.
     query = (Cdr.select().where((Cdr.start_time >= start) & (Cdr.start_time < end))
              .order_by(Cdr.start_time, Cdr.id))
-    return [as_dict(r) for r in query]
+    # a provisional CDR is a call still going (or cut by a crash and not completed yet): the day's
+    # figures count calls that ended
+    return [row for row in map(as_dict, query) if not is_provisional(row)]
 
 
 def ticket_counts(db_url, day, tz=DEFAULT_TZ):

@@ -44,6 +44,9 @@ CRAFTED = [
         talk_seconds=400, wrapup_seconds=30),                                   # exactly 20 s: in SL
     cdr("abandoned", local(23, 59), queue="general", agent="", wait_seconds=40),  # hung up waiting
     cdr("ivr-only", local(10, 0)),                                              # never reached a queue
+    # A call still going (or cut by a crash, not yet completed by the switch's CDR): not counted.
+    {**cdr("in-progress", local(15, 0), queue="general", agent="1001", wait_seconds=3),
+     "end_time": None, "tags": ["provisional"]},
 ]
 
 
