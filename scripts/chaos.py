@@ -39,9 +39,8 @@ import gevent  # noqa: E402
 from ruamel.yaml import YAML  # noqa: E402
 
 from benchlib import REPO  # noqa: E402
-from engine.acd.agents import AgentBoard  # noqa: E402
-from engine.acd.config import load_acd  # noqa: E402
 from engine.acd.store import AcdStore  # noqa: E402
+from engine.control.client import ApiError, Client  # noqa: E402
 from engine.cdr.store import CdrStore, is_provisional  # noqa: E402
 from engine.fsconf import render  # noqa: E402
 from engine.localredis import LocalRedis  # noqa: E402
@@ -51,6 +50,7 @@ from engine.sim.switch import Switch  # noqa: E402
 
 SCENARIOS = ("crash", "switch-restart", "redis-restart", "redis-wipe", "disk-full")
 PASSWORD = "chaos-secret"
+TOKEN = "chaos-supervisor-token"
 SETTLE_BOUND = 90.0     # after the load: callers gone, CDRs complete (watchdog passes every 5 s)
 
 
@@ -67,10 +67,14 @@ class DeskPhone:
         self.rng, self.dead = rng, dead_switches
         self.legs = []
         self.double = 0
+        self.doubles = []            # (this leg, the legs already up) of each double booking
 
     def on_ring(self, channel):
         self.legs = [(sw, leg) for sw, leg in self.legs if leg.alive and sw not in self.dead]
         self.double += len(self.legs)
+        if self.legs:
+            self.doubles.append({"leg": channel.uuid, "at": time.strftime("%H:%M:%S"), "up": [
+                {"leg": leg.uuid, "answered": leg.answered, "bridged_to": leg.bridged_to} for _, leg in self.legs]})
         self.legs.append((channel.switch, channel))
         if channel.wait_hangup(timeout=self.rng.uniform(0.1, 0.4)):
             return
@@ -116,6 +120,7 @@ class Scenario:
             "music": "silence_stream://-1"}]})
         self.prefix = "chaos:"
         self.disk_flag = work / "disk-full"
+        self.control_port = free_port()
         (work / "hotline.yaml").write_text(f"""\
 trunk: {{dids: ["12345"]}}
 esl: {{port: {self.esl_port}, password_env: HOTLINE_CHAOS_ESL_PASSWORD, reconnect_max_delay: 0.5}}
@@ -123,13 +128,13 @@ outbound: {{listen_port: {free_port()}}}
 paths: {{var_dir: {work / 'var'}}}
 files: {{flows_dir: {work / 'no-flows'}, agents: {work / 'agents.yaml'}, queues: {work / 'queues.yaml'}}}
 redis: {{url: "{self.redis.url}", prefix: "{self.prefix}"}}
-control: {{listen_port: {free_port()}}}
+control: {{listen_port: {self.control_port}, tokens: [{{name: chaos, role: supervisor, token_env: HOTLINE_CHAOS_TOKEN}}]}}
 database: {{spool_drain_interval: 0.5}}
 tts: {{edge_enabled: false}}
 shutdown: {{grace_seconds: 1}}
 log: {{file: {work / 'engine.log'}, level: WARNING}}
 """)
-        self.env = {**os.environ, "HOTLINE_CHAOS_ESL_PASSWORD": PASSWORD,
+        self.env = {**os.environ, "HOTLINE_CHAOS_ESL_PASSWORD": PASSWORD, "HOTLINE_CHAOS_TOKEN": TOKEN,
                     "HOTLINE_CHAOS_DISK_FULL": str(self.disk_flag)}
         self.settings = load_settings(work / "hotline.yaml", env=self.env)
         render(self.settings, work / "fs")
@@ -140,7 +145,7 @@ log: {{file: {work / 'engine.log'}, level: WARNING}}
         self.store = AcdStore(self.redis.url, prefix=self.prefix)
         self.engine = None
         self.start_engine()
-        self.board = AgentBoard(self.store, load_acd(work / "agents.yaml", work / "queues.yaml"), engine_id="chaos")
+        self.api = Client(f"http://127.0.0.1:{self.control_port}", token=TOKEN)
         self.login_all()
         self.placed = []             # (uuid, placed at)
         self.served = {}             # uuid -> bridged at
@@ -170,8 +175,14 @@ log: {{file: {work / 'engine.log'}, level: WARNING}}
             gevent.sleep(0.05)
 
     def login_all(self):
+        """Every agent logs in through the engine's control API, as their desk does (the engine
+        knows which of them are on a call); one already logged in is refused, and stays as is."""
         for a in self.agents:
-            self.board.login(a["id"])
+            try:
+                self.api.post(f"/v1/agents/{a['id']}/login")
+            except ApiError as e:
+                if e.status != 409:
+                    raise
 
     # --- the load ---------------------------------------------------------------------------
     def caller(self, i):
@@ -270,7 +281,8 @@ log: {{file: {work / 'engine.log'}, level: WARNING}}
                 "missing": len(placed - done), "dup": len(uuids) - len(set(uuids)), "double": double,
                 "stray": len(stray), "recover": recover,
                 "detail": {"missing": sorted(placed - done)[:5], "stray": stray[:5],
-                           "provisional": [r["uuid"] for r in rows if is_provisional(r)][:5]}}
+                           "provisional": [r["uuid"] for r in rows if is_provisional(r)][:5],
+                           "double": {ext: p.doubles for ext, p in self.phones.items() if p.doubles}}}
 
     def stop(self):
         if self.engine and self.engine.poll() is None:
