@@ -132,7 +132,7 @@ control: {{listen_port: {self.control_port}, tokens: [{{name: chaos, role: super
 database: {{spool_drain_interval: 0.5}}
 tts: {{edge_enabled: false}}
 shutdown: {{grace_seconds: 1}}
-log: {{file: {work / 'engine.log'}, level: WARNING}}
+log: {{file: {work / 'engine.log'}, level: {args.log_level}}}
 """)
         self.env = {**os.environ, "HOTLINE_CHAOS_ESL_PASSWORD": PASSWORD, "HOTLINE_CHAOS_TOKEN": TOKEN,
                     "HOTLINE_CHAOS_DISK_FULL": str(self.disk_flag)}
@@ -304,6 +304,8 @@ def main():
     ap.add_argument("--rate", type=float, default=5.0, help="new calls a second (at most 10)")
     ap.add_argument("--disk-seconds", type=float, default=5.0, help="how long the disk stays full")
     ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                    help="the engine's log level (engine.log in each scenario's work dir)")
     args = ap.parse_args()
     names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = [s for s in names if s not in SCENARIOS]
