@@ -139,7 +139,8 @@ log: {{file: {work / 'engine.log'}, level: {args.log_level}}}
         self.settings = load_settings(work / "hotline.yaml", env=self.env)
         render(self.settings, work / "fs")
         self.dead = set()
-        self.phones = {a["extension"]: DeskPhone(random.Random(self.rng.random()), self.dead) for a in self.agents}
+        self.phones = {a["extension"]: DeskPhone(random.Random(self.rng.random()), self.dead)
+                       for a in self.agents}
         self.switch = None
         self.start_switch()
         self.store = AcdStore(self.redis.url, prefix=self.prefix)
