@@ -171,9 +171,6 @@ def test_an_engine_started_while_redis_is_down_serves_once_it_is_back(tmp_path, 
         rig.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="finding of scripts/chaos redis-restart (issue 17 §7): Redis back "
-                   "with a snapshot older than the outage lets the router reserve an agent whose "
-                   "conversation began during the outage, before the engine reconciles")
 def test_redis_back_with_an_older_snapshot_does_not_ring_an_agent_who_answered_during_the_outage(
         tmp_path, own_redis):
     """Redis restarts from its last snapshot (RDB: writes after it are lost), taken while 1001 was

@@ -17,10 +17,16 @@ ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis
 
 
 class Outage:
-    def __init__(self):
+    def __init__(self, reassert=None):
         self.since = None            # time.time() of the first failure, None while Redis answers
         self.skipped = 0             # operations that failed during this outage
         self.outages = 0             # outages seen since start (tests, status)
+        # Writes what this engine knows (its agents on calls, its waiting callers) into Redis
+        # again (Acd.after_outage). Run before anything else once Redis answers after an outage:
+        # a Redis restarted from a snapshot taken before the outage has the same epoch but older
+        # states (an agent who answered meanwhile is "available" there); routing on that
+        # double-booked an agent in every scripts/chaos redis-restart run.
+        self.reassert = reassert
 
     @property
     def down(self):
@@ -34,6 +40,17 @@ class Outage:
             log.error("Redis unreachable (%s) while %s: the ACD goes on with what it holds in memory; "
                       "skipped updates are counted and reconciled when Redis is back", exc, doing)
         self.skipped += 1
+
+    def recovered(self):
+        """True when Redis answers and nothing from an outage is left to reconcile: after an
+        outage, this engine's state is written again first (raises a Redis error if it is still
+        down, and the outage goes on)."""
+        if self.since is None:
+            return True
+        if self.reassert is not None:
+            self.reassert()
+        self.ok()
+        return True
 
     def ok(self):
         if self.since is not None:

@@ -73,6 +73,14 @@ class Recovery:
         self.reassert()
         return True
 
+    def after_outage(self):
+        """Redis answers again after an outage: before anything routes, write again what this
+        engine knows. Either Redis lost its data (check_epoch re-asserts and says so), or it came
+        back from a snapshot taken before the outage, with the same epoch and older states (an
+        agent who answered during the outage is "available" there): re-assert all the same."""
+        if not self.check_epoch():
+            self.reassert()
+
     def _rejoin(self, waiter):
         """Put a waiting caller back in their queue, in their place (same joined time, priority)."""
         call = waiter.call

@@ -86,6 +86,8 @@ class Router:
             self._kick.wait(SAFETY_INTERVAL)
             self._kick.clear()
             try:
+                if self.outage is not None:
+                    self.outage.recovered()        # after an outage: what this engine knows first
                 self.route_once()
             except REDIS_ERRORS as exc:
                 if self.outage is None:

@@ -89,7 +89,7 @@ class Acd(Recovery):
         self.legs = {}                  # agent/third-party leg uuid -> (agent id or '', call uuid)
         self.supervisions = {}          # supervisor leg uuid -> {target, mode, supervisor}
         self.adopted = {}               # agent leg -> (agent id, call uuid): talks that outlived an engine
-        self.outage = Outage()          # Redis unreachable: logged once, counted, reconciled after
+        self.outage = Outage(reassert=self.after_outage)   # Redis unreachable: logged once, counted, reconciled after
         self.board.outage = self.outage
         self.router = Router(self.store, self.board, lambda: self.config, self.waiters, outage=self.outage)
         self.incall = InCall(self)
@@ -518,7 +518,7 @@ class Acd(Recovery):
             gevent.sleep(WATCHDOG_EVERY)
             try:
                 self.store.heartbeat(self.engine_id, ENGINE_TTL)
-                self.outage.ok()
+                self.outage.recovered()
                 self.check_epoch()
                 # this engine's callers' entries live on while it does; a dead one's expire
                 self.store.refresh_entries(set(self.waiters) | set(self.conversations))
