@@ -79,7 +79,9 @@ class Acd(Recovery):
         # in the same slot finds the dead one's reservations as a dead owner's, not as its own.
         self.engine_id = engine_id or netutil.instance_id(settings)
         self.config = load_acd(settings.files.agents, settings.files.queues)
-        self.store = store or AcdStore(settings.redis.url, prefix=settings.redis.prefix)
+        r = settings.redis
+        self.store = store or AcdStore(r.url, prefix=r.prefix, sentinels=r.sentinels, master_name=r.master_name,
+                                       sentinel_password=r.sentinel_password or None)
         self.audit = audit
         self.board = AgentBoard(self.store, self.config, audit, self.engine_id,
                                 wake=lambda why: self.store.wake(why), on_call=self._known_call)
