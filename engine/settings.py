@@ -73,6 +73,9 @@ class RedisSettings:
     master_name: str = setting("hotline", doc="the master's name in the sentinels' configuration")
     sentinel_password_env: Optional[str] = setting(None, doc="environment variable holding the sentinels' password")
     sentinel_password: str = setting("", derived=True, secret=True)
+    dead_engine_grace: float = setting(
+        30.0, min=0, max=3600, doc="seconds an engine keeps a dead engine's agents booked when their legs are "
+        "on that engine's switch (not this one): time for its successor to adopt live legs")
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ class Acd(Recovery):
         self.legs = {}                  # agent/third-party leg uuid -> (agent id or '', call uuid)
         self.supervisions = {}          # supervisor leg uuid -> {target, mode, supervisor}
         self.adopted = {}               # agent leg -> (agent id, call uuid): talks that outlived an engine
+        self.foreign_since = {}         # (agent id, leg) -> when a dead engine's leg on another switch was seen
         self.outage = Outage()          # Redis unreachable: logged once, counted, reconciled after
         self.board.outage = self.outage
         self.router = Router(self.store, self.board, lambda: self.config, self.waiters, outage=self.outage)
@@ -538,6 +539,7 @@ class Acd(Recovery):
         The pass works from a snapshot, and calls end normally while it runs: each agent and
         entry is read again just before acting, and left alone if it moved on meanwhile."""
         repaired = []
+        pending = set()                 # dead engines' legs on other switches still in their grace
         states = self.store.agents(list(self.config.agents))
         for agent_id, d in states.items():
             if self._stale_agent(d, time.time(), agent_id) is None:
@@ -555,6 +557,8 @@ class Acd(Recovery):
                     if adopted:
                         repaired.append((agent_id, "adopted"))
                         continue
+                    if self._foreign_leg_pending(agent_id, d, pending):
+                        continue
                 t = self.store.transition(agent_id, ("reserved", "ringing"), "available", call=None, leg=None)
                 if t:
                     repaired.append((agent_id, state))
@@ -562,7 +566,7 @@ class Acd(Recovery):
                 adopted = self._adopt(agent_id, d)
                 if adopted:
                     repaired.append((agent_id, "adopted"))
-                elif adopted is None:
+                elif adopted is None or self._foreign_leg_pending(agent_id, d, pending):
                     continue                                # the switch cannot say: next pass
                 else:
                     self.board.call_ended(agent_id, call_uuid, d.get("queue", ""), 0.0)
@@ -570,6 +574,7 @@ class Acd(Recovery):
                         repaired.append((agent_id, state))
             elif what == "end_wrapup" and self.board.end_wrapup(agent_id):
                 repaired.append((agent_id, state))
+        self.foreign_since = {k: v for k, v in self.foreign_since.items() if k in pending}
         now = time.time()
         for queue_name in self.config.queues:
             waiting_uuids = self.store.waiting(queue_name)
