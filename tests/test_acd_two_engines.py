@@ -6,6 +6,8 @@ on that switch), then releases them and serves its own callers with them."""
 import signal
 import time
 
+from engine.acd.agents import AgentBoard
+from engine.acd.config import load_acd
 from engine.acd.store import AcdStore
 from tests.acdfix import agent, queue, wait_for, write_yaml
 from tests.enginefix import EngineProcess
@@ -29,8 +31,6 @@ def test_kill9_of_one_engine_the_other_releases_its_agents_and_callers(tmp_path,
     survivor = engine(tmp_path, "a", redis_server, redis_prefix)
     victim = engine(tmp_path, "b", redis_server, redis_prefix)
     store = AcdStore(redis_server.url, prefix=redis_prefix)
-    from engine.acd.agents import AgentBoard
-    from engine.acd.config import load_acd
     board = AgentBoard(store, load_acd(tmp_path / "agents.yaml", tmp_path / "queues.yaml"))
     try:
         # the agents' phones answer on both switches; the calls come in on the victim's switch
