@@ -15,8 +15,10 @@ class RedisStartError(RuntimeError):
 
 
 class LocalRedis:
-    def __init__(self, work_dir, port=None):
+    def __init__(self, work_dir, port=None, extra_args=(), conf=None):
         self.work_dir = str(work_dir)
+        self.extra_args = list(extra_args)   # e.g. ["--replicaof", host, port] or ["--sentinel"]
+        self.conf = conf                     # a config file first on the command line (a sentinel's)
         self.port = port or free_port()
         self.proc = None
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -25,9 +27,10 @@ class LocalRedis:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RedisStartError("redis-server is not installed: run scripts/setup")
+        conf = [str(self.conf)] if self.conf else []
         self.proc = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", self.work_dir, "--loglevel", "warning"],
+            [binary] + conf + ["--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+                               "--dir", self.work_dir, "--loglevel", "warning"] + self.extra_args,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -68,6 +68,14 @@ class OutboundSettings:
 class RedisSettings:
     url: str = setting("redis://127.0.0.1:6379/0")
     prefix: str = setting("hl:", doc="key prefix: engines sharing one ACD use the same prefix")
+    sentinels: Tuple[str, ...] = setting((), doc="host:port of Redis Sentinels; set = the master is the one "
+                                         "they name for master_name (url gives only db and password)")
+    master_name: str = setting("hotline", doc="the master's name in the sentinels' configuration")
+    sentinel_password_env: Optional[str] = setting(None, doc="environment variable holding the sentinels' password")
+    sentinel_password: str = setting("", derived=True, secret=True)
+    dead_engine_grace: float = setting(
+        30.0, min=0, max=3600, doc="seconds an engine keeps a dead engine's agents booked when their legs are "
+        "on that engine's switch (not this one): time for its successor to adopt live legs")
 
 
 @dataclass(frozen=True)
@@ -415,19 +423,33 @@ def _finish(root, marks, source, base_dir, env) -> Settings:
     if trunk.password_env:
         trunk = dataclasses.replace(trunk, password=_secret(env, trunk.password_env, "trunk.password_env", builder))
     _check_purge_time(s.recordings, builder)
+    rds = _redis_settings(s.redis, env, builder)
     outbound = s.outbound
     if not outbound.advertise_host:
         if outbound.listen_host in ("0.0.0.0", "::", ""):
             builder.fail("outbound.advertise_host", "required when listen_host is a wildcard address")
         outbound = dataclasses.replace(outbound, advertise_host=outbound.listen_host)
     return dataclasses.replace(
-        s, paths=paths, esl=esl, trunk=trunk, outbound=outbound,
+        s, paths=paths, esl=esl, trunk=trunk, outbound=outbound, redis=rds,
         control=dataclasses.replace(s.control, tokens=tokens),
         database=dataclasses.replace(s.database, url=_database_url(s.database.url, var, base_dir, builder)),
         switch=dataclasses.replace(s.switch, cdr_dir=s.switch.cdr_dir or var / "fs-cdr",
                                    music_dir=s.switch.music_dir or var / "music"),
         source=source, marks=marks,
     )
+
+
+def _redis_settings(rds, env, builder):
+    from engine.redisconn import parse_sentinels
+    for i, entry in enumerate(rds.sentinels):
+        try:
+            parse_sentinels([entry])
+        except ValueError as exc:
+            builder.fail(f"redis.sentinels[{i}]", str(exc))
+    if rds.sentinel_password_env:
+        return dataclasses.replace(rds, sentinel_password=_secret(
+            env, rds.sentinel_password_env, "redis.sentinel_password_env", builder))
+    return rds
 
 
 def _check_purge_time(rec, builder):

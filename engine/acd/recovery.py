@@ -4,6 +4,11 @@ restarted in its slot after kill -9, a Redis outage, a Redis that restarted empt
 - A predecessor in this slot is dead (one process per listening port): its heartbeat goes at once.
 - Before an agent with a leg is freed, the switch is asked (`uuid_exists`): a running `bridge` goes
   on without its engine, so a live leg is adopted, never rung over (no double booking).
+- Two engines beside two switches: a dead engine of another slot may have had its agents' legs on
+  its own switch, which this engine cannot ask (`uuid_exists` here says false for a leg there).
+  Those agents stay booked for `redis.dead_engine_grace` seconds after this engine first sees the
+  owner dead (its successor, restarted beside that switch, adopts live legs meanwhile), then are
+  released (_foreign_leg_pending).
 - Queue entries expire unless their engine refreshes them; the entries of dead engines are removed.
 - An epoch key written into a fresh Redis: when it is missing or changed, Redis lost its data and
   the engine writes again what it knows (agents on calls, waiting callers).
@@ -54,6 +59,34 @@ class Recovery:
         log.warning("agent %s is still %s on leg %s from before a restart: adopted", agent_id,
                     "talking" if d.get("state") == "in_call" else "ringing", leg)
         return True
+
+    def _foreign_leg_pending(self, agent_id, d, pending):
+        """True while a dead engine's agent keeps its booking although this switch does not know
+        its leg: the leg may live on the dead engine's own switch (a running bridge goes on
+        without its engine, FREESWITCH.md), which only that slot's next process can ask. Freeing
+        the agent at once could ring them in the middle of that talk; keeping them booked for
+        ever would lose them if that switch died too. So: booked for `dead_engine_grace` seconds
+        from the first pass that saw the owner dead, then released (a successor that adopts the
+        leg meanwhile makes the owner alive again, and this engine leaves it alone).
+
+        A leg of this engine's own slot (a predecessor, same switch) is never pending: there the
+        switch's false is the truth. `pending` collects the keys still waiting, for the pass."""
+        owner = d.get("engine") or ""
+        if not owner or netutil.slot_of(owner) == netutil.slot_of(self.engine_id):
+            return False
+        key = (agent_id, d.get("leg"))
+        now = time.time()
+        first = self.foreign_since.setdefault(key, now)
+        if now - first < self.settings.redis.dead_engine_grace:
+            if first == now:
+                log.warning("agent %s was %s on leg %s of engine %s, which is dead; the leg is not on "
+                            "this switch: released in %.0f s unless that engine's successor adopts it",
+                            agent_id, d.get("state"), d.get("leg"), owner, self.settings.redis.dead_engine_grace)
+            pending.add(key)
+            return True
+        log.warning("agent %s: released after %.1f s (engine %s dead, its leg %s not on this switch)",
+                    agent_id, now - first, owner, d.get("leg"))
+        return False
 
     def check_epoch(self):
         """A missing or different epoch: Redis restarted empty (or was flushed) since this engine

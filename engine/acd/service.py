@@ -79,7 +79,9 @@ class Acd(Recovery):
         # in the same slot finds the dead one's reservations as a dead owner's, not as its own.
         self.engine_id = engine_id or netutil.instance_id(settings)
         self.config = load_acd(settings.files.agents, settings.files.queues)
-        self.store = store or AcdStore(settings.redis.url, prefix=settings.redis.prefix)
+        r = settings.redis
+        self.store = store or AcdStore(r.url, prefix=r.prefix, sentinels=r.sentinels, master_name=r.master_name,
+                                       sentinel_password=r.sentinel_password or None)
         self.audit = audit
         self.board = AgentBoard(self.store, self.config, audit, self.engine_id,
                                 wake=lambda why: self.store.wake(why), on_call=self._known_call)
@@ -89,6 +91,7 @@ class Acd(Recovery):
         self.legs = {}                  # agent/third-party leg uuid -> (agent id or '', call uuid)
         self.supervisions = {}          # supervisor leg uuid -> {target, mode, supervisor}
         self.adopted = {}               # agent leg -> (agent id, call uuid): talks that outlived an engine
+        self.foreign_since = {}         # (agent id, leg) -> when a dead engine's leg on another switch was seen
         self.outage = Outage(reassert=self.after_outage)   # Redis unreachable: logged once, counted, reconciled after
         self.board.outage = self.outage
         self.router = Router(self.store, self.board, lambda: self.config, self.waiters, outage=self.outage)
@@ -536,6 +539,7 @@ class Acd(Recovery):
         The pass works from a snapshot, and calls end normally while it runs: each agent and
         entry is read again just before acting, and left alone if it moved on meanwhile."""
         repaired = []
+        pending = set()                 # dead engines' legs on other switches still in their grace
         states = self.store.agents(list(self.config.agents))
         for agent_id, d in states.items():
             if self._stale_agent(d, time.time(), agent_id) is None:
@@ -553,6 +557,8 @@ class Acd(Recovery):
                     if adopted:
                         repaired.append((agent_id, "adopted"))
                         continue
+                    if self._foreign_leg_pending(agent_id, d, pending):
+                        continue
                 t = self.store.transition(agent_id, ("reserved", "ringing"), "available", call=None, leg=None)
                 if t:
                     repaired.append((agent_id, state))
@@ -560,7 +566,7 @@ class Acd(Recovery):
                 adopted = self._adopt(agent_id, d)
                 if adopted:
                     repaired.append((agent_id, "adopted"))
-                elif adopted is None:
+                elif adopted is None or self._foreign_leg_pending(agent_id, d, pending):
                     continue                                # the switch cannot say: next pass
                 else:
                     self.board.call_ended(agent_id, call_uuid, d.get("queue", ""), 0.0)
@@ -568,6 +574,7 @@ class Acd(Recovery):
                         repaired.append((agent_id, state))
             elif what == "end_wrapup" and self.board.end_wrapup(agent_id):
                 repaired.append((agent_id, state))
+        self.foreign_since = {k: v for k, v in self.foreign_since.items() if k in pending}
         now = time.time()
         for queue_name in self.config.queues:
             waiting_uuids = self.store.waiting(queue_name)

@@ -27,6 +27,8 @@ import time
 
 import redis
 
+from engine.redisconn import redis_client
+
 AHT_KEEP = 50                 # handling times kept per queue for expected-wait estimates
 ENTRY_TTL = 60                # seconds a queue entry lives unless its engine refreshes it
 STATS_TTL = 40 * 86400        # statistics outlive a month's report
@@ -79,13 +81,16 @@ POOL_WAIT_S = 5.0         # an operation waits this long for a free one, then fa
 
 
 class AcdStore:
-    def __init__(self, url, prefix="hl:", client=None):
+    def __init__(self, url, prefix="hl:", client=None, sentinels=(), master_name="hotline",
+                 sentinel_password=None):
         # A blocking pool: operations beyond its connections wait for one (up to POOL_WAIT_S)
         # instead of raising "Too many connections" (redis-py's plain pool does at 100, which a
         # burst of wrap-up timers after a hub stall reached: the timer greenlets died).
-        self.r = client or redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
-            url, max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_S, decode_responses=True,
-            socket_timeout=5, socket_connect_timeout=2, health_check_interval=30))
+        # With sentinels, the pool follows the master they name across a failover (redisconn).
+        self.r = client or redis_client(
+            url, sentinels, master_name, sentinel_password,
+            max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_S, decode_responses=True,
+            socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
         self.p = prefix
         self._transition = self.r.register_script(_TRANSITION)
         self._take = self.r.register_script(_TAKE)
