@@ -9,6 +9,20 @@ PASSWORD = "test-esl-secret"
 SHORT_TONE = "tone_stream://%(300,0,440)"
 
 
+
+def switch_for(settings, fs_dir, esl_port, our_codecs=True, xml_cdr=True):
+    """The simulator on `esl_port` running the configuration we render from `settings` into
+    `fs_dir`: our dialplan and modules, our profiles' and directory's codecs (our_codecs=False: a
+    switch that kept its vanilla ones), mod_xml_cdr writing into switch.cdr_dir (xml_cdr=True)."""
+    render(settings, fs_dir)
+    switch = Switch(dialplan_dirs=[fs_dir / "dialplan"], password=PASSWORD, conf_dir=fs_dir)
+    if our_codecs:
+        switch.load_codec_config(fs_dir)
+    if xml_cdr:
+        switch.xml_cdr_dir = str(settings.switch.cdr_dir)
+    switch.start("127.0.0.1", esl_port)
+    return switch
+
 class Rig:
     """`Rig(tmp_path, handler)`: a started simulator and engine; `rig.call(...)` places a trunk call."""
 
@@ -30,12 +44,8 @@ class Rig:
         # The simulator runs the dialplan we ship, rendered from these very settings, and
         # negotiates codecs with our profiles and directory (our_codecs=False: a switch that kept
         # its vanilla profiles and directory and merged only our dialplan).
-        render(self.settings, tmp_path / "fs")
-        self.switch = Switch(dialplan_dirs=[tmp_path / "fs" / "dialplan"], password=PASSWORD,
-                             conf_dir=tmp_path / "fs")
-        if our_codecs:
-            self.switch.load_codec_config(tmp_path / "fs")
-        self.switch.start("127.0.0.1", esl_port)
+        self.switch = switch_for(self.settings, tmp_path / "fs", esl_port, our_codecs=our_codecs,
+                                 xml_cdr=False)
         self.engine = Engine(self.settings, call_handler=handler, clock=clock, tickets=tickets)
         self.engine.start(wait_for_switch=True)
 
@@ -74,12 +84,7 @@ class EngineProcess:
         self.settings = load_settings(self.config, env=env)
         self.log = tmp_path / "engine.log"
         self.pid_file = self.settings.paths.var_dir / "hotline.pid"
-        render(self.settings, tmp_path / "fs")
-        self.switch = Switch(dialplan_dirs=[tmp_path / "fs" / "dialplan"], password=PASSWORD,
-                             conf_dir=tmp_path / "fs")
-        self.switch.load_codec_config(tmp_path / "fs")
-        self.switch.xml_cdr_dir = str(self.settings.switch.cdr_dir)
-        self.switch.start("127.0.0.1", esl_port)
+        self.switch = switch_for(self.settings, tmp_path / "fs", esl_port)
         self._env = env
         self.start()
 

@@ -15,14 +15,12 @@ from engine.acd.agents import AgentBoard
 from engine.acd.config import load_acd
 from engine.acd.store import AcdStore
 from engine.cdr.store import PROVISIONAL, CdrStore
-from engine.fsconf import render
 from engine.netutil import free_port
 from engine.settings import load_settings
 from engine.sim.endpoints import AgentPhone
 from engine.sim.scenario import AgentSpec
-from engine.sim.switch import Switch
 from tests.acdfix import agent, queue, wait_for, write_yaml
-from tests.enginefix import PASSWORD
+from tests.enginefix import PASSWORD, switch_for
 from tests.test_cdr import make_store, record
 
 PROMPT_CACHE = Path(tempfile.gettempdir()) / "hotline-test-prompts"
@@ -100,12 +98,7 @@ class AcdEngineProcess:
             f"tts: {{edge_enabled: false}}\nlog: {{file: {tmp_path / 'engine.log'}}}\n")
         self.env = {**os.environ, "HOTLINE_ESL_PASSWORD": PASSWORD}
         self.settings = load_settings(self.config, env=self.env)
-        render(self.settings, tmp_path / "fs")
-        self.switch = Switch(dialplan_dirs=[tmp_path / "fs" / "dialplan"], password=PASSWORD,
-                             conf_dir=tmp_path / "fs")
-        self.switch.load_codec_config(tmp_path / "fs")
-        self.switch.xml_cdr_dir = str(self.settings.switch.cdr_dir)
-        self.switch.start("127.0.0.1", esl_port)
+        self.switch = switch_for(self.settings, tmp_path / "fs", esl_port)
         self.phone = AgentPhone(None, AgentSpec(extension="1001", behaviour="answer", answer_after=0.05))
         self.switch.register("1001", self.phone)
         self.proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--config", str(self.config)],

@@ -8,23 +8,15 @@ from pathlib import Path
 import gevent
 import pytest
 
-from engine.media.recordings import ArchiveConfig, Archiver
+from engine.media.recordings import Archiver
 from engine.media.retention import ACTOR, RetentionSchedule, next_run
 from engine.settings import SettingsError, default_settings
 from tests.simfix import make_wav
+from tests.test_recordings import arch  # noqa: F401  (the archive fixture)
 
 U = ["5e1f0c2a-7b4d-4e8a-9c0f-1a2b3c4d5e6%x" % i for i in range(4)]
 OLD = datetime.datetime(2024, 1, 9, tzinfo=datetime.timezone.utc)
 UTC = datetime.timezone.utc
-
-
-@pytest.fixture
-def arch(tmp_path):
-    cfg = ArchiveConfig(archive_dir=tmp_path / "archive", live_dir=tmp_path / "live",
-                        database_url=f"sqlite:///{tmp_path}/hotline.db", backup_dir=tmp_path / "backup")
-    a = Archiver(cfg).open()
-    yield a
-    a.close()
 
 
 def _archive(arch, tmp_path, uuid, when=OLD):
