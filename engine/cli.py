@@ -13,13 +13,13 @@ COMMAND_MODULES = [
     "engine.demo",
     "engine.sim.cli",
     "engine.cdr.cli",
-    "engine.fsconf",
+    "engine.fsconf.render",
     "engine.ivr.cli",
     "engine.control.cli",
     "engine.media.reccli",
     "engine.bot.cli",
     "engine.tickets.cli",
-    "engine.report",
+    "engine.cdr.report",
     "engine.privacy.cli",
 ]
 

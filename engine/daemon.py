@@ -21,18 +21,18 @@ from gevent.event import Event as Flag
 from gevent.lock import Semaphore
 
 from engine import privacy
-from engine import offhub
-from engine.callapi import CallGone
-from engine.calls import Call
+from engine.infra import offhub
+from engine.call.port import CallGone
+from engine.call.live import Call
 from engine.cdr.orphans import CORE_UUID_KEY, SOCKET_KEY, finish_orphans
 from engine.cdr.record import cdr_from_hangup
 from engine.cdr.store import PROVISIONAL, CdrStore
 from engine.cdr.xmlcdr import ENGINE_VARIABLE, import_dir
-from engine.configcheck import CHECK_MEMORY, CHECK_SECONDS, check_reload
+from engine.infra.configcheck import CHECK_MEMORY, CHECK_SECONDS, check_reload
 from engine.esl import commands
 from engine.esl.connection import InboundConnection
 from engine.esl.outbound import OutboundServer
-from engine.netutil import engine_id
+from engine.infra.netutil import engine_id
 
 log = logging.getLogger("hotline.engine")
 
@@ -80,7 +80,7 @@ class Engine:
         self.switch_core_uuid = None
         self.esl.on("HEARTBEAT", self._note_core_uuid)
         self.esl.connected_hooks.append(self._on_esl_connected)
-        from engine.switchcheck import SwitchCheck
+        from engine.fsconf.check import SwitchCheck
         self.switch_check = SwitchCheck(self.esl)     # contexts and modules we rely on, at connect
         from engine.media.recordings import Archiver
         self.archiver = Archiver(settings, alarm_hooks=[self._recording_alarm])
@@ -300,7 +300,7 @@ class Engine:
             call.log.info("engine id not set on the leg: %s", exc)
 
     def _import_switch_cdrs(self):
-        # Listing, reading and parsing the files happen in a worker thread (engine.offhub): on the
+        # Listing, reading and parsing the files happen in a worker thread (engine.infra.offhub): on the
         # hub they stalled every call for seconds. One import at a time: two would both find a file.
         with self._importing:
             try:
@@ -500,7 +500,7 @@ CHATTY_LIBRARIES = ("peewee", "urllib3", "asyncio", "websockets", "aiohttp", "ed
 def setup_logging(settings):
     handler = (logging.FileHandler(settings.log.file) if settings.log.file
                else logging.StreamHandler(sys.stderr))
-    from engine.logformat import OneLineFormatter
+    from engine.infra.logformat import OneLineFormatter
     handler.setFormatter(OneLineFormatter())     # text from outside never starts a line of its own
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -532,7 +532,7 @@ def _cmd_run(args):
     except (OSError, SystemExit) as exc:
         print(f"hotline: cannot start: {exc}", file=sys.stderr)
         return 2
-    from engine import pidfile
+    from engine.infra import pidfile
     pid_file = settings.paths.var_dir / "hotline.pid"
     try:
         pid_fd = pidfile.claim(pid_file)        # held until exit: proves to the CLI we are the engine

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import gevent
 
-from engine.netutil import free_port
+from engine.infra.netutil import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -142,8 +142,8 @@ def run(args):
     from engine.cdr.store import CdrStore
     from engine.control.cli import agents_table, queues_table
     from engine.control.client import Client
-    from engine.fsconf import render
-    from engine.localredis import LocalRedis, RedisStartError
+    from engine.fsconf.render import render
+    from engine.infra.localredis import LocalRedis, RedisStartError
     from engine.sim.endpoints import AgentPhone
     from engine.sim.scenario import AgentSpec
     from engine.settings import load_settings

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Optional, Tuple
 
-from engine import yamlpos
+from engine.infra import yamlpos
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 DEFAULT_ESL_PASSWORD = "ClueCon"   # FreeSWITCH's stock password; only with allow_default_password
@@ -440,7 +440,7 @@ def _finish(root, marks, source, base_dir, env) -> Settings:
 
 
 def _redis_settings(rds, env, builder):
-    from engine.redisconn import parse_sentinels
+    from engine.infra.redisconn import parse_sentinels
     for i, entry in enumerate(rds.sentinels):
         try:
             parse_sentinels([entry])

@@ -40,8 +40,8 @@ from engine.acd.agents import AgentBoard  # noqa: E402
 from engine.acd.config import load_acd  # noqa: E402
 from engine.acd.router import Router, Waiter  # noqa: E402
 from engine.acd.store import AcdStore  # noqa: E402
-from engine.localredis import LocalRedis  # noqa: E402
-from engine.netutil import free_port  # noqa: E402
+from engine.infra.localredis import LocalRedis  # noqa: E402
+from engine.infra.netutil import free_port  # noqa: E402
 
 
 def ms(values):
@@ -257,7 +257,7 @@ def rss_mib(pid, field="VmRSS"):
 
 
 def bench_soak(args, redis, work):
-    from engine.fsconf import render
+    from engine.fsconf.render import render
     from engine.settings import load_settings
     from engine.sim.switch import Switch
 

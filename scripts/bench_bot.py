@@ -39,8 +39,8 @@ sys.path.insert(0, str(REPO))
 from benchlib import percentile  # noqa: E402
 from engine.bot import asr  # noqa: E402
 from engine.daemon import Engine  # noqa: E402
-from engine.fsconf import render  # noqa: E402
-from engine.netutil import free_port  # noqa: E402
+from engine.fsconf.render import render  # noqa: E402
+from engine.infra.netutil import free_port  # noqa: E402
 from engine.settings import default_settings  # noqa: E402
 from engine.sim.switch import Switch  # noqa: E402
 from tests import botaudio  # noqa: E402
@@ -217,7 +217,7 @@ class Bench:
             t = time.monotonic()
             gevent.sleep(0.05)
             self.hub_late.append(time.monotonic() - t - 0.05)
-            for call in list(self.engine.calls.values()):
+            for call in list(self.engine.call.live.values()):
                 session = getattr(call, "bot_session", None)
                 listener = getattr(session, "listener", None)
                 if listener is None:
@@ -242,7 +242,7 @@ class Bench:
         gevent.joinall(callers)
         sampler.kill()
         deadline = time.monotonic() + 10
-        while self.engine.calls and time.monotonic() < deadline:
+        while self.engine.call.live and time.monotonic() < deadline:
             gevent.sleep(0.1)
         recognised = 0
         for uuid in self.said:

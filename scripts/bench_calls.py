@@ -25,8 +25,8 @@ import gevent  # noqa: E402
 
 from benchlib import percentile, start_engine  # noqa: E402
 from engine.cdr.store import CdrStore  # noqa: E402
-from engine.fsconf import render  # noqa: E402
-from engine.netutil import free_port  # noqa: E402
+from engine.fsconf.render import render  # noqa: E402
+from engine.infra.netutil import free_port  # noqa: E402
 from engine.settings import load_settings  # noqa: E402
 from engine.sim.switch import Switch  # noqa: E402
 

@@ -42,9 +42,9 @@ from benchlib import REPO  # noqa: E402
 from engine.acd.store import AcdStore  # noqa: E402
 from engine.control.client import ApiError, Client  # noqa: E402
 from engine.cdr.store import CdrStore, is_provisional  # noqa: E402
-from engine.fsconf import render  # noqa: E402
-from engine.localredis import LocalRedis  # noqa: E402
-from engine.netutil import free_port  # noqa: E402
+from engine.fsconf.render import render  # noqa: E402
+from engine.infra.localredis import LocalRedis  # noqa: E402
+from engine.infra.netutil import free_port  # noqa: E402
 from engine.settings import load_settings  # noqa: E402
 from engine.sim.switch import Switch  # noqa: E402
 

@@ -1,7 +1,7 @@
 """An engine and a simulated FreeSWITCH, talking over loopback TCP, for daemon-level tests."""
 from engine.daemon import Engine
-from engine.fsconf import render
-from engine.netutil import free_port
+from engine.fsconf.render import render
+from engine.infra.netutil import free_port
 from engine.settings import default_settings
 from engine.sim.switch import Switch
 

@@ -1,7 +1,7 @@
 """A real redis-server for tests: started on a free loopback port, stopped by PID."""
 import pytest
 
-from engine.localredis import LocalRedis, RedisStartError
+from engine.infra.localredis import LocalRedis, RedisStartError
 
 
 class RedisServer(LocalRedis):

@@ -3,7 +3,7 @@ tone instead of silence and the engine does not re-execute the failing playback 
 import gevent
 import pytest
 
-from engine.calls import MUSIC_FALLBACK
+from engine.call.live import MUSIC_FALLBACK
 from tests.acdfix import AcdRig, agent, queue, wait_for
 
 

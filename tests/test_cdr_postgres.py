@@ -12,7 +12,7 @@ import tempfile
 import pytest
 
 from engine.cdr.store import CdrStore
-from engine.netutil import free_port
+from engine.infra.netutil import free_port
 from tests.test_cdr import HOSTILE_NAMES, record
 
 psycopg2 = pytest.importorskip("psycopg2")

@@ -15,7 +15,7 @@ from engine.acd.agents import AgentBoard
 from engine.acd.config import load_acd
 from engine.acd.store import AcdStore
 from engine.cdr.store import PROVISIONAL, CdrStore
-from engine.netutil import free_port
+from engine.infra.netutil import free_port
 from engine.settings import load_settings
 from engine.sim.endpoints import AgentPhone
 from engine.sim.scenario import AgentSpec

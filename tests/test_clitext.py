@@ -1,7 +1,7 @@
-"""What the command-line tools share for showing values from outside (engine/clitext.py)."""
+"""What the command-line tools share for showing values from outside (engine/infra/clitext.py)."""
 import datetime
 
-from engine.clitext import cell, quoted, table
+from engine.infra.clitext import cell, quoted, table
 
 
 def test_a_table_cell_escapes_control_characters_and_cuts_long_text():

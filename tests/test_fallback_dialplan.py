@@ -9,9 +9,9 @@ import gevent
 from engine.cdr.store import CdrStore
 from engine.cdr.xmlcdr import ENGINE_DOWN_TAG, import_dir
 from engine.esl.outbound import OutboundServer
-from engine.fsconf import UNAVAILABLE_TARGET, render
-from engine.netutil import free_port
-from engine.report import daily_figures, format_report
+from engine.fsconf.render import UNAVAILABLE_TARGET, render
+from engine.infra.netutil import free_port
+from engine.cdr.report import daily_figures, format_report
 from engine.settings import default_settings
 from engine.sim.switch import Switch
 from tests.enginefix import Rig
@@ -105,7 +105,7 @@ def test_a_call_during_the_engines_shutdown_grace_hears_the_fallback(tmp_path):
     rig = Rig(tmp_path, endless, grace=10.0)
     try:
         first = rig.call("13900000001")
-        wait_for(lambda: len(rig.engine.calls) == 1)
+        wait_for(lambda: len(rig.engine.call.live) == 1)
         stopping = gevent.spawn(rig.engine.shutdown)
         wait_for(lambda: not rig.engine.accepting)
         late = rig.call("13900000002")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine import cli
-from engine.fsconf import FsConfigError, render
+from engine.fsconf.render import FsConfigError, render
 from engine.settings import default_settings, load_settings
 from engine.sim.dialplan import Dialplan
 

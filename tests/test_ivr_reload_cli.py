@@ -5,7 +5,7 @@ import signal
 import subprocess
 import sys
 
-from engine.netutil import free_port
+from engine.infra.netutil import free_port
 from tests.enginefix import EngineProcess
 from tests.simfix import wait_for
 from tests.test_hostile_yaml import BOMB

@@ -3,7 +3,7 @@
 import logging
 import re
 
-from engine.logformat import OneLineFormatter, escape
+from engine.infra.logformat import OneLineFormatter, escape
 from tests.enginefix import EngineProcess
 from tests.simfix import wait_for
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from engine import pidfile
+from engine.infra import pidfile
 
 
 def test_a_second_claim_is_refused_and_a_released_file_is_gone(tmp_path):

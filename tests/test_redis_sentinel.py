@@ -4,7 +4,7 @@ import pytest
 import redis
 
 from engine.acd.store import AcdStore
-from engine.localredis import LocalRedis, RedisStartError
+from engine.infra.localredis import LocalRedis, RedisStartError
 from engine.settings import SettingsError, load_settings
 from tests.simfix import wait_for
 

@@ -4,7 +4,7 @@ import sys
 
 import gevent
 
-from engine.configcheck import check_files, run_limited
+from engine.infra.configcheck import check_files, run_limited
 from tests.test_control_api import TOKENS, api, rig  # noqa: F401  (the fixture)
 from tests.test_hostile_yaml import BOMB
 

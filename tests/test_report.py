@@ -1,4 +1,4 @@
-from engine.report import daily_figures
+from engine.cdr.report import daily_figures
 
 
 def test_crafted_day():

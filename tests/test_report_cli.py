@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from engine import report
+from engine.cdr import report
 from engine.cdr.store import CdrStore
 from engine.settings import load_settings
 from tests.clifix import UNSET, write_config

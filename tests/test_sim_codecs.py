@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from engine.fsconf import render
+from engine.fsconf.render import render
 from engine.settings import default_settings
 from engine.sim import codecs
 from engine.sim.endpoints import AgentPhone

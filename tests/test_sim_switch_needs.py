@@ -3,7 +3,7 @@ directories (issue 14 point 5; FREESWITCH.md, fixture 07, mod_commands.c)."""
 import wave
 
 from engine.esl import commands
-from engine.fsconf import render
+from engine.fsconf.render import render
 from engine.settings import default_settings
 from engine.sim.switch import Switch
 from tests.simfix import DIALPLAN, parked_caller, wait_for

@@ -2,8 +2,8 @@ import logging
 
 import pytest
 
-from engine.callapi import CallGone
-from engine.survey import SurveySettings, run_survey
+from engine.call.port import CallGone
+from engine.call.survey import SurveySettings, run_survey
 
 PROMPTS = {"survey": "s.wav", "invalid": "i.wav", "thanks": "t.wav", "comment": "c.wav"}
 

@@ -133,7 +133,7 @@ def test_daily_counts_for_a_local_day(tmp_path):
 
 
 def test_daily_counts_on_an_empty_database_and_through_the_report(tmp_path):
-    from engine import report
+    from engine.cdr import report
     url = db_url(tmp_path)
     assert daily_counts(url, datetime.date(2026, 11, 23)) == {"opened": 0, "closed": 0, "overdue": 0}
     counts, problem = report.ticket_counts(url, datetime.date(2026, 11, 23))

@@ -35,7 +35,7 @@ class Agent:
     role: str = setting("agent", choices=("agent", "supervisor"))
     max_no_answer: int = setting(3, min=1, max=20, doc="missed offers in a row before not-ready")
     wrapup_seconds: Optional[float] = setting(None, min=0, max=3600, doc="overrides the queue's")
-    # the phone's SIP password, for the switch's directory (engine/fsconf.py renders it)
+    # the phone's SIP password, for the switch's directory (engine/fsconf/render.py renders it)
     password_env: Optional[str] = setting(None, doc="environment variable holding the SIP password")
     a1_hash: Optional[str] = setting(None, doc="or md5(ext:domain:password), 32 hex digits")
 

@@ -31,7 +31,7 @@ import uuid as uuidlib
 
 import gevent
 
-from engine.calls import checkpoint
+from engine.call.live import checkpoint
 from engine.esl import commands
 from engine.ivr.nodes.transfer import blocked
 
@@ -238,7 +238,7 @@ class InCall:
 
     def _require_conference(self):
         """Hold, consult and three-way move the agent's leg into the call's conference: without
-        the context and module (engine.switchcheck) the switch would hang the agent's leg up."""
+        the context and module (engine.fsconf.check) the switch would hang the agent's leg up."""
         check = getattr(self.acd, "switch_check", None)
         problems = check.problems("conference") if check is not None else []
         if problems:

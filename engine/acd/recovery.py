@@ -19,7 +19,7 @@ import logging
 import time
 import uuid as uuidlib
 
-from engine import netutil
+from engine.infra import netutil
 from engine.esl import commands
 
 log = logging.getLogger("hotline.acd")

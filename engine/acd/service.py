@@ -17,7 +17,7 @@ import uuid as uuidlib
 
 import gevent
 
-from engine import netutil
+from engine.infra import netutil
 from engine.acd import waiting
 from engine.acd.agents import AgentBoard
 from engine.acd.config import load_acd
@@ -29,8 +29,8 @@ from engine.acd.recovery import Recovery
 from engine.acd.relay import Relay
 from engine.acd.router import Router
 from engine.acd.store import AcdStore
-from engine.callapi import CallGone
-from engine.calls import MUSIC_FALLBACK, checkpoint
+from engine.call.port import CallGone
+from engine.call.live import MUSIC_FALLBACK, checkpoint
 from engine.esl import commands
 
 log = logging.getLogger("hotline.acd")
@@ -405,7 +405,7 @@ class Acd(Recovery):
         return "done"
 
     def survey(self, call, conv=None):
-        from engine.survey import SurveySettings, run_survey
+        from engine.call.survey import SurveySettings, run_survey
         settings = SurveySettings(comment_dir=str(self.settings.paths.recordings))
         try:
             score = run_survey(call, prompts=getattr(call, "survey_prompts", None) or None,

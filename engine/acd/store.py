@@ -27,7 +27,7 @@ import time
 
 import redis
 
-from engine.redisconn import redis_client
+from engine.infra.redisconn import redis_client
 
 AHT_KEEP = 50                 # handling times kept per queue for expected-wait estimates
 ENTRY_TTL = 60                # seconds a queue entry lives unless its engine refreshes it

@@ -13,8 +13,8 @@ import gevent
 
 from engine.acd.outage import ERRORS as REDIS_ERRORS
 from engine.acd.router import Waiter
-from engine.callapi import CallGone
-from engine.calls import MUSIC_FALLBACK, checkpoint
+from engine.call.port import CallGone
+from engine.call.live import MUSIC_FALLBACK, checkpoint
 from engine.esl import commands
 
 log = logging.getLogger("hotline.acd.waiting")

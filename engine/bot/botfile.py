@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 import jsonschema
 from ruamel.yaml.error import MarkedYAMLError
 
-from engine import yamlpos
-from engine.yamlpos import plain as _plain, pos_at as _pos_at
+from engine.infra import yamlpos
+from engine.infra.yamlpos import plain as _plain, pos_at as _pos_at
 
 from . import faq as faq_mod
 from . import nlu, slots as slots_mod

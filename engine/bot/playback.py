@@ -28,7 +28,7 @@ from typing import List, Optional
 import gevent
 from gevent.event import Event as Flag
 
-from engine.callapi import CallGone
+from engine.call.port import CallGone
 from engine.esl import commands
 from engine.esl.errors import ConnectionLost
 from engine.media.prompts import split_sentences

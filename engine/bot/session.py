@@ -28,7 +28,7 @@ from engine import privacy
 from engine.bot.listener import Listener, ListenerError
 from engine.bot.playback import Speaker, fixed_sentences, sentences_of
 from engine.bot.vad import Noise, SpeechStart, UtteranceEnd, VadConfig
-from engine.callapi import CallGone
+from engine.call.port import CallGone
 from engine.esl import commands
 from engine.esl.errors import CommandFailed, ConnectionLost
 

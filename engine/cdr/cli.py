@@ -7,7 +7,7 @@ import sys
 
 from engine.cdr.models import CDR_FIELDS
 from engine.cdr.store import DB_ERRORS
-from engine.clitext import SecretsNotNeeded, cell, iso, table
+from engine.infra.clitext import SecretsNotNeeded, cell, iso, table
 
 DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
 TABLE_COLUMNS = ("start_time", "uuid", "caller_number", "destination", "duration", "billsec",

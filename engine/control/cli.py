@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-from engine.clitext import SecretsNotNeeded, table
+from engine.infra.clitext import SecretsNotNeeded, table
 from engine.control.client import ApiError, Client
 
 AGENT_ACTIONS = ("login", "logout", "ready", "break", "extend", "report")

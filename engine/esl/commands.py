@@ -390,7 +390,7 @@ def record_arg(path, max_seconds, silence_threshold=200, silence_seconds=3):
     return f"{media_path(path)} {int(max_seconds)} {int(silence_threshold)} {int(silence_seconds)}"
 
 
-# --- rendered configuration (engine/fsconf.py) ------------------------------------------------
+# --- rendered configuration (engine/fsconf/render.py) ------------------------------------------------
 
 def literal_regex(text, what="number"):
     """An anchored dialplan `expression` matching exactly `text` (DIDs may hold + * . etc.).

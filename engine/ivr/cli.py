@@ -3,7 +3,7 @@
 `reload` first checks the flows, agents and queues files itself and stops (exit 1, the problems
 listed) when any is broken. With a control-API token ($HOTLINE_TOKEN or --token) it then asks the
 engine to reload and reports the engine's answer; without one it sends SIGHUP to the engine
-holding <var_dir>/hotline.pid (never to a pid that is not our engine: engine.pidfile).
+holding <var_dir>/hotline.pid (never to a pid that is not our engine: engine.infra.pidfile).
 """
 import datetime
 import json
@@ -109,12 +109,12 @@ def _var_dir(args):
 
 
 def cmd_reload(args):
-    from engine import pidfile
-    from engine.configcheck import check_files
+    from engine.infra import pidfile
+    from engine.infra.configcheck import check_files
     settings = None
     try:
         if os.path.exists(args.config):
-            from engine.clitext import SecretsNotNeeded
+            from engine.infra.clitext import SecretsNotNeeded
             from engine.settings import load_settings
             settings = load_settings(args.config, env=SecretsNotNeeded(os.environ))
         var_dir = (pathlib.Path(args.var_dir) if args.var_dir

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import jsonschema
 from ruamel.yaml.error import MarkedYAMLError
 
-from engine import yamlpos
-from engine.yamlpos import plain as _plain, pos as _pos, pos_at as _pos_at
+from engine.infra import yamlpos
+from engine.infra.yamlpos import plain as _plain, pos as _pos, pos_at as _pos_at
 
 from . import schedule as schedule_mod
 from .nodes import NODE_TYPES

@@ -12,7 +12,7 @@ import time
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from engine.callapi import CallGone
+from engine.call.port import CallGone
 from .loader import FlowError, load_flows
 from .nodes import NODE_TYPES, params
 from .schedule import Overrides, Schedule
@@ -80,9 +80,9 @@ class _Walk:
         return call.play(self.sources(call, prompt_id), interruptible)
 
     def survey_prompts(self, call):
-        """The flow's own survey prompts, if it has them, keyed as engine.survey takes them (the
+        """The flow's own survey prompts, if it has them, keyed as engine.call.survey takes them (the
         survey's default texts fill the rest)."""
-        from engine.survey import FLOW_PROMPTS
+        from engine.call.survey import FLOW_PROMPTS
         return {key: self.sources(call, prompt_id)[0] for prompt_id, key in FLOW_PROMPTS.items()
                 if prompt_id in self.flow.prompts}
 

@@ -9,7 +9,7 @@ import logging
 import pathlib
 from zoneinfo import ZoneInfo
 
-from engine.callapi import CallGone
+from engine.call.port import CallGone
 
 
 class ScriptedCall:

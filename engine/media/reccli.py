@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from engine.clitext import SecretsNotNeeded, iso, quoted, table
+from engine.infra.clitext import SecretsNotNeeded, iso, quoted, table
 from engine.esl.commands import CommandError
 
 DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")

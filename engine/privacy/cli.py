@@ -3,7 +3,7 @@ import json
 import os
 import sys
 
-from engine.clitext import iso, table
+from engine.infra.clitext import iso, table
 
 DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
 

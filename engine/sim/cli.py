@@ -35,7 +35,7 @@ def register(subparsers):
 def _dialplan_dir(args, password):
     if args.dialplan:
         return Path(args.dialplan).resolve()
-    from engine.fsconf import render
+    from engine.fsconf.render import render
     from engine.settings import load_settings
     settings = load_settings(args.config, env={**os.environ, "HOTLINE_ESL_PASSWORD": password})
     out = Path(tempfile.mkdtemp(prefix="hotline-sim-"))

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from engine.clitext import SecretsNotNeeded, cell, iso, quoted, table
+from engine.infra.clitext import SecretsNotNeeded, cell, iso, quoted, table
 
 DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
 TABLE_COLUMNS = ("number", "state", "kind", "category", "department", "assignee", "due_at", "caller_number",

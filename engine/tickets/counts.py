@@ -1,4 +1,4 @@
-"""Ticket figures of one local day, for the daily report (engine/report.py calls daily_counts).
+"""Ticket figures of one local day, for the daily report (engine/cdr/report.py calls daily_counts).
 
 opened  = tickets created during the day;
 closed  = tickets moved to closed during the day (their history says when);

@@ -79,8 +79,8 @@ def handle(call, node, ctx):
 def _survey(call, ctx):
     """A bot-only call's satisfaction survey: the flow's survey prompts if it has them, else the
     default texts rendered by the flow's renderer. The score goes to the CDR like a queue call's."""
-    from engine.callapi import CallGone
-    from engine.survey import SurveySettings, run_survey
+    from engine.call.port import CallGone
+    from engine.call.survey import SurveySettings, run_survey
     prompts = ctx.survey_prompts(call)
     # comments go beside the voicemail boxes (the recordings directory)
     settings = SurveySettings(comment_dir=str(pathlib.Path(ctx.runtime.voicemail_dir).parent))

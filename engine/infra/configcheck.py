@@ -2,11 +2,11 @@
 
 A reload must never freeze the engine: parsing and checking a file someone sent us (a flow with a
 schema walk per node, bot files with their FAQ and word lists) is CPU and memory the hub cannot
-give while it carries every live call. `check_reload(settings)` runs `python -m engine.configcheck`
+give while it carries every live call. `check_reload(settings)` runs `python -m engine.infra.configcheck`
 with a CPU-time and address-space limit and waits for it cooperatively; only when it finds no
-problem does the engine load the files itself (engine.yamlpos bounds that load too).
+problem does the engine load the files itself (engine.infra.yamlpos bounds that load too).
 
-    python -m engine.configcheck --flows DIR --agents A --queues Q [--settings F]
+    python -m engine.infra.configcheck --flows DIR --agents A --queues Q [--settings F]
 prints {"problems": [...]} as JSON.
 """
 import argparse
@@ -50,7 +50,7 @@ def run_limited(argv, seconds=CHECK_SECONDS, memory=CHECK_MEMORY):
 def check_reload(settings, seconds=CHECK_SECONDS, memory=CHECK_MEMORY):
     """Problems (file:line:col: ...) in the reloadable files of `settings`, checked off the hub."""
     files = settings.files
-    argv = [sys.executable, "-m", "engine.configcheck", "--flows", str(files.flows_dir),
+    argv = [sys.executable, "-m", "engine.infra.configcheck", "--flows", str(files.flows_dir),
             "--agents", str(files.agents), "--queues", str(files.queues)]
     if settings.source:
         argv += ["--settings", str(settings.source)]
@@ -68,7 +68,7 @@ def check_files(flows=None, agents=None, queues=None, settings=None):
     from pathlib import Path
     problems = []
     if settings:
-        from engine.clitext import SecretsNotNeeded
+        from engine.infra.clitext import SecretsNotNeeded
         from engine.settings import SettingsError, load_settings
         try:
             load_settings(settings, env=SecretsNotNeeded(os.environ))
@@ -88,7 +88,7 @@ def check_files(flows=None, agents=None, queues=None, settings=None):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m engine.configcheck")
+    p = argparse.ArgumentParser(prog="python -m engine.infra.configcheck")
     for name in ("flows", "agents", "queues", "settings"):
         p.add_argument(f"--{name}")
     args = p.parse_args(argv)

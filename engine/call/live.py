@@ -21,7 +21,7 @@ import time
 import gevent
 from gevent.event import Event as Flag
 
-from engine.callapi import CallGone
+from engine.call.port import CallGone
 from engine.esl import commands
 from engine.esl.errors import ChannelGone, CommandFailed, ConnectionLost
 from engine.esl.protocol import Event

@@ -8,7 +8,7 @@ business: we only store the score in call.info and return it.
 import os
 from dataclasses import dataclass
 
-from engine.callapi import CallGone
+from engine.call.port import CallGone
 
 DEFAULT_TEXTS = {
     "survey": "请对本次服务进行评价。非常满意请按1，满意请按2，一般请按3，不满意请按4，非常不满意请按5。",

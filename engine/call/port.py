@@ -1,6 +1,6 @@
 """What call-handling code (IVR nodes, queue, survey, bot) may ask of a live call.
 
-`engine.calls.Call` implements this over the ESL outbound socket; tests implement it with fakes.
+`engine.call.live.Call` implements this over the ESL outbound socket; tests implement it with fakes.
 Keeping the surface this small is what lets IVR nodes be unit-tested without a switch, while the
 same node code drives a real FreeSWITCH channel.
 

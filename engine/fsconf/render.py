@@ -19,7 +19,7 @@ import jinja2
 
 from engine.esl import commands
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CONF_DIR = REPO / "freeswitch_conf"
 DIALPLAN_DIR = REPO / "dialplans"
 # Played by the dialplan when no engine takes a call (engine stopped or shutting down); shipped

@@ -21,12 +21,12 @@ import tempfile
 import zoneinfo
 
 from engine.cdr.xmlcdr import ENGINE_DOWN_TAG
-from engine.clitext import SecretsNotNeeded
+from engine.infra.clitext import SecretsNotNeeded
 
 SERVICE_LEVEL_SECONDS = 20   # answered within 20 s of queue wait
 ANSWER_RATE_TARGET = 0.95
 SATISFACTION_TARGET = 0.95
-SATISFIED_SCORES = (1, 2)    # 1 = 非常满意, 2 = 满意 (engine.survey)
+SATISFIED_SCORES = (1, 2)    # 1 = 非常满意, 2 = 满意 (engine.call.survey)
 DEFAULT_TZ = "Asia/Shanghai"
 # Wait-time buckets in seconds (lower edges); the last one is open-ended.
 WAIT_BUCKETS = (0, 10, 20, 30, 60, 120, 300)

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import time
 
-from engine.netutil import free_port
+from engine.infra.netutil import free_port
 
 
 class RedisStartError(RuntimeError):
