@@ -217,7 +217,7 @@ class Bench:
             t = time.monotonic()
             gevent.sleep(0.05)
             self.hub_late.append(time.monotonic() - t - 0.05)
-            for call in list(self.engine.call.live.values()):
+            for call in list(self.engine.calls.values()):
                 session = getattr(call, "bot_session", None)
                 listener = getattr(session, "listener", None)
                 if listener is None:
@@ -242,7 +242,7 @@ class Bench:
         gevent.joinall(callers)
         sampler.kill()
         deadline = time.monotonic() + 10
-        while self.engine.call.live and time.monotonic() < deadline:
+        while self.engine.calls and time.monotonic() < deadline:
             gevent.sleep(0.1)
         recognised = 0
         for uuid in self.said:

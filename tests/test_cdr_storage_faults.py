@@ -255,7 +255,7 @@ def test_a_full_data_disk_under_load_loses_no_cdr_end_to_end(tmp_path, monkeypat
             moved_while_full.extend(p.name for p in done.glob("*.cdr.xml")) if done.is_dir() else None
             gevent.sleep(0.1)
         assert all(ch.wait_hangup(timeout=10) for ch in calls)
-        assert wait_until(lambda: not rig.engine.call.live, timeout=20)
+        assert wait_until(lambda: not rig.engine.calls, timeout=20)
         in_memory = rig.engine.store.pending()
         assert in_memory >= 30 and in_memory + len(rig.cdrs()) == 40     # every CDR somewhere
         rig.engine._import_switch_cdrs()

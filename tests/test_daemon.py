@@ -58,7 +58,7 @@ def test_caller_hangs_up_mid_prompt(rig):
     (cdr,) = r.cdrs()
     assert cdr["hangup_side"] == "caller"
     assert cdr["billsec"] < 5
-    assert not r.engine.call.live
+    assert not r.engine.calls
 
 
 def test_type_ahead_digit_stops_prompt_and_counts(rig):
@@ -102,7 +102,7 @@ def test_nothing_of_a_finished_call_stays_in_the_engine(rig):
     for ch in channels:
         assert ch.wait_hangup(timeout=20)
     wait_for(lambda: len(r.cdrs()) == 51, timeout=20)
-    wait_for(lambda: not r.engine.call.live)
+    wait_for(lambda: not r.engine.calls)
     gevent.sleep(0.2)                           # inbound hang-up events that come after the CDR
     assert len(r.engine._recent_hangups) == 0
     assert sorted(set(logging.Logger.manager.loggerDict) - before) == []
@@ -115,7 +115,7 @@ def test_shutdown_with_calls_up_loses_no_cdr(rig):
             call.play(["silence_stream://1000"], interruptible=False)
     r = rig(handler=endless, grace=0.3)
     channels = [r.call(f"1390000{i:04d}") for i in range(20)]
-    wait_for(lambda: len(r.engine.call.live) == 20)
+    wait_for(lambda: len(r.engine.calls) == 20)
     r.engine.shutdown()
     assert all(ch.wait_hangup(timeout=1) for ch in channels)
     assert {c["uuid"] for c in r.cdrs()} == {ch.uuid for ch in channels}
@@ -137,7 +137,7 @@ def test_locked_database_loses_no_cdr(rig):
     channels = [r.call(f"1370000{i:04d}") for i in range(5)]
     for ch in channels:
         assert ch.wait_hangup(timeout=5)
-    wait_for(lambda: not r.engine.call.live)
+    wait_for(lambda: not r.engine.calls)
     assert r.engine.store.pending() == 5       # kept in the spool while the database is locked
     released = threading.Event()
 

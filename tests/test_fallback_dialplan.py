@@ -105,7 +105,7 @@ def test_a_call_during_the_engines_shutdown_grace_hears_the_fallback(tmp_path):
     rig = Rig(tmp_path, endless, grace=10.0)
     try:
         first = rig.call("13900000001")
-        wait_for(lambda: len(rig.engine.call.live) == 1)
+        wait_for(lambda: len(rig.engine.calls) == 1)
         stopping = gevent.spawn(rig.engine.shutdown)
         wait_for(lambda: not rig.engine.accepting)
         late = rig.call("13900000002")

@@ -86,7 +86,7 @@ def run_call(tmp_path, flows, when, keys, until=None, timeout=20):
 def reached(node, times=1):
     """Stop the caller once the engine has walked `node` that many times (in-process view)."""
     def check(ch, rig):
-        call = rig.engine.call.live.get(ch.uuid)
+        call = rig.engine.calls.get(ch.uuid)
         return call is not None and [s["node"] for s in call.path].count(node) >= times
     return check
 
@@ -156,11 +156,11 @@ def test_hot_reload_during_live_calls(tmp_path, flows):
     rig = Rig(tmp_path, flows_dir=flows, clock=lambda: when, paths_prompt_cache=PROMPT_CACHE)
     try:
         def in_main_menu(ch):
-            call = rig.engine.call.live.get(ch.uuid)
+            call = rig.engine.calls.get(ch.uuid)
             with gevent.Timeout(10):
                 while call is None or "12345:welcome" not in [s["node"] for s in call.path]:
                     gevent.sleep(0.02)
-                    call = rig.engine.call.live.get(ch.uuid)
+                    call = rig.engine.calls.get(ch.uuid)
             return call
         old = rig.call("13800000001")
         while "CHANNEL_ANSWER" not in old.events:
@@ -194,7 +194,7 @@ def test_hot_reload_during_live_calls(tmp_path, flows):
         old.hangup()
         new.hangup()
         with gevent.Timeout(10):                 # the leaf a hung-up call was in is on its path too
-            while rig.engine.call.live:
+            while rig.engine.calls:
                 gevent.sleep(0.02)
         old_nodes = [s["node"] for s in old_call.path]
         new_nodes = [s["node"] for s in new_call.path]

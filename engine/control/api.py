@@ -163,7 +163,7 @@ class ControlApp:
 
     def health(self, token, body):
         engine = self.engine
-        return {"accepting": engine.accepting, "calls": len(engine.call.live),
+        return {"accepting": engine.accepting, "calls": len(engine.calls),
                 "switch_connected": bool(getattr(engine.esl, "connected", False)),
                 "acd": None if engine.acd is None else engine.acd.engine_id}
 
