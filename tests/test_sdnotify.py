@@ -28,11 +28,11 @@ class NotifySocket:
         self.sock.bind(self.path)
         self.seen = []            # every line received, in order
 
-    def wait(self, prefix, timeout=BOUND):
-        """Receive until a line starting with `prefix` came (READY=1, STATUS=waiting...); return
-        the lines received before it."""
+    def wait(self, prefix, timeout=BOUND, after=0):
+        """Receive until a line starting with `prefix` came (READY=1, STATUS=waiting...) at or
+        after index `after` of what was seen; return the lines received before it."""
         deadline = time.monotonic() + timeout
-        while self._index(prefix) is None:
+        while self._index(prefix, after) is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AssertionError(f"no {prefix!r} within {timeout} s; received {self.seen}")
@@ -41,10 +41,10 @@ class NotifySocket:
                 self.seen.extend(self.sock.recv(4096).decode().split("\n"))
             except socket.timeout:
                 pass
-        return self.seen[:self._index(prefix)]
+        return self.seen[:self._index(prefix, after)]
 
-    def _index(self, prefix):
-        return next((i for i, line in enumerate(self.seen) if line.startswith(prefix)), None)
+    def _index(self, prefix, after=0):
+        return next((i for i, line in enumerate(self.seen) if i >= after and line.startswith(prefix)), None)
 
     def close(self):
         self.sock.close()
@@ -86,9 +86,13 @@ def test_ready_waits_for_redis_then_stopping_on_sigterm(tmp_path, notify_socket)
 
 
 def test_ready_waits_for_the_switchs_event_socket(tmp_path, notify_socket):
-    ep = EngineProcess(tmp_path, env={"NOTIFY_SOCKET": notify_socket.path})
+    # WatchdogSec=0.3 s: WATCHDOG=1 every 0.1 s
+    ep = EngineProcess(tmp_path, env={"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "300000"})
     try:
         notify_socket.wait("READY=1")         # no ACD configured: the switch is all it needs
+        pings = notify_socket.seen.count("WATCHDOG=1")
+        notify_socket.wait("WATCHDOG=1", after=len(notify_socket.seen))
+        assert notify_socket.seen.count("WATCHDOG=1") > pings
         ep.proc.send_signal(signal.SIGTERM)
         notify_socket.wait("STOPPING=1")
         assert ep.proc.wait(BOUND) == 0
@@ -111,4 +115,5 @@ def test_notify_speaks_the_protocol_and_keeps_quiet_without_a_socket(notify_sock
     assert not sdnotify.notify("READY=1", env={})
     assert sdnotify.watchdog_interval({"WATCHDOG_USEC": "30000000"}) == 10.0
     assert sdnotify.watchdog_interval({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}) is None
+    assert sdnotify.watchdog_interval({}) is None
     assert sdnotify.socket_address({"NOTIFY_SOCKET": "@hl"}) == "\0hl"

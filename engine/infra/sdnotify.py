@@ -7,9 +7,10 @@ as a stable interface to reimplement without libsystemd. These few lines rather 
 libsystemd-dev (no wheels on PyPI), and `cysystemd` binds all of libsystemd (journal, ...) for one
 datagram. Without $NOTIFY_SOCKET (not started by systemd, or Type= is not notify) nothing is sent.
 
-`Notifier.start(not_ready)` runs one greenlet: STATUS= says what start-up still waits for, READY=1
-goes once `not_ready()` returns None, and WATCHDOG=1 every third of $WATCHDOG_USEC (WatchdogSec=)
-for as long as the gevent hub runs greenlets: a hub blocked that long serves no call either.
+`Notifier.start(not_ready)` runs two greenlets: one sends STATUS= (what start-up still waits for)
+and READY=1 once `not_ready()` returns None; the other WATCHDOG=1 every third of $WATCHDOG_USEC
+(WatchdogSec=) for as long as the gevent hub runs greenlets: a hub blocked that long serves no
+call either.
 """
 import logging
 import os
@@ -64,30 +65,32 @@ def watchdog_interval(env=None):
 
 
 class Notifier:
-    """Readiness, status and watchdog pings for one process, from one greenlet."""
+    """Readiness, status and watchdog pings for one process."""
 
     def __init__(self, not_ready, env=None):
         self.not_ready = not_ready      # () -> None when ready, else what start-up waits for
         self.env = env
         self.ready = False
         self._status = None
-        self._greenlet = None
+        self._greenlets = []
 
     @classmethod
     def start(cls, not_ready, env=None):
         self = cls(not_ready, env)
         if socket_address(env) is not None:
-            self._greenlet = gevent.spawn(self._run)
+            self._greenlets.append(gevent.spawn(self._readiness))
+            interval = watchdog_interval(env)
+            if interval:
+                # its own greenlet: a slow readiness check (Redis timing out) never delays it
+                self._greenlets.append(gevent.spawn(self._watchdog, interval))
         return self
 
     def stopping(self, status="stopping"):
         """Shutdown has begun (systemd then waits for the process to exit: TimeoutStopSec=)."""
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
+        gevent.killall(self._greenlets, block=False)
         notify("STOPPING=1", f"STATUS={status}", env=self.env)
 
-    def _run(self):
-        watchdog = watchdog_interval(self.env)
+    def _readiness(self):
         while True:
             try:
                 waiting = self.not_ready()
@@ -101,9 +104,11 @@ class Notifier:
             if status != self._status:
                 self._status = status
                 lines.append(f"STATUS={status}")
-            if watchdog:
-                lines.append("WATCHDOG=1")
             if lines:
                 notify(*lines, env=self.env)
-            poll = POLL_SERVING if self.ready else POLL_STARTING
-            gevent.sleep(min(poll, watchdog) if watchdog else poll)
+            gevent.sleep(POLL_SERVING if self.ready else POLL_STARTING)
+
+    def _watchdog(self, interval):
+        while True:
+            notify("WATCHDOG=1", env=self.env)
+            gevent.sleep(interval)
