@@ -29,27 +29,44 @@ def run(cmd, cwd, env, ok=True):
     return result
 
 
+def clean_env():
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+
+
+def copy_sources(dest):
+    # symlinks=True: engine/assets/* are links to the top-level directories, as in the repository
+    shutil.copytree(REPO, dest, symlinks=True, ignore=NOT_SOURCES)
+    return dest
+
+
+def fresh_venv(venv, env, *pip_install):
+    """A virtualenv of its own that sees our dependencies (a .pth after its own site-packages);
+    `pip_install` arguments install hotline into it without dependencies or an index."""
+    run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=venv.parent, env=env)
+    python = venv / "bin" / "python"
+    own = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], venv.parent,
+              env).stdout.strip()
+    shared = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    Path(own, "zz_shared_dependencies.pth").write_text("".join(f"{p}\n" for p in sorted(shared)))
+    run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index", "-q",
+         *pip_install], cwd=venv.parent, env=env)
+    return python, Path(own)
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wheel")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    # symlinks=True: engine/assets/* are links to the top-level directories, as in the repository
-    shutil.copytree(REPO, tmp / "src", symlinks=True, ignore=NOT_SOURCES)
-    run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", tmp / "dist", tmp / "src"],
+    env = clean_env()
+    src = copy_sources(tmp / "src")
+    run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", tmp / "dist", src],
         cwd=tmp, env=env)
     (wheel,) = (tmp / "dist").glob("hotline-*.whl")
     venv = tmp / "venv"
-    run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=tmp, env=env)
-    python = venv / "bin" / "python"
-    own = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp, env).stdout.strip()
-    shared = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    Path(own, "zz_shared_dependencies.pth").write_text("".join(f"{p}\n" for p in sorted(shared)))
-    run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index", "-q", wheel],
-        cwd=tmp, env=env)
+    python, own = fresh_venv(venv, env, wheel)
     work = tmp / "elsewhere"          # not the checkout: nothing there to import by accident
     work.mkdir()
     return {"wheel": wheel, "venv": venv, "python": python, "hotline": venv / "bin" / "hotline",
-            "site": Path(own), "cwd": work, "env": env}
+            "site": own, "cwd": work, "env": env}
 
 
 def test_the_wheel_holds_flows_templates_sounds_units_and_scenarios(installed):
@@ -111,3 +128,17 @@ def test_init_then_render_from_the_wheel(installed):
     wav = out / "sounds" / "hotline_unavailable.wav"
     assert wav.read_bytes() == (REPO / "freeswitch_conf/sounds/hotline_unavailable.wav").read_bytes()
     assert str(wav) in (out / "dialplan/public.xml").read_text()
+
+
+def test_an_editable_install_reads_the_same_files_from_the_checkout(tmp_path):
+    """scripts/setup installs with `pip install -e .`: the files come from the sources' own
+    top-level directories through the engine/assets links."""
+    env = clean_env()
+    src = copy_sources(tmp_path / "src")
+    python, _ = fresh_venv(tmp_path / "venv", env, "--no-build-isolation", "-e", src)
+    where = run([python, "-c", "import engine, engine.assets as a; print(engine.__file__); "
+                 "print(a.path('freeswitch_conf/sounds').resolve())"], tmp_path, env).stdout.split()
+    assert Path(where[0]) == src / "engine" / "__init__.py"
+    assert Path(where[1]) == src / "freeswitch_conf" / "sounds"
+    lint = run([tmp_path / "venv" / "bin" / "hotline", "ivr", "lint", src / "ivr_flows"], tmp_path, env)
+    assert lint.stdout.strip().endswith("ok")
