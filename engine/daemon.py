@@ -136,6 +136,20 @@ class Engine:
                  _redact(self.settings.database.url))
         return self
 
+    def not_ready(self):
+        """None when the engine has all it needs to serve calls, else what it waits for (systemd's
+        READY=1 waits for this): its call port listens once start() returned, the switch's event
+        socket must be logged in and, with an ACD, Redis must answer."""
+        if not self.esl.up.is_set():
+            return f"waiting for the switch's event socket at {self.settings.esl.host}:{self.settings.esl.port}"
+        if self.acd is not None:
+            from engine.acd.outage import ERRORS as REDIS_ERRORS
+            try:
+                self.acd.store.r.ping()
+            except REDIS_ERRORS as exc:
+                return f"waiting for Redis: {exc}"
+        return None
+
     def shutdown(self, grace=None):
         """Refuse new calls, let calls finish for `grace` s, end the rest, write every CDR."""
         if not self.accepting:
@@ -550,8 +564,15 @@ def _cmd_run(args):
         set_levels(new)
         engine.reload(new)
 
-    gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(engine.shutdown))
-    gevent.signal_handler(signal.SIGINT, lambda: gevent.spawn(engine.shutdown))
+    from engine.infra.sdnotify import Notifier
+    service = Notifier.start(engine.not_ready)     # systemd: READY=1 once not_ready() says so
+
+    def stop():
+        service.stopping(f"stopping: {len(engine.calls)} calls in progress")
+        engine.shutdown()
+
+    gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(stop))
+    gevent.signal_handler(signal.SIGINT, lambda: gevent.spawn(stop))
     gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(reload))
     engine.finished.wait()
     pidfile.release(pid_fd, pid_file)

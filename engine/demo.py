@@ -16,9 +16,10 @@ from pathlib import Path
 
 import gevent
 
+from engine import assets
 from engine.infra.netutil import free_port
 
-REPO = Path(__file__).resolve().parent.parent
+DEMO_HEADER = "# written by `hotline demo`"
 
 # Who calls: (DID, caller number, caller name, keys pressed after answer as (delay s, digits),
 # hang up after N s of the call or None to stay until the engine ends the call).
@@ -40,17 +41,18 @@ DEMO_TOKEN_ENV = "HOTLINE_DEMO_TOKEN"
 def register(subparsers):
     p = subparsers.add_parser("demo", help="run the engine on the embedded simulator with simulated callers")
     p.add_argument("--calls", type=int, default=len(CALLERS), help="number of callers (default %(default)s)")
-    p.add_argument("--workdir", default=str(REPO / "var" / "demo"),
-                   help="where settings, logs and the CDR database go (default %(default)s)")
+    p.add_argument("--workdir", default=str(Path("var") / "demo"),
+                   help="where settings, logs and the CDR database go, emptied first "
+                        "(default %(default)s, under the current directory)")
     p.add_argument("--max-call-seconds", type=float, default=25.0,
                    help="a caller still connected after this long hangs up (default %(default)s)")
     p.set_defaults(func=run)
 
 
 def write_settings(workdir, esl_port, outbound_port, redis_url="", control_port=8090):
-    shutil.copy(REPO / "etc" / "agents.yaml", workdir / "agents.yaml")
-    shutil.copy(REPO / "etc" / "queues.yaml", workdir / "queues.yaml")
-    text = f"""# written by `hotline demo`
+    shutil.copy(assets.path("etc/agents.yaml"), workdir / "agents.yaml")
+    shutil.copy(assets.path("etc/queues.yaml"), workdir / "queues.yaml")
+    text = f"""{DEMO_HEADER}
 trunk:
   dids: ["12345", "12333"]
 esl:
@@ -63,7 +65,7 @@ outbound:
 paths:
   var_dir: {workdir / 'var'}
 files:
-  flows_dir: {REPO / 'ivr_flows'}
+  flows_dir: {assets.path('ivr_flows')}
   agents: {workdir / 'agents.yaml'}
   queues: {workdir / 'queues.yaml'}
 redis:
@@ -138,6 +140,15 @@ def drive_caller(switch, watcher, n, spec, max_seconds):
     return ch
 
 
+def _is_demo_dir(workdir):
+    """An earlier demo's directory (its settings file says so): the one kind we may empty."""
+    try:
+        with open(workdir / "hotline.yaml", encoding="utf-8") as f:
+            return f.readline().rstrip("\n") == DEMO_HEADER
+    except OSError:
+        return False
+
+
 def run(args):
     from engine.cdr.store import CdrStore
     from engine.control.cli import agents_table, queues_table
@@ -151,6 +162,10 @@ def run(args):
 
     workdir = Path(args.workdir).resolve()
     if workdir.exists():
+        if any(workdir.iterdir()) and not _is_demo_dir(workdir):
+            print(f"hotline demo: {workdir} holds something else than an earlier demo; "
+                  "not emptying it (choose another --workdir)", file=sys.stderr)
+            return 2
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     password = f"demo-{random.getrandbits(48):x}"
@@ -179,7 +194,7 @@ def run(args):
                                                             answer_after=answer_after, hangup_after=hangup_after)))
         print(f"hotline demo: simulator listening on 127.0.0.1:{esl_port} (event socket)")
         engine = subprocess.Popen([sys.executable, "-m", "engine", "run", "--config", str(settings_path)],
-                                  env=env, cwd=str(REPO))
+                                  env=env)
         try:
             if not _wait_file(settings.paths.var_dir / "hotline.pid", engine, timeout=60):
                 print("hotline demo: the engine did not start; see", workdir / "engine.log", file=sys.stderr)

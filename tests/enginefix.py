@@ -64,9 +64,9 @@ class Rig:
 class EngineProcess:
     """`hotline run` as a real process against a simulator in this process (signals, kill -9)."""
 
-    def __init__(self, tmp_path, grace=0.2, files="", extra=""):
+    def __init__(self, tmp_path, grace=0.2, files="", extra="", env=None):
         """`files`: more `files:` settings (flow style, e.g. 'agents: a.yaml, '); `extra`: more
-        top-level settings lines (e.g. a `redis:` section)."""
+        top-level settings lines (e.g. a `redis:` section); `env`: more environment variables."""
         import os
         import subprocess
         import sys
@@ -80,7 +80,7 @@ class EngineProcess:
             f'trunk: {{dids: ["12345"]}}\nesl: {{port: {esl_port}}}\noutbound: {{listen_port: {out_port}}}\n'
             f"paths: {{var_dir: {tmp_path / 'var'}}}\nfiles: {{{files}flows_dir: {tmp_path / 'no-flows'}}}\n"
             f"shutdown: {{grace_seconds: {grace}}}\nlog: {{file: {tmp_path / 'engine.log'}}}\n{extra}")
-        env = {**os.environ, "HOTLINE_ESL_PASSWORD": PASSWORD}
+        env = {**os.environ, "HOTLINE_ESL_PASSWORD": PASSWORD, **(env or {})}
         self.settings = load_settings(self.config, env=env)
         self.log = tmp_path / "engine.log"
         self.pid_file = self.settings.paths.var_dir / "hotline.pid"

@@ -1,7 +1,8 @@
 """`hotline fs-config render`: the FreeSWITCH configuration that goes with these engine settings.
 
 Templates (jinja2, autoescaped: every value is XML-escaped) live in freeswitch_conf/ (vanilla
-layout) and dialplans/ (one standalone `<include><context>` per file, also read by the simulator).
+layout) and dialplans/ (one standalone `<include><context>` per file, also read by the simulator),
+shipped with the package (engine.assets).
 Rendered layout: freeswitch.xml, vars.xml, autoload_configs/*.xml, dialplan/*.xml, directory/*.xml.
 Files that hold secrets (event-socket password, gateway password, SIP passwords) are written mode
 0600; every file is written to a temporary name and renamed, so FreeSWITCH never reads half a file.
@@ -17,11 +18,11 @@ from pathlib import Path
 
 import jinja2
 
+from engine import assets
 from engine.esl import commands
 
-REPO = Path(__file__).resolve().parents[2]
-CONF_DIR = REPO / "freeswitch_conf"
-DIALPLAN_DIR = REPO / "dialplans"
+CONF_DIR = assets.path("freeswitch_conf")
+DIALPLAN_DIR = assets.path("dialplans")
 # Played by the dialplan when no engine takes a call (engine stopped or shutting down); shipped
 # with the configuration so that it plays on a stock switch with no engine and no TTS.
 UNAVAILABLE_PROMPT = CONF_DIR / "sounds" / "hotline_unavailable.wav"

@@ -13,7 +13,9 @@ import signal
 import sys
 from zoneinfo import ZoneInfo
 
-SCHEMA_PATH = pathlib.Path(__file__).resolve().parents[2] / "ivr_flows" / "schema.json"
+from engine import assets
+
+SCHEMA_PATH = assets.path("ivr_flows") / "schema.json"
 
 
 def register(subparsers):

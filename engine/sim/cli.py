@@ -1,6 +1,6 @@
 """`hotline sim`: the FreeSWITCH simulator on its own, for running the engine (or any ESL client) against.
 
-    hotline sim --listen 127.0.0.1:8021 --password P [--dialplan DIR | --config F] [--scenario F]
+    hotline sim --listen 127.0.0.1:8021 --password P [--dialplan DIR | --config F] [--scenario F|demo]
 
 The dialplan is the one we ship: rendered from the engine's settings file (`--config`, default
 etc/hotline.yaml), or any directory of rendered dialplan XML (`--dialplan`). With `--scenario`,
@@ -26,10 +26,25 @@ def register(subparsers):
     src.add_argument("--dialplan", help="directory of rendered FreeSWITCH dialplan XML files")
     src.add_argument("--config", default="etc/hotline.yaml",
                      help="engine settings to render our dialplan from (default %(default)s)")
-    p.add_argument("--scenario", help="YAML file of simulated callers and agent phones")
+    p.add_argument("--scenario", help="YAML file of simulated callers and agent phones, or the name of "
+                                      f"one shipped with hotline ({', '.join(shipped_scenarios())})")
     p.add_argument("--wait-client", type=float, default=60.0,
                    help="seconds a scenario waits for an ESL client to log in before starting anyway")
     p.set_defaults(func=run)
+
+
+def shipped_scenarios():
+    from importlib import resources
+    return sorted(p.name[:-5] for p in (resources.files("engine.sim") / "scenarios").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def scenario_path(name):
+    """A scenario file's path; a bare name that is no file names one shipped with the package."""
+    from importlib import resources
+    if os.path.exists(name) or os.sep in name or name not in shipped_scenarios():
+        return name
+    return str(resources.files("engine.sim") / "scenarios" / f"{name}.yaml")
 
 
 def _dialplan_dir(args, password):
@@ -51,7 +66,7 @@ def run(args):
     password = args.password or os.environ.get("HOTLINE_ESL_PASSWORD") or "ClueCon"
     host, _, port = args.listen.rpartition(":")
     try:
-        scenario = load_scenario(args.scenario) if args.scenario else None
+        scenario = load_scenario(scenario_path(args.scenario)) if args.scenario else None
         dialplan = _dialplan_dir(args, password)
     except (ScenarioError, SettingsError, OSError) as exc:
         print(f"hotline sim: {exc}", file=sys.stderr)

@@ -10,9 +10,10 @@ and the simulator fills each name from what it knows; `variable_*` marks where v
 import json
 import os
 import sys
+from importlib import resources
 from urllib.parse import quote
 
-DATA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "event_headers.json")
+DATA_FILE = str(resources.files("engine.sim") / "event_headers.json")   # shipped as package data
 VARIABLES = "variable_*"
 
 # URL-encoding as FreeSWITCH's switch_url_encode does it: bytes outside ' '..'~' and the
