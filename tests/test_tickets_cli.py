@@ -74,6 +74,17 @@ def test_round_trip(cfg, capsys):
 
 def test_refusals_are_one_clear_line(cfg, tmp_path, capsys):
     c = ("--config", cfg)
+    db = tmp_path / "var" / "hotline.db"
+    # list and show only read: no database yet is said, and none is made
+    for argv in (("list",), ("list", "--json"), ("show", "T20991231-0001")):
+        rc, out, err = run_cli(capsys, "tickets", *argv, *c)
+        assert rc == 1 and out == "" and err.strip() == f"hotline tickets: no database at {db} (has the engine run?)"
+    assert not (tmp_path / "var").exists()
+    cdr_write(cfg)                                  # the CDR tables only: the engine ran without tickets
+    rc, _, err = run_cli(capsys, "tickets", "list", *c)
+    assert rc == 1 and "no ticket tables yet" in err and "Traceback" not in err
+    rc, _, err = run_cli(capsys, "tickets", "create", "--call", "u0", "--category", "complaint", "--summary", "x", *c)
+    assert rc == 0                                  # a writer makes the tables
     rc, _, err = run_cli(capsys, "tickets", "show", "T20991231-0001", *c)
     assert rc == 1 and err.strip() == ("hotline tickets show: no ticket 'T20991231-0001' "
                                        "(give its id or its number, e.g. T20261123-0001)")
