@@ -153,7 +153,7 @@ def ticket_counts(db_url, day, tz=DEFAULT_TZ):
         return {k: int(counts[k]) for k in ("opened", "closed", "overdue")}, None
     except Exception as exc:        # noqa: BLE001 - any trouble there: n/a and say why
         if missing_table(exc):
-            return None, "ticket figures unavailable: the database has no ticket tables yet"
+            return None, f"ticket figures unavailable: the database has no ticket tables yet ({exc})"
         return None, f"ticket figures unavailable: {type(exc).__name__}: {exc}"
     finally:
         if source is not None and not isinstance(source, str):

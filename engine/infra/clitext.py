@@ -5,6 +5,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import unicodedata
 
 SECONDS = "%Y-%m-%d %H:%M:%S"
@@ -76,7 +77,15 @@ def add_json(parser, what="one JSON array with every field"):
                         help=f"{what}; times ISO 8601 with the hotline's offset")
 
 
+def takes_durations_ago(parser):
+    """Let `--since -2h` mean two hours ago: argparse takes any word starting with '-' for an
+    option unless it looks like a negative number, so durations are added to what it deems one."""
+    parser._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-(\d+[smhdwSMHDW])+$")
+    return parser
+
+
 def add_time_range(parser, what="calls started"):
+    takes_durations_ago(parser)
     forms = "2026-12-04, '2026-12-04 09:30', today, yesterday, -2h, or ISO with an offset"
     parser.add_argument("--since", metavar="TIME", help=f"{what} at or after TIME ({forms}; "
                         "the hotline's time zone unless TIME has an offset)")

@@ -36,6 +36,8 @@ def register(subparsers):
     p.add_argument("--config", metavar="FILE", default=None,
                    help="settings file whose `timezone` --at is read in (default $HOTLINE_CONFIG or "
                         "etc/hotline.yaml when it exists, else Asia/Shanghai)")
+    from engine.infra.clitext import takes_durations_ago
+    takes_durations_ago(p)
     p.add_argument("--keys", default="", help="comma-separated inputs, e.g. 1,2,1 ('' = no input)")
     p.set_defaults(func=cmd_walk)
     p = sub.add_parser("reload", help="check the files, then ask the running daemon to reload them")
