@@ -72,6 +72,26 @@ def _open(settings):
         raise Refused(str(exc)) from None
 
 
+def _open_store(args):
+    """A CdrStore on the engine's database for other commands' readers (`hotline privacy audit`),
+    or None after saying why; a database that is not there is said, not created."""
+    from engine.cdr.store import CdrStore
+    try:
+        settings = clitext.settings_for_reading(args.config)
+        _open(settings).close()
+    except Refused as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return None
+    db = settings.database
+    # Reading only: the CLI does not replay the spool (that is the engine's drainer's job).
+    store = CdrStore(db.url, settings.paths.cdr_spool, retries=db.retries, busy_timeout=db.busy_timeout)
+    store.open(drain=False)
+    if store.db_down:
+        print(f"hotline: cannot open the CDR database {db.url} (see the error above)", file=sys.stderr)
+        return None
+    return store
+
+
 def _pending(settings):
     """CDRs waiting in the spool (read only; replaying them is the engine's drainer's job)."""
     from engine.cdr.store import CdrStore
