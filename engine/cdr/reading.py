@@ -31,6 +31,8 @@ def open_readonly(url, models=()):
         db.connect()
         if path:
             db.execute_sql("SELECT count(*) FROM sqlite_master")   # a file that is not SQLite fails here
+        else:       # PostgreSQL: the server refuses any write in this session
+            db.execute_sql("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
     except peewee.DatabaseError as exc:
         raise NoDatabase(f"cannot open the database {path or _safe(url)}: {exc}") from None
     except ImportError as exc:        # postgresql:// without its driver
