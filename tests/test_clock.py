@@ -243,3 +243,41 @@ def test_ivr_walk_reads_at_in_the_hotline_zone_and_shows_the_flow_zone(tmp_path)
     assert "Traceback" not in out.stderr
     out = walk("--at", "10:00", "--config", str(tmp_path / "missing.yaml"))
     assert out.returncode == 2 and "missing.yaml" in out.stderr
+
+
+def test_durations_ago_are_values_not_options(site, capsys, fake_now):
+    """argparse takes a word starting with '-' for an option: `--since -2h` and `--date -1d` must
+    reach the clock."""
+    cfg, uuid = site
+    fake_now(datetime.datetime(2026, 12, 5, 2, 0, tzinfo=UTC))      # 10:00 on the 5th in Shanghai
+    rc, out, err = run_cli(capsys, "recordings", "list", "--date", "-1d", "--json", "--config", cfg)
+    assert rc == 0 and [r["call_uuid"] for r in json.loads(out)] == [uuid], err
+    rc, out, err = run_cli(capsys, "cdr", "list", "--since", "-1d1h", "--json", "--config", cfg)
+    assert rc == 0 and [d["uuid"] for d in json.loads(out)] == ["c"], err
+    rc, out, err = run_cli(capsys, "report", "daily", "--date", "-1d", "--json", "--config", cfg)
+    assert rc == 0 and json.loads(out)["date"] == "2026-12-04", err
+
+
+def test_the_data_commands_share_flag_names_and_metavars():
+    import argparse
+
+    from engine.cli import build_parser
+    parser = build_parser()
+
+    def actions(*path):
+        p = parser
+        for name in path:
+            sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+            p = sub.choices[name]
+        return {a.option_strings[0]: a for a in p._actions if a.option_strings}
+    for path in (("cdr", "list"), ("cdr", "show"), ("recordings", "list"), ("recordings", "show"),
+                 ("tickets", "list"), ("tickets", "show"), ("report", "daily")):
+        opts = actions(*path)
+        assert "--json" in opts and "--config" in opts, path
+        assert opts["--config"].metavar is None, path              # shown as CONFIG like elsewhere
+    cdr = actions("cdr", "list")
+    assert (cdr["--since"].metavar, cdr["--until"].metavar, cdr["--limit"].metavar) == ("TIME", "TIME", "N")
+    assert actions("recordings", "list")["--date"].metavar == "DAY"
+    assert actions("report", "daily")["--date"].metavar == "DAY"
+    assert actions("tickets", "list")["--limit"].metavar == "N"
+    assert actions("ivr", "walk")["--at"].metavar == "TIME"

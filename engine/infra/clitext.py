@@ -68,7 +68,7 @@ def quoted(value):
 # --- the same flags, names and metavars in every data command ------------------------------------
 
 def add_config(parser):
-    parser.add_argument("--config", metavar="FILE", default=DEFAULT_CONFIG,
+    parser.add_argument("--config", default=DEFAULT_CONFIG,
                         help="settings file (default %(default)s; $HOTLINE_CONFIG)")
 
 
@@ -93,6 +93,7 @@ def add_time_range(parser, what="calls started"):
 
 
 def add_day(parser, what):
+    takes_durations_ago(parser)
     parser.add_argument("--date", metavar="DAY", help=f"{what} (2026-12-04, today, yesterday, -3d; "
                         "a day in the hotline's time zone; default today)")
 

@@ -33,7 +33,7 @@ def register(subparsers):
     p.add_argument("--at", metavar="TIME", help="when the caller calls: '2026-12-04 09:30', 09:30 (today), "
                    "-2h, or ISO with an offset; in the hotline's time zone (--config's `timezone`) "
                    "unless TIME has an offset; default now")
-    p.add_argument("--config", metavar="FILE", default=None,
+    p.add_argument("--config", default=None,
                    help="settings file whose `timezone` --at is read in (default $HOTLINE_CONFIG or "
                         "etc/hotline.yaml when it exists, else Asia/Shanghai)")
     from engine.infra.clitext import takes_durations_ago

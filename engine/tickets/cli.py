@@ -35,7 +35,7 @@ def register(subparsers):
         if ticket:
             p.add_argument("ticket", metavar="ID", help="ticket id or number (T20261123-0001)")
         clitext.add_config(p)
-        p.add_argument("--tickets", metavar="FILE", help="ticket categories file (default: tickets.yaml beside the settings file)")
+        p.add_argument("--tickets", help="ticket categories file (default: tickets.yaml beside the settings file)")
         p.add_argument("--by", default=_user(), help="who does this, for the history (default %(default)s)")
         p.set_defaults(func=func)
         return p
