@@ -281,3 +281,21 @@ def test_the_data_commands_share_flag_names_and_metavars():
     assert actions("report", "daily")["--date"].metavar == "DAY"
     assert actions("tickets", "list")["--limit"].metavar == "N"
     assert actions("ivr", "walk")["--at"].metavar == "TIME"
+
+
+def test_event_moments_in_a_cdr_are_times_not_epoch_floats(tmp_path, capsys):
+    cfg, settings = write_config(tmp_path)
+    at = datetime.datetime(2026, 12, 4, 1, 2, 3, 500000, tzinfo=UTC)
+    store = CdrStore(settings.database.url, settings.paths.cdr_spool).open()
+    # what the ACD puts on a call (engine/acd/incall.py): moments as epoch seconds
+    store.write({"uuid": "t1", "start_time": at, "transfers": [{"to": "1002", "how": "blind", "at": at.timestamp()}],
+                 "parties": [{"role": "consult", "at": at.timestamp()}]})
+    store.close()
+    rc, out, _ = run_cli(capsys, "cdr", "show", "t1", "--json", "--config", cfg)
+    extra = json.loads(out)["extra"]
+    assert rc == 0 and extra["transfers"] == [{"to": "1002", "how": "blind", "at": "2026-12-04T09:02:03.500000+08:00"}]
+    assert extra["parties"][0]["at"] == "2026-12-04T09:02:03.500000+08:00"
+    rc, out, _ = run_cli(capsys, "cdr", "list", "--json", "--config", cfg)
+    assert json.loads(out)[0]["extra"]["transfers"][0]["at"] == "2026-12-04T09:02:03.500000+08:00"
+    rc, out, _ = run_cli(capsys, "cdr", "show", "t1", "--config", cfg)
+    assert '"at": "2026-12-04T09:02:03.500000+08:00"' in out

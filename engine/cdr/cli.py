@@ -4,6 +4,7 @@ Times are read and shown in the hotline's time zone (setting `timezone`); --json
 with the offset. Both commands only read: they never create the database, a table or the spool.
 """
 import csv
+import datetime
 import json
 import sys
 
@@ -111,9 +112,9 @@ def cmd_list(args):
         from engine.cdr.reading import select_cdrs
         db = _open(settings)
         try:
-            rows = select_cdrs(since=since, until=until, caller=args.caller, agent=args.agent,
-                               queue=args.queue, did=args.did, cause=args.cause,
-                               provisional=args.provisional, limit=args.limit)
+            rows = [with_event_times(r) for r in select_cdrs(
+                since=since, until=until, caller=args.caller, agent=args.agent, queue=args.queue,
+                did=args.did, cause=args.cause, provisional=args.provisional, limit=args.limit)]
         finally:
             db.close()
         if args.json:
@@ -156,6 +157,7 @@ def cmd_show(args):
         from engine import privacy
         if isinstance(row.get("extra"), dict):          # the sealed copy means nothing on a screen
             row = {**row, "extra": {k: v for k, v in row["extra"].items() if k != privacy.SEALED_KEY}}
+        row = with_event_times(row)
         if args.json:
             print(json.dumps(clock.jsonable(row), ensure_ascii=False, indent=1))
         else:
@@ -209,6 +211,22 @@ def _revealed(settings, args):
         raise Refused(str(exc)) from None
     finally:
         store.close()
+
+
+def with_event_times(row):
+    """The row with the moments in extra's event lists (transfers, parties, supervisors: the ACD
+    records their "at" as epoch seconds) as datetimes, so output shows them as times, not floats."""
+    extra = row.get("extra")
+    if not isinstance(extra, dict):
+        return row
+
+    def moment(item):
+        at = item.get("at") if isinstance(item, dict) else None
+        if isinstance(at, (int, float)) and not isinstance(at, bool) and 0 < at < 4e9:
+            return {**item, "at": datetime.datetime.fromtimestamp(at, datetime.timezone.utc)}
+        return item
+    return {**row, "extra": {k: [moment(i) for i in v] if isinstance(v, list) else v
+                             for k, v in extra.items()}}
 
 
 def _csv_cell(value):
