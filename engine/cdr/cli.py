@@ -179,7 +179,7 @@ def block(clock, row):
         elif key in TIME_KEYS:
             text = clock.text(value)
         else:
-            text = clitext.quoted(value)
+            text = clitext.quoted(value if value != "" else None)
         lines.append(f"{labels[key] + ':':<{width}} {text}")
     return "\n".join(lines)
 

@@ -151,11 +151,11 @@ def cmd_show(args):
             json.dump(clock.jsonable({**ticket, "history": history}), sys.stdout, ensure_ascii=False, indent=1)
             print()
             return 0
-        labels = {k: k.replace("_", " ") + (f" ({clock.name})" if hasattr(v, "strftime") else "")
-                  for k, v in ticket.items()}
+        labels = {k: k.replace("_", " ") + (f" ({clock.name})" if k.endswith("_at") else "")
+                  for k in ticket}
         width = max(map(len, labels.values())) + 1
         for key, value in ticket.items():
-            text = clock.text(value) if hasattr(value, "strftime") else quoted(value)
+            text = clock.text(value) if hasattr(value, "strftime") else quoted(value if value != "" else None)
             print(f"{labels[key] + ':':<{width}} {text}")
         print(f"history ({clock.name}):")
         for h in history:
