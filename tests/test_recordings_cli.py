@@ -109,3 +109,22 @@ def test_bad_config_and_bad_uuid_are_clear_errors(setup, capsys, tmp_path):
     assert rc == 2 and "missing.yaml" in err
     rc, _, err = run_cli(capsys, "recordings", "hold", "../../etc", "--config", str(cfg))
     assert rc == 1 and "hold" in err
+
+
+def test_every_data_printing_action_has_json(setup, capsys, tmp_path):
+    cfg, settings, now, old = setup
+    c = ("--config", str(cfg))
+    rc, out, _ = run_cli(capsys, "recordings", "verify", "--json", *c)
+    report = json.loads(out)
+    assert rc == 0 and report["verified"] == 3 and report["problems"] == 0 and report["mismatch"] == []
+    rc, out, _ = run_cli(capsys, "recordings", "hold", U[1], "--reason", "complaint", "--json", *c)
+    row = json.loads(out)
+    assert rc == 0 and row["call_uuid"] == U[1] and row["legal_hold"] is True
+    assert row["recorded_at"].endswith("+08:00")                    # the hotline's zone
+    rc, out, _ = run_cli(capsys, "recordings", "purge", "--dry-run", "--json", *c)
+    purge = json.loads(out)
+    assert rc == 0 and purge["dry_run"] is True and [r["call_uuid"] for r in purge["recordings"]] == [U[0]]
+    rc, out, _ = run_cli(capsys, "recordings", "export", U[2], "--out", str(tmp_path / "c.wav"), "--json", *c)
+    assert rc == 0 and json.loads(out) == {"call_uuid": U[2], "part": 1, "path": str(tmp_path / "c.wav")}
+    rc, out, _ = run_cli(capsys, "recordings", "reindex", "--json", *c)
+    assert rc == 0 and json.loads(out) == []

@@ -40,34 +40,40 @@ def register(subparsers):
     exp.add_argument("uuid")
     exp.add_argument("--out", required=True, help="file to write (must not exist)")
     exp.add_argument("--part", type=int, default=1, help="a later recording of the same call (default 1)")
+    clitext.add_json(exp, "one JSON object: the call and the file written")
     lis = action("listen", "write a recording to stdout for a player, e.g. `| ffplay -nodisp -` "
                            "(checked, audited)", cmd_listen)
     lis.add_argument("uuid")
     lis.add_argument("--part", type=int, default=1, help="a later recording of the same call (default 1)")
     lis.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
-    action("verify", "recompute every checksum, find archive files the index does not know; exit 1 "
-                     "on any mismatch, missing or unindexed file", cmd_verify)
-    action("reindex", "index archive files the index does not know (after a database failure)",
-           cmd_reindex)
+    verify = action("verify", "recompute every checksum, find archive files the index does not know; "
+                              "exit 1 on any mismatch, missing or unindexed file", cmd_verify)
+    clitext.add_json(verify, "one JSON object: the files by problem and the counts")
+    reindex = action("reindex", "index archive files the index does not know (after a database failure)",
+                     cmd_reindex)
+    clitext.add_json(reindex, "one JSON array of the rows indexed")
     purge = action("purge", "remove recordings older than the retention period (audited)", cmd_purge)
     purge.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
+    clitext.add_json(purge, "one JSON object with what went (or would go)")
     hold = action("hold", "put a recording on legal hold (no purge) or --release it", cmd_hold)
     hold.add_argument("uuid")
     hold.add_argument("--release", action="store_true")
     hold.add_argument("--reason", help="recorded in the audit trail")
+    clitext.add_json(hold, "one JSON object: the recording's row")
 
 
 def _open(args, name, create=False):
-    """The Archiver, or None after saying why. Only reindex (rebuilding a lost index) may start
-    on a database that is not there; every other action needs the engine's."""
+    """(Archiver, Clock), or None after saying why. Only reindex (rebuilding a lost index) may
+    start on a database that is not there; every other action needs the engine's."""
     from engine.cdr.reading import NoDatabase, open_readonly
+    from engine.infra.clock import for_settings
     from engine.media.recordings import Archiver
     from engine.settings import SettingsError, load_settings
     try:
         settings = load_settings(args.config, env=SecretsNotNeeded(os.environ))
         if not create:
             open_readonly(settings.database.url).close()
-        return Archiver(settings).open()
+        return Archiver(settings).open(), for_settings(settings)
     except NoDatabase as exc:
         print(f"hotline recordings {name}: {exc}", file=sys.stderr)
     except (SettingsError, ValueError) as exc:
@@ -115,13 +121,14 @@ def _actor():
 
 
 def _with_archive(args, name, work, refused=(), create=False):
-    """Open the archive, run work(archiver) -> exit code, close it. `refused`: the errors that
-    mean the operation was refused (unknown call, unsafe path...): one line on stderr, exit 1."""
-    arch = _open(args, name, create)
-    if arch is None:
+    """Open the archive, run work(archiver, clock) -> exit code, close it. `refused`: the errors
+    that mean the operation was refused (unknown call, unsafe path...): one line on stderr, exit 1."""
+    opened = _open(args, name, create)
+    if opened is None:
         return 1
+    arch, clock = opened
     try:
-        return work(arch)
+        return work(arch, clock)
     except refused as exc:
         print(f"hotline recordings {name}: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 1
@@ -213,15 +220,18 @@ def _block(clock, row, cdr, trail):
 
 
 def cmd_export(args):
-    def work(arch):
+    def work(arch, clock):
         out = arch.export(args.uuid, Path(args.out), actor=_actor(), part=args.part)
-        print(f"exported {out}")
+        if args.json:
+            _json({"call_uuid": args.uuid, "part": args.part, "path": str(out)})
+        else:
+            print(f"exported {out}")
         return 0
     return _with_archive(args, "export", work, refused=(KeyError, ValueError, OSError, CommandError))
 
 
 def cmd_listen(args):
-    def work(arch):
+    def work(arch, clock):
         if sys.stdout.isatty():
             print("hotline recordings listen: stdout is a terminal; pipe it into a player "
                   "(| ffplay -nodisp -autoexit -)", file=sys.stderr)
@@ -234,24 +244,37 @@ def cmd_listen(args):
 
 
 def cmd_verify(args):
-    def work(arch):
+    def work(arch, clock):
         report = arch.verify()
-        problems = 0
-        for label, keys in (("MISMATCH", ("mismatch", "index_mismatch")),
-                            ("MISSING", ("missing", "index_missing")),
-                            ("NOINDEX", ("not_indexed",)), ("UNINDEXED", ("unindexed",))):
-            for path in sorted({p for k in keys for p in report[k]}):
+        found = {label.lower(): sorted({str(p) for k in keys for p in report[k]})
+                 for label, keys in VERIFY_LABELS}
+        problems = sum(len(v) for k, v in found.items() if k != "unindexed")
+        if args.json:
+            _json({"verified": len(report["ok"]), "problems": problems, **found})
+            return 1 if problems else 0
+        for label, _ in VERIFY_LABELS:
+            for path in found[label.lower()]:
                 print(f"{label:<9} {path}")
-                problems += label != "UNINDEXED"
         print(f"{len(report['ok'])} recording(s) verified, {problems} problem(s), "
               f"{len(report['unindexed'])} file(s) without a checksum")
         return 1 if problems else 0
     return _with_archive(args, "verify", work)
 
 
+VERIFY_LABELS = (("MISMATCH", ("mismatch", "index_mismatch")), ("MISSING", ("missing", "index_missing")),
+                 ("NOINDEX", ("not_indexed",)), ("UNINDEXED", ("unindexed",)))
+
+
+def _json(value):
+    print(json.dumps(value, ensure_ascii=False, indent=1, default=str))
+
+
 def cmd_reindex(args):
-    def work(arch):
+    def work(arch, clock):
         rows = arch.reindex()
+        if args.json:
+            _json([clock.jsonable(r) for r in rows])
+            return 0
         for row in rows:
             print(f"indexed {row['call_uuid']}  {row['path']}")
         print(f"{len(rows)} recording(s) indexed")
@@ -260,8 +283,12 @@ def cmd_reindex(args):
 
 
 def cmd_purge(args):
-    def work(arch):
+    def work(arch, clock):
         gone = arch.purge(dry_run=args.dry_run, actor=_actor())
+        if args.json:
+            _json({"dry_run": args.dry_run, "retention_months": arch.config.retention_months,
+                   "recordings": clock.jsonable(gone)})
+            return 0
         verb = "would purge" if args.dry_run else "purged"
         for g in gone:
             print(f"{verb} {g['call_uuid']}  {g['day']}  {g['path']}")
@@ -272,8 +299,11 @@ def cmd_purge(args):
 
 
 def cmd_hold(args):
-    def work(arch):
+    def work(arch, clock):
         row = arch.hold(args.uuid, release=args.release, actor=_actor(), reason=args.reason)
+        if args.json:
+            _json(clock.jsonable(row))
+            return 0
         print(f"{row['call_uuid']}: legal hold {'on' if row['legal_hold'] else 'released'}")
         return 0
     return _with_archive(args, "hold", work, refused=(KeyError, ValueError, CommandError))
