@@ -111,3 +111,28 @@ def test_without_a_tickets_file_the_defaults_apply(cfg, tmp_path, capsys):
     rc, out, _ = run_cli(capsys, "tickets", "create", "--call", "u2", "--category", "consultation",
                      "--summary", "x", "--department", "任何部门", "--config", cfg)
     assert rc == 0 and "assigned" in out
+
+
+def test_json_from_every_ticket_command(cfg, capsys):
+    missed = cdr(queue="general", wait_seconds=33.0, caller_number="13900001111")
+    cdr_write(cfg, missed)
+    c = ("--config", cfg)
+    rc, out, _ = run_cli(capsys, "tickets", "consume", "--json", *c)
+    (made,) = [json.loads(line) for line in out.splitlines()]      # JSON lines, one a ticket
+    assert rc == 0 and made["kind"] == "callback" and made["call_uuid"] == missed["uuid"]
+    assert made["created_at"].endswith("+08:00") and made["due_at"].endswith("+08:00")
+    rc, out, _ = run_cli(capsys, "tickets", "create", "--call", missed["uuid"], "--category", "complaint",
+                         "--summary", "x", "--json", *c)
+    created = json.loads(out)
+    assert rc == 0 and created["state"] == "new" and created["created_at"].endswith("+08:00")
+    rc, out, _ = run_cli(capsys, "tickets", "assign", created["number"], "--department", "城管局", "--to", "张三",
+                         "--json", *c)
+    assert json.loads(out)["department"] == "城管局"
+    rc, out, _ = run_cli(capsys, "tickets", "start", created["number"], "--json", *c)
+    assert json.loads(out)["state"] == "in_progress"
+    rc, out, _ = run_cli(capsys, "tickets", "sla", "--json", *c)
+    assert rc == 0 and all(json.loads(line)["action"] for line in out.splitlines())
+    rc, out, _ = run_cli(capsys, "tickets", "show", created["number"], "--json", *c)
+    shown = json.loads(out)
+    assert [h["to_state"] for h in shown["history"]] == ["new", "assigned", "in_progress"]
+    assert all(h["at"].endswith("+08:00") for h in shown["history"])

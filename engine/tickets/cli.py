@@ -30,22 +30,24 @@ def register(subparsers):
                                    formatter_class=_raw())
     sub = parser.add_subparsers(dest="tickets_command", metavar="ACTION", required=True)
 
-    def action(name, func, help_text, ticket=True):
+    def action(name, func, help_text, ticket=True,
+               json_help="one JSON object: the ticket with every field"):
         p = sub.add_parser(name, help=help_text)
         if ticket:
             p.add_argument("ticket", metavar="ID", help="ticket id or number (T20261123-0001)")
         clitext.add_config(p)
         p.add_argument("--tickets", help="ticket categories file (default: tickets.yaml beside the settings file)")
         p.add_argument("--by", default=_user(), help="who does this, for the history (default %(default)s)")
+        clitext.add_json(p, json_help)
         p.set_defaults(func=func)
         return p
 
-    lst = action("list", cmd_list, "tickets, oldest first", ticket=False)
+    lst = action("list", cmd_list, "tickets, oldest first", ticket=False,
+                 json_help="one JSON array with every field")
     lst.add_argument("--state", help="only tickets in this state")
     clitext.add_limit(lst)
-    clitext.add_json(lst)
-    show = action("show", cmd_show, "every field of a ticket and its history")
-    clitext.add_json(show, "one JSON object with every field and the history")
+    action("show", cmd_show, "every field of a ticket and its history",
+           json_help="one JSON object with every field and the history")
     create = action("create", cmd_create, "file a ticket for a call (an agent's, e.g. during wrap-up)",
                     ticket=False)
     create.add_argument("--call", required=True, metavar="UUID", help="the call's uuid (links the CDR)")
@@ -61,10 +63,12 @@ def register(subparsers):
     action("close", _move("closed"), "closed after a resolution").add_argument("--note", default="")
     action("withdraw", _move("withdrawn"), "withdraw an open ticket (a note says why)").add_argument(
         "--note", required=True)
-    consume = action("consume", cmd_consume, "make tickets from the CDR outbox", ticket=False)
+    lines = "one JSON object a line for each ticket made"
+    consume = action("consume", cmd_consume, "make tickets from the CDR outbox", ticket=False, json_help=lines)
     consume.add_argument("--follow", action="store_true", help="keep consuming until interrupted")
     consume.add_argument("--interval", type=float, default=2.0, help="seconds between polls with --follow")
-    sla = action("sla", cmd_sla, "send the reminders and escalations due now", ticket=False)
+    sla = action("sla", cmd_sla, "send the reminders and escalations due now", ticket=False,
+                 json_help="one JSON object a line for each reminder or escalation: the action and the ticket")
     sla.add_argument("--follow", action="store_true", help="keep checking until interrupted")
     sla.add_argument("--interval", type=float, default=60.0, help="seconds between checks with --follow")
 
@@ -170,9 +174,16 @@ def cmd_create(args):
     def work(store, clock):
         t = store.create(kind="agent", category=args.category, summary=args.summary, call_uuid=args.call,
                          department=args.department, who=args.by)
+        if args.json:
+            return _print_json(clock, t)
         print(f"{t['number']}  id {t['id']}  {t['state']}  due {_due(clock, t)}")
         return 0
     return _run(args, work)
+
+
+def _print_json(clock, ticket):
+    print(json.dumps(clock.jsonable(ticket), ensure_ascii=False, indent=1))
+    return 0
 
 
 def _due(clock, ticket):
@@ -182,6 +193,8 @@ def _due(clock, ticket):
 def cmd_assign(args):
     def work(store, clock):
         t = store.assign(args.ticket, args.department, args.to, who=args.by, note=args.note)
+        if args.json:
+            return _print_json(clock, t)
         print(f"{t['number']}  {t['state']}  {t['department']}  {t['assignee'] or '-'}")
         return 0
     return _run(args, work)
@@ -191,6 +204,8 @@ def _move(state):
     def cmd(args):
         def work(store, clock):
             t = store.transition(args.ticket, state, who=args.by, note=args.note)
+            if args.json:
+                return _print_json(clock, t)
             print(f"{t['number']}  {t['state']}")
             return 0
         return _run(args, work)
@@ -204,8 +219,13 @@ def cmd_consume(args):
         consumer = Consumer(None, args.interval, store=store)
         while True:
             for t in consumer.drain():
-                print(f"{t['number']}  {t['kind']}  call {t['call_uuid']}", flush=True)
+                if args.json:
+                    print(json.dumps(clock.jsonable(t), ensure_ascii=False), flush=True)
+                else:
+                    print(f"{t['number']}  {t['kind']}  call {t['call_uuid']}", flush=True)
             if not args.follow:
+                if args.json:
+                    return 0
                 print(f"{consumer.created} ticket(s) from {consumer.acked} outbox entr{'y' if consumer.acked == 1 else 'ies'}")
                 return 0
             gevent.sleep(args.interval)
@@ -219,6 +239,9 @@ def cmd_sla(args):
         checker = SlaChecker(store)
         while True:
             for action, t in checker.check_once():
+                if args.json:
+                    print(json.dumps(clock.jsonable({"action": action, "ticket": t}), ensure_ascii=False), flush=True)
+                    continue
                 print(f"{t['number']}  {action}  due {_due(clock, t)}  "
                       f"{t['department'] or '-'}  {t['assignee'] or '-'}", flush=True)
             if not args.follow:
