@@ -299,3 +299,17 @@ def test_event_moments_in_a_cdr_are_times_not_epoch_floats(tmp_path, capsys):
     assert json.loads(out)[0]["extra"]["transfers"][0]["at"] == "2026-12-04T09:02:03.500000+08:00"
     rc, out, _ = run_cli(capsys, "cdr", "show", "t1", "--config", cfg)
     assert '"at": "2026-12-04T09:02:03.500000+08:00"' in out
+
+
+def test_ivr_walk_json():
+    out = subprocess.run([sys.executable, "-m", "engine", "ivr", "walk", "ivr_flows", "--did", "12345",
+                          "--at", "2026-10-12T02:00:00Z", "--keys", "2,1", "--json", "--config", "/nonexistent.yaml"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 2 and "nonexistent.yaml" in out.stderr      # an explicit --config must load
+    out = subprocess.run([sys.executable, "-m", "engine", "ivr", "walk", "ivr_flows", "--did", "12345",
+                          "--at", "2026-10-12T02:00:00Z", "--keys", "2,1", "--json"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    data = json.loads(out.stdout)
+    assert out.returncode == 0 and data["at"] == "2026-10-12T10:00:00+08:00"
+    assert data["path"][1]["branch"] == "business" and data["result"]["outcome"] == "hangup"
+    assert data["heard"] and data["schedule_timezone"] == "Asia/Shanghai"

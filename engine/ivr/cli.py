@@ -36,8 +36,9 @@ def register(subparsers):
     p.add_argument("--config", default=None,
                    help="settings file whose `timezone` --at is read in (default $HOTLINE_CONFIG or "
                         "etc/hotline.yaml when it exists, else Asia/Shanghai)")
-    from engine.infra.clitext import takes_durations_ago
+    from engine.infra.clitext import add_json, takes_durations_ago
     takes_durations_ago(p)
+    add_json(p, "one JSON object: the time, the path, what the caller heard and the outcome")
     p.add_argument("--keys", default="", help="comma-separated inputs, e.g. 1,2,1 ('' = no input)")
     p.set_defaults(func=cmd_walk)
     p = sub.add_parser("reload", help="check the files, then ask the running daemon to reload them")
@@ -100,11 +101,16 @@ def cmd_walk(args):
     except FlowError as exc:
         print(exc, file=sys.stderr)
         return 1
+    heard = result.pop("heard", [])
+    if args.json:
+        print(json.dumps({"at": clock.iso(at), "timezone": clock.name, "schedule_timezone": call.schedule_zone,
+                          "path": call.path, "heard": heard, "result": result}, ensure_ascii=False, indent=1))
+        return 0
     print(f"at {clock.text(at)} ({clock.name})" + _flow_time(call, at, clock))
     for entry in call.path:
         print(f"{entry['node']:<32} {entry['type']:<10} -> {entry['branch']}"
               + (f"  keys {entry['digits']}" if entry["digits"] else ""))
-    for text in result.pop("heard", []):
+    for text in heard:
         print(f"  heard: {text}")
     print(json.dumps(result, ensure_ascii=False))
     return 0
