@@ -12,7 +12,6 @@ scores 1 (非常满意) and 2 (满意) over rated calls. Ticket figures come fro
 
 The chart (PNG, only with --chart FILE) shows calls offered/answered per local hour and how long callers waited.
 """
-import datetime
 import inspect
 import json
 import os

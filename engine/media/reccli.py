@@ -14,7 +14,6 @@ from engine.infra import clitext
 from engine.infra.clitext import SecretsNotNeeded, quoted, table
 from engine.esl.commands import CommandError
 
-DEFAULT_CONFIG = clitext.DEFAULT_CONFIG
 TABLE_COLUMNS = ("recorded_at", "call_uuid", "state", "seconds", "channels", "format", "bytes", "legal_hold")
 
 

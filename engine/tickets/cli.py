@@ -20,7 +20,6 @@ from pathlib import Path
 from engine.infra import clitext
 from engine.infra.clitext import SecretsNotNeeded, cell, quoted, table
 
-DEFAULT_CONFIG = clitext.DEFAULT_CONFIG
 TABLE_COLUMNS = ("number", "state", "kind", "category", "department", "assignee", "due_at", "caller_number",
                  "summary")
 
