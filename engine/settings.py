@@ -106,7 +106,7 @@ class RecordingsSettings:
                                doc="record_sample_rate of calls, voicemail and survey comments")
     purge_at: Optional[str] = setting("03:30", doc="daily time (HH:MM, purge_tz) the engine runs the "
                                                    "retention purge; null = only by hand")
-    purge_tz: str = setting("Asia/Shanghai", doc="time zone of purge_at")
+    purge_tz: Optional[str] = setting(None, doc="time zone of purge_at; default the hotline's timezone")
 
 
 @dataclass(frozen=True)
@@ -221,6 +221,7 @@ class Settings:
     switch: SwitchSettings = setting(SwitchSettings())
     log: LogSettings = setting(LogSettings())
     privacy: PrivacySettings = setting(PrivacySettings())
+    timezone: str = setting("Asia/Shanghai", doc="the hotline's time zone: every command reads and shows times in it")
     source: Optional[Path] = setting(None, derived=True, doc="the file these came from")
     marks: Any = field(default=None, repr=False, compare=False, metadata={"derived": True})
 
@@ -422,6 +423,9 @@ def _finish(root, marks, source, base_dir, env) -> Settings:
     trunk = s.trunk
     if trunk.password_env:
         trunk = dataclasses.replace(trunk, password=_secret(env, trunk.password_env, "trunk.password_env", builder))
+    _check_zone(s.timezone, "timezone", builder)
+    s = dataclasses.replace(s, recordings=dataclasses.replace(
+        s.recordings, purge_tz=s.recordings.purge_tz or s.timezone))
     _check_purge_time(s.recordings, builder)
     rds = _redis_settings(s.redis, env, builder)
     outbound = s.outbound
@@ -464,6 +468,14 @@ def _check_purge_time(rec, builder):
         zoneinfo.ZoneInfo(rec.purge_tz)
     except (ValueError, zoneinfo.ZoneInfoNotFoundError):
         builder.fail("recordings.purge_tz", f"unknown time zone {rec.purge_tz!r}")
+
+
+def _check_zone(name, path, builder):
+    from engine.infra.clock import zone
+    try:
+        zone(name)
+    except ValueError as exc:
+        builder.fail(path, str(exc))
 
 
 def _secret(env, name, path, builder):

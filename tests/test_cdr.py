@@ -341,12 +341,15 @@ def test_cli_list_table_json_csv_and_since(cli_setup, capsys):
     rc, out, _ = run_cli(capsys, "cdr", "list", "--config", str(cli_setup))
     assert rc == 0
     lines = out.splitlines()
-    assert lines[0].split()[:3] == ["start", "(UTC)", "uuid"] and len(lines) == 3
+    # times in the hotline's zone (default Asia/Shanghai): 21:44:05 UTC is 05:44:05 the next day
+    assert lines[0].split()[:3] == ["start", "(Asia/Shanghai)", "uuid"] and len(lines) == 3
+    assert lines[1].split()[:3] == ["2026-11-23", "05:44:05", "cli-1"]
     rc, out, _ = run_cli(capsys, "cdr", "list", "--config", str(cli_setup), "--json")
     data = json.loads(out)
     assert rc == 0 and [d["uuid"] for d in data] == ["cli-1", "cli-2"]
     assert data[0]["caller_name"] == "x\nhangup" and data[1]["tags"] == ["vip"]
-    assert data[0]["start_time"] == "2026-11-22T21:44:05+00:00"
+    assert data[0]["start_time"] == "2026-11-23T05:44:05+08:00"
+    assert data[1]["start_time"] == "2026-11-23T16:00:00+08:00"
     rc, out, _ = run_cli(capsys, "cdr", "list", "--config", str(cli_setup), "--csv")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert rc == 0 and [r["uuid"] for r in rows] == ["cli-1", "cli-2"]
@@ -354,20 +357,32 @@ def test_cli_list_table_json_csv_and_since(cli_setup, capsys):
     rc, out, _ = run_cli(capsys, "cdr", "list", "--config", str(cli_setup), "--json",
                          "--since", "2026-11-23T00:00:00Z")
     assert [d["uuid"] for d in json.loads(out)] == ["cli-2"]
-    rc, _, err = run_cli(capsys, "cdr", "list", "--config", str(cli_setup), "--since", "yesterday")
-    assert rc == 2 and "not an ISO date" in err
+    # a day alone is the hotline's local midnight: 2026-11-23 00:00 +08:00 = 16:00 UTC the day before
+    rc, out, _ = run_cli(capsys, "cdr", "list", "--config", str(cli_setup), "--json",
+                         "--since", "2026-11-23", "--until", "2026-11-23 06:00")
+    assert rc == 0 and [d["uuid"] for d in json.loads(out)] == ["cli-1"]
+    rc, _, err = run_cli(capsys, "cdr", "list", "--config", str(cli_setup), "--since", "last tuesday")
+    assert rc == 2 and "is not a time" in err and "2026-12-04 09:30" in err and "Traceback" not in err
+    rc, _, err = run_cli(capsys, "cdr", "list", "--config", str(cli_setup), "--since", "2026-11-23",
+                         "--until", "2026-11-22")
+    assert rc == 2 and "is not after" in err
 
 
 def test_cli_show_one_and_missing(cli_setup, capsys):
     rc, out, _ = run_cli(capsys, "cdr", "show", "cli-1", "--config", str(cli_setup))
     assert rc == 0
-    fields = dict(line.split(None, 1) for line in out.splitlines())
+    fields = dict(line.split(": ", 1) for line in out.splitlines())
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
     assert fields["uuid"] == "cli-1" and fields["billsec"] == "30"
-    assert fields["caller_name"] == '"x\\nhangup"'           # control characters shown quoted
+    assert fields["caller name"] == '"x\\nhangup"'           # control characters shown quoted
+    assert fields["start time (Asia/Shanghai)"] == "2026-11-23 05:44:05"
+    rc, out, _ = run_cli(capsys, "cdr", "show", "cli-1", "--config", str(cli_setup), "--json")
+    data = json.loads(out)
+    assert rc == 0 and data["uuid"] == "cli-1" and data["start_time"] == "2026-11-23T05:44:05+08:00"
     rc, _, err = run_cli(capsys, "cdr", "show", "nope", "--config", str(cli_setup))
     assert rc == 1 and "no CDR" in err
     rc, _, err = run_cli(capsys, "cdr", "show", "x", "--config", str(cli_setup) + ".missing")
-    assert rc == 1 and "cannot read" in err
+    assert rc == 2 and "cannot read" in err
 
 
 def test_a_burst_of_hangups_is_written_in_batches_without_stalling_other_calls(tmp_path):

@@ -48,16 +48,23 @@ def test_list_show_export_hold_purge_verify_round_trip(setup, capsys, tmp_path):
     c = ("--config", str(cfg))
     rc, out, _ = run_cli(capsys, "recordings", "list", *c)
     lines = out.splitlines()
-    assert rc == 0 and lines[0].split()[:3] == ["recorded_at", "call_uuid", "state"] and len(lines) == 5
-    rc, out, _ = run_cli(capsys, "recordings", "list", "--json", "--date", now.date().isoformat(), *c)
+    assert rc == 0 and lines[0].split()[:3] == ["recorded", "(Asia/Shanghai)", "call_uuid"] and len(lines) == 5
+    today = now.astimezone(datetime.timezone(datetime.timedelta(hours=8))).date()     # the hotline's day
+    rc, out, _ = run_cli(capsys, "recordings", "list", "--json", "--date", today.isoformat(), *c)
     data = json.loads(out)
     assert rc == 0 and {d["call_uuid"]: d["state"] for d in data} == {U[2]: "archived", U[3]: "suspect"}
     assert next(d for d in data if d["call_uuid"] == U[2])["seconds"] == 3.0
-    rc, _, err = run_cli(capsys, "recordings", "list", "--date", "yesterday", *c)
-    assert rc == 2 and "not a date" in err
+    rc, _, err = run_cli(capsys, "recordings", "list", "--date", "20.11.2026", *c)
+    assert rc == 2 and "is not a day; use 2026-12-04, today" in err
 
     rc, out, _ = run_cli(capsys, "recordings", "show", U[2], *c)
-    assert rc == 0 and "'13800138000' -> '12345', queue 'general', agent '1001'" in out
+    assert rc == 0 and "13800138000 -> 12345, queue general, agent 1001" in out
+    shown = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in out.splitlines()}
+    assert shown["cdr"].startswith(now.astimezone(datetime.timezone(datetime.timedelta(hours=8)))
+                                   .strftime("%Y-%m-%d %H:%M:%S"))       # the hotline's time
+    rc, out, _ = run_cli(capsys, "recordings", "show", U[2], "--json", *c)
+    data = json.loads(out)
+    assert rc == 0 and data["cdr"]["caller_number"] == "13800138000" and data["recorded_at"].endswith("+08:00")
     assert f"{U[2]}.wav" in out
     rc, out, _ = run_cli(capsys, "recordings", "show", U[3], *c)
     assert "empty recording" in out and "suspect" in out and "(no CDR with this call uuid)" in out
@@ -99,6 +106,25 @@ def test_list_show_export_hold_purge_verify_round_trip(setup, capsys, tmp_path):
 def test_bad_config_and_bad_uuid_are_clear_errors(setup, capsys, tmp_path):
     cfg = setup[0]
     rc, _, err = run_cli(capsys, "recordings", "list", "--config", str(tmp_path / "missing.yaml"))
-    assert rc == 1 and "missing.yaml" in err
+    assert rc == 2 and "missing.yaml" in err
     rc, _, err = run_cli(capsys, "recordings", "hold", "../../etc", "--config", str(cfg))
     assert rc == 1 and "hold" in err
+
+
+def test_every_data_printing_action_has_json(setup, capsys, tmp_path):
+    cfg, settings, now, old = setup
+    c = ("--config", str(cfg))
+    rc, out, _ = run_cli(capsys, "recordings", "verify", "--json", *c)
+    report = json.loads(out)
+    assert rc == 0 and report["verified"] == 3 and report["problems"] == 0 and report["mismatch"] == []
+    rc, out, _ = run_cli(capsys, "recordings", "hold", U[1], "--reason", "complaint", "--json", *c)
+    row = json.loads(out)
+    assert rc == 0 and row["call_uuid"] == U[1] and row["legal_hold"] is True
+    assert row["recorded_at"].endswith("+08:00")                    # the hotline's zone
+    rc, out, _ = run_cli(capsys, "recordings", "purge", "--dry-run", "--json", *c)
+    purge = json.loads(out)
+    assert rc == 0 and purge["dry_run"] is True and [r["call_uuid"] for r in purge["recordings"]] == [U[0]]
+    rc, out, _ = run_cli(capsys, "recordings", "export", U[2], "--out", str(tmp_path / "c.wav"), "--json", *c)
+    assert rc == 0 and json.loads(out) == {"call_uuid": U[2], "part": 1, "path": str(tmp_path / "c.wav")}
+    rc, out, _ = run_cli(capsys, "recordings", "reindex", "--json", *c)
+    assert rc == 0 and json.loads(out) == []

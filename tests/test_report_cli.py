@@ -73,7 +73,7 @@ def tickets(monkeypatch):
     module = types.ModuleType("engine.tickets")
 
     def daily_counts(db_url, day):
-        calls.append((db_url, day))
+        calls.append((db_url, day))     # the agreed interface: a stand-in module gets the URL
         return {"opened": 7, "closed": 4, "overdue": 1}
 
     module.daily_counts = daily_counts
@@ -142,7 +142,8 @@ def test_tickets_from_the_ticket_module(config, capsys, tickets):
     assert rc == 0
     assert [line.split()[-1] for line in out.splitlines() if line.startswith("tickets")] == ["7", "4", "1"]
     settings = load_settings(config, env={UNSET: "x"})
-    assert tickets == [(settings.database.url, DAY)]
+    # our ticket module's store read-only (an engine.tickets without one gets the URL)
+    assert [(getattr(source, "url", source), day) for source, day in tickets] == [(settings.database.url, DAY)]
     rc, out, _ = run(capsys, "report", "daily", "--date", "2026-11-20", "--config", str(config),
                      "--json", "--no-png")
     assert json.loads(out)["tickets"] == {"opened": 7, "closed": 4, "overdue": 1}
@@ -161,12 +162,16 @@ def test_broken_ticket_module_costs_only_the_ticket_lines(config, capsys, monkey
     assert "no such table: ticket" in err
 
 
-def test_png_chart_default_name_and_explicit_file(config, tmp_path, capsys, monkeypatch, no_tickets):
+def test_png_chart_only_into_an_explicit_file(config, tmp_path, capsys, monkeypatch, no_tickets):
     monkeypatch.chdir(tmp_path)
+    before = sorted(os.listdir(tmp_path))
     rc, out, err = run(capsys, "report", "daily", "--date", "2026-11-20", "--config", str(config))
     assert rc == 0, err
+    assert "chart" not in out and sorted(os.listdir(tmp_path)) == before     # a report writes nothing
+    rc, out, err = run(capsys, "report", "daily", "--date", "2026-11-20", "--config", str(config),
+                       "--chart", "report-2026-11-20.png")
     default = tmp_path / "report-2026-11-20.png"
-    assert "chart: report-2026-11-20.png" in out
+    assert rc == 0 and "chart: report-2026-11-20.png" in out
     data = default.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert 10_000 < len(data) < 2_000_000                   # a real 1000x800 chart, not an empty file
@@ -211,7 +216,7 @@ def test_another_time_zone_moves_the_day(config, capsys, no_tickets):
 
 def test_bad_input_gets_clear_errors(config, tmp_path, capsys, no_tickets):
     rc, _, err = run(capsys, "report", "daily", "--date", "20.11.2026", "--config", str(config))
-    assert rc == 2 and "not a date YYYY-MM-DD" in err
+    assert rc == 2 and "is not a day; use 2026-12-04, today, yesterday" in err
     rc, _, err = run(capsys, "report", "daily", "--date", "2026-11-20", "--config", str(config), "--tz", "Mars/Base")
     assert rc == 2 and "unknown time zone" in err
     rc, _, err = run(capsys, "report", "daily", "--config", str(tmp_path / "missing.yaml"))

@@ -74,6 +74,17 @@ def test_round_trip(cfg, capsys):
 
 def test_refusals_are_one_clear_line(cfg, tmp_path, capsys):
     c = ("--config", cfg)
+    db = tmp_path / "var" / "hotline.db"
+    # list and show only read: no database yet is said, and none is made
+    for argv in (("list",), ("list", "--json"), ("show", "T20991231-0001")):
+        rc, out, err = run_cli(capsys, "tickets", *argv, *c)
+        assert rc == 1 and out == "" and err.strip() == f"hotline tickets: no database at {db} (has the engine run?)"
+    assert not (tmp_path / "var").exists()
+    cdr_write(cfg)                                  # the CDR tables only: the engine ran without tickets
+    rc, _, err = run_cli(capsys, "tickets", "list", *c)
+    assert rc == 1 and "no ticket tables yet" in err and "Traceback" not in err
+    rc, _, err = run_cli(capsys, "tickets", "create", "--call", "u0", "--category", "complaint", "--summary", "x", *c)
+    assert rc == 0                                  # a writer makes the tables
     rc, _, err = run_cli(capsys, "tickets", "show", "T20991231-0001", *c)
     assert rc == 1 and err.strip() == ("hotline tickets show: no ticket 'T20991231-0001' "
                                        "(give its id or its number, e.g. T20261123-0001)")
@@ -100,3 +111,28 @@ def test_without_a_tickets_file_the_defaults_apply(cfg, tmp_path, capsys):
     rc, out, _ = run_cli(capsys, "tickets", "create", "--call", "u2", "--category", "consultation",
                      "--summary", "x", "--department", "任何部门", "--config", cfg)
     assert rc == 0 and "assigned" in out
+
+
+def test_json_from_every_ticket_command(cfg, capsys):
+    missed = cdr(queue="general", wait_seconds=33.0, caller_number="13900001111")
+    cdr_write(cfg, missed)
+    c = ("--config", cfg)
+    rc, out, _ = run_cli(capsys, "tickets", "consume", "--json", *c)
+    (made,) = [json.loads(line) for line in out.splitlines()]      # JSON lines, one a ticket
+    assert rc == 0 and made["kind"] == "callback" and made["call_uuid"] == missed["uuid"]
+    assert made["created_at"].endswith("+08:00") and made["due_at"].endswith("+08:00")
+    rc, out, _ = run_cli(capsys, "tickets", "create", "--call", missed["uuid"], "--category", "complaint",
+                         "--summary", "x", "--json", *c)
+    created = json.loads(out)
+    assert rc == 0 and created["state"] == "new" and created["created_at"].endswith("+08:00")
+    rc, out, _ = run_cli(capsys, "tickets", "assign", created["number"], "--department", "城管局", "--to", "张三",
+                         "--json", *c)
+    assert json.loads(out)["department"] == "城管局"
+    rc, out, _ = run_cli(capsys, "tickets", "start", created["number"], "--json", *c)
+    assert json.loads(out)["state"] == "in_progress"
+    rc, out, _ = run_cli(capsys, "tickets", "sla", "--json", *c)
+    assert rc == 0 and all(json.loads(line)["action"] for line in out.splitlines())
+    rc, out, _ = run_cli(capsys, "tickets", "show", created["number"], "--json", *c)
+    shown = json.loads(out)
+    assert [h["to_state"] for h in shown["history"]] == ["new", "assigned", "in_progress"]
+    assert all(h["at"].endswith("+08:00") for h in shown["history"])

@@ -1,36 +1,33 @@
 """The hotline's daily report (issue 6 section 4): figures for one local day from the CDRs.
 
-    hotline report daily [--date 2026-11-23] [--config F] [--tz Asia/Shanghai] [--json]
-                         [--png FILE | --no-png]
+    hotline report daily [--date DAY] [--config FILE] [--tz ZONE] [--json] [--chart FILE]
 
-A call belongs to the local day its start_time falls in (CDR times are UTC). Offered = the call
+A call belongs to the local day its start_time falls in: the day in the hotline's time zone
+(setting `timezone`, or --tz); CDR times are stored in UTC. Offered = the call
 reached a queue; answered = an agent took it; abandoned = offered but never answered; engine
 down = no engine took the call and the switch's dialplan fallback answered it. Service
 level = answered within SERVICE_LEVEL_SECONDS of queue wait, over offered. Satisfaction rate =
 scores 1 (非常满意) and 2 (满意) over rated calls. Ticket figures come from engine.tickets
 (`daily_counts`) when that module is installed, else they read "n/a".
 
-The chart (PNG) shows calls offered/answered per local hour and how long callers waited.
+The chart (PNG, only with --chart FILE) shows calls offered/answered per local hour and how long callers waited.
 """
-import datetime
 import inspect
 import json
 import os
 import sys
 import tempfile
-import zoneinfo
 
 from engine.cdr.xmlcdr import ENGINE_DOWN_TAG
-from engine.infra.clitext import SecretsNotNeeded
+from engine.infra import clitext
+from engine.infra.clock import DEFAULT_ZONE as DEFAULT_TZ, Clock
 
 SERVICE_LEVEL_SECONDS = 20   # answered within 20 s of queue wait
 ANSWER_RATE_TARGET = 0.95
 SATISFACTION_TARGET = 0.95
 SATISFIED_SCORES = (1, 2)    # 1 = 非常满意, 2 = 满意 (engine.call.survey)
-DEFAULT_TZ = "Asia/Shanghai"
 # Wait-time buckets in seconds (lower edges); the last one is open-ended.
 WAIT_BUCKETS = (0, 10, 20, 30, 60, 120, 300)
-DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
 
 
 # --- figures (pure) ---------------------------------------------------------------------------
@@ -81,13 +78,13 @@ def daily_figures(cdrs):
 
 def hourly_counts(cdrs, tz=DEFAULT_TZ):
     """{"offered": [24 counts], "answered": [24 counts]} by the local hour the call started."""
-    zone = zoneinfo.ZoneInfo(tz)
+    clock = Clock(tz)
     offered, answered = [0] * 24, [0] * 24
     for c in cdrs:
         start = c.get("start_time")
         if not c.get("queue") or start is None:
             continue
-        hour = _aware(start).astimezone(zone).hour
+        hour = clock.local(start).hour
         offered[hour] += 1
         if c.get("agent"):
             answered[hour] += 1
@@ -109,31 +106,20 @@ def wait_distribution(cdrs):
     return buckets
 
 
-def _aware(dt):
-    return dt.replace(tzinfo=datetime.timezone.utc) if dt.tzinfo is None else dt
-
-
 def day_bounds(day, tz=DEFAULT_TZ):
     """The local day [start, end) as naive UTC datetimes (CDR times are stored in UTC)."""
-    zone = zoneinfo.ZoneInfo(tz)
-    start = datetime.datetime.combine(day, datetime.time(), tzinfo=zone)
-    end = datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time(), tzinfo=zone)
-    utc = datetime.timezone.utc
-    return start.astimezone(utc).replace(tzinfo=None), end.astimezone(utc).replace(tzinfo=None)
+    return Clock(tz).day_bounds(day)
 
 
 # --- reading the day --------------------------------------------------------------------------
 
-def day_cdrs(store, day, tz=DEFAULT_TZ):
-    """CDRs (dicts, as CdrStore.get returns them) of calls started on the local day, oldest first.
-
-    Queries the bound Cdr table directly for [start, end): CdrStore.list has only a lower bound,
-    and a report for last month should not read every call since."""
+def day_cdrs(day, tz=DEFAULT_TZ):
+    """CDRs (dicts, as CdrStore.get returns them) of calls started on the local day, oldest first,
+    from the database the Cdr table is bound to (the CLI binds it read-only)."""
     from engine.cdr.models import Cdr
     from engine.cdr.rows import as_dict
     from engine.cdr.store import is_provisional
     start, end = day_bounds(day, tz)
-    # store.open() bound the Cdr table to the store's database; the CLI is its only user here.
     query = (Cdr.select().where((Cdr.start_time >= start) & (Cdr.start_time < end))
              .order_by(Cdr.start_time, Cdr.id))
     # a provisional CDR is a call still going (or cut by a crash and not completed yet): the day's
@@ -153,16 +139,36 @@ def ticket_counts(db_url, day, tz=DEFAULT_TZ):
         return None, f"the ticket module cannot be loaded: {exc}"
     except ImportError as exc:
         return None, f"the ticket module cannot be loaded: {exc}"
+    from engine.cdr.reading import missing_table
+    source = None
     try:
+        source = _ticket_source(db_url)
         # The agreed interface is daily_counts(db_url, day); the site's zone goes along when the
         # function takes one, so tickets and calls count the same local day.
         if "tz" in inspect.signature(daily_counts).parameters:
-            counts = daily_counts(db_url, day, tz=tz)
+            counts = daily_counts(source, day, tz=tz)
         else:
-            counts = daily_counts(db_url, day)
+            counts = daily_counts(source, day)
         return {k: int(counts[k]) for k in ("opened", "closed", "overdue")}, None
     except Exception as exc:        # noqa: BLE001 - any trouble there: n/a and say why
+        if missing_table(exc):
+            return None, f"ticket figures unavailable: the database has no ticket tables yet ({exc})"
         return None, f"ticket figures unavailable: {type(exc).__name__}: {exc}"
+    finally:
+        if source is not None and not isinstance(source, str):
+            source.close()
+
+
+def _ticket_source(db_url):
+    """Our ticket module counts through a read-only store (its own open() would create the ticket
+    tables in a database the report only reads); another daily_counts gets the agreed URL."""
+    try:
+        from engine.cdr.reading import ticket_store
+        return ticket_store(db_url)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("engine.tickets"):
+            return db_url
+        raise
 
 
 # --- chart ------------------------------------------------------------------------------------
@@ -234,82 +240,85 @@ def register(subparsers):
                                    description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="report_command", metavar="REPORT", required=True)
     daily = sub.add_parser("daily", help="calls, answer rate, service level, waits, satisfaction, tickets")
-    daily.add_argument("--date", help="local day YYYY-MM-DD (default today)")
-    daily.add_argument("--config", default=DEFAULT_CONFIG, help="settings file (default %(default)s)")
-    daily.add_argument("--tz", default=DEFAULT_TZ, help="the site's time zone (default %(default)s)")
-    daily.add_argument("--json", action="store_true", help="one JSON object with every figure")
+    clitext.add_day(daily, "the local day")
+    clitext.add_config(daily)
+    daily.add_argument("--tz", metavar="ZONE", help="another time zone for the day (default: the "
+                       "settings' timezone)")
+    clitext.add_json(daily, "one JSON object with every figure")
     png = daily.add_mutually_exclusive_group()
-    png.add_argument("--png", metavar="FILE", help="chart file (default report-YYYY-MM-DD.png here)")
-    png.add_argument("--no-png", action="store_true", help="no chart")
+    png.add_argument("--chart", "--png", metavar="FILE", dest="chart",
+                     help="also draw the day's chart (PNG) into FILE")
+    png.add_argument("--no-png", action="store_true", help="no chart (the default)")
     daily.set_defaults(func=cmd_daily)
 
 
 def cmd_daily(args):
-    from engine.cdr.models import sqlite_path, database_from_url
-    from engine.cdr.store import DB_ERRORS, CdrStore
-    from engine.settings import SettingsError, load_settings
     try:
-        zoneinfo.ZoneInfo(args.tz)
-    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-        print(f"hotline report daily: unknown time zone {args.tz!r} (e.g. Asia/Shanghai)", file=sys.stderr)
-        return 2
-    try:
-        day = (datetime.date.fromisoformat(args.date) if args.date
-               else datetime.datetime.now(zoneinfo.ZoneInfo(args.tz)).date())
-    except ValueError:
-        print(f"hotline report daily: --date {args.date!r} is not a date YYYY-MM-DD", file=sys.stderr)
-        return 2
-    try:
-        settings = load_settings(args.config, env=SecretsNotNeeded(os.environ))
-    except SettingsError as exc:
+        return _daily(args)
+    except clitext.Refused as exc:
         print(f"hotline report daily: {exc}", file=sys.stderr)
-        return 2
-    db = settings.database
-    # Opening a missing SQLite file would create an empty database and report a silent zero day.
-    path = sqlite_path(database_from_url(db.url))
-    if path and path != ":memory:" and not os.path.exists(path):
-        print(f"hotline report daily: no CDR database at {path} (database.url {db.url})", file=sys.stderr)
-        return 1
-    store = CdrStore(db.url, settings.paths.cdr_spool, retries=db.retries, busy_timeout=db.busy_timeout)
-    store.open(drain=False)         # reading only: replaying the spool is the engine's job
-    if store.db_down:
-        print(f"hotline report daily: cannot open the CDR database {db.url}", file=sys.stderr)
-        return 1
+        return exc.code
+
+
+def _daily(args):
+    from engine.cdr.models import MODELS
+    from engine.cdr.reading import NoDatabase, missing_table, open_readonly
+    from engine.cdr.store import DB_ERRORS, CdrStore
+    from engine.infra.clock import Clock, TimeInputError
+    settings = clitext.settings_for_reading(args.config)
     try:
-        cdrs = day_cdrs(store, day, args.tz)
-        pending = store.pending()
+        clock = Clock(args.tz or settings.timezone)
+    except ValueError as exc:
+        raise clitext.Refused(str(exc), 2) from None
+    tz = clock.name
+    try:
+        day = clock.parse_day(args.date, "--date") if args.date else clock.today()
+    except TimeInputError as exc:
+        raise clitext.Refused(str(exc), 2) from None
+    db = settings.database
+    # Read-only: a missing database is said, never created (it would report a silent zero day).
+    try:
+        conn = open_readonly(db.url, MODELS)
+    except NoDatabase as exc:
+        raise clitext.Refused(f"no CDR database: {exc}") from None
+    try:
+        cdrs = day_cdrs(day, tz)
     except DB_ERRORS as exc:
-        print(f"hotline report daily: reading the CDR database failed: {exc}", file=sys.stderr)
-        return 1
+        problem = "it has no CDR table yet (has the engine run?)" if missing_table(exc) else exc
+        raise clitext.Refused(f"reading the CDR database failed: {problem}") from None
     finally:
-        store.close()
+        conn.close()
+    # reading only: replaying the spool is the engine's job; the store is not opened
+    spool = CdrStore(db.url, settings.paths.cdr_spool)
+    pending = spool.pending()
 
     figures = daily_figures(cdrs)
-    hourly = hourly_counts(cdrs, args.tz)
+    hourly = hourly_counts(cdrs, tz)
     waits = wait_distribution(cdrs)
-    tickets, ticket_problem = ticket_counts(db.url, day, args.tz)
+    tickets, ticket_problem = ticket_counts(db.url, day, tz)
     if ticket_problem:
         print(f"hotline report daily: {ticket_problem}", file=sys.stderr)
 
     rc, chart = 0, None
-    if not args.no_png:
-        chart = args.png or f"report-{day.isoformat()}.png"
+    if args.chart:
+        chart = args.chart
         try:
-            write_chart(chart, day, figures, hourly, waits, args.tz)
+            write_chart(chart, day, figures, hourly, waits, tz)
         except OSError as exc:
             print(f"hotline report daily: cannot write the chart {chart}: {exc}", file=sys.stderr)
             chart, rc = None, 1
 
     if args.json:
-        out = {"date": day.isoformat(), "timezone": args.tz, **figures, "tickets": tickets,
-               "hourly": hourly, "wait_distribution": waits, "png": chart, "cdrs_pending": pending}
+        out = {"date": day.isoformat(), "timezone": tz, **figures, "tickets": tickets,
+               "hourly": hourly, "wait_distribution": waits, "png": chart, "cdrs_pending": pending,
+               "generated_at": clock.iso(clock.now())}
         print(json.dumps(out, ensure_ascii=False, indent=1))
     else:
-        print(format_report(day, args.tz, figures, tickets))
+        print(format_report(day, tz, figures, tickets))
         if chart:
             print(f"chart: {chart}")
     if pending:
-        print(f"hotline report daily: {pending} CDR(s) still wait in the spool {store.spool_dir}; "
+        print(f"hotline report daily: {pending} CDR(s) still wait in the spool {spool.spool_dir}; "
               "the figures do not include them yet", file=sys.stderr)
     return rc
 

@@ -7,6 +7,7 @@ import datetime
 import json
 
 from engine import privacy
+from engine.infra.clock import naive_utc, utc
 from engine.cdr.models import CDR_FIELDS, FLOAT_FIELDS, INT_FIELDS, JSON_FIELDS, TIME_FIELDS
 
 # Fields where callers' ID and card numbers turn up (keyed digits in the IVR path, the bot's
@@ -102,13 +103,13 @@ def parse_time(value):
 
 
 def naive(dt):
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    return dt
+    """The naive UTC datetime the tables hold (engine.infra.clock: one place for time)."""
+    return naive_utc(dt)
 
 
 def aware(dt):
-    return dt.replace(tzinfo=datetime.timezone.utc) if isinstance(dt, datetime.datetime) else dt
+    """A stored time as an aware UTC datetime; anything else unchanged."""
+    return utc(dt) if isinstance(dt, datetime.datetime) else dt
 
 
 def iso(dt):

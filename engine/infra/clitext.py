@@ -1,11 +1,15 @@
 """What the command-line tools share: loading settings without their secrets, JSON-ready rows,
 tables that line up on a terminal with Chinese text in them, and values from outside (caller
 names, SIP text, file paths) shown so that they cannot draw on the terminal."""
+import argparse
 import datetime
 import json
+import os
+import re
 import unicodedata
 
 SECONDS = "%Y-%m-%d %H:%M:%S"
+DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
 
 
 class SecretsNotNeeded(dict):
@@ -59,3 +63,68 @@ def quoted(value):
         return value.strftime(SECONDS)
     text = str(value)
     return text if text.isprintable() else json.dumps(text, ensure_ascii=False)
+
+
+# --- the same flags, names and metavars in every data command ------------------------------------
+
+def add_config(parser):
+    parser.add_argument("--config", default=DEFAULT_CONFIG,
+                        help="settings file (default %(default)s; $HOTLINE_CONFIG)")
+
+
+def add_json(parser, what="one JSON array with every field"):
+    parser.add_argument("--json", action="store_true",
+                        help=f"{what}; times ISO 8601 with the hotline's offset")
+
+
+def takes_durations_ago(parser):
+    """Let `--since -2h` mean two hours ago: argparse takes any word starting with '-' for an
+    option unless it looks like a negative number, so durations are added to what it deems one."""
+    parser._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-(\d+[smhdwSMHDW])+$")
+    return parser
+
+
+def add_time_range(parser, what="calls started"):
+    takes_durations_ago(parser)
+    forms = "2026-12-04, '2026-12-04 09:30', today, yesterday, -2h, or ISO with an offset"
+    parser.add_argument("--since", metavar="TIME", help=f"{what} at or after TIME ({forms}; "
+                        "the hotline's time zone unless TIME has an offset)")
+    parser.add_argument("--until", metavar="TIME", help=f"{what} before TIME (same forms)")
+
+
+def add_day(parser, what):
+    takes_durations_ago(parser)
+    parser.add_argument("--date", metavar="DAY", help=f"{what} (2026-12-04, today, yesterday, -3d; "
+                        "a day in the hotline's time zone; default today)")
+
+
+def add_limit(parser):
+    parser.add_argument("--limit", metavar="N", type=positive_int, help="at most N")
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: at least 1")
+    return value
+
+
+class Refused(Exception):
+    """A command stops with one line on stderr and an exit code (2 usage, 1 failure)."""
+
+    def __init__(self, message, code=1):
+        super().__init__(message)
+        self.code = code
+
+
+def settings_for_reading(config):
+    """The settings of a command that only reads (secrets not needed); Refused (exit 2) naming the
+    file and the problem."""
+    from engine.settings import SettingsError, load_settings
+    try:
+        return load_settings(config, env=SecretsNotNeeded(os.environ))
+    except SettingsError as exc:
+        raise Refused(str(exc), 2) from None

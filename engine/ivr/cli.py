@@ -5,13 +5,11 @@ listed) when any is broken. With a control-API token ($HOTLINE_TOKEN or --token)
 engine to reload and reports the engine's answer; without one it sends SIGHUP to the engine
 holding <var_dir>/hotline.pid (never to a pid that is not our engine: engine.infra.pidfile).
 """
-import datetime
 import json
 import os
 import pathlib
 import signal
 import sys
-from zoneinfo import ZoneInfo
 
 from engine import assets
 
@@ -34,7 +32,15 @@ def register(subparsers):
     p = sub.add_parser("walk", help="print the path a caller takes, without a switch")
     p.add_argument("paths", nargs="+", help="flow files or directories (include shared flows)")
     p.add_argument("--did", required=True)
-    p.add_argument("--at", help='local time "YYYY-MM-DD HH:MM" (Asia/Shanghai); default now')
+    p.add_argument("--at", metavar="TIME", help="when the caller calls: '2026-12-04 09:30', 09:30 (today), "
+                   "-2h, or ISO with an offset; in the hotline's time zone (--config's `timezone`) "
+                   "unless TIME has an offset; default now")
+    p.add_argument("--config", default=None,
+                   help="settings file whose `timezone` --at is read in (default $HOTLINE_CONFIG or "
+                        "etc/hotline.yaml when it exists, else Asia/Shanghai)")
+    from engine.infra.clitext import add_json, takes_durations_ago
+    takes_durations_ago(p)
+    add_json(p, "one JSON object: the time, the path, what the caller heard and the outcome")
     p.add_argument("--keys", default="", help="comma-separated inputs, e.g. 1,2,1 ('' = no input)")
     p.set_defaults(func=cmd_walk)
     p = sub.add_parser("reload", help="check the files, then ask the running daemon to reload them")
@@ -82,24 +88,60 @@ def cmd_graph(args):
 
 
 def cmd_walk(args):
+    from engine.infra.clock import TimeInputError
     from .loader import FlowError
     from .walk import walk
-    at = None
-    if args.at:
-        at = datetime.datetime.strptime(args.at, "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    try:
+        clock = _walk_clock(args.config)
+        at = clock.parse(args.at, "--at") if args.at else clock.now()
+    except (TimeInputError, ValueError) as exc:       # a bad --at, settings or zone
+        print(f"hotline ivr walk: {exc}", file=sys.stderr)
+        return 2
     keys = args.keys.split(",") if args.keys else []
     try:
         result, call = walk(args.paths, args.did, keys, at)
     except FlowError as exc:
         print(exc, file=sys.stderr)
         return 1
+    heard = result.pop("heard", [])
+    if args.json:
+        print(json.dumps({"at": clock.iso(at), "timezone": clock.name, "schedule_timezone": call.schedule_zone,
+                          "path": call.path, "heard": heard, "result": result}, ensure_ascii=False, indent=1))
+        return 0
+    print(f"at {clock.text(at)} ({clock.name})" + _flow_time(call, at, clock))
     for entry in call.path:
         print(f"{entry['node']:<32} {entry['type']:<10} -> {entry['branch']}"
               + (f"  keys {entry['digits']}" if entry["digits"] else ""))
-    for text in result.pop("heard", []):
+    for text in heard:
         print(f"  heard: {text}")
     print(json.dumps(result, ensure_ascii=False))
     return 0
+
+
+def _walk_clock(config):
+    """The hotline's clock from --config (an explicit file must load), else from the default
+    settings file when there is one, else Asia/Shanghai."""
+    from engine.infra import clitext
+    from engine.infra.clock import Clock, for_settings
+    path = config or clitext.DEFAULT_CONFIG
+    if config is None and not os.path.exists(path):
+        return Clock()
+    try:
+        return for_settings(clitext.settings_for_reading(path))
+    except clitext.Refused as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _flow_time(call, at, clock):
+    """The same moment in the entry flow's schedule zone, when that zone is another one."""
+    from engine.infra.clock import Clock
+    if not call.schedule_zone or call.schedule_zone == clock.name:
+        return ""
+    try:
+        flow_clock = Clock(call.schedule_zone)
+    except ValueError:
+        return ""
+    return f" = {flow_clock.text(at)} in the flow's schedule zone ({flow_clock.name})"
 
 
 def _var_dir(args):

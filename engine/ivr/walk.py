@@ -11,16 +11,21 @@ from zoneinfo import ZoneInfo
 
 from engine.call.port import CallGone
 
+DEFAULT_FLOW_ZONE = "Asia/Shanghai"     # a flow's schedule without `timezone` (engine.ivr.schedule)
+
 
 class ScriptedCall:
-    def __init__(self, did, keys=(), at=None, caller="13800138000", uuid="walk-0001", tz="Asia/Shanghai"):
+    def __init__(self, did, keys=(), at=None, caller="13800138000", uuid="walk-0001", tz=DEFAULT_FLOW_ZONE):
         self.uuid = uuid
         self.caller_id_number = caller
         self.caller_id_name = ""
         self.destination_number = did
         self.variables, self.tags, self.path = {}, [], []
         self.keys = list(keys)
+        # a fixed default moment keeps scripted tests independent of the wall clock; the CLI
+        # passes the hotline's now (or --at)
         self.at = at or datetime.datetime(2026, 10, 12, 10, 0, tzinfo=ZoneInfo(tz))
+        self.schedule_zone = None
         self.played, self.recorded, self.transferred, self.hung_up = [], [], None, None
         self.buffer = ""
         self.log = logging.LoggerAdapter(logging.getLogger("hotline.call"), {})
@@ -92,7 +97,8 @@ class TextRenderer:
 
 
 def walk(flows, did, keys, at=None, overrides_path=None):
-    """Run one scripted call over `flows` (files or dirs). Returns (result, call)."""
+    """Run one scripted call over `flows` (files or dirs) at the aware datetime `at`. Returns
+    (result, call); call.schedule_zone is the time zone of the entry flow's schedule."""
     from .runtime import IvrRuntime
     runtime = IvrRuntime(flows, TextRenderer(), overrides_path=overrides_path)
     problems = runtime.reload()
@@ -100,6 +106,9 @@ def walk(flows, did, keys, at=None, overrides_path=None):
         from .loader import FlowError
         raise FlowError(problems)
     call = ScriptedCall(did, keys, at)
+    ref = runtime.flowset.entries.get(did)
+    if ref is not None:         # the zone the entry flow's schedule reads the time in
+        call.schedule_zone = (runtime.flowset.flows[ref[0]].schedule or {}).get("timezone", DEFAULT_FLOW_ZONE)
     try:
         result = runtime.run(call)
     except CallGone:

@@ -8,7 +8,8 @@
     hotline tickets sla [--follow]                 reminders and escalations due now
 
 ID is the ticket's id or its number (T20261123-0001). Categories, SLAs and departments come from
-tickets.yaml next to the settings file (--tickets F to choose another).
+tickets.yaml next to the settings file (--tickets F to choose another). Times are shown in the
+hotline's time zone (setting `timezone`); list and show only read (they never create the database).
 """
 import getpass
 import json
@@ -16,9 +17,9 @@ import os
 import sys
 from pathlib import Path
 
-from engine.infra.clitext import SecretsNotNeeded, cell, iso, quoted, table
+from engine.infra import clitext
+from engine.infra.clitext import SecretsNotNeeded, cell, quoted, table
 
-DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
 TABLE_COLUMNS = ("number", "state", "kind", "category", "department", "assignee", "due_at", "caller_number",
                  "summary")
 
@@ -28,22 +29,24 @@ def register(subparsers):
                                    formatter_class=_raw())
     sub = parser.add_subparsers(dest="tickets_command", metavar="ACTION", required=True)
 
-    def action(name, func, help_text, ticket=True):
+    def action(name, func, help_text, ticket=True,
+               json_help="one JSON object: the ticket with every field"):
         p = sub.add_parser(name, help=help_text)
         if ticket:
             p.add_argument("ticket", metavar="ID", help="ticket id or number (T20261123-0001)")
-        p.add_argument("--config", default=DEFAULT_CONFIG, help="settings file (default %(default)s)")
+        clitext.add_config(p)
         p.add_argument("--tickets", help="ticket categories file (default: tickets.yaml beside the settings file)")
         p.add_argument("--by", default=_user(), help="who does this, for the history (default %(default)s)")
+        clitext.add_json(p, json_help)
         p.set_defaults(func=func)
         return p
 
-    lst = action("list", cmd_list, "tickets, oldest first", ticket=False)
+    lst = action("list", cmd_list, "tickets, oldest first", ticket=False,
+                 json_help="one JSON array with every field")
     lst.add_argument("--state", help="only tickets in this state")
-    lst.add_argument("--limit", type=int)
-    lst.add_argument("--json", action="store_true", help="one JSON array with every field")
-    show = action("show", cmd_show, "every field of a ticket and its history")
-    show.add_argument("--json", action="store_true")
+    clitext.add_limit(lst)
+    action("show", cmd_show, "every field of a ticket and its history",
+           json_help="one JSON object with every field and the history")
     create = action("create", cmd_create, "file a ticket for a call (an agent's, e.g. during wrap-up)",
                     ticket=False)
     create.add_argument("--call", required=True, metavar="UUID", help="the call's uuid (links the CDR)")
@@ -59,10 +62,12 @@ def register(subparsers):
     action("close", _move("closed"), "closed after a resolution").add_argument("--note", default="")
     action("withdraw", _move("withdrawn"), "withdraw an open ticket (a note says why)").add_argument(
         "--note", required=True)
-    consume = action("consume", cmd_consume, "make tickets from the CDR outbox", ticket=False)
+    lines = "one JSON object a line for each ticket made"
+    consume = action("consume", cmd_consume, "make tickets from the CDR outbox", ticket=False, json_help=lines)
     consume.add_argument("--follow", action="store_true", help="keep consuming until interrupted")
     consume.add_argument("--interval", type=float, default=2.0, help="seconds between polls with --follow")
-    sla = action("sla", cmd_sla, "send the reminders and escalations due now", ticket=False)
+    sla = action("sla", cmd_sla, "send the reminders and escalations due now", ticket=False,
+                 json_help="one JSON object a line for each reminder or escalation: the action and the ticket")
     sla.add_argument("--follow", action="store_true", help="keep checking until interrupted")
     sla.add_argument("--interval", type=float, default=60.0, help="seconds between checks with --follow")
 
@@ -79,89 +84,116 @@ def _user():
         return "cli"
 
 
-def _open(args):
-    """(TicketStore, None) or (None, exit code) after saying what is wrong."""
+def _open(args, read_only=False):
+    """(TicketStore, clock, None) or (None, None, exit code) after saying what is wrong.
+    read_only: list and show, which never create the database or its tables."""
+    from engine.cdr.reading import NoDatabase, ticket_store
+    from engine.infra.clock import for_settings
     from engine.settings import SettingsError, load_settings
-    from engine.tickets.config import load_config
+    from engine.tickets.config import TicketConfigError, load_config
     from engine.tickets.store import TicketStore
     try:
         settings = load_settings(args.config, env=SecretsNotNeeded(os.environ))
         path = Path(args.tickets) if args.tickets else Path(args.config).resolve().parent / "tickets.yaml"
         config = load_config(path if (args.tickets or path.exists()) else None)
-    except SettingsError as exc:
+    except (SettingsError, TicketConfigError) as exc:
         print(f"hotline tickets: {exc}", file=sys.stderr)
-        return None, 2
+        return None, None, 2
+    clock = for_settings(settings)
     try:
-        return TicketStore(settings.database.url, config).open(), None
+        if read_only:
+            return ticket_store(settings.database.url, config), clock, None
+        return TicketStore(settings.database.url, config).open(), clock, None
+    except NoDatabase as exc:
+        print(f"hotline tickets: {exc}", file=sys.stderr)
+        return None, None, 1
     except Exception as exc:        # noqa: BLE001 - any driver trouble: say it, exit 1
         print(f"hotline tickets: cannot open the database {settings.database.url}: {exc}", file=sys.stderr)
-        return None, 1
+        return None, None, 1
 
 
-def _run(args, work):
-    """Open the store, run work(store) -> exit code; refusals and database trouble are one clear
-    line on stderr, never a traceback."""
+def _run(args, work, read_only=False):
+    """Open the store, run work(store, clock) -> exit code; refusals and database trouble are one
+    clear line on stderr, never a traceback."""
     import peewee
+    from engine.cdr.reading import missing_table
     from engine.tickets.store import TicketError
-    store, code = _open(args)
+    store, clock, code = _open(args, read_only)
     if store is None:
         return code
     try:
-        return work(store)
+        return work(store, clock)
     except TicketError as exc:
         print(f"hotline tickets {args.tickets_command}: {exc}", file=sys.stderr)
         return 1
     except peewee.DatabaseError as exc:
-        print(f"hotline tickets {args.tickets_command}: database error: {exc}", file=sys.stderr)
+        problem = ("the database has no ticket tables yet (has the engine run?)" if missing_table(exc)
+                   else f"database error: {exc}")
+        print(f"hotline tickets {args.tickets_command}: {problem}", file=sys.stderr)
         return 1
     finally:
         store.close()
 
 
 def cmd_list(args):
-    def work(store):
+    def work(store, clock):
         rows = store.list(state=args.state, limit=args.limit)
         if args.json:
-            json.dump([iso(r) for r in rows], sys.stdout, ensure_ascii=False, indent=1)
+            json.dump([clock.jsonable(r) for r in rows], sys.stdout, ensure_ascii=False, indent=1)
             print()
         else:
-            _print_table(rows)
+            _print_table(clock, rows)
         return 0
-    return _run(args, work)
+    return _run(args, work, read_only=True)
 
 
 def cmd_show(args):
-    def work(store):
+    def work(store, clock):
         ticket, history = store.get(args.ticket), store.history(args.ticket)
         if args.json:
-            json.dump({**iso(ticket), "history": [iso(h) for h in history]}, sys.stdout,
-                      ensure_ascii=False, indent=1)
+            json.dump(clock.jsonable({**ticket, "history": history}), sys.stdout, ensure_ascii=False, indent=1)
             print()
             return 0
-        width = max(map(len, ticket))
-        for key, value in iso(ticket).items():
-            print(f"{key:<{width}}  {quoted(value)}")
-        print("history:")
+        labels = {k: k.replace("_", " ") + (f" ({clock.name})" if k.endswith("_at") else "")
+                  for k in ticket}
+        width = max(map(len, labels.values())) + 1
+        for key, value in ticket.items():
+            text = clock.text(value) if hasattr(value, "strftime") else quoted(value if value != "" else None)
+            print(f"{labels[key] + ':':<{width}} {text}")
+        print(f"history ({clock.name}):")
         for h in history:
             move = h["to_state"] if h["from_state"] in (None, h["to_state"]) else f"{h['from_state']} -> {h['to_state']}"
-            print(f"  {h['at']:%Y-%m-%d %H:%M:%S}  {quoted(h['who'])}  {h['action']}  {move}"
+            print(f"  {clock.text(h['at'])}  {quoted(h['who'])}  {h['action']}  {move}"
                   + (f"  {quoted(h['note'])}" if h["note"] else ""))
         return 0
-    return _run(args, work)
+    return _run(args, work, read_only=True)
 
 
 def cmd_create(args):
-    def work(store):
+    def work(store, clock):
         t = store.create(kind="agent", category=args.category, summary=args.summary, call_uuid=args.call,
                          department=args.department, who=args.by)
-        print(f"{t['number']}  id {t['id']}  {t['state']}  due {t['due_at']:%Y-%m-%d %H:%M} UTC")
+        if args.json:
+            return _print_json(clock, t)
+        print(f"{t['number']}  id {t['id']}  {t['state']}  due {_due(clock, t)}")
         return 0
     return _run(args, work)
 
 
+def _print_json(clock, ticket):
+    print(json.dumps(clock.jsonable(ticket), ensure_ascii=False, indent=1))
+    return 0
+
+
+def _due(clock, ticket):
+    return f"{clock.text(ticket['due_at'], '%Y-%m-%d %H:%M')} ({clock.name})" if ticket["due_at"] else "-"
+
+
 def cmd_assign(args):
-    def work(store):
+    def work(store, clock):
         t = store.assign(args.ticket, args.department, args.to, who=args.by, note=args.note)
+        if args.json:
+            return _print_json(clock, t)
         print(f"{t['number']}  {t['state']}  {t['department']}  {t['assignee'] or '-'}")
         return 0
     return _run(args, work)
@@ -169,8 +201,10 @@ def cmd_assign(args):
 
 def _move(state):
     def cmd(args):
-        def work(store):
+        def work(store, clock):
             t = store.transition(args.ticket, state, who=args.by, note=args.note)
+            if args.json:
+                return _print_json(clock, t)
             print(f"{t['number']}  {t['state']}")
             return 0
         return _run(args, work)
@@ -178,14 +212,19 @@ def _move(state):
 
 
 def cmd_consume(args):
-    def work(store):
+    def work(store, clock):
         import gevent
         from engine.tickets.consumer import Consumer
         consumer = Consumer(None, args.interval, store=store)
         while True:
             for t in consumer.drain():
-                print(f"{t['number']}  {t['kind']}  call {t['call_uuid']}", flush=True)
+                if args.json:
+                    print(json.dumps(clock.jsonable(t), ensure_ascii=False), flush=True)
+                else:
+                    print(f"{t['number']}  {t['kind']}  call {t['call_uuid']}", flush=True)
             if not args.follow:
+                if args.json:
+                    return 0
                 print(f"{consumer.created} ticket(s) from {consumer.acked} outbox entr{'y' if consumer.acked == 1 else 'ies'}")
                 return 0
             gevent.sleep(args.interval)
@@ -193,13 +232,16 @@ def cmd_consume(args):
 
 
 def cmd_sla(args):
-    def work(store):
+    def work(store, clock):
         import gevent
         from engine.tickets.sla import SlaChecker
         checker = SlaChecker(store)
         while True:
             for action, t in checker.check_once():
-                print(f"{t['number']}  {action}  due {t['due_at']:%Y-%m-%d %H:%M} UTC  "
+                if args.json:
+                    print(json.dumps(clock.jsonable({"action": action, "ticket": t}), ensure_ascii=False), flush=True)
+                    continue
+                print(f"{t['number']}  {action}  due {_due(clock, t)}  "
                       f"{t['department'] or '-'}  {t['assignee'] or '-'}", flush=True)
             if not args.follow:
                 return 0
@@ -207,10 +249,10 @@ def cmd_sla(args):
     return _run(args, work)
 
 
-def _print_table(rows):
+def _print_table(clock, rows):
     if not rows:
         print("no tickets")
         return
-    headers = ["due (UTC)" if c == "due_at" else c for c in TABLE_COLUMNS]
-    print(table(headers, [[cell(r[c], limit=30, time_format="%Y-%m-%d %H:%M") for c in TABLE_COLUMNS]
-                                  for r in rows]))
+    headers = [f"due ({clock.name})" if c == "due_at" else c for c in TABLE_COLUMNS]
+    print(table(headers, [[cell(clock.local(r[c]) if c == "due_at" else r[c], limit=30,
+                                time_format="%Y-%m-%d %H:%M") for c in TABLE_COLUMNS] for r in rows]))
