@@ -59,3 +59,55 @@ def quoted(value):
         return value.strftime(SECONDS)
     text = str(value)
     return text if text.isprintable() else json.dumps(text, ensure_ascii=False)
+
+
+class CliError(Exception):
+    """A command failed for a reason the user can act on (a missing file, an engine that does not
+    answer, a refused request): `hotline: error: <message>` on stderr, exit 1. Nothing to debug."""
+
+    status = 1
+
+
+class UsageError(CliError):
+    """The command line itself is wrong (a bad value argparse could not check): exit 2."""
+
+    status = 2
+
+
+def escaped(text):
+    """Text from outside on one line: control characters (newlines too) written escaped, so it
+    cannot start a line of its own or draw on the terminal."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+# One wording per option, whichever command has it (tests/test_cli_fuzz.py checks every command):
+# name -> (metavar, help). `add_option` adds one with these; a command passes its own default.
+OPTIONS = {
+    "--json": (None, "print JSON (every field) instead of text"),
+    "--config": ("FILE", "the engine's settings file (default: $HOTLINE_CONFIG, else etc/hotline.yaml)"),
+    "--api": ("URL", "control API, e.g. http://127.0.0.1:8090 (default: $HOTLINE_API_URL, the client "
+                     "file, else the settings file's control section)"),
+    "--token": ("TOKEN", "control-API token (default: $HOTLINE_TOKEN, else the client file)"),
+    "--since": ("TIME", "from this ISO time, e.g. 2026-11-22 or 2026-11-22T08:00:00+08:00 (naive = UTC)"),
+    "--date": ("DATE", "the day, YYYY-MM-DD (default: today)"),
+    "--tz": ("ZONE", "the site's time zone (default: Asia/Shanghai)"),
+    "--watch": ("SECONDS", "refresh every SECONDS (default 2) until Ctrl-C"),
+    "--limit": ("N", "at most N rows"),
+}
+
+
+def default_config():
+    """The settings file a command reads when not given --config."""
+    import os
+    return os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
+
+
+def add_option(parser, name, **kw):
+    """Add a shared option with its one metavar and help (OPTIONS); kw: default, type, ..."""
+    metavar, text = OPTIONS[name]
+    if name == "--json":
+        return parser.add_argument(name, action="store_true", help=text)
+    return parser.add_argument(name, metavar=metavar, help=text, **kw)
