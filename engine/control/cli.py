@@ -18,7 +18,7 @@ import json
 import sys
 import time
 
-from engine.infra.clitext import CliError, UsageError, add_option, cell, table
+from engine.infra.clitext import UsageError, add_option, cell, need_database, table
 from engine.control.client import Client, resolve
 
 AGENT_ACTIONS = ("login", "logout", "ready", "break", "extend", "report")
@@ -173,7 +173,7 @@ def _agents_report(args):
     except ValueError:
         raise UsageError(f"--date {args.date!r}: expected YYYY-MM-DD") from None
     db_url = args.db or _database_url(args.config)
-    _check_database(db_url)
+    need_database(db_url)
     figures = agent_figures(db_url, day, args.tz)
     if args.json:
         print(json.dumps({"date": day.isoformat(), "agents": figures}, ensure_ascii=False, indent=1))
@@ -194,20 +194,6 @@ def _database_url(config):
     from engine.infra.clitext import SecretsNotNeeded, default_config
     from engine.settings import load_settings
     return load_settings(config or default_config(), env=SecretsNotNeeded(os.environ)).database.url
-
-
-def _check_database(url):
-    """A report reads: a SQLite file that is not there is a mistake (a wrong --db or var_dir), and
-    connecting would create an empty one."""
-    import os
-    if not url.startswith("sqlite:///"):
-        if url.split(":", 1)[0] not in ("postgresql", "postgres"):
-            raise UsageError(f"database URL {url!r}: use sqlite:///path or postgresql://...")
-        return
-    path = url[len("sqlite:///"):]
-    if path != ":memory:" and not os.path.isfile(path):
-        raise CliError(f"no database at {path} (from {url}): give --db URL, or --config the engine's "
-                       "settings file (database.url)")
 
 
 def _cmd_queues(args):

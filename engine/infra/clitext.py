@@ -111,3 +111,17 @@ def add_option(parser, name, **kw):
     if name == "--json":
         return parser.add_argument(name, action="store_true", help=text)
     return parser.add_argument(name, metavar=metavar, help=text, **kw)
+
+
+def need_database(url):
+    """For commands that only read a database: a SQLite file that is not there is a mistake (a
+    wrong --db, --config or var_dir), and connecting would create an empty one. CliError says so."""
+    import os
+    if not url.startswith("sqlite:///"):
+        if url.split(":", 1)[0] not in ("postgresql", "postgres"):
+            raise UsageError(f"database URL {url!r}: use sqlite:///path or postgresql://...")
+        return
+    path = url[len("sqlite:///"):]
+    if path != ":memory:" and not os.path.isfile(path):
+        raise CliError(f"no database at {path} (from {url}): give --db URL, or --config the engine's "
+                       "settings file (its database.url)")
