@@ -9,6 +9,8 @@ import os
 import pathlib
 import sys
 
+from engine.infra.clitext import escaped
+
 
 def register(subparsers):
     from engine.infra.clitext import add_option
@@ -77,7 +79,7 @@ def cmd_lint(args):
                          ensure_ascii=False, indent=1))
         return 1 if problems else 0
     for line in problems + warnings:
-        print(line)
+        print(escaped(line))            # a file name with a newline must not fake a line
     if not problems:
         print("ok" if not warnings else f"ok ({len(warnings)} warning(s))")
     return 1 if problems else 0
@@ -89,7 +91,7 @@ def cmd_chat(args):
     bot, problems = check_bot(args.botfile)
     if problems:
         for line in problems:
-            print(line, file=sys.stderr)
+            print(escaped(line), file=sys.stderr)
         return 1
     dialogue = Dialogue(bot, misses_dir=args.misses_dir, call_uuid="chat")
     prompt = sys.stdin.isatty()
