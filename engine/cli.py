@@ -111,7 +111,6 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    known = _known_errors()
     try:
         return args.func(args) or 0
     except KeyboardInterrupt:
@@ -121,14 +120,11 @@ def main(argv=None):
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except SystemExit:
-        raise
-    except known as exc:
-        status = getattr(exc, "status", 1)
-        return error(_os_error_text(exc) if isinstance(exc, OSError) else str(exc),
-                     status if status == 2 else 1)
     except Exception as exc:
-        return _bug(exc)
+        if not isinstance(exc, _known_errors()):
+            return _bug(exc)
+        status = getattr(exc, "status", 1)
+        return error(_os_error_text(exc) if isinstance(exc, OSError) else str(exc), 2 if status == 2 else 1)
 
 
 if __name__ == "__main__":

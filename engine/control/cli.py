@@ -18,7 +18,7 @@ import json
 import sys
 import time
 
-from engine.infra.clitext import UsageError, add_option, cell, need_database, table
+from engine.infra.clitext import UsageError, add_option, cell, escaped, need_database, table
 from engine.control.client import Client, resolve
 
 AGENT_ACTIONS = ("login", "logout", "ready", "break", "extend", "report")
@@ -217,7 +217,7 @@ def _cmd_call(args):
         raise UsageError(f"hotline call {args.action} takes only REF, not {args.target!r}")
     ref = _ident(ref, "call or agent")
     return _run(args, lambda api: api.post(f"/v1/calls/{ref}/{args.action}", body),
-                lambda d: ", ".join(f"{k}: {v}" for k, v in d.items()))
+                lambda d: escaped(", ".join(f"{k}: {v}" for k, v in d.items())))
 
 
 def _cmd_supervise(args):
