@@ -26,6 +26,20 @@ def login(store, *agent_ids, now=1000.0):
 
 # --- transitions -----------------------------------------------------------------------------------
 
+def test_a_pending_logout_is_set_only_while_the_agent_is_busy(stores):
+    """The call may end between a logout's failed move and its `pending`: the mark is refused then,
+    so it cannot land on an agent the call just freed (and log them out after their next call)."""
+    s, _ = stores
+    login(s, "1001")
+    assert s.mark_if("1001", ("reserved", "ringing", "in_call"), pending="logged_out") == (False, "available")
+    assert "pending" not in s.agent("1001")
+    assert s.transition("1001", ("available",), "in_call", now=1001.0)
+    assert s.mark_if("1001", ("reserved", "ringing", "in_call"), pending="logged_out") == (True, "in_call")
+    data = s.agent("1001")
+    assert data["pending"] == "logged_out" and data["state"] == "in_call" and float(data["since"]) == 1001.0
+
+
+
 def test_transition_checks_the_state_it_expects_and_keeps_the_available_set(stores):
     s, _ = stores
     t = s.transition("1001", ("available",), "reserved", now=10.0)

@@ -217,7 +217,7 @@ def test_chat_stops_at_end_of_input_and_refuses_a_broken_file(tmp_path, monkeypa
     assert cli.main(["bot", "chat", str(CITY)]) == 0
     out = capsys.readouterr().out
     assert "not keys: 'x'" in out and "(end of input)" in out
-    assert cli.main(["bot", "chat", str(write(tmp_path, "name: x\n"))]) == 2
+    assert cli.main(["bot", "chat", str(write(tmp_path, "name: x\n"))]) == 1         # a broken file: a failure (1), not a usage error (2)
     assert "'subject' is a required property" in capsys.readouterr().err
 
 

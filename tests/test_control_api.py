@@ -199,3 +199,51 @@ def test_the_cli_finds_the_api_from_a_settings_file_without_the_engines_secrets(
     monkeypatch.delenv("HOTLINE_ESL_PASSWORD", raising=False)     # the CLI never needs it
     code = main(["agents", "--config", str(config), "--token", TOKENS["TOK_SUP"]])
     assert code == 0 and "1001" in capsys.readouterr().out
+
+
+def test_logout_during_a_call_happens_after_the_call_and_its_wrap_up(rig, capsys):
+    rig.login("1001")
+    caller = rig.call("13800000011")
+    assert wait_for(lambda: rig.state("1001") == "in_call")
+    code, out, err = cli(rig, capsys, "agents", "logout", "1001")
+    assert code == 0 and "agent 1001: in_call; logged out after the call (and its wrap-up)" in out, err
+    row = json.loads(cli(rig, capsys, "agents", "--json")[1])["agents"][0]
+    assert row["state"] == "in_call" and row["pending"] == "logged_out" and row["talk_now"] >= 0
+    table_row = next(line for line in cli(rig, capsys, "agents")[1].splitlines() if line.startswith("1001"))
+    assert "talk 0:0" in table_row and "then logged_out" in table_row       # running talk, what comes next
+    calls = cli(rig, capsys, "calls")[1]
+    assert "TALK" in calls.splitlines()[0] and caller.uuid in calls
+    caller.hangup()
+    assert rig.wait_state("1001", "logged_out")
+    rig.acd.audit.flush()
+    moves = [e["to_state"] for e in rig.acd.audit.events(agent="1001") if e["action"] == "state"][::-1]
+    assert moves[-3:] == ["in_call", "wrap_up", "logged_out"]               # the wrap-up was kept
+    assert rig.acd.store.agent("1001").get("pending") is None
+
+
+def test_the_agents_table_shows_the_wrap_up_time_left(rig, capsys):
+    rig.login("1002", hangup_after=0.1)                # agent 1002 has a 5 s wrap-up of its own
+    rig.call()
+    assert rig.wait_state("1002", "wrap_up")
+    row = next(line for line in cli(rig, capsys, "agents")[1].splitlines() if line.startswith("1002"))
+    assert "wrap_up" in row and "wrap-up 0:0" in row and " left" in row
+
+
+def test_monitor_refuses_a_supervisor_whose_phone_is_on_a_call(rig, capsys):
+    from engine.esl import commands
+    rig.login("1001")
+    caller = rig.call("13800000012")
+    assert wait_for(lambda: rig.state("1001") == "in_call")
+    rig.phone("2001")
+    busy = "5a0c6f1e-0000-4000-8000-000000002001"
+    reply = rig.acd.esl.api(commands.originate(commands.endpoint_user("2001", rig.acd.domain),
+                                               {"origination_uuid": busy}, app="park"))
+    assert reply.startswith("+OK"), reply
+    code, out, err = cli(rig, capsys, "monitor", "1001", "--from", "2001")
+    assert code == 1 and "supervisor 2001's phone (2001) is on a call" in err and busy in err
+    assert not rig.acd.supervisions                                     # nothing was dialled
+    rig.acd.esl.api(commands.uuid_kill(busy))
+    assert wait_for(lambda: busy not in rig.switch.channels)
+    code, out, err = cli(rig, capsys, "monitor", "1001", "--from", "2001")
+    assert code == 0 and "monitor: supervisor 2001" in out, err
+    caller.hangup()

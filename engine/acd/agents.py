@@ -100,41 +100,44 @@ class AgentBoard:
         if not t:
             if t.previous == "available":
                 return t
-            if t.previous in BUSY:
-                self.store.set_fields(agent_id, pending="available")
-                raise AgentError(f"agent {agent_id} is {t.previous}; ready after the call")
-            raise AgentError(f"agent {agent_id} is {t.previous}: log in first")
+            if t.previous in BUSY and self.store.mark_if(agent_id, BUSY, pending="available")[0]:
+                return t                  # after the call and its wrap-up: `pending` says so
+            raise AgentError(f"agent {agent_id} is {t.previous}: log in first" if t.previous == "logged_out"
+                             else f"agent {agent_id} is {t.previous}; try again")
         return t
 
     def take_break(self, agent_id, reason, actor="system"):
+        """A break now, or after the call and its wrap-up (falsy Transition, `pending` says so)."""
         self.agent(agent_id)
         if reason not in self.config.break_reasons and reason != MISSED_REASON:
             raise AgentError(f"unknown break reason {reason!r}; known: {', '.join(self.config.break_reasons)}")
-        before = self.store.agent(agent_id)
-        self._cancel_timer(agent_id)
-        t = self._move(agent_id, ("available", "wrap_up", "on_break", "logged_out"), "on_break", actor,
-                       reason=reason, wrap_until=None, pending=None)
-        if t and t.previous == "wrap_up":
-            self._wrapup_ended(agent_id, before, actor, "break")
-        if not t:
-            self.store.set_fields(agent_id, pending="on_break:" + reason)
-            raise AgentError(f"agent {agent_id} is {t.previous}; the break starts after the call")
-        return t
+        return self._now_or_after_call(agent_id, "on_break", actor, reason=reason)
 
     def logout(self, agent_id, actor="system"):
+        """Log out now, or, during a call, once the call and its wrap-up are over: the returned
+        Transition is falsy then and the agent's `pending` says `logged_out`."""
         self.agent(agent_id)
-        before = self.store.agent(agent_id)
-        self._cancel_timer(agent_id)
-        t = self._move(agent_id, ("available", "on_break", "wrap_up"), "logged_out", actor,
-                       wrap_until=None, pending=None)
-        if t and t.previous == "wrap_up":
-            self._wrapup_ended(agent_id, before, actor, "logout")
-        if not t:
-            if t.previous == "logged_out":
+        return self._now_or_after_call(agent_id, "logged_out", actor)
+
+    def _now_or_after_call(self, agent_id, to, actor, reason=None):
+        for _ in range(3):          # the call may end between the two steps: then try again
+            before = self.store.agent(agent_id)
+            self._cancel_timer(agent_id)
+            t = self._move(agent_id, ("available", "on_break", "wrap_up") + (("logged_out",) if to == "on_break" else ()),
+                           to, actor, reason=reason, wrap_until=None, pending=None)
+            if t and t.previous == "wrap_up":
+                self._wrapup_ended(agent_id, before, actor, "logout" if to == "logged_out" else "break")
+            if t or t.previous == "logged_out":
                 return t
-            self.store.set_fields(agent_id, pending="logged_out")
-            raise AgentError(f"agent {agent_id} is {t.previous}; logged out after the call")
-        return t
+            pending = to + (":" + reason if reason else "")
+            marked, state = self.store.mark_if(agent_id, BUSY, pending=pending)
+            if marked:
+                if self.audit is not None:
+                    self.audit.record("pending", actor=actor, agent=agent_id, reason=pending,
+                                      call_uuid=before.get("call"))
+                log.info("agent %s is %s: %s after the call", agent_id, state, pending)
+                return t
+        raise AgentError(f"agent {agent_id} changes state too fast to act on; try again")
 
     def extend_wrapup(self, agent_id, seconds, actor="system"):
         data = self.store.agent(agent_id)
@@ -242,8 +245,14 @@ class AgentBoard:
     def _finish_call_state(self, agent_id, call_uuid, pending, allowed, actor="system"):
         if pending:
             return self._after(agent_id, pending, allowed, call_uuid, actor)
-        return self._move(agent_id, allowed, "available", actor, call_uuid=call_uuid, call=None,
-                          wrap_until=None, leg=None)
+        t = self._move(agent_id, allowed, "available", actor, call_uuid=call_uuid, call=None,
+                       wrap_until=None, leg=None)
+        if t:
+            # a logout or break asked for while this ended (after `pending` was read): take it now
+            late = self.store.agent(agent_id).get("pending")
+            if late:
+                return self._after(agent_id, late, ("available",), call_uuid, actor) or t
+        return t
 
     def _after(self, agent_id, pending, allowed, call_uuid, actor="system"):
         state, _, reason = pending.partition(":")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
+from engine.acd.exits import TEXTS as EXIT_TEXTS
 from engine.settings import SchemaBuilder, SettingsError, load_yaml, setting
 
 BREAK_REASONS = ("rest", "meal", "meeting", "training")
@@ -56,6 +57,20 @@ class Announce:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExitPrompts:
+    """What a caller hears when the queue lets them go without an agent (text spoken by TTS)."""
+    voicemail: str = setting(EXIT_TEXTS["voicemail"], doc="before the voicemail beep")
+    callback: str = setting(EXIT_TEXTS["callback"], doc="the callback offer; {number} is the caller's "
+                            "number read digit by digit")
+    callback_ok: str = setting(EXIT_TEXTS["callback_ok"], doc="after the caller accepted a callback")
+    goodbye: str = setting(EXIT_TEXTS["goodbye"], doc="nobody could take the call")
+    full: str = setting(EXIT_TEXTS["full"], doc="the queue is at max_length")
+
+
+EXIT_PROMPT_MAX = 500       # characters: a prompt longer than this is a pasted document
+
+
+@dataclass(frozen=True, kw_only=True)
 class Queue:
     name: str = setting()
     skills: Dict[str, int] = setting(None, doc="required skill -> minimum level")
@@ -80,6 +95,7 @@ class Queue:
                              doc="how the agent's phone shows the IVR choice")
     record: str = setting("all", choices=("all", "none", "on_demand"))
     survey: bool = setting(True)
+    exit_prompts: ExitPrompts = setting(ExitPrompts())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,6 +166,7 @@ def load_acd(agents_path, queues_path) -> AcdConfig:
         _check_levels(qb, where, q.skills, "minimum level")
         if q.exit_key and (len(q.exit_key) != 1 or q.exit_key not in "0123456789*#"):
             qb.fail(f"{where}.exit_key", f"one key 0-9 * #; got {q.exit_key!r}")
+        _check_exit_prompts(qb, where, q.exit_prompts)
         queues[q.name] = _with_skills(q)
     for i, q in enumerate(queues_file.queues):
         if q.overflow.action == "queue":
@@ -158,6 +175,27 @@ def load_acd(agents_path, queues_path) -> AcdConfig:
             if q.overflow.target == q.name:
                 qb.fail(f"queues[{i}].overflow.target", "a queue cannot overflow into itself")
     return AcdConfig(agents=agents, queues=queues, break_reasons=agents_file.break_reasons)
+
+
+def _check_exit_prompts(builder, where, prompts):
+    import string
+    for field in dataclasses.fields(ExitPrompts):
+        text = getattr(prompts, field.name)
+        at = f"{where}.exit_prompts.{field.name}"
+        if not text.strip():
+            builder.fail(at, "empty: the caller would hear nothing (leave it out for the default)")
+        if len(text) > EXIT_PROMPT_MAX:
+            builder.fail(at, f"{len(text)} characters; at most {EXIT_PROMPT_MAX}")
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+        except ValueError as exc:
+            builder.fail(at, f"{exc} (write a brace as {{{{ or }}}})")
+        allowed = {"number"} if field.name == "callback" else set()
+        if names - allowed:
+            builder.fail(at, f"unknown placeholder(s) {', '.join(sorted(names - allowed))}; "
+                         + ("only {number}" if allowed else "none here (write a brace as {{ or }})"))
+        if field.name == "callback" and "number" not in names:
+            builder.fail(at, "must say the number to call back: put {number} in it")
 
 
 def _with_skills(obj):

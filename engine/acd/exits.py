@@ -1,6 +1,7 @@
 """Where a caller goes when a queue lets them go without an agent: voicemail, a callback request,
 or a polite goodbye. Used when the IVR `queue` node has no child for that outcome, and for callers
-the IVR hands to a person (`agent`/`fallback` outcomes)."""
+the IVR hands to a person (`agent`/`fallback` outcomes). What the caller hears is the queue's
+`exit_prompts` (etc/queues.yaml, reloaded with it); TEXTS are their defaults."""
 import os
 
 from engine.esl import commands
@@ -14,10 +15,21 @@ TEXTS = {
 }
 
 
+def texts_for(acd, queue_name):
+    """The queue's exit prompts; the defaults for a queue the configuration does not (or no
+    longer) have: the caller still hears a sentence, never silence."""
+    queue = acd.config.queues.get(queue_name) if getattr(acd, "config", None) else None
+    prompts = getattr(queue, "exit_prompts", None)
+    texts = {k: getattr(prompts, k) for k in TEXTS} if prompts is not None else dict(TEXTS)
+    # `{{` is a brace (the file is checked: only `callback` has a placeholder, {number})
+    return {k: v if k == "callback" else v.format() for k, v in texts.items()}
+
+
 def run_exit(acd, call, action, queue_name):
     """Carry out a queue exit action; returns the outcome name for the IVR/CDR."""
+    texts = texts_for(acd, queue_name)      # the queue's own, read at each exit (reloads apply)
     if action == "voicemail":
-        call.play([acd.prompt(TEXTS["voicemail"])], interruptible=False)
+        call.play([acd.prompt(texts["voicemail"])], interruptible=False)
         path = os.path.join(str(acd.settings.paths.recordings), "voicemail", queue_name, f"{call.uuid}.wav")
         result = call.record(path, 120, 5, "#")        # makes the box's directory
         call.tags.append("voicemail:" + queue_name)
@@ -31,18 +43,18 @@ def run_exit(acd, call, action, queue_name):
         if number:
             spoken = " ".join(number)           # digit by digit, never "a hundred billion..."
             call.flush_digits()
-            call.play([acd.prompt(TEXTS["callback"].format(number=spoken))], interruptible=True)
+            call.play([acd.prompt(texts["callback"].format(number=spoken))], interruptible=True)
             if call.get_digits(1, 6.0, 3.0, "") == "1":
                 call.tags.append("callback")
                 call.info.setdefault("extra", {})["callback_number"] = number
-                call.play([acd.prompt(TEXTS["callback_ok"])], interruptible=False)
+                call.play([acd.prompt(texts["callback_ok"])], interruptible=False)
                 call.hangup()
                 return "callback"
         call.tags.append("wanted_agent")
-        call.play([acd.prompt(TEXTS["goodbye"])], interruptible=False)
+        call.play([acd.prompt(texts["goodbye"])], interruptible=False)
         call.hangup()
         return "hangup"
-    text = TEXTS["full"] if action == "full" else TEXTS["goodbye"]
+    text = texts["full"] if action == "full" else texts["goodbye"]
     call.tags.append("wanted_agent")
     call.play([acd.prompt(text)], interruptible=False)
     call.hangup()

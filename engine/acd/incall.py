@@ -25,7 +25,9 @@ How each works on the switch:
   receives (mux write), barge into both directions. The mode of a running supervision changes by DTMF sent into the supervisor's leg
   (`uuid_recv_dtmf`: 0 listen, 2 whisper, 3 barge), as FreeSWITCH's eavesdrop reads it.
 """
+import json
 import logging
+import re
 import time
 import uuid as uuidlib
 
@@ -437,6 +439,10 @@ class InCall:
             raise ControlError(f"unknown supervisor {supervisor!r} (an id or extension in the agents file)", 404)
         if sup.role != "supervisor":
             raise ControlError(f"{sup.id} is not a supervisor (role: {sup.role})", 403)
+        busy = self._phone_busy(sup, conv.call.uuid)
+        if busy:
+            raise ControlError(f"supervisor {sup.id}'s phone ({sup.extension}) is {busy}: "
+                               "hang up there first", 409)
         for leg, s in acd.supervisions.items():
             if s["supervisor"] == sup.id and s["call"] == conv.call.uuid:
                 self._api(commands.uuid_recv_dtmf(leg, SUPERVISE_MODES[mode]))
@@ -464,6 +470,31 @@ class InCall:
         conv.call.log.info("supervisor %s: %s on agent %s", sup.id, mode, conv.agent)
         gevent.spawn(self._await_supervisor, leg, command)
         return {"call": conv.call.uuid, "supervisor": sup.id, "mode": mode, "leg": leg}
+
+    def _phone_busy(self, sup, call_uuid):
+        """Why the supervisor's phone cannot take the eavesdrop leg now, or None: it is on a call
+        as an agent (Redis, any engine), supervising another call here, or has a channel on the
+        switch (`show channels`: a desk phone's legs are named sofia/internal/<ext>@... or
+        <ext>-<contact id>@..., fixtures 01 and 10). Changing the mode on the same call is fine."""
+        acd = self.acd
+        state = acd.best_effort("checking a supervisor's state", acd.store.agent, sup.id, default={}) or {}
+        if state.get("state") in ("reserved", "ringing", "in_call"):
+            return f"{state['state']} (call {state.get('call') or '?'})"
+        for s in acd.supervisions.values():
+            if s["supervisor"] == sup.id and s["call"] != call_uuid:
+                return f"already on call {s['call']} ({s['mode']})"
+            if s["supervisor"] == sup.id:
+                return None
+        try:
+            rows = json.loads(acd.api(commands.show_channels_json()) or "{}").get("rows") or []
+        except Exception as exc:          # the switch cannot say: the originate finds out
+            log.warning("supervisor %s: cannot list the switch's channels (%s)", sup.id, exc)
+            return None
+        phone = re.compile(r"^sofia/internal/" + re.escape(sup.extension) + r"[-@]")
+        for row in rows:
+            if isinstance(row, dict) and phone.match(str(row.get("name") or "")):
+                return f"on a call (channel {row.get('uuid')})"
+        return None
 
     def _leg_codec(self, conv):
         """The codec the agent's leg negotiated, asked of the switch, to originate the supervisor's

@@ -57,6 +57,19 @@ else redis.call('SREM', KEYS[3], ARGV[1]) end
 return {1, state, tostring(spent)}
 """
 
+# ARGV: allowed states (comma list), then field/value pairs: set them only while the agent is in one
+# of those states (a logout asked for during a call must not land on an agent the call just freed)
+_MARK = """
+local state = redis.call('HGET', KEYS[1], 'state') or 'logged_out'
+for s in string.gmatch(ARGV[1], '[^,]+') do
+  if s == state then
+    for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+    return {1, state}
+  end
+end
+return {0, state}
+"""
+
 # Take a waiting entry out of its queue for an offer; fails if another engine took it or it left.
 _TAKE = """
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
@@ -94,6 +107,7 @@ class AcdStore:
         self.p = prefix
         self._transition = self.r.register_script(_TRANSITION)
         self._take = self.r.register_script(_TAKE)
+        self._mark = self.r.register_script(_MARK)
 
     # --- keys ---------------------------------------------------------------------------------
     def k_agent(self, agent_id):
@@ -140,6 +154,14 @@ class AcdStore:
 
     def set_fields(self, agent_id, **fields):
         self.r.hset(self.k_agent(agent_id), mapping={k: str(v) for k, v in fields.items()})
+
+    def mark_if(self, agent_id, allowed, **fields):
+        """Set fields only if the agent's state is in `allowed`: (done, state it was in)."""
+        args = [",".join(allowed)]
+        for k, v in fields.items():
+            args += [k, str(v)]
+        ok, state = self._mark(keys=[self.k_agent(agent_id)], args=args)
+        return bool(ok), state
 
     def incr_fields(self, agent_id, **amounts):
         pipe = self.r.pipeline(transaction=False)

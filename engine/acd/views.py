@@ -23,6 +23,8 @@ def agents(acd, now=None):
             "calls": int(float(d.get("calls") or 0)),          # since the agent first logged in
             "talk_seconds": round(float(d.get("talk") or 0), 1),
             "wrapup_left": _left(d.get("wrap_until"), now) if d.get("state") == "wrap_up" else None,
+            # the conversation going on now (talk_seconds counts ended calls only)
+            "talk_now": _since(d.get("answered_at"), now) if d.get("state") == "in_call" else None,
             "pending": d.get("pending") or None,
             "rated": int(float(d.get("rated") or 0)),
             "satisfaction_rate": _ratio(float(d.get("satisfied") or 0), float(d.get("rated") or 0)),
@@ -34,6 +36,13 @@ def agents(acd, now=None):
 def _left(until, now):
     try:
         return max(0.0, round(float(until) - now, 1))
+    except (TypeError, ValueError):
+        return None
+
+
+def _since(at, now):
+    try:
+        return max(0.0, round(now - float(at), 1))
     except (TypeError, ValueError):
         return None
 
@@ -83,7 +92,8 @@ def calls(acd, now=None):
         rows.append({"call": call_uuid, "caller": waiter.call.caller_id_number, "queue": waiter.queue,
                      "state": "ringing" if waiter.offer else "waiting", "agent": None,
                      "agents_offered": list(waiter.offer or []),
-                     "seconds": round(now - waiter.joined, 1), "parties": []})
+                     "seconds": round(now - waiter.joined, 1), "wait_seconds": round(now - waiter.joined, 1),
+                     "talk_seconds": None, "parties": []})
     for call_uuid, conv in list(acd.conversations.items()):
         if conv.answered_at is None:
             state = "ringing"
@@ -96,10 +106,13 @@ def calls(acd, now=None):
         else:
             state = "talking"
         since = conv.answered_at or conv.call.info.get("queue_joined") or now
+        joined = conv.call.info.get("queue_joined")
         rows.append({"call": call_uuid, "caller": conv.call.caller_id_number, "queue": conv.queue.name,
                      "state": state, "agent": conv.agent, "agent_leg": conv.leg,
                      "agents_offered": list(conv.legs.values()) if conv.answered_at is None else [],
                      "seconds": round(now - since, 1),
+                     "wait_seconds": round((conv.answered_at or now) - joined, 1) if joined else None,
+                     "talk_seconds": round(now - conv.answered_at, 1) if conv.answered_at else None,
                      "parties": [{"leg": leg, "kind": p["kind"], "target": p["target"], "role": p["role"],
                                   "answered": p.get("answered", False)} for leg, p in conv.parties.items()],
                      "supervisors": [dict(s, leg=leg) for leg, s in acd.supervisions.items()

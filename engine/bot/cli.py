@@ -9,27 +9,50 @@ import os
 import pathlib
 import sys
 
+from engine.infra.clitext import escaped
+
 
 def register(subparsers):
+    from engine.infra.clitext import add_option
     bot = subparsers.add_parser("bot", help="voice bots: chat with one by typing, misses, lint")
-    sub = bot.add_subparsers(dest="bot_command", required=True)
+    sub = bot.add_subparsers(dest="bot_command", metavar="ACTION", required=True)
     p = sub.add_parser("chat", help="talk to a bot by typing: text, #digits for keys, empty line = silence")
-    p.add_argument("botfile")
+    p.add_argument("botfile", metavar="BOTFILE", help="the bot's YAML file")
     p.add_argument("--explain", action="store_true", help="show the closest entries and scores for each text")
     p.add_argument("--transcript", action="store_true", help="print the transcript as JSON at the end")
-    p.add_argument("--misses-dir", help="log unanswered questions here (default: not logged)")
+    p.add_argument("--misses-dir", metavar="DIR", help="log unanswered questions here (default: not logged)")
     p.set_defaults(func=cmd_chat)
     p = sub.add_parser("misses", help="questions bots could not answer, grouped by similarity, biggest groups first")
-    p.add_argument("--dir", help="default <var_dir>/bot_misses from --config")
-    p.add_argument("--config", default="etc/hotline.yaml")
-    p.add_argument("--bot", help="only this bot's misses (its name)")
-    p.add_argument("--similarity", type=float, default=0.5, help="0-1: how alike questions of one group are")
-    p.add_argument("--top", type=int, default=0, help="show only the N biggest groups")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--dir", metavar="DIR", help="default <var_dir>/bot_misses from --config")
+    add_option(p, "--config")
+    p.add_argument("--bot", metavar="NAME", help="only this bot's misses (its name)")
+    p.add_argument("--similarity", type=_fraction, default=0.5, metavar="0-1",
+                   help="how alike questions of one group are (default %(default)s)")
+    p.add_argument("--top", type=_count, default=0, metavar="N", help="show only the N biggest groups")
+    add_option(p, "--json")
     p.set_defaults(func=cmd_misses)
     p = sub.add_parser("lint", help="check bot files; prints file:line:column: problem, exit 1 on problems")
-    p.add_argument("paths", nargs="+", help="bot files or directories of them")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="bot files or directories of them")
+    add_option(p, "--json")
     p.set_defaults(func=cmd_lint)
+
+
+def _fraction(text):
+    import argparse
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"between 0 and 1, not {text}")
+    return value
+
+
+def _count(text):
+    import argparse
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"a whole number 0 or more, not {text!r}")
+    return int(text)
 
 
 def _bot_files(paths):
@@ -40,15 +63,23 @@ def _bot_files(paths):
 
 
 def cmd_lint(args):
+    from engine.infra.clitext import CliError
     from .botfile import check_bot, self_check
     problems, warnings = [], []
-    for path in _bot_files(args.paths):
+    files = _bot_files(args.paths)
+    if not files:
+        raise CliError(f"no bot files (*.yaml) in {', '.join(args.paths)}")
+    for path in files:
         bot, found = check_bot(path)
         problems.extend(found)
         if bot is not None:
             warnings.extend(self_check(bot))
+    if args.json:
+        print(json.dumps({"problems": [str(p) for p in problems], "warnings": [str(w) for w in warnings]},
+                         ensure_ascii=False, indent=1))
+        return 1 if problems else 0
     for line in problems + warnings:
-        print(line)
+        print(escaped(line))            # a file name with a newline must not fake a line
     if not problems:
         print("ok" if not warnings else f"ok ({len(warnings)} warning(s))")
     return 1 if problems else 0
@@ -60,8 +91,8 @@ def cmd_chat(args):
     bot, problems = check_bot(args.botfile)
     if problems:
         for line in problems:
-            print(line, file=sys.stderr)
-        return 2
+            print(escaped(line), file=sys.stderr)
+        return 1
     dialogue = Dialogue(bot, misses_dir=args.misses_dir, call_uuid="chat")
     prompt = sys.stdin.isatty()
     turn = dialogue.start()
@@ -114,21 +145,22 @@ def _explain(bot, text):
 def _misses_dir(args):
     if args.dir:
         return pathlib.Path(args.dir)
+    from engine.infra.clitext import SecretsNotNeeded, default_config
     from engine.settings import default_settings, load_settings
-    settings = load_settings(args.config) if os.path.exists(args.config) else default_settings()
+    config = args.config or default_config()
+    if args.config or os.path.exists(config):       # a file named on purpose must be there
+        settings = load_settings(config, env=SecretsNotNeeded(os.environ))
+    else:
+        settings = default_settings()
     return pathlib.Path(settings.paths.var_dir) / "bot_misses"
 
 
 def cmd_misses(args):
     from . import misses
-    try:
-        directory = _misses_dir(args)
-    except Exception as exc:        # SettingsError: file:line:col message
-        print(f"bot misses: {exc}", file=sys.stderr)
-        return 2
+    from engine.infra.clitext import CliError
+    directory = _misses_dir(args)                  # SettingsError: file:line:col message
     if not directory.is_dir():
-        print(f"bot misses: no misses directory {directory} (nothing logged yet?)", file=sys.stderr)
-        return 1
+        raise CliError(f"no misses directory {directory} (nothing logged yet?)")
     records, problems = misses.read(directory, args.bot)
     for problem in problems:
         print(f"bot misses: skipped {problem}", file=sys.stderr)

@@ -10,30 +10,31 @@
     hotline monitor|whisper|barge TARGET --from SUPERVISOR
 
 REF is a caller's call uuid or the agent id on the call; TARGET is agent:<id>, queue:<name> or
-external:<number> (a bare id / queue name / number works too). The token comes from $HOTLINE_TOKEN
-(or --token), the address from the settings file's control section (or --api).
+external:<number> (a bare id / queue name / number works too). The API's address and the token:
+--api / --token, $HOTLINE_API_URL / $HOTLINE_TOKEN, a client file (~/.config/hotline/client.yaml),
+or on the engine's machine its settings file (engine/control/client.py says which wins).
 """
 import json
-import os
 import sys
 import time
 
-from engine.infra.clitext import SecretsNotNeeded, table
-from engine.control.client import ApiError, Client
+from engine.infra.clitext import UsageError, add_option, cell, escaped, need_database, table
+from engine.control.client import Client, resolve
 
 AGENT_ACTIONS = ("login", "logout", "ready", "break", "extend", "report")
 CALL_ACTIONS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three-way", "survey", "record")
 RECORD_ACTIONS = ("start", "stop", "pause", "resume")
 NEEDS_TARGET = ("transfer", "consult", "three-way")
+ID_LIMIT = 64               # an agent id, queue name or call uuid longer than this is a typo
 
 
 def register(sub):
     p = sub.add_parser("agents", help="agents' states (live); log in/out, ready, break, extend wrap-up")
     p.add_argument("action", nargs="?", choices=AGENT_ACTIONS)
-    p.add_argument("args", nargs="*", help="ID (break: REASON ID; extend: ID SECONDS)")
-    p.add_argument("--date", help="report: the day, YYYY-MM-DD (default today)")
-    p.add_argument("--tz", default="Asia/Shanghai", help="report: the site's time zone (default %(default)s)")
-    p.add_argument("--db", help="report: database URL (default: the settings file's database.url)")
+    p.add_argument("args", nargs="*", metavar="ARG", help="ID (break: REASON ID; extend: ID SECONDS)")
+    add_option(p, "--date")
+    add_option(p, "--tz", default="Asia/Shanghai")
+    p.add_argument("--db", metavar="URL", help="report: database URL (default: the settings file's database.url)")
     _common(p, watch=True)
     p.set_defaults(func=_cmd_agents)
 
@@ -57,93 +58,122 @@ def register(sub):
                        ("barge", "join the call: caller and agent hear you")):
         p = sub.add_parser(mode, help=f"supervisor: {text}")
         p.add_argument("target", help="agent id or call uuid")
-        p.add_argument("--from", dest="supervisor", required=True,
+        p.add_argument("--from", dest="supervisor", required=True, metavar="SUPERVISOR",
                        help="the supervisor's id or extension (the phone that rings)")
         _common(p)
         p.set_defaults(func=_cmd_supervise, mode=mode)
 
 
 def _common(p, watch=False):
-    p.add_argument("--config", default="etc/hotline.yaml", help="settings file (default %(default)s)")
-    p.add_argument("--api", help="control API base URL (default: from the settings file)")
-    p.add_argument("--token", help="bearer token (default: $HOTLINE_TOKEN)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_option(p, "--config")
+    add_option(p, "--api", type=_url)
+    add_option(p, "--token")
+    add_option(p, "--json")
     if watch:
-        p.add_argument("--watch", type=float, nargs="?", const=2.0, metavar="SECONDS",
-                       help="refresh every SECONDS (default 2) until Ctrl-C")
+        add_option(p, "--watch", type=_seconds, nargs="?", const=2.0)
+
+
+def _seconds(text):
+    import argparse
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.5 <= value <= 3600:
+        raise argparse.ArgumentTypeError("between 0.5 and 3600 seconds")
+    return value
+
+
+def _url(text):
+    import argparse
+    from engine.control.client import ClientConfigError, check_url
+    try:
+        return check_url(text)
+    except ClientConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _ident(text, what):
+    if not text or len(text) > ID_LIMIT or not text.isprintable() or "/" in text:
+        raise UsageError(f"{what} {text[:ID_LIMIT]!r}: expected an id (at most {ID_LIMIT} characters, no '/')")
+    return text
 
 
 def client(args):
-    url = args.api
-    if not url:
-        from engine.settings import SettingsError, load_settings
-        try:
-            s = load_settings(args.config, env=SecretsNotNeeded(os.environ)).control
-        except (SettingsError, OSError) as exc:
-            raise ApiError(0, f"{exc} (or give --api URL)")
-        host = "127.0.0.1" if s.listen_host in ("0.0.0.0", "::", "") else s.listen_host
-        url = f"http://{host}:{s.listen_port}"
-    return Client(url, token=args.token)
+    url, token = resolve(args.api, args.token, args.config)
+    return Client(url, token=token)
 
 
 def _run(args, fetch, draw):
-    try:
-        api = client(args)
-        while True:
-            data = fetch(api)
-            if args.json:
-                print(json.dumps(data, ensure_ascii=False, indent=1))
-            else:
-                if getattr(args, "watch", None):
-                    sys.stdout.write("\x1b[H\x1b[2J" + time.strftime("%H:%M:%S") + "\n")
-                print(draw(data))
-            if not getattr(args, "watch", None):
-                return 0
-            sys.stdout.flush()
-            time.sleep(max(0.5, args.watch))
-    except ApiError as exc:
-        print(f"hotline: {exc}", file=sys.stderr)
-        return 1 if exc.status else 2
+    api = client(args)
+    while True:
+        data = fetch(api)
+        if args.json:
+            print(json.dumps(data, ensure_ascii=False, indent=1))
+        else:
+            if getattr(args, "watch", None):
+                sys.stdout.write("\x1b[H\x1b[2J" + time.strftime("%H:%M:%S") + "\n")
+            print(draw(data))
+        if not getattr(args, "watch", None):
+            return 0
+        sys.stdout.flush()
+        time.sleep(args.watch)
 
 
 def _cmd_agents(args):
     if args.action == "report":
         return _agents_report(args)
     if not args.action:
+        if args.args:
+            raise UsageError(f"hotline agents: an action first (one of {', '.join(AGENT_ACTIONS)}), "
+                             f"then {' '.join(args.args)}")
         return _run(args, lambda api: api.get("/v1/agents"), lambda d: agents_table(d["agents"]))
     need = {"break": 2, "extend": 2}.get(args.action, 1)
     if len(args.args) != need:
         usage = {"break": "REASON ID", "extend": "ID SECONDS"}.get(args.action, "ID")
-        print(f"hotline agents {args.action} {usage}", file=sys.stderr)
-        return 2
-    agent_id = args.args[-1] if args.action == "break" else args.args[0]
+        raise UsageError(f"usage: hotline agents {args.action} {usage}")
+    agent_id = _ident(args.args[-1] if args.action == "break" else args.args[0], "agent")
     body = {}
     if args.action == "break":
-        body["reason"] = args.args[0]
+        body["reason"] = _ident(args.args[0], "break reason")
     if args.action == "extend":
         try:
             body["seconds"] = float(args.args[1])
         except ValueError:
-            print(f"hotline: SECONDS must be a number, not {args.args[1]!r}", file=sys.stderr)
-            return 2
-    return _run(args, lambda api: api.post(f"/v1/agents/{agent_id}/{args.action}", body),
-                lambda d: f"agent {d['agent']}: {d['state']}" + (f" ({d['reason']})" if d.get("reason") else "")
-                + (f", then {d['pending']}" if d.get("pending") else ""))
+            raise UsageError(f"SECONDS must be a number, not {args.args[1]!r}") from None
+        if not 0 < body["seconds"] <= 3600:
+            raise UsageError(f"SECONDS: between 1 and 3600, not {args.args[1]}")
+    return _run(args, lambda api: api.post(f"/v1/agents/{agent_id}/{args.action}", body), agent_line)
+
+
+def agent_line(d):
+    """`agent 1001: in_call; logged out after the call (and its wrap-up)`"""
+    text = f"agent {d['agent']}: {d['state']}" + (f" ({d['reason']})" if d.get("reason") else "")
+    pending = d.get("pending")
+    if pending:
+        state, _, reason = pending.partition(":")
+        then = {"logged_out": "logged out", "on_break": f"on break ({reason})" if reason else "on break",
+                "available": "available"}.get(state, state)
+        text += f"; {then} after the call (and its wrap-up)"
+    return text
 
 
 def _agents_report(args):
     import datetime
     import zoneinfo
     from engine.acd.agentreport import agent_figures
-    from engine.settings import SettingsError, load_settings
+    if args.args:
+        raise UsageError(f"hotline agents report takes no ID ({' '.join(args.args)}): it reports every agent")
     try:
         tz = zoneinfo.ZoneInfo(args.tz)
-        day = (datetime.date.fromisoformat(args.date) if args.date
-               else datetime.datetime.now(tz).date())
-        db_url = args.db or load_settings(args.config, env=SecretsNotNeeded(os.environ)).database.url
-    except (ValueError, zoneinfo.ZoneInfoNotFoundError, SettingsError, OSError) as exc:
-        print(f"hotline: {exc}", file=sys.stderr)
-        return 2
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        raise UsageError(f"--tz {args.tz!r}: not a time zone (e.g. Asia/Shanghai)") from None
+    try:
+        day = datetime.date.fromisoformat(args.date) if args.date else datetime.datetime.now(tz).date()
+    except ValueError:
+        raise UsageError(f"--date {args.date!r}: expected YYYY-MM-DD") from None
+    db_url = args.db or _database_url(args.config)
+    need_database(db_url)
     figures = agent_figures(db_url, day, args.tz)
     if args.json:
         print(json.dumps({"date": day.isoformat(), "agents": figures}, ensure_ascii=False, indent=1))
@@ -159,6 +189,13 @@ def _agents_report(args):
     return 0
 
 
+def _database_url(config):
+    import os
+    from engine.infra.clitext import SecretsNotNeeded, default_config
+    from engine.settings import load_settings
+    return load_settings(config or default_config(), env=SecretsNotNeeded(os.environ)).database.url
+
+
 def _cmd_queues(args):
     return _run(args, lambda api: api.get("/v1/queues"), lambda d: queues_table(d["queues"]))
 
@@ -169,22 +206,23 @@ def _cmd_calls(args):
 
 def _cmd_call(args):
     if args.action in NEEDS_TARGET and not args.target:
-        print(f"hotline call {args.action} REF TARGET (agent:<id>, queue:<name>, external:<number>)",
-              file=sys.stderr)
-        return 2
+        raise UsageError(f"usage: hotline call {args.action} REF TARGET (agent:<id>, queue:<name>, external:<number>)")
     ref, body = args.ref, ({"target": args.target} if args.target else {})
     if args.action == "record":
         # hotline call record ACTION REF
         if args.ref not in RECORD_ACTIONS or not args.target:
-            print("hotline call record start|stop|pause|resume REF", file=sys.stderr)
-            return 2
+            raise UsageError("usage: hotline call record start|stop|pause|resume REF")
         ref, body = args.target, {"action": args.ref}
+    elif args.target and args.action not in NEEDS_TARGET:
+        raise UsageError(f"hotline call {args.action} takes only REF, not {args.target!r}")
+    ref = _ident(ref, "call or agent")
     return _run(args, lambda api: api.post(f"/v1/calls/{ref}/{args.action}", body),
-                lambda d: ", ".join(f"{k}: {v}" for k, v in d.items()))
+                lambda d: escaped(", ".join(f"{k}: {v}" for k, v in d.items())))
 
 
 def _cmd_supervise(args):
-    body = {"target": args.target, "supervisor": args.supervisor, "mode": args.mode}
+    body = {"target": _ident(args.target, "agent or call"), "supervisor": _ident(args.supervisor, "supervisor"),
+            "mode": args.mode}
     return _run(args, lambda api: api.post("/v1/supervise", body),
                 lambda d: f"{d['mode']}: supervisor {d['supervisor']} on call {d['call']} (leg {d['leg']})")
 
@@ -195,28 +233,44 @@ def agents_table(rows):
     by_state = {}
     for r in rows:
         by_state[r["state"]] = by_state.get(r["state"], 0) + 1
-    lines = table(["AGENT", "NAME", "EXT", "STATE", "REASON", "IN STATE", "CALLS", "TALK", "QUEUE"],
-                  [[r["id"], r["name"], r["extension"], r["state"], r["reason"] or r.get("pending") or "",
-                    _duration(r["seconds_in_state"]), r["calls"], _duration(r["talk_seconds"]),
-                    r["queue"] or ""] for r in rows])
+    lines = table(["AGENT", "NAME", "EXT", "STATE", "REASON", "IN STATE", "NOW", "CALLS", "TALK", "QUEUE"],
+                  [[cell(r["id"]), cell(r["name"]), cell(r["extension"]), r["state"],
+                    cell(r["reason"] or _then(r.get("pending")) or ""),
+                    _duration(r["seconds_in_state"]), _now(r), r["calls"],
+                    _duration((r["talk_seconds"] or 0) + (r.get("talk_now") or 0)),
+                    cell(r["queue"] or "")] for r in rows])
     summary = "  ".join(f"{k}: {v}" for k, v in sorted(by_state.items()))
     return lines + ("\n" + summary if summary else "")
+
+
+def _now(row):
+    """What runs now: the conversation's talk time, or the wrap-up time left."""
+    if row.get("talk_now") is not None:
+        return "talk " + _duration(row["talk_now"])
+    if row.get("wrapup_left") is not None:
+        return "wrap-up " + _duration(row["wrapup_left"]) + " left"
+    return ""
+
+
+def _then(pending):
+    return f"then {pending}" if pending else ""
 
 
 def queues_table(rows):
     return table(["QUEUE", "WAITING", "LONGEST", "AVAIL", "BUSY", "WRAP", "BREAK", "OFFERED", "ANSWERED",
                   "ABANDONED", "SL%", "ABANDON%"],
-                 [[r["name"], r["waiting"], _duration(r["longest_wait"]), r["agents"]["available"],
+                 [[cell(r["name"]), r["waiting"], _duration(r["longest_wait"]), r["agents"]["available"],
                    r["agents"]["reserved"] + r["agents"]["ringing"] + r["agents"]["in_call"],
                    r["agents"]["wrap_up"], r["agents"]["on_break"], r["offered"], r["answered"],
                    r["abandoned"], _pct(r["service_level"]), _pct(r["abandon_rate"])] for r in rows])
 
 
 def calls_table(rows):
-    return table(["CALL", "CALLER", "QUEUE", "STATE", "AGENT", "FOR", "WITH"],
-                 [[r["call"], r["caller"], r["queue"], r["state"], r["agent"] or ",".join(r["agents_offered"]),
-                   _duration(r["seconds"]),
-                   ", ".join(f"{p['role']}:{p['target']}" for p in r["parties"])] for r in rows])
+    return table(["CALL", "CALLER", "QUEUE", "STATE", "AGENT", "WAITED", "TALK", "WITH"],
+                 [[r["call"], cell(r["caller"]), cell(r["queue"]), r["state"],
+                   cell(r["agent"] or ",".join(r["agents_offered"])),
+                   _duration(r.get("wait_seconds")), _duration(r.get("talk_seconds")),
+                   cell(", ".join(f"{p['role']}:{p['target']}" for p in r["parties"]))] for r in rows])
 
 
 def _duration(seconds):

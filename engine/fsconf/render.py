@@ -232,23 +232,25 @@ def _write(path, text, mode):
 # --- CLI --------------------------------------------------------------------------------------
 
 def register(subparsers):
+    from engine.infra.clitext import add_option, default_config
     parser = subparsers.add_parser("fs-config", help="the FreeSWITCH configuration for these settings")
     sub = parser.add_subparsers(dest="fs_command", metavar="ACTION", required=True)
     rend = sub.add_parser("render", help="write freeswitch.xml and the files it includes into a directory")
-    rend.add_argument("--out", required=True, help="directory, e.g. /etc/freeswitch (files there are replaced)")
-    rend.add_argument("--config", default=os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml"),
-                      help="settings file (default %(default)s)")
+    rend.add_argument("--out", required=True, metavar="DIR",
+                      help="directory, e.g. /etc/freeswitch (files there are replaced)")
+    add_option(rend, "--config", default=default_config())
+    add_option(rend, "--json")
     rend.set_defaults(func=cmd_render)
 
 
 def cmd_render(args):
-    from engine.settings import SettingsError, load_settings
-    try:
-        settings = load_settings(args.config)
-        paths = render(settings, args.out)
-    except (SettingsError, FsConfigError) as exc:
-        print(f"hotline fs-config: {exc}", file=sys.stderr)
-        return 1
+    import json
+    from engine.settings import load_settings
+    settings = load_settings(args.config)           # SettingsError / FsConfigError: hotline: error: ...
+    paths = render(settings, args.out)
+    if args.json:
+        print(json.dumps({"out": str(args.out), "files": [str(p) for p in paths]}, ensure_ascii=False, indent=1))
+        return 0
     for p in paths:
         print(p)
     print(f"hotline fs-config: {len(paths)} files written; start FreeSWITCH with "

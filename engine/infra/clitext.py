@@ -112,14 +112,6 @@ def positive_int(text):
     return value
 
 
-class Refused(Exception):
-    """A command stops with one line on stderr and an exit code (2 usage, 1 failure)."""
-
-    def __init__(self, message, code=1):
-        super().__init__(message)
-        self.code = code
-
-
 def settings_for_reading(config):
     """The settings of a command that only reads (secrets not needed); Refused (exit 2) naming the
     file and the problem."""
@@ -128,3 +120,78 @@ def settings_for_reading(config):
         return load_settings(config, env=SecretsNotNeeded(os.environ))
     except SettingsError as exc:
         raise Refused(str(exc), 2) from None
+
+
+class CliError(Exception):
+    """A command failed for a reason the user can act on (a missing file, an engine that does not
+    answer, a refused request): `hotline: error: <message>` on stderr, exit 1. Nothing to debug."""
+
+    status = 1
+
+
+class UsageError(CliError):
+    """The command line itself is wrong (a bad value argparse could not check): exit 2."""
+
+    status = 2
+
+
+class Refused(CliError):
+    """A data command stops with one line on stderr and an exit code (2 usage, 1 failure); the
+    commands print it themselves, and `hotline`'s main does when one escapes them."""
+
+    def __init__(self, message, code=1):
+        super().__init__(message)
+        self.code = self.status = code
+
+
+def escaped(text):
+    """Text from outside on one line: control characters (newlines too) written escaped, so it
+    cannot start a line of its own or draw on the terminal."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+# One wording per option, whichever command has it (tests/test_cli_fuzz.py checks every command):
+# name -> (metavar, help). `add_option` adds one with these; a command passes its own default.
+OPTIONS = {
+    "--json": (None, "print JSON (every field) instead of text"),
+    "--config": ("FILE", "the engine's settings file (default: $HOTLINE_CONFIG, else etc/hotline.yaml)"),
+    "--api": ("URL", "control API, e.g. http://127.0.0.1:8090 (default: $HOTLINE_API_URL, the client "
+                     "file, else the settings file's control section)"),
+    "--token": ("TOKEN", "control-API token (default: $HOTLINE_TOKEN, else the client file)"),
+    "--since": ("TIME", "from this ISO time, e.g. 2026-11-22 or 2026-11-22T08:00:00+08:00 (naive = UTC)"),
+    "--date": ("DATE", "the day, YYYY-MM-DD (default: today)"),
+    "--tz": ("ZONE", "the site's time zone (default: Asia/Shanghai)"),
+    "--watch": ("SECONDS", "refresh every SECONDS (default 2) until Ctrl-C"),
+    "--limit": ("N", "at most N rows"),
+}
+
+
+def default_config():
+    """The settings file a command reads when not given --config."""
+    import os
+    return os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
+
+
+def add_option(parser, name, **kw):
+    """Add a shared option with its one metavar and help (OPTIONS); kw: default, type, ..."""
+    metavar, text = OPTIONS[name]
+    if name == "--json":
+        return parser.add_argument(name, action="store_true", help=text)
+    return parser.add_argument(name, metavar=metavar, help=text, **kw)
+
+
+def need_database(url):
+    """For commands that only read a database: a SQLite file that is not there is a mistake (a
+    wrong --db, --config or var_dir), and connecting would create an empty one. CliError says so."""
+    import os
+    if not url.startswith("sqlite:///"):
+        if url.split(":", 1)[0] not in ("postgresql", "postgres"):
+            raise UsageError(f"database URL {url!r}: use sqlite:///path or postgresql://...")
+        return
+    path = url[len("sqlite:///"):]
+    if path != ":memory:" and not os.path.isfile(path):
+        raise CliError(f"no database at {path} (from {url}): give --db URL, or --config the engine's "
+                       "settings file (its database.url)")

@@ -3,9 +3,7 @@ import json
 import os
 import sys
 
-from engine.infra.clitext import iso, table
-
-DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
+from engine.infra.clitext import add_option, iso, table
 
 
 def register(subparsers):
@@ -15,9 +13,9 @@ def register(subparsers):
     key = sub.add_parser("keygen", help="print a new key for HOTLINE_PII_KEY (keep it out of files)")
     key.set_defaults(func=cmd_keygen)
     audit = sub.add_parser("audit", help="who saw callers' personal data in clear, when and why")
-    audit.add_argument("--call", help="one call's uuid")
-    audit.add_argument("--config", default=DEFAULT_CONFIG, help="settings file (default %(default)s)")
-    audit.add_argument("--json", action="store_true")
+    audit.add_argument("--call", metavar="UUID", help="one call's uuid")
+    add_option(audit, "--config")
+    add_option(audit, "--json")
     audit.set_defaults(func=cmd_audit)
 
 
@@ -29,12 +27,26 @@ def cmd_keygen(args):
     return 0
 
 
+def _open_store(config):
+    """The CDR database, read only (the spool is the engine's to replay); CliError if it is not
+    there or does not answer."""
+    from engine.cdr.store import CdrStore
+    from engine.infra.clitext import CliError, SecretsNotNeeded, default_config, need_database
+    from engine.settings import load_settings
+    settings = load_settings(config or default_config(), env=SecretsNotNeeded(os.environ))
+    db = settings.database
+    need_database(db.url)
+    store = CdrStore(db.url, settings.paths.cdr_spool, retries=db.retries, busy_timeout=db.busy_timeout)
+    store.open(drain=False)
+    if store.db_down:
+        store.close()
+        raise CliError(f"cannot open the CDR database {db.url} (see the error above)")
+    return store
+
+
 def cmd_audit(args):
-    from engine.cdr.cli import _open_store
     from engine.privacy.access import audit_rows
-    store = _open_store(args)
-    if store is None:
-        return 1
+    store = _open_store(args.config)
     try:
         rows = audit_rows(store, call_uuid=args.call)
     finally:

@@ -9,7 +9,6 @@ and each call's outcome is printed as it ends.
 """
 import os
 import signal
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,18 +16,40 @@ from pathlib import Path
 import gevent
 
 
+SIM_SIP_PASSWORD = "simulated-phone"     # the simulator's phones never authenticate
+
+
 def register(subparsers):
+    import argparse
+
+    from engine.infra.clitext import add_option, default_config
+
+    def address(text):
+        host, _, port = text.rpartition(":")
+        if not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:8021")
+        return host or "127.0.0.1", int(port)
+
+    def seconds(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        if not 0 <= value <= 86400:
+            raise argparse.ArgumentTypeError("between 0 and 86400 seconds")
+        return value
+
     p = subparsers.add_parser("sim", help="run the FreeSWITCH simulator alone")
-    p.add_argument("--listen", default="127.0.0.1:8021", help="event socket address (default %(default)s)")
-    p.add_argument("--password", default=None,
+    p.add_argument("--listen", default="127.0.0.1:8021", type=address, metavar="HOST:PORT",
+                   help="event socket address (default 127.0.0.1:8021)")
+    p.add_argument("--password", default=None, metavar="PASSWORD",
                    help="event socket password (default: $HOTLINE_ESL_PASSWORD, else ClueCon)")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--dialplan", help="directory of rendered FreeSWITCH dialplan XML files")
-    src.add_argument("--config", default="etc/hotline.yaml",
-                     help="engine settings to render our dialplan from (default %(default)s)")
-    p.add_argument("--scenario", help="YAML file of simulated callers and agent phones, or the name of "
+    src.add_argument("--dialplan", metavar="DIR", help="directory of rendered FreeSWITCH dialplan XML files")
+    add_option(src, "--config", default=default_config())
+    p.add_argument("--scenario", metavar="FILE", help="YAML file of simulated callers and agent phones, or the name of "
                                       f"one shipped with hotline ({', '.join(shipped_scenarios())})")
-    p.add_argument("--wait-client", type=float, default=60.0,
+    p.add_argument("--wait-client", type=seconds, default=60.0, metavar="SECONDS",
                    help="seconds a scenario waits for an ESL client to log in before starting anyway")
     p.set_defaults(func=run)
 
@@ -47,6 +68,15 @@ def scenario_path(name):
     return str(resources.files("engine.sim") / "scenarios" / f"{name}.yaml")
 
 
+class _SimEnv(dict):
+    """The environment for rendering our configuration for the simulator: its phones do not
+    authenticate, so an agent's unset SIP password variable is no reason to refuse."""
+
+    def get(self, key, default=None):
+        value = super().get(key)
+        return value if value else SIM_SIP_PASSWORD
+
+
 def _dialplan_dir(args, password):
     if args.dialplan:
         return Path(args.dialplan).resolve()
@@ -54,33 +84,30 @@ def _dialplan_dir(args, password):
     from engine.settings import load_settings
     settings = load_settings(args.config, env={**os.environ, "HOTLINE_ESL_PASSWORD": password})
     out = Path(tempfile.mkdtemp(prefix="hotline-sim-"))
-    render(settings, out)
+    render(settings, out, env=_SimEnv(os.environ))
     return out / "dialplan"
 
 
 def run(args):
-    from engine.settings import SettingsError
-    from engine.sim.scenario import ScenarioError, load_scenario
+    from engine.infra.clitext import CliError
+    from engine.sim.scenario import load_scenario
     from engine.sim.switch import Switch
 
     password = args.password or os.environ.get("HOTLINE_ESL_PASSWORD") or "ClueCon"
-    host, _, port = args.listen.rpartition(":")
-    try:
-        scenario = load_scenario(scenario_path(args.scenario)) if args.scenario else None
-        dialplan = _dialplan_dir(args, password)
-    except (ScenarioError, SettingsError, OSError) as exc:
-        print(f"hotline sim: {exc}", file=sys.stderr)
-        return 2
+    host, port = args.listen
+    if args.dialplan and not Path(args.dialplan).is_dir():
+        raise CliError(f"--dialplan {args.dialplan}: no such directory")
+    scenario = load_scenario(scenario_path(args.scenario)) if args.scenario else None   # ScenarioError: file:line
+    dialplan = _dialplan_dir(args, password)                               # SettingsError: file:line
     # the rendered tree's modules.conf.xml / local_stream.conf.xml, next to its dialplan/
     conf_dir = dialplan.parent if (dialplan.parent / "autoload_configs").is_dir() else None
     switch = Switch(dialplan_dirs=[dialplan], password=password, conf_dir=conf_dir)
     if not args.dialplan:
         switch.load_codec_config(dialplan.parent)     # our profiles' and directory's codecs
     try:
-        switch.start(host or "127.0.0.1", int(port))
+        switch.start(host, port)
     except (OSError, ValueError) as exc:
-        print(f"hotline sim: cannot listen on {args.listen}: {exc}", file=sys.stderr)
-        return 2
+        raise CliError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
     print(f"hotline sim: FreeSWITCH simulator on {host}:{port} (event socket), dialplan {dialplan}", flush=True)
     stop = gevent.event.Event()
     gevent.signal_handler(signal.SIGTERM, stop.set)
@@ -89,6 +116,9 @@ def run(args):
         gevent.spawn(_run_scenario, switch, scenario, args.wait_client, stop)
     stop.wait()
     switch.stop()
+    if not args.dialplan:
+        import shutil
+        shutil.rmtree(dialplan.parent, ignore_errors=True)      # the configuration rendered for us
     print("hotline sim: stopped")
     return 0
 
