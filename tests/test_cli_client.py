@@ -112,7 +112,7 @@ def test_a_known_error_names_the_file_and_exits_1(home, capsys):
     assert err == ("hotline: error: no database at /nonexistent/dir/hotline.db (from sqlite:////nonexistent/dir/"
                    "hotline.db): give --db URL, or --config the engine's settings file (its database.url)\n")
     assert cli.main(["agents", "report", "--date", "tomorrow", "--db", "sqlite:///x.db"]) == 2
-    assert "--date 'tomorrow': expected YYYY-MM-DD" in capsys.readouterr().err
+    assert "--date 'tomorrow' is not a day; use 2026-12-04" in capsys.readouterr().err
     assert not os.path.exists("x.db")
 
 

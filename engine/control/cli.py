@@ -33,7 +33,7 @@ def register(sub):
     p.add_argument("action", nargs="?", choices=AGENT_ACTIONS)
     p.add_argument("args", nargs="*", metavar="ARG", help="ID (break: REASON ID; extend: ID SECONDS)")
     add_option(p, "--date")
-    add_option(p, "--tz", default="Asia/Shanghai")
+    add_option(p, "--tz")
     p.add_argument("--db", metavar="URL", help="report: database URL (default: the settings file's database.url)")
     _common(p, watch=True)
     p.set_defaults(func=_cmd_agents)
@@ -159,20 +159,22 @@ def agent_line(d):
 
 
 def _agents_report(args):
-    import datetime
-    import zoneinfo
     from engine.acd.agentreport import agent_figures
     if args.args:
         raise UsageError(f"hotline agents report takes no ID ({' '.join(args.args)}): it reports every agent")
+    from engine.infra import clock
+    # --db and --tz together need no settings file; otherwise it gives the database and the zone
+    settings = None if (args.db and args.tz) else _reading_settings(args.config, optional=bool(args.db))
     try:
-        tz = zoneinfo.ZoneInfo(args.tz)
-    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-        raise UsageError(f"--tz {args.tz!r}: not a time zone (e.g. Asia/Shanghai)") from None
+        the_clock = clock.Clock(args.tz) if args.tz else clock.for_settings(settings)
+    except ValueError as exc:
+        raise UsageError(f"--tz: {exc}") from None
     try:
-        day = datetime.date.fromisoformat(args.date) if args.date else datetime.datetime.now(tz).date()
-    except ValueError:
-        raise UsageError(f"--date {args.date!r}: expected YYYY-MM-DD") from None
-    db_url = args.db or _database_url(args.config)
+        day = the_clock.parse_day(args.date, "--date") if args.date else the_clock.today()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    args.tz = the_clock.name
+    db_url = args.db or settings.database.url
     need_database(db_url)
     figures = agent_figures(db_url, day, args.tz)
     if args.json:
@@ -189,11 +191,16 @@ def _agents_report(args):
     return 0
 
 
-def _database_url(config):
+def _reading_settings(config, optional=False):
+    """The settings file's database and time zone (secrets not needed). `optional`: with --db
+    given, a settings file that is not there means the default time zone, as before."""
     import os
     from engine.infra.clitext import SecretsNotNeeded, default_config
     from engine.settings import load_settings
-    return load_settings(config or default_config(), env=SecretsNotNeeded(os.environ)).database.url
+    path = config or default_config()
+    if optional and not os.path.exists(path):
+        return None
+    return load_settings(path, env=SecretsNotNeeded(os.environ))
 
 
 def _cmd_queues(args):

@@ -68,13 +68,12 @@ def quoted(value):
 # --- the same flags, names and metavars in every data command ------------------------------------
 
 def add_config(parser):
-    parser.add_argument("--config", default=DEFAULT_CONFIG,
-                        help="settings file (default %(default)s; $HOTLINE_CONFIG)")
+    return add_option(parser, "--config", default=default_config())
 
 
-def add_json(parser, what="one JSON array with every field"):
-    parser.add_argument("--json", action="store_true",
-                        help=f"{what}; times ISO 8601 with the hotline's offset")
+def add_json(parser, what=None):
+    """`--json` with its one wording (`what` is kept for callers; the help is the same everywhere)."""
+    return add_option(parser, "--json")
 
 
 def takes_durations_ago(parser):
@@ -84,22 +83,19 @@ def takes_durations_ago(parser):
     return parser
 
 
-def add_time_range(parser, what="calls started"):
+def add_time_range(parser, what=None):
     takes_durations_ago(parser)
-    forms = "2026-12-04, '2026-12-04 09:30', today, yesterday, -2h, or ISO with an offset"
-    parser.add_argument("--since", metavar="TIME", help=f"{what} at or after TIME ({forms}; "
-                        "the hotline's time zone unless TIME has an offset)")
-    parser.add_argument("--until", metavar="TIME", help=f"{what} before TIME (same forms)")
+    add_option(parser, "--since")
+    add_option(parser, "--until")
 
 
-def add_day(parser, what):
+def add_day(parser, what=None):
     takes_durations_ago(parser)
-    parser.add_argument("--date", metavar="DAY", help=f"{what} (2026-12-04, today, yesterday, -3d; "
-                        "a day in the hotline's time zone; default today)")
+    add_option(parser, "--date")
 
 
 def add_limit(parser):
-    parser.add_argument("--limit", metavar="N", type=positive_int, help="at most N")
+    add_option(parser, "--limit", type=positive_int)
 
 
 def positive_int(text):
@@ -156,14 +152,17 @@ def escaped(text):
 # One wording per option, whichever command has it (tests/test_cli_fuzz.py checks every command):
 # name -> (metavar, help). `add_option` adds one with these; a command passes its own default.
 OPTIONS = {
-    "--json": (None, "print JSON (every field) instead of text"),
+    "--json": (None, "print JSON (every field; times ISO 8601 with the hotline's offset) instead of text"),
     "--config": ("FILE", "the engine's settings file (default: $HOTLINE_CONFIG, else etc/hotline.yaml)"),
     "--api": ("URL", "control API, e.g. http://127.0.0.1:8090 (default: $HOTLINE_API_URL, the client "
                      "file, else the settings file's control section)"),
     "--token": ("TOKEN", "control-API token (default: $HOTLINE_TOKEN, else the client file)"),
-    "--since": ("TIME", "from this ISO time, e.g. 2026-11-22 or 2026-11-22T08:00:00+08:00 (naive = UTC)"),
-    "--date": ("DATE", "the day, YYYY-MM-DD (default: today)"),
-    "--tz": ("ZONE", "the site's time zone (default: Asia/Shanghai)"),
+    "--since": ("TIME", "from TIME: 2026-12-04, '2026-12-04 09:30', today, yesterday, -2h, or ISO "
+                        "with an offset (the hotline's time zone unless TIME has an offset)"),
+    "--until": ("TIME", "before TIME (the same forms as --since)"),
+    "--date": ("DAY", "the day: 2026-12-04, today, yesterday, -3d (in the hotline's time zone; "
+                      "default today)"),
+    "--tz": ("ZONE", "the time zone (default: the settings' timezone)"),
     "--watch": ("SECONDS", "refresh every SECONDS (default 2) until Ctrl-C"),
     "--limit": ("N", "at most N rows"),
 }

@@ -50,6 +50,9 @@ def register(subparsers):
 
 
 def cmd_init(args):
+    from engine.infra.clitext import UsageError, escaped
+    if not str(args.dir).isprintable():
+        raise UsageError(f"init {escaped(args.dir)}: a directory name with control characters")
     try:
         written = init(Path(args.dir), systemd_dir=args.systemd_dir, logrotate_dir=args.logrotate_dir)
     except InitError as exc:

@@ -35,10 +35,10 @@ def register(subparsers):
     p.add_argument("--at", metavar="TIME", help="when the caller calls: '2026-12-04 09:30', 09:30 (today), "
                    "-2h, or ISO with an offset; in the hotline's time zone (--config's `timezone`) "
                    "unless TIME has an offset; default now")
-    p.add_argument("--config", default=None,
-                   help="settings file whose `timezone` --at is read in (default $HOTLINE_CONFIG or "
-                        "etc/hotline.yaml when it exists, else Asia/Shanghai)")
-    from engine.infra.clitext import add_json, takes_durations_ago
+    from engine.infra.clitext import add_json, add_option, takes_durations_ago
+    # --at is read in this file's `timezone` (when no --config is given and the default file does
+    # not exist: Asia/Shanghai)
+    add_option(p, "--config", default=None)
     takes_durations_ago(p)
     add_json(p, "one JSON object: the time, the path, what the caller heard and the outcome")
     p.add_argument("--keys", default="", help="comma-separated inputs, e.g. 1,2,1 ('' = no input)")

@@ -108,10 +108,11 @@ def run(args):
         switch.start(host, port)
     except (OSError, ValueError) as exc:
         raise CliError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
-    print(f"hotline sim: FreeSWITCH simulator on {host}:{port} (event socket), dialplan {dialplan}", flush=True)
     stop = gevent.event.Event()
+    # before the line that says we are up: whoever waits for it may stop us at once
     gevent.signal_handler(signal.SIGTERM, stop.set)
     gevent.signal_handler(signal.SIGINT, stop.set)
+    print(f"hotline sim: FreeSWITCH simulator on {host}:{port} (event socket), dialplan {dialplan}", flush=True)
     if scenario is not None:
         gevent.spawn(_run_scenario, switch, scenario, args.wait_client, stop)
     stop.wait()
