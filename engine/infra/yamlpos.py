@@ -58,6 +58,25 @@ def pos(mapping, key=None):
         return 1, 1
 
 
+def value_pos(mapping, key):
+    """1-based (line, col) of the value of `key` (where a reference or a wrong value is written);
+    the key's position when ruamel kept none for the value."""
+    try:
+        line, col = mapping.lc.value(key)
+        return line + 1, col + 1
+    except Exception:
+        return pos(mapping, key)
+
+
+def item_pos(seq, index):
+    """1-based (line, col) of item `index` of a ruamel sequence; (1, 1) when unknown."""
+    try:
+        line, col = seq.lc.item(index)
+        return line + 1, col + 1
+    except Exception:
+        return 1, 1
+
+
 def pos_at(data, keys):
     """Position of the deepest of `keys` (a path of mapping keys and list indexes) present in
     the ruamel tree."""
