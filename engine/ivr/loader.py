@@ -287,11 +287,11 @@ def _links(flow, node_id):
     return out
 
 
-class _Refs:
+class Refs:
     """Resolves references across flows and words what is missing (with 'did you mean')."""
 
-    def __init__(self, flowset, unread):
-        self.flowset, self.unread = flowset, unread
+    def __init__(self, flowset, unread, partial=False):
+        self.flowset, self.unread, self.partial = flowset, unread, partial
 
     def declared(self, ref):
         flow = self.flowset.flows.get(ref[0])
@@ -304,7 +304,7 @@ class _Refs:
         """Why `ref` names nothing, or None (it exists, or its file could not be read: said already)."""
         flows = self.flowset.flows
         if ref[0] not in flows:
-            if ref[0] in self.unread:
+            if ref[0] in self.unread or self.partial:
                 return None
             return f"no flow {ref[0]!r}{did_you_mean(ref[0], flows)}"
         if ref[1] in flows[ref[0]].declared:
@@ -388,7 +388,11 @@ def menu_depths(flowset, refs, flow):
     """{(did, node ref): menu levels on the shortest path from that entry} for the flow's entries."""
     out = {}
     for did, target in flow.entry.items():
-        depth = {flowset.resolve(flow.name, str(target)): 1}
+        start = flowset.resolve(flow.name, str(target))
+        if not refs.exists(start):
+            continue
+        # the entry's own menu is level 1; an entry through set/schedule/play nodes is level 0
+        depth = {start: 1 if flowset.flows[start[0]].nodes[start[1]]["type"] == "menu" else 0}
         queue = list(depth)
         while queue:
             ref = queue.pop(0)
@@ -415,8 +419,9 @@ def _check_depth(flowset, refs, problems):
                              f"from entry {did} is beyond max_depth {limit}")
 
 
-def check_flows(paths):
-    """Every error in the flow files `paths` (files or directories), and what the warnings need."""
+def check_flows(paths, partial=False):
+    """Every error in the flow files `paths` (files or directories), and what the warnings need.
+    `partial`: these are not all the flows, so a reference to a flow not among them is not checked."""
     if isinstance(paths, (str, pathlib.Path)):
         paths = [paths]
     problems, flows, entries, unread = Problems(), {}, {}, set()
@@ -438,12 +443,12 @@ def check_flows(paths):
             entries[did] = (flow.name, str(target))
     flowset = FlowSet(flows=flows, entries={})
     flowset.entries = {d: flowset.resolve(f, t) for d, (f, t) in entries.items()}
-    refs = _Refs(flowset, unread)
+    refs = Refs(flowset, unread, partial)
     starts = _check_references(flowset, refs, problems)
     reached = _reach(flowset, refs, starts)
     _check_loops(flowset, refs, reached, problems)
     _check_depth(flowset, refs, problems)
-    whole = not unread and not any({"entry", "fallback"} & f.broken for f in flows.values())
+    whole = not unread and not partial and not any({"entry", "fallback"} & f.broken for f in flows.values())
     return Checked(flowset=flowset, problems=problems, files=files, reached=reached, whole=whole)
 
 
