@@ -77,7 +77,8 @@ def describe(error, root="the file"):
         return [(path + [key], f"unknown key {str(key)!r}{where}{did_you_mean(key, known)}; allowed keys: {allowed}")
                 for key in value if key not in known]
     if v == "required":
-        missing = [k for k in arg if isinstance(value, dict) and k not in value]
+        # jsonschema gives one error per missing key, each with the whole list: keep this one's
+        missing = [k for k in arg if isinstance(value, dict) and k not in value and error.message.startswith(repr(k))]
         # a misspelt key ('promt') is reported as unknown with "did you mean 'prompt'": once is enough
         misspelt = {closest(k, schema.get("properties", {})) for k in value} if isinstance(value, dict) else set()
         missing = [k for k in missing if k not in misspelt]
