@@ -48,6 +48,18 @@ def load(text):
 
 
 
+def error_pos(exc, text):
+    """1-based (line, col) of a YAML error: its mark, or for a ReaderError (a control character)
+    the position it names; (1, 1) when neither is known."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        return mark.line + 1, mark.column + 1
+    at = getattr(exc, "position", None)
+    if isinstance(at, int) and isinstance(text, str):
+        return text.count("\n", 0, at) + 1, at - (text.rfind("\n", 0, at) + 1) + 1
+    return 1, 1
+
+
 def pos(mapping, key=None):
     """1-based (line, col) of `key` in a ruamel mapping (of the mapping itself without a key);
     (1, 1) when ruamel kept no position."""

@@ -15,7 +15,7 @@ import pathlib
 from dataclasses import dataclass, field
 
 import jsonschema
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from engine.infra import yamlpos
 from engine.infra.schematext import closest, describe, did_you_mean, kind
@@ -70,7 +70,7 @@ class Flow:
     declared: set = field(default_factory=set)        # every node id in the file, broken ones too
     loose: dict = field(default_factory=dict)         # broken node id -> its string child targets
     broken: set = field(default_factory=set)          # sections reported wrong: not checked again
-    faulty: set = field(default_factory=set)          # node ids with a problem reported
+    faulty: set = field(default_factory=set)          # node ids whose shape or branches are wrong
 
 
 @dataclass
@@ -129,11 +129,15 @@ def _files(paths):
 
 def _read(path, problems):
     """(positioned tree, sections reported broken) or (None, None) when nothing can be checked."""
+    text = None
     try:
-        data = yamlpos.load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yamlpos.load(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problems.add(path, (mark.line + 1, mark.column + 1) if mark else (1, 1), f"YAML: {exc.problem or exc}")
+        problems.add(path, yamlpos.error_pos(exc, text), f"YAML: {exc.problem or exc}")
+        return None, None
+    except YAMLError as exc:        # ReaderError: a control character where text should be
+        problems.add(path, yamlpos.error_pos(exc, text), f"YAML: {str(exc).splitlines()[0]}")
         return None, None
     except (OSError, UnicodeDecodeError) as exc:
         problems.add(path, (1, 1), f"cannot read: {exc}")
@@ -164,9 +168,10 @@ def _report_schema_errors(problems, path, node, node_id, errors):
             problems.add(path, _pos_at(node, where), f"node {node_id!r}: {sentence}")
 
 
-def _check_node(path, raw, node_id, node, broken, problems):
-    """Checks of one node. Returns its plain form, or None when it is too broken to run or link."""
-    nodes = raw["nodes"]
+def _check_node(path, raw, node_id, node, broken, problems, faulty):
+    """Checks of one node. Returns its plain form, or None when it is too broken to run or link
+    (then, or when its schema or branches are wrong, its id goes into `faulty`)."""
+    nodes, before = raw["nodes"], len(problems)
     if not isinstance(node, dict) or "type" not in node:
         what = "a mapping with a 'type'" if not isinstance(node, dict) else "a 'type'"
         problems.add(path, _pos(nodes, node_id), f"node {node_id!r} needs {what} (one of {', '.join(sorted(NODE_TYPES))})")
@@ -202,6 +207,8 @@ def _check_node(path, raw, node_id, node, broken, problems):
             if str(key) not in menu_branches():
                 problems.add(path, _pos(children, key), f"node {node_id!r}: menu branch {str(key)!r} is not a key "
                              f"(0-9, *, #, timeout, invalid, agent){did_you_mean(key, menu_branches())}")
+    if len(problems) > before:      # its shape or branches are wrong: where it leads is unknown
+        faulty.add(node_id)
     if node_errors:      # cross-checks assume a well-formed node; keep only its string links
         plain["children"] = {k: v for k, v in plain.get("children", {}).items() if isinstance(v, str)}
         plain.pop("target", None) if not isinstance(plain.get("target"), str) else None
@@ -231,11 +238,9 @@ def _check_file(path, raw, broken, problems):
     for node_id, node in raw["nodes"].items():
         node_id = str(node_id)
         positions[node_id] = _pos(raw["nodes"], node_id)
-        before = len(problems)
-        plain = _check_node(path, raw, node_id, node, broken, problems)
-        if len(problems) > before:
-            faulty.add(node_id)
+        plain = _check_node(path, raw, node_id, node, broken, problems, faulty)
         if plain is None:
+            faulty.add(node_id)
             loose[node_id] = _loose_targets(node)
         else:
             nodes[node_id] = plain
