@@ -29,8 +29,8 @@ def register(subparsers):
                    help="warn about prompts longer than N seconds (default 20)")
     p.add_argument("--menu-levels", type=int, default=5, metavar="N",
                    help="warn about menus deeper than N levels (default 5)")
-    p.add_argument("--config", default="etc/hotline.yaml",
-                   help="settings naming the agents and queues files, for the queue checks (if it exists)")
+    p.add_argument("--config", help="settings naming the agents and queues files, for the queue checks "
+                   "(default: etc/hotline.yaml if it exists)")
     p.add_argument("--agents", help="agents file (instead of the config's)")
     p.add_argument("--queues", help="queues file (instead of the config's)")
     p.set_defaults(func=cmd_lint)
@@ -88,24 +88,33 @@ def _lint_acd(args):
     """(AcdConfig or None, [Problem]) from --agents/--queues or the config's files, when there."""
     from engine.acd.config import load_acd
     from engine.settings import SettingsError
-    from .loader import Problem
-    agents, queues = args.agents, args.queues
-    try:
-        if not (agents and queues) and os.path.exists(args.config):
-            from engine.infra.clitext import SecretsNotNeeded
-            from engine.settings import load_settings
-            files = load_settings(args.config, env=SecretsNotNeeded(os.environ)).files
+    agents, queues, config = args.agents, args.queues, args.config or "etc/hotline.yaml"
+    if not (agents and queues) and os.path.exists(config):
+        from engine.infra.clitext import SecretsNotNeeded
+        from engine.settings import load_settings
+        try:
+            files = load_settings(config, env=SecretsNotNeeded(os.environ)).files
             agents, queues = agents or files.agents, queues or files.queues
-        if not (agents and queues and os.path.isfile(agents) and os.path.isfile(queues)):
-            return None, []
+        except SettingsError as exc:
+            if args.config:            # asked for: its problems are this lint's
+                return None, _problems_of(exc, config)
+            print(f"ivr lint: queue checks skipped: {config} has problems (see them with --config {config})", file=sys.stderr)
+    if not (agents and queues and os.path.isfile(agents) and os.path.isfile(queues)):
+        return None, []
+    try:
         return load_acd(agents, queues), []
-    except SettingsError as exc:       # its lines are file:line:col: problem already
-        out = []
-        for line in str(exc).splitlines():
-            where = re.match(r"^(.*?):(\d+):(\d+): (.*)$", line)
-            out.append(Problem(where[1], int(where[2]), int(where[3]), where[4]) if where
-                       else Problem(args.config, 1, 1, line))
-        return None, out
+    except SettingsError as exc:
+        return None, _problems_of(exc, queues)
+
+
+def _problems_of(exc, path):
+    """SettingsError lines (file:line:col: problem) as lint errors."""
+    from .loader import Problem
+    out = []
+    for line in str(exc).splitlines():
+        where = re.match(r"^(.*?):(\d+):(\d+): (.*)$", line)
+        out.append(Problem(where[1], int(where[2]), int(where[3]), where[4]) if where else Problem(str(path), 1, 1, line))
+    return out
 
 
 def cmd_schema(args):
