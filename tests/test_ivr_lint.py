@@ -74,8 +74,19 @@ def test_missing_node_prompt_flow_unreachable_and_duplicate(tmp_path):
     assert "F:8:21: node 'm': no node 'gone' in flow 't'" in problems
     assert "F:11:13: node 'x': no flow 'other'" in problems
     assert not any("unreachable" in p for p in problems)      # a warning of lint, not a load error
-    assert ("F:14:3: warning: node 'orphan' is unreachable (no entry, fallback or other node leads to it)"
-            in lint_all(tmp_path, (tmp_path / "flow.yaml").read_text()))
+    # ... and only once the references are right: what 'gone' meant would look unreachable too
+    assert not any("unreachable" in p for p in lint_all(tmp_path, (tmp_path / "flow.yaml").read_text()))
+    fixed = (tmp_path / "flow.yaml").read_text().replace("prompt: nope", "prompt: p").replace(
+        '"1": gone, "2": x', '"1": bye').replace("other:start", "bye")
+    assert lint_all(tmp_path, fixed) == [
+        "F:9:3: warning: node 'x' is unreachable (no entry, fallback or other node leads to it)",
+        "F:14:3: warning: node 'orphan' is unreachable (no entry, fallback or other node leads to it)"]
+
+
+def test_entry_to_a_misspelt_node_does_not_make_it_unreachable(tmp_path):
+    """An unquoted DID (a number in YAML) still has its position."""
+    assert lint_all(tmp_path, "entry:\n  12345: strat\nnodes:\n  start: {type: hangup}\n") == [
+        "F:2:10: error: entry 12345: no node 'strat' in flow 'flow' (did you mean 'start'?)"]
 
 
 def test_duplicate_digit(tmp_path):

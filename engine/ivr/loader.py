@@ -93,7 +93,7 @@ class Checked:
     problems: Problems
     files: list
     reached: set                 # (flow, node) reachable from an entry or a fallback
-    whole: bool                  # every file read and every entry known: `reached` is the truth
+    whole: bool                  # every file read, every entry and link known: `reached` is the truth
 
 
 def node_schema(module):
@@ -266,6 +266,11 @@ def _check_file(path, raw, broken, problems):
                 declared=set(positions), loose=loose, broken=broken, faulty=faulty)
 
 
+def _raw_key(mapping, key):
+    """The key as the YAML has it (an unquoted DID is a number there), for its position."""
+    return next((k for k in mapping if str(k) == key), key)
+
+
 def menu_branches():
     return set(NODE_TYPES["menu"].BRANCHES) | {"back", "top"}
 
@@ -297,6 +302,7 @@ class Refs:
 
     def __init__(self, flowset, unread, partial=False):
         self.flowset, self.unread, self.partial = flowset, unread, partial
+        self.dangling = 0          # references to nothing found: what they meant may look unreachable
 
     def declared(self, ref):
         flow = self.flowset.flows.get(ref[0])
@@ -311,9 +317,11 @@ class Refs:
         if ref[0] not in flows:
             if ref[0] in self.unread or self.partial:
                 return None
+            self.dangling += 1
             return f"no flow {ref[0]!r}{did_you_mean(ref[0], flows)}"
         if ref[1] in flows[ref[0]].declared:
             return None
+        self.dangling += 1
         return f"no node {ref[1]!r} in flow {ref[0]!r}{did_you_mean(ref[1], flows[ref[0]].declared)}"
 
 
@@ -324,7 +332,8 @@ def _check_references(flowset, refs, problems):
             ref = flowset.resolve(flow.name, str(target))
             why = refs.missing(ref)
             if why:
-                problems.add(flow.path, value_pos(flow.raw["entry"], did), f"entry {did}: {why}")
+                problems.add(flow.path, value_pos(flow.raw["entry"], _raw_key(flow.raw["entry"], did)),
+                             f"entry {did}: {why}")
             starts.append(ref)
         if flow.fallback:
             ref = flowset.resolve(flow.name, str(flow.fallback))
@@ -444,7 +453,7 @@ def check_flows(paths, partial=False):
         flows[flow.name] = flow
         for did, target in flow.entry.items():
             if did in entries:
-                problems.add(path, _pos(raw["entry"], did), f"DID {did} is also an entry of flow {entries[did][0]!r}")
+                problems.add(path, _pos(raw["entry"], _raw_key(raw["entry"], did)), f"DID {did} is also an entry of flow {entries[did][0]!r}")
             entries[did] = (flow.name, str(target))
     flowset = FlowSet(flows=flows, entries={})
     flowset.entries = {d: flowset.resolve(f, t) for d, (f, t) in entries.items()}
@@ -453,7 +462,7 @@ def check_flows(paths, partial=False):
     reached = _reach(flowset, refs, starts)
     _check_loops(flowset, refs, reached, problems)
     _check_depth(flowset, refs, problems)
-    whole = not unread and not partial and not any({"entry", "fallback"} & f.broken for f in flows.values())
+    whole = not unread and not partial and not refs.dangling and not any({"entry", "fallback"} & f.broken for f in flows.values())
     return Checked(flowset=flowset, problems=problems, files=files, reached=reached, whole=whole)
 
 
