@@ -17,7 +17,7 @@ from engine.infra.schematext import did_you_mean
 from engine.infra.yamlpos import pos as _pos, value_pos
 
 from . import schedule as schedule_mod
-from .loader import DEFAULT_MAX_DEPTH, Refs, check_flows, menu_depths, sort_key
+from .loader import DEFAULT_MAX_DEPTH, Refs, _raw_key, check_flows, menu_depths, sort_key
 
 # Mandarin TTS (edge-tts Xiaoxiao, espeak-ng) speaks about 4 characters a second once the pauses
 # at punctuation are counted; Latin letters and digits go about 14 a second (~150 words a minute).
@@ -96,7 +96,7 @@ def _prompt_lengths(flow, options, problems):
             text = prompt.get("text", "") if isinstance(prompt, dict) else prompt
             seconds, how = spoken_seconds(text), f"{len(str(text))} characters of text"
         if seconds is not None and seconds > options.prompt_seconds:
-            problems.add(flow.path, _pos(raw, prompt_id), f"prompt {prompt_id!r} lasts about {seconds:.1f} s "
+            problems.add(flow.path, _pos(raw, _raw_key(raw or {}, prompt_id)), f"prompt {prompt_id!r} lasts about {seconds:.1f} s "
                          f"({how}); callers stop listening after {options.prompt_seconds:g} s: shorten or split it",
                          "warning")
 
@@ -122,7 +122,7 @@ def _queues(flow, acd, problems):
     for node_id, node in flow.nodes.items():
         if node["type"] != "queue" or node_id in flow.faulty:
             continue
-        name, at = node["queue"], value_pos(flow.raw["nodes"][node_id], "queue")
+        name, at = node["queue"], value_pos(flow.raw_nodes[node_id], "queue")
         queue = acd.queues.get(name)
         if queue is None:
             problems.add(flow.path, at, f"node {node_id!r}: no queue {name!r} in the queues file"

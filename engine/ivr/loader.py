@@ -67,6 +67,7 @@ class Flow:
     entry: dict = field(default_factory=dict)
     positions: dict = field(default_factory=dict)     # node id -> (line, column)
     raw: dict = field(default=None, repr=False)       # the positioned YAML tree
+    raw_nodes: dict = field(default_factory=dict, repr=False)   # node id (text) -> its positioned node
     declared: set = field(default_factory=set)        # every node id in the file, broken ones too
     loose: dict = field(default_factory=dict)         # broken node id -> its string child targets
     broken: set = field(default_factory=set)          # sections reported wrong: not checked again
@@ -174,7 +175,7 @@ def _check_node(path, raw, node_id, node, broken, problems, faulty):
     nodes, before = raw["nodes"], len(problems)
     if not isinstance(node, dict) or "type" not in node:
         what = "a mapping with a 'type'" if not isinstance(node, dict) else "a 'type'"
-        problems.add(path, _pos(nodes, node_id), f"node {node_id!r} needs {what} (one of {', '.join(sorted(NODE_TYPES))})")
+        problems.add(path, _pos(nodes, _raw_key(nodes, node_id)), f"node {node_id!r} needs {what} (one of {', '.join(sorted(NODE_TYPES))})")
         return None
     node_type = node["type"]
     module = NODE_TYPES.get(node_type) if isinstance(node_type, str) else None
@@ -213,7 +214,7 @@ def _check_node(path, raw, node_id, node, broken, problems, faulty):
         plain["children"] = {k: v for k, v in plain.get("children", {}).items() if isinstance(v, str)}
         plain.pop("target", None) if not isinstance(plain.get("target"), str) else None
         return plain
-    at = lambda key: _pos(node, key) if key in node else _pos(nodes, node_id)     # noqa: E731
+    at = lambda key: _pos(node, key) if key in node else _pos(nodes, _raw_key(nodes, node_id))     # noqa: E731
     if hasattr(module, "check") and not (node_type == "schedule" and "schedule" in broken):
         for key, message in module.check(plain, raw):
             problems.add(path, at(key), f"node {node_id!r}: {message}")
@@ -234,10 +235,11 @@ def _loose_targets(node):
 
 def _check_file(path, raw, broken, problems):
     """Per-file checks that need the raw (positioned) YAML. Returns a Flow."""
-    nodes, positions, loose, faulty = {}, {}, {}, set()
-    for node_id, node in raw["nodes"].items():
-        node_id = str(node_id)
-        positions[node_id] = _pos(raw["nodes"], node_id)
+    nodes, positions, loose, faulty, raw_nodes = {}, {}, {}, set(), {}
+    for key, node in raw["nodes"].items():
+        node_id = str(key)
+        raw_nodes[node_id] = node
+        positions[node_id] = _pos(raw["nodes"], key)
         plain = _check_node(path, raw, node_id, node, broken, problems, faulty)
         if plain is None:
             faulty.add(node_id)
@@ -256,14 +258,14 @@ def _check_file(path, raw, broken, problems):
     for prompt_id, prompt in prompts.items():
         audio = prompt.get("file") if isinstance(prompt, dict) else None
         if audio and not (path.parent / audio).exists():
-            problems.add(path, value_pos(raw["prompts"][prompt_id], "file"),
+            problems.add(path, value_pos(raw["prompts"][_raw_key(raw["prompts"], prompt_id)], "file"),
                          f"prompt {prompt_id!r}: audio file {audio} not found (relative to {path.parent})")
     entry = raw.get("entry") if "entry" not in broken else None
     return Flow(name=str(raw.get("name") or path.stem), path=path, nodes=nodes, prompts=prompts,
                 schedule=_plain(sched), variables=_plain(raw.get("variables") or {}) if "variables" not in broken else {},
                 fallback=raw.get("fallback") if "fallback" not in broken else None,
                 entry=_plain(entry or {}), positions=positions, raw=raw,
-                declared=set(positions), loose=loose, broken=broken, faulty=faulty)
+                declared=set(positions), loose=loose, broken=broken, faulty=faulty, raw_nodes=raw_nodes)
 
 
 def _raw_key(mapping, key):
@@ -287,7 +289,7 @@ def _edges(flowset, flow, node_id):
 
 def _links(flow, node_id):
     """(where the reference is written: (line, col), target) for each child and goto target."""
-    node = flow.raw["nodes"][node_id]
+    node = flow.raw_nodes[node_id]
     out = []
     children = node.get("children") if isinstance(node, dict) else None
     if isinstance(children, dict):
@@ -353,7 +355,7 @@ def _check_references(flowset, refs, problems):
 
 def _check_prompt_refs(flow, problems):
     for node_id, node in flow.nodes.items():
-        raw = flow.raw["nodes"][node_id]
+        raw = flow.raw_nodes[node_id]
         for field_name in getattr(NODE_TYPES[node["type"]], "PROMPT_FIELDS", ()):
             values = node.get(field_name)
             if isinstance(values, list):
