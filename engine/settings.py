@@ -2,7 +2,8 @@
 
 The schema is the dataclasses below and nothing else: `load_settings` walks the YAML against their
 type hints and `setting(...)` metadata (bounds, choices, reloadable), so a rule is written once.
-Every problem stops start-up with `SettingsError("etc/hotline.yaml:12:9: esl.port: ...")`.
+Every problem in the file is found in one go: start-up stops with one `SettingsError` listing them
+all, a line each (`etc/hotline.yaml:12:9: esl.port: ...`), in file order.
 
 Secrets are never in the file: the file names the environment variable that holds them
 (`esl.password_env`, `control.tokens[].token_env`) and the loaded object carries the value.
@@ -25,7 +26,16 @@ DEFAULT_ESL_PASSWORD = "ClueCon"   # FreeSWITCH's stock password; only with allo
 
 
 class SettingsError(ValueError):
-    """A setting is wrong, missing or unknown; the message names the setting and where it is."""
+    """A setting is wrong, missing or unknown; the message names the setting and where it is.
+    `problems`: one 'file:line:col: setting: problem' line per problem (the message joins them)."""
+
+    def __init__(self, message, problems=None):
+        super().__init__(message)
+        self.problems = list(problems) if problems is not None else [str(message)]
+
+
+class _Invalid(Exception):
+    """A value already reported: the builder goes on with the next setting."""
 
 
 def setting(default=dataclasses.MISSING, *, doc: str = "", reloadable: bool = False,
@@ -296,19 +306,59 @@ def _where(marks, source, path):
 
 
 class SchemaBuilder:
-    """Turns plain YAML data into frozen dataclasses, checking every value against the schema."""
+    """Turns plain YAML data into frozen dataclasses, checking every value against the schema.
+
+    It reports every problem, not the first: a wrong value is recorded and the next setting
+    checked (a wrong setting with a default takes its default meanwhile, so the checks after the
+    schema still run); `build` then raises one error carrying the list. A later problem about a
+    setting already reported (or one inside it) is not said twice.
+    """
 
     def __init__(self, marks, source, base_dir, error=SettingsError):
         self.marks, self.source, self.base_dir, self.error = marks, source, base_dir, error
+        self.problems = []          # (position, setting path, line)
+
+    def report(self, path, problem):
+        """Record a problem and go on."""
+        for _, done, _ in self.problems:
+            if path == done or path.startswith((done + ".", done + "[")):
+                return
+        where = _where(self.marks, self.source, path)
+        position = tuple(int(n) for n in where.rsplit(":", 2)[1:])
+        self.problems.append((position, path, f"{where}: {path}: {problem}"))
 
     def fail(self, path, problem):
-        raise self.error(f"{_where(self.marks, self.source, path)}: {path}: {problem}")
+        """Record a problem and stop: raise one error with every problem found so far."""
+        self.report(path, problem)
+        self.raise_if_any()
+
+    def raise_if_any(self):
+        if self.problems:
+            lines = [line for _, _, line in sorted(self.problems, key=lambda p: p[0])]
+            error = self.error("\n".join(lines))
+            error.problems = lines
+            raise error
+
+    def _bad(self, path, problem):
+        self.report(path, problem)
+        raise _Invalid(path)
 
     def build(self, cls, data, path):
+        """The dataclass `cls` from `data`; raises self.error listing every problem."""
+        try:
+            built = self.collect(cls, data, path)
+        except _Invalid:
+            built = None
+        self.raise_if_any()
+        return built
+
+    def collect(self, cls, data, path):
+        """Like build, but leaves the problems found for raise_if_any (more checks may follow);
+        raises _Invalid only when not even defaults can stand in for what is wrong."""
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            self.fail(path or cls.__name__, f"expected a mapping of settings, got {_kind(data)}")
+            self._bad(path or cls.__name__, f"expected a mapping of settings, got {_kind(data)}")
         hints = typing.get_type_hints(cls)
         known = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("derived")}
         for key in data:
@@ -316,18 +366,28 @@ class SchemaBuilder:
                 sub = f"{path}.{key}" if path else str(key)
                 near = difflib.get_close_matches(str(key), known, n=1)
                 hint = f" (did you mean '{near[0]}'?)" if near else f"; known: {', '.join(known)}"
-                self.fail(sub, f"unknown setting{hint}")
-        values = {}
+                self.report(sub, f"unknown setting{hint}")
+        values, unbuildable = {}, False
         for name, f in known.items():
             sub = f"{path}.{name}" if path else name
-            if name in data:
-                values[name] = self.value(hints[name], data[name], sub, f.metadata)
-            elif f.default is dataclasses.MISSING:
-                self.fail(sub, "required setting is missing")
-            elif dataclasses.is_dataclass(hints[name]):
-                values[name] = self.build(hints[name], {}, sub)   # so its defaults resolve too
+            try:
+                if name in data:
+                    values[name] = self.value(hints[name], data[name], sub, f.metadata)
+                    continue
+                if f.default is dataclasses.MISSING:
+                    self._bad(sub, "required setting is missing")
+            except _Invalid:
+                if f.default is dataclasses.MISSING:
+                    unbuildable = True
+                    continue
+            if dataclasses.is_dataclass(hints[name]):
+                values[name] = self.collect(hints[name], {}, sub)   # so its defaults resolve too
             elif isinstance(f.default, Path):
                 values[name] = _resolve(self.base_dir, f.default)
+            else:
+                values.pop(name, None)
+        if unbuildable:
+            raise _Invalid(path)
         return cls(**values)
 
     def value(self, tp, raw, path, meta):
@@ -339,56 +399,67 @@ class SchemaBuilder:
             return self.value(tp, raw, path, meta)
         if origin is tuple:
             if not isinstance(raw, list):
-                self.fail(path, f"expected a list, got {_kind(raw)}")
+                self._bad(path, f"expected a list, got {_kind(raw)}")
             if len(raw) < meta.get("min_items", 0):
-                self.fail(path, f"needs at least {meta['min_items']} item(s)")
-            return tuple(self.value(args[0], item, f"{path}[{i}]", {}) for i, item in enumerate(raw))
+                self._bad(path, f"needs at least {meta['min_items']} item(s)")
+            return tuple(self._each([(f"{path}[{i}]", item) for i, item in enumerate(raw)], args[0], {}).values())
         if origin is dict:
             # A mapping of names to values (agent skills: {pension: 8}); keys are always text.
             if not isinstance(raw, dict):
-                self.fail(path, f"expected a mapping, got {_kind(raw)}")
-            return types.MappingProxyType({str(k): self.value(args[1], v, f"{path}.{k}", meta)
-                                           for k, v in raw.items()})
+                self._bad(path, f"expected a mapping, got {_kind(raw)}")
+            items = self._each([(f"{path}.{k}", v) for k, v in raw.items()], args[1], meta)
+            return types.MappingProxyType({str(k): items[f"{path}.{k}"] for k in raw if f"{path}.{k}" in items})
         if dataclasses.is_dataclass(tp):
-            return self.build(tp, raw, path)
+            return self.collect(tp, raw, path)
         value = self.scalar(tp, raw, path)
         self.check_bounds(value, path, meta)
         return value
 
+    def _each(self, items, tp, meta):
+        """{path: value} of list or mapping items, every item checked; a wrong one is reported and
+        left out (the error is raised at the end anyway), so the checks after the schema still run."""
+        out = {}
+        for sub, raw in items:
+            try:
+                out[sub] = self.value(tp, raw, sub, meta)
+            except _Invalid:
+                pass
+        return out
+
     def scalar(self, tp, raw, path):
         if tp is bool:
             if not isinstance(raw, bool):
-                self.fail(path, f"expected true or false, got {_kind(raw)}")
+                self._bad(path, f"expected true or false, got {_kind(raw)}")
             return raw
         if tp is int:
             if isinstance(raw, bool) or not isinstance(raw, int):
-                self.fail(path, f"expected an integer, got {_kind(raw)}")
+                self._bad(path, f"expected an integer, got {_kind(raw)}")
             return int(raw)
         if tp is float:
             if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-                self.fail(path, f"expected a number, got {_kind(raw)}")
+                self._bad(path, f"expected a number, got {_kind(raw)}")
             return float(raw)
         if tp is str:
             if isinstance(raw, (int, float)) and not isinstance(raw, bool):
                 # YAML reads 01012345 as a number and drops the 0: insist on quotes.
-                self.fail(path, f"expected text, got the number {raw!r}; quote it: \"{raw}\"")
+                self._bad(path, f"expected text, got the number {raw!r}; quote it: \"{raw}\"")
             if not isinstance(raw, str):
-                self.fail(path, f"expected text, got {_kind(raw)}")
+                self._bad(path, f"expected text, got {_kind(raw)}")
             return str(raw)
         if tp is Path:
             if not isinstance(raw, str) or not raw:
-                self.fail(path, f"expected a path, got {_kind(raw)}")
+                self._bad(path, f"expected a path, got {_kind(raw)}")
             return _resolve(self.base_dir, Path(raw).expanduser())
         raise TypeError(f"schema type {tp!r} at {path} is not supported")
 
     def check_bounds(self, value, path, meta):
         choices = meta.get("choices")
         if choices and value not in choices:
-            self.fail(path, f"must be one of {', '.join(map(str, choices))}; got {value!r}")
+            self._bad(path, f"must be one of {', '.join(map(str, choices))}; got {value!r}")
         if meta.get("min") is not None and value < meta["min"]:
-            self.fail(path, f"must be at least {meta['min']}; got {value!r}")
+            self._bad(path, f"must be at least {meta['min']}; got {value!r}")
         if meta.get("max") is not None and value > meta["max"]:
-            self.fail(path, f"must be at most {meta['max']}; got {value!r}")
+            self._bad(path, f"must be at most {meta['max']}; got {value!r}")
 
 
 def _kind(raw):
@@ -396,7 +467,10 @@ def _kind(raw):
         return "nothing"
     if isinstance(raw, str):
         return f"the text {raw!r}"
-    return {dict: "a mapping", list: "a list", bool: f"{raw!r}"}.get(type(raw), f"{type(raw).__name__} {raw!r}")
+    if isinstance(raw, bool):
+        return f"{raw!r}"
+    # ruamel's CommentedMap/CommentedSeq are dict/list subclasses
+    return "a mapping" if isinstance(raw, dict) else "a list" if isinstance(raw, list) else f"{type(raw).__name__} {raw!r}"
 
 
 def _resolve(base_dir: Path, p: Path) -> Path:
@@ -407,7 +481,10 @@ def _resolve(base_dir: Path, p: Path) -> Path:
 def _finish(root, marks, source, base_dir, env) -> Settings:
     env = os.environ if env is None else env
     builder = SchemaBuilder(marks, source, base_dir)
-    s = builder.build(Settings, root, "")
+    try:
+        s = builder.collect(Settings, root, "")
+    except _Invalid:          # a required section is wrong: nothing to check further
+        builder.raise_if_any()
     var = s.paths.var_dir
     paths = dataclasses.replace(
         s.paths,
@@ -431,12 +508,14 @@ def _finish(root, marks, source, base_dir, env) -> Settings:
     outbound = s.outbound
     if not outbound.advertise_host:
         if outbound.listen_host in ("0.0.0.0", "::", ""):
-            builder.fail("outbound.advertise_host", "required when listen_host is a wildcard address")
+            builder.report("outbound.advertise_host", "required when listen_host is a wildcard address")
         outbound = dataclasses.replace(outbound, advertise_host=outbound.listen_host)
+    database_url = _database_url(s.database.url, var, base_dir, builder)
+    builder.raise_if_any()     # every problem of the file at once
     return dataclasses.replace(
         s, paths=paths, esl=esl, trunk=trunk, outbound=outbound, redis=rds,
         control=dataclasses.replace(s.control, tokens=tokens),
-        database=dataclasses.replace(s.database, url=_database_url(s.database.url, var, base_dir, builder)),
+        database=dataclasses.replace(s.database, url=database_url),
         switch=dataclasses.replace(s.switch, cdr_dir=s.switch.cdr_dir or var / "fs-cdr",
                                    music_dir=s.switch.music_dir or var / "music"),
         source=source, marks=marks,
@@ -449,7 +528,7 @@ def _redis_settings(rds, env, builder):
         try:
             parse_sentinels([entry])
         except ValueError as exc:
-            builder.fail(f"redis.sentinels[{i}]", str(exc))
+            builder.report(f"redis.sentinels[{i}]", str(exc))
     if rds.sentinel_password_env:
         return dataclasses.replace(rds, sentinel_password=_secret(
             env, rds.sentinel_password_env, "redis.sentinel_password_env", builder))
@@ -463,11 +542,11 @@ def _check_purge_time(rec, builder):
         try:
             parse_hhmm(rec.purge_at)
         except ValueError as exc:
-            builder.fail("recordings.purge_at", str(exc))
+            builder.report("recordings.purge_at", str(exc))
     try:
         zoneinfo.ZoneInfo(rec.purge_tz)
     except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-        builder.fail("recordings.purge_tz", f"unknown time zone {rec.purge_tz!r}")
+        builder.report("recordings.purge_tz", f"unknown time zone {rec.purge_tz!r}")
 
 
 def _check_zone(name, path, builder):
@@ -481,7 +560,7 @@ def _check_zone(name, path, builder):
 def _secret(env, name, path, builder):
     value = env.get(name)
     if not value:
-        builder.fail(path, f"environment variable {name} is not set")
+        builder.report(path, f"environment variable {name} is not set")
     return value
 
 
@@ -490,18 +569,20 @@ def _esl_password(esl, env, builder):
         return env[esl.password_env]
     if esl.allow_default_password:
         return DEFAULT_ESL_PASSWORD
-    builder.fail("esl.password_env", f"environment variable {esl.password_env} is not set "
+    builder.report("esl.password_env", f"environment variable {esl.password_env} is not set "
                  "(set it, or esl.allow_default_password: true in a lab)")
 
 
 def _check_tokens(tokens, builder):
     seen = {}
     for i, t in enumerate(tokens):
+        if not t.token:        # its variable is unset: said already
+            continue
         if t.token in seen:
-            builder.fail(f"control.tokens[{i}].token_env", f"same token as control.tokens[{seen[t.token]}]")
+            builder.report(f"control.tokens[{i}].token_env", f"same token as control.tokens[{seen[t.token]}]")
         seen[t.token] = i
         if t.role == "agent" and not t.agent:
-            builder.fail(f"control.tokens[{i}].agent", "an agent token must name its agent")
+            builder.report(f"control.tokens[{i}].agent", "an agent token must name its agent")
 
 
 def _database_url(url, var_dir, base_dir, builder):
@@ -509,10 +590,10 @@ def _database_url(url, var_dir, base_dir, builder):
         return f"sqlite:///{var_dir / 'hotline.db'}"
     scheme = url.split(":", 1)[0]
     if scheme not in ("sqlite", "postgresql", "postgres"):
-        builder.fail("database.url", f"unsupported database {scheme!r}; use sqlite:/// or postgresql://")
+        builder.report("database.url", f"unsupported database {scheme!r}; use sqlite:/// or postgresql://")
     if scheme == "sqlite":
         if not url.startswith("sqlite:///"):
-            builder.fail("database.url", "SQLite URLs take three slashes: sqlite:///relative.db or sqlite:////abs.db")
+            builder.report("database.url", "SQLite URLs take three slashes: sqlite:///relative.db or sqlite:////abs.db")
         rest = url[len("sqlite:///"):]
         if rest != ":memory:" and not rest.startswith("/"):
             return f"sqlite:///{_resolve(base_dir, Path(rest))}"

@@ -54,18 +54,29 @@ def test_yaml_syntax_error_has_file_line_column(tmp_path):
 def test_schema_errors_point_at_the_line(tmp_path):
     text = MINIMAL.replace("greeting: 您好\n", "greeting: 您好\nlimits: {max_misses: 0}\nsurprise: 1\n")
     problems = problems_of(tmp_path, text)
-    by_where = {p.split(": ", 2)[1]: p for p in problems}
-    assert set(by_where) == {"limits.max_misses", "file"}
-    assert by_where["limits.max_misses"].startswith(f"{tmp_path / 'bot.yaml'}:4:")
-    assert "less than the minimum of 1" in by_where["limits.max_misses"]
-    assert "surprise" in by_where["file"]
+    assert len(problems) == 2
+    assert f"{tmp_path / 'bot.yaml'}:4:10: limits.max_misses must be at least 1, not 0" in problems
+    assert any(p.startswith(f"{tmp_path / 'bot.yaml'}:5:1: unknown key 'surprise'; allowed keys: name, ")
+               for p in problems)
+
+
+def test_misspelt_keys_and_choices_get_did_you_mean(tmp_path):
+    text = MINIMAL.replace("greeting: 您好\n", "greetng: 您好\nlimits: {on_unknwn: human, after_silence: hman}\n")
+    problems = [p.replace(str(tmp_path / "bot.yaml"), "F") for p in problems_of(tmp_path, text)]
+    assert any(p.startswith("F:3:1: unknown key 'greetng' (did you mean 'greeting'?)") for p in problems), problems
+    assert any(p.startswith("F:4:10: unknown key 'on_unknwn' in limits (did you mean 'on_unknown'?)") for p in problems)
+    assert any(p.startswith("F:4:28: limits.after_silence is the text 'hman' (did you mean 'human'?); allowed: done, human")
+               for p in problems), problems
+    assert not any("needs the key 'greeting'" in p for p in problems)    # said once, as the misspelling
 
 
 def test_missing_required_keys_and_wrong_types(tmp_path):
     problems = problems_of(tmp_path, "name: x\nfaq: {a: 1}\n")
     text = "\n".join(problems)
-    assert "'subject' is a required property" in text and "'greeting' is a required property" in text
-    assert "faq: {'a': 1} is not of type 'array'" in text
+    assert "the file needs the key 'subject'" in text and "the file needs the key 'greeting'" in text
+    assert "faq must be a list, not a mapping" in text
+    for raw in ("is a required property", "is not of type"):       # jsonschema's words, not ours
+        assert raw not in text
 
 
 def test_semantic_errors(tmp_path):
@@ -218,7 +229,7 @@ def test_chat_stops_at_end_of_input_and_refuses_a_broken_file(tmp_path, monkeypa
     out = capsys.readouterr().out
     assert "not keys: 'x'" in out and "(end of input)" in out
     assert cli.main(["bot", "chat", str(write(tmp_path, "name: x\n"))]) == 1         # a broken file: a failure (1), not a usage error (2)
-    assert "'subject' is a required property" in capsys.readouterr().err
+    assert "the file needs the key 'subject'" in capsys.readouterr().err
 
 
 def test_lint_cli(tmp_path, capsys):
@@ -226,7 +237,7 @@ def test_lint_cli(tmp_path, capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1] == "ok"
     bad = write(tmp_path, MINIMAL.replace("subject: 社保\n", ""))
     assert cli.main(["bot", "lint", str(bad)]) == 1
-    assert f"{bad}:1:1: file: 'subject' is a required property" in capsys.readouterr().out
+    assert f"{bad}:1:1: the file needs the key 'subject'" in capsys.readouterr().out
 
 
 def test_empty_files_are_problems_not_empty_bots(tmp_path):

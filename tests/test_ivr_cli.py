@@ -1,6 +1,7 @@
 """hotline ivr walk / graph / schema / override / reload from the command line."""
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -42,6 +43,47 @@ def test_schema_written(tmp_path):
     schema = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))
     variants = schema["properties"]["nodes"]["additionalProperties"]["oneOf"]
     assert sorted(v["properties"]["type"]["const"] for v in variants) == sorted(NODE_TYPES)
+
+
+def test_schema_prints_by_default_and_equals_the_shipped_one():
+    before = (pathlib.Path(ROOT) / "ivr_flows" / "schema.json").stat().st_mtime_ns
+    out = hotline("schema")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == (pathlib.Path(ROOT) / "ivr_flows" / "schema.json").read_text(encoding="utf-8")
+    assert (pathlib.Path(ROOT) / "ivr_flows" / "schema.json").stat().st_mtime_ns == before   # not rewritten
+
+
+def test_schema_output_refuses_to_overwrite_without_force(tmp_path):
+    target = tmp_path / "s.json"
+    target.write_text("mine", encoding="utf-8")
+    out = hotline("schema", "--output", str(target))
+    assert out.returncode == 1 and "exists; add --force" in out.stderr
+    assert target.read_text(encoding="utf-8") == "mine"
+    assert hotline("schema", "--output", str(target), "--force").returncode == 0
+    assert json.loads(target.read_text(encoding="utf-8"))["title"] == "hotline IVR flow"
+
+
+def test_graph_refuses_a_broken_flow(tmp_path):
+    flow = tmp_path / "bad.yaml"
+    flow.write_text("entry: {'1': a}\nnodes:\n  a: {type: play, prompt: p, children: {next: gone}}\n", encoding="utf-8")
+    out = hotline("graph", str(flow), "-o", str(tmp_path / "bad.dot"))
+    assert out.returncode == 1
+    assert f"{flow}:3:47: node 'a': no node 'gone' in flow 'bad'" in out.stderr
+    assert not (tmp_path / "bad.dot").exists()
+
+
+def test_graph_checks_the_format_before_graphviz(tmp_path):
+    for name in ("flow.jpeg2", "flow"):
+        out = hotline("graph", "ivr_flows/12345.yaml", "-o", str(tmp_path / name))
+        assert out.returncode == 2 and "cannot tell the format" in out.stderr and ".svg, .png, .pdf or .dot" in out.stderr
+        assert not (tmp_path / name).exists()
+
+
+def test_graph_of_one_flow_linking_into_another(tmp_path):
+    """12345 goes to the shared sub-tree: drawn alone it is not 'broken' for that."""
+    out = hotline("graph", "ivr_flows/12345.yaml", "-o", str(tmp_path / "12345.dot"))
+    assert out.returncode == 0, out.stderr
+    assert '"12345:to_social_insurance" -> "si:si_menu"' in (tmp_path / "12345.dot").read_text(encoding="utf-8")
 
 
 @pytest.fixture

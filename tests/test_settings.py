@@ -156,3 +156,45 @@ def test_where_points_at_a_setting(tmp_path):
     s = load_settings(p, env=ENV)
     assert s.where("files.agents") == f"{p}:3:3"
     assert s.where("files.queues") == f"{p}:2:1"
+
+
+def test_every_problem_of_the_file_at_once_in_file_order(tmp_path):
+    """Schema problems (unknown, wrong type, out of bounds, bad choice) and the checks after the
+    schema (time zone, secrets) all come in one error, one line each with file:line:col."""
+    p = write(tmp_path, 'log: {level: LOUD}\n'
+                        'trunk: {dids: ["1"]}\n'
+                        'esl:\n'
+                        '  prot: 8021\n'
+                        '  connect_timeout: fast\n'
+                        'recordings:\n'
+                        '  retention_months: 3\n'
+                        '  purge_tz: Mars/Olympus\n')
+    with pytest.raises(SettingsError) as exc:
+        load_settings(p, env={})
+    assert exc.value.problems == [
+        f"{p}:1:7: log.level: must be one of DEBUG, INFO, WARNING, ERROR; got 'LOUD'",
+        f"{p}:3:1: esl.password_env: environment variable HOTLINE_ESL_PASSWORD is not set "
+        "(set it, or esl.allow_default_password: true in a lab)",
+        f"{p}:4:3: esl.prot: unknown setting (did you mean 'port'?)",
+        f"{p}:5:3: esl.connect_timeout: expected a number, got the text 'fast'",
+        f"{p}:7:3: recordings.retention_months: must be at least 12; got 3",
+        f"{p}:8:3: recordings.purge_tz: unknown time zone 'Mars/Olympus'",
+    ]
+    assert str(exc.value) == "\n".join(exc.value.problems)
+
+
+def test_a_wrong_setting_is_reported_once(tmp_path):
+    """esl.password_env of the wrong type is not also 'environment variable ... is not set'; two
+    tokens whose variables are unset are not also 'the same token'; every list item is checked."""
+    p = write(tmp_path, 'trunk: {dids: ["1", 2, 3]}\nesl: {password_env: [X]}\ncontrol:\n  tokens:\n'
+                        '    - {name: a, role: admin, token_env: T_A}\n    - {name: b, role: admin, token_env: T_B}\n')
+    with pytest.raises(SettingsError) as exc:
+        load_settings(p, env={})
+    problems = [line.replace(str(p), "F") for line in exc.value.problems]
+    assert problems == [
+        "F:1:21: trunk.dids[1]: expected text, got the number 2; quote it: \"2\"",
+        "F:1:24: trunk.dids[2]: expected text, got the number 3; quote it: \"3\"",
+        "F:2:7: esl.password_env: expected text, got a list",
+        "F:5:30: control.tokens[0].token_env: environment variable T_A is not set",
+        "F:6:30: control.tokens[1].token_env: environment variable T_B is not set",
+    ]

@@ -1,4 +1,4 @@
-"""Load a bot definition (YAML) and check it: every problem as 'file:line:column: where: problem'.
+"""Load a bot definition (YAML) and check it: every problem as 'file:line:column: problem'.
 
 A bot file (see ivr_flows/bots/city_hotline.yaml for a full one):
 
@@ -44,6 +44,7 @@ import jsonschema
 from ruamel.yaml.error import MarkedYAMLError
 
 from engine.infra import yamlpos
+from engine.infra.schematext import describe
 from engine.infra.yamlpos import plain as _plain, pos_at as _pos_at
 
 from . import faq as faq_mod
@@ -81,14 +82,15 @@ MATCH_DEFAULTS = {"answer": 0.5, "suggest": 0.2, "margin": 0.03, "candidates": 4
                   "min_confidence": 0.0, "lead_score": 0.35, "lead_ratio": 1.5}
 
 _str_list = {"type": "array", "items": {"type": "string", "minLength": 1}}
-_then = {"type": "string", "pattern": r"^(human|done|repeat|answer|task:[A-Za-z0-9_-]+)$"}
+_then = {"type": "string", "pattern": r"^(human|done|repeat|answer|task:[A-Za-z0-9_-]+)$",
+         "description": "human, done, repeat, answer or task:<task id>"}
 SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "required": ["name", "subject", "greeting"],
     "properties": {
-        "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]+$"},
-        "language": {"type": "string", "pattern": r"^[a-z]{2}(-[A-Za-z]+)?$"},
+        "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]+$", "description": "letters, digits, _ . -"},
+        "language": {"type": "string", "pattern": r"^[a-z]{2}(-[A-Za-z]+)?$", "description": "a language code: zh, ko, zh-CN"},
         "subject": {"type": "string", "minLength": 1},
         "comment": {"type": "string"},
         "voice": {"type": "string", "minLength": 1},
@@ -143,7 +145,8 @@ SCHEMA = {
                 "slots": {"type": "array", "minItems": 1, "items": {
                     "type": "object", "additionalProperties": False,
                     "required": ["name", "type", "prompt", "confirm"], "properties": {
-                        "name": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+                        "name": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                 "description": "a slot name (letters, digits, _)"},
                         "type": {"enum": list(slots_mod.SLOT_TYPES)},
                         "prompt": {"type": "string", "minLength": 1},
                         "confirm": {"type": "string", "minLength": 1},
@@ -243,6 +246,11 @@ class _Checker:
         where = ".".join(map(str, keys)) or "file"
         self.problems.append(f"{self.path}:{line}:{col}: {where}: {problem}")
 
+    def said(self, keys, sentence):
+        """A sentence that names its key itself (engine.infra.schematext)."""
+        line, col = _pos_at(self.raw, keys)
+        self.problems.append(f"{self.path}:{line}:{col}: {sentence}")
+
     def template(self, keys, text, allowed):
         unknown = sorted(_fields(text) - set(allowed))
         if unknown:
@@ -273,8 +281,9 @@ def check_bot(path):
         return None, [f"{path}:1:1: a bot file is a mapping (name, subject, greeting, intents, faq...)"]
     chk = _Checker(path, raw)
     errors = sorted(jsonschema.Draft7Validator(SCHEMA).iter_errors(_plain(raw)), key=lambda e: list(map(str, e.path)))
-    for error in errors:
-        chk.at(list(error.path), error.message)
+    for error in errors:     # in words, with "did you mean" for misspelt keys and choices
+        for keys, sentence in describe(error):
+            chk.said(keys, sentence)
     if errors:          # the shape is wrong: report where, and check nothing deeper
         return None, chk.problems
     data = _plain(raw)

@@ -48,11 +48,42 @@ def load(text):
 
 
 
+def error_pos(exc, text):
+    """1-based (line, col) of a YAML error: its mark, or for a ReaderError (a control character)
+    the position it names; (1, 1) when neither is known."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        return mark.line + 1, mark.column + 1
+    at = getattr(exc, "position", None)
+    if isinstance(at, int) and isinstance(text, str):
+        return text.count("\n", 0, at) + 1, at - (text.rfind("\n", 0, at) + 1) + 1
+    return 1, 1
+
+
 def pos(mapping, key=None):
     """1-based (line, col) of `key` in a ruamel mapping (of the mapping itself without a key);
     (1, 1) when ruamel kept no position."""
     try:
         line, col = mapping.lc.key(key) if key is not None else (mapping.lc.line, mapping.lc.col)
+        return line + 1, col + 1
+    except Exception:
+        return 1, 1
+
+
+def value_pos(mapping, key):
+    """1-based (line, col) of the value of `key` (where a reference or a wrong value is written);
+    the key's position when ruamel kept none for the value."""
+    try:
+        line, col = mapping.lc.value(key)
+        return line + 1, col + 1
+    except Exception:
+        return pos(mapping, key)
+
+
+def item_pos(seq, index):
+    """1-based (line, col) of item `index` of a ruamel sequence; (1, 1) when unknown."""
+    try:
+        line, col = seq.lc.item(index)
         return line + 1, col + 1
     except Exception:
         return 1, 1

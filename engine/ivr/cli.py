@@ -8,6 +8,7 @@ holding <var_dir>/hotline.pid (never to a pid that is not our engine: engine.inf
 import json
 import os
 import pathlib
+import re
 import signal
 import sys
 
@@ -19,15 +20,28 @@ SCHEMA_PATH = assets.path("ivr_flows") / "schema.json"
 def register(subparsers):
     ivr = subparsers.add_parser("ivr", help="YAML IVR flows: lint, graph, walk, reload, overrides")
     sub = ivr.add_subparsers(dest="ivr_command", required=True)
-    p = sub.add_parser("lint", help="check flow files; prints file:line:column: message, exit 1 on problems")
+    p = sub.add_parser("lint", help="check flow files: every problem as file:line:column: error|warning: "
+                       "message; exit 1 on errors (and on warnings with --strict)")
     p.add_argument("paths", nargs="+")
+    p.add_argument("--strict", action="store_true", help="warnings fail the lint too")
+    p.add_argument("--json", action="store_true", help="one JSON object: problems, counts, files")
+    p.add_argument("--prompt-seconds", type=float, default=20.0, metavar="N",
+                   help="warn about prompts longer than N seconds (default 20)")
+    p.add_argument("--menu-levels", type=int, default=5, metavar="N",
+                   help="warn about menus deeper than N levels (default 5)")
+    p.add_argument("--config", help="settings naming the agents and queues files, for the queue checks "
+                   "(default: etc/hotline.yaml if it exists)")
+    p.add_argument("--agents", help="agents file (instead of the config's)")
+    p.add_argument("--queues", help="queues file (instead of the config's)")
     p.set_defaults(func=cmd_lint)
-    p = sub.add_parser("schema", help="write the JSON Schema for editors (generated from the node types)")
-    p.add_argument("-o", "--output", default=str(SCHEMA_PATH))
+    p = sub.add_parser("schema", help="print the JSON Schema for editors (generated from the node types)")
+    p.add_argument("-o", "--output", help=f"write it to this file instead (the shipped one: {SCHEMA_PATH})")
+    p.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     p.set_defaults(func=cmd_schema)
-    p = sub.add_parser("graph", help="draw a flow with graphviz")
+    p = sub.add_parser("graph", help="draw a flow with graphviz (a flow with errors is refused)")
     p.add_argument("file")
-    p.add_argument("-o", "--output", required=True, help="flow.svg, flow.png or flow.dot")
+    p.add_argument("-o", "--output", required=True,
+                   help="the file to write; its suffix is the format: " + ", ".join(GRAPH_FORMATS))
     p.set_defaults(func=cmd_graph)
     p = sub.add_parser("walk", help="print the path a caller takes, without a switch")
     p.add_argument("paths", nargs="+", help="flow files or directories (include shared flows)")
@@ -60,24 +74,92 @@ def register(subparsers):
 
 
 def cmd_lint(args):
-    from .loader import load_flows
-    _, problems = load_flows(args.paths, strict=False)
-    for problem in problems:
-        print(problem)
-    if not problems:
-        print("ok")
-    return 1 if problems else 0
+    from .lint import LintOptions, lint_flows, summary
+    acd, acd_problems = _lint_acd(args)
+    options = LintOptions(prompt_seconds=args.prompt_seconds, menu_levels=args.menu_levels, acd=acd)
+    _, problems, files = lint_flows(args.paths, options)
+    problems = acd_problems + problems
+    errors = [p for p in problems if p.severity == "error"]
+    if args.json:
+        print(json.dumps({"ok": not errors and not (args.strict and problems), "files": [str(f) for f in files],
+                          "errors": len(errors), "warnings": len(problems) - len(errors),
+                          "problems": [dict(file=p.file, line=p.line, col=p.col, severity=p.severity,
+                                            message=p.message) for p in problems]}, ensure_ascii=False, indent=1))
+    else:
+        for problem in problems:
+            print(problem.lint_text())
+        print(summary(problems, files))
+    return 1 if errors or (args.strict and problems) else 0
+
+
+def _lint_acd(args):
+    """(AcdConfig or None, [Problem]) from --agents/--queues or the config's files, when there."""
+    from engine.acd.config import load_acd
+    from engine.settings import SettingsError
+    agents, queues, config = args.agents, args.queues, args.config or "etc/hotline.yaml"
+    if not (agents and queues) and os.path.exists(config):
+        from engine.infra.clitext import SecretsNotNeeded
+        from engine.settings import load_settings
+        try:
+            files = load_settings(config, env=SecretsNotNeeded(os.environ)).files
+            agents, queues = agents or files.agents, queues or files.queues
+        except SettingsError as exc:
+            if args.config:            # asked for: its problems are this lint's
+                return None, _problems_of(exc, config)
+            print(f"ivr lint: queue checks skipped: {config} has problems (see them with --config {config})", file=sys.stderr)
+    if not (agents and queues and os.path.isfile(agents) and os.path.isfile(queues)):
+        return None, []
+    try:
+        return load_acd(agents, queues), []
+    except SettingsError as exc:
+        return None, _problems_of(exc, queues)
+
+
+def _problems_of(exc, path):
+    """SettingsError lines (file:line:col: problem) as lint errors."""
+    from .loader import Problem
+    out = []
+    for line in str(exc).splitlines():
+        where = re.match(r"^(.*?):(\d+):(\d+): (.*)$", line)
+        out.append(Problem(where[1], int(where[2]), int(where[3]), where[4]) if where else Problem(str(path), 1, 1, line))
+    return out
 
 
 def cmd_schema(args):
     from .schema import schema_text
-    pathlib.Path(args.output).write_text(schema_text(), encoding="utf-8")
-    print(args.output)
+    if not args.output:
+        sys.stdout.write(schema_text())
+        return 0
+    out = pathlib.Path(args.output)
+    if out.exists() and not args.force:
+        print(f"ivr schema: {out} exists; add --force to overwrite it", file=sys.stderr)
+        return 1
+    out.write_text(schema_text(), encoding="utf-8")
+    print(out)
     return 0
 
 
+GRAPH_FORMATS = ("svg", "png", "pdf", "dot")
+
+
 def cmd_graph(args):
+    import shutil
     from .graph import write_graph
+    from .loader import check_flows, sort_key
+    fmt = pathlib.Path(args.output).suffix.lstrip(".").lower()
+    if fmt not in GRAPH_FORMATS:
+        print(f"ivr graph: cannot tell the format of {args.output}: name it .svg, .png, .pdf or .dot", file=sys.stderr)
+        return 2
+    if fmt != "dot" and not shutil.which("dot"):
+        print("ivr graph: graphviz's dot is not installed (apt-get install graphviz); -o flow.dot needs none",
+              file=sys.stderr)
+        return 1
+    # drawn alone, a flow's links into other flows are not checked (those flows are not drawn)
+    problems = [str(p) for p in sorted(check_flows([args.file], partial=True).problems, key=sort_key)]
+    if problems:
+        print(f"ivr graph: {args.file} has problems, fix them first (hotline ivr lint):", file=sys.stderr)
+        print("\n".join(problems), file=sys.stderr)
+        return 1
     try:
         write_graph(args.file, args.output)
     except Exception as exc:

@@ -23,7 +23,8 @@ def flow_schema():
                 "cn_calendar": {"type": "boolean", "description": "statutory holidays and make-up days from chinese-calendar"},
                 "windows": {"type": "object", "additionalProperties": {"type": "object", "properties": {
                     "days": {"type": "array", "items": {"enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}},
-                    "hours": {"type": "array", "items": {"type": "string", "pattern": "^\\d\\d:\\d\\d-\\d\\d:\\d\\d$"}}}}},
+                    "hours": {"type": "array", "items": {"type": "string", "pattern": "^\\d\\d:\\d\\d-\\d\\d:\\d\\d$",
+                                                              "description": "a span of hours like 08:30-12:00"}}}}},
                 "holidays": {"type": "array", "items": {"type": "string"}},
                 "workdays": {"type": "array", "items": {"type": "string"}}}},
             "prompts": {"type": "object", "additionalProperties": {"anyOf": [

@@ -10,9 +10,10 @@ from engine.privacy import id_number_valid as cn_id_valid
 
 SCHEMA = {"properties": {
     "prompt": {"type": "string"}, "invalid_prompt": {"type": "string"},
-    "variable": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+    "variable": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+                 "description": "a variable name (letters, digits and _, not starting with a digit)"},
     "min_digits": {"type": "integer", "minimum": 1}, "max_digits": {"type": "integer", "minimum": 1, "maximum": 64},
-    "terminator": {"type": "string", "pattern": "^[#*]?$"},
+    "terminator": {"type": "string", "pattern": "^[#*]?$", "description": "#, * or empty"},
     "timeout": {"type": "number", "minimum": 0.1}, "inter_digit_timeout": {"type": "number", "minimum": 0.1},
     "validator": {"enum": ["cn_id", "mobile"]}, "regex": {"type": "string"},
     "retries": {"type": "integer", "minimum": 0, "maximum": 10}},

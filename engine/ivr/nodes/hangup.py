@@ -1,5 +1,7 @@
 """hangup: optional goodbye prompt, then hang up with a cause."""
-SCHEMA = {"properties": {"prompt": {"type": "string"}, "cause": {"type": "string", "pattern": "^[A-Z][A-Z_]+$"}}}
+SCHEMA = {"properties": {"prompt": {"type": "string"},
+                         "cause": {"type": "string", "pattern": "^[A-Z][A-Z_]+$",
+                                   "description": "a hangup cause in capitals, e.g. NORMAL_CLEARING"}}}
 DEFAULTS = {"prompt": None, "cause": "NORMAL_CLEARING"}
 BRANCHES = ()
 PROMPT_FIELDS = ("prompt",)

@@ -8,7 +8,7 @@ SCHEMA = {
         "invalid_prompt": {"type": "string"},
         "timeout_prompt": {"type": "string"},
         "keys": {"type": "object", "additionalProperties": False, "properties": {
-            k: {"type": "string", "pattern": "^[0-9*#]$"} for k in ("back", "top", "repeat", "agent")}},
+            k: {"type": "string", "pattern": "^[0-9*#]$", "description": "one key: 0-9, * or #"} for k in ("back", "top", "repeat", "agent")}},
     },
     "required": ["prompt"],
 }

@@ -1,7 +1,8 @@
 """queue: hand the caller to an ACD queue (music, announcements, agents). Ends the IVR when an
 agent served the caller; otherwise the outcome picks a child (overflow, exit, full, no_agents,
 voicemail, callback, hangup), and an outcome without a child runs the queue's own exit action."""
-SCHEMA = {"properties": {"queue": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$"},
+SCHEMA = {"properties": {"queue": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$",
+                                   "description": "a queue name of queues.yaml (letters, digits, _ . -)"},
                          "prompt": {"type": "string"},
                          "choice": {"type": "string", "description": "shown on the agent's phone"},
                          "record": {"enum": ["all", "none", "on_demand"],

@@ -10,11 +10,14 @@ BRANCHES = ("holiday", "closed", "emergency")
 
 
 def check(node, flow):
+    from engine.infra.schematext import did_you_mean
     windows = ((flow.get("schedule") or {}).get("windows") or {})
-    problems = [("windows", f"unknown time window {w!r}") for w in (node.get("windows") or []) if w not in windows]
+    problems = [("windows", f"unknown time window {w!r}{did_you_mean(w, windows)}")
+                for w in (node.get("windows") or []) if w not in windows]
     for branch in (node.get("children") or {}):
         if branch not in windows and branch not in BRANCHES:
-            problems.append(("children", f"branch {branch!r} is not a time window of this flow"))
+            problems.append(("children", f"branch {branch!r} is not a time window of this flow"
+                                         f"{did_you_mean(branch, list(windows) + list(BRANCHES))}"))
     if "closed" not in (node.get("children") or {}):
         problems.append(("children", "schedule node needs a 'closed' child"))
     return problems

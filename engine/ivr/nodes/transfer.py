@@ -1,7 +1,8 @@
 """transfer: bridge to an external number unless the dial-block list refuses it (branch 'blocked')."""
 import re
 
-SCHEMA = {"properties": {"number": {"type": "string", "pattern": r"^\+?[0-9]{3,20}$"}, "prompt": {"type": "string"},
+SCHEMA = {"properties": {"number": {"type": "string", "pattern": r"^\+?[0-9]{3,20}$",
+                                    "description": "a phone number of 3-20 digits, + allowed first"}, "prompt": {"type": "string"},
                          "block": {"type": "array", "items": {"type": "string"},
                                    "description": "extra blocked prefixes or /regex/"}},
           "required": ["number"]}
