@@ -501,7 +501,8 @@ def _redact(url):
 
 def register(subparsers):
     p = subparsers.add_parser("run", help="run the engine next to a FreeSWITCH")
-    p.add_argument("--config", default="etc/hotline.yaml", help="settings file (default %(default)s)")
+    from engine.infra.clitext import add_option, default_config
+    add_option(p, "--config", default=default_config())
     p.set_defaults(func=_cmd_run)
 
 

@@ -242,8 +242,7 @@ def register(subparsers):
     daily = sub.add_parser("daily", help="calls, answer rate, service level, waits, satisfaction, tickets")
     clitext.add_day(daily, "the local day")
     clitext.add_config(daily)
-    daily.add_argument("--tz", metavar="ZONE", help="another time zone for the day (default: the "
-                       "settings' timezone)")
+    clitext.add_option(daily, "--tz")
     clitext.add_json(daily, "one JSON object with every figure")
     png = daily.add_mutually_exclusive_group()
     png.add_argument("--chart", "--png", metavar="FILE", dest="chart",

@@ -24,13 +24,13 @@ def register(subparsers):
                        "message; exit 1 on errors (and on warnings with --strict)")
     p.add_argument("paths", nargs="+")
     p.add_argument("--strict", action="store_true", help="warnings fail the lint too")
-    p.add_argument("--json", action="store_true", help="one JSON object: problems, counts, files")
+    from engine.infra.clitext import add_option, default_config
+    add_option(p, "--json")            # one object: problems, counts, files
     p.add_argument("--prompt-seconds", type=float, default=20.0, metavar="N",
                    help="warn about prompts longer than N seconds (default 20)")
     p.add_argument("--menu-levels", type=int, default=5, metavar="N",
                    help="warn about menus deeper than N levels (default 5)")
-    p.add_argument("--config", help="settings naming the agents and queues files, for the queue checks "
-                   "(default: etc/hotline.yaml if it exists)")
+    add_option(p, "--config", default=None)   # its agents and queues files, for the queue checks
     p.add_argument("--agents", help="agents file (instead of the config's)")
     p.add_argument("--queues", help="queues file (instead of the config's)")
     p.set_defaults(func=cmd_lint)
@@ -58,9 +58,9 @@ def register(subparsers):
     p.add_argument("--keys", default="", help="comma-separated inputs, e.g. 1,2,1 ('' = no input)")
     p.set_defaults(func=cmd_walk)
     p = sub.add_parser("reload", help="check the files, then ask the running daemon to reload them")
-    p.add_argument("--config", default="etc/hotline.yaml")
+    add_option(p, "--config", default=default_config())
     p.add_argument("--var-dir", help="instead of the config's paths.var_dir")
-    p.add_argument("--token", help="control-API token (default: $HOTLINE_TOKEN); without one, SIGHUP")
+    add_option(p, "--token")      # without one (and no $HOTLINE_TOKEN): SIGHUP
     p.set_defaults(func=cmd_reload)
     p = sub.add_parser("override", help="manual schedule overrides: closed now, emergency message")
     p.add_argument("action", choices=["set", "clear", "list"])
@@ -68,7 +68,7 @@ def register(subparsers):
     p.add_argument("--mode", choices=["closed", "emergency", "open"], default="closed",
                    help="closed now, an emergency message, or open now whatever the clock says")
     p.add_argument("--message", default="")
-    p.add_argument("--config", default="etc/hotline.yaml")
+    add_option(p, "--config", default=default_config())
     p.add_argument("--var-dir", help="instead of the config's paths.var_dir")
     p.set_defaults(func=cmd_override)
 
