@@ -30,13 +30,7 @@ NEEDS_NOTHING = {("privacy", "keygen"), ("ivr", "schema")}
 CREATES = {("init",)}
 # Commands of other packages found to traceback (or exit 0) on a case: (command, case) -> why.
 # Each is an xfail(strict=True): fixing the command makes the test fail until the mark goes.
-KNOWN = {
-    "ivr lint|bad-ids": "engine/ivr/cli.py: a path with a newline starts a line of its own in lint's output",
-    "ivr walk|bad-ids": "engine/ivr/cli.py: a path with a newline starts a line of its own",
-    "ivr override|empty-dir": "engine/ivr/cli.py: `ivr override set` without a flow closes every flow (*), "
-                              "exit 0, with no settings file (writes var/ivr_overrides.json in the cwd)",
-    "ivr override|missing-config": "engine/ivr/cli.py: a --config that does not exist is not an error",
-}
+KNOWN = {}
 
 
 def leaves(parser, prefix=()):

@@ -64,7 +64,7 @@ def register(subparsers):
     p.set_defaults(func=cmd_reload)
     p = sub.add_parser("override", help="manual schedule overrides: closed now, emergency message")
     p.add_argument("action", choices=["set", "clear", "list"])
-    p.add_argument("flow", nargs="?", default="*", help="flow name, or * for all flows")
+    p.add_argument("flow", nargs="?", help="flow name, or '*' for all flows (set and clear need one)")
     p.add_argument("--mode", choices=["closed", "emergency", "open"], default="closed",
                    help="closed now, an emergency message, or open now whatever the clock says")
     p.add_argument("--message", default="")
@@ -73,8 +73,16 @@ def register(subparsers):
     p.set_defaults(func=cmd_override)
 
 
+def _printable_paths(paths, command):
+    from engine.infra.clitext import UsageError, escaped
+    for path in paths:
+        if not str(path).isprintable():    # it would start a line of its own in every message
+            raise UsageError(f"ivr {command}: {escaped(path)}: a path with control characters")
+
+
 def cmd_lint(args):
     from .lint import LintOptions, lint_flows, summary
+    _printable_paths(args.paths, "lint")
     acd, acd_problems = _lint_acd(args)
     options = LintOptions(prompt_seconds=args.prompt_seconds, menu_levels=args.menu_levels, acd=acd)
     _, problems, files = lint_flows(args.paths, options)
@@ -170,6 +178,7 @@ def cmd_graph(args):
 
 
 def cmd_walk(args):
+    _printable_paths(args.paths, "walk")
     from engine.infra.clock import TimeInputError
     from .loader import FlowError
     from .walk import walk
@@ -227,11 +236,15 @@ def _flow_time(call, at, clock):
 
 
 def _var_dir(args):
+    """--var-dir, else the settings file's: a settings file that is not there is a mistake (the
+    overrides would land in a var/ under whatever directory the command ran in)."""
     if args.var_dir:
         return pathlib.Path(args.var_dir)
-    from engine.settings import default_settings, load_settings
-    settings = load_settings(args.config) if os.path.exists(args.config) else default_settings()
-    return pathlib.Path(settings.paths.var_dir)
+    from engine.infra.clitext import CliError, SecretsNotNeeded, escaped
+    from engine.settings import load_settings
+    if not os.path.exists(args.config):
+        raise CliError(f"no settings file {escaped(args.config)} (give --config FILE or --var-dir DIR)")
+    return pathlib.Path(load_settings(args.config, env=SecretsNotNeeded(os.environ)).paths.var_dir)
 
 
 def cmd_reload(args):
@@ -288,7 +301,12 @@ def _reload_by_api(settings, token):
 
 
 def cmd_override(args):
+    from engine.infra.clitext import UsageError, escaped
     from .schedule import Overrides
+    if args.action in ("set", "clear") and not args.flow:
+        raise UsageError(f"ivr override {args.action} needs a flow name, or '*' for every flow")
+    if args.flow and not args.flow.isprintable():
+        raise UsageError(f"ivr override: flow name {escaped(args.flow)} has control characters")
     try:
         overrides = Overrides(str(_var_dir(args) / "ivr_overrides.json"))
     except Exception as exc:      # SettingsError: file:line:col message
