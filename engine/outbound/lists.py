@@ -279,13 +279,14 @@ def _match_keys(number):
 # --- the dial-block list ---------------------------------------------------------------------
 
 _active = None        # the engine's NumberLists (install()); the CLI and tests may leave it unset
+_settings = None      # the engine's settings, for code that has none at hand (IVR nodes)
 
 
-def install(lists):
-    """The engine's lists: transfers from IVR flows and agents also see the database's `block`
-    entries."""
-    global _active
-    _active = lists
+def install(lists, settings=None):
+    """The engine's lists and settings: transfers from IVR flows and agents also see the
+    database's `block` entries and the settings' dial_block."""
+    global _active, _settings
+    _active, _settings = lists, settings
 
 
 def active():
@@ -307,7 +308,8 @@ class DialBlock:
 
     @classmethod
     def for_settings(cls, settings=None):
-        cfg = getattr(getattr(settings, "outbound_calls", None), "dial_block", None)
+        """The engine's list: `settings` (default the installed ones) and the installed lists."""
+        cfg = getattr(getattr(settings or _settings, "outbound_calls", None), "dial_block", None)
         return cls(cfg, _active)
 
     def refuses(self, number, purpose="outbound"):

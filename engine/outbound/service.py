@@ -25,9 +25,10 @@ class Outbound:
         try:
             self.lists = NumberLists(settings.database.url).open()
             self.lists.reload()
-            install(self.lists)
+            install(self.lists, settings)
         except Exception as exc:       # the database away: calls go on, unscreened, loudly
             log.error("number lists not available (blacklist, DNC, block entries): %s", exc)
+            install(None, settings)
         self.gate = None
         acd = getattr(engine, "acd", None)
         if acd is not None:
