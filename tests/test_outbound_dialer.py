@@ -1,6 +1,7 @@
 """The dialer over the simulated trunk: each refusal, the switch's causes -> results and retries,
 early media, the socket hand-over to the engine. A real simulator over TCP; the lists in SQLite."""
 import datetime
+import time
 
 import pytest
 
@@ -108,3 +109,45 @@ def test_transfer_may_reach_emergency_numbers_only_when_allowed(switch, conn):
     allowed = make_dialer(conn, dial_block={"transfer_allow": ["110"]})
     assert allowed.dial(DialRequest("110", purpose="transfer", target="park")).answered
     assert allowed.dial(DialRequest("110", purpose="campaign", target="park")).result == "blocked"
+
+
+def test_no_campaign_call_on_a_holiday_but_on_the_make_up_saturday(switch, conn):
+    pop = population(switch, n13800138000=Behaviour("person"))
+    holiday = datetime.datetime(2026, 10, 1, 2, 0, tzinfo=datetime.timezone.utc)     # Thu 10:00, National Day
+    out = make_dialer(conn, clock=holiday).dial(DialRequest("13800138000", purpose="campaign", campaign="c",
+                                                            target="park"))
+    assert out.result == "window_closed" and out.not_before.isoformat() == "2026-10-08T09:00:00+08:00"
+    assert pop.phones == {}
+    makeup = datetime.datetime(2026, 10, 10, 2, 0, tzinfo=datetime.timezone.utc)     # Sat 10:00, 调休
+    assert make_dialer(conn, clock=makeup).dial(DialRequest("13800138000", purpose="campaign", campaign="c",
+                                                            target="park")).answered
+    # a campaign's own window (settings) is used for its dials
+    evening = make_dialer(conn, clock=makeup, campaigns={"c": {"window": {"days": ["sat"], "hours": ["18:00-20:00"],
+                                                                          "cn_calendar": False}}})
+    late = evening.dial(DialRequest("13800138000", purpose="campaign", campaign="c", target="park"))
+    assert late.result == "window_closed" and late.not_before.isoformat() == "2026-10-10T18:00:00+08:00"
+
+
+def test_new_dials_pause_while_inbound_callers_wait(switch, conn, redis_server, redis_prefix):
+    from engine.acd.store import AcdStore
+    from engine.outbound.gate import Gate
+    store = AcdStore(redis_server.url, prefix=redis_prefix)
+    try:
+        pop = population(switch, n13800138000=Behaviour("person"))
+        settings_cfg = {"pause_inbound_wait": 20}
+        dialer = make_dialer(conn, **settings_cfg)
+        dialer.gate = Gate(store, dialer.cfg)
+        store.join("general", "waiting-caller", "e1", "13900000000", joined=time.time() - 60)
+        out = dialer.dial(DialRequest("13800138000", purpose="callback", target="park"))
+        assert out.result == "paused" and out.retry and not out.counts_attempt and "waited 60 s" in out.reason
+        assert pop.phones == {}
+        # a transfer is part of an inbound call: never paused
+        assert dialer.dial(DialRequest("13800138000", purpose="transfer", target="park")).answered
+        store.leave("general", "waiting-caller")
+        answered = dialer.dial(DialRequest("13800138000", purpose="callback", target="park"))
+        assert answered.answered
+        assert store.r.zscore(f"{redis_prefix}ob:legs", answered.uuid) is not None     # counted while up
+        switch.channels[answered.uuid].hangup()
+        assert wait_for(lambda: store.r.zscore(f"{redis_prefix}ob:legs", answered.uuid) is None) is None
+    finally:
+        store.flush()
