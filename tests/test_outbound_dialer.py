@@ -151,3 +151,20 @@ def test_new_dials_pause_while_inbound_callers_wait(switch, conn, redis_server, 
         assert wait_for(lambda: store.r.zscore(f"{redis_prefix}ob:legs", answered.uuid) is None) is None
     finally:
         store.flush()
+
+
+def test_scenario_file_sets_the_population_behind_the_trunk(switch, conn, tmp_path):
+    from engine.sim.endpoints import ScenarioRunner
+    from engine.sim.scenario import ScenarioError, load_scenario
+    path = tmp_path / "s.yaml"
+    path.write_text('pstn:\n  - {number: "139*", behaviour: busy_ringing, ring: 0.2}\n'
+                    '  - {number: "13900000000", behaviour: person, ring: 0.1, presses: [{after: 0.1, digits: "1"}]}\n',
+                    encoding="utf-8")
+    ScenarioRunner(switch, load_scenario(path)).start()
+    dialer = make_dialer(conn)
+    assert dialer.dial(DialRequest("13912345678", purpose="callback")).result == "busy"
+    out = dialer.dial(DialRequest("13900000000", purpose="callback", target="park"))
+    assert out.answered and wait_for(lambda: "1" in switch.population.phones["13900000000"].pressed) is None
+    path.write_text('pstn:\n  - {number: "139x", behaviour: busy}\n', encoding="utf-8")
+    with pytest.raises(ScenarioError, match=r"s.yaml:2:6: pstn\[0\].number"):
+        load_scenario(path)
