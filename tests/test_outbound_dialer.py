@@ -168,3 +168,23 @@ def test_scenario_file_sets_the_population_behind_the_trunk(switch, conn, tmp_pa
     path.write_text('pstn:\n  - {number: "139x", behaviour: busy}\n', encoding="utf-8")
     with pytest.raises(ScenarioError, match=r"s.yaml:2:6: pstn\[0\].number"):
         load_scenario(path)
+
+
+def test_a_dial_the_switch_never_reports_on_is_our_fault(switch, conn):
+    """The connection to the switch is cut while the number rings: the dial's wait ends (the
+    connection's pending jobs fail at once), the result is our fault, retried, not held against
+    the contact; the ring goes on at the switch (nobody could ask it to stop)."""
+    import gevent
+    pop = population(switch, n13800138000=Behaviour("no_answer"))
+    dialer = make_dialer(conn)
+
+    def cut():
+        for session in list(switch.server.sessions):
+            session._abort()
+    gevent.spawn_later(0.5, cut)
+    started = time.monotonic()
+    out = dialer.dial(DialRequest("13800138000", purpose="callback", timeout=30))
+    assert time.monotonic() - started < 10
+    assert (out.answered, out.result, out.hangup_cause, out.retry, out.counts_attempt) == \
+        (False, "our_fault", None, True, False)
+    assert out.uuid not in dialer.live and pop.phones["13800138000"].calls[0].uuid == out.uuid

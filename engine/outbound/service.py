@@ -40,8 +40,13 @@ class Outbound:
         self._reloader = gevent.spawn(self._reload_loop) if self.lists is not None else None
 
     def _reload_loop(self):
+        finished = getattr(self.engine, "finished", None)
         while True:
-            gevent.sleep(self.cfg.lists_reload_seconds)
+            if finished is not None:
+                if finished.wait(timeout=self.cfg.lists_reload_seconds):
+                    return                  # the engine stopped
+            else:
+                gevent.sleep(self.cfg.lists_reload_seconds)
             try:
                 self.lists.reload()
             except Exception as exc:
@@ -53,6 +58,14 @@ class Outbound:
 
     # --- the daemon's hook --------------------------------------------------------------------
     def handler_for(self, call):
+        """Never raises: a fault here must not cost an inbound caller their call."""
+        try:
+            return self._handler_for(call)
+        except Exception:
+            call.log.exception("outbound/blacklist screening failed; the call goes on unscreened")
+            return None
+
+    def _handler_for(self, call):
         handler = legs.handler_for(call)
         if handler is not None:
             return handler
@@ -95,6 +108,7 @@ class Outbound:
 
 
 def for_engine(engine):
+    """The engine's Outbound, made on first use (the first call, or the first job that dials)."""
     out = getattr(engine, "outbound_calls", None)
     if out is None:
         out = engine.outbound_calls = Outbound(engine)
