@@ -188,3 +188,35 @@ def test_a_dial_the_switch_never_reports_on_is_our_fault(switch, conn):
     assert (out.answered, out.result, out.hangup_cause, out.retry, out.counts_attempt) == \
         (False, "our_fault", None, True, False)
     assert out.uuid not in dialer.live and pop.phones["13800138000"].calls[0].uuid == out.uuid
+
+
+def test_no_dial_that_would_ring_past_the_window(switch, conn):
+    pop = population(switch, n13800138000=Behaviour("person"))
+    late = datetime.datetime(2026, 12, 8, 11, 59, 40, tzinfo=datetime.timezone.utc)   # Tue 19:59:40
+    out = make_dialer(conn, clock=late).dial(DialRequest("13800138000", purpose="callback", timeout=30))
+    assert out.result == "window_closed" and "closes at 20:00" in out.reason
+    assert out.not_before.isoformat() == "2026-12-09T09:00:00+08:00" and pop.phones == {}
+    assert make_dialer(conn, clock=late).dial(DialRequest("13800138000", purpose="callback", timeout=15,
+                                                          target="park")).answered
+
+
+def test_optout_from_another_process_counts_at_once(switch, conn, tmp_path):
+    population(switch, n13800138000=Behaviour("person"))
+    url = f"sqlite:///{tmp_path / 'lists.db'}"
+    ours, theirs = NumberLists(url).open(), NumberLists(url).open()      # two engines, one database
+    try:
+        ours.reload()
+        dialer = make_dialer(conn, lists=ours)
+        theirs.add_from_optout("13800138000", "c1")                     # our view is not reloaded
+        assert dialer.dial(DialRequest("13800138000", purpose="campaign", campaign="c1")).result == "dnc"
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_ringback_as_early_media_then_an_answer_is_answered_only_at_the_answer(switch, conn):
+    population(switch, n13800138000=Behaviour("person", early_media=True, ring=0.5))
+    out = make_dialer(conn).dial(DialRequest("13800138000", purpose="callback", target="park"))
+    leg = switch.channels[out.uuid]
+    assert out.answered and leg.answered                 # the dialer returned at the 200 OK, not the 183
+    assert leg.events.index("CHANNEL_PROGRESS_MEDIA") < leg.events.index("CHANNEL_ANSWER")

@@ -121,10 +121,17 @@ class Dialer:
         if contact:
             window = req.window or self.window_for(req.campaign)
             now = self.clock()
-            if not window.is_open(now):
-                opens = window.next_open(now)
-                out = self._refuse("window_closed", "outside the calling window" +
-                                   (f"; opens {opens.isoformat(timespec='minutes')}" if opens else "; never opens"),
+            closes = window.closes_at(now)
+            ring = datetime.timedelta(seconds=int(req.timeout or self.cfg.originate_timeout))
+            if closes is None or closes < now + ring:
+                # closed, or it would still ring after the window closes: no call outside it, ever
+                opens = window.next_open(closes if closes is not None else now)
+                if opens is not None and closes is not None and opens <= closes:
+                    opens = window.next_open(closes + datetime.timedelta(minutes=1))
+                why = "outside the calling window" if closes is None else \
+                    f"the window closes at {closes.strftime('%H:%M')}, before the ring could end"
+                out = self._refuse("window_closed", why + (f"; opens {opens.isoformat(timespec='minutes')}"
+                                                           if opens else "; never opens"),
                                    number, retry=opens is not None)
                 out.not_before = opens
                 return out, None

@@ -257,7 +257,26 @@ class NumberLists:
             log.error("blacklist hit on entry %s not counted: %s", entry_id, exc)
 
     def is_dnc(self, number, campaign=""):
-        return self._match("dnc", number, campaign or "") is not None
+        """Asked from the database each time (an opt-out taken by another engine a second ago
+        counts); the in-memory view if the database cannot answer."""
+        try:
+            return self._dnc_in_db(number, campaign or "")
+        except peewee.DatabaseError as exc:
+            log.warning("DNC asked from memory (%s as of the last reload): %s", number, exc)
+            return self._match("dnc", number, campaign or "") is not None
+
+    def _dnc_in_db(self, number, campaign):
+        E = self.Entry
+        keys = _match_keys(number)
+        now = self.clock()
+        rows = E.select().where(E.kind == "dnc", E.campaign.in_(["", campaign]),
+                                ((E.prefix == False) & E.number.in_(keys)) | (E.prefix == True))  # noqa: E712
+        for r in rows:
+            if r.expires_at and r.expires_at <= now:
+                continue
+            if (not r.prefix) or any(k.startswith(r.number) for k in keys):
+                return True
+        return False
 
     def blocked_entry(self, number):
         return self._match("block", number)
