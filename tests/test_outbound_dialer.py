@@ -220,3 +220,12 @@ def test_ringback_as_early_media_then_an_answer_is_answered_only_at_the_answer(s
     leg = switch.channels[out.uuid]
     assert out.answered and leg.answered                 # the dialer returned at the 200 OK, not the 183
     assert leg.events.index("CHANNEL_PROGRESS_MEDIA") < leg.events.index("CHANNEL_ANSWER")
+
+
+def test_engine_dialer_without_its_lists_pauses_contact_dials(switch, conn):
+    population(switch, n13800138000=Behaviour("person"))
+    dialer = make_dialer(conn)
+    dialer.lists_required = True                        # the engine's, before the database answered
+    out = dialer.dial(DialRequest("13800138000", purpose="campaign", campaign="c"))
+    assert out.result == "paused" and out.retry and "do-not-call list is not loaded" in out.reason
+    assert dialer.dial(DialRequest("13800138000", purpose="manual", target="park")).answered

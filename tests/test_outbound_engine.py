@@ -73,7 +73,9 @@ def test_leg_of_a_purpose_nobody_serves_is_hung_up_not_sent_to_the_ivr(rig):
 
 
 def test_blacklisted_caller_hears_the_message_and_is_hung_up_and_the_hit_counted(rig):
-    lists = service.for_engine(rig.engine).lists
+    out = service.for_engine(rig.engine)
+    assert out.wait_lists()
+    lists = out.lists
     lists.add("blacklist", "13800138000", reason="abuse", added_by="admin", action="message")
     lists.reload()
     caller = rig.call(number="+86 13800138000")
@@ -94,7 +96,9 @@ def test_blacklisted_caller_waits_behind_everyone_in_the_queue(tmp_path, redis_s
     rig = AcdRig(tmp_path, redis_server.url, redis_prefix, [], [queue("general")], tts=NO_TTS,
                  outbound_calls={"blacklist": {"priority": -10}})
     try:
-        lists = service.for_engine(rig.engine).lists
+        out = service.for_engine(rig.engine)
+        assert out.wait_lists()
+        lists = out.lists
         lists.add("blacklist", "13800138000", action="queue")
         lists.reload()
         first = rig.call(number="13900000001")

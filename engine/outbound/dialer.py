@@ -82,6 +82,7 @@ class Dialer:
         self.default_window = TimeWindow.from_settings(self.cfg.window)
         self._windows = {}
         self.live = set()                  # uuids of our legs not yet hung up
+        self.lists_required = False        # the engine's dialer: no contact dial without the lists
         if hasattr(esl, "on"):
             esl.on("CHANNEL_HANGUP_COMPLETE", self._on_hangup)
 
@@ -116,6 +117,9 @@ class Dialer:
         if why:
             return self._refuse("blocked", why, number), None
         contact = req.purpose in CONTACT_PURPOSES
+        if contact and self.lists is None and self.lists_required:
+            return self._refuse("paused", "the do-not-call list is not loaded (database unavailable)",
+                                number, retry=True), None
         if contact and self.lists is not None and self.lists.is_dnc(number, req.campaign):
             return self._refuse("dnc", f"{number} asked not to be called", number), None
         if contact:

@@ -21,36 +21,54 @@ class Outbound:
         self.engine = engine
         settings = engine.settings
         self.cfg = settings.outbound_calls
-        self.lists = None
-        try:
-            self.lists = NumberLists(settings.database.url).open()
-            self.lists.reload()
-            install(self.lists, settings)
-        except Exception as exc:       # the database away: calls go on, unscreened, loudly
-            log.error("number lists not available (blacklist, DNC, block entries): %s", exc)
-            install(None, settings)
+        self.lists = None               # set once the database answered (in the background)
+        install(None, settings)
         self.gate = None
         acd = getattr(engine, "acd", None)
         if acd is not None:
             from engine.outbound.gate import Gate
             self.gate = Gate(acd.store, self.cfg)
         from engine.outbound.dialer import Dialer
-        self.dialer = Dialer(settings, engine.esl, lists=self.lists, gate=self.gate, clock=engine.clock)
+        self.dialer = Dialer(settings, engine.esl, lists=None, gate=self.gate, clock=engine.clock)
+        self.dialer.lists_required = True       # no campaign or callback dial without the DNC list
         self._blacklist_prompt = None
-        self._reloader = gevent.spawn(self._reload_loop) if self.lists is not None else None
+        # Opening the lists may wait on a locked or absent database: never on a caller's greenlet
+        # (a call would wait with it). Until they are open, calls go on unscreened.
+        self._reloader = gevent.spawn(self._keep_lists)
 
-    def _reload_loop(self):
-        finished = getattr(self.engine, "finished", None)
+    def _keep_lists(self):
+        """Open the lists (again and again until the database answers), then reload them every
+        lists_reload_seconds until the engine stops."""
         while True:
-            if finished is not None:
-                if finished.wait(timeout=self.cfg.lists_reload_seconds):
-                    return                  # the engine stopped
-            else:
-                gevent.sleep(self.cfg.lists_reload_seconds)
             try:
-                self.lists.reload()
-            except Exception as exc:
-                log.warning("number lists not reloaded (the last ones stay): %s", exc)
+                if self.lists is None:
+                    lists = NumberLists(self.engine.settings.database.url).open()
+                    counts = lists.reload()
+                    self.lists = self.dialer.lists = lists
+                    install(lists, self.engine.settings)
+                    log.info("number lists loaded: %s", counts)
+                else:
+                    self.lists.reload()
+            except Exception as exc:        # the database away: calls go on, unscreened, loudly
+                log.error("number lists (blacklist, DNC, block) not %s: %s; trying again in %.0f s",
+                          "reloaded, the last ones stay" if self.lists else "available",
+                          exc, self.cfg.lists_reload_seconds)
+            if self._engine_stopped(self.cfg.lists_reload_seconds):
+                return
+
+    def _engine_stopped(self, seconds):
+        finished = getattr(self.engine, "finished", None)
+        if finished is None:
+            gevent.sleep(seconds)
+            return False
+        return finished.wait(timeout=seconds)
+
+    def wait_lists(self, timeout=10.0):
+        """For tests and jobs that need the lists: True once they are loaded."""
+        deadline = gevent.get_hub().loop.now() + timeout
+        while self.lists is None and gevent.get_hub().loop.now() < deadline:
+            gevent.sleep(0.02)
+        return self.lists is not None
 
     def stop(self):
         if self._reloader is not None:
