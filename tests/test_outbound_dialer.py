@@ -229,3 +229,20 @@ def test_engine_dialer_without_its_lists_pauses_contact_dials(switch, conn):
     out = dialer.dial(DialRequest("13800138000", purpose="campaign", campaign="c"))
     assert out.result == "paused" and out.retry and "do-not-call list is not loaded" in out.reason
     assert dialer.dial(DialRequest("13800138000", purpose="manual", target="park")).answered
+
+
+def test_the_legs_events_follow_what_the_carrier_sent(switch, conn):
+    population(switch, n13900000001=Behaviour("busy"), n13900000002=Behaviour("busy_ringing", ring=0.2),
+               n13900000003=Behaviour("switched_off", ring=0.2))
+    dialer = make_dialer(conn)
+    legs = {n: dialer.dial(DialRequest(n, purpose="manual")).uuid for n in ("13900000001", "13900000002",
+                                                                             "13900000003")}
+
+    def names(n):
+        return [e.name for e in conn.seen if e.uuid == legs[n]]
+    for n in legs:
+        wait_for(lambda: "CHANNEL_HANGUP_COMPLETE" in names(n))
+    assert "CHANNEL_PROGRESS" not in names("13900000001")                      # 486 at once
+    assert "CHANNEL_PROGRESS" in names("13900000002")                          # 180, then 486
+    assert "CHANNEL_PROGRESS_MEDIA" in names("13900000003")                    # 183 announcement ...
+    assert "CHANNEL_PROGRESS" not in names("13900000003")                      # ... without 180

@@ -183,3 +183,11 @@ def test_settings_problems_point_at_the_line(tmp_path, yaml_text, where, problem
     with pytest.raises(SettingsError) as e:
         load_settings(path, env={})
     assert f"{path}:{where}" in str(e.value) and problem in str(e.value)
+
+
+def test_gate_reserves_the_last_channel_once(store):
+    gate = Gate(store, OutboundCallSettings(trunk_channels=10, max_trunk_share=0.2))
+    assert gate.reserve_leg("a") and gate.reserve_leg("b")
+    assert not gate.reserve_leg("c")                            # 2 of 2 taken
+    gate.leg_ended("a")
+    assert gate.reserve_leg("c") and gate.legs() == 2

@@ -187,9 +187,19 @@ class Dialer:
         prefix = f"[{leg}] "
         log.info("%sdialling %s for %s %s (campaign %s, target %s)", prefix, number, req.purpose,
                  req.job_id or "-", req.campaign or "-", req.target)
+        if self.gate is not None and req.purpose in CONTACT_PURPOSES:
+            # the check above saw a free channel; another dial (or engine) may have taken it since
+            try:
+                reserved = self.gate.reserve_leg(leg)
+            except Exception as exc:         # Redis away: no budget to check against
+                return self._refuse("paused", f"inbound first: the gate cannot be asked ({exc})", number,
+                                    retry=True)
+            if not reserved:
+                return self._refuse("paused", f"inbound first: outbound holds its {self.gate.trunk_limit} "
+                                              "trunk channels", number, retry=True)
+        elif self.gate is not None:
+            self._quiet(self.gate.leg_started, leg)     # transfers and manual dials: counted, not limited
         self.live.add(leg)
-        if self.gate is not None:
-            self._quiet(self.gate.leg_started, leg)
         try:
             reply = (self.esl.bgapi(cmd).get(timeout=timeout + REPLY_MARGIN) or "").strip()
         except Exception as exc:              # gevent.Timeout, connection lost, -ERR on bgapi itself

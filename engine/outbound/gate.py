@@ -13,7 +13,16 @@ import time
 
 log = logging.getLogger("hotline.outbound.gate")
 
-LEG_TTL = 4 * 3600          # a leg whose hangup we never saw stops counting after this
+LEG_TTL = 4 * 3600          # a leg (or an agent) whose end we never saw stops counting after this
+
+# Reserve one place in a sorted set of live members (score = expiry) if fewer than the limit are
+# there, in one step: two engines dialling at once cannot both take the last channel.
+_RESERVE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+return 1
+"""
 
 
 class Gate:
@@ -21,6 +30,7 @@ class Gate:
         self.store = store          # engine.acd.store.AcdStore (its .r and .p)
         self.cfg = cfg              # OutboundCallSettings
         self.clock = clock
+        self._reserve = store.r.register_script(_RESERVE)
 
     @property
     def k_legs(self):
@@ -31,6 +41,15 @@ class Gate:
         return f"{self.store.p}ob:agents"
 
     # --- what outbound holds ------------------------------------------------------------------
+    @property
+    def trunk_limit(self):
+        return math.floor(self.cfg.trunk_channels * self.cfg.max_trunk_share)
+
+    def reserve_leg(self, uuid):
+        """Take one of outbound's trunk channels for this leg, if one is left (atomic)."""
+        now = self.clock()
+        return bool(self._reserve(keys=[self.k_legs], args=[now, self.trunk_limit, now + LEG_TTL, uuid]))
+
     def leg_started(self, uuid):
         self.store.r.zadd(self.k_legs, {uuid: self.clock() + LEG_TTL})
 
@@ -43,10 +62,16 @@ class Gate:
         return r.zcard(self.k_legs)
 
     def agent_taken(self, agent_id):
-        self.store.r.sadd(self.k_agents, agent_id)
+        """An outbound call holds this agent (refresh it for calls over LEG_TTL)."""
+        self.store.r.zadd(self.k_agents, {agent_id: self.clock() + LEG_TTL})
 
     def agent_released(self, agent_id):
-        self.store.r.srem(self.k_agents, agent_id)
+        self.store.r.zrem(self.k_agents, agent_id)
+
+    def agents_taken(self):
+        r = self.store.r
+        r.zremrangebyscore(self.k_agents, "-inf", self.clock())
+        return r.zcard(self.k_agents)
 
     # --- the figures --------------------------------------------------------------------------
     def longest_inbound_wait(self):
@@ -75,14 +100,14 @@ class Gate:
         if wait > cfg.pause_inbound_wait:
             return (f"inbound first: a caller has waited {wait:.0f} s "
                     f"(> pause_inbound_wait {cfg.pause_inbound_wait:.0f} s)")
-        limit = math.floor(cfg.trunk_channels * cfg.max_trunk_share)
+        limit = self.trunk_limit
         held = self.legs()
         if held >= limit:
             return f"inbound first: outbound holds {held} of {limit} trunk channels allowed"
         if needs_agent:
             staffed = self.staffed_agents()
             allowed = math.floor(staffed * cfg.max_agent_share)
-            taken = self.store.r.scard(self.k_agents)
+            taken = self.agents_taken()
             if taken >= allowed:
                 return f"inbound first: outbound holds {taken} of {allowed} agents allowed ({staffed} logged in)"
         return None

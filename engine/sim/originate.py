@@ -119,7 +119,13 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
     a.set_state("CS_ROUTING")
     a.presence("CS_ROUTING", "progressing")
     a.set_state("CS_CONSUME_MEDIA")
-    if endpoint_obj is not None:
+    if endpoint_obj is not None and not getattr(endpoint_obj, "rings", True):
+        # a carrier that refuses at once (486, 603, 503) or answers 183 with an announcement sends
+        # no 180: no CHANNEL_PROGRESS, the leg never shows RINGING (engine.sim.pstn)
+        a.endpoint = endpoint_obj
+        a.network_addr = a.network_addr or "127.0.0.1"
+        switch.spawn(endpoint_obj.on_ring, a)
+    elif endpoint_obj is not None:
         a.endpoint = endpoint_obj
         a.times["progress"] = now_us()
         # the phone's 180 tells sofia its address (fixture 10 #47: Caller-Network-Addr from

@@ -56,6 +56,12 @@ class PstnPhone:
         self.pressed = []
 
     @property
+    def rings(self):
+        """Does the carrier send 180 Ringing (CHANNEL_PROGRESS) before the outcome?"""
+        b = self.behaviour
+        return b.kind in ("busy_ringing", "no_answer", "person", "machine") and not b.early_media
+
+    @property
     def gateway_down(self):
         return self.behaviour.kind == "gateway_down"
 
