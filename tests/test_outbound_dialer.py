@@ -246,3 +246,36 @@ def test_the_legs_events_follow_what_the_carrier_sent(switch, conn):
     assert "CHANNEL_PROGRESS" in names("13900000002")                          # 180, then 486
     assert "CHANNEL_PROGRESS_MEDIA" in names("13900000003")                    # 183 announcement ...
     assert "CHANNEL_PROGRESS" not in names("13900000003")                      # ... without 180
+
+
+def test_outside_values_reach_the_switch_inert(switch, conn):
+    """Job ids, campaign names and extra variables come from files and forms: nothing in them
+    may end the originate line, add a variable or expand on the switch."""
+    population(switch, n13800138000=Behaviour("person"))
+    dialer = make_dialer(conn)
+    req = DialRequest("13800138000", purpose="campaign", campaign="c1,origination_uuid=x}${system(id)}",
+                      job_id="job\napi shutdown", target="park", variables={"hotline_note": "a'b,c=${x}"})
+    cmd, _ = dialer.command(req, "13800138000", "leg-1")
+    assert "\n" not in cmd and "${" not in cmd and cmd.count("origination_uuid=") == 1
+    assert cmd.startswith("originate {") and cmd.endswith("sofia/gateway/trunk/13800138000 &park()")
+    engine_cmd, _ = dialer.command(DialRequest("13800138000", purpose="callback"), "13800138000", "leg-2")
+    assert engine_cmd.endswith("sofia/gateway/trunk/13800138000 '&socket(127.0.0.1:8084 async full)'")
+    with pytest.raises(ValueError, match="purpose"):
+        dialer.dial(DialRequest("13800138000", purpose="survey"))
+    out = dialer.dial(req)
+    leg = switch.channels[out.uuid]
+    assert out.answered and leg.variables["hotline_job"] == "job api shutdown"
+    assert "$" not in leg.variables["hotline_campaign"] and "$" not in leg.variables["hotline_note"]
+
+
+def test_the_trunks_dial_prefix_and_the_campaigns_caller_id(switch, conn):
+    population(switch, n913800138000=Behaviour("person"))
+    dialer = make_dialer(conn, dial_prefix="9", caller_id="01066668888",
+                         campaigns={"c2": {"caller_id": "01066669999"}})
+    hotline = dialer.dial(DialRequest("13800138000", purpose="callback", target="park"))
+    camp = dialer.dial(DialRequest("13800138000", purpose="campaign", campaign="c2", target="park"))
+    assert hotline.answered and camp.answered and hotline.number == "13800138000"
+    assert switch.channels[hotline.uuid].variables["origination_caller_id_number"] == "01066668888"
+    assert switch.channels[camp.uuid].variables["origination_caller_id_number"] == "01066669999"
+    default = make_dialer(conn).command(DialRequest("13800138000"), "13800138000", "leg-3")[0]
+    assert "origination_caller_id_number=12345" in default                 # the first DID
