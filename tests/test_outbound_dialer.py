@@ -7,7 +7,6 @@ import pytest
 
 from engine.outbound.dialer import DialRequest, Dialer
 from engine.outbound.lists import NumberLists
-from engine.outbound.window import TimeWindow
 from engine.settings import default_settings
 from engine.sim.pstn import Behaviour, Population
 from tests.simfix import wait_for

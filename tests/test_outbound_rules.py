@@ -172,9 +172,10 @@ def test_gate_forgets_legs_whose_hangup_was_never_seen(store):
     ("outbound_calls:\n  window:\n    days: [monday]\n", "5:12: outbound_calls.window.days[0]", "unknown day"),
     ("outbound_calls:\n  area_code: \"571\"\n", "4:3: outbound_calls.area_code", "0 then 2 or 3 digits"),
     ("outbound_calls:\n  retry: {invalid: {max_attempts: 2}}\n", "4:11: outbound_calls.retry.invalid", "never retried"),
-    ("outbound_calls:\n  campaigns: {c1: {window: {timezone: Mars/Base}}}\n", "4:29: outbound_calls.campaigns.c1.window.timezone",
-     "unknown time zone"),
-    ("outbound_calls:\n  dial_block: {prefixes: [\"/0571(/\"]}\n", "4:27: outbound_calls.dial_block.prefixes[0]", "bad regex"),
+    ("outbound_calls:\n  campaigns: {c1: {window: {timezone: Mars/Base}}}\n",
+     "4:29: outbound_calls.campaigns.c1.window.timezone", "unknown time zone"),
+    ("outbound_calls:\n  dial_block: {prefixes: [\"/0571(/\"]}\n", "4:27: outbound_calls.dial_block.prefixes[0]",
+     "bad regex"),
 ])
 def test_settings_problems_point_at_the_line(tmp_path, yaml_text, where, problem):
     from engine.settings import SettingsError, load_settings
