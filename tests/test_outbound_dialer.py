@@ -278,3 +278,16 @@ def test_the_trunks_dial_prefix_and_the_campaigns_caller_id(switch, conn):
     assert switch.channels[camp.uuid].variables["origination_caller_id_number"] == "01066669999"
     default = make_dialer(conn).command(DialRequest("13800138000"), "13800138000", "leg-3")[0]
     assert "origination_caller_id_number=12345" in default                 # the first DID
+
+
+def test_redis_away_pauses_contact_dials(switch, conn, tmp_path):
+    """The queues cannot be read: inbound callers may be waiting unseen, so no campaign dials."""
+    from engine.acd.store import AcdStore
+    from engine.infra.netutil import free_port
+    from engine.outbound.gate import Gate
+    population(switch, n13800138000=Behaviour("person"))
+    dialer = make_dialer(conn)
+    dialer.gate = Gate(AcdStore(f"redis://127.0.0.1:{free_port()}/0", prefix="t:"), dialer.cfg)
+    out = dialer.dial(DialRequest("13800138000", purpose="campaign", campaign="c"))
+    assert out.result == "paused" and out.retry and "cannot be read" in out.reason
+    assert switch.population.phones == {}

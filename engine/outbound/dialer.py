@@ -140,7 +140,10 @@ class Dialer:
                 out.not_before = opens
                 return out, None
         if contact and self.gate is not None:
-            why = self.gate.check(needs_agent=req.needs_agent)
+            try:
+                why = self.gate.check(needs_agent=req.needs_agent)
+            except Exception as exc:            # Redis away: inbound may be waiting unseen
+                why = f"inbound first: the queues cannot be read ({exc})"
             if why:
                 return self._refuse("paused", why, number, retry=True), None
         return None, number
