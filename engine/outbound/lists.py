@@ -19,6 +19,7 @@ import re
 import time
 
 import gevent
+import gevent.lock
 import peewee
 
 from engine.cdr.models import database_from_url, sqlite_path, utcnow
@@ -75,6 +76,10 @@ class NumberLists:
         self.Entry = None
         self._view = {k: ({}, []) for k in KINDS}   # kind -> ({(number, campaign): entry}, [prefix entries])
         self.loaded_at = None
+        # one connection, one greenlet at a time: on PostgreSQL the driver yields while it waits
+        # (engine/cdr/models.py make_psycopg2_cooperative), and a second query on the same
+        # connection meanwhile would fail
+        self._lock = gevent.lock.RLock()
 
     # --- life cycle --------------------------------------------------------------------------
     def open(self):
@@ -97,7 +102,7 @@ class NumberLists:
         deadline = time.monotonic() + LOCK_WAIT
         while True:
             try:
-                with self.db.atomic():
+                with self._lock, self.db.atomic():
                     return fn()
             except peewee.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
@@ -151,7 +156,8 @@ class NumberLists:
     def entries(self, kind, include_expired=True):
         E = self.Entry
         now = self.clock()
-        rows = E.select().where(E.kind == kind).order_by(E.prefix, E.number)
+        with self._lock:
+            rows = list(E.select().where(E.kind == kind).order_by(E.prefix, E.number))
         return [self._row(r) for r in rows if include_expired or not r.expires_at or r.expires_at > now]
 
     @staticmethod
@@ -269,8 +275,9 @@ class NumberLists:
         E = self.Entry
         keys = _match_keys(number)
         now = self.clock()
-        rows = E.select().where(E.kind == "dnc", E.campaign.in_(["", campaign]),
-                                ((E.prefix == False) & E.number.in_(keys)) | (E.prefix == True))  # noqa: E712
+        with self._lock:
+            rows = list(E.select().where(E.kind == "dnc", E.campaign.in_(["", campaign]),
+                                         ((E.prefix == False) & E.number.in_(keys)) | (E.prefix == True)))  # noqa: E712
         for r in rows:
             if r.expires_at and r.expires_at <= now:
                 continue
