@@ -114,3 +114,16 @@ def test_blacklisted_caller_waits_behind_everyone_in_the_queue(tmp_path, redis_s
             c.hangup()
     finally:
         rig.stop()
+
+
+def test_without_a_trunk_gateway_every_dial_is_our_fault(tmp_path):
+    """trunk.proxy unset: the rendered configuration has no gateway, and the switch answers
+    sofia/gateway/trunk/... with INVALID_GATEWAY; the contact is not held responsible."""
+    r = Rig(tmp_path, clock=lambda: OPEN, tts=NO_TTS, trunk={"gateway": "trunk"})
+    try:
+        r.switch.population = Population().add("13800138000", Behaviour("person"))
+        out = service.for_engine(r.engine).dialer.dial(DialRequest("13800138000", purpose="manual"))
+        assert (out.result, out.hangup_cause, out.counts_attempt) == ("our_fault", "INVALID_GATEWAY", False)
+        assert r.switch.population.phones == {}
+    finally:
+        r.stop()

@@ -61,8 +61,14 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
         return False, ext
     if kind == "unknown":
         return False, "CHAN_NOT_IMPLEMENTED"
+    if kind == "gateway" and switch.gateways is not None and host not in switch.gateways:
+        # mod_sofia sofia_outgoing_channel: sofia_reg_find_gateway fails -> "Invalid Gateway",
+        # SWITCH_CAUSE_INVALID_GATEWAY (our configuration renders a gateway only with trunk.proxy)
+        return False, "INVALID_GATEWAY"
     far = switch.pstn_endpoint(ext) if kind == "gateway" else None
     if kind == "gateway" and (far is None or getattr(far, "gateway_down", False)):
+        # the same function: a gateway whose status is not SOFIA_GATEWAY_UP -> "Gateway '%s' is
+        # down!", SWITCH_CAUSE_GATEWAY_DOWN (a number nobody answers for: the gateway's fault)
         return False, "GATEWAY_DOWN"
     a_uuid = variables.get("origination_uuid") or str(_uuid.uuid4())
     if a_uuid in switch.channels:
