@@ -38,3 +38,17 @@ def test_bad_number_and_bad_import_rows_are_clear_errors(tmp_path, capsys):
     rc, out, err = run_cli(capsys, "lists", "export", "dnc", "--out", out_file, "--config", cfg)
     text = out_file.read_text(encoding="utf-8")
     assert rc == 0 and "13800138000,asked,,c1" in text and "13900000000,,2027-01-01," in text
+
+
+def test_check_says_what_each_list_says_of_a_number(tmp_path, capsys):
+    cfg, _ = write_config(tmp_path, 'outbound_calls: {dial_block: {transfer_allow: ["110"]}}\n')
+    run_cli(capsys, "lists", "add", "blacklist", "0755*", "--action", "queue", "--reason", "spam", "--config", cfg)
+    run_cli(capsys, "lists", "add", "dnc", "075512345678", "--campaign", "c1", "--config", cfg)
+    rc, out, err = run_cli(capsys, "lists", "check", "0755-12345678", "--campaign", "c1", "--config", cfg)
+    assert rc == 0, err
+    assert "0755* -> queue (spam)" in out and "do-not-call:       yes" in out and "dial out:          allowed" in out
+    rc, out, _ = run_cli(capsys, "lists", "check", "110", "--config", cfg, "--json")
+    found = json.loads(out)
+    assert found["blocked_outbound"] and found["blocked_transfer"] is None and found["blacklist"] is None
+    rc, out, _ = run_cli(capsys, "lists", "show", "block", "--config", cfg)
+    assert "allowed for transfers 110" in out

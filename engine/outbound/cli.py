@@ -7,6 +7,7 @@
     hotline lists remove blacklist|dnc|block NUMBER [--campaign C]
     hotline lists import blacklist|dnc|block FILE.csv         all rows or none; bad rows as FILE:LINE
     hotline lists export blacklist|dnc|block [--out FILE.csv]
+    hotline lists check NUMBER [--campaign C]                 what each list says of a number
 
 CSV columns: number,reason,expires,extra (extra: the blacklist action, or the DNC campaign).
 The engine reads the lists again every outbound_calls.lists_reload_seconds (30 s by default).
@@ -54,6 +55,12 @@ def register(subparsers):
     imp.add_argument("--by", default=_user())
     exp = action("export", cmd_export, "write a list as CSV")
     exp.add_argument("--out", help="file (default: standard output)")
+    chk = sub.add_parser("check", help="what the lists and the dial-block settings say of a number")
+    chk.add_argument("number")
+    chk.add_argument("--campaign", default="")
+    chk.add_argument("--config", default=DEFAULT_CONFIG, help="settings file (default %(default)s)")
+    chk.add_argument("--json", action="store_true", help="JSON output")
+    chk.set_defaults(func=cmd_check, lists_command="check")
 
 
 def _user():
@@ -64,7 +71,7 @@ def _user():
 
 
 def _run(args, work):
-    """Open the lists, run work(lists) -> exit code; refusals and database trouble are one clear
+    """Open the lists, run work(lists, settings) -> exit code; refusals and database trouble are one clear
     line (or one line per bad row) on stderr, never a traceback."""
     import peewee
     from engine.outbound.lists import ListError, NumberLists
@@ -81,7 +88,7 @@ def _run(args, work):
         print(f"{name}: cannot open the database: {exc}", file=sys.stderr)
         return 1
     try:
-        return work(lists)
+        return work(lists, settings)
     except ListError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 1
@@ -105,7 +112,7 @@ def _public(entry):
 
 
 def cmd_show(args):
-    def work(lists):
+    def work(lists, settings):
         rows = lists.entries(args.kind)
         if args.json:
             _say(args, [_public(r) for r in rows], "")
@@ -116,12 +123,17 @@ def cmd_show(args):
                       cell(r["reason"], 40), cell(r["expires"]), r["hits"], cell(r["last_hit"]),
                       cell(r["added_by"])) for r in rows]))
         print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}")
+        if args.kind == "block":
+            block = settings.outbound_calls.dial_block
+            print("and from the settings (outbound_calls.dial_block): "
+                  f"prefixes {', '.join(block.prefixes) or '-'}; exact {', '.join(block.exact) or '-'}; "
+                  f"allowed for transfers {', '.join(block.transfer_allow) or '-'}")
         return 0
     return _run(args, work)
 
 
 def cmd_add(args):
-    def work(lists):
+    def work(lists, settings):
         entry = lists.add(args.kind, args.number, reason=args.reason, added_by=args.by,
                           action=args.action, campaign=args.campaign, expires=args.expires)
         _say(args, _public(entry), f"{args.kind}: {entry['number']} added")
@@ -130,7 +142,7 @@ def cmd_add(args):
 
 
 def cmd_remove(args):
-    def work(lists):
+    def work(lists, settings):
         if not lists.remove(args.kind, args.number, campaign=args.campaign):
             print(f"hotline lists remove: {args.number} is not on the {args.kind} list", file=sys.stderr)
             return 1
@@ -140,7 +152,7 @@ def cmd_remove(args):
 
 
 def cmd_import(args):
-    def work(lists):
+    def work(lists, settings):
         count = lists.import_file(args.kind, args.file, added_by=args.by)
         _say(args, {"imported": count}, f"{args.kind}: {count} entries imported from {args.file}")
         return 0
@@ -148,7 +160,7 @@ def cmd_import(args):
 
 
 def cmd_export(args):
-    def work(lists):
+    def work(lists, settings):
         rows = lists.export_rows(args.kind)
         if args.out:
             with open(args.out, "w", encoding="utf-8", newline="") as f:
@@ -156,5 +168,41 @@ def cmd_export(args):
             print(f"{args.kind}: {len(rows) - 1} entries written to {args.out}", file=sys.stderr)
         else:
             csv.writer(sys.stdout).writerows(rows)
+        return 0
+    return _run(args, work)
+
+
+def cmd_check(args):
+    from engine.outbound.lists import DialBlock
+    from engine.outbound.numbers import InvalidNumber, normalise
+
+    def work(lists, settings):
+        lists.reload()
+        try:
+            national = normalise(args.number, settings.outbound_calls.area_code).national
+        except InvalidNumber as exc:
+            national, invalid = None, str(exc)
+        else:
+            invalid = None
+        block = DialBlock(settings.outbound_calls.dial_block, lists)
+        hit = lists.blacklist_entry(args.number)
+        found = {
+            "number": national, "invalid": invalid,
+            "blacklist": {"entry": hit["number"], "action": hit["action"], "reason": hit["reason"]} if hit else None,
+            "dnc": lists.is_dnc(args.number, args.campaign) if national else False,
+            "blocked_outbound": block.refuses(national or args.number, "outbound"),
+            "blocked_transfer": block.refuses(national or args.number, "transfer"),
+        }
+        listed = "no"
+        if hit:
+            listed = f"{hit['number']} -> {hit['action']}" + (f" ({hit['reason']})" if hit["reason"] else "")
+        campaign = f" (campaign {args.campaign})" if args.campaign else ""
+        text = "\n".join([
+            f"number:            {national or '-'}" + (f"  (invalid: {invalid})" if invalid else ""),
+            f"inbound blacklist: {listed}",
+            f"do-not-call:       {'yes' if found['dnc'] else 'no'}{campaign}",
+            f"dial out:          {found['blocked_outbound'] or 'allowed'}",
+            f"transfer to:       {found['blocked_transfer'] or 'allowed'}"])
+        _say(args, found, text)
         return 0
     return _run(args, work)

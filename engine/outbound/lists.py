@@ -247,6 +247,10 @@ class NumberLists:
                 return e
         return None
 
+    def blacklist_entry(self, number):
+        """The blacklist entry this number matches, without counting a hit (tools, checks)."""
+        return self._match("blacklist", number)
+
     def blacklist_hit(self, number):
         """The blacklist entry this caller number matches (the hit is counted), or None."""
         e = self._match("blacklist", number)
