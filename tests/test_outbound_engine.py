@@ -127,3 +127,22 @@ def test_without_a_trunk_gateway_every_dial_is_our_fault(tmp_path):
         assert r.switch.population.phones == {}
     finally:
         r.stop()
+
+
+def test_engine_pauses_callbacks_while_its_callers_wait(tmp_path, redis_server, redis_prefix):
+    rig = AcdRig(tmp_path, redis_server.url, redis_prefix, [], [queue("general")], tts=NO_TTS, clock=lambda: OPEN,
+                 outbound_calls={"pause_inbound_wait": 0.5})
+    try:
+        rig.switch.population = Population().add("13800138000", Behaviour("person"))
+        out = service.for_engine(rig.engine)
+        assert out.wait_lists()
+        caller = rig.call(number="13900000001")
+        wait_for(lambda: rig.acd.store.queue_length("general") == 1, timeout=5)
+        wait_for(lambda: out.gate.longest_inbound_wait() > 0.5, timeout=5)
+        paused = out.dialer.dial(DialRequest("13800138000", purpose="callback", target="park"))
+        assert paused.result == "paused" and "inbound first" in paused.reason
+        caller.hangup()
+        wait_for(lambda: rig.acd.store.queue_length("general") == 0, timeout=5)
+        assert out.dialer.dial(DialRequest("13800138000", purpose="callback", target="park")).answered
+    finally:
+        rig.stop()

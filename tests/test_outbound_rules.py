@@ -192,3 +192,17 @@ def test_gate_reserves_the_last_channel_once(store):
     assert not gate.reserve_leg("c")                            # 2 of 2 taken
     gate.leg_ended("a")
     assert gate.reserve_leg("c") and gate.legs() == 2
+
+
+def test_gate_reads_the_acds_own_queues_and_agents_when_given(store):
+    now = [1_000_000.0]
+    gate = Gate(store, OutboundCallSettings(pause_inbound_wait=5, max_agent_share=1.0), clock=lambda: now[0],
+                queues=lambda: ["pension"], agents=lambda: ["1001"])
+    store.join("other-engines-queue", "c1", "e1", "139", joined=now[0] - 60)
+    assert gate.check() is None                                  # not one of ours
+    store.join("pension", "c2", "e1", "139", joined=now[0] - 60)
+    assert "waited 60 s" in gate.check()
+    store.leave("pension", "c2")
+    store.transition("1001", "*", "available")
+    store.transition("1002", "*", "available")
+    assert gate.staffed_agents() == 1

@@ -26,10 +26,13 @@ return 1
 
 
 class Gate:
-    def __init__(self, store, cfg, clock=time.time):
+    def __init__(self, store, cfg, clock=time.time, queues=None, agents=None):
         self.store = store          # engine.acd.store.AcdStore (its .r and .p)
         self.cfg = cfg              # OutboundCallSettings
         self.clock = clock
+        # the ACD's queue names and agent ids (callables, they change on reload); None: found by
+        # SCAN over the prefix (another engine's queues included, at the cost of a keyspace walk)
+        self.queues, self.agent_ids = queues, agents
         self._reserve = store.r.register_script(_RESERVE)
 
     @property
@@ -79,8 +82,10 @@ class Gate:
         store = self.store
         oldest = None
         start = len(store.k_queue(""))
-        for key in store.r.scan_iter(store.k_queue("*"), count=500):
-            joined = store.oldest_joined(key[start:])
+        names = self.queues() if self.queues is not None else \
+            [key[start:] for key in store.r.scan_iter(store.k_queue("*"), count=500)]
+        for name in names:
+            joined = store.oldest_joined(name)
             if joined is not None and (oldest is None or joined < oldest):
                 oldest = joined
         return max(0.0, self.clock() - oldest) if oldest is not None else 0.0
@@ -89,7 +94,8 @@ class Gate:
         """Agents logged in (any state but logged_out), from their hashes in Redis."""
         store = self.store
         start = len(store.k_agent(""))
-        ids = [k[start:] for k in store.r.scan_iter(store.k_agent("*"), count=500) if not k.endswith(":time")]
+        ids = list(self.agent_ids()) if self.agent_ids is not None else \
+            [k[start:] for k in store.r.scan_iter(store.k_agent("*"), count=500) if not k.endswith(":time")]
         states = store.agents(ids) if ids else {}
         return sum(1 for d in states.values() if d.get("state", "logged_out") != "logged_out")
 

@@ -27,7 +27,8 @@ class Outbound:
         acd = getattr(engine, "acd", None)
         if acd is not None:
             from engine.outbound.gate import Gate
-            self.gate = Gate(acd.store, self.cfg)
+            self.gate = Gate(acd.store, self.cfg, queues=lambda: list(acd.config.queues),
+                             agents=lambda: list(acd.config.agents))
         from engine.outbound.dialer import Dialer
         self.dialer = Dialer(settings, engine.esl, lists=None, gate=self.gate, clock=engine.clock)
         self.dialer.lists_required = True       # no campaign or callback dial without the DNC list
