@@ -193,13 +193,13 @@ class Dialer:
         if self.gate is not None and req.purpose in CONTACT_PURPOSES:
             # the check above saw a free channel; another dial (or engine) may have taken it since
             try:
-                reserved = self.gate.reserve_leg(leg)
+                why = None if self.gate.reserve_leg(leg) else \
+                    f"inbound first: outbound holds its {self.gate.trunk_limit} trunk channels"
             except Exception as exc:         # Redis away: no budget to check against
-                return self._refuse("paused", f"inbound first: the gate cannot be asked ({exc})", number,
-                                    retry=True)
-            if not reserved:
-                return self._refuse("paused", f"inbound first: outbound holds its {self.gate.trunk_limit} "
-                                              "trunk channels", number, retry=True)
+                why = f"inbound first: the gate cannot be asked ({exc})"
+            if why:
+                log.info("dial %s (%s %s) refused: paused: %s", number, req.purpose, req.job_id or "-", why)
+                return self._refuse("paused", why, number, retry=True)
         elif self.gate is not None:
             self._quiet(self.gate.leg_started, leg)     # transfers and manual dials: counted, not limited
         self.live.add(leg)
@@ -215,9 +215,10 @@ class Dialer:
             return DialOutcome(uuid=leg, answered=True, result=results.ANSWERED, hangup_cause=None,
                                retry=False, counts_attempt=True, number=number)
         self._ended(leg)
-        cause = None
-        if reply:
-            cause = reply[4:].strip().split()[0] if reply.startswith("-ERR") and len(reply) > 4 else reply[:64]
+        # `-ERR <CAUSE>` (mod_commands' originate: "-ERR %s\n", switch_channel_cause2str); any other
+        # reply (a usage text) means our command was wrong: no cause, our fault
+        words = reply.split() if reply and reply.startswith("-ERR") else []
+        cause = words[1] if len(words) > 1 else None
         result, retry, counts = classify(False, cause)
         log.info("%s%s not answered: %s -> %s", prefix, number, cause or "no reply", result)
         return DialOutcome(uuid=leg, answered=False, result=result, hangup_cause=cause, retry=retry,
