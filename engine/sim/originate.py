@@ -125,7 +125,7 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
     a.set_state("CS_ROUTING")
     a.presence("CS_ROUTING", "progressing")
     a.set_state("CS_CONSUME_MEDIA")
-    if endpoint_obj is not None and not getattr(endpoint_obj, "rings", True):
+    if endpoint_obj is not None and not getattr(endpoint_obj, "sends_ringing", True):
         # a carrier that refuses at once (486, 603, 503) or answers 183 with an announcement sends
         # no 180: no CHANNEL_PROGRESS, the leg never shows RINGING (engine.sim.pstn)
         a.endpoint = endpoint_obj

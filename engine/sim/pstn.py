@@ -58,7 +58,7 @@ class PstnPhone:
         self.pressed = []
 
     @property
-    def rings(self):
+    def sends_ringing(self):
         """Does the carrier send 180 Ringing (CHANNEL_PROGRESS) before the outcome?"""
         b = self.behaviour
         return b.kind in ("busy_ringing", "no_answer", "person", "machine") and not b.early_media
