@@ -92,3 +92,21 @@ def test_agents_transfer_to_emergency_numbers_follows_the_settings(tmp_path, red
         assert e.value.status == 403 and "dial_block" in str(e.value)
     finally:
         rig.stop()
+
+
+def test_import_of_a_file_that_is_not_utf8_csv_is_refused_clearly(lists, tmp_path):
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes("13800138000,骚扰\n".encode("gbk"))
+    with pytest.raises(ListError, match="not UTF-8 text.*CSV UTF-8"):
+        lists.import_file("blacklist", gbk)
+    nul = tmp_path / "nul.csv"
+    nul.write_bytes(b"13800138000,a\n13900000000,\x00b\n")
+    with pytest.raises(ListError, match=r"nul.csv:2: a control character"):
+        lists.import_file("blacklist", nul)
+    many = tmp_path / "many.csv"
+    many.write_text("".join(f"1380013{i:04d},x\n" for i in range(3000)) + "1380013800,bad\n", encoding="utf-8")
+    with pytest.raises(ListError, match=r"many.csv:3001: "):
+        lists.import_file("blacklist", many)
+    assert lists.entries("blacklist") == []
+    many.write_text("".join(f"1380013{i:04d},x\n" for i in range(3000)), encoding="utf-8")
+    assert lists.import_file("blacklist", many) == 3000 and len(lists.entries("blacklist")) == 3000

@@ -31,6 +31,7 @@ log = logging.getLogger("hotline.outbound.lists")
 LOCK_POLL = 0.02        # seconds between tries while another writer holds SQLite
 LOCK_WAIT = 10.0
 EXPORT_FIELDS = ("number", "reason", "expires", "extra", "added_by", "hits")
+MAX_PROBLEMS_SHOWN = 50     # bad import rows listed (a wrong file can have a million)
 
 
 class ListError(ValueError):
@@ -112,6 +113,11 @@ class NumberLists:
     # --- changes -----------------------------------------------------------------------------
     def add(self, kind, number, reason="", added_by="", action=None, campaign="", expires=None):
         """Add (or update) an entry; returns it as a dict."""
+        write = self._entry_writer(kind, number, reason, added_by, action, campaign, expires)
+        return self._write(write)
+
+    def _entry_writer(self, kind, number, reason="", added_by="", action=None, campaign="", expires=None):
+        """Check one entry (ListError says why not) and return the function that writes it."""
         if kind not in KINDS:
             raise ListError(f"unknown list {kind!r}; lists: {', '.join(KINDS)}")
         digits, prefix = parse_entry_number(number, kind)
@@ -125,6 +131,8 @@ class NumberLists:
             raise ListError("only DNC entries may be for one campaign")
         if len(str(reason)) > 500:
             raise ListError("reason longer than 500 characters")
+        if any(ord(c) < 32 or ord(c) == 127 for c in str(reason) + str(added_by) + str(campaign)):
+            raise ListError("a control character in the reason, campaign or name")
         expires_at = _parse_expiry(expires)
         E = self.Entry
         fields = dict(reason=str(reason or ""), added_by=str(added_by or "")[:64], action=action,
@@ -139,7 +147,7 @@ class NumberLists:
                     setattr(row, k, v)
                 row.save()
             return self._row(row)
-        return self._write(write)
+        return write
 
     def remove(self, kind, number, campaign=""):
         digits, prefix = parse_entry_number(number, kind)
@@ -174,32 +182,41 @@ class NumberLists:
         """Add every row of a CSV file, or none: a bad row stops the import with `file:line:`
         problems (all of them). `extra` is the blacklist action or the DNC campaign."""
         try:
-            text = open(path, encoding="utf-8-sig").read()
+            with open(path, encoding="utf-8-sig") as f:
+                text = f.read()
         except OSError as exc:
             raise ListError(f"{path}: cannot read: {exc.strerror}") from None
-        rows, problems = [], []
-        for line_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        except UnicodeDecodeError as exc:
+            raise ListError(f"{path}: not UTF-8 text at byte {exc.start} (save the sheet as \"CSV UTF-8\")") from None
+        writers, problems = [], []
+        reader = csv.reader(io.StringIO(text))
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                raise ListError(f"{path}:{reader.line_num}: not CSV: {exc}") from None
+            line_no = reader.line_num           # the physical line (a quoted field may span lines)
             if not row or not "".join(row).strip() or row[0].strip().startswith("#"):
                 continue
             if line_no == 1 and row[0].strip().lower() == "number":
                 continue                        # a header
-            number, reason, expires, extra = (list(row) + ["", "", "", ""])[:4]
+            number, reason, expires, extra = [c.strip() for c in (list(row) + ["", "", "", ""])[:4]]
             try:
-                parse_entry_number(number, kind)
-                _parse_expiry(expires.strip() or None)
-                if kind == "blacklist" and extra.strip() and extra.strip() not in ACTIONS:
-                    raise ListError(f"action {extra.strip()!r}: one of {', '.join(ACTIONS)}")
+                writers.append(self._entry_writer(
+                    kind, number, reason=reason, added_by=added_by, expires=expires or None,
+                    action=(extra or None) if kind == "blacklist" else None,
+                    campaign=extra if kind == "dnc" else ""))
             except ListError as exc:
                 problems.append(f"{path}:{line_no}: {exc}")
-                continue
-            rows.append((number, reason.strip(), expires.strip() or None, extra.strip()))
         if problems:
-            raise ListError("nothing imported:\n" + "\n".join(problems))
-        for number, reason, expires, extra in rows:
-            self.add(kind, number, reason=reason, added_by=added_by, expires=expires,
-                     action=(extra or None) if kind == "blacklist" else None,
-                     campaign=extra if kind == "dnc" else "")
-        return len(rows)
+            shown = problems[:MAX_PROBLEMS_SHOWN]
+            more = len(problems) - len(shown)
+            raise ListError("nothing imported:\n" + "\n".join(shown) + (f"\n... and {more} more" if more else ""))
+        # one transaction: the file goes in whole or not at all, also if the database fails midway
+        self._write(lambda: [w() for w in writers])
+        return len(writers)
 
     def export_rows(self, kind):
         out = [list(EXPORT_FIELDS)]
