@@ -55,6 +55,8 @@ class Outbound:
                           "reloaded, the last ones stay" if self.lists else "available",
                           exc, self.cfg.lists_reload_seconds)
             if self._engine_stopped(self.cfg.lists_reload_seconds):
+                if self.lists is not None:
+                    self.lists.close()
                 return
 
     def _engine_stopped(self, seconds):
