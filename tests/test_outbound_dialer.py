@@ -291,3 +291,13 @@ def test_redis_away_pauses_contact_dials(switch, conn, tmp_path):
     out = dialer.dial(DialRequest("13800138000", purpose="campaign", campaign="c"))
     assert out.result == "paused" and out.retry and "cannot be read" in out.reason
     assert switch.population.phones == {}
+
+
+def test_the_shipped_outbound_scenario_loads():
+    from pathlib import Path
+
+    from engine.sim.scenario import load_scenario, population
+    path = Path(__file__).resolve().parent.parent / "engine" / "sim" / "scenarios" / "outbound.yaml"
+    pop = population(load_scenario(path))
+    assert pop.behaviour("13800000004").kind == "busy" and pop.behaviour("13912345678").kind == "person"
+    assert pop.behaviour("13800000002").dtmf == ((3.0, "9"),) and pop.behaviour("15000000000") is None
