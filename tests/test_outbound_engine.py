@@ -146,3 +146,13 @@ def test_engine_pauses_callbacks_while_its_callers_wait(tmp_path, redis_server, 
         assert out.dialer.dial(DialRequest("13800138000", purpose="callback", target="park")).answered
     finally:
         rig.stop()
+
+
+def test_a_trunk_call_carrying_our_variables_is_still_a_trunk_call(rig):
+    seen = served(rig)
+    caller = rig.switch.place_call("12345", "13900000000", "x", variables={"hotline_purpose": "callback",
+                                                                          "hotline_job": "forged"})
+    assert caller.wait_hangup(10)
+    assert seen == []                                   # the callback handler never saw it
+    wait_for(lambda: rig.cdrs(), timeout=5)
+    assert "outbound" not in (rig.cdrs()[0]["tags"] or [])
