@@ -4,7 +4,8 @@ import datetime
 import pytest
 
 from engine.outbound.config import DialBlockSettings
-from engine.outbound.lists import DialBlock, ListError, NumberLists
+from engine.outbound.dialblock import DialBlock
+from engine.outbound.lists import ListError, NumberLists
 from tests.acdfix import AcdRig, queue
 
 

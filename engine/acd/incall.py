@@ -33,7 +33,7 @@ import gevent
 
 from engine.call.live import checkpoint
 from engine.esl import commands
-from engine.outbound.lists import DialBlock
+from engine.outbound.dialblock import DialBlock
 
 log = logging.getLogger("hotline.acd.incall")
 

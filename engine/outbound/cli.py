@@ -173,7 +173,7 @@ def cmd_export(args):
 
 
 def cmd_check(args):
-    from engine.outbound.lists import DialBlock
+    from engine.outbound.dialblock import DialBlock
     from engine.outbound.numbers import InvalidNumber, normalise
 
     def work(lists, settings):

@@ -26,7 +26,7 @@ from typing import Optional
 
 from engine.esl import commands
 from engine.outbound import results
-from engine.outbound.lists import DialBlock
+from engine.outbound.dialblock import DialBlock
 from engine.outbound.numbers import InvalidNumber, normalise
 from engine.outbound.results import RetryRules, classify
 from engine.outbound.window import TimeWindow

@@ -7,9 +7,8 @@
     lists.blacklist_hit("+86 138 0013 8000")    # -> entry dict (hit counted) or None
     lists.is_dnc("13800138000", "survey-2026")  # campaign '' entries apply to every campaign
 
-The dial-block list is the settings' `outbound_calls.dial_block` (international, premium and
-emergency numbers; emergency ones may be allowed for transfers only) plus the `block` entries in
-the database: `DialBlock.refuses(number, purpose)` is the one check for transfers and outbound.
+The `block` entries add to the settings' dial-block list (engine.outbound.dialblock.DialBlock,
+the one check for transfers and outbound calls).
 """
 import csv
 import datetime
@@ -24,7 +23,7 @@ import peewee
 
 from engine.cdr.models import database_from_url, sqlite_path, utcnow
 from engine.outbound.models import ACTIONS, KINDS, bound_model
-from engine.outbound.numbers import InvalidNumber, normalise
+from engine.outbound.numbers import InvalidNumber, lookup_forms, normalise
 
 log = logging.getLogger("hotline.outbound.lists")
 
@@ -251,7 +250,7 @@ class NumberLists:
 
     def _match(self, kind, number, campaign=""):
         exact, prefixes = self._view[kind]
-        keys = _match_keys(number)
+        keys = lookup_forms(number)
         now = self.clock()
         for key in keys:
             for c in ({"", campaign} if campaign else {""}):
@@ -294,7 +293,7 @@ class NumberLists:
 
     def _dnc_in_db(self, number, campaign):
         E = self.Entry
-        keys = _match_keys(number)
+        keys = lookup_forms(number)
         now = self.clock()
         with self._lock:
             rows = list(E.select().where(E.kind == "dnc", E.campaign.in_(["", campaign]),
@@ -310,70 +309,5 @@ class NumberLists:
         return self._match("block", number)
 
 
-def _match_keys(number):
-    """The forms a number is looked up in: national (if it normalises) and its bare digits."""
-    raw = "".join(ch for ch in str(number or "") if ch.isdigit())
-    keys = []
-    try:
-        keys.append(normalise(number).national)
-    except InvalidNumber:
-        pass
-    if raw and raw not in keys:
-        keys.append(raw)
-    return keys
-
-
-# --- the dial-block list ---------------------------------------------------------------------
-
-_active = None        # the engine's NumberLists (install()); the CLI and tests may leave it unset
-_settings = None      # the engine's settings, for code that has none at hand (IVR nodes)
-
-
-def install(lists, settings=None):
-    """The engine's lists and settings: transfers from IVR flows and agents also see the
-    database's `block` entries and the settings' dial_block."""
-    global _active, _settings
-    _active, _settings = lists, settings
-
-
-def active():
-    return _active
-
-
-class DialBlock:
-    """`refuses(number, purpose)` -> reason text, or None when the number may be dialled.
-
-    purpose 'transfer' (an agent or a flow hands a caller over) may reach the settings'
-    transfer_allow numbers (emergency services); every other purpose never does."""
-
-    def __init__(self, cfg=None, lists=None):
-        from engine.outbound.config import DialBlockSettings
-        cfg = cfg or DialBlockSettings()
-        self.prefixes, self.exact = tuple(cfg.prefixes), set(cfg.exact)
-        self.transfer_allow = set(cfg.transfer_allow)
-        self.lists = lists
-
-    @classmethod
-    def for_settings(cls, settings=None):
-        """The engine's list: `settings` (default the installed ones) and the installed lists."""
-        cfg = getattr(getattr(settings or _settings, "outbound_calls", None), "dial_block", None)
-        return cls(cfg, _active)
-
-    def refuses(self, number, purpose="outbound"):
-        raw = str(number or "").strip()
-        forms = [raw] + [k for k in _match_keys(raw) if k != raw]
-        for form in forms:
-            if form in self.exact:
-                if purpose == "transfer" and form in self.transfer_allow:
-                    return None
-                return f"{form} is an emergency/special number (dial_block.exact)"
-        for rule in self.prefixes:
-            if rule.startswith("/") and rule.endswith("/") and len(rule) > 2:
-                if any(re.fullmatch(rule[1:-1], f) for f in forms):
-                    return f"{raw} matches {rule} (dial_block.prefixes)"
-            elif raw.startswith(rule):
-                return f"{raw} starts with {rule} (dial_block.prefixes)"
-        entry = self.lists.blocked_entry(raw) if self.lists is not None else None
-        if entry is not None:
-            return f"{raw} is on the block list ({entry['number']}{': ' + entry['reason'] if entry['reason'] else ''})"
-        return None
+# the dial-block list used to live here; its home is engine.outbound.dialblock
+from engine.outbound.dialblock import DialBlock, active, install  # noqa: E402,F401

@@ -11,7 +11,8 @@ import logging
 import gevent
 
 from engine.outbound import legs
-from engine.outbound.lists import NumberLists, install
+from engine.outbound.dialblock import install
+from engine.outbound.lists import NumberLists
 
 log = logging.getLogger("hotline.outbound")
 

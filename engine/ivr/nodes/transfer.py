@@ -12,8 +12,8 @@ PROMPT_FIELDS = ("prompt",)
 
 def blocked(number, extra=()):
     """The dial-block list (settings outbound_calls.dial_block and the `block` list, through
-    engine.outbound.lists.DialBlock) plus the node's own `block` rules (prefixes or /regex/)."""
-    from engine.outbound.lists import DialBlock
+    engine.outbound.dialblock.DialBlock) plus the node's own `block` rules (prefixes or /regex/)."""
+    from engine.outbound.dialblock import DialBlock
     if DialBlock.for_settings().refuses(number, "transfer"):
         return True
     for rule in extra:
