@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "engine.cdr.report",
     "engine.privacy.cli",
     "engine.install.cli",
+    "engine.outbound.cli",
 ]
 
 

@@ -214,6 +214,9 @@ class LogSettings:
                                    doc="peewee, urllib3, asyncio...: their DEBUG floods the log")
 
 
+from engine.outbound.config import OutboundCallSettings, check as check_outbound_calls  # noqa: E402
+
+
 @dataclass(frozen=True)
 class Settings:
     trunk: TrunkSettings = setting()
@@ -232,6 +235,7 @@ class Settings:
     log: LogSettings = setting(LogSettings())
     privacy: PrivacySettings = setting(PrivacySettings())
     timezone: str = setting("Asia/Shanghai", doc="the hotline's time zone: every command reads and shows times in it")
+    outbound_calls: OutboundCallSettings = setting(OutboundCallSettings())
     source: Optional[Path] = setting(None, derived=True, doc="the file these came from")
     marks: Any = field(default=None, repr=False, compare=False, metadata={"derived": True})
 
@@ -504,6 +508,7 @@ def _finish(root, marks, source, base_dir, env) -> Settings:
     s = dataclasses.replace(s, recordings=dataclasses.replace(
         s.recordings, purge_tz=s.recordings.purge_tz or s.timezone))
     _check_purge_time(s.recordings, builder)
+    check_outbound_calls(s.outbound_calls, builder.fail)
     rds = _redis_settings(s.redis, env, builder)
     outbound = s.outbound
     if not outbound.advertise_host:

@@ -61,7 +61,14 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
         return False, ext
     if kind == "unknown":
         return False, "CHAN_NOT_IMPLEMENTED"
-    if kind == "gateway" and ext not in switch.pstn:
+    if kind == "gateway" and switch.gateways is not None and host not in switch.gateways:
+        # mod_sofia sofia_outgoing_channel: sofia_reg_find_gateway fails -> "Invalid Gateway",
+        # SWITCH_CAUSE_INVALID_GATEWAY (our configuration renders a gateway only with trunk.proxy)
+        return False, "INVALID_GATEWAY"
+    far = switch.pstn_endpoint(ext) if kind == "gateway" else None
+    if kind == "gateway" and (far is None or getattr(far, "gateway_down", False)):
+        # the same function: a gateway whose status is not SOFIA_GATEWAY_UP -> "Gateway '%s' is
+        # down!", SWITCH_CAUSE_GATEWAY_DOWN (a number nobody answers for: the gateway's fault)
         return False, "GATEWAY_DOWN"
     a_uuid = variables.get("origination_uuid") or str(_uuid.uuid4())
     if a_uuid in switch.channels:
@@ -70,8 +77,7 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
     # Caller-Caller-ID-Number 0000000000 and no Caller-Caller-ID-Name (fixture 10 #40)
     cid_num = variables.get("origination_caller_id_number", "0000000000")
     cid_name = variables.get("origination_caller_id_name", "")
-    endpoint_obj = switch.endpoints.get(ext) if kind in ("user", "sofia") else \
-        switch.pstn.get(ext) if kind == "gateway" else None
+    endpoint_obj = switch.endpoints.get(ext) if kind in ("user", "sofia") else far
     if kind == "user" and endpoint_obj is None:
         return False, "USER_NOT_REGISTERED"
     if kind == "user":
@@ -119,7 +125,13 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
     a.set_state("CS_ROUTING")
     a.presence("CS_ROUTING", "progressing")
     a.set_state("CS_CONSUME_MEDIA")
-    if endpoint_obj is not None:
+    if endpoint_obj is not None and not getattr(endpoint_obj, "sends_ringing", True):
+        # a carrier that refuses at once (486, 603, 503) or answers 183 with an announcement sends
+        # no 180: no CHANNEL_PROGRESS, the leg never shows RINGING (engine.sim.pstn)
+        a.endpoint = endpoint_obj
+        a.network_addr = a.network_addr or "127.0.0.1"
+        switch.spawn(endpoint_obj.on_ring, a)
+    elif endpoint_obj is not None:
         a.endpoint = endpoint_obj
         a.times["progress"] = now_us()
         # the phone's 180 tells sofia its address (fixture 10 #47: Caller-Network-Addr from
@@ -153,25 +165,36 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
     def given_up():
         return (originator is not None and not originator.alive) or (cancelled is not None and cancelled())
 
+    # An API originate (no originator) succeeds on early media too unless ignore_early_media is
+    # true: switch_ivr_originate.c sets oglobals.early_ok = 1, clears it only for
+    # ignore_early_media=true|ring_ready|consume (or bridge_early_media), and check_channel_status
+    # takes `early_ok && CF_EARLY_MEDIA` like CF_ANSWERED. (The bridge app's case is left as it was.)
+    early_ok = originator is None and str(variables.get("ignore_early_media", "")).lower() not in (
+        "true", "yes", "on", "1", "ring_ready", "consume") and \
+        str(variables.get("bridge_early_media", "")).lower() not in ("true", "yes", "on", "1")
+
+    def won():
+        return a.answered or (early_ok and a.early and a.alive)
+
     deadline = time.monotonic() + timeout
     answered = False
     try:
-        while not a.answered and not given_up():
+        while not won() and not given_up():
             left = deadline - time.monotonic()
             if left <= 0:
                 break
             # one media frame at a time: the originator's hangup is noticed within a frame
-            answered = a.wait(min(left, switch.frame_seconds), until=lambda: a.answered)
+            answered = a.wait(min(left, switch.frame_seconds), until=won)
     except Exception:
         answered = False
-    if not a.answered and a.alive and given_up():
+    if not won() and a.alive and given_up():
         lost = cancelled is not None and cancelled()
         cause = "LOSE_RACE" if lost and (originator is None or originator.alive) else "ORIGINATOR_CANCEL"
         a.kill(cause, "send_cancel")
         if a.sip_peer is not None and a.sip_peer.alive:
             a.sip_peer.kill("ORIGINATOR_CANCEL", "recv_cancel")
         return False, cause
-    if a.answered:
+    if won():
         if originator is not None and originator.call_state == "RING_WAIT":
             # the bridge app's caller leg stops waiting as the far leg answers; it now shows that
             # leg as its originatee, and that leg's callee ID as its own (fixture 08 #56, 11 #56)

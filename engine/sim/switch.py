@@ -57,12 +57,14 @@ class Switch:
         self.factory = EventFactory(self.core_uuid, hostname)
         self.modules = set(sim_modules.VANILLA_MODULES)
         self.local_streams = {}       # name -> directory (the fixtures' switch had no sound files)
+        self.gateways = None          # gateway names of the loaded sofia.conf.xml (None: not checked)
         if conf_dir is not None:
             self.load_conf(conf_dir)
         self.media = MediaManager()
         self.channels = {}
         self.endpoints = {}
         self.pstn = {}                # number -> endpoint reached through the trunk gateway
+        self.population = None        # engine.sim.pstn.Population: numbers behind the gateway
         self.sofia_calls = {}         # profile -> {"inbound": n, "outbound": n} since start
         self.listeners = []           # ESL sessions with a subscription
         self.callbacks = []           # subscribe(callback)
@@ -99,6 +101,8 @@ class Switch:
         if modules is not None:
             self.modules = set(modules)
         self.local_streams = sim_modules.read_local_streams(str(conf_dir), self.global_vars)
+        from engine.sim.pstn import read_gateways
+        self.gateways = read_gateways(conf_dir)
 
     def media_duration(self, source):
         """Seconds `source` plays (None: until stopped); MediaError when the switch cannot open it:
@@ -264,6 +268,14 @@ class Switch:
 
     def unregister(self, ext):
         self.endpoints.pop(str(ext), None)
+
+    def pstn_endpoint(self, number):
+        """Who answers `sofia/gateway/<gw>/<number>`: a phone registered for it, else the
+        simulated population behind the trunk (engine.sim.pstn), else nobody (None)."""
+        phone = self.pstn.get(str(number))
+        if phone is None and self.population is not None:
+            phone = self.population.endpoint(str(number))
+        return phone
 
     def register_pstn(self, number, endpoint):
         """A phone outside, reached by `sofia/gateway/<gw>/<number>` (transfers, three-way calls);
