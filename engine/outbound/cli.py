@@ -18,9 +18,8 @@ import json
 import os
 import sys
 
-from engine.infra.clitext import SecretsNotNeeded, cell, iso, table
+from engine.infra.clitext import SecretsNotNeeded, add_option, cell, default_config, iso, table
 
-DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
 KINDS = ("blacklist", "dnc", "block")
 
 
@@ -35,8 +34,8 @@ def register(subparsers):
         p.add_argument("kind", choices=KINDS)
         if number:
             p.add_argument("number", help="a number, or digits then * for a prefix (0755*)")
-        p.add_argument("--config", default=DEFAULT_CONFIG, help="settings file (default %(default)s)")
-        p.add_argument("--json", action="store_true", help="JSON output")
+        add_option(p, "--config", default=default_config())
+        add_option(p, "--json")
         p.set_defaults(func=func)
         return p
 
@@ -58,8 +57,8 @@ def register(subparsers):
     chk = sub.add_parser("check", help="what the lists and the dial-block settings say of a number")
     chk.add_argument("number")
     chk.add_argument("--campaign", default="")
-    chk.add_argument("--config", default=DEFAULT_CONFIG, help="settings file (default %(default)s)")
-    chk.add_argument("--json", action="store_true", help="JSON output")
+    add_option(chk, "--config", default=default_config())
+    add_option(chk, "--json")
     chk.set_defaults(func=cmd_check, lists_command="check")
 
 
