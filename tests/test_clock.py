@@ -274,7 +274,7 @@ def test_the_data_commands_share_flag_names_and_metavars():
                  ("tickets", "list"), ("tickets", "show"), ("report", "daily")):
         opts = actions(*path)
         assert "--json" in opts and "--config" in opts, path
-        assert opts["--config"].metavar is None, path              # shown as CONFIG like elsewhere
+        assert opts["--config"].metavar == "FILE", path              # clitext.OPTIONS: FILE everywhere
     cdr = actions("cdr", "list")
     assert (cdr["--since"].metavar, cdr["--until"].metavar, cdr["--limit"].metavar) == ("TIME", "TIME", "N")
     assert actions("recordings", "list")["--date"].metavar == "DAY"

@@ -102,7 +102,7 @@ def test_hotline_runs_from_the_wheel_not_the_checkout(installed):
     for command in ("run", "init", "sim", "fs-config", "ivr"):
         assert command in out
     flows = Path(where[1])
-    assert run([i["hotline"], "ivr", "lint", flows], i["cwd"], i["env"]).stdout.strip().endswith("ok")
+    assert run([i["hotline"], "ivr", "lint", flows], i["cwd"], i["env"]).stdout.strip().endswith("0 errors, 0 warnings")
     run([i["hotline"], "bot", "lint", flows / "bots"], i["cwd"], i["env"])
 
 
@@ -113,7 +113,7 @@ def test_init_then_render_from_the_wheel(installed):
     # the units run the wheel's own `hotline` on the new directory's settings
     unit = (etc / "systemd" / "hotline.service").read_text()
     assert f"ExecStart={i['hotline']} run --config {etc / 'hotline.yaml'}\n" in unit
-    assert run([i["hotline"], "ivr", "lint", etc / "ivr_flows"], i["cwd"], i["env"]).stdout.strip().endswith("ok")
+    assert run([i["hotline"], "ivr", "lint", etc / "ivr_flows"], i["cwd"], i["env"]).stdout.strip().endswith("0 errors, 0 warnings")
     again = run([i["hotline"], "init", etc], i["cwd"], i["env"], ok=False)
     assert again.returncode == 1 and "not overwriting" in again.stderr
     env = {**i["env"], "HOTLINE_ESL_PASSWORD": "wheel-test-secret",
@@ -141,4 +141,4 @@ def test_an_editable_install_reads_the_same_files_from_the_checkout(tmp_path):
     assert Path(where[0]) == src / "engine" / "__init__.py"
     assert Path(where[1]) == src / "freeswitch_conf" / "sounds"
     lint = run([tmp_path / "venv" / "bin" / "hotline", "ivr", "lint", src / "ivr_flows"], tmp_path, env)
-    assert lint.stdout.strip().endswith("ok")
+    assert lint.stdout.strip().endswith("0 errors, 0 warnings")
