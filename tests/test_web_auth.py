@@ -169,3 +169,12 @@ def test_pages_need_a_login_and_escape_what_they_show(rig):
     assert status == 302 and headers["Location"] == "/desk"
     status, _, page = b.request("GET", "/desk")
     assert status == 200 and 'data-agent="1001"' in page
+
+
+def test_an_account_changes_its_own_password(rig):
+    b = browser(rig, "1001")
+    assert b.post("/v1/session/password", {"current": "wrong-one-1", "password": "brand-new-pw"}, expect=403)
+    assert b.post("/v1/session/password", {"current": PASSWORDS["1001"], "password": "brand-new-pw"})["logged_out"]
+    assert b.get("/v1/session")["authenticated"] is False
+    b.login("1001", PASSWORDS["1001"], expect=401)
+    b.login("1001", "brand-new-pw")

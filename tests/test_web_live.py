@@ -138,3 +138,15 @@ def test_pages_escape_what_comes_from_outside(rig):
     status, headers, page = b.request("GET", '/login?next=/desk%22%3E%3Cscript%3Ealert(1)%3C/script%3E')
     assert status == 200 and "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
     assert headers["X-Content-Type-Options"] == "nosniff" and headers["X-Frame-Options"] == "DENY"
+
+
+def test_the_stream_says_expired_when_its_session_ends(rig, monkeypatch):
+    from engine.web import live as live_mod
+    monkeypatch.setattr(live_mod, "KEEPALIVE", 0.2)       # the session is checked at each keepalive
+    now = [1_000_000.0]
+    rig.web.clock = lambda: now[0]
+    events = browser(rig, "1001").events()
+    assert next(events)[0] == "snapshot"
+    now[0] += 61 * 60                                     # web.session_idle_minutes: 60
+    assert next_event(events, "expired") == {}
+    assert list(events) == []                             # and the stream is closed

@@ -97,7 +97,7 @@ def _secret_key(settings, redis):
         redis.set(key, secrets.token_hex(32), nx=True)
         return redis.get(key)
     except Exception as exc:
-        log.error("web console: no cookie-signing key from Redis (%s); a random one for this process: "
+        log.warning("web console: no cookie-signing key from Redis (%s); a random one for this process: "
                   "sessions will not carry over to another engine or a restart", exc)
         return secrets.token_hex(32)
 
