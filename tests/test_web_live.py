@@ -150,3 +150,15 @@ def test_the_stream_says_expired_when_its_session_ends(rig, monkeypatch):
     now[0] += 61 * 60                                     # web.session_idle_minutes: 60
     assert next_event(events, "expired") == {}
     assert list(events) == []                             # and the stream is closed
+
+
+def test_live_streams_over_the_cap_are_refused_and_leave_the_request_caps(rig):
+    server = rig.engine.control
+    server.max_streams = 1
+    first = browser(rig, "2001").events()
+    assert next(first)[0] == "snapshot"
+    assert server.streams == 1 and server.open_connections == 0     # a stream is not a pending request
+    from tests.webfix import HttpFailed
+    with pytest.raises(HttpFailed) as e:
+        next(browser(rig, "2001").events())
+    assert e.value.status == 503 and "too many live-update connections" in e.value.body
