@@ -47,6 +47,8 @@ def test_snapshot_on_connect_then_an_agent_state_change(rig):
     assert {a["id"]: a["state"] for a in snap["agents"]} == {"1001": "logged_out", "1002": "available",
                                                               "2001": "logged_out"}
     assert [q["name"] for q in snap["queues"]] == ["general"] and snap["me"]["role"] == "supervisor"
+    assert snap["engines"] == [{"engine": rig.acd.engine_id, "accepting": True, "at": snap["engines"][0]["at"],
+                                "calls": {"ivr": 0, "queue": 0, "ringing": 0, "agent": 0}}]
     rig.acd.board.login("1001")                       # the engine's own change, not a poll
     row = next_event(events, "agent", lambda d: d["id"] == "1001")
     assert row["state"] == "available"
@@ -80,6 +82,7 @@ def test_a_hostile_caller_id_is_json_data(rig):
     hostile = '<script>alert(1)</script>"\n'
     rig.call(hostile.strip())
     call = next_event(events, "call", lambda d: d.get("caller"))
+    assert next_event(events, "engine", lambda d: d["calls"]["agent"] == 1)["engine"] == rig.acd.engine_id
     # the simulator hands the engine the caller ID as it came; it reaches the browser as a JSON string
     assert "<script>" in call["caller"]
     b = browser(rig, "2001")

@@ -13,10 +13,12 @@ dropped (its stream ends; EventSource reconnects and gets the current state), th
 waits for a browser. A reconnecting browser gets a `snapshot` event first, then changes.
 
 Events (`event:` name, `data:` JSON; see WEB_API.md):
-    snapshot  {"at", "me", "agents": [...], "queues": [...], "calls": [...]}
+    snapshot  {"at", "me", "agents": [...], "queues": [...], "calls": [...], "engines": [this one's]}
     agent     one row of GET /v1/agents, plus "at"
     queue     one row of GET /v1/queues, plus "at"
     call      one row of GET /v1/calls, plus "at"; {"call": uuid, "gone": true, "at"} when it ended
+    engine    {"engine": id, "accepting", "calls": {"ivr", "queue", "ringing", "agent"}, "at"}: an
+              engine's trunk calls by stage, when they change
     expired   {} the session ended: log in again (the stream closes)
 An agent's stream carries its own agent row and its own calls only (queues: all).
 """
@@ -119,6 +121,8 @@ class Live:
         self.channel = None if acd is None else f"{acd.store.p}live"
         if acd is not None:
             acd.store.watchers.append(self.bus.publish)
+            getattr(self.engine, "watchers", []).append(self.bus.publish)
+        self._stages = None        # last "engine" event's figures
 
     # --- life cycle ---------------------------------------------------------------------------
     def start(self):
@@ -137,8 +141,9 @@ class Live:
             except Exception:
                 pass
         acd = self.engine.acd
-        if acd is not None and self.bus.publish in acd.store.watchers:
-            acd.store.watchers.remove(self.bus.publish)
+        for watchers in (getattr(acd, "store", None) and acd.store.watchers, getattr(self.engine, "watchers", None)):
+            if watchers and self.bus.publish in watchers:
+                watchers.remove(self.bus.publish)
 
     # --- subscribers --------------------------------------------------------------------------
     def subscribe(self, who):
@@ -163,13 +168,19 @@ class Live:
     def snapshot(self, who):
         acd = self.engine.acd
         if acd is None:
-            return {"at": time.time(), "me": _me(who), "agents": [], "queues": [], "calls": []}
+            return {"at": time.time(), "me": _me(who), "agents": [], "queues": [], "calls": [], "engines": []}
         agents = views.agents(acd)
         calls, _ = acd.relay.site_calls()
         if who.role == "agent":
             agents = [a for a in agents if a["id"] == who.agent]
             calls = [c for c in calls if c.get("agent") == who.agent or who.agent in (c.get("agents_offered") or ())]
-        return {"at": time.time(), "me": _me(who), "agents": agents, "queues": views.queues(acd), "calls": calls}
+        return {"at": time.time(), "me": _me(who), "agents": agents, "queues": views.queues(acd), "calls": calls,
+                "engines": [self.engine_row()]}
+
+    def engine_row(self, now=None):
+        from engine.web.metrics import call_stages
+        return {"engine": self.engine.acd.engine_id, "accepting": self.engine.accepting,
+                "calls": call_stages(self.engine), "at": now or time.time()}
 
     def changes(self, local, remote=()):
         """The events of a pass: this engine's calls that changed (always: other engines' browsers
@@ -195,6 +206,10 @@ class Live:
         for uuid in set(self._calls) - set(rows):
             calls.append(("call", {"call": uuid, "gone": True, "engine": acd.engine_id, "at": now}))
         self._calls = rows
+        row = self.engine_row(now)
+        if row["calls"] != self._stages:
+            self._stages = row["calls"]
+            calls.append(("engine", row))
         return events + calls, calls
 
     # --- the pump and the other engines -------------------------------------------------------
@@ -225,7 +240,7 @@ class Live:
             if keys or calls:
                 try:
                     acd.store.r.publish(self.channel, json.dumps(
-                        {"origin": acd.engine_id, "keys": keys, "calls": [c[1] for c in calls]},
+                        {"origin": acd.engine_id, "keys": keys, "events": calls},
                         ensure_ascii=False, default=str))
                 except REDIS_ERRORS:
                     pass                # other engines' browsers catch up at the next change
@@ -250,7 +265,9 @@ class Live:
                     for key in data.get("keys") or ():
                         if isinstance(key, list) and len(key) == 2 and key[0] in ("agent", "queue"):
                             self.bus.remote(key[0], str(key[1]))
-                    calls = [("call", c) for c in data.get("calls") or () if isinstance(c, dict)]
+                    calls = [(e[0], e[1]) for e in data.get("events") or ()
+                             if isinstance(e, list) and len(e) == 2 and e[0] in ("call", "engine")
+                             and isinstance(e[1], dict)]
                     if calls:
                         self.fan_out(calls)
             except Exception as exc:

@@ -37,6 +37,24 @@ class _Forward:
         return self.registry.collect()
 
 
+def call_stages(engine):
+    """This engine's trunk calls by stage: ivr (menus, bot, survey...), queue (waiting), ringing
+    (an agent's phone rings), agent (talking, held, consulting)."""
+    acd = engine.acd
+    stages = {"ivr": 0, "queue": 0, "ringing": 0, "agent": 0}
+    waiting = set(acd.waiters) if acd is not None else set()
+    conversations = dict(acd.conversations) if acd is not None else {}
+    for uuid in list(engine.calls):
+        conv = conversations.get(uuid)
+        if conv is not None:
+            stages["agent" if conv.answered_at is not None else "ringing"] += 1
+        elif uuid in waiting:
+            stages["queue"] += 1
+        else:
+            stages["ivr"] += 1
+    return stages
+
+
 class EngineCollector:
     def __init__(self, state):
         self.state = state
@@ -48,17 +66,7 @@ class EngineCollector:
         state = self.state
         engine = state.engine
         acd = engine.acd
-        stages = {"ivr": 0, "queue": 0, "ringing": 0, "agent": 0}
-        waiting = set(acd.waiters) if acd is not None else set()
-        conversations = dict(acd.conversations) if acd is not None else {}
-        for uuid in list(engine.calls):
-            conv = conversations.get(uuid)
-            if conv is not None:
-                stages["agent" if conv.answered_at is not None else "ringing"] += 1
-            elif uuid in waiting:
-                stages["queue"] += 1
-            else:
-                stages["ivr"] += 1
+        stages = call_stages(engine)
         g = GaugeMetricFamily("hotline_calls_in_progress", "this engine's trunk calls now, by stage", labels=["stage"])
         for stage, n in stages.items():
             g.add_metric([stage], n)
