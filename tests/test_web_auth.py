@@ -178,3 +178,21 @@ def test_an_account_changes_its_own_password(rig):
     assert b.get("/v1/session")["authenticated"] is False
     b.login("1001", PASSWORDS["1001"], expect=401)
     b.login("1001", "brand-new-pw")
+
+
+def test_behind_a_proxy_failed_logins_count_per_browser_address(tmp_path, redis_server, redis_prefix):
+    r = AcdRig(tmp_path, redis_server.url, redis_prefix, [agent("1001")], [queue("general")],
+               control={"listen_port": free_port()},
+               web={"trusted_proxies": 1, "login_attempts": 100, "login_attempts_per_address": 2})
+    try:
+        add_account(r.engine, "1001", PASSWORDS["1001"], "agent")
+        b = Browser(base_url(r))
+        b.refresh_csrf()
+
+        def attempt(address, password="wrong-pw-xx"):
+            return b.request("POST", "/login", {"id": "1001", "password": password},
+                             headers={"X-Forwarded-For": address})[0]
+        assert [attempt("10.0.0.7") for _ in range(3)] == [401, 401, 429]
+        assert attempt("10.0.0.8", PASSWORDS["1001"]) == 200          # another desk behind the proxy
+    finally:
+        r.stop()

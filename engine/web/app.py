@@ -132,6 +132,10 @@ def create_app(engine, tokens=lambda: ()):
         WTF_CSRF_TIME_LIMIT=None,              # a token lives as long as its session
         WTF_CSRF_SSL_STRICT=settings.web.secure_cookies,
     )
+    if settings.web.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        n = settings.web.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     csrf = CSRFProtect(app)
