@@ -165,3 +165,17 @@ def test_live_streams_over_the_cap_are_refused_and_leave_the_request_caps(rig):
     with pytest.raises(HttpFailed) as e:
         next(browser(rig, "2001").events())
     assert e.value.status == 503 and "too many live-update connections" in e.value.body
+
+
+def test_browsers_connecting_while_nothing_changes_share_one_read(rig, monkeypatch):
+    from engine.web import live as live_mod
+    reads = []
+    real = live_mod.views.agents
+    monkeypatch.setattr(live_mod.views, "agents", lambda acd, *a: reads.append(1) or real(acd, *a))
+    monkeypatch.setattr(live_mod, "SNAPSHOT_REUSE", 60.0)
+    browsers = [browser(rig, "2001") for _ in range(5)]
+    snaps = [next(b.events())[1] for b in browsers]
+    assert len(reads) == 1 and all(s["agents"] == snaps[0]["agents"] for s in snaps)
+    rig.acd.board.login("1001")                       # a change: the next browser gets a fresh read
+    snap = next(browser(rig, "2001").events())[1]
+    assert {a["id"]: a["state"] for a in snap["agents"]}["1001"] == "available"

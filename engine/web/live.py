@@ -40,6 +40,7 @@ log = logging.getLogger("hotline.web.live")
 bp = Blueprint("live", __name__)
 
 PASS_EVERY = 0.2             # seconds at least between two passes of the pump: a burst costs one pass
+SNAPSHOT_REUSE = 2.0         # seconds a snapshot read serves browsers connecting while nothing changes
 KEEPALIVE = 15.0             # seconds between comment lines on a quiet stream (and session checks)
 RETRY_MS = 2000              # EventSource's reconnect delay
 
@@ -52,13 +53,16 @@ class Bus:
     def __init__(self):
         self._local, self._remote = {}, {}
         self.flag = gevent.event.Event()
+        self.generation = 0          # bumped by every change: a snapshot of the same generation is current
 
     def publish(self, kind, key=""):
         self._local[(kind, key)] = None
+        self.generation += 1
         self.flag.set()
 
     def remote(self, kind, key=""):
         self._remote[(kind, key)] = None
+        self.generation += 1
         self.flag.set()
 
     def take(self):
@@ -123,6 +127,7 @@ class Live:
             acd.store.watchers.append(self.bus.publish)
             getattr(self.engine, "watchers", []).append(self.bus.publish)
         self._stages = None        # last "engine" event's figures
+        self._snapshot = None      # (bus generation, monotonic, (agents, queues, calls))
 
     # --- life cycle ---------------------------------------------------------------------------
     def start(self):
@@ -165,16 +170,28 @@ class Live:
                     break
 
     # --- what the clients see -----------------------------------------------------------------
+    def _site(self):
+        """Agents, queues and the site's calls for a snapshot: read once for every browser that
+        connects while nothing changed (300 desks reconnecting after a restart cost one read), at
+        most SNAPSHOT_REUSE s old."""
+        cached = self._snapshot
+        if cached is not None and cached[0] == self.bus.generation and time.monotonic() - cached[1] < SNAPSHOT_REUSE:
+            return cached[2]
+        generation, acd = self.bus.generation, self.engine.acd
+        calls, _ = acd.relay.site_calls()
+        site = (views.agents(acd), views.queues(acd), calls)
+        self._snapshot = (generation, time.monotonic(), site)
+        return site
+
     def snapshot(self, who):
         acd = self.engine.acd
         if acd is None:
             return {"at": time.time(), "me": _me(who), "agents": [], "queues": [], "calls": [], "engines": []}
-        agents = views.agents(acd)
-        calls, _ = acd.relay.site_calls()
+        agents, queues, calls = self._site()
         if who.role == "agent":
             agents = [a for a in agents if a["id"] == who.agent]
             calls = [c for c in calls if c.get("agent") == who.agent or who.agent in (c.get("agents_offered") or ())]
-        return {"at": time.time(), "me": _me(who), "agents": agents, "queues": views.queues(acd), "calls": calls,
+        return {"at": time.time(), "me": _me(who), "agents": agents, "queues": queues, "calls": calls,
                 "engines": [self.engine_row()]}
 
     def engine_row(self, now=None):
@@ -269,6 +286,7 @@ class Live:
                              if isinstance(e, list) and len(e) == 2 and e[0] in ("call", "engine")
                              and isinstance(e[1], dict)]
                     if calls:
+                        self.bus.generation += 1        # cached snapshots miss these calls
                         self.fan_out(calls)
             except Exception as exc:
                 log.debug("live channel lost (%s)", exc)
