@@ -94,8 +94,10 @@ class Client:
     def offer(self, name, data):
         if self.dropped or not self.wants(name, data):
             return True
-        if self.who.role == "agent" and name == "call":
-            self.calls_seen = set(self.calls_seen) | {data.get("call")}
+        if self.who.role == "agent" and name == "call":     # its calls, to pass on their end
+            seen = set(self.calls_seen)
+            (seen.discard if data.get("gone") else seen.add)(data.get("call"))
+            self.calls_seen = seen
         try:
             self.queue.put_nowait((name, data))
             return True
