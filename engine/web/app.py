@@ -35,6 +35,7 @@ BLUEPRINTS = [
 ]
 JSON_PREFIXES = ("/v1/", "/events", "/metrics", "/api/")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+SECRET_TTL = 400 * 86400          # seconds the cookie-signing key lives in Redis after its last use
 
 
 class WebState:
@@ -94,7 +95,9 @@ def _secret_key(settings, redis):
         return value
     key = f"{settings.redis.prefix}web:secret"
     try:
-        redis.set(key, secrets.token_hex(32), nx=True)
+        # like every key we write, it expires unless used: each start and each login renew it
+        redis.set(key, secrets.token_hex(32), nx=True, ex=SECRET_TTL)
+        redis.expire(key, SECRET_TTL)
         return redis.get(key)
     except Exception as exc:
         log.warning("web console: no cookie-signing key from Redis (%s); a random one for this process: "
