@@ -4,7 +4,7 @@ come back as JSON data."""
 import gevent
 import pytest
 
-from tests.acdfix import AcdRig, agent, queue, wait_for
+from tests.acdfix import AcdRig, agent, queue
 from tests.enginefix import free_port
 from tests.webfix import Browser, add_account, base_url
 

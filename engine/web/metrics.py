@@ -101,7 +101,8 @@ class EngineCollector:
         sl = GaugeMetricFamily("hotline_queue_service_level_ratio", "today's answered within the queue's "
                                "service_level_seconds over answered (0-1; absent before the first answer)",
                                labels=["queue"])
-        offered = GaugeMetricFamily("hotline_queue_offered_today", "callers offered to the queue today", labels=["queue"])
+        offered = GaugeMetricFamily("hotline_queue_offered_today", "callers offered to the queue today",
+                                    labels=["queue"])
         answered = GaugeMetricFamily("hotline_queue_answered_today", "callers answered today", labels=["queue"])
         abandoned = GaugeMetricFamily("hotline_queue_abandoned_today", "callers who left while waiting, today",
                                       labels=["queue"])
@@ -125,7 +126,8 @@ class EngineCollector:
     def _latencies(self, engine, state):
         g = GaugeMetricFamily("hotline_backend_latency_seconds", "one round trip to the backend at this scrape "
                               "(absent: it failed)", labels=["backend"])
-        up = GaugeMetricFamily("hotline_backend_up", "1 if the backend answered this scrape's probe", labels=["backend"])
+        up = GaugeMetricFamily("hotline_backend_up", "1 if the backend answered this scrape's probe",
+                               labels=["backend"])
         for name, probe in (("redis", lambda: state.redis.ping()), ("database", lambda: _db_ping(engine.store))):
             started = time.monotonic()
             try:

@@ -20,8 +20,9 @@ ROUTES = [
     ("get", "/v1/calls", "every engine's calls", "supervisor", None, "calls"),
     ("post", "/v1/calls/{ref}/{action}", "hold | unhold | transfer | consult | complete | cancel | three-way | "
      "survey | record: REF is the call uuid or the agent id", "agent",
-     {"type": "object", "properties": {"target": {"type": "string"}, "action": {"type": "string",
-                                                                                "enum": ["start", "stop", "pause", "resume"]}}},
+     {"type": "object", "properties": {
+         "target": {"type": "string"},
+         "action": {"type": "string", "enum": ["start", "stop", "pause", "resume"]}}},
      "calls"),
     ("post", "/v1/supervise", "monitor | whisper | barge a call", "supervisor",
      {"type": "object", "required": ["target", "supervisor", "mode"],
