@@ -130,9 +130,15 @@ def test_an_agent_account_acts_only_for_itself(rig):
     assert b.post(f"/v1/calls/{call_of_1002}/hold", expect=403)
     assert b.post("/v1/agents/1002/logout", expect=403)
     assert b.get("/v1/calls", expect=403)
+    mine = b.get("/v1/calls/1001")                                # the screen pop of its own call
+    assert mine["call"]["call"] == rig.acd.store.agent("1001")["call"] and mine["caller_name"] == "Caller"
+    assert mine["destination"] == "12345" and mine["bot"] is None
+    assert b.get("/v1/calls/1002", expect=403) and b.get(f"/v1/calls/{call_of_1002}", expect=403)
     assert b.post("/v1/calls/1001/hold")["held"] is True
     sup = browser(rig, "2001")
     assert {c["agent"] for c in sup.get("/v1/calls")["calls"]} == {"1001", "1002"}
+    assert sup.get(f"/v1/calls/{call_of_1002}")["call"]["agent"] == "1002"
+    assert sup.get("/v1/calls/nobody", expect=404)
     assert sup.post("/v1/reload", expect=403)
     first.hangup()
     second.hangup()
