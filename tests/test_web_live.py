@@ -141,6 +141,7 @@ def test_pages_escape_what_comes_from_outside(rig):
     status, headers, page = b.request("GET", '/login?next=/desk%22%3E%3Cscript%3Ealert(1)%3C/script%3E')
     assert status == 200 and "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
     assert headers["X-Content-Type-Options"] == "nosniff" and headers["X-Frame-Options"] == "DENY"
+    assert "script-src 'self';" in headers["Content-Security-Policy"]      # no inline script runs
 
 
 def test_the_stream_says_expired_when_its_session_ends(rig, monkeypatch):
