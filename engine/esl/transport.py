@@ -116,7 +116,7 @@ class Transport:
                                  msg.headers.get("Content-Length"))
                 return
             event = Event.from_message(msg)
-            ESL_EVENTS.inc()
+            ESL_EVENTS.value += 1
             if event.name == "BACKGROUND_JOB":
                 job = self._jobs.pop(event.get("Job-UUID", ""), None)
                 if job is not None:

@@ -5,11 +5,28 @@ Code that counts or times something imports the instrument from here; engine.web
 this registry at /metrics, with the figures read at scrape time (queues, agents, spool...).
 """
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-ESL_EVENTS = Counter("hotline_esl_events", "events received from the switch (all connections)",
-                     registry=REGISTRY)
+
+class Tally:
+    """A counter for a hot path: a plain integer (prometheus_client's Counter takes a lock per
+    increment: about 6% more CPU per ESL event in scripts/bench_esl: 2.34 s instead of 2.2 s for 100,000), read at scrape time."""
+    __slots__ = ("name", "doc", "value")
+
+    def __init__(self, name, doc, registry):
+        self.name, self.doc, self.value = name, doc, 0
+        registry.register(self)
+
+    def describe(self):
+        return [CounterMetricFamily(self.name, self.doc)]
+
+    def collect(self):
+        return [CounterMetricFamily(self.name, self.doc, value=self.value)]
+
+
+ESL_EVENTS = Tally("hotline_esl_events", "events received from the switch (all connections)", REGISTRY)
 ESL_COMMAND_SECONDS = Histogram("hotline_esl_command_seconds", "round trip of a command to the switch and its reply",
                                 buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
                                 registry=REGISTRY)
