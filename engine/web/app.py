@@ -92,9 +92,12 @@ def _secret_key(settings, redis):
     name = settings.web.secret_key_env
     if name:
         value = os.environ.get(name, "")
-        if len(value) < 32:
-            raise RuntimeError(f"web.secret_key_env: ${name} must hold at least 32 characters")
-        return value
+        if len(value) >= 32:
+            return value
+        # calls matter more than the console: run, loudly, with a key of this process only
+        log.error("web.secret_key_env: $%s must hold at least 32 characters; a random key for this process: "
+                  "sessions will not carry over to another engine or a restart", name)
+        return secrets.token_hex(32)
     key = f"{settings.redis.prefix}web:secret"
     try:
         # like every key we write, it expires unless used: each start and each login renew it
