@@ -202,3 +202,15 @@ def test_behind_a_proxy_failed_logins_count_per_browser_address(tmp_path, redis_
         assert attempt("10.0.0.8", PASSWORDS["1001"]) == 200          # another desk behind the proxy
     finally:
         r.stop()
+
+
+def test_redis_unreachable_is_a_503_not_a_crash(rig, monkeypatch):
+    import redis
+    from engine.web import api as api_mod
+
+    def down(*a, **kw):
+        raise redis.exceptions.ConnectionError("Error 111 connecting")
+    monkeypatch.setattr(api_mod.views, "agents", down)
+    b = Browser(rig.url)
+    status, _, text = b.request("GET", "/v1/agents", headers={"Authorization": "Bearer sup-secret-1"})
+    assert status == 503 and "Redis is unavailable" in text

@@ -228,6 +228,9 @@ def create_app(engine, tokens=lambda: ()):
     app.register_error_handler(ControlError, lambda e: error(e.status, str(e)))
     app.register_error_handler(AgentError, lambda e: error(409, str(e)))
     app.register_error_handler(AccountError, lambda e: error(400, str(e)))
+    from engine.acd.outage import ERRORS as REDIS_ERRORS
+    for error_class in REDIS_ERRORS:
+        app.register_error_handler(error_class, lambda e: error(503, "Redis is unavailable; try again"))
     app.register_error_handler(CSRFError, lambda e: error(400, f"CSRF check failed: {e.description}"))
 
     @app.errorhandler(HTTPException)

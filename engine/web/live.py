@@ -245,7 +245,7 @@ class Live:
             try:
                 events, calls = self.changes(local, remote)
             except REDIS_ERRORS as exc:
-                log.warning("live updates: Redis unavailable (%s); the next change retries", exc)
+                acd.outage.failed(exc, "live updates")      # logged once per outage
                 for kind, key in local:
                     self.bus.publish(kind, key)
                 gevent.sleep(1.0)
