@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "engine.privacy.cli",
     "engine.install.cli",
     "engine.outbound.cli",
+    "engine.web.cli",
 ]
 
 

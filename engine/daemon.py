@@ -32,6 +32,7 @@ from engine.infra.configcheck import CHECK_MEMORY, CHECK_SECONDS, check_reload
 from engine.esl import commands
 from engine.esl.connection import InboundConnection
 from engine.esl.outbound import OutboundServer
+from engine.infra.metrics import CALLS, call_result
 from engine.infra.netutil import engine_id
 from engine.outbound import service as outbound
 
@@ -63,6 +64,7 @@ class Engine:
         self.reload_limits = (CHECK_SECONDS, CHECK_MEMORY)   # the reload checker's time and memory
         self._recent_hangups = collections.OrderedDict()  # uuid -> CHANNEL_HANGUP_COMPLETE (inbound)
         self.cdrs_written = 0
+        self.watchers = []            # callables (kind, key): a call came or went (web/live.py)
         s = settings
         self.engine_id = engine_id(s)
         # host:port our socket application dials (as fsconf renders it): the switch's CDR file of a
@@ -118,7 +120,7 @@ class Engine:
         self._retention = self._start_retention()
         outbound.for_engine(self)           # its lists load in the background; dialer, gate, legs
         self.server.start()
-        from engine.control.api import serve
+        from engine.web.server import serve
         self.control_tokens = self.settings.control.tokens
         try:
             self.control = serve(self, self.settings.control.listen_host, self.settings.control.listen_port,
@@ -171,6 +173,7 @@ class Engine:
         self.server.stop(timeout=1)
         if getattr(self, "control", None) is not None:
             self.control.stop(timeout=1)
+            self.control.application.extensions["hotline"].stop()
         if self.acd is not None:
             self.acd.stop()
         if self._importer is not None:
@@ -221,6 +224,7 @@ class Engine:
             session.exit()
             return
         self.calls[call.uuid] = call
+        self._changed()
         self._note_core_uuid(session.channel)
         call.checkpoint_hooks.append(self._provisional_cdr)
         self._idle.clear()
@@ -239,9 +243,14 @@ class Engine:
                 self._finish_call(call)
             finally:
                 self.calls.pop(call.uuid, None)
+                self._changed()
                 self._recent_hangups.pop(call.uuid, None)    # if it came while the CDR was written
                 if not self.calls:
                     self._idle.set()
+
+    def _changed(self):
+        for watch in self.watchers:
+            watch("engine", "")
 
     def _finish_call(self, call):
         if not call.gone:
@@ -279,6 +288,7 @@ class Engine:
             call.log.warning("CDR %s: database unavailable", "spooled" if where == "spooled"
                              else "kept in memory (spool disk full too)")
         self.cdrs_written += 1
+        CALLS.labels(call_result(record)).inc()
 
     def _provisional_cdr(self, call, why):
         """A CDR of the call so far (queue join, agent answer, transfer), tagged provisional: if

@@ -215,6 +215,7 @@ class LogSettings:
 
 
 from engine.outbound.config import OutboundCallSettings, check as check_outbound_calls  # noqa: E402
+from engine.web.config import WebSettings  # noqa: E402  (its section's dataclass lives there)
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,7 @@ class Settings:
     privacy: PrivacySettings = setting(PrivacySettings())
     timezone: str = setting("Asia/Shanghai", doc="the hotline's time zone: every command reads and shows times in it")
     outbound_calls: OutboundCallSettings = setting(OutboundCallSettings())
+    web: WebSettings = setting(WebSettings())
     source: Optional[Path] = setting(None, derived=True, doc="the file these came from")
     marks: Any = field(default=None, repr=False, compare=False, metadata={"derived": True})
 

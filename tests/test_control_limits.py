@@ -6,7 +6,7 @@ import socket
 import gevent
 import pytest
 
-from engine.control import api as api_mod
+from engine.web import server as api_mod
 from engine.control.client import ApiError, Client
 from tests.enginefix import Rig
 from tests.simfix import wait_for
