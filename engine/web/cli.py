@@ -10,9 +10,8 @@ import getpass
 import os
 import sys
 
-from engine.infra.clitext import table
+from engine.infra.clitext import add_option, default_config, table
 
-DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
 
 
 def register(subparsers):
@@ -31,14 +30,31 @@ def register(subparsers):
         p.add_argument("id")
         p.set_defaults(func=cmd_disable, disable=action == "disable")
     for p in sub.choices.values():
-        p.add_argument("--config", default=DEFAULT_CONFIG, help="settings file (default %(default)s)")
+        add_option(p, "--config", default=default_config())
 
 
-def _accounts(args):
+def _accounts(args, create=False):
+    """The accounts in the engine's database. Reading (list, disable, enable) never creates the
+    database; `passwd` may (the first account is often set before the engine's first start)."""
     from engine.cdr.cli import _open_store
     from engine.web.accounts import Accounts
-    store = _open_store(args)
-    return None if store is None else Accounts(store)
+    if not create:
+        store = _open_store(args)
+        return None if store is None else Accounts(store)
+    from engine.cdr.store import CdrStore
+    from engine.infra import clitext
+    try:
+        settings = clitext.settings_for_reading(args.config)
+    except clitext.Refused as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return None
+    db = settings.database
+    store = CdrStore(db.url, settings.paths.cdr_spool, retries=db.retries, busy_timeout=db.busy_timeout)
+    store.open(drain=False)
+    if store.db_down:
+        print(f"hotline: cannot open the database {db.url} (see the error above)", file=sys.stderr)
+        return None
+    return Accounts(store)
 
 
 def _actor():
@@ -72,7 +88,7 @@ def _role_from_agents(args, account_id):
 
 def cmd_passwd(args):
     from engine.web.accounts import AccountError
-    accounts = _accounts(args)
+    accounts = _accounts(args, create=True)
     if accounts is None:
         return 1
     try:
