@@ -6,7 +6,7 @@ State changes and call controls go through the control API's own routes (/v1/age
 only the desk needs. An agent account sees its own agent; a supervisor may open any agent's desk
 (`/desk?agent=1001`).
 
-    GET  /desk                       the page
+    GET  /desk                       the page (engine.web.pages)
     GET  /desk/api/state[?agent=ID]  {agent, today, call, controls, pop}
     POST /desk/api/wrapup            {call, disposition, notes?, ticket?: {category, summary,
                                      department?}, callback?: bool}
@@ -17,7 +17,7 @@ import logging
 import time
 import zoneinfo
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, request
 
 from engine import privacy
 from engine.acd import views
@@ -97,18 +97,6 @@ def dispositions():
         from engine.tickets.config import DEFAULT_CONFIG as config
     return [{"name": name, "label": cat.label or name} for name, cat in config.categories.items()], \
         list(config.departments)
-
-
-@bp.get("/desk")
-@requires("agent")
-def page():
-    acd = _acd()
-    agent_id = _agent_id()
-    cats, departments = dispositions()
-    agents = [{"id": a.id, "name": a.name} for a in acd.config.agents.values() if a.id != agent_id]
-    return render_template("desk.html", agent=acd.config.agents[agent_id], who=principal(),
-                           break_reasons=acd.config.break_reasons, dispositions=cats,
-                           departments=departments, queues=list(acd.config.queues), agents=agents)
 
 
 @bp.get("/desk/api/state")

@@ -41,5 +41,5 @@
            ["#5cd69b"], function (v) { return Math.round(v) + "%"; }, 100);
     });
   }
-  HL.live(refresh, {coalesceMs: 1000, slowMs: 30000, fastMs: 10000});
+  HL.live(refresh, {types: ["queue"], coalesceMs: 1000, slowMs: 30000, fastMs: 10000});
 })();

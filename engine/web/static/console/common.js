@@ -68,7 +68,9 @@ var HL = (function () {
       stream = new EventSource(opts.url || "/events");
       stream.onopen = function () { up = true; setLive(true); soon(); };
       stream.onmessage = function (ev) { if (!opts.filter || opts.filter(ev)) soon(); };
-      (opts.types || []).forEach(function (t) {
+      stream.addEventListener("expired", function () { stream.close(); location.reload(); });
+      // engine.web.live's named events: snapshot, agent, queue, call
+      (opts.types || ["snapshot", "agent", "queue", "call"]).forEach(function (t) {
         stream.addEventListener(t, function (ev) { if (!opts.filter || opts.filter(ev)) soon(); });
       });
       stream.onerror = function () { up = false; setLive(false); };

@@ -199,5 +199,6 @@
     }
   }, 500);
 
-  HL.live(refresh, {filter: function (ev) { return !ev.data || ev.data.indexOf(agentId) >= 0 || ev.data.indexOf("call") >= 0; }});
+  // an agent's stream carries its own agent row and calls (engine.web.live); queue rows are not for the desk
+  HL.live(refresh, {types: ["snapshot", "agent", "call"]});
 })();
