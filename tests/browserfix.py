@@ -57,10 +57,10 @@ def text_of(driver, css):
 
 
 def has_text(css, wanted):
-    """Condition: the element's text contains `wanted`."""
-    from selenium.webdriver.common.by import By
-
+    """Condition: the element's text contains `wanted` (read in the page in one go: rows that are
+    rebuilt between finding and reading never go stale)."""
     def check(driver):
-        els = driver.find_elements(By.CSS_SELECTOR, css)
-        return bool(els) and wanted in els[0].text
+        text = driver.execute_script("var e = document.querySelector(arguments[0]);"
+                                     "return e ? e.textContent : null;", css)
+        return text is not None and wanted in text
     return check

@@ -31,7 +31,7 @@ nodes:
   menu:
     type: menu
     prompt: menu
-    children: {"1": to_general}
+    children: {"1": to_general, timeout: to_general, invalid: to_general}
   to_general:
     type: queue
     queue: general
@@ -74,11 +74,11 @@ def css(driver, selector):
 
 
 def attr_is(selector, name, value):
-    from selenium.webdriver.common.by import By
-
+    """Condition read in the page in one go (the pages rebuild their rows on every update: an
+    element found first and read after would be stale)."""
     def check(d):
-        els = d.find_elements(By.CSS_SELECTOR, selector)
-        return bool(els) and els[0].get_attribute(name) == value
+        return d.execute_script("var e = document.querySelector(arguments[0]);"
+                                "return e ? e.getAttribute(arguments[1]) : null;", selector, name) == value
     return check
 
 
@@ -86,8 +86,10 @@ def enabled(selector):
     from selenium.webdriver.common.by import By
 
     def check(d):
-        els = d.find_elements(By.CSS_SELECTOR, selector)
-        return els[0] if els and els[0].is_enabled() else False
+        if not d.execute_script("var e = document.querySelector(arguments[0]); return !!e && !e.disabled;",
+                                selector):
+            return False
+        return d.find_element(By.CSS_SELECTOR, selector)
     return check
 
 

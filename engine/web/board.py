@@ -1,8 +1,8 @@
 """The supervisors' wallboard and its big-screen mode (pages and their JSON).
 
     GET /wallboard, /wallboard/big            the pages (engine.web.pages)
-    GET /wallboard/api/snapshot[?queue&group] queues, agents, calls, alerts (engine.web.wallboard)
-    GET /wallboard/api/today                  today's answered / abandoned / rates, per hour
+    GET /api/wallboard/snapshot[?queue&group] queues, agents, calls, alerts (engine.web.wallboard)
+    GET /api/wallboard/today                  today's answered / abandoned / rates, per hour
 
 Actions use the control API's routes: /v1/supervise (monitor, whisper, barge: rings the
 supervisor's phone), /v1/agents/<id>/<action> (state, extend or end a wrap-up).
@@ -19,14 +19,14 @@ def _engine():
     return current_app.extensions["hotline"].engine
 
 
-@bp.get("/wallboard/api/snapshot")
+@bp.get("/api/wallboard/snapshot")
 @requires("supervisor")
 def snapshot():
     return wallboard.snapshot(_engine(), queue=request.args.get("queue") or None,
                               group=request.args.get("group") or None)
 
 
-@bp.get("/wallboard/api/today")
+@bp.get("/api/wallboard/today")
 @requires("supervisor")
 def today():
     return wallboard.today(_engine())

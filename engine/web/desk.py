@@ -7,10 +7,10 @@ only the desk needs. An agent account sees its own agent; a supervisor may open 
 (`/desk?agent=1001`).
 
     GET  /desk                       the page (engine.web.pages)
-    GET  /desk/api/state[?agent=ID]  {agent, today, call, controls, pop}
-    POST /desk/api/wrapup            {call, disposition, notes?, ticket?: {category, summary,
+    GET  /api/desk/state[?agent=ID]  {agent, today, call, controls, pop}
+    POST /api/desk/wrapup            {call, disposition, notes?, ticket?: {category, summary,
                                      department?}, callback?: bool}
-    GET  /desk/api/kb?q=WORDS        knowledge base entries (words or pinyin initials)
+    GET  /api/desk/kb?q=WORDS        knowledge base entries (words or pinyin initials)
 """
 import datetime
 import logging
@@ -24,7 +24,7 @@ from engine.acd import views
 from engine.web.guard import HttpError, json_body, own, principal, requires
 from engine.web.kb import KnowledgeBase
 from engine.web.screenpop import screen_pop
-from engine.web.wallboard import settings_of
+from engine.web.wallboard import settings_of, stage_of
 
 log = logging.getLogger("hotline.web.desk")
 
@@ -99,7 +99,7 @@ def dispositions():
         list(config.departments)
 
 
-@bp.get("/desk/api/state")
+@bp.get("/api/desk/state")
 @requires("agent")
 def state():
     acd = _acd()
@@ -110,7 +110,7 @@ def state():
     call_row = None
     if call_uuid:
         call_row = next((c for c in views.calls(acd, now) if c["call"] == call_uuid), None)
-    stage = call_row["state"] if call_row else None
+    stage = stage_of(call_row) if call_row else None
     allowed = set(CONTROLS.get(stage, ()))
     conv = acd.conversations.get(call_uuid) if call_uuid else None
     recording = paused = False
@@ -163,7 +163,7 @@ def _today(agent_id, now):
     return doc
 
 
-@bp.post("/desk/api/wrapup")
+@bp.post("/api/desk/wrapup")
 @requires("agent")
 def wrapup():
     acd = _acd()
@@ -262,7 +262,7 @@ def _who(principal_):
     return f"web:{principal_.name}"[:64]
 
 
-@bp.get("/desk/api/kb")
+@bp.get("/api/desk/kb")
 @requires("agent")
 def kb():
     return {"entries": knowledge_base().search(request.args.get("q", ""))}

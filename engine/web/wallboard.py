@@ -90,6 +90,18 @@ def alerts_for(queues, cfg):
     return out
 
 
+def stage_of(row):
+    """The stage people read from a row of engine.acd.views.calls: a caller taken off hold talks
+    to the agent through the call's conference room (engine.acd.incall), which is no conference
+    to them while nobody else is in it."""
+    state = row.get("state")
+    if state == "waiting":
+        return "queue"
+    if state == "conference" and not row.get("parties"):
+        return "talking"
+    return state
+
+
 def calls(engine, now=None):
     """Every call in progress with its stage: ivr, bot, queue (waiting), ringing, talking, held,
     consulting, conference. This engine's calls, and those other engines report."""
@@ -103,7 +115,7 @@ def calls(engine, now=None):
     for call_uuid, call in list(engine.calls.items()):
         r = acd_rows.get(call_uuid)
         if r is not None:
-            stage = "queue" if r["state"] == "waiting" else r["state"]
+            stage = stage_of(r)
             row = {"call": call_uuid, "caller": r["caller"], "queue": r["queue"], "agent": r.get("agent"),
                    "stage": stage, "seconds": r["seconds"]}
         else:
@@ -126,7 +138,7 @@ def calls(engine, now=None):
                 continue
             rows.append({"call": r["call"], "caller": r.get("caller"), "caller_name": "",
                          "queue": r.get("queue"), "agent": r.get("agent"),
-                         "stage": "queue" if r.get("state") == "waiting" else r.get("state"),
+                         "stage": stage_of(r),
                          "seconds": r.get("seconds")})
     rows.sort(key=lambda r: -(r["seconds"] or 0))
     return rows

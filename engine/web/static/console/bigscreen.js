@@ -29,7 +29,7 @@
   }
 
   function refresh() {
-    return HL.api("GET", "/wallboard/api/today").then(function (d) {
+    return HL.api("GET", "/api/wallboard/today").then(function (d) {
       var f = d.figures;
       HL.text("day", d.day);
       HL.text("t-answered", f.answered);

@@ -111,7 +111,7 @@
   }
 
   function refresh() {
-    return HL.api("GET", "/desk/api/state" + q).then(render).catch(function (e) {
+    return HL.api("GET", "/api/desk/state" + q).then(render).catch(function (e) {
       if (e.status === 401) location.reload();
     });
   }
@@ -165,7 +165,7 @@
       body.ticket = {category: $("ticket-category").value, summary: $("ticket-summary").value || $("notes").value,
                      department: $("ticket-department").value || null};
     }
-    HL.api("POST", "/desk/api/wrapup", body).then(function (r) {
+    HL.api("POST", "/api/desk/wrapup", body).then(function (r) {
       var msg = "小结已保存";
       if (r.ticket) msg += "，工单 " + r.ticket.number + (r.ticket.updated ? "（已更新）" : "（已创建）");
       if (r.callback) msg += "，回拨工单 " + r.callback.number;
@@ -176,7 +176,7 @@
   });
 
   function searchKb() {
-    HL.api("GET", "/desk/api/kb?q=" + encodeURIComponent($("kb-q").value)).then(function (r) {
+    HL.api("GET", "/api/desk/kb?q=" + encodeURIComponent($("kb-q").value)).then(function (r) {
       var list = $("kb-results"); HL.clear(list);
       r.entries.forEach(function (e) {
         list.appendChild(HL.el("li", null, HL.el("b", null, e.question), " ",

@@ -96,7 +96,7 @@
 
   function refresh() {
     var qs = "?queue=" + encodeURIComponent(filters.queue) + "&group=" + encodeURIComponent(filters.group);
-    return HL.api("GET", "/wallboard/api/snapshot" + qs).then(render).catch(function (e) {
+    return HL.api("GET", "/api/wallboard/snapshot" + qs).then(render).catch(function (e) {
       if (e.status === 401) location.reload();
     });
   }
