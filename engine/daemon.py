@@ -32,6 +32,7 @@ from engine.infra.configcheck import CHECK_MEMORY, CHECK_SECONDS, check_reload
 from engine.esl import commands
 from engine.esl.connection import InboundConnection
 from engine.esl.outbound import OutboundServer
+from engine.infra.metrics import CALLS, call_result
 from engine.infra.netutil import engine_id
 
 log = logging.getLogger("hotline.engine")
@@ -116,7 +117,7 @@ class Engine:
         self._importer = gevent.spawn(self._import_loop)
         self._retention = self._start_retention()
         self.server.start()
-        from engine.control.api import serve
+        from engine.web.server import serve
         self.control_tokens = self.settings.control.tokens
         try:
             self.control = serve(self, self.settings.control.listen_host, self.settings.control.listen_port,
@@ -155,6 +156,7 @@ class Engine:
         self.server.stop(timeout=1)
         if getattr(self, "control", None) is not None:
             self.control.stop(timeout=1)
+            self.control.application.extensions["hotline"].stop()
         if self.acd is not None:
             self.acd.stop()
         if self._importer is not None:
@@ -262,6 +264,7 @@ class Engine:
             call.log.warning("CDR %s: database unavailable", "spooled" if where == "spooled"
                              else "kept in memory (spool disk full too)")
         self.cdrs_written += 1
+        CALLS.labels(call_result(record)).inc()
 
     def _provisional_cdr(self, call, why):
         """A CDR of the call so far (queue join, agent answer, transfer), tagged provisional: if

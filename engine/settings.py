@@ -204,6 +204,9 @@ class LogSettings:
                                    doc="peewee, urllib3, asyncio...: their DEBUG floods the log")
 
 
+from engine.web.config import WebSettings  # noqa: E402  (its section's dataclass lives there)
+
+
 @dataclass(frozen=True)
 class Settings:
     trunk: TrunkSettings = setting()
@@ -221,6 +224,7 @@ class Settings:
     switch: SwitchSettings = setting(SwitchSettings())
     log: LogSettings = setting(LogSettings())
     privacy: PrivacySettings = setting(PrivacySettings())
+    web: WebSettings = setting(WebSettings())
     source: Optional[Path] = setting(None, derived=True, doc="the file these came from")
     marks: Any = field(default=None, repr=False, compare=False, metadata={"derived": True})
 

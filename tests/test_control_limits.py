@@ -6,7 +6,7 @@ import socket
 import gevent
 import pytest
 
-from engine.control import api as api_mod
+from engine.web import server as api_mod
 from engine.control.client import ApiError, Client
 from tests.enginefix import Rig
 from tests.simfix import wait_for
@@ -16,7 +16,7 @@ TOKENS = {"TOK_ADMIN": "admin-secret"}
 
 @pytest.fixture
 def rig(tmp_path):
-    r = Rig(tmp_path, env=TOKENS, control={"listen_port": __import__("engine.infra.netutil").netutil.free_port(),
+    r = Rig(tmp_path, env=TOKENS, control={"listen_port": __import__("engine.infra.netutil").infra.netutil.free_port(),
                                            "tokens": [{"name": "root", "role": "admin", "token_env": "TOK_ADMIN"}]})
     r.port = r.engine.control.address[1]
     yield r

@@ -202,22 +202,19 @@ def test_bot_misses_file_keeps_no_clear_id(tmp_path):
 def test_control_api_masks_for_supervisors_and_reveals_to_the_reveal_role_with_audit(tmp_path, store, key):
     from types import SimpleNamespace
 
-    from engine.control.api import ControlApp
     from engine.settings import TokenSettings, default_settings
+    from engine.web.app import create_app
     settings = default_settings(base_dir=tmp_path, env={"HOTLINE_ESL_PASSWORD": "x"})
     tokens = (TokenSettings(name="ops", role="supervisor", token_env="T1", token="sup"),
               TokenSettings(name="root", role="admin", token_env="T2", token="adm"),
               TokenSettings(name="desk", role="agent", token_env="T3", agent="1001", token="agt"))
-    app = ControlApp(SimpleNamespace(store=store, settings=settings), lambda: tokens)
+    client = create_app(SimpleNamespace(store=store, settings=settings, acd=None), lambda: tokens).test_client()
     store.write(_record())
 
     def request(method, path, token, body=None):
-        raw = json.dumps(body).encode() if body is not None else b""
-        environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "HTTP_AUTHORIZATION": f"Bearer {token}",
-                   "CONTENT_LENGTH": str(len(raw)), "wsgi.input": io.BytesIO(raw)}
-        got = {}
-        data = b"".join(app(environ, lambda status, headers: got.setdefault("status", status)))
-        return int(got["status"].split()[0]), json.loads(data)
+        answer = client.open(path, method=method, headers={"Authorization": f"Bearer {token}"},
+                             json=body if body is not None else None)
+        return answer.status_code, answer.get_json()
 
     status, body = request("GET", "/v1/cdrs/c1", "sup")
     assert status == 200 and ID not in json.dumps(body, ensure_ascii=False)

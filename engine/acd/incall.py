@@ -520,6 +520,7 @@ class InCall:
         return reply
 
     def _audit(self, action, actor, conv, **detail):
+        self.acd.store._changed("call", conv.call.uuid)       # live views (web/live.py)
         audit = self.acd.audit
         if audit is not None:
             audit.record(action, actor=actor, agent=conv.agent, call_uuid=conv.call.uuid,

@@ -94,6 +94,11 @@ class AcdStore:
         self.p = prefix
         self._transition = self.r.register_script(_TRANSITION)
         self._take = self.r.register_script(_TAKE)
+        self.watchers = []        # callables (kind, key) told of each change: "agent"/id, "queue"/name (web/live.py)
+
+    def _changed(self, kind, key):
+        for watch in self.watchers:
+            watch(kind, key)      # must not block nor raise (live.Bus.publish only notes the key)
 
     # --- keys ---------------------------------------------------------------------------------
     def k_agent(self, agent_id):
@@ -118,6 +123,8 @@ class AcdStore:
             args += [k, "" if v is None else str(v)]
         ok, previous, spent = self._transition(
             keys=[self.k_agent(agent_id), self.k_agent(agent_id) + ":time", f"{self.p}avail"], args=args)
+        if ok:
+            self._changed("agent", agent_id)
         return Transition(bool(ok), previous, float(spent))
 
     def agent(self, agent_id):
@@ -162,22 +169,26 @@ class AcdStore:
         pipe.zadd(self.k_queue(queue), {call_uuid: score})
         pipe.publish(self.wake_channel, "join:" + queue)
         pipe.execute()
+        self._changed("queue", queue)
         return score
 
     def take(self, queue, call_uuid):
         """Remove an entry for an offer; None if it is no longer waiting."""
         score = self._take(keys=[self.k_queue(queue)], args=[call_uuid])
+        self._changed("queue", queue)
         return None if score is None else float(score)
 
     def put_back(self, queue, call_uuid, score):
         """An offer failed: the caller keeps their place."""
         self.r.zadd(self.k_queue(queue), {call_uuid: score})
+        self._changed("queue", queue)
 
     def leave(self, queue, call_uuid):
         pipe = self.r.pipeline(transaction=True)
         pipe.zrem(self.k_queue(queue), call_uuid)
         pipe.delete(self.k_entry(call_uuid))
         pipe.execute()
+        self._changed("queue", queue)
 
     def refresh_entries(self, call_uuids):
         """The owner's proof of life for its callers' entries (the watchdog, every pass)."""
@@ -240,6 +251,7 @@ class AcdStore:
             pipe.hincrbyfloat(self.k_stat(queue, day), k, v)
         pipe.expire(self.k_stat(queue, day), STATS_TTL)
         pipe.execute()
+        self._changed("queue", queue)
 
     def stats(self, queue, day):
         return {k: float(v) for k, v in self.r.hgetall(self.k_stat(queue, day)).items()}

@@ -31,6 +31,7 @@ from engine.bot.vad import Noise, SpeechStart, UtteranceEnd, VadConfig
 from engine.call.port import CallGone
 from engine.esl import commands
 from engine.esl.errors import CommandFailed, ConnectionLost
+from engine.infra.metrics import BOT_RECOGNITION_SECONDS, BOT_REPLY_SECONDS
 
 log = logging.getLogger("hotline.bot.session")
 
@@ -229,6 +230,7 @@ class BotSession:
         if self._pending_reply is not None and result.first_audio_at is not None:
             latency = result.first_audio_at - self._pending_reply
             self.reply_latencies.append(latency)
+            BOT_REPLY_SECONDS.observe(latency)
             self.log.info("bot: first audio %.0f ms after the caller stopped speaking", latency * 1000)
         self._pending_reply = None
 
@@ -263,6 +265,8 @@ class BotSession:
                                   item.text)
                     continue
                 self._pending_reply = item.speech_end_at
+                if item.at and item.speech_end_at:
+                    BOT_RECOGNITION_SECONDS.observe(max(0.0, item.at - item.speech_end_at))
                 return self._step(self.dialogue.on_text, item.text, item.confidence)
             if isinstance(item, Noise):
                 self.deaf_onsets.discard(item.onset_ms)

@@ -10,6 +10,7 @@ isolated. When the socket goes, every pending wait is failed with `ConnectionLos
 import collections
 import logging
 import socket
+import time
 
 import gevent
 from gevent.event import AsyncResult
@@ -18,6 +19,7 @@ from gevent.queue import Queue
 
 from engine.esl.errors import CommandFailed, ConnectionLost, ReplyTimeout
 from engine.esl.protocol import Event, Parser, ProtocolError, encode_command
+from engine.infra.metrics import ESL_COMMAND_SECONDS, ESL_EVENTS
 
 _REPLY_TYPES = ("command/reply", "api/response")
 _EVENT_TYPES = ("text/event-plain", "text/event-json")
@@ -114,6 +116,7 @@ class Transport:
                                  msg.headers.get("Content-Length"))
                 return
             event = Event.from_message(msg)
+            ESL_EVENTS.inc()
             if event.name == "BACKGROUND_JOB":
                 job = self._jobs.pop(event.get("Job-UUID", ""), None)
                 if job is not None:
@@ -187,8 +190,11 @@ class Transport:
             except OSError as exc:
                 self._lost(f"send failed: {exc}")
                 raise ConnectionLost(f"{self.name}: send failed: {exc}") from None
+        started = time.monotonic()
         try:
-            return result.get(timeout=timeout or self.reply_timeout)
+            reply = result.get(timeout=timeout or self.reply_timeout)
+            ESL_COMMAND_SECONDS.observe(time.monotonic() - started)
+            return reply
         except gevent.Timeout:
             self._lost("no reply in time")
             raise ReplyTimeout(f"{self.name}: no reply in {timeout or self.reply_timeout}s") from None

@@ -9,10 +9,14 @@ supervisor's phone), /v1/agents/<id>/<action> (state, extend or end a wrap-up).
 """
 from flask import Blueprint, current_app, request
 
-from engine.web import wallboard
+from engine.web import openapi, wallboard
 from engine.web.guard import requires
 
 bp = Blueprint("board", __name__)
+openapi.describe("get", "/api/wallboard/snapshot", "queues, agents (time in state, over a threshold), calls with "
+                 "their stage, alerts (?queue=, ?group=)", "supervisor", None, "wallboard")
+openapi.describe("get", "/api/wallboard/today", "today's answered, abandoned, answer rate, satisfaction, per hour",
+                 "supervisor", None, "wallboard")
 
 
 def _engine():

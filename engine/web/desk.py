@@ -21,6 +21,7 @@ from flask import Blueprint, current_app, request
 
 from engine import privacy
 from engine.acd import views
+from engine.web import openapi
 from engine.web.guard import HttpError, json_body, own, principal, requires
 from engine.web.kb import KnowledgeBase
 from engine.web.screenpop import screen_pop
@@ -29,6 +30,14 @@ from engine.web.wallboard import settings_of, stage_of
 log = logging.getLogger("hotline.web.desk")
 
 bp = Blueprint("desk", __name__)
+openapi.describe("get", "/api/desk/state", "the desk: agent row, today's calls and talk, the call, which controls "
+                 "apply, the screen pop (?agent= for supervisors)", "agent", None, "desk")
+openapi.describe("post", "/api/desk/wrapup", "wrap-up: disposition on the CDR, notes, work order created or "
+                 "amended, callback", "agent",
+                 {"type": "object", "properties": {"call": {"type": "string"}, "disposition": {"type": "string"},
+                                                   "notes": {"type": "string"}, "ticket": {"type": "object"},
+                                                   "callback": {"type": "boolean"}}}, "desk")
+openapi.describe("get", "/api/desk/kb", "knowledge base search (?q= words or pinyin initials)", "agent", None, "desk")
 
 NOTES_LIMIT = 2000
 POP_CACHE_SECONDS = 2.0          # a screen pop reads the database: once per call per 2 s is enough

@@ -1,0 +1,295 @@
+"""Live updates for the console: Server-Sent Events from the engine's own state changes.
+
+The engine tells the bus what changed — the ACD store calls `Bus.publish(kind, key)` on every agent
+transition and queue change (store.watchers), in-call actions too (incall._audit) — and goes on:
+publish only notes the key and sets a flag, it never blocks nor touches the network. One pump
+greenlet (Live._run) takes everything noted since its last pass (a burst costs one pass), reads the
+rows (engine.acd.views: the same figures the API serves, from Redis, the truth for every engine),
+sends them to every subscribed browser, and publishes them on Redis (`{p}live`) for the other
+engines' browsers; it forwards what the other engines publish there to its own.
+
+Every client has a bounded queue (`web.stream_queue`): a client that falls that far behind is
+dropped (its stream ends; EventSource reconnects and gets the current state), the engine never
+waits for a browser. A reconnecting browser gets a `snapshot` event first, then changes.
+
+Events (`event:` name, `data:` JSON; see WEB_API.md):
+    snapshot  {"at", "me", "agents": [...], "queues": [...], "calls": [...]}
+    agent     one row of GET /v1/agents, plus "at"
+    queue     one row of GET /v1/queues, plus "at"
+    call      one row of GET /v1/calls, plus "at"; {"call": uuid, "gone": true, "at"} when it ended
+    expired   {} the session ended: log in again (the stream closes)
+An agent's stream carries its own agent row and its own calls only (queues: all).
+"""
+import json
+import logging
+import time
+
+import gevent
+import gevent.event
+import gevent.queue
+from flask import Blueprint, Response, current_app, request, stream_with_context
+
+from engine.acd import views
+from engine.acd.outage import ERRORS as REDIS_ERRORS
+from engine.web.guard import HttpError, principal, requires
+
+log = logging.getLogger("hotline.web.live")
+
+bp = Blueprint("live", __name__)
+
+KEEPALIVE = 15.0             # seconds between comment lines on a quiet stream (and session checks)
+RETRY_MS = 2000              # EventSource's reconnect delay
+
+
+class Bus:
+    """What changed since the pump's last pass: a set of (kind, key), so it is bounded by the
+    number of agents, queues and calls, whatever the rate of changes."""
+
+    def __init__(self):
+        self._pending = {}
+        self.flag = gevent.event.Event()
+
+    def publish(self, kind, key=""):
+        self._pending[(kind, key)] = None
+        self.flag.set()
+
+    def take(self):
+        pending, self._pending = self._pending, {}
+        self.flag.clear()
+        return list(pending)
+
+
+class Client:
+    def __init__(self, who, size):
+        self.who = who
+        self.queue = gevent.queue.Queue(size)
+        self.dropped = False
+
+    def wants(self, name, data):
+        who = self.who
+        if who.role != "agent":
+            return True
+        if name == "agent":
+            return data.get("id") == who.agent
+        if name == "call":
+            return data.get("agent") == who.agent or who.agent in (data.get("agents_offered") or ()) \
+                or data.get("gone", False) and data.get("call") in self.calls_seen
+        return True
+
+    calls_seen = ()
+
+    def offer(self, name, data):
+        if self.dropped or not self.wants(name, data):
+            return True
+        if self.who.role == "agent" and name == "call":
+            self.calls_seen = set(self.calls_seen) | {data.get("call")}
+        try:
+            self.queue.put_nowait((name, data))
+            return True
+        except gevent.queue.Full:
+            self.dropped = True
+            return False
+
+
+def event_text(name, data):
+    # json.dumps escapes nothing HTML-ish, but the data line is never HTML: the browser parses it
+    # as JSON (EventSource), and a newline inside a value is "\n" in JSON, so no line is forged
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
+
+
+class Live:
+    def __init__(self, state):
+        self.state = state
+        self.engine = state.engine
+        self.bus = Bus()
+        self.clients = set()
+        self.dropped = 0
+        self._calls = {}           # call uuid -> last row sent (this engine's calls)
+        self._queues = {}          # queue name -> last row sent
+        self._pump = self._listener = None
+        self._pubsub = None
+        acd = self.engine.acd
+        self.channel = None if acd is None else f"{acd.store.p}live"
+        if acd is not None:
+            acd.store.watchers.append(self.bus.publish)
+
+    # --- life cycle ---------------------------------------------------------------------------
+    def start(self):
+        if self.engine.acd is None:
+            return
+        self._pump = gevent.spawn(self._run)
+        self._listener = gevent.spawn(self._listen)
+
+    def stop(self):
+        for g in (self._pump, self._listener):
+            if g is not None:
+                g.kill(block=True, timeout=1)
+        if self._pubsub is not None:
+            try:
+                self._pubsub.close()
+            except Exception:
+                pass
+        acd = self.engine.acd
+        if acd is not None and self.bus.publish in acd.store.watchers:
+            acd.store.watchers.remove(self.bus.publish)
+
+    # --- subscribers --------------------------------------------------------------------------
+    def subscribe(self, who):
+        client = Client(who, self.state.settings.web.stream_queue)
+        self.clients.add(client)
+        return client
+
+    def remove(self, client):
+        self.clients.discard(client)
+
+    def fan_out(self, events):
+        for client in list(self.clients):
+            for name, data in events:
+                if not client.offer(name, data):
+                    self.clients.discard(client)
+                    self.dropped += 1
+                    log.warning("live updates: %s dropped (%d events behind)", client.who.actor,
+                                client.queue.qsize())
+                    break
+
+    # --- what the clients see -----------------------------------------------------------------
+    def snapshot(self, who):
+        acd = self.engine.acd
+        if acd is None:
+            return {"at": time.time(), "me": _me(who), "agents": [], "queues": [], "calls": []}
+        agents = views.agents(acd)
+        calls, _ = acd.relay.site_calls()
+        if who.role == "agent":
+            agents = [a for a in agents if a["id"] == who.agent]
+            calls = [c for c in calls if c.get("agent") == who.agent or who.agent in (c.get("agents_offered") or ())]
+        return {"at": time.time(), "me": _me(who), "agents": agents, "queues": views.queues(acd), "calls": calls}
+
+    def changes(self, batch):
+        """The events for a batch of (kind, key) noted by the bus."""
+        acd = self.engine.acd
+        now = time.time()
+        events = []
+        agents = {key for kind, key in batch if kind == "agent"}
+        if agents:
+            events += [("agent", dict(row, at=now)) for row in views.agents(acd, now) if row["id"] in agents]
+        for row in views.queues(acd, now):
+            if self._queues.get(row["name"]) != row:
+                self._queues[row["name"]] = row
+                events.append(("queue", dict(row, at=now)))
+        rows = {r["call"]: dict(r, engine=acd.engine_id) for r in views.calls(acd, now)}
+        for uuid, row in rows.items():
+            old = self._calls.get(uuid)
+            if old is None or _without_time(old) != _without_time(row):
+                events.append(("call", dict(row, at=now)))
+        for uuid in set(self._calls) - set(rows):
+            events.append(("call", {"call": uuid, "gone": True, "engine": acd.engine_id, "at": now}))
+        self._calls = rows
+        return events
+
+    # --- the pump and the other engines -------------------------------------------------------
+    def _run(self):
+        while True:
+            self.bus.flag.wait()
+            batch = self.bus.take()
+            try:
+                events = self.changes(batch)
+            except REDIS_ERRORS as exc:
+                log.warning("live updates: Redis unavailable (%s); next change retries", exc)
+                for kind, key in batch:
+                    self.bus.publish(kind, key)
+                gevent.sleep(1.0)
+                continue
+            except Exception:
+                log.exception("live updates: reading the changes failed")
+                continue
+            if not events:
+                continue
+            self.fan_out(events)
+            try:
+                acd = self.engine.acd
+                acd.store.r.publish(self.channel, json.dumps({"origin": acd.engine_id, "events": events},
+                                                             ensure_ascii=False, default=str))
+            except REDIS_ERRORS:
+                pass                    # other engines' browsers catch up at their next change
+            gevent.sleep(0)
+
+    def _listen(self):
+        """What the other engines' pumps publish: their agents', queues' and calls' changes."""
+        acd = self.engine.acd
+        backoff = 0.2
+        while True:
+            try:
+                self._pubsub = acd.store.r.pubsub(ignore_subscribe_messages=True)
+                self._pubsub.subscribe(self.channel)
+                backoff = 0.2
+                for message in self._pubsub.listen():
+                    try:
+                        data = json.loads(message["data"])
+                    except (TypeError, ValueError):
+                        continue
+                    if data.get("origin") == acd.engine_id:
+                        continue
+                    events = [(e[0], e[1]) for e in data.get("events") or [] if isinstance(e, list) and len(e) == 2]
+                    self.fan_out(events)
+            except Exception as exc:
+                log.debug("live channel lost (%s)", exc)
+                gevent.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+
+def _without_time(row):
+    return {k: v for k, v in row.items() if k not in ("seconds", "at")}
+
+
+def _me(who):
+    return {"id": who.name, "role": who.role, "agent": who.agent, "via": who.via}
+
+
+@bp.get("/events")
+@requires("agent")
+def events():
+    from engine.web.server import STREAM_KEY
+    state = current_app.extensions["hotline"]
+    who = principal()
+    to_stream = request.environ.get(STREAM_KEY)
+    if to_stream is not None and not to_stream():
+        raise HttpError(503, "too many live-update connections; try again")
+    live = state.live
+    client = live.subscribe(who)          # before the snapshot: nothing between them is lost
+    try:
+        first = live.snapshot(who)
+    except Exception:
+        live.remove(client)
+        raise
+    if who.role == "agent":
+        client.calls_seen = {c["call"] for c in first["calls"]}
+    sessions = state.sessions
+
+    def stream():
+        try:
+            yield f"retry: {RETRY_MS}\n\n"
+            yield event_text("snapshot", first)
+            while True:
+                try:
+                    name, data = client.queue.get(timeout=KEEPALIVE)
+                except gevent.queue.Empty:
+                    if client.dropped:
+                        return
+                    if who.via == "session":
+                        try:
+                            alive = sessions.get(who.sid, touch=False) is not None
+                        except Exception:
+                            alive = True          # Redis trouble is not the session's end
+                        if not alive:
+                            yield event_text("expired", {})
+                            return
+                    yield ": keepalive\n\n"
+                    continue
+                if client.dropped:
+                    return
+                yield event_text(name, data)
+        finally:
+            live.remove(client)
+
+    return Response(stream_with_context(stream()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -1,0 +1,140 @@
+"""Live updates (SSE) over real HTTP: a snapshot on connect, then the engine's own changes; an
+agent sees only itself; a slow client is dropped without holding the engine; hostile caller IDs
+come back as JSON data."""
+import gevent
+import pytest
+
+from tests.acdfix import AcdRig, agent, queue, wait_for
+from tests.enginefix import free_port
+from tests.webfix import Browser, add_account, base_url
+
+PASSWORDS = {"1001": "desk-1001-pw", "2001": "boss-2001-pw"}
+
+
+@pytest.fixture
+def rig(tmp_path, redis_server, redis_prefix):
+    r = AcdRig(tmp_path, redis_server.url, redis_prefix,
+               [agent("1001"), agent("1002"), agent("2001", role="supervisor")],
+               [queue("general", music="local_stream://moh")], control={"listen_port": free_port()},
+               web={"stream_queue": 10})
+    add_account(r.engine, "1001", PASSWORDS["1001"], "agent")
+    add_account(r.engine, "2001", PASSWORDS["2001"], "supervisor")
+    r.url = base_url(r)
+    r.web = r.engine.control.application.extensions["hotline"]
+    yield r
+    r.stop()
+
+
+def browser(rig, account_id):
+    b = Browser(rig.url)
+    b.login(account_id, PASSWORDS[account_id])
+    return b
+
+
+def next_event(events, name, predicate=lambda d: True, timeout=10):
+    with gevent.Timeout(timeout, AssertionError(f"no {name} event in {timeout} s")):
+        for got, data in events:
+            if got == name and predicate(data):
+                return data
+    raise AssertionError("stream ended")
+
+
+def test_snapshot_on_connect_then_an_agent_state_change(rig):
+    rig.login("1002")
+    events = browser(rig, "2001").events()
+    name, snap = next(events)
+    assert name == "snapshot"
+    assert {a["id"]: a["state"] for a in snap["agents"]} == {"1001": "logged_out", "1002": "available",
+                                                              "2001": "logged_out"}
+    assert [q["name"] for q in snap["queues"]] == ["general"] and snap["me"]["role"] == "supervisor"
+    rig.acd.board.login("1001")                       # the engine's own change, not a poll
+    row = next_event(events, "agent", lambda d: d["id"] == "1001")
+    assert row["state"] == "available"
+    q = next_event(events, "queue")
+    assert q["agents"]["available"] == 2
+    # a reconnecting browser gets the current state at once
+    name, snap = next(browser(rig, "2001").events())
+    assert name == "snapshot" and {a["id"]: a["state"] for a in snap["agents"]}["1001"] == "available"
+
+
+def test_an_agent_stream_carries_its_own_agent_and_calls_only(rig):
+    events = browser(rig, "1001").events()
+    name, snap = next(events)
+    assert [a["id"] for a in snap["agents"]] == ["1001"]
+    rig.login("1002")
+    rig.acd.board.logout("1002")
+    rig.login("1001")
+    row = next_event(events, "agent")
+    assert row["id"] == "1001"                       # 1002's changes were not sent to 1001
+    caller = rig.call("13800000009")
+    call = next_event(events, "call", lambda d: d.get("agent") == "1001" and d["state"] == "talking")
+    assert call["call"] == caller.uuid
+    caller.hangup()
+    assert next_event(events, "call", lambda d: d.get("gone"))["call"] == caller.uuid
+
+
+def test_a_hostile_caller_id_is_json_data(rig):
+    rig.login("1001")
+    events = browser(rig, "2001").events()
+    next(events)
+    hostile = '<script>alert(1)</script>"\n'
+    rig.call(hostile.strip())
+    call = next_event(events, "call", lambda d: d.get("caller"))
+    # the simulator hands the engine the caller ID as it came; it reaches the browser as a JSON string
+    assert "<script>" in call["caller"]
+    b = browser(rig, "2001")
+    status, headers, text = b.request("GET", "/v1/calls")
+    assert headers["Content-Type"].startswith("application/json") and "<script>" in text
+
+
+def test_a_client_that_falls_behind_is_dropped_and_the_others_are_served(rig):
+    from engine.web.guard import Principal
+    live = rig.web.live
+    reader = browser(rig, "2001").events()
+    assert next(reader)[0] == "snapshot"
+    # a subscriber whose stream never takes from its queue (a browser that stopped reading: its
+    # greenlet is stuck in a socket write) - web.stream_queue is 10 here
+    stuck = live.subscribe(Principal("2001", "supervisor", via="session"))
+    rounds = 0
+    while not stuck.dropped and rounds < 50:          # each round: one to four events
+        rig.acd.board.login("1002")
+        rig.acd.board.logout("1002")
+        next_event(reader, "agent", lambda d: d["id"] == "1002" and d["state"] == "logged_out")
+        rounds += 1
+    assert 3 <= rounds <= 11
+    assert stuck.dropped and stuck not in live.clients and live.dropped == 1
+    assert stuck.queue.qsize() == 10                 # what it held when dropped: bounded
+    rig.acd.board.login("1001")                      # the reader goes on getting changes
+    assert next_event(reader, "agent", lambda d: d["id"] == "1001")["state"] == "available"
+
+
+def test_a_change_made_by_another_engine_reaches_this_engines_browsers(tmp_path, redis_server, redis_prefix):
+    rigs = []
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            rigs.append(AcdRig(tmp_path / name, redis_server.url, redis_prefix, [agent("1001"), agent("2001")],
+                               [queue("general", music="local_stream://moh")], control={"listen_port": free_port()}))
+        a, b = rigs
+        add_account(a.engine, "2001", PASSWORDS["2001"], "supervisor")
+        browser_a = Browser(base_url(a))
+        browser_a.login("2001", PASSWORDS["2001"])
+        events = browser_a.events()
+        assert next(events)[0] == "snapshot"
+        b.acd.board.login("1001")                      # engine B's change; Redis is the truth for both
+        assert next_event(events, "agent", lambda d: d["id"] == "1001")["state"] == "available"
+        b.phone("1001")
+        caller = b.call("13800000042")                 # B's call, on B's switch
+        row = next_event(events, "call", lambda d: d.get("state") == "talking")
+        assert row["call"] == caller.uuid and row["engine"] == b.acd.engine_id
+        caller.hangup()
+    finally:
+        for r in rigs:
+            r.stop()
+
+
+def test_pages_escape_what_comes_from_outside(rig):
+    b = Browser(rig.url)
+    status, headers, page = b.request("GET", '/login?next=/desk%22%3E%3Cscript%3Ealert(1)%3C/script%3E')
+    assert status == 200 and "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["X-Frame-Options"] == "DENY"
