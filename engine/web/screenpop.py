@@ -25,6 +25,7 @@ log = logging.getLogger("hotline.web.screenpop")
 
 HISTORY_CALLS = 5
 HISTORY_TICKETS = 5
+REPEAT_HOURS = 24.0            # without a queue: a call within a day makes a repeat caller
 # flow variables that are the engine's own bookkeeping, not something the caller gave or a look-up found
 _INTERNAL_VARIABLES = {"bot_intent", "bot_summary", "ivr_choice", "voicemail_path", "voicemail_seconds"}
 
@@ -42,19 +43,19 @@ def screen_pop(engine, call_uuid, now=None):
             return None
     number = doc["caller_number"]
     doc["vip"] = False
-    doc["repeat"] = False
+    repeat_hours = REPEAT_HOURS
     if acd is not None and doc.get("queue") in acd.config.queues:
         queue = acd.config.queues[doc["queue"]]
         doc["vip"] = bool(number) and number in queue.vip_numbers
+        repeat_hours = queue.repeat_caller_hours or REPEAT_HOURS
     doc["history"] = _history(engine, number, call_uuid)
     doc["tickets"] = _tickets(engine, number)
-    if acd is not None:
-        try:
-            doc["last_agent"] = acd.store.last_agent(number) if number else None
-        except Exception as exc:      # Redis down: the rest of the pop still helps
-            log.warning("[%s] screen pop: last agent not read: %s", call_uuid, exc)
-            doc["last_agent"] = None
-    doc["repeat"] = bool(doc["history"]) or bool(doc.get("last_agent"))
+    # a repeat caller: called before within the queue's repeat_caller_hours (the same window the
+    # router uses to send them to their last agent); that agent is the last one who served them
+    since = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=repeat_hours)).isoformat()
+    doc["repeat"] = any((h["start"] or "") >= since for h in doc["history"])
+    served = [h["agent"] for h in doc["history"] if h["agent"]]
+    doc["last_agent"] = served[0] if served else None
     return doc
 
 
