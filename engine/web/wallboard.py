@@ -75,7 +75,9 @@ def snapshot(engine, queue=None, group=None, now=None):
         ids = {a["id"] for a in agents}
         rows = [c for c in rows if c.get("agent") in ids]
     return {"queues": queues, "agents": agents, "calls": rows, "alerts": alerts, "groups": groups,
-            "queue_names": list(acd.config.queues), "at": now}
+            "queue_names": list(acd.config.queues), "at": now,
+            # what the page needs to apply live rows (engine.web.live) between snapshots
+            "state_limits": limits, "agent_groups": {a.id: list(a.groups) for a in acd.config.agents.values()}}
 
 
 def alerts_for(queues, cfg):

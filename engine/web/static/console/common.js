@@ -67,11 +67,15 @@ var HL = (function () {
       if (!window.EventSource) return;
       stream = new EventSource(opts.url || "/events");
       stream.onopen = function () { up = true; setLive(true); soon(); };
-      stream.onmessage = function (ev) { if (!opts.filter || opts.filter(ev)) soon(); };
       stream.addEventListener("expired", function () { stream.close(); location.reload(); });
-      // engine.web.live's named events: snapshot, agent, queue, call
+      // engine.web.live's named events: snapshot, agent, queue, call. opts.onEvent(type, data)
+      // may apply a row itself (true) instead of a refresh from the server (false).
       (opts.types || ["snapshot", "agent", "queue", "call"]).forEach(function (t) {
-        stream.addEventListener(t, function (ev) { if (!opts.filter || opts.filter(ev)) soon(); });
+        stream.addEventListener(t, function (ev) {
+          var handled = false;
+          if (opts.onEvent) { try { handled = opts.onEvent(t, JSON.parse(ev.data)); } catch (e) { handled = false; } }
+          if (!handled) soon();
+        });
       });
       stream.onerror = function () { up = false; setLive(false); };
     }

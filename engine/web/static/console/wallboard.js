@@ -34,8 +34,9 @@
     };
   }
 
-  function render(doc) {
-    last = doc; got = Date.now() / 1000;
+  function render(doc, patched) {
+    last = doc;
+    if (!patched) got = Date.now() / 1000;
     opt($("f-queue"), doc.queue_names || []);
     opt($("f-group"), doc.groups || []);
     var al = $("alerts"); HL.clear(al);
@@ -75,7 +76,8 @@
       ag.appendChild(HL.el("tr", {className: a.over_limit ? "over" : "", dataset: {agent: a.id, state: a.state}},
         HL.el("td", null, a.name + "（" + a.id + "）"),
         HL.el("td", {className: "state"}, st, a.reason ? " " + (HL.REASONS[a.reason] || a.reason) : ""),
-        HL.el("td", {className: "since", dataset: {since: a.seconds_in_state === null ? "" : a.seconds_in_state}},
+        HL.el("td", {className: "since", dataset: {since: a.seconds_in_state === null ? "" : a.seconds_in_state,
+                                                    got: a._got || got}},
               HL.duration(a.seconds_in_state)),
         HL.el("td", null, a.calls), actions));
     });
@@ -105,10 +107,59 @@
   $("f-group").addEventListener("change", function () { filters.group = this.value; refresh(); });
   setInterval(function () {          // time in state runs between updates
     if (!last) return;
-    var dt = Date.now() / 1000 - got;
+    var now = Date.now() / 1000;
     document.querySelectorAll("#agents td.since").forEach(function (td) {
-      if (td.dataset.since !== "") td.textContent = HL.duration(parseFloat(td.dataset.since) + dt);
+      if (td.dataset.since !== "") td.textContent = HL.duration(parseFloat(td.dataset.since) + now - parseFloat(td.dataset.got));
     });
   }, 1000);
-  HL.live(refresh, {coalesceMs: 150, slowMs: 5000});
+  // Live rows (engine.web.live) are applied as they come; a full snapshot (alerts, handling
+  // times, calls still in the IVR or the bot) is fetched on a queue change and every 5 s.
+  function stageOf(row) {
+    if (row.state === "waiting") return "queue";
+    if (row.state === "conference" && !(row.parties || []).length) return "talking";
+    return row.state;
+  }
+  function inFilters(queue, agentId) {
+    if (filters.queue && queue !== filters.queue) return false;
+    if (filters.group && !(agentId && last.agents.some(function (a) { return a.id === agentId; }))) return false;
+    return true;
+  }
+  var queued = null;
+  function snapshotSoon() {
+    if (queued) return;
+    queued = setTimeout(function () { queued = null; refresh(); }, 1000);
+  }
+  function onEvent(type, row) {
+    if (!last || type === "snapshot") return false;
+    if (type === "agent") {
+      var i = last.agents.findIndex(function (a) { return a.id === row.id; });
+      if (i < 0) return true;                          // filtered out
+      var limit = (last.state_limits || {})[row.state];
+      row.groups = (last.agent_groups || {})[row.id] || [];
+      row.over_limit = !!(limit && (row.seconds_in_state || 0) > limit);
+      row._got = Date.now() / 1000;
+      last.agents[i] = row;
+    } else if (type === "call") {
+      var j = last.calls.findIndex(function (c) { return c.call === row.call; });
+      if (row.gone) {
+        if (j >= 0 && last.calls[j].stage !== "ivr" && last.calls[j].stage !== "bot") last.calls.splice(j, 1);
+      } else if (inFilters(row.queue, row.agent)) {
+        var old = j >= 0 ? last.calls[j] : {};
+        var c = {call: row.call, caller: row.caller, caller_name: old.caller_name || "", queue: row.queue,
+                 agent: row.agent, stage: stageOf(row), seconds: row.seconds};
+        if (j >= 0) last.calls[j] = c; else last.calls.push(c);
+      }
+    } else if (type === "queue") {
+      var k = last.queues.findIndex(function (q) { return q.name === row.name; });
+      if (k >= 0) {
+        row.average_handling = last.queues[k].average_handling;
+        row.service_level_target = last.queues[k].service_level_target;
+        last.queues[k] = row;
+      }
+      snapshotSoon();
+    }
+    render(last, true);
+    return true;
+  }
+  HL.live(refresh, {coalesceMs: 150, slowMs: 5000, onEvent: onEvent});
 })();
