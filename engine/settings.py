@@ -205,6 +205,7 @@ class LogSettings:
 
 
 from engine.web.config import WebSettings  # noqa: E402  (its section's dataclass lives there)
+from engine.web.boardconfig import WallboardSettings  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,7 @@ class Settings:
     log: LogSettings = setting(LogSettings())
     privacy: PrivacySettings = setting(PrivacySettings())
     web: WebSettings = setting(WebSettings())
+    wallboard: WallboardSettings = setting(WallboardSettings())
     source: Optional[Path] = setting(None, derived=True, doc="the file these came from")
     marks: Any = field(default=None, repr=False, compare=False, metadata={"derived": True})
 

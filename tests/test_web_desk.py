@@ -27,7 +27,8 @@ def rig(tmp_path, redis_server, redis_prefix):
                [queue("general", skills={"general": 1}, wrapup_seconds=30, music="local_stream://moh",
                       vip_numbers=[CALLER]),
                 queue("pension", skills={"pension": 1}, music="local_stream://moh")],
-               flows_dir=flows, tickets=True, control={"listen_port": free_port()})
+               flows_dir=flows, tickets=True, control={"listen_port": free_port()},
+               wallboard={"wait_alert_seconds": 1})
     add_account(r.engine, "1001", "desk-1001-pw", "agent")
     add_account(r.engine, "1002", "desk-1002-pw", "agent")
     add_account(r.engine, "9001", "board-9001-pw", "supervisor")
@@ -103,9 +104,7 @@ def test_the_knowledge_base_finds_words_and_pinyin_initials(rig):
     assert desk.get("/api/desk/kb?q=zzzz")["entries"] == []
 
 
-def test_the_wallboard_filters_by_queue_and_group_and_alerts_on_a_long_wait(rig, monkeypatch):
-    from engine.web import wallboard
-    monkeypatch.setattr(wallboard, "DEFAULTS", wallboard.WallboardSettings(wait_alert_seconds=1))
+def test_the_wallboard_filters_by_queue_and_group_and_alerts_on_a_long_wait(rig):
     board = desk_of(rig, "9001", "board-9001-pw")
     caller = rig.call(number="13800000001", name="<b>x</b>")          # nobody logged in: waits
     assert wait_for(lambda: rig.acd.store.queue_length("general") == 1)

@@ -12,29 +12,13 @@ import datetime
 import logging
 import time
 import zoneinfo
-from dataclasses import dataclass
-from typing import Dict
 
 from engine.acd import views
-from engine.settings import setting
+from engine.web.boardconfig import DEFAULT_STATE_LIMITS, WallboardSettings  # noqa: F401
 
 log = logging.getLogger("hotline.web.wallboard")
 
 
-@dataclass(frozen=True, kw_only=True)
-class WallboardSettings:
-    service_level_target: float = setting(80.0, min=0, max=100,
-                                          doc="percent; a queue under it today is an alert")
-    wait_alert_seconds: float = setting(60.0, min=1, max=3600, doc="a caller waiting longer is an alert")
-    state_alert_seconds: Dict[str, float] = setting(
-        None, doc="agent state -> seconds after which the wallboard highlights the agent")
-    timezone: str = setting("Asia/Shanghai", doc="the local day of today's figures")
-
-    def state_limits(self):
-        return dict(DEFAULT_STATE_LIMITS, **(self.state_alert_seconds or {}))
-
-
-DEFAULT_STATE_LIMITS = {"on_break": 900.0, "wrap_up": 120.0, "in_call": 600.0, "ringing": 20.0}
 DEFAULTS = WallboardSettings()
 
 
