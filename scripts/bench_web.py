@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import gevent  # noqa: E402
+import gevent.lock  # noqa: E402
 import gevent.pool  # noqa: E402
 from ruamel.yaml import YAML  # noqa: E402
 
@@ -40,6 +41,7 @@ from engine.infra.localredis import LocalRedis  # noqa: E402
 from engine.infra.netutil import free_port  # noqa: E402
 
 PASSWORD = "bench-web-password"
+RETRY_S = 2.0              # EventSource's reconnect delay (engine.web.live sends retry: 2000)
 
 
 def cpu_seconds(pid):
@@ -113,10 +115,32 @@ class Session:
         if status != 200:
             raise RuntimeError(f"login {self.account}: {status} {body[:200]!r}")
 
-    def stream(self, on_agent):
-        sock = self._http("GET", "/events", headers={"Accept": "text/event-stream"})
-        sock.settimeout(None)
-        buf, name = b"", None
+    def stream(self, on_agent, opening):
+        """Hold /events as EventSource does: reconnect after RETRY_S when it ends. `opening` (a
+        semaphore) paces connections until their first bytes: the server answers 503 to more than
+        its per-address cap of requests in flight, and a stream leaves that cap once it runs."""
+        while True:
+            try:
+                with opening:
+                    sock = self._http("GET", "/events", headers={"Accept": "text/event-stream"})
+                    sock.settimeout(None)
+                    first = sock.recv(65536)
+                if first.startswith(b"HTTP/1.1 200"):
+                    self.up = True
+                    self._read(sock, first, on_agent)
+                    self.up = False
+                else:
+                    self.refused += 1
+                sock.close()
+            except OSError:
+                self.refused += 1
+            gevent.sleep(RETRY_S)
+
+    refused = 0
+    up = False
+
+    def _read(self, sock, buf, on_agent):
+        name = None
         while True:
             chunk = sock.recv(65536)
             if not chunk:
@@ -259,9 +283,11 @@ def main():
                    [Session(web_port, a, "wallboard") for a in ids[args.agents:]]
         pool = gevent.pool.Pool(16)                     # under the server's per-address cap
         pool.map(lambda s: s.login(), sessions)
-        print(f"{len(ids)} accounts made and logged in (argon2id hashes): engine RSS {rss_mib(engine.pid):.0f} MiB",
+        rss_logins = rss_mib(engine.pid)
+        print(f"{len(ids)} accounts made and logged in (argon2id hashes): engine RSS {rss_logins:.0f} MiB",
               flush=True)
         lat = {"desk": [], "wallboard": []}
+        t_open = time.monotonic()
         skipped = [0]
 
         def on_agent(session, received, data):
@@ -272,8 +298,13 @@ def main():
                 return
             lat[session.kind].append(received - float(since[1]))
 
-        streams = [gevent.spawn(s.stream, on_agent) for s in sessions]
-        gevent.sleep(2.0)
+        opening = gevent.lock.BoundedSemaphore(16)
+        streams = [gevent.spawn(s.stream, on_agent, opening) for s in sessions]
+        while sum(1 for s in sessions if s.up) < len(sessions) and time.monotonic() - t_open < 60:
+            gevent.sleep(0.5)
+        gevent.sleep(1.0)                   # their snapshots read
+        print(f"{sum(1 for s in sessions if s.up)} of {len(sessions)} streams up after "
+              f"{time.monotonic() - t_open:.1f} s ({sum(s.refused for s in sessions)} refused and retried)", flush=True)
         for k in lat:
             lat[k].clear()                    # the snapshots' rows are not changes
         loaded = phase(f"with {args.agents} desks and {args.wallboards} wallboards", args.seconds)
@@ -283,8 +314,9 @@ def main():
                   f"p99 {percentile(ms, 99):.0f} ms, max {max(ms) if ms else float('nan'):.0f} ms")
         print(f"(samples skipped: agent moved on before the read-back: {skipped[0]})")
         print(f"engine's extra for the clients: CPU {100 * (loaded['cpu'] - base['cpu']):+.0f} % of a core, "
-              f"RSS {loaded['rss'] - base['rss']:+.0f} MiB")
-        print(f"streams still open: {sum(1 for g in streams if not g.dead)} of {len(streams)}")
+              f"RSS {loaded['rss'] - base['rss']:+.0f} MiB ({rss_logins - base['rss']:+.0f} MiB of it came with the "
+              f"logins, {loaded['rss'] - rss_logins:+.0f} MiB with the streams)")
+        print(f"streams refused or ended and reopened during the run: {sum(s.refused for s in sessions)}")
         for g in streams:
             g.kill(block=False)
         p99 = percentile([v * 1000 for v in lat["desk"] + lat["wallboard"]], 99)
