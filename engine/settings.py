@@ -429,6 +429,7 @@ def _finish(root, marks, source, base_dir, env) -> Settings:
     if trunk.password_env:
         trunk = dataclasses.replace(trunk, password=_secret(env, trunk.password_env, "trunk.password_env", builder))
     _check_purge_time(s.recordings, builder)
+    s.wallboard.check(builder)
     rds = _redis_settings(s.redis, env, builder)
     outbound = s.outbound
     if not outbound.advertise_host:

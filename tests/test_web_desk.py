@@ -119,3 +119,18 @@ def test_the_wallboard_filters_by_queue_and_group_and_alerts_on_a_long_wait(rig)
     assert wait_for(lambda: board.get("/api/wallboard/snapshot")["calls"] == [], 5)
     today = board.get("/api/wallboard/today")
     assert len(today["hourly"]["answered"]) == 24
+
+
+def test_wallboard_settings_are_checked_with_file_line_column(tmp_path):
+    from engine.settings import SettingsError, load_settings
+
+    def error(text):
+        path = tmp_path / "hotline.yaml"
+        path.write_text('trunk: {dids: ["12345"]}\nwallboard:\n' + text, encoding="utf-8")
+        with pytest.raises(SettingsError) as exc:
+            load_settings(path, env={"HOTLINE_ESL_PASSWORD": "x"})
+        return str(exc.value).replace(str(path), "F")
+    assert error("  timezone: Mars/Olympus\n").startswith(
+        "F:3:3: wallboard.timezone: unknown time zone 'Mars/Olympus'")
+    assert error("  state_alert_seconds: {napping: 10}\n").startswith(
+        "F:3:25: wallboard.state_alert_seconds.napping: not an agent state")

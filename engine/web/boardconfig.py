@@ -18,3 +18,16 @@ class WallboardSettings:
 
     def state_limits(self):
         return dict(DEFAULT_STATE_LIMITS, **(self.state_alert_seconds or {}))
+
+    def check(self, builder):
+        """Problems the types cannot say: a known time zone, agent states that exist."""
+        import zoneinfo
+        from engine.acd.views import STATES
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+            builder.fail("wallboard.timezone", f"unknown time zone {self.timezone!r} (e.g. Asia/Shanghai)")
+        for state in self.state_alert_seconds or {}:
+            if state not in STATES:
+                builder.fail(f"wallboard.state_alert_seconds.{state}",
+                             f"not an agent state; states: {', '.join(STATES)}")
