@@ -140,12 +140,16 @@ class Session:
     up = False
 
     def _read(self, sock, buf, on_agent):
+        """Every event of a read is stamped with the time the read returned (what a browser's
+        EventSource sees), before any of them is looked at."""
         name = None
         while True:
             chunk = sock.recv(65536)
+            received = time.time()
             if not chunk:
                 return
             buf += chunk
+            rows = []
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
                 line = line.rstrip(b"\r")
@@ -153,9 +157,14 @@ class Session:
                     name = line[6:].strip().decode()
                 elif line.startswith(b"data:") and name == "agent":
                     self.events += 1
-                    on_agent(self, time.time(), line[5:])
+                    rows.append(json.loads(line[5:]))
                 elif not line:
                     name = None
+            if rows:
+                on_agent(self, received, rows)
+
+    def get(self, path):
+        return self._response(self._http("GET", path))
 
 
 def _unchunk(body):
@@ -281,6 +290,8 @@ def main():
                                    **({"agent": a} if a in desks else {})})
         sessions = [Session(web_port, a, "desk") for a in desks] + \
                    [Session(web_port, a, "wallboard") for a in ids[args.agents:]]
+        for i, sess in enumerate(sessions[args.agents:]):
+            sess.index = i
         pool = gevent.pool.Pool(16)                     # under the server's per-address cap
         pool.map(lambda s: s.login(), sessions)
         rss_logins = rss_mib(engine.pid)
@@ -290,13 +301,35 @@ def main():
         t_open = time.monotonic()
         skipped = [0]
 
-        def on_agent(session, received, data):
-            row = json.loads(data)
-            since = store.r.hmget(store.k_agent(row["id"]), "state", "since")
-            if since[0] != row["state"] or since[1] is None:
-                skipped[0] += 1               # it moved on already: no clean sample
+        pops = []
+        n_board = max(args.wallboards, 1)
+
+        def on_agent(session, received, rows):
+            """Read back the transition's `since` for a sample: every desk event, and each agent's
+            events on one wallboard only (agent number mod wallboards), in one Redis round trip."""
+            if session.kind == "wallboard":
+                rows = [r for r in rows if int(r["id"]) % n_board == session.index]
+            if not rows:
                 return
-            lat[session.kind].append(received - float(since[1]))
+            pipe = store.r.pipeline(transaction=False)
+            for r in rows:
+                pipe.hmget(store.k_agent(r["id"]), "state", "since", "call")
+            for r, (state, since, call) in zip(rows, pipe.execute()):
+                if state != r["state"] or since is None:
+                    skipped[0] += 1           # it moved on already: no clean sample
+                    continue
+                lat[session.kind].append(received - float(since))
+                if session.kind == "desk" and r["state"] == "ringing" and call:
+                    gevent.spawn(screen_pop, session, float(since), call)
+
+        def screen_pop(session, since, call):
+            """What the desk page does on its agent's event: GET /api/desk/state, until the pop is
+            the offered call's."""
+            status, body = session.get("/api/desk/state")
+            if status == 200:
+                doc = json.loads(body)
+                if (doc.get("pop") or {}).get("call") == call:
+                    pops.append(time.time() - since)
 
         opening = gevent.lock.BoundedSemaphore(16)
         streams = [gevent.spawn(s.stream, on_agent, opening) for s in sessions]
@@ -307,12 +340,20 @@ def main():
               f"{time.monotonic() - t_open:.1f} s ({sum(s.refused for s in sessions)} refused and retried)", flush=True)
         for k in lat:
             lat[k].clear()                    # the snapshots' rows are not changes
+        pops.clear()
+        me0, w0 = os.times(), time.monotonic()
         loaded = phase(f"with {args.agents} desks and {args.wallboards} wallboards", args.seconds)
         for kind, values in lat.items():
             ms = [v * 1000 for v in values]
             print(f"state change -> {kind:9s}: {len(ms)} events, p50 {percentile(ms, 50):.0f} ms, "
                   f"p99 {percentile(ms, 99):.0f} ms, max {max(ms) if ms else float('nan'):.0f} ms")
-        print(f"(samples skipped: agent moved on before the read-back: {skipped[0]})")
+        ms = [v * 1000 for v in pops]
+        print(f"offered -> screen pop on the desk (event, then GET /api/desk/state): {len(ms)} calls, "
+              f"p50 {percentile(ms, 50):.0f} ms, p99 {percentile(ms, 99):.0f} ms")
+        me1 = os.times()
+        print(f"(samples skipped: agent moved on before the read-back: {skipped[0]}; this process, which runs "
+              f"the simulator and every client, used {100 * (me1.user + me1.system - me0.user - me0.system) / (time.monotonic() - w0):.0f} "
+              f"% of a core)")
         print(f"engine's extra for the clients: CPU {100 * (loaded['cpu'] - base['cpu']):+.0f} % of a core, "
               f"RSS {loaded['rss'] - base['rss']:+.0f} MiB ({rss_logins - base['rss']:+.0f} MiB of it came with the "
               f"logins, {loaded['rss'] - rss_logins:+.0f} MiB with the streams)")
