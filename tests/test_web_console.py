@@ -199,6 +199,12 @@ def test_a_call_through_the_desk_and_the_wallboard(console, browser_factory):  #
     assert MASKED_ID in disposition["notes"] and ID_NUMBER not in disposition["notes"]
     wait(board, lambda d: not d.find_elements("css selector", f'tr[data-call="{caller.uuid}"]'))
 
+    # the big screen counts the call (the daily report's figures, from the CDRs) and draws its charts
+    board.get(f"{rig.base}/wallboard/big")
+    wait(board, has_text("#t-answered", "1"))
+    assert css(board, "#t-abandoned").text == "0" and css(board, "#t-answer-rate").text == "100.0%"
+    assert board.execute_script("return document.querySelectorAll('#c-calls rect').length") == 48
+
     # a forged request without the CSRF token is refused, and changes nothing
     status, text = fetch(desk, "POST", "/v1/agents/1001/logout", {}, csrf=False)
     assert status == 400 and "CSRF" in json.loads(text)["error"]

@@ -119,7 +119,7 @@ def state():
     call_uuid = row["call"]
     call_row = None
     if call_uuid:
-        call_row = next((c for c in views.calls(acd, now) if c["call"] == call_uuid), None)
+        call_row = _call_row(acd, call_uuid, now)
     stage = stage_of(call_row) if call_row else None
     allowed = set(CONTROLS.get(stage, ()))
     conv = acd.conversations.get(call_uuid) if call_uuid else None
@@ -149,6 +149,17 @@ def _agent_row(acd, agent_id, now):
     one = types.SimpleNamespace(config=types.SimpleNamespace(agents={agent_id: acd.config.agents[agent_id]}),
                                 store=acd.store)
     return views.agents(one, now)[0]
+
+
+def _call_row(acd, call_uuid, now):
+    """The call's row as GET /v1/calls has it (engine.acd.views), built for this call only (this
+    engine's; None for a call another engine holds)."""
+    one = types.SimpleNamespace(
+        waiters={call_uuid: acd.waiters[call_uuid]} if call_uuid in acd.waiters else {},
+        conversations={call_uuid: acd.conversations[call_uuid]} if call_uuid in acd.conversations else {},
+        supervisions=acd.supervisions)
+    rows = views.calls(one, now)
+    return rows[0] if rows else None
 
 
 def _pop(call_uuid, now):
