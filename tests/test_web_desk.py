@@ -134,3 +134,24 @@ def test_wallboard_settings_are_checked_with_file_line_column(tmp_path):
         "F:3:3: wallboard.timezone: unknown time zone 'Mars/Olympus'")
     assert error("  state_alert_seconds: {napping: 10}\n").startswith(
         "F:3:25: wallboard.state_alert_seconds.napping: not an agent state")
+
+
+def test_a_supervisor_blacklists_a_caller_where_the_engine_has_number_lists(rig):
+    board = desk_of(rig, "9001", "board-9001-pw")
+    try:
+        import engine.outbound.lists  # noqa: F401
+    except ImportError:
+        # without outbound calling there is no list: the wallboard offers no button, the API says so
+        assert board.get("/api/wallboard/snapshot")["blacklist"] is False
+        board.json("POST", "/api/wallboard/blacklist", {"number": "13800000009"}, expect=503)
+        return
+    from engine.outbound.service import for_engine
+    service = for_engine(rig.engine)
+    assert wait_for(lambda: service.lists is not None, 10)
+    assert board.get("/api/wallboard/snapshot")["blacklist"] is True
+    out = board.post("/api/wallboard/blacklist", {"number": "13800000009", "reason": "骚扰"})
+    assert out["blacklisted"]["number"] == "13800000009"
+    assert service.lists.blacklist_entry("13800000009")["reason"] == "骚扰"
+    board.json("POST", "/api/wallboard/blacklist", {"number": "not a number"}, expect=400)
+    desk_of(rig, "1001", "desk-1001-pw").json("POST", "/api/wallboard/blacklist", {"number": "13800000009"},
+                                              expect=403)

@@ -84,6 +84,15 @@
     var cs = $("calls"); HL.clear(cs);
     doc.calls.forEach(function (c) {
       var acts = HL.el("td", null);
+      if (doc.blacklist && c.caller) {
+        acts.appendChild(button("拉黑", function () {
+          var reason = window.prompt("加入黑名单的原因：", "");
+          if (reason === null) return;
+          HL.api("POST", "/api/wallboard/blacklist", {number: c.caller, reason: reason}).then(function () {
+            HL.toast("已加入黑名单：" + c.caller);
+          }, function (e) { HL.toast("操作失败：" + e.message, true); });
+        }, {className: "blacklist"}));
+      }
       if (c.agent && (c.stage === "talking" || c.stage === "held" || c.stage === "conference" || c.stage === "consulting")) {
         acts.appendChild(button("监听", supervise(c.call, "monitor")));
         acts.appendChild(button("强插", supervise(c.call, "barge")));
