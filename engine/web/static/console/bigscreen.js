@@ -13,7 +13,8 @@
   function bars(svg, series, colors, labels, max) {
     HL.clear(svg);
     var W = 720, H = 260, L = 40, B = 30, T = 20, w = (W - L - 10) / 24;
-    max = max || Math.max(1, Math.max.apply(null, series.reduce(function (a, b) { return a.concat(b); }, [])));
+    // counts: a multiple of 4 on top, so the 4 grid lines fall on whole numbers
+    max = max || 4 * Math.max(1, Math.ceil(Math.max.apply(null, series.reduce(function (a, b) { return a.concat(b); }, [])) / 4));
     for (var g = 0; g <= 4; g++) {
       var y = T + (H - T - B) * g / 4;
       svg.appendChild(s("line", {x1: L, x2: W - 10, y1: y, y2: y, stroke: "#24416e"}));
