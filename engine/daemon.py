@@ -63,6 +63,7 @@ class Engine:
         self.reload_limits = (CHECK_SECONDS, CHECK_MEMORY)   # the reload checker's time and memory
         self._recent_hangups = collections.OrderedDict()  # uuid -> CHANNEL_HANGUP_COMPLETE (inbound)
         self.cdrs_written = 0
+        self.watchers = []            # callables (kind, key): a call came or went (web/live.py)
         s = settings
         self.engine_id = engine_id(s)
         # host:port our socket application dials (as fsconf renders it): the switch's CDR file of a
@@ -207,6 +208,7 @@ class Engine:
             session.exit()
             return
         self.calls[call.uuid] = call
+        self._changed()
         self._note_core_uuid(session.channel)
         call.checkpoint_hooks.append(self._provisional_cdr)
         self._idle.clear()
@@ -224,9 +226,14 @@ class Engine:
                 self._finish_call(call)
             finally:
                 self.calls.pop(call.uuid, None)
+                self._changed()
                 self._recent_hangups.pop(call.uuid, None)    # if it came while the CDR was written
                 if not self.calls:
                     self._idle.set()
+
+    def _changed(self):
+        for watch in self.watchers:
+            watch("engine", "")
 
     def _finish_call(self, call):
         if not call.gone:

@@ -130,9 +130,15 @@ def test_an_agent_account_acts_only_for_itself(rig):
     assert b.post(f"/v1/calls/{call_of_1002}/hold", expect=403)
     assert b.post("/v1/agents/1002/logout", expect=403)
     assert b.get("/v1/calls", expect=403)
+    mine = b.get("/v1/calls/1001")                                # the screen pop of its own call
+    assert mine["call"]["call"] == rig.acd.store.agent("1001")["call"] and mine["caller_name"] == "Caller"
+    assert mine["destination"] == "12345" and mine["bot"] is None
+    assert b.get("/v1/calls/1002", expect=403) and b.get(f"/v1/calls/{call_of_1002}", expect=403)
     assert b.post("/v1/calls/1001/hold")["held"] is True
     sup = browser(rig, "2001")
     assert {c["agent"] for c in sup.get("/v1/calls")["calls"]} == {"1001", "1002"}
+    assert sup.get(f"/v1/calls/{call_of_1002}")["call"]["agent"] == "1002"
+    assert sup.get("/v1/calls/nobody", expect=404)
     assert sup.post("/v1/reload", expect=403)
     first.hangup()
     second.hangup()
@@ -169,3 +175,30 @@ def test_pages_need_a_login_and_escape_what_they_show(rig):
     assert status == 302 and headers["Location"] == "/desk"
     status, _, page = b.request("GET", "/desk")
     assert status == 200 and 'data-agent="1001"' in page
+
+
+def test_an_account_changes_its_own_password(rig):
+    b = browser(rig, "1001")
+    assert b.post("/v1/session/password", {"current": "wrong-one-1", "password": "brand-new-pw"}, expect=403)
+    assert b.post("/v1/session/password", {"current": PASSWORDS["1001"], "password": "brand-new-pw"})["logged_out"]
+    assert b.get("/v1/session")["authenticated"] is False
+    b.login("1001", PASSWORDS["1001"], expect=401)
+    b.login("1001", "brand-new-pw")
+
+
+def test_behind_a_proxy_failed_logins_count_per_browser_address(tmp_path, redis_server, redis_prefix):
+    r = AcdRig(tmp_path, redis_server.url, redis_prefix, [agent("1001")], [queue("general")],
+               control={"listen_port": free_port()},
+               web={"trusted_proxies": 1, "login_attempts": 100, "login_attempts_per_address": 2})
+    try:
+        add_account(r.engine, "1001", PASSWORDS["1001"], "agent")
+        b = Browser(base_url(r))
+        b.refresh_csrf()
+
+        def attempt(address, password="wrong-pw-xx"):
+            return b.request("POST", "/login", {"id": "1001", "password": password},
+                             headers={"X-Forwarded-For": address})[0]
+        assert [attempt("10.0.0.7") for _ in range(3)] == [401, 401, 429]
+        assert attempt("10.0.0.8", PASSWORDS["1001"]) == 200          # another desk behind the proxy
+    finally:
+        r.stop()

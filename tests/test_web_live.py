@@ -4,7 +4,7 @@ come back as JSON data."""
 import gevent
 import pytest
 
-from tests.acdfix import AcdRig, agent, queue, wait_for
+from tests.acdfix import AcdRig, agent, queue
 from tests.enginefix import free_port
 from tests.webfix import Browser, add_account, base_url
 
@@ -47,6 +47,8 @@ def test_snapshot_on_connect_then_an_agent_state_change(rig):
     assert {a["id"]: a["state"] for a in snap["agents"]} == {"1001": "logged_out", "1002": "available",
                                                               "2001": "logged_out"}
     assert [q["name"] for q in snap["queues"]] == ["general"] and snap["me"]["role"] == "supervisor"
+    assert snap["engines"] == [{"engine": rig.acd.engine_id, "accepting": True, "at": snap["engines"][0]["at"],
+                                "calls": {"ivr": 0, "queue": 0, "ringing": 0, "agent": 0}}]
     rig.acd.board.login("1001")                       # the engine's own change, not a poll
     row = next_event(events, "agent", lambda d: d["id"] == "1001")
     assert row["state"] == "available"
@@ -80,6 +82,7 @@ def test_a_hostile_caller_id_is_json_data(rig):
     hostile = '<script>alert(1)</script>"\n'
     rig.call(hostile.strip())
     call = next_event(events, "call", lambda d: d.get("caller"))
+    assert next_event(events, "engine", lambda d: d["calls"]["agent"] == 1)["engine"] == rig.acd.engine_id
     # the simulator hands the engine the caller ID as it came; it reaches the browser as a JSON string
     assert "<script>" in call["caller"]
     b = browser(rig, "2001")
@@ -138,3 +141,41 @@ def test_pages_escape_what_comes_from_outside(rig):
     status, headers, page = b.request("GET", '/login?next=/desk%22%3E%3Cscript%3Ealert(1)%3C/script%3E')
     assert status == 200 and "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
     assert headers["X-Content-Type-Options"] == "nosniff" and headers["X-Frame-Options"] == "DENY"
+
+
+def test_the_stream_says_expired_when_its_session_ends(rig, monkeypatch):
+    from engine.web import live as live_mod
+    monkeypatch.setattr(live_mod, "KEEPALIVE", 0.2)       # the session is checked at each keepalive
+    now = [1_000_000.0]
+    rig.web.clock = lambda: now[0]
+    events = browser(rig, "1001").events()
+    assert next(events)[0] == "snapshot"
+    now[0] += 61 * 60                                     # web.session_idle_minutes: 60
+    assert next_event(events, "expired") == {}
+    assert list(events) == []                             # and the stream is closed
+
+
+def test_live_streams_over_the_cap_are_refused_and_leave_the_request_caps(rig):
+    server = rig.engine.control
+    server.max_streams = 1
+    first = browser(rig, "2001").events()
+    assert next(first)[0] == "snapshot"
+    assert server.streams == 1 and server.open_connections == 0     # a stream is not a pending request
+    from tests.webfix import HttpFailed
+    with pytest.raises(HttpFailed) as e:
+        next(browser(rig, "2001").events())
+    assert e.value.status == 503 and "too many live-update connections" in e.value.body
+
+
+def test_browsers_connecting_while_nothing_changes_share_one_read(rig, monkeypatch):
+    from engine.web import live as live_mod
+    reads = []
+    real = live_mod.views.agents
+    monkeypatch.setattr(live_mod.views, "agents", lambda acd, *a: reads.append(1) or real(acd, *a))
+    monkeypatch.setattr(live_mod, "SNAPSHOT_REUSE", 60.0)
+    browsers = [browser(rig, "2001") for _ in range(5)]
+    snaps = [next(b.events())[1] for b in browsers]
+    assert len(reads) == 1 and all(s["agents"] == snaps[0]["agents"] for s in snaps)
+    rig.acd.board.login("1001")                       # a change: the next browser gets a fresh read
+    snap = next(browser(rig, "2001").events())[1]
+    assert {a["id"]: a["state"] for a in snap["agents"]}["1001"] == "available"

@@ -109,3 +109,19 @@ def test_every_route_is_described_in_the_openapi_document(rig):
                 assert content["schema"]["type"] == "object"
     for rule_path in described:
         assert any(rule_path[0] == r.rule.replace("<", "{").replace(">", "}") for r in app.url_map.iter_rules())
+
+
+def test_the_grafana_dashboard_uses_only_metrics_the_engine_exports(rig):
+    import json
+    import re
+    from pathlib import Path
+    dash = json.loads((Path(__file__).parent.parent / "docs" / "grafana-hotline.json").read_text(encoding="utf-8"))
+    exported = {name for name, _ in scrape(rig)} | {"hotline_bot_recognition_seconds_bucket",
+                                                     "hotline_bot_reply_seconds_bucket", "hotline_calls_total",
+                                                     "hotline_web_logins_total",
+                                                     "hotline_queue_service_level_ratio"}   # appear once observed
+    used = set()
+    for panel in dash["panels"]:
+        for target in panel["targets"]:
+            used |= set(re.findall(r"\bhotline_[a-z_]+", target["expr"]))
+    assert used and used <= exported, used - exported

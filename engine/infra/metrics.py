@@ -13,8 +13,8 @@ ESL_EVENTS = Counter("hotline_esl_events", "events received from the switch (all
 ESL_COMMAND_SECONDS = Histogram("hotline_esl_command_seconds", "round trip of a command to the switch and its reply",
                                 buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
                                 registry=REGISTRY)
-CALLS = Counter("hotline_calls", "trunk calls ended, by result (call_result: unanswered, agent, abandoned, self_service)", ["result"],
-                registry=REGISTRY)
+CALLS = Counter("hotline_calls", "trunk calls ended, by result (call_result: unanswered, agent, abandoned, "
+                "self_service)", ["result"], registry=REGISTRY)
 BOT_RECOGNITION_SECONDS = Histogram("hotline_bot_recognition_seconds",
                                     "end of the caller's speech to the recognised text",
                                     buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5), registry=REGISTRY)

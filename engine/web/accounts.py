@@ -142,7 +142,8 @@ class Accounts:
     def set_disabled(self, account_id, disabled, actor):
         def write():
             with self.store.db.atomic():
-                n = Account.update(disabled=bool(disabled), changed_at=utcnow()).where(Account.id == account_id).execute()
+                n = (Account.update(disabled=bool(disabled), changed_at=utcnow())
+                     .where(Account.id == account_id).execute())
                 if not n:
                     raise AccountError(f"no account {account_id!r}")
                 AccountAudit.create(actor=str(actor)[:96], account=account_id,

@@ -80,6 +80,37 @@ def list_calls():
     return {"calls": rows, "engines_not_answering": missing}
 
 
+@bp.get("/v1/calls/<ref>")
+@requires("agent")
+def call_detail(ref):
+    """The screen pop of one call on this engine (REF: the call uuid or the agent id): its row of
+    /v1/calls with the caller's name, the number dialled, the menu path and what the bot learnt.
+    The bot's slots are in clear for the agent on the call (they need them, as on the phone's
+    screen); others see them masked."""
+    acd = _acd()
+    if not _ID.match(ref):
+        raise HttpError(400, f"bad call or agent reference {ref[:40]!r}")
+    rows = {r["call"]: r for r in views.calls(acd)}
+    row = rows.get(ref) or next((r for r in rows.values() if r["agent"] == ref), None)
+    if row is None:
+        owner = acd.relay.owner(ref)
+        raise HttpError(404, f"{ref} is a call on engine {owner}: ask that engine" if owner
+                        else f"no call {ref!r} on this engine")
+    who = principal()
+    if who.role == "agent" and who.agent not in (row["agent"], *row["agents_offered"]):
+        own(row["agent"])
+    call = (acd.conversations.get(row["call"]) or acd.waiters.get(row["call"])).call
+    bot = dict((call.info.get("extra") or {}).get("bot") or {})
+    if who.role != "agent":
+        from engine import privacy
+        bot = privacy.mask_value(bot)
+    return {"call": dict(row, engine=acd.engine_id), "caller_name": call.caller_id_name,
+            "destination": call.destination_number, "ivr_path": list(call.path),
+            "ivr_choice": call.variables.get("ivr_choice"),
+            "bot": {k: bot.get(k) for k in ("bot", "exit", "intent", "slots")} if bot else None,
+            "bot_summary": call.variables.get("bot_summary") or None}
+
+
 @bp.post("/v1/agents/<agent_id>/<action>")
 @requires("agent")
 def agent_action(agent_id, action):

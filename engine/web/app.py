@@ -37,6 +37,7 @@ BLUEPRINTS = [
 ]
 JSON_PREFIXES = ("/v1/", "/events", "/metrics", "/api/")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+SECRET_TTL = 400 * 86400          # seconds the cookie-signing key lives in Redis after its last use
 
 
 class WebState:
@@ -96,10 +97,12 @@ def _secret_key(settings, redis):
         return value
     key = f"{settings.redis.prefix}web:secret"
     try:
-        redis.set(key, secrets.token_hex(32), nx=True)
+        # like every key we write, it expires unless used: each start and each login renew it
+        redis.set(key, secrets.token_hex(32), nx=True, ex=SECRET_TTL)
+        redis.expire(key, SECRET_TTL)
         return redis.get(key)
     except Exception as exc:
-        log.error("web console: no cookie-signing key from Redis (%s); a random one for this process: "
+        log.warning("web console: no cookie-signing key from Redis (%s); a random one for this process: "
                   "sessions will not carry over to another engine or a restart", exc)
         return secrets.token_hex(32)
 
@@ -134,6 +137,10 @@ def create_app(engine, tokens=lambda: ()):
         WTF_CSRF_TIME_LIMIT=None,              # a token lives as long as its session
         WTF_CSRF_SSL_STRICT=settings.web.secure_cookies,
     )
+    if settings.web.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        n = settings.web.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     csrf = CSRFProtect(app)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import generate_csrf
 
+from engine.web.app import SECRET_TTL
 from engine.web.guard import HttpError, principal
 
 log = logging.getLogger("hotline.web.auth")
@@ -74,6 +75,7 @@ def login():
     session.clear()                       # a fresh session (no fixation) and a fresh CSRF token
     try:
         session["sid"] = state.sessions.create(account)
+        state.redis.expire(f"{state.settings.redis.prefix}web:secret", SECRET_TTL)
     except Exception as exc:
         log.error("web login of %s: sessions unavailable (%s)", account["id"], exc)
         raise HttpError(503, "sessions are unavailable (Redis); try again")

@@ -9,6 +9,9 @@ from engine.settings import setting
 class WebSettings:
     secure_cookies: bool = setting(False, doc="mark the session cookie Secure: set it when browsers reach "
                                    "the console through TLS (a reverse proxy)")
+    trusted_proxies: int = setting(0, min=0, max=5, doc="reverse proxies in front of the console (TLS "
+                                   "termination): their X-Forwarded-For/-Proto are believed, so login limits "
+                                   "count the browser's address; 0 = browsers connect directly")
     session_idle_minutes: float = setting(60.0, min=1, max=1440, doc="a session unused this long ends")
     session_max_hours: float = setting(12.0, min=0.1, max=168, doc="a session ends this long after its "
                                        "login, used or not")

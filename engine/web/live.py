@@ -13,10 +13,12 @@ dropped (its stream ends; EventSource reconnects and gets the current state), th
 waits for a browser. A reconnecting browser gets a `snapshot` event first, then changes.
 
 Events (`event:` name, `data:` JSON; see WEB_API.md):
-    snapshot  {"at", "me", "agents": [...], "queues": [...], "calls": [...]}
+    snapshot  {"at", "me", "agents": [...], "queues": [...], "calls": [...], "engines": [this one's]}
     agent     one row of GET /v1/agents, plus "at"
     queue     one row of GET /v1/queues, plus "at"
     call      one row of GET /v1/calls, plus "at"; {"call": uuid, "gone": true, "at"} when it ended
+    engine    {"engine": id, "accepting", "calls": {"ivr", "queue", "ringing", "agent"}, "at"}: an
+              engine's trunk calls by stage, when they change
     expired   {} the session ended: log in again (the stream closes)
 An agent's stream carries its own agent row and its own calls only (queues: all).
 """
@@ -37,26 +39,37 @@ log = logging.getLogger("hotline.web.live")
 
 bp = Blueprint("live", __name__)
 
+PASS_EVERY = 0.2             # seconds at least between two passes of the pump: a burst costs one pass
+SNAPSHOT_REUSE = 2.0         # seconds a snapshot read serves browsers connecting while nothing changes
 KEEPALIVE = 15.0             # seconds between comment lines on a quiet stream (and session checks)
 RETRY_MS = 2000              # EventSource's reconnect delay
 
 
 class Bus:
-    """What changed since the pump's last pass: a set of (kind, key), so it is bounded by the
-    number of agents, queues and calls, whatever the rate of changes."""
+    """What changed since the pump's last pass: sets of (kind, key), so it is bounded by the
+    number of agents, queues and calls, whatever the rate of changes. `publish` is this engine's
+    own change; `remote` one another engine reported (not sent on again)."""
 
     def __init__(self):
-        self._pending = {}
+        self._local, self._remote = {}, {}
         self.flag = gevent.event.Event()
+        self.generation = 0          # bumped by every change: a snapshot of the same generation is current
 
     def publish(self, kind, key=""):
-        self._pending[(kind, key)] = None
+        self._local[(kind, key)] = None
+        self.generation += 1
+        self.flag.set()
+
+    def remote(self, kind, key=""):
+        self._remote[(kind, key)] = None
+        self.generation += 1
         self.flag.set()
 
     def take(self):
-        pending, self._pending = self._pending, {}
+        local, self._local = list(self._local), {}
+        remote, self._remote = list(self._remote), {}
         self.flag.clear()
-        return list(pending)
+        return local, remote
 
 
 class Client:
@@ -81,8 +94,10 @@ class Client:
     def offer(self, name, data):
         if self.dropped or not self.wants(name, data):
             return True
-        if self.who.role == "agent" and name == "call":
-            self.calls_seen = set(self.calls_seen) | {data.get("call")}
+        if self.who.role == "agent" and name == "call":     # its calls, to pass on their end
+            seen = set(self.calls_seen)
+            (seen.discard if data.get("gone") else seen.add)(data.get("call"))
+            self.calls_seen = seen
         try:
             self.queue.put_nowait((name, data))
             return True
@@ -112,6 +127,9 @@ class Live:
         self.channel = None if acd is None else f"{acd.store.p}live"
         if acd is not None:
             acd.store.watchers.append(self.bus.publish)
+            getattr(self.engine, "watchers", []).append(self.bus.publish)
+        self._stages = None        # last "engine" event's figures
+        self._snapshot = None      # (bus generation, monotonic, (agents, queues, calls))
 
     # --- life cycle ---------------------------------------------------------------------------
     def start(self):
@@ -130,8 +148,9 @@ class Live:
             except Exception:
                 pass
         acd = self.engine.acd
-        if acd is not None and self.bus.publish in acd.store.watchers:
-            acd.store.watchers.remove(self.bus.publish)
+        for watchers in (getattr(acd, "store", None) and acd.store.watchers, getattr(self.engine, "watchers", None)):
+            if watchers and self.bus.publish in watchers:
+                watchers.remove(self.bus.publish)
 
     # --- subscribers --------------------------------------------------------------------------
     def subscribe(self, who):
@@ -153,68 +172,101 @@ class Live:
                     break
 
     # --- what the clients see -----------------------------------------------------------------
+    def _site(self):
+        """Agents, queues and the site's calls for a snapshot: read once for every browser that
+        connects while nothing changed (300 desks reconnecting after a restart cost one read), at
+        most SNAPSHOT_REUSE s old."""
+        cached = self._snapshot
+        if cached is not None and cached[0] == self.bus.generation and time.monotonic() - cached[1] < SNAPSHOT_REUSE:
+            return cached[2]
+        generation, acd = self.bus.generation, self.engine.acd
+        calls, _ = acd.relay.site_calls()
+        site = (views.agents(acd), views.queues(acd), calls)
+        self._snapshot = (generation, time.monotonic(), site)
+        return site
+
     def snapshot(self, who):
         acd = self.engine.acd
         if acd is None:
-            return {"at": time.time(), "me": _me(who), "agents": [], "queues": [], "calls": []}
-        agents = views.agents(acd)
-        calls, _ = acd.relay.site_calls()
+            return {"at": time.time(), "me": _me(who), "agents": [], "queues": [], "calls": [], "engines": []}
+        agents, queues, calls = self._site()
         if who.role == "agent":
             agents = [a for a in agents if a["id"] == who.agent]
             calls = [c for c in calls if c.get("agent") == who.agent or who.agent in (c.get("agents_offered") or ())]
-        return {"at": time.time(), "me": _me(who), "agents": agents, "queues": views.queues(acd), "calls": calls}
+        return {"at": time.time(), "me": _me(who), "agents": agents, "queues": queues, "calls": calls,
+                "engines": [self.engine_row()]}
 
-    def changes(self, batch):
-        """The events for a batch of (kind, key) noted by the bus."""
+    def engine_row(self, now=None):
+        from engine.web.metrics import call_stages
+        return {"engine": self.engine.acd.engine_id, "accepting": self.engine.accepting,
+                "calls": call_stages(self.engine), "at": now or time.time()}
+
+    def changes(self, local, remote=()):
+        """The events of a pass: this engine's calls that changed (always: other engines' browsers
+        rely on them, and they are in memory), and, when browsers are connected here, the rows of
+        the agents named and of every queue whose figures moved (read from Redis)."""
         acd = self.engine.acd
         now = time.time()
         events = []
-        agents = {key for kind, key in batch if kind == "agent"}
-        if agents:
-            events += [("agent", dict(row, at=now)) for row in views.agents(acd, now) if row["id"] in agents]
-        for row in views.queues(acd, now):
-            if self._queues.get(row["name"]) != row:
-                self._queues[row["name"]] = row
-                events.append(("queue", dict(row, at=now)))
+        if self.clients:
+            agents = {key for kind, key in (*local, *remote) if kind == "agent"}
+            if agents:
+                events += [("agent", dict(row, at=now)) for row in views.agents(acd, now) if row["id"] in agents]
+            for row in views.queues(acd, now):
+                if self._queues.get(row["name"]) != row:
+                    self._queues[row["name"]] = row
+                    events.append(("queue", dict(row, at=now)))
         rows = {r["call"]: dict(r, engine=acd.engine_id) for r in views.calls(acd, now)}
+        calls = []
         for uuid, row in rows.items():
             old = self._calls.get(uuid)
             if old is None or _without_time(old) != _without_time(row):
-                events.append(("call", dict(row, at=now)))
+                calls.append(("call", dict(row, at=now)))
         for uuid in set(self._calls) - set(rows):
-            events.append(("call", {"call": uuid, "gone": True, "engine": acd.engine_id, "at": now}))
+            calls.append(("call", {"call": uuid, "gone": True, "engine": acd.engine_id, "at": now}))
         self._calls = rows
-        return events
+        row = self.engine_row(now)
+        if row["calls"] != self._stages:
+            self._stages = row["calls"]
+            calls.append(("engine", row))
+        return events + calls, calls
 
     # --- the pump and the other engines -------------------------------------------------------
     def _run(self):
+        acd = self.engine.acd
+        last = 0.0
         while True:
             self.bus.flag.wait()
-            batch = self.bus.take()
+            wait = PASS_EVERY - (time.monotonic() - last)
+            if wait > 0:
+                gevent.sleep(wait)              # what changes meanwhile joins this pass
+            last = time.monotonic()
+            local, remote = self.bus.take()
             try:
-                events = self.changes(batch)
+                events, calls = self.changes(local, remote)
             except REDIS_ERRORS as exc:
-                log.warning("live updates: Redis unavailable (%s); next change retries", exc)
-                for kind, key in batch:
+                log.warning("live updates: Redis unavailable (%s); the next change retries", exc)
+                for kind, key in local:
                     self.bus.publish(kind, key)
                 gevent.sleep(1.0)
                 continue
             except Exception:
                 log.exception("live updates: reading the changes failed")
                 continue
-            if not events:
-                continue
-            self.fan_out(events)
-            try:
-                acd = self.engine.acd
-                acd.store.r.publish(self.channel, json.dumps({"origin": acd.engine_id, "events": events},
-                                                             ensure_ascii=False, default=str))
-            except REDIS_ERRORS:
-                pass                    # other engines' browsers catch up at their next change
-            gevent.sleep(0)
+            if events:
+                self.fan_out(events)
+            keys = [[kind, key] for kind, key in local if kind in ("agent", "queue")]
+            if keys or calls:
+                try:
+                    acd.store.r.publish(self.channel, json.dumps(
+                        {"origin": acd.engine_id, "keys": keys, "events": calls},
+                        ensure_ascii=False, default=str))
+                except REDIS_ERRORS:
+                    pass                # other engines' browsers catch up at the next change
 
     def _listen(self):
-        """What the other engines' pumps publish: their agents', queues' and calls' changes."""
+        """What the other engines report: which agents and queues changed (read here from Redis
+        when browsers are connected) and their calls' rows (only they know them)."""
         acd = self.engine.acd
         backoff = 0.2
         while True:
@@ -227,10 +279,17 @@ class Live:
                         data = json.loads(message["data"])
                     except (TypeError, ValueError):
                         continue
-                    if data.get("origin") == acd.engine_id:
+                    if not isinstance(data, dict) or data.get("origin") == acd.engine_id:
                         continue
-                    events = [(e[0], e[1]) for e in data.get("events") or [] if isinstance(e, list) and len(e) == 2]
-                    self.fan_out(events)
+                    for key in data.get("keys") or ():
+                        if isinstance(key, list) and len(key) == 2 and key[0] in ("agent", "queue"):
+                            self.bus.remote(key[0], str(key[1]))
+                    calls = [(e[0], e[1]) for e in data.get("events") or ()
+                             if isinstance(e, list) and len(e) == 2 and e[0] in ("call", "engine")
+                             and isinstance(e[1], dict)]
+                    if calls:
+                        self.bus.generation += 1        # cached snapshots miss these calls
+                        self.fan_out(calls)
             except Exception as exc:
                 log.debug("live channel lost (%s)", exc)
                 gevent.sleep(backoff)

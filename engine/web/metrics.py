@@ -37,6 +37,24 @@ class _Forward:
         return self.registry.collect()
 
 
+def call_stages(engine):
+    """This engine's trunk calls by stage: ivr (menus, bot, survey...), queue (waiting), ringing
+    (an agent's phone rings), agent (talking, held, consulting)."""
+    acd = engine.acd
+    stages = {"ivr": 0, "queue": 0, "ringing": 0, "agent": 0}
+    waiting = set(acd.waiters) if acd is not None else set()
+    conversations = dict(acd.conversations) if acd is not None else {}
+    for uuid in list(engine.calls):
+        conv = conversations.get(uuid)
+        if conv is not None:
+            stages["agent" if conv.answered_at is not None else "ringing"] += 1
+        elif uuid in waiting:
+            stages["queue"] += 1
+        else:
+            stages["ivr"] += 1
+    return stages
+
+
 class EngineCollector:
     def __init__(self, state):
         self.state = state
@@ -48,17 +66,7 @@ class EngineCollector:
         state = self.state
         engine = state.engine
         acd = engine.acd
-        stages = {"ivr": 0, "queue": 0, "ringing": 0, "agent": 0}
-        waiting = set(acd.waiters) if acd is not None else set()
-        conversations = dict(acd.conversations) if acd is not None else {}
-        for uuid in list(engine.calls):
-            conv = conversations.get(uuid)
-            if conv is not None:
-                stages["agent" if conv.answered_at is not None else "ringing"] += 1
-            elif uuid in waiting:
-                stages["queue"] += 1
-            else:
-                stages["ivr"] += 1
+        stages = call_stages(engine)
         g = GaugeMetricFamily("hotline_calls_in_progress", "this engine's trunk calls now, by stage", labels=["stage"])
         for stage, n in stages.items():
             g.add_metric([stage], n)
@@ -93,7 +101,8 @@ class EngineCollector:
         sl = GaugeMetricFamily("hotline_queue_service_level_ratio", "today's answered within the queue's "
                                "service_level_seconds over answered + abandoned (0-1; absent before the first)",
                                labels=["queue"])
-        offered = GaugeMetricFamily("hotline_queue_offered_today", "callers offered to the queue today", labels=["queue"])
+        offered = GaugeMetricFamily("hotline_queue_offered_today", "callers offered to the queue today",
+                                    labels=["queue"])
         answered = GaugeMetricFamily("hotline_queue_answered_today", "callers answered today", labels=["queue"])
         abandoned = GaugeMetricFamily("hotline_queue_abandoned_today", "callers who left while waiting, today",
                                       labels=["queue"])
@@ -117,7 +126,8 @@ class EngineCollector:
     def _latencies(self, engine, state):
         g = GaugeMetricFamily("hotline_backend_latency_seconds", "one round trip to the backend at this scrape "
                               "(absent: it failed)", labels=["backend"])
-        up = GaugeMetricFamily("hotline_backend_up", "1 if the backend answered this scrape's probe", labels=["backend"])
+        up = GaugeMetricFamily("hotline_backend_up", "1 if the backend answered this scrape's probe",
+                               labels=["backend"])
         for name, probe in (("redis", lambda: state.redis.ping()), ("database", lambda: _db_ping(engine.store))):
             started = time.monotonic()
             try:

@@ -18,10 +18,13 @@ ROUTES = [
      "agents"),
     ("get", "/v1/queues", "queues: waiting, longest wait, agents by state, service level", "agent", None, "queues"),
     ("get", "/v1/calls", "every engine's calls", "supervisor", None, "calls"),
+    ("get", "/v1/calls/{ref}", "one call on this engine (call uuid or agent id): row, caller name, number "
+     "dialled, menu path, the bot's findings (slots in clear for its agent only)", "agent", None, "calls"),
     ("post", "/v1/calls/{ref}/{action}", "hold | unhold | transfer | consult | complete | cancel | three-way | "
      "survey | record: REF is the call uuid or the agent id", "agent",
-     {"type": "object", "properties": {"target": {"type": "string"}, "action": {"type": "string",
-                                                                                "enum": ["start", "stop", "pause", "resume"]}}},
+     {"type": "object", "properties": {
+         "target": {"type": "string"},
+         "action": {"type": "string", "enum": ["start", "stop", "pause", "resume"]}}},
      "calls"),
     ("post", "/v1/supervise", "monitor | whisper | barge a call", "supervisor",
      {"type": "object", "required": ["target", "supervisor", "mode"],

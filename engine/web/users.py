@@ -77,7 +77,8 @@ def own_password():
         raise HttpError(400, "a token has no password; an admin sets accounts' passwords")
     body = json_body()
     state = _state()
-    if state.accounts.authenticate(who.name, body.get("current") if isinstance(body.get("current"), str) else "") is None:
+    current = body.get("current") if isinstance(body.get("current"), str) else ""
+    if state.accounts.authenticate(who.name, current) is None:
         raise HttpError(403, "the current password is wrong")
     account, _ = state.accounts.set_password(who.name, body.get("password"), who.actor)
     state.sessions.end_all(who.name)         # every other browser logs in again; this one too
