@@ -351,9 +351,9 @@ def main():
         print(f"offered -> screen pop on the desk (event, then GET /api/desk/state): {len(ms)} calls, "
               f"p50 {percentile(ms, 50):.0f} ms, p99 {percentile(ms, 99):.0f} ms")
         me1 = os.times()
+        mine = (me1.user + me1.system - me0.user - me0.system) / (time.monotonic() - w0)
         print(f"(samples skipped: agent moved on before the read-back: {skipped[0]}; this process, which runs "
-              f"the simulator and every client, used {100 * (me1.user + me1.system - me0.user - me0.system) / (time.monotonic() - w0):.0f} "
-              f"% of a core)")
+              f"the simulator and every client, used {100 * mine:.0f} % of a core)")
         print(f"engine's extra for the clients: CPU {100 * (loaded['cpu'] - base['cpu']):+.0f} % of a core, "
               f"RSS {loaded['rss'] - base['rss']:+.0f} MiB ({rss_logins - base['rss']:+.0f} MiB of it came with the "
               f"logins, {loaded['rss'] - rss_logins:+.0f} MiB with the streams)")

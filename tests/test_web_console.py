@@ -137,7 +137,8 @@ def test_a_call_through_the_desk_and_the_wallboard(console, browser_factory):  #
     wait(board, attr_is(f'tr[data-call="{caller.uuid}"]', "data-stage", "talking"))
     # hostile text is text: shown verbatim, nothing ran, no element made from it
     wait(board, has_text(f'tr[data-call="{caller.uuid}"] td.caller', HOSTILE_NAME))
-    assert board.execute_script("return window.__pwned === undefined && document.querySelectorAll('main img').length === 0")
+    assert board.execute_script("return window.__pwned === undefined"
+                                " && document.querySelectorAll('main img').length === 0")
     assert desk.execute_script("return window.__pwned === undefined")
 
     # hold and unhold: the desk's buttons follow the stage, the wallboard too

@@ -110,7 +110,8 @@ def test_the_wallboard_filters_by_queue_and_group_and_alerts_on_a_long_wait(rig)
     assert wait_for(lambda: rig.acd.store.queue_length("general") == 1)
     snap = board.get("/api/wallboard/snapshot?queue=general")
     assert [q["name"] for q in snap["queues"]] == ["general"]
-    assert [(c["caller"], c["caller_name"], c["stage"]) for c in snap["calls"]] == [("13800000001", "<b>x</b>", "queue")]
+    calls = [(c["caller"], c["caller_name"], c["stage"]) for c in snap["calls"]]
+    assert calls == [("13800000001", "<b>x</b>", "queue")]
     assert {a["id"] for a in snap["agents"]} == {"1001", "9001"}          # qualified for general
     assert {a["id"] for a in board.get("/api/wallboard/snapshot?group=" + quote("晚班"))["agents"]} == {"1002"}
     assert wait_for(lambda: any(al["kind"] == "wait" and al["queue"] == "general"
