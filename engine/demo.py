@@ -46,6 +46,11 @@ def register(subparsers):
                         "(default %(default)s, under the current directory)")
     p.add_argument("--max-call-seconds", type=float, default=25.0,
                    help="a caller still connected after this long hangs up (default %(default)s)")
+    p.add_argument("--serve", action="store_true",
+                   help="keep the engine, the simulator and a trickle of callers running until Ctrl-C, "
+                        "and print the web console's URL and logins (engine.web.demo)")
+    p.add_argument("--port", type=int, default=0,
+                   help="with --serve: the web console's port (default: a free one)")
     p.set_defaults(func=run)
 
 
@@ -160,6 +165,9 @@ def run(args):
     from engine.settings import load_settings
     from engine.sim.switch import Switch
 
+    if getattr(args, "serve", False):
+        from engine.web.demo import serve
+        return serve(args)
     workdir = Path(args.workdir).resolve()
     if workdir.exists():
         if any(workdir.iterdir()) and not _is_demo_dir(workdir):

@@ -216,6 +216,7 @@ class LogSettings:
 
 from engine.outbound.config import OutboundCallSettings, check as check_outbound_calls  # noqa: E402
 from engine.web.config import WebSettings  # noqa: E402  (its section's dataclass lives there)
+from engine.web.boardconfig import WallboardSettings  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,7 @@ class Settings:
     timezone: str = setting("Asia/Shanghai", doc="the hotline's time zone: every command reads and shows times in it")
     outbound_calls: OutboundCallSettings = setting(OutboundCallSettings())
     web: WebSettings = setting(WebSettings())
+    wallboard: WallboardSettings = setting(WallboardSettings())
     source: Optional[Path] = setting(None, derived=True, doc="the file these came from")
     marks: Any = field(default=None, repr=False, compare=False, metadata={"derived": True})
 
@@ -511,6 +513,7 @@ def _finish(root, marks, source, base_dir, env) -> Settings:
         s.recordings, purge_tz=s.recordings.purge_tz or s.timezone))
     _check_purge_time(s.recordings, builder)
     check_outbound_calls(s.outbound_calls, builder.fail)
+    s.wallboard.check(builder)
     rds = _redis_settings(s.redis, env, builder)
     outbound = s.outbound
     if not outbound.advertise_host:

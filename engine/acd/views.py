@@ -68,7 +68,10 @@ def queues(acd, now=None, day=None):
             "longest_wait": round(now - oldest, 1) if oldest else 0.0,
             "agents": by_state,
             "offered": int(offered), "answered": int(answered), "abandoned": int(abandoned),
-            "service_level": _ratio(stats.get("answered_sl", 0), answered),
+            # one definition everywhere (the daily report's, engine.cdr.report): answered within
+            # the threshold over the callers whose wait is over (answered or abandoned), so a
+            # caller who gave up counts against it and one still waiting not yet
+            "service_level": _ratio(stats.get("answered_sl", 0), answered + abandoned),
             "service_level_seconds": queue.service_level_seconds,
             "abandon_rate": _ratio(abandoned, offered),
             "average_wait": round(stats.get("wait_total", 0) / answered, 1) if answered else None,

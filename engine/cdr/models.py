@@ -46,7 +46,8 @@ class BaseModel(peewee.Model):
 class Cdr(BaseModel):
     """One row per call, unique by the switch's channel uuid. Times are UTC."""
     uuid = peewee.CharField(max_length=64, unique=True)
-    caller_number = peewee.TextField(null=True)      # exactly as received: may be hostile text
+    caller_number = peewee.TextField(null=True, index=True)   # as received: may be hostile text;
+    # indexed: the agent's screen pop reads the caller's last calls (CdrStore.by_caller)
     caller_name = peewee.TextField(null=True)
     destination = peewee.TextField(null=True)
     start_time = peewee.DateTimeField(null=True, index=True)

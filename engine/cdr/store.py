@@ -506,6 +506,22 @@ class CdrStore:
                 query = query.limit(limit)
             return [as_dict(r) for r in query]
 
+    def by_caller(self, number, limit=10):
+        """The caller's last CDRs, newest first (the agent's screen pop: their history)."""
+        with self._lock:
+            self._connect()
+            query = (Cdr.select().where(Cdr.caller_number == number)
+                     .order_by(Cdr.start_time.desc(), Cdr.id.desc()).limit(limit))
+            return [as_dict(r) for r in query]
+
+    def agent_day(self, agent_id, since):
+        """(calls, talk seconds) of the CDRs an agent served since `since` (their desk's today)."""
+        with self._lock:
+            self._connect()
+            row = (Cdr.select(peewee.fn.COUNT(Cdr.id), peewee.fn.SUM(Cdr.talk_seconds))
+                   .where((Cdr.agent == agent_id) & (Cdr.start_time >= parse_time(since))).tuples().first())
+            return int(row[0] or 0), float(row[1] or 0.0)
+
     def outbox_take(self, consumer, limit=100):
         """Outbox entries `consumer` has not acknowledged yet, oldest first.
 

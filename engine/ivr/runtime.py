@@ -178,6 +178,7 @@ class IvrRuntime:
             flow = walk.flow = state.flowset.flows[ref[0]]
             node = flow.nodes[ref[1]]
             walk.digits, walk.jump_to = "", None
+            call.ivr_node = node["type"]      # where the caller is now (the wallboard's stage)
             started = self.clock()
             try:
                 branch = NODE_TYPES[node["type"]].handle(call, node, walk)
@@ -207,6 +208,7 @@ class IvrRuntime:
                 walk.finish("agent", node=ref[1])
             else:
                 ref = fallback(f"node {ref[1]} ended with {branch!r} and has no such child")
+        call.ivr_node = None
         result = dict(walk.outcome or {"outcome": "fallback"})
         result["heard"] = walk.heard
         return result

@@ -150,6 +150,12 @@ class TicketStore:
         row = self.run(lambda: T.get_or_none((T.call_uuid == call_uuid) & (T.kind == kind)))
         return as_dict(row) if row else None
 
+    def by_caller(self, number, limit=10):
+        """The caller's tickets, newest first (the agent's screen pop)."""
+        T = self.m.Ticket
+        return self.run(lambda: [as_dict(t) for t in T.select().where(T.caller_number == number)
+                                 .order_by(T.id.desc()).limit(limit)])
+
     # --- writing ---------------------------------------------------------------------------
     def create(self, *, kind, category, summary="", call_uuid=None, department=None, who="system",
                cdr=None, note=""):
@@ -268,6 +274,33 @@ class TicketStore:
                                       from_state=row.state, to_state=to_state, note=note or "")
             log.info("%s: ticket %s %s -> %s by %s%s", row.call_uuid or "-", row.number, row.state,
                      to_state, who, f": {note}" if note else "")
+            return as_dict(T.get_by_id(row.id))
+        return self.run(write, write=True)
+
+    def amend(self, ticket_id, who, summary=None, category=None):
+        """An agent corrects their work order (wrap-up): new summary and/or category, with a
+        history row; only while it is open."""
+        check_name("who", who)
+        if summary is not None:
+            check_text("summary", summary)
+            summary = mask_text(summary)
+        if category is not None:
+            try:
+                self.config.category(category)
+            except TicketConfigError as exc:
+                raise TicketError(str(exc)) from None
+
+        def write():
+            row = self._row(ticket_id)
+            if row.state not in OPEN_STATES:
+                raise TicketError(f"ticket {row.number} is {row.state}; only open tickets are amended")
+            changes = {k: v for k, v in (("summary", summary), ("category", category)) if v is not None}
+            now = self.clock()
+            T = self.m.Ticket
+            T.update(updated_at=now, **changes).where(T.id == row.id).execute()
+            self.m.TicketEvent.create(ticket_id=row.id, at=now, who=who, action="amend",
+                                      from_state=row.state, to_state=row.state,
+                                      note=summary if summary is not None else f"category {category}")
             return as_dict(T.get_by_id(row.id))
         return self.run(write, write=True)
 

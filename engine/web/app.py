@@ -32,6 +32,8 @@ BLUEPRINTS = [
     "engine.web.metrics:bp",      # /metrics
     "engine.web.openapi:bp",      # /api/openapi.json
     "engine.web.pages:bp",        # /desk, /wallboard (the console's pages)
+    "engine.web.desk:bp",         # /api/desk/... the desk's state, screen pop, wrap-up, knowledge base
+    "engine.web.board:bp",        # /api/wallboard/... the wallboard's snapshot, today's figures
 ]
 JSON_PREFIXES = ("/v1/", "/events", "/metrics", "/api/")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")

@@ -3,7 +3,7 @@
 Counted as things happen (engine.infra.metrics): ESL events, command round trips, calls by result,
 bot recognition and reply latency, web logins. Read at scrape time (EngineCollector): calls in
 progress by stage, queue waiting / longest wait / service level (views.queues: the one definition,
-answered within the queue's service_level_seconds over answered, today), agents by state, CDR
+answered within the queue's service_level_seconds over answered + abandoned, today), agents by state, CDR
 spool depth, database and Redis round trips (one probe each), web sessions and live streams.
 A Grafana dashboard of these: docs/grafana-hotline.json.
 
@@ -99,7 +99,7 @@ class EngineCollector:
         longest = GaugeMetricFamily("hotline_queue_longest_wait_seconds", "wait of the longest-waiting caller",
                                     labels=["queue"])
         sl = GaugeMetricFamily("hotline_queue_service_level_ratio", "today's answered within the queue's "
-                               "service_level_seconds over answered (0-1; absent before the first answer)",
+                               "service_level_seconds over answered + abandoned (0-1; absent before the first)",
                                labels=["queue"])
         offered = GaugeMetricFamily("hotline_queue_offered_today", "callers offered to the queue today",
                                     labels=["queue"])

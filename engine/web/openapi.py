@@ -60,6 +60,7 @@ ROUTES = [
     ("get", "/", "to the page of one's role", None, None, "pages"),
     ("get", "/desk", "the agent's desk (HTML)", "agent", None, "pages"),
     ("get", "/wallboard", "the supervisors' wallboard (HTML)", "supervisor", None, "pages"),
+    ("get", "/wallboard/big", "the big screen: today's figures per hour (HTML)", "supervisor", None, "pages"),
     ("get", "/events", "live updates (text/event-stream): snapshot, then agent, queue, call events",
      "agent", None, "live"),
     ("get", "/metrics", "Prometheus text format", "supervisor", None, "metrics"),
