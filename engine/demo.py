@@ -154,6 +154,20 @@ def _is_demo_dir(workdir):
         return False
 
 
+def fresh_workdir(path):
+    """The demo's working directory, emptied: only one an earlier demo wrote is emptied; None
+    (after saying why) for a directory that holds anything else."""
+    workdir = Path(path).resolve()
+    if workdir.exists():
+        if any(workdir.iterdir()) and not _is_demo_dir(workdir):
+            print(f"hotline demo: {workdir} holds something else than an earlier demo; "
+                  "not emptying it (choose another --workdir)", file=sys.stderr)
+            return None
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    return workdir
+
+
 def run(args):
     from engine.cdr.store import CdrStore
     from engine.control.cli import agents_table, queues_table
@@ -168,14 +182,9 @@ def run(args):
     if getattr(args, "serve", False):
         from engine.web.demo import serve
         return serve(args)
-    workdir = Path(args.workdir).resolve()
-    if workdir.exists():
-        if any(workdir.iterdir()) and not _is_demo_dir(workdir):
-            print(f"hotline demo: {workdir} holds something else than an earlier demo; "
-                  "not emptying it (choose another --workdir)", file=sys.stderr)
-            return 2
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    workdir = fresh_workdir(args.workdir)
+    if workdir is None:
+        return 2
     password = f"demo-{random.getrandbits(48):x}"
     token = f"demo-{random.getrandbits(64):x}"
     env = {**os.environ, "HOTLINE_DEMO_ESL_PASSWORD": password, DEMO_TOKEN_ENV: token,

@@ -14,19 +14,14 @@ class WallboardSettings:
     wait_alert_seconds: float = setting(60.0, min=1, max=3600, doc="a caller waiting longer is an alert")
     state_alert_seconds: Dict[str, float] = setting(
         None, doc="agent state -> seconds after which the wallboard highlights the agent")
-    timezone: str = setting("Asia/Shanghai", doc="the local day of today's figures")
 
     def state_limits(self):
         return dict(DEFAULT_STATE_LIMITS, **(self.state_alert_seconds or {}))
 
     def check(self, builder):
-        """Problems the types cannot say: a known time zone, agent states that exist."""
-        import zoneinfo
+        """Problems the types cannot say: agent states that exist. (Today's figures are the local
+        day of the hotline's one `timezone` setting.)"""
         from engine.acd.views import STATES
-        try:
-            zoneinfo.ZoneInfo(self.timezone)
-        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-            builder.fail("wallboard.timezone", f"unknown time zone {self.timezone!r} (e.g. Asia/Shanghai)")
         for state in self.state_alert_seconds or {}:
             if state not in STATES:
                 builder.fail(f"wallboard.state_alert_seconds.{state}",

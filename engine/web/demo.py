@@ -10,17 +10,15 @@ menus, one in ten has a hostile caller name. Agents' phones answer and stay; cal
 """
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import gevent
 import gevent.event
 
-from engine.demo import DEMO_TOKEN_ENV, PHONES, REPO, _schedule_line, _wait_file, write_settings
+from engine.demo import DEMO_TOKEN_ENV, PHONES, _schedule_line, _wait_file, fresh_workdir, write_settings
 from engine.infra.netutil import free_port
 
 AGENT_LOGIN = ("1001", "desk-1001-demo")
@@ -40,10 +38,9 @@ def serve(args):
     from engine.sim.scenario import AgentSpec
     from engine.sim.switch import Switch
 
-    workdir = Path(args.workdir).resolve()
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    workdir = fresh_workdir(args.workdir)
+    if workdir is None:
+        return 2
     password = f"demo-{random.getrandbits(48):x}"
     token = f"demo-{random.getrandbits(64):x}"
     env = {**os.environ, "HOTLINE_DEMO_ESL_PASSWORD": password, DEMO_TOKEN_ENV: token,
@@ -71,7 +68,7 @@ def serve(args):
             switch.register(ext, AgentPhone(None, AgentSpec(extension=ext, behaviour="answer",
                                                             answer_after=answer_after, hangup_after=None)))
         engine = subprocess.Popen([sys.executable, "-m", "engine", "run", "--config", str(settings_path)],
-                                  env=env, cwd=str(REPO))
+                                  env=env, cwd=str(workdir))
         try:
             if not _wait_file(settings.paths.var_dir / "hotline.pid", engine, timeout=60):
                 print("hotline demo: the engine did not start; see", workdir / "engine.log", file=sys.stderr)

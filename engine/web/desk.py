@@ -26,7 +26,7 @@ from engine.web import openapi
 from engine.web.guard import HttpError, json_body, own, principal, requires
 from engine.web.kb import KnowledgeBase
 from engine.web.screenpop import screen_pop
-from engine.web.wallboard import settings_of, stage_of
+from engine.web.wallboard import stage_of
 
 log = logging.getLogger("hotline.web.desk")
 
@@ -180,7 +180,7 @@ def _today(agent_id, now):
     hit = cache.get(agent_id)
     if hit and now - hit[0] < TODAY_CACHE_SECONDS:
         return hit[1]
-    zone = zoneinfo.ZoneInfo(settings_of(_engine()).timezone)
+    zone = zoneinfo.ZoneInfo(getattr(_engine().settings, "timezone", None) or "Asia/Shanghai")
     midnight = datetime.datetime.fromtimestamp(now, zone).replace(hour=0, minute=0, second=0, microsecond=0)
     try:
         calls, talk = _engine().store.agent_day(agent_id, midnight.astimezone(datetime.timezone.utc))
