@@ -194,3 +194,10 @@ def need_database(url):
     if path != ":memory:" and not os.path.isfile(path):
         raise CliError(f"no database at {path} (from {url}): give --db URL, or --config the engine's "
                        "settings file (its database.url)")
+
+
+def clock_for(config):
+    """The hotline's clock (its one `timezone`) from the settings file `config` (secrets not
+    needed), for commands that show times."""
+    from engine.infra import clock
+    return clock.for_settings(settings_for_reading(config or default_config()))

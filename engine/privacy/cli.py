@@ -3,7 +3,7 @@ import json
 import os
 import sys
 
-from engine.infra.clitext import add_option, iso, table
+from engine.infra.clitext import add_option, clock_for, table
 
 
 def register(subparsers):
@@ -46,18 +46,20 @@ def _open_store(config):
 
 def cmd_audit(args):
     from engine.privacy.access import audit_rows
+    from engine.infra import clock
     store = _open_store(args.config)
+    the_clock = clock_for(args.config)
     try:
         rows = audit_rows(store, call_uuid=args.call)
     finally:
         store.close()
     if args.json:
-        json.dump([iso(r) for r in rows], sys.stdout, ensure_ascii=False, indent=1)
+        json.dump([the_clock.jsonable(r) for r in rows], sys.stdout, ensure_ascii=False, indent=1)
         print()
     elif not rows:
         print("no access to personal data recorded")
     else:
-        print(table(["at (UTC)", "actor", "via", "call", "fields", "reason"],
-                    [[f"{r['at']:%Y-%m-%d %H:%M:%S}", repr(r["actor"]), r["via"], r["call_uuid"],
+        print(table([f"at ({the_clock.name})", "actor", "via", "call", "fields", "reason"],
+                    [[the_clock.text(clock.utc(r["at"])), repr(r["actor"]), r["via"], r["call_uuid"],
                       ",".join(r["fields"] or []), repr(r["reason"])] for r in rows]))
     return 0

@@ -6,11 +6,13 @@
 The password is read from the terminal twice (or one line on stdin when it is not a terminal).
 Changes are audited (table web_account_audit) as cli:<os user>.
 """
+import datetime
 import getpass
+import json
 import os
 import sys
 
-from engine.infra.clitext import add_option, default_config, table
+from engine.infra.clitext import add_option, clock_for, default_config, table
 
 
 
@@ -31,6 +33,7 @@ def register(subparsers):
         p.set_defaults(func=cmd_disable, disable=action == "disable")
     for p in sub.choices.values():
         add_option(p, "--config", default=default_config())
+    add_option(sub.choices["list"], "--json")
 
 
 def _accounts(args, create=False):
@@ -134,9 +137,16 @@ def cmd_list(args):
         rows = accounts.list()
     finally:
         accounts.store.close()
-    print(table(["id", "role", "agent", "disabled", "changed (UTC)"],
-                [[r["id"], r["role"], r["agent"] or "", "yes" if r["disabled"] else "", r["changed_at"][:19]]
-                 for r in rows]) if rows else "no accounts")
+    the_clock = clock_for(args.config)
+    for r in rows:          # "...Z" (UTC) from the accounts -> the hotline's zone
+        for key in ("created_at", "changed_at"):
+            r[key] = datetime.datetime.fromisoformat(r[key].replace("Z", "+00:00"))
+    if args.json:
+        print(json.dumps(the_clock.jsonable(rows), ensure_ascii=False, indent=1))
+        return 0
+    print(table(["id", "role", "agent", "disabled", f"changed ({the_clock.name})"],
+                [[r["id"], r["role"], r["agent"] or "", "yes" if r["disabled"] else "",
+                  the_clock.text(r["changed_at"])] for r in rows]) if rows else "no accounts")
     return 0
 
 
