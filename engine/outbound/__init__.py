@@ -1,0 +1,1 @@
+"""Outbound calling: callbacks and follow-up campaigns (issue 15)."""
