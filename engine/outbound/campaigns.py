@@ -10,7 +10,7 @@ import logging
 import peewee
 
 from engine.outbound.contacts import read_contacts
-from engine.outbound.models import CAMPAIGN_MODES, CONTACT_STATES, as_dict
+from engine.outbound.tables import CAMPAIGN_MODES, CONTACT_STATES, as_dict
 
 log = logging.getLogger("hotline.outbound")
 

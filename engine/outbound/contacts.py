@@ -19,34 +19,27 @@ HEADER_ALIASES = {
 }
 MAX_ROWS = 200_000
 MAX_FIELD = 500              # characters in one cell
-_NUMBER = re.compile(r"^\+?\d{3,20}$")
-_STRIP = re.compile(r"[\s\-()（）]")
 
 
 class ContactFileError(ValueError):
     """The file as a whole cannot be read (missing, unknown format, no number column)."""
 
 
-def normalise_number(text):
-    """Digits (and a leading +) or None. The dialler's own rules (engine/outbound/numbers.py,
-    when present) decide what can be dialled; here only what is plainly not a number is refused."""
-    if text is None:
-        return None
-    if isinstance(text, float) and text.is_integer():      # XLSX stores 13800138000 as a number
-        text = int(text)
-    value = _STRIP.sub("", str(text))
+def normalise_number(value):
+    """(national number, None) or (None, why not): the dialler's rules (engine/outbound/numbers.py)
+    decide what a number is; what may be dialled (DNC, dial block) is decided when dialling."""
+    if isinstance(value, float) and value.is_integer():      # XLSX stores 13800138000 as a number
+        value = int(value)
     try:
-        from engine.outbound import numbers
-        fn = getattr(numbers, "normalise", None) or getattr(numbers, "normalize", None)
-    except ImportError:
-        fn = None
-    if fn is not None and _NUMBER.match(value):
-        try:
-            out = fn(value)
-            value = getattr(out, "number", out) if out else None
-        except ValueError:
-            return None
-    return value if value and _NUMBER.match(value) else None
+        from engine.outbound.numbers import InvalidNumber, normalise
+    except ImportError:           # the dialler's module not merged yet: plain digits only
+        text = re.sub(r"[\s\-()]", "", str(value if value is not None else ""))
+        ok = re.fullmatch(r"\d{5,20}", text)
+        return (text, None) if ok else (None, f"{str(value)[:40]!r} is not a phone number")
+    try:
+        return normalise(value).national, None
+    except InvalidNumber as exc:
+        return None, str(exc)
 
 
 def read_contacts(path):
@@ -114,9 +107,9 @@ def _row(columns, cells):
         if len(text) > MAX_FIELD:
             return None, f"{key}: longer than {MAX_FIELD} characters"
         if key == "number":
-            number = normalise_number(cell)
+            number, problem = normalise_number(cell)
             if number is None:
-                return None, f"number: {text!r} is not a phone number" if text else "number: empty"
+                return None, f"number: {problem}"
             row["number"] = number
         elif key in ("name", "reference"):
             row[key] = text.strip()

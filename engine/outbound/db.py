@@ -17,7 +17,7 @@ import gevent.lock
 import peewee
 
 from engine.cdr.models import database_from_url, sqlite_path, utcnow
-from engine.outbound.models import bound_models
+from engine.outbound.tables import bound_models
 
 log = logging.getLogger("hotline.outbound")
 
