@@ -84,6 +84,7 @@ class Contact(BaseModel):
     comment_recording = peewee.TextField(null=True)
     agent = peewee.CharField(max_length=64, null=True)
     disposition = peewee.CharField(max_length=64, null=True)
+    skipped_by = JSONField(null=True)                   # preview: agents who skipped it
     claimed_by = peewee.CharField(max_length=128, null=True)
     claimed_at = peewee.DateTimeField(null=True)
     updated_at = peewee.DateTimeField(default=utcnow)
