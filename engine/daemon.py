@@ -33,6 +33,7 @@ from engine.esl import commands
 from engine.esl.connection import InboundConnection
 from engine.esl.outbound import OutboundServer
 from engine.infra.netutil import engine_id
+from engine.outbound import service as outbound
 
 log = logging.getLogger("hotline.engine")
 
@@ -212,7 +213,8 @@ class Engine:
         call.log.info("call from %r <%s> to %s", call.caller_id_name, call.caller_id_number,
                       call.destination_number)
         try:
-            self.call_handler(call)
+            # an outbound leg to its handler, a blacklisted caller to the blacklist; else the IVR
+            (outbound.for_engine(self).handler_for(call) or self.call_handler)(call)
         except CallGone:
             call.log.info("caller hung up")
         except Exception:

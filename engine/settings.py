@@ -204,6 +204,9 @@ class LogSettings:
                                    doc="peewee, urllib3, asyncio...: their DEBUG floods the log")
 
 
+from engine.outbound.config import OutboundCallSettings  # noqa: E402  (its section: outbound calling)
+
+
 @dataclass(frozen=True)
 class Settings:
     trunk: TrunkSettings = setting()
@@ -221,6 +224,7 @@ class Settings:
     switch: SwitchSettings = setting(SwitchSettings())
     log: LogSettings = setting(LogSettings())
     privacy: PrivacySettings = setting(PrivacySettings())
+    outbound_calls: OutboundCallSettings = setting(OutboundCallSettings())
     source: Optional[Path] = setting(None, derived=True, doc="the file these came from")
     marks: Any = field(default=None, repr=False, compare=False, metadata={"derived": True})
 

@@ -52,6 +52,7 @@ def _serve(acd, call, queue_name, joined=None, hops=0):
         return "no_agents" if queue.no_agents == "branch" else queue.no_agents
     caller = commands.safe_number(call.caller_id_number)
     priority = queue.vip_priority if caller and caller in queue.vip_numbers else 0
+    priority = call.info.get("queue_priority", priority)     # a blacklisted caller: behind everyone
     preferred = store.last_agent(caller) if queue.repeat_caller_hours > 0 else None
     joined = joined or time.time()
     score = store.join(queue_name, call.uuid, acd.engine_id, caller, priority, preferred or "", joined)

@@ -314,6 +314,17 @@ def originate(endpoint, variables=None, app=None, app_arg="", extension=None, di
     return cmd
 
 
+def originate_to_socket(endpoint, variables, host, port):
+    """`originate {vars}<endpoint> '&socket(<host>:<port> async full)'`: the answered leg is handed
+    to the engine's outbound-socket server like a trunk call. The app is quoted because its
+    argument has spaces: mod_commands splits the originate line with switch_separate_string,
+    whose cleanup_separated_string keeps quoted spaces and drops the quotes (switch_utils.c).
+    The ring time is the `originate_timeout` variable."""
+    if not endpoint or any(c in endpoint for c in " \n\r{}'"):
+        raise CommandError(f"invalid endpoint: {str(endpoint)[:80]!r}")
+    return f"originate {var_list(variables)}{endpoint} '&socket({socket_arg(host, port)})'"
+
+
 def _app_arg_inline(arg):
     arg = str(arg)
     if any(c in arg for c in "()\n\r ${}") or len(arg) > 512:

@@ -616,13 +616,26 @@ def _split_args(text):
     return args
 
 
+def _unquote(arg):
+    """mod_commands splits the originate line with switch_separate_string, whose
+    cleanup_separated_string (switch_utils.c) drops a quote that has a partner and keeps the
+    spaces between them: `'&socket(127.0.0.1:8084 async full)'` is the app with its argument."""
+    out, inside = [], False
+    for i, c in enumerate(arg):
+        if c == "'" and (inside or "'" in arg[i + 1:]):
+            inside = not inside
+            continue
+        out.append(c)
+    return "".join(out)
+
+
 @command("originate")
 def _originate(switch, arg):
     args = _split_args(arg)
     if len(args) < 2:
         return "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n"
     variables, endpoint = split_vars(args[0])
-    target = args[1]
+    target = _unquote(args[1])
     dialplan = args[2] if len(args) > 2 else "XML"
     context = args[3] if len(args) > 3 else "default"
     if len(args) > 4:

@@ -61,7 +61,8 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
         return False, ext
     if kind == "unknown":
         return False, "CHAN_NOT_IMPLEMENTED"
-    if kind == "gateway" and ext not in switch.pstn:
+    far = switch.pstn_endpoint(ext) if kind == "gateway" else None
+    if kind == "gateway" and (far is None or getattr(far, "gateway_down", False)):
         return False, "GATEWAY_DOWN"
     a_uuid = variables.get("origination_uuid") or str(_uuid.uuid4())
     if a_uuid in switch.channels:
@@ -70,8 +71,7 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
     # Caller-Caller-ID-Number 0000000000 and no Caller-Caller-ID-Name (fixture 10 #40)
     cid_num = variables.get("origination_caller_id_number", "0000000000")
     cid_name = variables.get("origination_caller_id_name", "")
-    endpoint_obj = switch.endpoints.get(ext) if kind in ("user", "sofia") else \
-        switch.pstn.get(ext) if kind == "gateway" else None
+    endpoint_obj = switch.endpoints.get(ext) if kind in ("user", "sofia") else far
     if kind == "user" and endpoint_obj is None:
         return False, "USER_NOT_REGISTERED"
     if kind == "user":
@@ -153,25 +153,36 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
     def given_up():
         return (originator is not None and not originator.alive) or (cancelled is not None and cancelled())
 
+    # An API originate (no originator) succeeds on early media too unless ignore_early_media is
+    # true: switch_ivr_originate.c sets oglobals.early_ok = 1, clears it only for
+    # ignore_early_media=true|ring_ready|consume (or bridge_early_media), and check_channel_status
+    # takes `early_ok && CF_EARLY_MEDIA` like CF_ANSWERED. (The bridge app's case is left as it was.)
+    early_ok = originator is None and str(variables.get("ignore_early_media", "")).lower() not in (
+        "true", "yes", "on", "1", "ring_ready", "consume") and \
+        str(variables.get("bridge_early_media", "")).lower() not in ("true", "yes", "on", "1")
+
+    def won():
+        return a.answered or (early_ok and a.early and a.alive)
+
     deadline = time.monotonic() + timeout
     answered = False
     try:
-        while not a.answered and not given_up():
+        while not won() and not given_up():
             left = deadline - time.monotonic()
             if left <= 0:
                 break
             # one media frame at a time: the originator's hangup is noticed within a frame
-            answered = a.wait(min(left, switch.frame_seconds), until=lambda: a.answered)
+            answered = a.wait(min(left, switch.frame_seconds), until=won)
     except Exception:
         answered = False
-    if not a.answered and a.alive and given_up():
+    if not won() and a.alive and given_up():
         lost = cancelled is not None and cancelled()
         cause = "LOSE_RACE" if lost and (originator is None or originator.alive) else "ORIGINATOR_CANCEL"
         a.kill(cause, "send_cancel")
         if a.sip_peer is not None and a.sip_peer.alive:
             a.sip_peer.kill("ORIGINATOR_CANCEL", "recv_cancel")
         return False, cause
-    if a.answered:
+    if won():
         if originator is not None and originator.call_state == "RING_WAIT":
             # the bridge app's caller leg stops waiting as the far leg answers; it now shows that
             # leg as its originatee, and that leg's callee ID as its own (fixture 08 #56, 11 #56)

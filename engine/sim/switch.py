@@ -63,6 +63,7 @@ class Switch:
         self.channels = {}
         self.endpoints = {}
         self.pstn = {}                # number -> endpoint reached through the trunk gateway
+        self.population = None        # engine.sim.pstn.Population: numbers behind the gateway
         self.sofia_calls = {}         # profile -> {"inbound": n, "outbound": n} since start
         self.listeners = []           # ESL sessions with a subscription
         self.callbacks = []           # subscribe(callback)
@@ -264,6 +265,14 @@ class Switch:
 
     def unregister(self, ext):
         self.endpoints.pop(str(ext), None)
+
+    def pstn_endpoint(self, number):
+        """Who answers `sofia/gateway/<gw>/<number>`: a phone registered for it, else the
+        simulated population behind the trunk (engine.sim.pstn), else nobody (None)."""
+        phone = self.pstn.get(str(number))
+        if phone is None and self.population is not None:
+            phone = self.population.endpoint(str(number))
+        return phone
 
     def register_pstn(self, number, endpoint):
         """A phone outside, reached by `sofia/gateway/<gw>/<number>` (transfers, three-way calls);

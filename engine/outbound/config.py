@@ -1,0 +1,103 @@
+"""Settings of outbound calling (`outbound_calls:` in the settings file).
+
+Not to be confused with `outbound:` (engine/settings.py OutboundSettings), which is the engine's
+outbound *socket* server that the switch connects to for every call.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+
+def setting(default=dataclasses.MISSING, *, doc="", reloadable=False, min=None, max=None, choices=(),
+            min_items=0):
+    """engine.settings.setting, repeated: engine/settings.py imports this module for its
+    `outbound_calls` field, so this one cannot import engine.settings (an import cycle)."""
+    meta = dict(doc=doc, reloadable=reloadable, min=min, max=max, choices=tuple(choices),
+                min_items=min_items, derived=False)
+    return dataclasses.field(default=default, metadata=meta)
+
+# International, premium-rate and emergency numbers are never dialled out unasked. Emergency
+# numbers (EMERGENCY) may be allowed for transfers only (dial_block.transfer_allow): a hotline that
+# must hand a caller in danger to 110/119/120 can, but no campaign or callback ever rings them.
+EMERGENCY = ("110", "119", "120", "122")
+
+
+@dataclass(frozen=True)
+class RetryRule:
+    delay_minutes: float = setting(30.0, min=0, max=7 * 24 * 60, doc="wait before the next try")
+    max_attempts: int = setting(3, min=0, max=100, doc="attempts of this result after which the "
+                                "contact is given up (0 = never retried)")
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    days: Tuple[str, ...] = setting(("mon", "tue", "wed", "thu", "fri"),
+                                    doc="weekdays calls may be placed (a 调休 make-up day counts as a Monday)")
+    hours: Tuple[str, ...] = setting(("09:00-12:00", "14:00-20:00"), doc="local spans, HH:MM-HH:MM")
+    timezone: str = setting("Asia/Shanghai")
+    cn_calendar: bool = setting(True, doc="statutory holidays and make-up working days from chinese-calendar")
+    holidays: Tuple[str, ...] = setting((), doc="more closed dates, YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD")
+    workdays: Tuple[str, ...] = setting((), doc="more make-up working days")
+
+
+@dataclass(frozen=True)
+class CampaignSettings:
+    caller_id: Optional[str] = setting(None, doc="number shown to the called person; null = outbound_calls.caller_id")
+    window: Optional[WindowSettings] = setting(None, doc="null = outbound_calls.window")
+
+
+@dataclass(frozen=True)
+class DialBlockSettings:
+    prefixes: Tuple[str, ...] = setting(("00", "+", "1900"),
+                                        doc="numbers starting so are never dialled (international, premium, "
+                                            "service); /regex/ entries match the whole number")
+    exact: Tuple[str, ...] = setting(EMERGENCY + ("112",),
+                                     doc="numbers never dialled out (emergency)")
+    transfer_allow: Tuple[str, ...] = setting((), doc="of those, numbers agents and IVR flows may transfer "
+                                              "callers to (e.g. [\"110\", \"119\", \"120\"])")
+
+
+@dataclass(frozen=True)
+class BlacklistSettings:
+    message: str = setting("您的来电暂时无法接通，感谢您的来电。",
+                           doc="said to a blacklisted caller whose entry says `message` before the hang-up")
+    queue: Optional[str] = setting(None, doc="queue for entries that say `queue`; null = the caller's own")
+    priority: int = setting(-10, min=-1000, max=0, doc="queue priority of such callers (behind everyone)")
+
+
+@dataclass(frozen=True)
+class OutboundCallSettings:
+    caller_id: Optional[str] = setting(None, doc="the hotline's number shown on outbound calls; null = first trunk DID")
+    dial_prefix: str = setting("", doc="digits the trunk needs before every number (e.g. \"9\")")
+    area_code: Optional[str] = setting(None, doc="local area code (\"010\"): lets local numbers without it be dialled")
+    originate_timeout: int = setting(30, min=5, max=180, doc="seconds a number may ring before NO_ANSWER")
+    trunk_channels: int = setting(500, min=1, doc="channels of the trunk (inbound and outbound together)")
+    max_trunk_share: float = setting(0.3, min=0, max=1, doc="share of trunk_channels outbound calls may hold")
+    max_agent_share: float = setting(0.5, min=0, max=1, doc="share of the logged-in agents outbound calls may hold")
+    pause_inbound_wait: float = setting(30.0, min=0, max=3600, doc="no new dial while an inbound caller "
+                                        "waits longer than this (seconds)")
+    window: WindowSettings = setting(WindowSettings())
+    campaigns: Dict[str, CampaignSettings] = setting(None, doc="per campaign: caller_id, window")
+    retry: Dict[str, RetryRule] = setting(None, doc="per result: busy, no_answer, rejected, failed "
+                                          "(counted attempts), our_fault (tries failed on our side)")
+    dial_block: DialBlockSettings = setting(DialBlockSettings())
+    blacklist: BlacklistSettings = setting(BlacklistSettings())
+    lists_reload_seconds: float = setting(30.0, min=1, max=3600, doc="how often the engine re-reads the lists")
+
+
+DEFAULT_RETRY = {
+    "busy": RetryRule(delay_minutes=10, max_attempts=3),
+    "no_answer": RetryRule(delay_minutes=60, max_attempts=3),
+    "rejected": RetryRule(delay_minutes=240, max_attempts=2),
+    "failed": RetryRule(delay_minutes=30, max_attempts=2),
+    # attempts that failed on our side (gateway down, our congestion) do not count against the
+    # contact; this bounds them separately, so a trunk down all day does not spin forever
+    "our_fault": RetryRule(delay_minutes=5, max_attempts=10),
+}
+
+
+def retry_rules(cfg: OutboundCallSettings):
+    """DEFAULT_RETRY with the file's entries over it."""
+    return {**DEFAULT_RETRY, **dict(cfg.retry or {})}

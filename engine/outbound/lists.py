@@ -1,0 +1,330 @@
+"""The number lists: the inbound blacklist, do-not-call (DNC) and the dial-block list.
+
+    lists = NumberLists(db_url).open()          # table created if missing
+    lists.add("blacklist", "13800138000", reason="abuse", added_by="admin", action="message")
+    lists.add("block", "0755*")                 # a trailing * makes a prefix entry
+    lists.reload()                              # the engine's in-memory view (also every N s)
+    lists.blacklist_hit("+86 138 0013 8000")    # -> entry dict (hit counted) or None
+    lists.is_dnc("13800138000", "survey-2026")  # campaign '' entries apply to every campaign
+
+The dial-block list is the settings' `outbound_calls.dial_block` (international, premium and
+emergency numbers; emergency ones may be allowed for transfers only) plus the `block` entries in
+the database: `DialBlock.refuses(number, purpose)` is the one check for transfers and outbound.
+"""
+import csv
+import datetime
+import io
+import logging
+import re
+import time
+
+import gevent
+import peewee
+
+from engine.cdr.models import database_from_url, sqlite_path, utcnow
+from engine.outbound.models import ACTIONS, KINDS, bound_model
+from engine.outbound.numbers import InvalidNumber, normalise
+
+log = logging.getLogger("hotline.outbound.lists")
+
+LOCK_POLL = 0.02        # seconds between tries while another writer holds SQLite
+LOCK_WAIT = 10.0
+EXPORT_FIELDS = ("number", "reason", "expires", "extra", "added_by", "hits")
+
+
+class ListError(ValueError):
+    """A request the lists refuse; the message says why, nothing was changed."""
+
+
+def parse_entry_number(text, kind):
+    """'13800138000' / '+86 138...' -> ('13800138000', False); '0755*' -> ('0755', True)."""
+    raw = str(text or "").strip()
+    if raw.endswith("*"):
+        digits = re.sub(r"[\s\-]", "", raw[:-1])
+        for p in ("+86", "0086"):
+            if digits.startswith(p):
+                digits = "0" + digits[len(p):] if not digits[len(p):].startswith("1") else digits[len(p):]
+        if not re.fullmatch(r"\+?\d{1,20}", digits):
+            raise ListError(f"prefix {raw!r}: digits then '*' (e.g. 0755*)")
+        return digits, True
+    try:
+        return normalise(raw).national, False
+    except InvalidNumber as exc:
+        if kind == "block" and re.fullmatch(r"\d{3,20}", raw):
+            return raw, False                   # any digits may be blocked
+        raise ListError(str(exc)) from None
+
+
+def _parse_expiry(text):
+    if text in (None, ""):
+        return None
+    if isinstance(text, datetime.datetime):
+        return text
+    try:
+        day = datetime.date.fromisoformat(str(text).strip())
+    except ValueError:
+        raise ListError(f"expiry {text!r}: use YYYY-MM-DD") from None
+    return datetime.datetime.combine(day, datetime.time(0))
+
+
+class NumberLists:
+    def __init__(self, db_url, clock=utcnow):
+        self.url = db_url
+        self.clock = clock          # naive UTC now()
+        self.db = None
+        self.Entry = None
+        self._view = {k: ({}, []) for k in KINDS}   # kind -> ({(number, campaign): entry}, [prefix entries])
+        self.loaded_at = None
+
+    # --- life cycle --------------------------------------------------------------------------
+    def open(self):
+        db = database_from_url(self.url)
+        path = sqlite_path(db)
+        if path and path != ":memory:":
+            import os
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.db, self.Entry = db, bound_model(db)
+        self._write(lambda: self.db.create_tables([self.Entry], safe=True))
+        return self
+
+    def close(self):
+        if self.db is not None and not self.db.is_closed():
+            self.db.close()
+
+    def _write(self, fn):
+        """Run a write in a transaction; a locked SQLite is waited for cooperatively (its own
+        busy wait is off: it would stop the gevent hub, see engine/cdr/models.py)."""
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                with self.db.atomic():
+                    return fn()
+            except peewee.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                gevent.sleep(LOCK_POLL)
+
+    # --- changes -----------------------------------------------------------------------------
+    def add(self, kind, number, reason="", added_by="", action=None, campaign="", expires=None):
+        """Add (or update) an entry; returns it as a dict."""
+        if kind not in KINDS:
+            raise ListError(f"unknown list {kind!r}; lists: {', '.join(KINDS)}")
+        digits, prefix = parse_entry_number(number, kind)
+        if kind == "blacklist":
+            action = action or "message"
+            if action not in ACTIONS:
+                raise ListError(f"blacklist action {action!r}: one of {', '.join(ACTIONS)}")
+        elif action:
+            raise ListError(f"only blacklist entries have an action (message or queue), not {kind}")
+        if campaign and kind != "dnc":
+            raise ListError("only DNC entries may be for one campaign")
+        if len(str(reason)) > 500:
+            raise ListError("reason longer than 500 characters")
+        expires_at = _parse_expiry(expires)
+        E = self.Entry
+        fields = dict(reason=str(reason or ""), added_by=str(added_by or "")[:64], action=action,
+                      expires_at=expires_at)
+
+        def write():
+            row = E.get_or_none(E.kind == kind, E.number == digits, E.prefix == prefix, E.campaign == (campaign or ""))
+            if row is None:
+                row = E.create(kind=kind, number=digits, prefix=prefix, campaign=campaign or "", **fields)
+            else:
+                for k, v in fields.items():
+                    setattr(row, k, v)
+                row.save()
+            return self._row(row)
+        return self._write(write)
+
+    def remove(self, kind, number, campaign=""):
+        digits, prefix = parse_entry_number(number, kind)
+        E = self.Entry
+        return self._write(lambda: E.delete().where(
+            E.kind == kind, E.number == digits, E.prefix == prefix, E.campaign == (campaign or "")).execute()) > 0
+
+    def add_from_optout(self, number, campaign):
+        """The called person pressed the opt-out key: never call them again for this campaign."""
+        entry = self.add("dnc", number, reason="opt-out key", added_by="caller", campaign=campaign or "")
+        self._remember(entry)
+        return entry
+
+    def entries(self, kind, include_expired=True):
+        E = self.Entry
+        now = self.clock()
+        rows = E.select().where(E.kind == kind).order_by(E.prefix, E.number)
+        return [self._row(r) for r in rows if include_expired or not r.expires_at or r.expires_at > now]
+
+    @staticmethod
+    def _row(r):
+        return {"id": r.id, "kind": r.kind, "number": r.number + ("*" if r.prefix else ""),
+                "digits": r.number, "prefix": bool(r.prefix), "campaign": r.campaign, "action": r.action,
+                "reason": r.reason, "added_by": r.added_by,
+                "expires": r.expires_at.date().isoformat() if r.expires_at else None,
+                "expires_at": r.expires_at, "hits": r.hits,
+                "last_hit": r.last_hit_at.isoformat(timespec="seconds") if r.last_hit_at else None}
+
+    # --- import / export (CSV: number,reason,expires,extra) -----------------------------------
+    def import_file(self, kind, path, added_by=""):
+        """Add every row of a CSV file, or none: a bad row stops the import with `file:line:`
+        problems (all of them). `extra` is the blacklist action or the DNC campaign."""
+        try:
+            text = open(path, encoding="utf-8-sig").read()
+        except OSError as exc:
+            raise ListError(f"{path}: cannot read: {exc.strerror}") from None
+        rows, problems = [], []
+        for line_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+            if not row or not "".join(row).strip() or row[0].strip().startswith("#"):
+                continue
+            if line_no == 1 and row[0].strip().lower() == "number":
+                continue                        # a header
+            number, reason, expires, extra = (list(row) + ["", "", "", ""])[:4]
+            try:
+                parse_entry_number(number, kind)
+                _parse_expiry(expires.strip() or None)
+                if kind == "blacklist" and extra.strip() and extra.strip() not in ACTIONS:
+                    raise ListError(f"action {extra.strip()!r}: one of {', '.join(ACTIONS)}")
+            except ListError as exc:
+                problems.append(f"{path}:{line_no}: {exc}")
+                continue
+            rows.append((number, reason.strip(), expires.strip() or None, extra.strip()))
+        if problems:
+            raise ListError("nothing imported:\n" + "\n".join(problems))
+        for number, reason, expires, extra in rows:
+            self.add(kind, number, reason=reason, added_by=added_by, expires=expires,
+                     action=(extra or None) if kind == "blacklist" else None,
+                     campaign=extra if kind == "dnc" else "")
+        return len(rows)
+
+    def export_rows(self, kind):
+        out = [list(EXPORT_FIELDS)]
+        for e in self.entries(kind):
+            extra = e["action"] if kind == "blacklist" else e["campaign"]
+            out.append([e["number"], e["reason"], e["expires"] or "", extra or "", e["added_by"], e["hits"]])
+        return out
+
+    # --- the engine's view -------------------------------------------------------------------
+    def reload(self):
+        """Read every unexpired entry into memory (the engine calls it every
+        outbound_calls.lists_reload_seconds, so the CLI's changes reach it)."""
+        view = {k: ({}, []) for k in KINDS}
+        for kind in KINDS:
+            for e in self.entries(kind, include_expired=False):
+                self._place(view, e)
+        self._view = view
+        self.loaded_at = time.monotonic()
+        return {k: len(v[0]) + len(v[1]) for k, v in view.items()}
+
+    @staticmethod
+    def _place(view, e):
+        exact, prefixes = view[e["kind"]]
+        if e["prefix"]:
+            prefixes.append(e)
+            prefixes.sort(key=lambda x: -len(x["digits"]))
+        else:
+            exact[(e["digits"], e["campaign"])] = e
+
+    def _remember(self, e):
+        self._place(self._view, e)
+
+    def _match(self, kind, number, campaign=""):
+        exact, prefixes = self._view[kind]
+        keys = _match_keys(number)
+        now = self.clock()
+        for key in keys:
+            for c in ({"", campaign} if campaign else {""}):
+                e = exact.get((key, c))
+                if e and not (e["expires_at"] and e["expires_at"] <= now):
+                    return e
+        for e in prefixes:
+            if e["campaign"] in ("", campaign) and any(k.startswith(e["digits"]) for k in keys) \
+                    and not (e["expires_at"] and e["expires_at"] <= now):
+                return e
+        return None
+
+    def blacklist_hit(self, number):
+        """The blacklist entry this caller number matches (the hit is counted), or None."""
+        e = self._match("blacklist", number)
+        if e is not None:
+            e["hits"] = e.get("hits", 0) + 1
+            gevent.spawn(self._count_hit, e["id"])
+        return e
+
+    def _count_hit(self, entry_id):
+        E = self.Entry
+        try:
+            self._write(lambda: E.update(hits=E.hits + 1, last_hit_at=self.clock()).where(E.id == entry_id).execute())
+        except Exception as exc:            # the caller is already refused; the count is what is lost
+            log.error("blacklist hit on entry %s not counted: %s", entry_id, exc)
+
+    def is_dnc(self, number, campaign=""):
+        return self._match("dnc", number, campaign or "") is not None
+
+    def blocked_entry(self, number):
+        return self._match("block", number)
+
+
+def _match_keys(number):
+    """The forms a number is looked up in: national (if it normalises) and its bare digits."""
+    raw = "".join(ch for ch in str(number or "") if ch.isdigit())
+    keys = []
+    try:
+        keys.append(normalise(number).national)
+    except InvalidNumber:
+        pass
+    if raw and raw not in keys:
+        keys.append(raw)
+    return keys
+
+
+# --- the dial-block list ---------------------------------------------------------------------
+
+_active = None        # the engine's NumberLists (install()); the CLI and tests may leave it unset
+
+
+def install(lists):
+    """The engine's lists: transfers from IVR flows and agents also see the database's `block`
+    entries."""
+    global _active
+    _active = lists
+
+
+def active():
+    return _active
+
+
+class DialBlock:
+    """`refuses(number, purpose)` -> reason text, or None when the number may be dialled.
+
+    purpose 'transfer' (an agent or a flow hands a caller over) may reach the settings'
+    transfer_allow numbers (emergency services); every other purpose never does."""
+
+    def __init__(self, cfg=None, lists=None):
+        from engine.outbound.config import DialBlockSettings
+        cfg = cfg or DialBlockSettings()
+        self.prefixes, self.exact = tuple(cfg.prefixes), set(cfg.exact)
+        self.transfer_allow = set(cfg.transfer_allow)
+        self.lists = lists
+
+    @classmethod
+    def for_settings(cls, settings=None):
+        cfg = getattr(getattr(settings, "outbound_calls", None), "dial_block", None)
+        return cls(cfg, _active)
+
+    def refuses(self, number, purpose="outbound"):
+        raw = str(number or "").strip()
+        forms = [raw] + [k for k in _match_keys(raw) if k != raw]
+        for form in forms:
+            if form in self.exact:
+                if purpose == "transfer" and form in self.transfer_allow:
+                    return None
+                return f"{form} is an emergency/special number (dial_block.exact)"
+        for rule in self.prefixes:
+            if rule.startswith("/") and rule.endswith("/") and len(rule) > 2:
+                if any(re.fullmatch(rule[1:-1], f) for f in forms):
+                    return f"{raw} matches {rule} (dial_block.prefixes)"
+            elif raw.startswith(rule):
+                return f"{raw} starts with {rule} (dial_block.prefixes)"
+        entry = self.lists.blocked_entry(raw) if self.lists is not None else None
+        if entry is not None:
+            return f"{raw} is on the block list ({entry['number']}{': ' + entry['reason'] if entry['reason'] else ''})"
+        return None
