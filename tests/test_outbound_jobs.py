@@ -69,7 +69,7 @@ def test_take_skip_done_and_attempts_everywhere(tmp_path, redis_server, redis_pr
     assert state == "pending"
     after = jobs.get_job(db, job["id"])
     assert after["attempts"] == 1 and after["last_result"] == "no_answer"
-    assert (after["due_at"] - clock()).total_seconds() == 30 * 60                # tried again later
+    assert (after["due_at"] - clock()).total_seconds() == 60 * 60     # the dialler's default no_answer rule
     out = cdrs.get("out-leg-1")
     assert out["extra"]["direction"] == "outbound" and out["extra"]["original_call"] == original["uuid"]
     assert out["destination"] == "13900139000" and out["hangup_cause"] == "NO_ANSWER"

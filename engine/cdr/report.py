@@ -140,7 +140,7 @@ def day_cdrs(store, day, tz=DEFAULT_TZ):
     # figures count calls that ended; outbound calls (callbacks, campaigns: extra.direction) are
     # not calls offered to the hotline (`hotline campaigns report` counts them)
     return [row for row in map(as_dict, query) if not is_provisional(row)
-            and (row.get("extra") or {}).get("direction") != "outbound"]
+            and (row.get("extra") or {}).get("direction") != "outbound" and "outbound" not in (row.get("tags") or [])]
 
 
 def ticket_counts(db_url, day, tz=DEFAULT_TZ):

@@ -6,23 +6,22 @@ ticket's history, and an outbound CDR linked to the original call.
     finish(db, claims, "job", job, attempt_id, result="no_answer", cause="NO_ANSWER",
            call_uuid=leg_uuid, cdr_writer=cdr_store.write)
 
-Results: answered / completed (reached: the job or contact is done), no_answer, busy, failed,
-abandoned (answered, no agent free: we owe them a call, soon), not_confirmed (robot: answered but
-never pressed 1 to start), lost (the engine died during the dial: found by the reaper) — these
-are tried again after RETRY_AFTER until max attempts; invalid and blocked (DNC, blacklist, dial
-block) are final at once.
+Results: answered / completed (reached: the job or contact is done); the dialler's (busy,
+no_answer, rejected, failed, our_fault, and its refusals window_closed, paused: tried again when
+it says; invalid, blocked, dnc: final at once); abandoned (answered, no agent free: we owe them a
+call, soon), not_confirmed (robot: answered but never pressed 1 to start), lost (the engine died
+during the dial: found by the reaper) — tried again after RETRY_AFTER until max attempts.
 """
 import datetime
 import logging
 import uuid as uuidlib
 
-from engine.cdr.models import utcnow
 from engine.outbound.tables import as_dict
 
 log = logging.getLogger("hotline.outbound")
 
 REACHED = ("answered", "completed")
-FINAL_UNREACHED = ("invalid", "blocked")
+FINAL_UNREACHED = ("invalid", "blocked", "dnc")
 RETRY_AFTER = {          # minutes before the next try
     "no_answer": 30, "busy": 10, "failed": 15, "abandoned": 5, "not_confirmed": 60, "lost": 0,
     "outside_window": 0,
@@ -30,16 +29,11 @@ RETRY_AFTER = {          # minutes before the next try
 
 
 def retry_delay(result, attempts):
-    """Minutes before the next try of this result (ob-dial's RetryRules when present)."""
-    try:
-        from engine.outbound.results import RetryRules      # the dialler's rules win
-        rules = RetryRules()
-        due = rules.next_due(result, attempts, utcnow())
-        if due is not None:
-            return max(0.0, (due - utcnow()).total_seconds() / 60.0)
-    except Exception:         # noqa: BLE001 - not there (yet) or another signature: our table
-        pass
-    return RETRY_AFTER.get(result, 15)
+    """Minutes before the next try when the dialler gave no time (results of the call itself:
+    abandoned, not_confirmed, lost): the dialler's default rules, else our table."""
+    from engine.outbound.config import DEFAULT_RETRY
+    rule = DEFAULT_RETRY.get(result)
+    return rule.delay_minutes if rule is not None else RETRY_AFTER.get(result, 15)
 
 
 def begin(db, kind, row, agent=None, engine=""):
@@ -62,15 +56,22 @@ def begin(db, kind, row, agent=None, engine=""):
 
 def finish(db, claims, kind, row, attempt_id, result, *, cause=None, call_uuid=None, answered_at=None,
            agent=None, answers=None, comment=None, disposition=None, max_attempts=3,
-           cdr_writer=None, started_at=None):
+           cdr_writer=None, started_at=None, counts=True, retry_at=None, final=False):
     """Write the attempt's end and release the claim with the row's next state. Returns the
-    row's new state ('done', 'failed' or 'pending')."""
+    row's new state ('done', 'failed' or 'pending'). The dialler's verdict, when it has one:
+    `counts` False (refused before dialling, or our side failed: not held against the contact),
+    `retry_at` (its retry rules, its calling window), `final` (never again)."""
     A = db.m.Attempt
-    now = db.clock()
-    db.run(lambda: A.update(result=result, cause=cause, call_uuid=call_uuid, answered_at=answered_at,
-                            ended_at=now, agent=agent).where(A.id == attempt_id).execute(), write=True)
     M = db.m.Contact if kind == "contact" else db.m.CallbackJob
-    attempts = db.run(lambda: M.get_by_id(row["id"]).attempts)
+    now = db.clock()
+
+    def write():
+        A.update(result=result, cause=cause, call_uuid=call_uuid, answered_at=answered_at,
+                 ended_at=now, agent=agent).where(A.id == attempt_id).execute()
+        if not counts:
+            M.update(attempts=M.attempts - 1).where((M.id == row["id"]) & (M.attempts > 0)).execute()
+        return M.get_by_id(row["id"]).attempts
+    attempts = db.run(write, write=True)
     limit = row.get("max_attempts") or max_attempts
     fields = {"last_result": result}
     if agent:
@@ -84,11 +85,11 @@ def finish(db, claims, kind, row, attempt_id, result, *, cause=None, call_uuid=N
             fields["disposition"] = disposition
     if result in REACHED:
         state = "done"
-    elif result in FINAL_UNREACHED or attempts >= limit:
+    elif final or result in FINAL_UNREACHED or (counts and attempts >= limit):
         state = "failed"
     else:
         state = "pending"
-        due = now + datetime.timedelta(minutes=retry_delay(result, attempts))
+        due = retry_at or now + datetime.timedelta(minutes=retry_delay(result, attempts))
         fields["next_due_at" if kind == "contact" else "due_at"] = due
     claims.release(kind, row["id"], state=state, **fields)
     log.info("%s: outbound %s %s attempt %d to %s: %s (%s) -> %s", call_uuid or "-", kind, row["id"],

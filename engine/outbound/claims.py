@@ -52,16 +52,22 @@ class Claims:
         their ids, each now claimed in the database and locked in Redis by this owner."""
         M = self._model(kind)
         now = self.db.clock()
+        if limit <= 0:
+            return []
 
-        def write():
+        def candidates():
             q = M.select(M.id).where(M.state == "pending")
             if where is not None:
                 q = q.where(where)
             if ids is not None:
                 q = q.where(M.id.in_(list(ids)))
-            q = q.order_by(*(order or (M.id,))).limit(limit)
+            return list(q.order_by(*(order or (M.id,))).limit(limit))
+        if not self.db.run(candidates):      # nothing due: no write transaction (most ticks)
+            return []
+
+        def write():
             taken = []
-            for row in list(q):
+            for row in candidates():
                 n = (M.update(state="claimed", claimed_by=self.owner, claimed_at=now, updated_at=now)
                       .where((M.id == row.id) & (M.state == "pending")).execute())
                 if n:

@@ -37,7 +37,7 @@ def jobs_for_cdr(cdr):
         return []
     tags = [t for t in (cdr.get("tags") or []) if isinstance(t, str)]
     extra = cdr.get("extra") if isinstance(cdr.get("extra"), dict) else {}
-    if extra.get("direction") == "outbound" or "provisional" in tags:
+    if extra.get("direction") == "outbound" or "outbound" in tags or "provisional" in tags:
         return []
     queue = cdr.get("queue") or None
     caller = cdr.get("caller_number")
@@ -62,7 +62,9 @@ class JobFeed:
         self.poll_interval = poll_interval
         self.mode = mode
         self._greenlet = None
+        self._tables = False
         self.created = 0
+        self.acked_last = 0         # entries the last pass acked
 
     def start(self):
         if self._greenlet is None:
@@ -79,11 +81,19 @@ class JobFeed:
         from engine.tickets.models import bound_models
         t = bound_models(self.db.db if self.db.db is not None else self.db.open().db)
 
-        def write():
-            self.db.db.create_tables([t.Outbox, t.OutboxAck], safe=True)
+        def unacked():
             acked = t.OutboxAck.select().where((t.OutboxAck.consumer == CONSUMER) &
                                                (t.OutboxAck.outbox == t.Outbox.id))
-            entries = list(t.Outbox.select().where(~peewee.fn.EXISTS(acked)).order_by(t.Outbox.id).limit(limit))
+            return list(t.Outbox.select().where(~peewee.fn.EXISTS(acked)).order_by(t.Outbox.id).limit(limit))
+        if not self._tables:
+            self.db.run(lambda: self.db.db.create_tables([t.Outbox, t.OutboxAck], safe=True), write=True)
+            self._tables = True
+        if not self.db.run(unacked):          # nothing new: no write transaction
+            self.acked_last = 0
+            return []
+
+        def write():
+            entries = unacked()
             made, done = [], []
             for entry in entries:
                 specs = jobs_for_cdr(entry.payload) if entry.kind == "cdr" else []
@@ -100,6 +110,7 @@ class JobFeed:
             if done:
                 (t.OutboxAck.insert_many([{"consumer": CONSUMER, "outbox": i} for i in done])
                     .on_conflict_ignore().execute())
+            self.acked_last = len(done)
             return made
         made = self.db.run(write, write=True)
         self.created += len(made)
@@ -109,8 +120,9 @@ class JobFeed:
         failing = None
         while True:
             try:
-                while self.run_once():
-                    pass
+                self.run_once()
+                while self.acked_last:          # a full batch: more may wait
+                    self.run_once()
                 failing = None
             except Exception as exc:      # noqa: BLE001 - database down: next poll
                 text = f"{type(exc).__name__}: {exc}"

@@ -146,7 +146,8 @@ class Runner:
                         call_uuid=out.get("call_uuid"), answered_at=out.get("answered_at"),
                         agent=out.get("agent") or agent, answers=out.get("answers"), comment=out.get("comment"),
                         disposition=out.get("disposition"), max_attempts=row.get("max_attempts") or 3,
-                        cdr_writer=self.cdr_writer, started_at=started)
+                        cdr_writer=None if out.get("answered_at") else self.cdr_writer, started_at=started,
+                        counts=out.get("counts", True), retry_at=out.get("retry_at"), final=out.get("final", False))
 
     def _loop(self):
         failing = None
