@@ -1,0 +1,80 @@
+"""Callbacks and campaigns over the simulator: the engine (in this process) dials through the
+simulated trunk gateway over TCP, the answered legs come back to its socket server, a real Redis
+holds the claims. Prompts are real espeak-ng renderings (cached across tests)."""
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from engine.outbound import attempts, campaigns
+from engine.outbound.db import OutboundDb
+from engine.sim.pstn import Behaviour, Population
+from tests.enginefix import Rig
+from tests.simfix import wait_for
+
+REPO = Path(__file__).resolve().parent.parent
+PROMPT_CACHE = Path(tempfile.gettempdir()) / "hotline-test-prompts"
+ALWAYS_OPEN = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "hours": ["00:00-24:00"],
+               "cn_calendar": False}
+
+
+@pytest.fixture
+def flows(tmp_path):
+    dst = tmp_path / "flows"
+    dst.mkdir()
+    shutil.copy(REPO / "ivr_flows" / "followup.yaml", dst / "followup.yaml")
+    return dst
+
+
+def rig_for(tmp_path, flows, redis_server, redis_prefix, **jobs):
+    return Rig(tmp_path, flows_dir=flows, paths_prompt_cache=PROMPT_CACHE,
+               redis={"url": redis_server.url, "prefix": redis_prefix},
+               outbound_calls={"window": ALWAYS_OPEN, "originate_timeout": 5,
+                               "jobs": {"tick_seconds": 0.1, "claim_ttl_seconds": 5, **jobs}})
+
+
+def test_robot_campaign_collects_answers(tmp_path, flows, redis_server, redis_prefix):
+    rig = rig_for(tmp_path, flows, redis_server, redis_prefix)
+    try:
+        pop = rig.switch.population = Population()
+        # confirms, resolved (1), satisfaction 2, no comment (#): keys typed ahead of the prompts
+        pop.add("13800138001", Behaviour("person", ring=0.2, dtmf=((0.3, "1"), (0.4, "1"), (0.5, "2"),
+                                                                    (0.6, "#"))))
+        pop.add("13800138002", Behaviour("person", ring=0.2, hangup_after=1.0))   # never presses 1
+        pop.add("13800138003", Behaviour("busy"))
+        pop.add("13800138004", Behaviour("unallocated", ring=0.2))
+        db = OutboundDb(rig.settings.database.url).open()
+        campaigns.create(db, "fu", "robot", flow=str(flows / "followup.yaml"))
+        rows = [{"number": f"1380013800{i}", "name": f"市民{i}", "fields": {"summary": "路灯不亮",
+                                                                         "ticket_date": "2026-11-20"}}
+                for i in range(1, 5)]
+        campaigns.add_contacts(db, "fu", rows)
+        campaigns.control(db, "fu", "start")
+
+        def settled():
+            return all(c["state"] != "claimed" and c["attempts"] >= 1 for c in campaigns.contacts(db, "fu"))
+        wait_for(settled, timeout=60)
+        got = {c["number"]: c for c in campaigns.contacts(db, "fu")}
+        done = got["13800138001"]
+        assert done["state"] == "done" and done["last_result"] == "completed"
+        assert done["answers"] == {"resolved": "1", "satisfaction": "2"}
+        assert got["13800138002"]["last_result"] == "not_confirmed" and got["13800138002"]["answers"] is None
+        assert got["13800138002"]["state"] == "pending"            # tried again later
+        assert got["13800138003"]["last_result"] == "busy" and got["13800138003"]["state"] == "pending"
+        assert got["13800138004"]["last_result"] == "invalid" and got["13800138004"]["state"] == "failed"
+        assert len(pop.phones["13800138001"].calls) == 1            # dialled once
+        [attempt] = attempts.attempts_of(db, "contact", done["id"])
+        assert attempt["result"] == "completed" and attempt["answered_at"] is not None
+
+        def cdr_of(uuid):
+            return rig.engine.store.get(uuid)
+        wait_for(lambda: cdr_of(attempt["call_uuid"]) is not None, timeout=10)
+        leg = cdr_of(attempt["call_uuid"])
+        assert "outbound" in leg["tags"] and leg["extra"]["direction"] == "outbound"
+        assert leg["extra"]["campaign"] == "fu" and leg["extra"]["result"] == "completed"
+        [busy] = attempts.attempts_of(db, "contact", got["13800138003"]["id"])
+        wait_for(lambda: cdr_of(busy["call_uuid"]) is not None, timeout=10)
+        assert cdr_of(busy["call_uuid"])["hangup_cause"] == "USER_BUSY"
+    finally:
+        rig.stop()
