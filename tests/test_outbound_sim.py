@@ -78,3 +78,87 @@ def test_robot_campaign_collects_answers(tmp_path, flows, redis_server, redis_pr
         assert cdr_of(busy["call_uuid"])["hangup_cause"] == "USER_BUSY"
     finally:
         rig.stop()
+
+
+def answering(pop, numbers, after=0.3):
+    for n in numbers:
+        pop.add(n, Behaviour("person", ring=0.2, dtmf=((after, "1"), (after + 0.1, "1"), (after + 0.2, "3"),
+                                                        (after + 0.3, "#"))))
+
+
+def robot_campaign(db, flows, numbers):
+    campaigns.create(db, "fu", "robot", flow=str(flows / "followup.yaml"))
+    campaigns.add_contacts(db, "fu", [{"number": n, "fields": {"summary": "噪音", "ticket_date": "2026-11-20"}}
+                                      for n in numbers])
+    campaigns.control(db, "fu", "start")
+
+
+def test_two_engines_share_a_campaign_and_never_dial_a_contact_twice(tmp_path, flows, redis_server, redis_prefix):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    numbers = [f"139000000{i:02d}" for i in range(16)]
+    rigs = []
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            rig = Rig(tmp_path / name, flows_dir=flows, paths_prompt_cache=PROMPT_CACHE, database={"url": url},
+                      redis={"url": redis_server.url, "prefix": redis_prefix},
+                      outbound_calls={"window": ALWAYS_OPEN, "originate_timeout": 5,
+                                      "jobs": {"tick_seconds": 0.1, "robot_channels": 3}})
+            rig.switch.population = Population()
+            answering(rig.switch.population, numbers)
+            rigs.append(rig)
+        db = OutboundDb(url).open()
+        robot_campaign(db, flows, numbers)
+        wait_for(lambda: all(c["state"] == "done" for c in campaigns.contacts(db, "fu")), timeout=90)
+        dialled = {n: sum(len(r.switch.population.phones[n].calls) if n in r.switch.population.phones else 0
+                          for r in rigs) for n in numbers}
+        assert dialled == {n: 1 for n in numbers}                  # once each, over both switches
+        engines = {a["engine"] for c in campaigns.contacts(db, "fu") for a in attempts.attempts_of(db, "contact", c["id"])}
+        assert len(engines) == 2                                    # both engines worked on it
+        assert all(c["answers"] == {"resolved": "1", "satisfaction": "3"} for c in campaigns.contacts(db, "fu"))
+    finally:
+        for rig in rigs:
+            rig.stop()
+
+
+def test_a_restart_mid_campaign_loses_no_contact(tmp_path, flows, redis_server, redis_prefix):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    numbers = [f"139100000{i:02d}" for i in range(8)]
+    (tmp_path / "first").mkdir()
+    first = Rig(tmp_path / "first", flows_dir=flows, paths_prompt_cache=PROMPT_CACHE, database={"url": url},
+                redis={"url": redis_server.url, "prefix": redis_prefix},
+                outbound_calls={"window": ALWAYS_OPEN, "originate_timeout": 5,
+                                "jobs": {"tick_seconds": 0.1, "robot_channels": 2, "claim_ttl_seconds": 2}})
+    pop = first.switch.population = Population()
+    answering(pop, numbers, after=1.5)               # each call takes a few seconds
+    db = OutboundDb(url).open()
+    robot_campaign(db, flows, numbers)
+    try:
+        wait_for(lambda: sum(c["state"] == "done" for c in campaigns.contacts(db, "fu")) >= 1, timeout=60)
+        wait_for(lambda: any(c["state"] == "claimed" for c in campaigns.contacts(db, "fu")), timeout=30)
+    finally:
+        # the engine goes away mid-call: its dials and the contacts it holds are left claimed
+        first.engine.outbound_jobs.runner.stop()
+        first.engine.outbound_jobs.keeper.stop()
+        first.stop()
+    left = [c for c in campaigns.contacts(db, "fu") if c["state"] == "claimed"]
+    assert left
+    (tmp_path / "second").mkdir()
+    second = Rig(tmp_path / "second", flows_dir=flows, paths_prompt_cache=PROMPT_CACHE, database={"url": url},
+                 redis={"url": redis_server.url, "prefix": redis_prefix},
+                 outbound_calls={"window": ALWAYS_OPEN, "originate_timeout": 5,
+                                 "jobs": {"tick_seconds": 0.1, "robot_channels": 2, "claim_ttl_seconds": 2}})
+    try:
+        answering(_pop(second), numbers, after=0.3)
+        wait_for(lambda: all(c["state"] == "done" for c in campaigns.contacts(db, "fu")), timeout=90)
+        for c in left:                                # the cut attempt is on record as lost
+            results = [a["result"] for a in attempts.attempts_of(db, "contact", c["id"])]
+            assert results[0] == "lost" and results[-1] == "completed"
+        assert len(campaigns.contacts(db, "fu")) == len(numbers)
+    finally:
+        second.stop()
+
+
+def _pop(rig):
+    rig.switch.population = Population()
+    return rig.switch.population

@@ -2,7 +2,7 @@
 
     placer = CallPlacer(engine, dialer, db, cfg)
     runner = Runner(db, claims, placer.place_call, ...)      # place_call: one attempt, start to end
-    legs.register("campaign", placer.on_leg); legs.register("callback", placer.on_leg)
+    placer.attach()        # legs "campaign" and "callback" come to calls.on_leg
 
 An attempt dials with target "engine": the answered leg comes back to this engine's socket
 server tagged with its job id (`ct-<contact>-<attempt>` or `cb-<job>-<attempt>`) and is served
@@ -31,6 +31,21 @@ CALL_LIMIT = 3 * 3600.0     # no follow-up call is longer; the wait is bounded a
 SORRY = "您好，这里是12345热线，坐席暂时繁忙，我们稍后再与您联系，再见。"
 
 
+_placers = []               # every engine's placer in this process (tests run two engines in one)
+
+
+def on_leg(call, info):
+    """The legs registry's handler for `campaign` and `callback` legs (engine/outbound/legs.py: one
+    handler a purpose per process): the placer whose attempt waits for this job id serves it."""
+    job = info.get("job", "")
+    placer = next((p for p in _placers if job in p.waiting), _placers[0] if _placers else None)
+    if placer is None:
+        call.log.error("outbound leg for %s: callbacks and campaigns are not running; hanging up", job)
+        call.hangup()
+        return
+    placer.on_leg(call, info)
+
+
 class CallPlacer:
     def __init__(self, engine, dialer, db, cfg, runtime=None):
         self.engine = engine
@@ -38,7 +53,22 @@ class CallPlacer:
         self.db = db
         self.cfg = cfg                      # outbound_calls.jobs
         self.runtime = runtime              # the IVR runtime (robot flows)
-        self.waiting = {}                   # job id -> (row kind, row, campaign, AsyncResult)
+        self.waiting = {}                   # job id -> (kind, row, campaign, result, arrived)
+
+    def attach(self):
+        from engine.outbound import legs
+        if self not in _placers:
+            _placers.append(self)
+        legs.register("campaign", on_leg)
+        legs.register("callback", on_leg)
+
+    def detach(self):
+        from engine.outbound import legs
+        if self in _placers:
+            _placers.remove(self)
+        if not _placers:
+            legs.unregister("campaign")
+            legs.unregister("callback")
 
     # --- one attempt ------------------------------------------------------------------------------
     def place_call(self, kind, row, campaign, attempt_id):

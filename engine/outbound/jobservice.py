@@ -12,7 +12,6 @@ import logging
 
 import gevent
 
-from engine.outbound import legs
 from engine.outbound.calls import CallPlacer
 from engine.outbound.claims import ClaimKeeper, Claims
 from engine.outbound.db import OutboundDb
@@ -54,8 +53,7 @@ class OutboundJobs:
         self._deadlines = None
 
     def start(self):
-        legs.register("campaign", self.placer.on_leg)
-        legs.register("callback", self.placer.on_leg)
+        self.placer.attach()
         gevent.spawn(self._open_and_run)
         return self
 
@@ -81,8 +79,7 @@ class OutboundJobs:
         self.keeper.stop()
         if self._deadlines is not None:
             self._deadlines.kill(block=False)
-        legs.unregister("campaign")
-        legs.unregister("callback")
+        self.placer.detach()
         self.db.close()
 
     def _agents(self, campaign):
