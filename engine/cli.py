@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "engine.tickets.cli",
     "engine.cdr.report",
     "engine.privacy.cli",
+    "engine.outbound.cli",
 ]
 
 

@@ -78,6 +78,10 @@ class ControlApp:
             ("GET", re.compile(r"^/v1/cdrs/([^/]+)$"), self.show_cdr, "supervisor"),
             ("POST", re.compile(r"^/v1/cdrs/([^/]+)/reveal$"), self.reveal_cdr, "supervisor"),
         ]
+        # --- callbacks and campaigns (issue 15): the logic is in engine/outbound/webapi.py ---
+        outbound = re.compile(r"^/v1/(campaigns|callbacks)(?:/([^/]+))?(?:/([a-z]+))?$")
+        self.routes += [("GET", outbound, self.outbound_get, "agent"),
+                        ("POST", outbound, self.outbound_post, "agent")]
 
     # --- WSGI -------------------------------------------------------------------------------------
     def __call__(self, environ, start_response):
@@ -283,6 +287,19 @@ class ControlApp:
             raise HttpError(409, str(exc))
         return {"ticket": ticket.get("number"), "state": ticket.get("state"),
                 "department": ticket.get("department"), "due_at": ticket.get("due_at")}
+
+    def outbound_get(self, token, body, *parts):
+        return self._outbound(token, "GET", body, *parts)
+
+    def outbound_post(self, token, body, *parts):
+        return self._outbound(token, "POST", body, *parts)
+
+    def _outbound(self, token, method, body, kind, ref=None, action=None):
+        from engine.outbound.webapi import ApiRefused, handle
+        try:
+            return handle(self.engine, token, method, body, kind, ref, action)
+        except ApiRefused as exc:
+            raise HttpError(exc.status, str(exc)) from None
 
     def reload(self, token, body):
         problems = self.engine.reload()

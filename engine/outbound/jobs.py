@@ -92,8 +92,10 @@ def list_jobs(db, state=None, skills=None, agent=None, limit=None):
 
     def query():
         q = J.select().order_by(J.due_at, J.id)
-        if state:
-            q = q.where(J.state == state) if state != "open" else q.where(J.state.in_(OPEN_JOB_STATES))
+        if state == "open":
+            q = q.where(J.state.in_(OPEN_JOB_STATES))
+        elif state and state != "all":
+            q = q.where(J.state == state)
         return [as_dict(r) for r in q]
     rows = db.run(query)
     if skills is not None:
