@@ -180,6 +180,8 @@ class CallPlacer:
             return {"result": "failed", "cause": "NO_ACD"}
         queue = queue if queue in acd.config.queues else acd.default_queue()
         call.info["queue_priority"] = self.cfg.callback_priority
+        if row.get("agent"):             # preview: the agent who took it is offered it first
+            call.info["preferred_agent"] = row["agent"]
         watcher = None
         if campaign and campaign["mode"] == "predictive" and not robot:
             watcher = gevent.spawn_later(self.cfg.agent_wait_seconds, self._abandon_if_waiting, acd, call)
