@@ -148,3 +148,18 @@ def test_preview_offer_accept_skip(tmp_path, redis_server, redis_prefix):
     done = [c for c in campaigns.contacts(db, "v") if c["id"] == first["id"]][0]
     assert done["state"] == "done" and done["attempts"] == 1
     assert [a["agent"] for a in attempts_of(db, "contact", first["id"])] == ["1001"]   # the double's agent
+
+
+def test_robot_campaigns_share_the_robot_channels(tmp_path, redis_server, redis_prefix):
+    db = outbound_db(tmp_path)
+    for name in ("r1", "r2"):
+        campaigns.create(db, name, "robot", flow="ivr_flows/followup.yaml")
+        campaigns.add_contacts(db, name, numbers(10, start=0 if name == "r1" else 100))
+        campaigns.control(db, name, "start")
+    calls = FakeCalls({}, seconds=0.3)
+    runner = Runner(db, claims_for(db, redis_server, redis_prefix, "a"), calls, robot_channels=4)
+    for _ in range(5):
+        runner.tick()
+        gevent.sleep(0.01)
+    assert len(calls.live) == 4 and len(calls.dials) == 4          # not 4 more every tick
+    wait_until(lambda: not runner.greenlets)

@@ -36,6 +36,7 @@ class Runner:
         self.auto_jobs = auto_jobs
         self.pacers = {}            # campaign id -> Pacer (this engine's measurements)
         self.in_flight = {}         # campaign id (None: callback jobs) -> dials running here
+        self.robot_campaigns = set()  # ids of robot campaigns seen (their calls share robot_channels)
         self.greenlets = set()
         self._loop_greenlet = None
 
@@ -73,6 +74,7 @@ class Runner:
                 continue            # agents pick their contacts (take_contact)
             flying = self.in_flight.get(campaign["id"], 0)
             if campaign["mode"] == "robot":         # no agents: as many calls as robot channels
+                self.robot_campaigns.add(campaign["id"])
                 n = max(0, self.robot_channels - self._robot_calls())
             else:
                 free, busy = self.agents(campaign)
@@ -93,8 +95,7 @@ class Runner:
         return started
 
     def _robot_calls(self):
-        return sum(n for cid, n in self.in_flight.items()
-                   if cid is not None and self.pacers.get(cid) and self.pacers[cid].mode == "robot")
+        return sum(self.in_flight.get(cid, 0) for cid in self.robot_campaigns)
 
     def _auto_jobs(self, now):
         """Callback jobs in `auto` mode: the customer first, then the queue with priority."""
