@@ -102,3 +102,71 @@ def test_agent_takes_a_preview_callback_through_the_api(tmp_path, redis_server, 
         assert attempt["result"] == "answered" and attempt["agent"] == "1001"
     finally:
         rig.stop()
+
+
+def campaign_rig(tmp_path, redis_server, redis_prefix, tokens=None):
+    return AcdRig(tmp_path, redis_server.url, redis_prefix, [agent("1001"), agent("1002")], [queue("general")],
+                  paths_prompt_cache=PROMPT_CACHE,
+                  outbound_calls={"window": ALWAYS_OPEN, "originate_timeout": 5, "max_agent_share": 1.0,
+                                  "jobs": {"tick_seconds": 0.1}},
+                  **({"control": tokens, "env": {"T_AGENT": "agent-secret"}} if tokens else {}))
+
+
+def test_progressive_campaign_reaches_agents_and_no_caller_waits(tmp_path, redis_server, redis_prefix):
+    from engine.outbound import campaigns, report
+    rig = campaign_rig(tmp_path, redis_server, redis_prefix)
+    try:
+        numbers = [f"1370000000{i}" for i in range(6)]
+        pop = rig.switch.population = Population()
+        for n in numbers[:5]:
+            pop.add(n, Behaviour("person", ring=0.2, hangup_after=1.5))
+        pop.add(numbers[5], Behaviour("busy"))
+        rig.login("1001", "1002")
+        db = OutboundDb(rig.settings.database.url).open()
+        campaigns.create(db, "p", "progressive", queue="general")
+        campaigns.add_contacts(db, "p", [{"number": n} for n in numbers])
+        in_flight = []
+        runner = rig.engine.outbound_jobs.runner
+        campaigns.control(db, "p", "start")
+
+        def settled():
+            in_flight.append(runner.in_flight.get(1, 0))
+            return all(c["attempts"] >= 1 and c["state"] != "claimed" for c in campaigns.contacts(db, "p"))
+        wait_for(settled, timeout=90)
+        assert max(in_flight) <= 2                          # one dial per free agent
+        got = {c["number"]: c for c in campaigns.contacts(db, "p")}
+        assert all(got[n]["state"] == "done" and got[n]["agent"] in ("1001", "1002") for n in numbers[:5])
+        assert got[numbers[5]]["last_result"] == "busy"
+        r = report.campaign_report(db, "p")
+        assert r["completed"] == 5 and r["abandon_pct"] == 0.0 and set(r["by_agent"]) <= {"1001", "1002"}
+    finally:
+        rig.stop()
+
+
+def test_preview_campaign_agent_takes_the_next_contact_through_the_api(tmp_path, redis_server, redis_prefix):
+    from engine.infra.netutil import free_port
+    from engine.outbound import campaigns
+    port = free_port()
+    tokens = {"listen_port": port, "tokens": [{"name": "a1001", "role": "agent", "agent": "1001",
+                                                "token_env": "T_AGENT"}]}
+    rig = campaign_rig(tmp_path, redis_server, redis_prefix, tokens=tokens)
+    try:
+        pop = rig.switch.population = Population()
+        pop.add("13700000001", Behaviour("person", ring=0.2, hangup_after=1.5))
+        rig.login("1001")
+        db = OutboundDb(rig.settings.database.url).open()
+        campaigns.create(db, "v", "preview", queue="general")
+        campaigns.add_contacts(db, "v", [{"number": "13700000001", "name": "张三", "reference": "T20261120-0007"}])
+        campaigns.control(db, "v", "start")
+        gevent.sleep(0.5)
+        assert pop.phones == {}                            # preview: nothing dialled before the agent asks
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/campaigns/v/next", method="POST", data=b"{}",
+                                     headers={"Authorization": "Bearer agent-secret",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            out = json.loads(r.read())
+        assert out["contact"]["name"] == "张三" and out["contact"]["reference"] == "T20261120-0007"
+        wait_for(lambda: campaigns.contacts(db, "v")[0]["state"] == "done", timeout=40)
+        assert campaigns.contacts(db, "v")[0]["agent"] == "1001"
+    finally:
+        rig.stop()
