@@ -31,8 +31,10 @@ def rig_for(tmp_path, redis_server, redis_prefix, mode, tokens=()):
 def ask_for_callback(rig):
     ch = rig.call(CALLER, "Caller")
     wait_for(lambda: rig.acd.store.queue_length("general") == 1, timeout=60)     # cold prompt cache: renders
+    # keys count once the queue's music plays (the wait starts by flushing what was typed before)
+    wait_for(lambda: ch.events.count("PLAYBACK_START") >= 1, timeout=10)
     ch.press("*")
-    gevent.sleep(1.0)                    # the offer prompt starts
+    wait_for(lambda: ch.events.count("PLAYBACK_START") >= 2, timeout=30)      # the callback offer
     ch.press("1")
     wait_for(lambda: ch.state == "CS_DESTROY" or "CHANNEL_HANGUP" in ch.events, timeout=30)
     return ch.uuid

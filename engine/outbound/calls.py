@@ -185,17 +185,37 @@ class CallPlacer:
         watcher = None
         if campaign and campaign["mode"] == "predictive" and not robot:
             watcher = gevent.spawn_later(self.cfg.agent_wait_seconds, self._abandon_if_waiting, acd, call)
+        held = []                   # the agent this outbound call holds, for the inbound-first gate
+
+        def on_bridge(event):
+            agent = call.info.get("agent")
+            if event.name == "CHANNEL_BRIDGE" and agent and not held:
+                held.append(agent)
+                self._gate("agent_taken", agent)
+        call.bridge_hooks.append(on_bridge)
         try:
             from engine.daemon import _to_queue
             _to_queue(acd, call, queue)
         finally:
             if watcher is not None:
                 watcher.kill(block=False)
+            call.bridge_hooks.remove(on_bridge)
+            for agent in held:
+                self._gate("agent_released", agent)
         if call.info.get("outbound_abandoned"):
             return {"result": "abandoned", "cause": "NO_AGENT"}
         agent = call.info.get("agent")
         return {"result": "answered" if agent else "abandoned", "agent": agent,
                 "handle_seconds": call.info.get("talk_seconds")}
+
+    def _gate(self, what, agent):
+        gate = getattr(self.dialer, "gate", None)
+        if gate is None:
+            return
+        try:
+            getattr(gate, what)(agent)
+        except Exception as exc:     # noqa: BLE001 - Redis away: the gate's own TTL cleans up
+            log.warning("outbound gate %s(%s) failed: %s", what, agent, exc)
 
     def _abandon_if_waiting(self, acd, call):
         waiter = acd.waiters.get(call.uuid)
