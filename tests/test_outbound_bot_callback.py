@@ -3,7 +3,6 @@ simulator whose dialogue finishes a `callback` task with the caller's number; it
 promise like the queue's callback offer, and the outbox feed makes the job (it made none before)."""
 import pytest
 
-from engine.bot.dialogue import Turn
 from engine.outbound import jobs
 from engine.outbound.feed import JobFeed
 from tests import botaudio

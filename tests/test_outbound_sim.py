@@ -113,7 +113,8 @@ def test_two_engines_share_a_campaign_and_never_dial_a_contact_twice(tmp_path, f
         dialled = {n: sum(len(r.switch.population.phones[n].calls) if n in r.switch.population.phones else 0
                           for r in rigs) for n in numbers}
         assert dialled == {n: 1 for n in numbers}                  # once each, over both switches
-        engines = {a["engine"] for c in campaigns.contacts(db, "fu") for a in attempts.attempts_of(db, "contact", c["id"])}
+        engines = {a["engine"] for c in campaigns.contacts(db, "fu")
+                   for a in attempts.attempts_of(db, "contact", c["id"])}
         assert len(engines) == 2                                    # both engines worked on it
         assert all(c["answers"] == {"resolved": "1", "satisfaction": "3"} for c in campaigns.contacts(db, "fu"))
     finally:

@@ -123,7 +123,8 @@ def _ticket_note(db, job, attempts, result, agent, state):
             if ticket_id is None:
                 return None
             t.TicketEvent.create(ticket_id=ticket_id, at=db.clock(), who=agent or "outbound", action="callback",
-                                 note=f"回拨第 {attempts} 次 {job['number']}：{result}（任务 {job['id']}，{state}）")
+                                 note=f"回拨第 {attempts} 次 {job['number']}：{result}"
+                                      f"（任务 {job['id']}，{state}）")
             return ticket_id
         return db.run(write, write=True)
     except Exception as exc:        # noqa: BLE001 - no ticket tables yet: the job keeps the attempt

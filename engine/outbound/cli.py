@@ -61,7 +61,8 @@ def _register_campaigns(subparsers):
     p.add_argument("--query", choices=("tickets-closed", "survey", "unreachable-callbacks"))
     p.add_argument("--date", help="local day YYYY-MM-DD for the queries (default yesterday)")
     p.add_argument("--category", help="tickets-closed: only this category")
-    p.add_argument("--scores", default="4,5", help="survey: these scores (1 非常满意 ... 5 非常不满意; default 4,5)")
+    p.add_argument("--scores", default="4,5",
+                   help="survey: these scores (1 非常满意 ... 5 非常不满意; default 4,5)")
     p.add_argument("--partial", action="store_true", help="with bad rows, load the good ones (default: none)")
     p.add_argument("--json", action="store_true")
     _common(p)
@@ -329,7 +330,8 @@ def cmd_report(args):
                             [[d, *v.values()] for d, v in r["by_day"].items()]))
             if r["by_agent"]:
                 print(table(("agent", "calls", "completed", "talk s"),
-                            [[a, v["calls"], v["completed"], round(v["talk_seconds"])] for a, v in r["by_agent"].items()]))
+                            [[a, v["calls"], v["completed"], round(v["talk_seconds"])]
+                             for a, v in r["by_agent"].items()]))
             return 0
         return _watch(args, draw)
     return _run(args, work)

@@ -46,7 +46,8 @@ def jobs_for_cdr(cdr):
         number = extra.get("callback_number") or caller
         bot = extra.get("callback_source") == "bot"
         out.append({"number": number, "reason": "bot" if bot else "queue_callback", "queue": queue,
-                    "note": ("语音机器人登记回电" if bot else "来电人在排队时要求回拨") + f"（来电 {caller or '?'}）"})
+                    "note": ("语音机器人登记回电" if bot else "来电人在排队时要求回拨")
+                    + f"（来电 {caller or '?'}）"})
     boxes = [t.split(":", 1)[1] for t in tags if t.startswith("voicemail:")]
     path = voicemail_path(extra)
     if boxes and path and os.path.isfile(path):      # no message recorded: the callback ticket says so

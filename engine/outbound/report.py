@@ -81,8 +81,8 @@ def export(db, name, path):
     rows = contacts(db, name)
     fields = sorted({k for r in rows for k in (r["fields"] or {})})
     header = list(EXPORT_COLUMNS) + fields
-    table = [[_safe(v) for v in [_cell(r, c) for c in EXPORT_COLUMNS] + [(r["fields"] or {}).get(f, "") for f in fields]]
-             for r in rows]
+    table = [[_safe(v) for v in [_cell(r, c) for c in EXPORT_COLUMNS]
+              + [(r["fields"] or {}).get(f, "") for f in fields]] for r in rows]
     suffix = path.suffix.lower()
     if suffix == ".csv":
         with open(path, "w", encoding="utf-8-sig", newline="") as fh:
