@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "engine.cdr.report",
     "engine.privacy.cli",
     "engine.outbound.cli",
+    "engine.outbound.jobcli",
 ]
 
 

@@ -116,6 +116,7 @@ class Engine:
             self._start_tickets()
         self._importer = gevent.spawn(self._import_loop)
         self._retention = self._start_retention()
+        outbound.for_engine(self)           # its lists load in the background; dialer, gate, legs
         self.server.start()
         from engine.control.api import serve
         self.control_tokens = self.settings.control.tokens

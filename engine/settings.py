@@ -204,7 +204,7 @@ class LogSettings:
                                    doc="peewee, urllib3, asyncio...: their DEBUG floods the log")
 
 
-from engine.outbound.config import OutboundCallSettings  # noqa: E402  (its section: outbound calling)
+from engine.outbound.config import OutboundCallSettings, check as check_outbound_calls  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -427,6 +427,7 @@ def _finish(root, marks, source, base_dir, env) -> Settings:
     if trunk.password_env:
         trunk = dataclasses.replace(trunk, password=_secret(env, trunk.password_env, "trunk.password_env", builder))
     _check_purge_time(s.recordings, builder)
+    check_outbound_calls(s.outbound_calls, builder.fail)
     rds = _redis_settings(s.redis, env, builder)
     outbound = s.outbound
     if not outbound.advertise_host:

@@ -32,6 +32,9 @@ class Rig:
         esl_port, out_port = free_port(), free_port()
         db = {"spool_drain_interval": 0.1, "busy_timeout": 0.05, "retries": 1, **(database or {})}
         sections.setdefault("control", {"listen_port": free_port()})
+        # a carrier address, so the rendered configuration has the trunk gateway (without one the
+        # switch refuses sofia/gateway/... with INVALID_GATEWAY, as the simulator does)
+        sections.setdefault("trunk", {"proxy": "127.0.0.1:5099"})
         self.settings = default_settings(
             base_dir=tmp_path, env={"HOTLINE_ESL_PASSWORD": PASSWORD, **(env or {})},
             esl={"port": esl_port, "reconnect_max_delay": 0.5},

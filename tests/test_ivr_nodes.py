@@ -145,7 +145,13 @@ def test_transfer_and_dial_block_list(tmp_path, monkeypatch):
     result, call = go(rt)
     assert result == {**result, "outcome": "transferred", "number": "057187654321"}
     assert call.transferred == "057187654321"
-    monkeypatch.setattr(transfer, "BLOCKED", transfer.BLOCKED + ["0571"])   # the list grew after load
+    # the list grew after load: a `block` entry in the database (hotline lists add block 0571*)
+    from engine.outbound import dialblock
+    from engine.outbound.lists import NumberLists
+    store = NumberLists(f"sqlite:///{tmp_path / 'lists.db'}").open()
+    store.add("block", "0571*")
+    store.reload()
+    monkeypatch.setattr(dialblock, "_active", store)
     result, call = go(rt)
     assert call.transferred is None and call.path[0]["branch"] == "blocked" and call.path[1]["node"] == "t:fb"
 

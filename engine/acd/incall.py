@@ -33,7 +33,7 @@ import gevent
 
 from engine.call.live import checkpoint
 from engine.esl import commands
-from engine.ivr.nodes.transfer import blocked
+from engine.outbound.dialblock import DialBlock
 
 log = logging.getLogger("hotline.acd.incall")
 
@@ -91,8 +91,9 @@ class InCall:
             number = commands.safe_number(value)
             if not number or number != value:
                 raise ControlError(f"not a phone number: {value!r}", 400)
-            if blocked(number):
-                raise ControlError(f"{number} is on the dial-block list", 403)
+            why = DialBlock.for_settings(self.acd.settings).refuses(number, "transfer")
+            if why:
+                raise ControlError(f"{number} is on the dial-block list: {why}", 403)
         else:
             raise ControlError(f"unknown target kind {kind!r} (agent, queue or external)", 400)
         return kind, value

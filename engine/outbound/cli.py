@@ -1,141 +1,66 @@
-"""`hotline campaigns ...` and `hotline callbacks ...`: follow-up campaigns and callback jobs.
+"""`hotline lists ...`: the inbound blacklist, do-not-call (DNC) and dial-block lists.
 
-    hotline campaigns create NAME --mode robot|preview|progressive|predictive [--queue Q] [--flow F]
-                             [--priority 1-9] [--max-attempts N] [--abandon-target 0.03]
-    hotline campaigns load NAME FILE.csv|FILE.xlsx [--partial]
-    hotline campaigns load NAME --query tickets-closed|survey|unreachable-callbacks [--date D]
-                             [--category C] [--scores 4,5] [--partial]
-    hotline campaigns start|pause|resume|stop NAME
-    hotline campaigns list [--json] | show NAME [--contacts] [--json]
-    hotline campaigns report NAME [--json] [--export FILE.csv|FILE.xlsx] [--watch SECONDS]
-    hotline callbacks list [--state open|pending|done|failed|...] [--json]
-    hotline callbacks add NUMBER [--queue Q] [--note N] [--deadline-hours H] [--auto]
-    hotline callbacks add --ticket ID          a ticket marked for call-back
-    hotline callbacks take ID --agent A        through the engine's control API: it dials
-    hotline callbacks skip ID --agent A | done ID --agent A [--disposition D] [--note N]
+    hotline lists show blacklist|dnc|block [--json]          entries with their hit counts
+    hotline lists add blacklist 13800138000 --reason R [--action message|queue] [--expires 2027-01-01]
+    hotline lists add dnc 13800138000 [--campaign C]          (no --campaign: every campaign)
+    hotline lists add block 0755*                             a trailing * makes a prefix entry
+    hotline lists remove blacklist|dnc|block NUMBER [--campaign C]
+    hotline lists import blacklist|dnc|block FILE.csv         all rows or none; bad rows as FILE:LINE
+    hotline lists export blacklist|dnc|block [--out FILE.csv]
+    hotline lists check NUMBER [--campaign C]                 what each list says of a number
 
-They read and write the database of the settings file (like `hotline tickets`); `take` asks the
-engine (`--api`, token from $HOTLINE_TOKEN), which rings the agent and dials the customer.
+CSV columns: number,reason,expires,extra (extra: the blacklist action, or the DNC campaign).
+The engine reads the lists again every outbound_calls.lists_reload_seconds (30 s by default).
 """
-import datetime
+import csv
 import getpass
 import json
 import os
 import sys
-import time
 
 from engine.infra.clitext import SecretsNotNeeded, cell, iso, table
 
 DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
+KINDS = ("blacklist", "dnc", "block")
 
 
 def register(subparsers):
-    _register_campaigns(subparsers)
-    _register_callbacks(subparsers)
-
-
-def _common(p):
-    p.add_argument("--config", default=DEFAULT_CONFIG, help="settings file (default %(default)s)")
-    p.add_argument("--by", default=_user(), help="who does this (default %(default)s)")
-
-
-def _register_campaigns(subparsers):
-    parser = subparsers.add_parser("campaigns", help="follow-up (回访) campaigns", description=__doc__,
-                                   formatter_class=_raw())
-    sub = parser.add_subparsers(dest="campaigns_command", metavar="ACTION", required=True)
-    p = sub.add_parser("create", help="a new campaign (draft)")
-    p.add_argument("name")
-    p.add_argument("--mode", required=True, choices=("robot", "preview", "progressive", "predictive"))
-    p.add_argument("--queue", help="the queue whose agents call (agent modes)")
-    p.add_argument("--flow", help="the IVR flow a robot campaign plays (ivr_flows/followup.yaml)")
-    p.add_argument("--priority", type=int, default=5, help="1 first ... 9 last (default 5)")
-    p.add_argument("--max-attempts", type=int, default=3)
-    p.add_argument("--abandon-target", type=float, default=0.03, help="predictive: at most this share "
-                   "of answered calls without an agent (default 0.03)")
-    p.add_argument("--note", default="")
-    _common(p)
-    p.set_defaults(func=cmd_create)
-    p = sub.add_parser("load", help="contacts from a CSV/XLSX file or a query over our data")
-    p.add_argument("name")
-    p.add_argument("file", nargs="?")
-    p.add_argument("--query", choices=("tickets-closed", "survey", "unreachable-callbacks"))
-    p.add_argument("--date", help="local day YYYY-MM-DD for the queries (default yesterday)")
-    p.add_argument("--category", help="tickets-closed: only this category")
-    p.add_argument("--scores", default="4,5",
-                   help="survey: these scores (1 非常满意 ... 5 非常不满意; default 4,5)")
-    p.add_argument("--partial", action="store_true", help="with bad rows, load the good ones (default: none)")
-    p.add_argument("--json", action="store_true")
-    _common(p)
-    p.set_defaults(func=cmd_load)
-    for action in ("start", "pause", "resume", "stop"):
-        p = sub.add_parser(action, help=f"{action} a campaign")
-        p.add_argument("name")
-        _common(p)
-        p.set_defaults(func=cmd_control, action=action)
-    p = sub.add_parser("list", help="campaigns with their contacts by state")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--watch", type=float, metavar="SECONDS")
-    _common(p)
-    p.set_defaults(func=cmd_list)
-    p = sub.add_parser("show", help="one campaign (and its contacts)")
-    p.add_argument("name")
-    p.add_argument("--contacts", action="store_true")
-    p.add_argument("--json", action="store_true")
-    _common(p)
-    p.set_defaults(func=cmd_show)
-    p = sub.add_parser("report", help="the campaign's figures; --export the per-contact results")
-    p.add_argument("name")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--export", metavar="FILE", help=".csv or .xlsx")
-    p.add_argument("--tz", default="Asia/Shanghai")
-    p.add_argument("--watch", type=float, metavar="SECONDS")
-    _common(p)
-    p.set_defaults(func=cmd_report)
-
-
-def _register_callbacks(subparsers):
-    parser = subparsers.add_parser("callbacks", help="callback jobs (promises to call back)", description=__doc__,
-                                   formatter_class=_raw())
-    sub = parser.add_subparsers(dest="callbacks_command", metavar="ACTION", required=True)
-    p = sub.add_parser("list", help="callback jobs, oldest due first")
-    p.add_argument("--state", default="open", help="open (default), pending, claimed, done, failed, cancelled, all")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--watch", type=float, metavar="SECONDS")
-    _common(p)
-    p.set_defaults(func=cmd_cb_list)
-    p = sub.add_parser("add", help="a manual callback request, or one for a ticket (--ticket)")
-    p.add_argument("number", nargs="?")
-    p.add_argument("--ticket", help="ticket id or number marked for call-back")
-    p.add_argument("--queue")
-    p.add_argument("--note", default="")
-    p.add_argument("--deadline-hours", type=float)
-    p.add_argument("--auto", action="store_true", help="dialled by the engine, then queued (default: preview)")
-    _common(p)
-    p.set_defaults(func=cmd_cb_add)
-    p = sub.add_parser("take", help="an agent takes a job: the engine rings the agent, then the customer")
-    p.add_argument("job", type=int)
-    p.add_argument("--agent", required=True)
-    p.add_argument("--api", default=os.environ.get("HOTLINE_API"), help="the engine's control API URL")
-    p.add_argument("--token", default=os.environ.get("HOTLINE_TOKEN"))
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_cb_take)
-    p = sub.add_parser("skip", help="not for this agent: offered to the others")
-    p.add_argument("job", type=int)
-    p.add_argument("--agent", required=True)
-    _common(p)
-    p.set_defaults(func=cmd_cb_skip)
-    p = sub.add_parser("done", help="close a job by hand")
-    p.add_argument("job", type=int)
-    p.add_argument("--agent", required=True)
-    p.add_argument("--disposition", default="done")
-    p.add_argument("--note", default="")
-    _common(p)
-    p.set_defaults(func=cmd_cb_done)
-
-
-def _raw():
     import argparse
-    return argparse.RawDescriptionHelpFormatter
+    parser = subparsers.add_parser("lists", help="blacklist, do-not-call and dial-block lists",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="lists_command", metavar="ACTION", required=True)
+
+    def action(name, func, help_text, number=False):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("kind", choices=KINDS)
+        if number:
+            p.add_argument("number", help="a number, or digits then * for a prefix (0755*)")
+        p.add_argument("--config", default=DEFAULT_CONFIG, help="settings file (default %(default)s)")
+        p.add_argument("--json", action="store_true", help="JSON output")
+        p.set_defaults(func=func)
+        return p
+
+    action("show", cmd_show, "the entries of a list, with hits")
+    add = action("add", cmd_add, "add an entry (or change it)", number=True)
+    add.add_argument("--reason", default="")
+    add.add_argument("--action", choices=("message", "queue"), help="blacklist: message then hang up (default), "
+                     "or the low-priority queue")
+    add.add_argument("--campaign", default="", help="dnc: only for this campaign")
+    add.add_argument("--expires", help="YYYY-MM-DD: the entry stops applying then")
+    add.add_argument("--by", default=_user(), help="who adds it (default %(default)s)")
+    rm = action("remove", cmd_remove, "remove an entry", number=True)
+    rm.add_argument("--campaign", default="")
+    imp = action("import", cmd_import, "add every row of a CSV file (or none)")
+    imp.add_argument("file")
+    imp.add_argument("--by", default=_user())
+    exp = action("export", cmd_export, "write a list as CSV")
+    exp.add_argument("--out", help="file (default: standard output)")
+    chk = sub.add_parser("check", help="what the lists and the dial-block settings say of a number")
+    chk.add_argument("number")
+    chk.add_argument("--campaign", default="")
+    chk.add_argument("--config", default=DEFAULT_CONFIG, help="settings file (default %(default)s)")
+    chk.add_argument("--json", action="store_true", help="JSON output")
+    chk.set_defaults(func=cmd_check, lists_command="check")
 
 
 def _user():
@@ -145,280 +70,139 @@ def _user():
         return "cli"
 
 
-# --- plumbing ---------------------------------------------------------------------------------------
-
-def _settings(args):
-    from engine.settings import load_settings
-    return load_settings(args.config, env=SecretsNotNeeded(os.environ))
-
-
-def _run(args, work, claims=False):
-    """Open the database (and Redis for claims), run work(db[, claims]) -> exit code; refusals and
-    database trouble are one clear line on stderr."""
+def _run(args, work):
+    """Open the lists, run work(lists, settings) -> exit code; refusals and database trouble are one clear
+    line (or one line per bad row) on stderr, never a traceback."""
     import peewee
-    from engine.outbound.campaigns import OutboundError
-    from engine.outbound.contacts import ContactFileError
-    from engine.outbound.db import OutboundDb
-    from engine.settings import SettingsError
-    group = "campaigns" if getattr(args, "campaigns_command", None) else "callbacks"
-    name = f"hotline {group} {getattr(args, group + '_command', '')}"
+    from engine.outbound.lists import ListError, NumberLists
+    from engine.settings import SettingsError, load_settings
+    name = f"hotline lists {args.lists_command}"
     try:
-        settings = _settings(args)
+        settings = load_settings(args.config, env=SecretsNotNeeded(os.environ))
     except SettingsError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
     try:
-        db = OutboundDb(settings.database.url).open()
-    except Exception as exc:        # noqa: BLE001 - any driver trouble: say it
-        print(f"{name}: cannot open the database {settings.database.url}: {exc}", file=sys.stderr)
+        lists = NumberLists(settings.database.url).open()
+    except Exception as exc:        # noqa: BLE001 - any driver trouble: say it, exit 1
+        print(f"{name}: cannot open the database: {exc}", file=sys.stderr)
         return 1
     try:
-        if claims:
-            from engine.infra.redisconn import redis_client
-            from engine.outbound.claims import Claims
-            r = settings.redis
-            client = redis_client(r.url, r.sentinels, r.master_name, r.sentinel_password, socket_connect_timeout=2)
-            return work(db, Claims(db, client, r.prefix, f"cli:{args.by}"))
-        return work(db)
-    except (OutboundError, ContactFileError, ValueError) as exc:
+        return work(lists, settings)
+    except ListError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 1
     except peewee.DatabaseError as exc:
         print(f"{name}: database error: {exc}", file=sys.stderr)
         return 1
     finally:
-        db.close()
+        lists.close()
 
 
-def _dump(data):
-    def plain(v):
-        if isinstance(v, (datetime.date, datetime.datetime)):
-            return v.isoformat()
-        raise TypeError(type(v).__name__)
-    json.dump(data, sys.stdout, ensure_ascii=False, indent=1, default=plain)
-    print()
+def _say(args, data, text):
+    if args.json:
+        json.dump(data, sys.stdout, ensure_ascii=False, indent=1, default=str)
+        print()
+    else:
+        print(text)
 
 
-def _watch(args, draw):
-    while True:
-        if args.watch:
-            sys.stdout.write("\x1b[H\x1b[2J" + time.strftime("%H:%M:%S") + "\n")
-        code = draw()
-        if not args.watch or code:
-            return code
-        sys.stdout.flush()
-        time.sleep(max(0.5, args.watch))
-
-
-# --- campaigns ------------------------------------------------------------------------------------
-
-def cmd_create(args):
-    from engine.outbound import campaigns
-
-    def work(db):
-        c = campaigns.create(db, args.name, args.mode, queue=args.queue, flow=args.flow, priority=args.priority,
-                             max_attempts=args.max_attempts, abandon_target=args.abandon_target, note=args.note,
-                             who=args.by)
-        print(f"campaign {c['name']} (id {c['id']}): {c['mode']}, {c['state']}")
-        return 0
-    return _run(args, work)
-
-
-def cmd_load(args):
-    from engine.outbound import campaigns, queries
-
-    def work(db):
-        if bool(args.file) == bool(args.query):
-            raise ValueError("give a FILE or --query, one of them")
-        if args.file:
-            out = campaigns.load(db, args.name, args.file, partial=args.partial)
-        else:
-            day = (datetime.date.fromisoformat(args.date) if args.date
-                   else datetime.date.today() - datetime.timedelta(days=1))
-            if args.query == "tickets-closed":
-                rows, errors = queries.tickets_closed(db, day, args.category)
-            elif args.query == "survey":
-                scores = tuple(int(s) for s in args.scores.split(",") if s.strip())
-                rows, errors = queries.survey_scores(db, day, scores)
-            else:
-                rows, errors = queries.unreachable_callbacks(db)
-            out = campaigns.add_contacts(db, args.name, rows, errors, partial=args.partial)
-        if args.json:
-            _dump(out)
-        else:
-            for line in out["errors"]:
-                print(line, file=sys.stderr)
-            print(f"{out['loaded']} contact(s) loaded ({out['loaded_rows']}), {out['skipped_existing']} "
-                  f"already there, {len(out['errors'])} bad row(s)")
-        return 1 if out["errors"] and out["loaded_rows"] == "none" else 0
-    return _run(args, work)
-
-
-def cmd_control(args):
-    from engine.outbound import campaigns
-
-    def work(db):
-        c = campaigns.control(db, args.name, args.action, who=args.by)
-        print(f"campaign {c['name']}: {c['state']}")
-        return 0
-    return _run(args, work)
-
-
-LIST_COLUMNS = ("id", "name", "mode", "state", "priority", "queue", "total", "pending", "claimed", "done", "failed")
-
-
-def cmd_list(args):
-    from engine.outbound import campaigns
-
-    def work(db):
-        def draw():
-            rows = campaigns.list_campaigns(db)
-            if args.json:
-                _dump(rows)
-                return 0
-            if not rows:
-                print("no campaigns")
-                return 0
-            print(table(LIST_COLUMNS, [[cell(r.get(c, r["contacts"].get(c))) for c in LIST_COLUMNS] for r in rows]))
-            return 0
-        return _watch(args, draw)
-    return _run(args, work)
+def _public(entry):
+    return iso({k: v for k, v in entry.items() if k not in ("expires_at", "digits")})
 
 
 def cmd_show(args):
-    from engine.outbound import campaigns
-
-    def work(db):
-        c = campaigns.show(db, args.name)
-        contacts = campaigns.contacts(db, args.name) if args.contacts else None
+    def work(lists, settings):
+        rows = lists.entries(args.kind)
         if args.json:
-            _dump({**c, **({"contact_list": contacts} if contacts is not None else {})})
+            _say(args, [_public(r) for r in rows], "")
             return 0
-        for key, value in iso(c).items():
-            print(f"{key:<16} {cell(value)}")
-        if contacts is not None:
-            cols = ("number", "name", "state", "attempts", "last_result", "agent", "answers", "source")
-            print(table(cols, [[cell(r[k], limit=30) for k in cols] for r in contacts]))
+        extra = "action" if args.kind == "blacklist" else "campaign"
+        print(table(("number", extra, "reason", "expires", "hits", "last hit", "added by"),
+                    [(cell(r["number"]), cell(r[extra] or ("" if args.kind != "dnc" else "(all)")),
+                      cell(r["reason"], 40), cell(r["expires"]), r["hits"], cell(r["last_hit"]),
+                      cell(r["added_by"])) for r in rows]))
+        print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}")
+        if args.kind == "block":
+            block = settings.outbound_calls.dial_block
+            print("and from the settings (outbound_calls.dial_block): "
+                  f"prefixes {', '.join(block.prefixes) or '-'}; exact {', '.join(block.exact) or '-'}; "
+                  f"allowed for transfers {', '.join(block.transfer_allow) or '-'}")
         return 0
     return _run(args, work)
 
 
-def cmd_report(args):
-    from engine.outbound import report
-
-    def work(db):
-        if args.export:
-            n = report.export(db, args.name, args.export)
-            print(f"{n} contact(s) written to {args.export}")
-
-        def draw():
-            r = report.campaign_report(db, args.name, tz=args.tz)
-            if args.json:
-                _dump(r)
-                return 0
-            print(f"campaign {r['campaign']} ({r['mode']}, {r['state']}): {r['contacts']} contacts, "
-                  f"reached {r['reached']} ({r['reached_pct']}%), completed {r['completed']} ({r['completed_pct']}%)")
-            print(f"dials {r['dials']}, attempts per contact {r['attempts_per_contact']}, "
-                  f"abandon {r['abandon_pct']}% of answered")
-            print("results: " + ", ".join(f"{k} {v}" for k, v in sorted(r["results"].items())))
-            for key, counts in r["answers"].items():
-                print(f"answers {key}: " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
-            s = r["satisfaction"]
-            print(f"satisfaction: {s['rated']} rated, mean {s['mean'] if s['mean'] is not None else '-'}")
-            if r["by_day"]:
-                print(table(("day", "dials", "answered", "abandoned", "completed"),
-                            [[d, *v.values()] for d, v in r["by_day"].items()]))
-            if r["by_agent"]:
-                print(table(("agent", "calls", "completed", "talk s"),
-                            [[a, v["calls"], v["completed"], round(v["talk_seconds"])]
-                             for a, v in r["by_agent"].items()]))
-            return 0
-        return _watch(args, draw)
+def cmd_add(args):
+    def work(lists, settings):
+        entry = lists.add(args.kind, args.number, reason=args.reason, added_by=args.by,
+                          action=args.action, campaign=args.campaign, expires=args.expires)
+        _say(args, _public(entry), f"{args.kind}: {entry['number']} added")
+        return 0
     return _run(args, work)
 
 
-# --- callbacks ------------------------------------------------------------------------------------
-
-JOB_COLUMNS = ("id", "state", "reason", "number", "queue", "due_at", "deadline_at", "attempts", "last_result",
-               "agent", "note")
-
-
-def cmd_cb_list(args):
-    from engine.outbound import jobs
-
-    def work(db):
-        def draw():
-            rows = jobs.list_jobs(db, state=None if args.state == "all" else args.state)
-            if args.json:
-                _dump(rows)
-                return 0
-            if not rows:
-                print("no callback jobs")
-                return 0
-            print(table(JOB_COLUMNS, [[cell(r[c], limit=30, time_format="%m-%d %H:%M") for c in JOB_COLUMNS]
-                                      for r in rows]))
-            return 0
-        return _watch(args, draw)
+def cmd_remove(args):
+    def work(lists, settings):
+        if not lists.remove(args.kind, args.number, campaign=args.campaign):
+            print(f"hotline lists remove: {args.number} is not on the {args.kind} list", file=sys.stderr)
+            return 1
+        _say(args, {"removed": args.number}, f"{args.kind}: {args.number} removed")
+        return 0
     return _run(args, work)
 
 
-def cmd_cb_add(args):
-    from engine.outbound import jobs
+def cmd_import(args):
+    def work(lists, settings):
+        count = lists.import_file(args.kind, args.file, added_by=args.by)
+        _say(args, {"imported": count}, f"{args.kind}: {count} entries imported from {args.file}")
+        return 0
+    return _run(args, work)
 
-    def work(db):
-        if args.ticket:
-            from engine.tickets.store import TicketStore
-            store = TicketStore(_settings(args).database.url).open()
-            try:
-                job = jobs.from_ticket(db, store, args.ticket, who=args.by, queue=args.queue,
-                                       deadline_hours=args.deadline_hours)
-            finally:
-                store.close()
+
+def cmd_export(args):
+    def work(lists, settings):
+        rows = lists.export_rows(args.kind)
+        if args.out:
+            with open(args.out, "w", encoding="utf-8", newline="") as f:
+                csv.writer(f).writerows(rows)
+            print(f"{args.kind}: {len(rows) - 1} entries written to {args.out}", file=sys.stderr)
         else:
-            if not args.number:
-                raise ValueError("give a NUMBER or --ticket")
-            kw = {"deadline_hours": args.deadline_hours} if args.deadline_hours else {}
-            job = jobs.create_job(db, args.number, "manual", queue=args.queue, note=args.note, who=args.by,
-                                  mode="auto" if args.auto else "preview", **kw)
-        print(f"callback job {job['id']}: {job['number']} ({job['reason']}, {job['mode']}), "
-              f"deadline {cell(job['deadline_at'])} UTC")
+            csv.writer(sys.stdout).writerows(rows)
         return 0
     return _run(args, work)
 
 
-def cmd_cb_skip(args):
-    from engine.outbound import jobs
+def cmd_check(args):
+    from engine.outbound.dialblock import DialBlock
+    from engine.outbound.numbers import InvalidNumber, normalise
 
-    def work(db):
-        job = jobs.skip(db, args.job, args.agent)
-        print(f"callback job {job['id']}: skipped by {args.agent}")
+    def work(lists, settings):
+        lists.reload()
+        try:
+            national = normalise(args.number, settings.outbound_calls.area_code).national
+        except InvalidNumber as exc:
+            national, invalid = None, str(exc)
+        else:
+            invalid = None
+        block = DialBlock(settings.outbound_calls.dial_block, lists)
+        hit = lists.blacklist_entry(args.number)
+        found = {
+            "number": national, "invalid": invalid,
+            "blacklist": {"entry": hit["number"], "action": hit["action"], "reason": hit["reason"]} if hit else None,
+            "dnc": lists.is_dnc(args.number, args.campaign) if national else False,
+            "blocked_outbound": block.refuses(national or args.number, "outbound"),
+            "blocked_transfer": block.refuses(national or args.number, "transfer"),
+        }
+        listed = "no"
+        if hit:
+            listed = f"{hit['number']} -> {hit['action']}" + (f" ({hit['reason']})" if hit["reason"] else "")
+        campaign = f" (campaign {args.campaign})" if args.campaign else ""
+        text = "\n".join([
+            f"number:            {national or '-'}" + (f"  (invalid: {invalid})" if invalid else ""),
+            f"inbound blacklist: {listed}",
+            f"do-not-call:       {'yes' if found['dnc'] else 'no'}{campaign}",
+            f"dial out:          {found['blocked_outbound'] or 'allowed'}",
+            f"transfer to:       {found['blocked_transfer'] or 'allowed'}"])
+        _say(args, found, text)
         return 0
     return _run(args, work)
-
-
-def cmd_cb_done(args):
-    from engine.outbound import jobs
-
-    def work(db, claims):
-        job = jobs.done(db, claims, args.job, args.agent, disposition=args.disposition, note=args.note)
-        print(f"callback job {job['id']}: {job['state']} ({job['last_result']})")
-        return 0
-    return _run(args, work, claims=True)
-
-
-def cmd_cb_take(args):
-    from engine.control.client import ApiError, Client
-    if not args.api:
-        print("hotline callbacks take: --api URL (or HOTLINE_API) of a running engine", file=sys.stderr)
-        return 2
-    try:
-        out = Client(args.api, token=args.token).post(f"/v1/callbacks/{args.job}/take", {"agent": args.agent})
-    except ApiError as exc:
-        print(f"hotline callbacks take: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        _dump(out)
-    else:
-        job = out.get("job") or {}
-        print(f"callback job {job.get('id')}: taken by {args.agent}; dialling {job.get('number')}")
-    return 0

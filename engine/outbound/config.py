@@ -119,3 +119,67 @@ DEFAULT_RETRY = {
 def retry_rules(cfg: OutboundCallSettings):
     """DEFAULT_RETRY with the file's entries over it."""
     return {**DEFAULT_RETRY, **dict(cfg.retry or {})}
+
+
+RETRY_RESULTS = ("busy", "no_answer", "rejected", "failed", "our_fault")
+
+
+def check(cfg: OutboundCallSettings, fail):
+    """Problems the schema cannot see; `fail(path, problem)` raises with file:line (engine/settings.py)."""
+    import re
+    import zoneinfo
+
+    from engine.ivr.schedule import DAYS, parse_dates, parse_hours
+    from engine.outbound.numbers import valid_area_code
+
+    def window(w, path):
+        for i, day in enumerate(w.days):
+            if day not in DAYS:
+                fail(f"{path}.days[{i}]", f"unknown day {day!r} (use {', '.join(DAYS)})")
+        for i, spec in enumerate(w.hours):
+            try:
+                parse_hours(spec)
+            except ValueError as exc:
+                fail(f"{path}.hours[{i}]", str(exc))
+        for key in ("holidays", "workdays"):
+            for i, spec in enumerate(getattr(w, key)):
+                try:
+                    parse_dates(spec)
+                except ValueError as exc:
+                    fail(f"{path}.{key}[{i}]", f"bad date {spec!r}: {exc}")
+        try:
+            zoneinfo.ZoneInfo(w.timezone)
+        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+            fail(f"{path}.timezone", f"unknown time zone {w.timezone!r} (e.g. Asia/Shanghai)")
+
+    p = "outbound_calls"
+    window(cfg.window, f"{p}.window")
+    for name, camp in (cfg.campaigns or {}).items():
+        if camp.window is not None:
+            window(camp.window, f"{p}.campaigns.{name}.window")
+        if camp.caller_id is not None and not re.fullmatch(r"\+?\d{3,20}", camp.caller_id):
+            fail(f"{p}.campaigns.{name}.caller_id", f"digits only: {camp.caller_id!r}")
+    if cfg.caller_id is not None and not re.fullmatch(r"\+?\d{3,20}", cfg.caller_id):
+        fail(f"{p}.caller_id", f"digits only: {cfg.caller_id!r}")
+    if not re.fullmatch(r"[0-9*#]{0,8}", cfg.dial_prefix):
+        fail(f"{p}.dial_prefix", f"up to 8 digits, * or #: {cfg.dial_prefix!r}")
+    if cfg.area_code is not None and not valid_area_code(cfg.area_code):
+        fail(f"{p}.area_code", f"an area code is 0 then 2 or 3 digits (010, 0571): {cfg.area_code!r}")
+    for name in (cfg.retry or {}):
+        if name not in RETRY_RESULTS:
+            fail(f"{p}.retry.{name}", f"not a result that is retried; one of {', '.join(RETRY_RESULTS)} "
+                                      "(invalid numbers are never retried)")
+    for i, rule in enumerate(cfg.dial_block.prefixes):
+        if rule.startswith("/") and rule.endswith("/") and len(rule) > 2:
+            try:
+                re.compile(rule[1:-1])
+            except re.error as exc:
+                fail(f"{p}.dial_block.prefixes[{i}]", f"bad regex: {exc}")
+        elif not rule or not re.fullmatch(r"\+?\d{0,20}", rule):
+            fail(f"{p}.dial_block.prefixes[{i}]", f"digits (or /regex/): {rule!r}")
+    for key in ("exact", "transfer_allow"):
+        for i, number in enumerate(getattr(cfg.dial_block, key)):
+            if not re.fullmatch(r"\d{1,20}", number):
+                fail(f"{p}.dial_block.{key}[{i}]", f"digits only: {number!r}")
+    if cfg.trunk_channels * cfg.max_trunk_share < 1 and cfg.max_trunk_share > 0:
+        fail(f"{p}.max_trunk_share", f"{cfg.max_trunk_share} of {cfg.trunk_channels} channels is not one channel")

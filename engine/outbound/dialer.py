@@ -26,7 +26,7 @@ from typing import Optional
 
 from engine.esl import commands
 from engine.outbound import results
-from engine.outbound.lists import DialBlock
+from engine.outbound.dialblock import DialBlock
 from engine.outbound.numbers import InvalidNumber, normalise
 from engine.outbound.results import RetryRules, classify
 from engine.outbound.window import TimeWindow
@@ -82,6 +82,7 @@ class Dialer:
         self.default_window = TimeWindow.from_settings(self.cfg.window)
         self._windows = {}
         self.live = set()                  # uuids of our legs not yet hung up
+        self.lists_required = False        # the engine's dialer: no contact dial without the lists
         if hasattr(esl, "on"):
             esl.on("CHANNEL_HANGUP_COMPLETE", self._on_hangup)
 
@@ -116,20 +117,33 @@ class Dialer:
         if why:
             return self._refuse("blocked", why, number), None
         contact = req.purpose in CONTACT_PURPOSES
+        if contact and self.lists is None and self.lists_required:
+            return self._refuse("paused", "the do-not-call list is not loaded (database unavailable)",
+                                number, retry=True), None
         if contact and self.lists is not None and self.lists.is_dnc(number, req.campaign):
             return self._refuse("dnc", f"{number} asked not to be called", number), None
         if contact:
             window = req.window or self.window_for(req.campaign)
             now = self.clock()
-            if not window.is_open(now):
-                opens = window.next_open(now)
-                out = self._refuse("window_closed", "outside the calling window" +
-                                   (f"; opens {opens.isoformat(timespec='minutes')}" if opens else "; never opens"),
+            closes = window.closes_at(now)
+            ring = datetime.timedelta(seconds=int(req.timeout or self.cfg.originate_timeout))
+            if closes is None or closes < now + ring:
+                # closed, or it would still ring after the window closes: no call outside it, ever
+                opens = window.next_open(closes if closes is not None else now)
+                if opens is not None and closes is not None and opens <= closes:
+                    opens = window.next_open(closes + datetime.timedelta(minutes=1))
+                why = "outside the calling window" if closes is None else \
+                    f"the window closes at {closes.strftime('%H:%M')}, before the ring could end"
+                out = self._refuse("window_closed", why + (f"; opens {opens.isoformat(timespec='minutes')}"
+                                                           if opens else "; never opens"),
                                    number, retry=opens is not None)
                 out.not_before = opens
                 return out, None
         if contact and self.gate is not None:
-            why = self.gate.check(needs_agent=req.needs_agent)
+            try:
+                why = self.gate.check(needs_agent=req.needs_agent)
+            except Exception as exc:            # Redis away: inbound may be waiting unseen
+                why = f"inbound first: the queues cannot be read ({exc})"
             if why:
                 return self._refuse("paused", why, number, retry=True), None
         return None, number
@@ -176,9 +190,19 @@ class Dialer:
         prefix = f"[{leg}] "
         log.info("%sdialling %s for %s %s (campaign %s, target %s)", prefix, number, req.purpose,
                  req.job_id or "-", req.campaign or "-", req.target)
+        if self.gate is not None and req.purpose in CONTACT_PURPOSES:
+            # the check above saw a free channel; another dial (or engine) may have taken it since
+            try:
+                why = None if self.gate.reserve_leg(leg) else \
+                    f"inbound first: outbound holds its {self.gate.trunk_limit} trunk channels"
+            except Exception as exc:         # Redis away: no budget to check against
+                why = f"inbound first: the gate cannot be asked ({exc})"
+            if why:
+                log.info("dial %s (%s %s) refused: paused: %s", number, req.purpose, req.job_id or "-", why)
+                return self._refuse("paused", why, number, retry=True)
+        elif self.gate is not None:
+            self._quiet(self.gate.leg_started, leg)     # transfers and manual dials: counted, not limited
         self.live.add(leg)
-        if self.gate is not None:
-            self._quiet(self.gate.leg_started, leg)
         try:
             reply = (self.esl.bgapi(cmd).get(timeout=timeout + REPLY_MARGIN) or "").strip()
         except Exception as exc:              # gevent.Timeout, connection lost, -ERR on bgapi itself
@@ -191,9 +215,10 @@ class Dialer:
             return DialOutcome(uuid=leg, answered=True, result=results.ANSWERED, hangup_cause=None,
                                retry=False, counts_attempt=True, number=number)
         self._ended(leg)
-        cause = None
-        if reply:
-            cause = reply[4:].strip().split()[0] if reply.startswith("-ERR") and len(reply) > 4 else reply[:64]
+        # `-ERR <CAUSE>` (mod_commands' originate: "-ERR %s\n", switch_channel_cause2str); any other
+        # reply (a usage text) means our command was wrong: no cause, our fault
+        words = reply.split() if reply and reply.startswith("-ERR") else []
+        cause = words[1] if len(words) > 1 else None
         result, retry, counts = classify(False, cause)
         log.info("%s%s not answered: %s -> %s", prefix, number, cause or "no reply", result)
         return DialOutcome(uuid=leg, answered=False, result=result, hangup_cause=cause, retry=retry,

@@ -25,6 +25,10 @@ def unregister(purpose):
 def leg_info(call):
     """{'purpose': ..., 'job': ..., ...} from the leg's channel variables; {} for a trunk call."""
     channel = call.session.channel
+    if channel.get("Call-Direction") != "outbound":
+        # a trunk call is an inbound leg whatever variables it carries: nothing from the caller's
+        # side can make it pass for one of our dials
+        return {}
     info = {}
     for name in VARIABLES:
         value = channel.get(f"variable_{name}")

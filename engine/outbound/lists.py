@@ -7,9 +7,8 @@
     lists.blacklist_hit("+86 138 0013 8000")    # -> entry dict (hit counted) or None
     lists.is_dnc("13800138000", "survey-2026")  # campaign '' entries apply to every campaign
 
-The dial-block list is the settings' `outbound_calls.dial_block` (international, premium and
-emergency numbers; emergency ones may be allowed for transfers only) plus the `block` entries in
-the database: `DialBlock.refuses(number, purpose)` is the one check for transfers and outbound.
+The `block` entries add to the settings' dial-block list (engine.outbound.dialblock.DialBlock,
+the one check for transfers and outbound calls).
 """
 import csv
 import datetime
@@ -19,17 +18,19 @@ import re
 import time
 
 import gevent
+import gevent.lock
 import peewee
 
 from engine.cdr.models import database_from_url, sqlite_path, utcnow
 from engine.outbound.models import ACTIONS, KINDS, bound_model
-from engine.outbound.numbers import InvalidNumber, normalise
+from engine.outbound.numbers import InvalidNumber, lookup_forms, normalise
 
 log = logging.getLogger("hotline.outbound.lists")
 
 LOCK_POLL = 0.02        # seconds between tries while another writer holds SQLite
 LOCK_WAIT = 10.0
 EXPORT_FIELDS = ("number", "reason", "expires", "extra", "added_by", "hits")
+MAX_PROBLEMS_SHOWN = 50     # bad import rows listed (a wrong file can have a million)
 
 
 class ListError(ValueError):
@@ -75,6 +76,10 @@ class NumberLists:
         self.Entry = None
         self._view = {k: ({}, []) for k in KINDS}   # kind -> ({(number, campaign): entry}, [prefix entries])
         self.loaded_at = None
+        # one connection, one greenlet at a time: on PostgreSQL the driver yields while it waits
+        # (engine/cdr/models.py make_psycopg2_cooperative), and a second query on the same
+        # connection meanwhile would fail
+        self._lock = gevent.lock.RLock()
 
     # --- life cycle --------------------------------------------------------------------------
     def open(self):
@@ -97,7 +102,7 @@ class NumberLists:
         deadline = time.monotonic() + LOCK_WAIT
         while True:
             try:
-                with self.db.atomic():
+                with self._lock, self.db.atomic():
                     return fn()
             except peewee.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
@@ -107,6 +112,11 @@ class NumberLists:
     # --- changes -----------------------------------------------------------------------------
     def add(self, kind, number, reason="", added_by="", action=None, campaign="", expires=None):
         """Add (or update) an entry; returns it as a dict."""
+        write = self._entry_writer(kind, number, reason, added_by, action, campaign, expires)
+        return self._write(write)
+
+    def _entry_writer(self, kind, number, reason="", added_by="", action=None, campaign="", expires=None):
+        """Check one entry (ListError says why not) and return the function that writes it."""
         if kind not in KINDS:
             raise ListError(f"unknown list {kind!r}; lists: {', '.join(KINDS)}")
         digits, prefix = parse_entry_number(number, kind)
@@ -120,6 +130,8 @@ class NumberLists:
             raise ListError("only DNC entries may be for one campaign")
         if len(str(reason)) > 500:
             raise ListError("reason longer than 500 characters")
+        if any(ord(c) < 32 or ord(c) == 127 for c in str(reason) + str(added_by) + str(campaign)):
+            raise ListError("a control character in the reason, campaign or name")
         expires_at = _parse_expiry(expires)
         E = self.Entry
         fields = dict(reason=str(reason or ""), added_by=str(added_by or "")[:64], action=action,
@@ -134,7 +146,7 @@ class NumberLists:
                     setattr(row, k, v)
                 row.save()
             return self._row(row)
-        return self._write(write)
+        return write
 
     def remove(self, kind, number, campaign=""):
         digits, prefix = parse_entry_number(number, kind)
@@ -151,7 +163,8 @@ class NumberLists:
     def entries(self, kind, include_expired=True):
         E = self.Entry
         now = self.clock()
-        rows = E.select().where(E.kind == kind).order_by(E.prefix, E.number)
+        with self._lock:
+            rows = list(E.select().where(E.kind == kind).order_by(E.prefix, E.number))
         return [self._row(r) for r in rows if include_expired or not r.expires_at or r.expires_at > now]
 
     @staticmethod
@@ -168,32 +181,41 @@ class NumberLists:
         """Add every row of a CSV file, or none: a bad row stops the import with `file:line:`
         problems (all of them). `extra` is the blacklist action or the DNC campaign."""
         try:
-            text = open(path, encoding="utf-8-sig").read()
+            with open(path, encoding="utf-8-sig") as f:
+                text = f.read()
         except OSError as exc:
             raise ListError(f"{path}: cannot read: {exc.strerror}") from None
-        rows, problems = [], []
-        for line_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        except UnicodeDecodeError as exc:
+            raise ListError(f"{path}: not UTF-8 text at byte {exc.start} (save the sheet as \"CSV UTF-8\")") from None
+        writers, problems = [], []
+        reader = csv.reader(io.StringIO(text))
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                raise ListError(f"{path}:{reader.line_num}: not CSV: {exc}") from None
+            line_no = reader.line_num           # the physical line (a quoted field may span lines)
             if not row or not "".join(row).strip() or row[0].strip().startswith("#"):
                 continue
             if line_no == 1 and row[0].strip().lower() == "number":
                 continue                        # a header
-            number, reason, expires, extra = (list(row) + ["", "", "", ""])[:4]
+            number, reason, expires, extra = [c.strip() for c in (list(row) + ["", "", "", ""])[:4]]
             try:
-                parse_entry_number(number, kind)
-                _parse_expiry(expires.strip() or None)
-                if kind == "blacklist" and extra.strip() and extra.strip() not in ACTIONS:
-                    raise ListError(f"action {extra.strip()!r}: one of {', '.join(ACTIONS)}")
+                writers.append(self._entry_writer(
+                    kind, number, reason=reason, added_by=added_by, expires=expires or None,
+                    action=(extra or None) if kind == "blacklist" else None,
+                    campaign=extra if kind == "dnc" else ""))
             except ListError as exc:
                 problems.append(f"{path}:{line_no}: {exc}")
-                continue
-            rows.append((number, reason.strip(), expires.strip() or None, extra.strip()))
         if problems:
-            raise ListError("nothing imported:\n" + "\n".join(problems))
-        for number, reason, expires, extra in rows:
-            self.add(kind, number, reason=reason, added_by=added_by, expires=expires,
-                     action=(extra or None) if kind == "blacklist" else None,
-                     campaign=extra if kind == "dnc" else "")
-        return len(rows)
+            shown = problems[:MAX_PROBLEMS_SHOWN]
+            more = len(problems) - len(shown)
+            raise ListError("nothing imported:\n" + "\n".join(shown) + (f"\n... and {more} more" if more else ""))
+        # one transaction: the file goes in whole or not at all, also if the database fails midway
+        self._write(lambda: [w() for w in writers])
+        return len(writers)
 
     def export_rows(self, kind):
         out = [list(EXPORT_FIELDS)]
@@ -228,7 +250,7 @@ class NumberLists:
 
     def _match(self, kind, number, campaign=""):
         exact, prefixes = self._view[kind]
-        keys = _match_keys(number)
+        keys = lookup_forms(number)
         now = self.clock()
         for key in keys:
             for c in ({"", campaign} if campaign else {""}):
@@ -240,6 +262,10 @@ class NumberLists:
                     and not (e["expires_at"] and e["expires_at"] <= now):
                 return e
         return None
+
+    def blacklist_entry(self, number):
+        """The blacklist entry this number matches, without counting a hit (tools, checks)."""
+        return self._match("blacklist", number)
 
     def blacklist_hit(self, number):
         """The blacklist entry this caller number matches (the hit is counted), or None."""
@@ -257,74 +283,31 @@ class NumberLists:
             log.error("blacklist hit on entry %s not counted: %s", entry_id, exc)
 
     def is_dnc(self, number, campaign=""):
-        return self._match("dnc", number, campaign or "") is not None
+        """Asked from the database each time (an opt-out taken by another engine a second ago
+        counts); the in-memory view if the database cannot answer."""
+        try:
+            return self._dnc_in_db(number, campaign or "")
+        except peewee.DatabaseError as exc:
+            log.warning("DNC asked from memory (%s as of the last reload): %s", number, exc)
+            return self._match("dnc", number, campaign or "") is not None
+
+    def _dnc_in_db(self, number, campaign):
+        E = self.Entry
+        keys = lookup_forms(number)
+        now = self.clock()
+        with self._lock:
+            rows = list(E.select().where(E.kind == "dnc", E.campaign.in_(["", campaign]),
+                                         ((E.prefix == False) & E.number.in_(keys)) | (E.prefix == True)))  # noqa: E712
+        for r in rows:
+            if r.expires_at and r.expires_at <= now:
+                continue
+            if (not r.prefix) or any(k.startswith(r.number) for k in keys):
+                return True
+        return False
 
     def blocked_entry(self, number):
         return self._match("block", number)
 
 
-def _match_keys(number):
-    """The forms a number is looked up in: national (if it normalises) and its bare digits."""
-    raw = "".join(ch for ch in str(number or "") if ch.isdigit())
-    keys = []
-    try:
-        keys.append(normalise(number).national)
-    except InvalidNumber:
-        pass
-    if raw and raw not in keys:
-        keys.append(raw)
-    return keys
-
-
-# --- the dial-block list ---------------------------------------------------------------------
-
-_active = None        # the engine's NumberLists (install()); the CLI and tests may leave it unset
-
-
-def install(lists):
-    """The engine's lists: transfers from IVR flows and agents also see the database's `block`
-    entries."""
-    global _active
-    _active = lists
-
-
-def active():
-    return _active
-
-
-class DialBlock:
-    """`refuses(number, purpose)` -> reason text, or None when the number may be dialled.
-
-    purpose 'transfer' (an agent or a flow hands a caller over) may reach the settings'
-    transfer_allow numbers (emergency services); every other purpose never does."""
-
-    def __init__(self, cfg=None, lists=None):
-        from engine.outbound.config import DialBlockSettings
-        cfg = cfg or DialBlockSettings()
-        self.prefixes, self.exact = tuple(cfg.prefixes), set(cfg.exact)
-        self.transfer_allow = set(cfg.transfer_allow)
-        self.lists = lists
-
-    @classmethod
-    def for_settings(cls, settings=None):
-        cfg = getattr(getattr(settings, "outbound_calls", None), "dial_block", None)
-        return cls(cfg, _active)
-
-    def refuses(self, number, purpose="outbound"):
-        raw = str(number or "").strip()
-        forms = [raw] + [k for k in _match_keys(raw) if k != raw]
-        for form in forms:
-            if form in self.exact:
-                if purpose == "transfer" and form in self.transfer_allow:
-                    return None
-                return f"{form} is an emergency/special number (dial_block.exact)"
-        for rule in self.prefixes:
-            if rule.startswith("/") and rule.endswith("/") and len(rule) > 2:
-                if any(re.fullmatch(rule[1:-1], f) for f in forms):
-                    return f"{raw} matches {rule} (dial_block.prefixes)"
-            elif raw.startswith(rule):
-                return f"{raw} starts with {rule} (dial_block.prefixes)"
-        entry = self.lists.blocked_entry(raw) if self.lists is not None else None
-        if entry is not None:
-            return f"{raw} is on the block list ({entry['number']}{': ' + entry['reason'] if entry['reason'] else ''})"
-        return None
+# the dial-block list used to live here; its home is engine.outbound.dialblock
+from engine.outbound.dialblock import DialBlock, active, install  # noqa: E402,F401

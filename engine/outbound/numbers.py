@@ -87,10 +87,18 @@ def _bad_landline(text, digits):
                         f"({len(digits)} digits in all here)")
 
 
-def dial_string_number(number, dial_prefix=""):
-    """What goes after `sofia/gateway/<gw>/`: the trunk's prefix and the national number."""
-    return f"{dial_prefix or ''}{number}"
-
-
 def valid_area_code(code):
     return bool(re.fullmatch(r"0(10|2\d|[3-9]\d\d)", str(code or "")))
+
+
+def lookup_forms(number):
+    """The forms a number is looked up in: national (if it normalises) and its bare digits."""
+    raw = "".join(ch for ch in str(number or "") if ch.isdigit())
+    keys = []
+    try:
+        keys.append(normalise(number).national)
+    except InvalidNumber:
+        pass
+    if raw and raw not in keys:
+        keys.append(raw)
+    return keys

@@ -30,6 +30,9 @@ CAUSES = {
     # our side (the trunk, the switch, the engine): tried again, not held against the contact
     "NORMAL_TEMPORARY_FAILURE": OUR_FAULT,
     "GATEWAY_DOWN": OUR_FAULT,
+    "INVALID_GATEWAY": OUR_FAULT,            # no such gateway: our configuration (trunk.proxy unset?)
+    "INVALID_URL": OUR_FAULT,
+    "INVALID_PROFILE": OUR_FAULT,
     "NETWORK_OUT_OF_ORDER": OUR_FAULT,
     "DESTINATION_OUT_OF_ORDER": OUR_FAULT,
     "NORMAL_CIRCUIT_CONGESTION": OUR_FAULT,

@@ -11,7 +11,8 @@ import logging
 import gevent
 
 from engine.outbound import legs
-from engine.outbound.lists import NumberLists, install
+from engine.outbound.dialblock import install
+from engine.outbound.lists import NumberLists
 
 log = logging.getLogger("hotline.outbound")
 
@@ -21,30 +22,57 @@ class Outbound:
         self.engine = engine
         settings = engine.settings
         self.cfg = settings.outbound_calls
-        self.lists = None
-        try:
-            self.lists = NumberLists(settings.database.url).open()
-            self.lists.reload()
-            install(self.lists)
-        except Exception as exc:       # the database away: calls go on, unscreened, loudly
-            log.error("number lists not available (blacklist, DNC, block entries): %s", exc)
+        self.lists = None               # set once the database answered (in the background)
+        install(None, settings)
         self.gate = None
         acd = getattr(engine, "acd", None)
         if acd is not None:
             from engine.outbound.gate import Gate
-            self.gate = Gate(acd.store, self.cfg)
+            self.gate = Gate(acd.store, self.cfg, queues=lambda: list(acd.config.queues),
+                             agents=lambda: list(acd.config.agents))
         from engine.outbound.dialer import Dialer
-        self.dialer = Dialer(settings, engine.esl, lists=self.lists, gate=self.gate, clock=engine.clock)
+        self.dialer = Dialer(settings, engine.esl, lists=None, gate=self.gate, clock=engine.clock)
+        self.dialer.lists_required = True       # no campaign or callback dial without the DNC list
         self._blacklist_prompt = None
-        self._reloader = gevent.spawn(self._reload_loop) if self.lists is not None else None
+        # Opening the lists may wait on a locked or absent database: never on a caller's greenlet
+        # (a call would wait with it). Until they are open, calls go on unscreened.
+        self._reloader = gevent.spawn(self._keep_lists)
 
-    def _reload_loop(self):
+    def _keep_lists(self):
+        """Open the lists (again and again until the database answers), then reload them every
+        lists_reload_seconds until the engine stops."""
         while True:
-            gevent.sleep(self.cfg.lists_reload_seconds)
             try:
-                self.lists.reload()
-            except Exception as exc:
-                log.warning("number lists not reloaded (the last ones stay): %s", exc)
+                if self.lists is None:
+                    lists = NumberLists(self.engine.settings.database.url).open()
+                    counts = lists.reload()
+                    self.lists = self.dialer.lists = lists
+                    install(lists, self.engine.settings)
+                    log.info("number lists loaded: %s", counts)
+                else:
+                    self.lists.reload()
+            except Exception as exc:        # the database away: calls go on, unscreened, loudly
+                log.error("number lists (blacklist, DNC, block) not %s: %s; trying again in %.0f s",
+                          "reloaded, the last ones stay" if self.lists else "available",
+                          exc, self.cfg.lists_reload_seconds)
+            if self._engine_stopped(self.cfg.lists_reload_seconds):
+                if self.lists is not None:
+                    self.lists.close()
+                return
+
+    def _engine_stopped(self, seconds):
+        finished = getattr(self.engine, "finished", None)
+        if finished is None:
+            gevent.sleep(seconds)
+            return False
+        return finished.wait(timeout=seconds)
+
+    def wait_lists(self, timeout=10.0):
+        """For tests and jobs that need the lists: True once they are loaded."""
+        deadline = gevent.get_hub().loop.now() + timeout
+        while self.lists is None and gevent.get_hub().loop.now() < deadline:
+            gevent.sleep(0.02)
+        return self.lists is not None
 
     def stop(self):
         if self._reloader is not None:
@@ -52,6 +80,14 @@ class Outbound:
 
     # --- the daemon's hook --------------------------------------------------------------------
     def handler_for(self, call):
+        """Never raises: a fault here must not cost an inbound caller their call."""
+        try:
+            return self._handler_for(call)
+        except Exception:
+            call.log.exception("outbound/blacklist screening failed; the call goes on unscreened")
+            return None
+
+    def _handler_for(self, call):
         handler = legs.handler_for(call)
         if handler is not None:
             return handler
@@ -94,6 +130,7 @@ class Outbound:
 
 
 def for_engine(engine):
+    """The engine's Outbound, made on first use (the first call, or the first job that dials)."""
     out = getattr(engine, "outbound_calls", None)
     if out is None:
         out = engine.outbound_calls = Outbound(engine)

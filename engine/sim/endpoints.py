@@ -78,6 +78,9 @@ class ScenarioRunner:
     # --- control ----------------------------------------------------------------------------
     def start(self):
         self.started = time.monotonic()
+        from engine.sim.scenario import population
+        if getattr(self.scenario, "pstn", ()):
+            self.switch.population = population(self.scenario)
         for spec in self.scenario.agents:
             self.set_agent(spec.extension, spec=spec)
         for spec in self.scenario.callers:

@@ -61,8 +61,14 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
         return False, ext
     if kind == "unknown":
         return False, "CHAN_NOT_IMPLEMENTED"
+    if kind == "gateway" and switch.gateways is not None and host not in switch.gateways:
+        # mod_sofia sofia_outgoing_channel: sofia_reg_find_gateway fails -> "Invalid Gateway",
+        # SWITCH_CAUSE_INVALID_GATEWAY (our configuration renders a gateway only with trunk.proxy)
+        return False, "INVALID_GATEWAY"
     far = switch.pstn_endpoint(ext) if kind == "gateway" else None
     if kind == "gateway" and (far is None or getattr(far, "gateway_down", False)):
+        # the same function: a gateway whose status is not SOFIA_GATEWAY_UP -> "Gateway '%s' is
+        # down!", SWITCH_CAUSE_GATEWAY_DOWN (a number nobody answers for: the gateway's fault)
         return False, "GATEWAY_DOWN"
     a_uuid = variables.get("origination_uuid") or str(_uuid.uuid4())
     if a_uuid in switch.channels:
@@ -119,7 +125,13 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
     a.set_state("CS_ROUTING")
     a.presence("CS_ROUTING", "progressing")
     a.set_state("CS_CONSUME_MEDIA")
-    if endpoint_obj is not None:
+    if endpoint_obj is not None and not getattr(endpoint_obj, "sends_ringing", True):
+        # a carrier that refuses at once (486, 603, 503) or answers 183 with an announcement sends
+        # no 180: no CHANNEL_PROGRESS, the leg never shows RINGING (engine.sim.pstn)
+        a.endpoint = endpoint_obj
+        a.network_addr = a.network_addr or "127.0.0.1"
+        switch.spawn(endpoint_obj.on_ring, a)
+    elif endpoint_obj is not None:
         a.endpoint = endpoint_obj
         a.times["progress"] = now_us()
         # the phone's 180 tells sofia its address (fixture 10 #47: Caller-Network-Addr from

@@ -24,6 +24,8 @@ originate without ignore_early_media=true takes it as success (switch_ivr_origin
 oglobals.early_ok = 1 unless ignore_early_media is true), exactly what the dialer must avoid.
 """
 import dataclasses
+import os
+import xml.etree.ElementTree as ET
 from typing import Optional, Tuple
 
 import gevent
@@ -54,6 +56,12 @@ class PstnPhone:
         self.behaviour = behaviour
         self.calls = []
         self.pressed = []
+
+    @property
+    def sends_ringing(self):
+        """Does the carrier send 180 Ringing (CHANNEL_PROGRESS) before the outcome?"""
+        b = self.behaviour
+        return b.kind in ("busy_ringing", "no_answer", "person", "machine") and not b.early_media
 
     @property
     def gateway_down(self):
@@ -140,3 +148,13 @@ class Population:
         if phone is None or phone.behaviour is not b:
             phone = self.phones[number] = PstnPhone(number, b)
         return phone
+
+
+def read_gateways(conf_dir):
+    """Names of the sofia gateways a configuration defines (autoload_configs/sofia.conf.xml), or
+    None without that file (a switch whose gateways we do not know: not checked)."""
+    path = os.path.join(str(conf_dir), "autoload_configs", "sofia.conf.xml")
+    if not os.path.isfile(path):
+        return None
+    root = ET.parse(path).getroot()
+    return frozenset(gw.get("name") for gw in root.iter("gateway") if gw.get("name"))

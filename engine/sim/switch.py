@@ -57,6 +57,7 @@ class Switch:
         self.factory = EventFactory(self.core_uuid, hostname)
         self.modules = set(sim_modules.VANILLA_MODULES)
         self.local_streams = {}       # name -> directory (the fixtures' switch had no sound files)
+        self.gateways = None          # gateway names of the loaded sofia.conf.xml (None: not checked)
         if conf_dir is not None:
             self.load_conf(conf_dir)
         self.media = MediaManager()
@@ -100,6 +101,8 @@ class Switch:
         if modules is not None:
             self.modules = set(modules)
         self.local_streams = sim_modules.read_local_streams(str(conf_dir), self.global_vars)
+        from engine.sim.pstn import read_gateways
+        self.gateways = read_gateways(conf_dir)
 
     def media_duration(self, source):
         """Seconds `source` plays (None: until stopped); MediaError when the switch cannot open it:

@@ -8,17 +8,18 @@ SCHEMA = {"properties": {"number": {"type": "string", "pattern": r"^\+?[0-9]{3,2
 DEFAULTS = {"prompt": None, "block": []}
 BRANCHES = ("blocked", "error")
 PROMPT_FIELDS = ("prompt",)
-# International, premium-rate and emergency numbers are never dialled out by an IVR.
-BLOCKED = ["00", "+", "1900", "110", "119", "120", "122"]
 
 
 def blocked(number, extra=()):
-    for rule in list(BLOCKED) + list(extra):
+    """The dial-block list (settings outbound_calls.dial_block and the `block` list, through
+    engine.outbound.dialblock.DialBlock) plus the node's own `block` rules (prefixes or /regex/)."""
+    from engine.outbound.dialblock import DialBlock
+    if DialBlock.for_settings().refuses(number, "transfer"):
+        return True
+    for rule in extra:
         if rule.startswith("/") and rule.endswith("/") and re.fullmatch(rule[1:-1], number):
             return True
-        if rule in ("110", "119", "120", "122") and number == rule:
-            return True
-        if rule not in ("110", "119", "120", "122") and not rule.startswith("/") and number.startswith(rule):
+        if not rule.startswith("/") and number.startswith(rule):
             return True
     return False
 
