@@ -44,11 +44,12 @@ def test_robot_campaign_collects_answers(tmp_path, flows, redis_server, redis_pr
         pop.add("13800138002", Behaviour("person", ring=0.2, hangup_after=1.0))   # never presses 1
         pop.add("13800138003", Behaviour("busy"))
         pop.add("13800138004", Behaviour("unallocated", ring=0.2))
+        pop.add("13800138005", Behaviour("person", ring=0.2, dtmf=((0.3, "9"),)))     # opts out
         db = OutboundDb(rig.settings.database.url).open()
         campaigns.create(db, "fu", "robot", flow=str(flows / "followup.yaml"))
         rows = [{"number": f"1380013800{i}", "name": f"市民{i}", "fields": {"summary": "路灯不亮",
                                                                          "ticket_date": "2026-11-20"}}
-                for i in range(1, 5)]
+                for i in range(1, 6)]
         campaigns.add_contacts(db, "fu", rows)
         campaigns.control(db, "fu", "start")
 
@@ -63,6 +64,8 @@ def test_robot_campaign_collects_answers(tmp_path, flows, redis_server, redis_pr
         assert got["13800138002"]["state"] == "pending"            # tried again later
         assert got["13800138003"]["last_result"] == "busy" and got["13800138003"]["state"] == "pending"
         assert got["13800138004"]["last_result"] == "invalid" and got["13800138004"]["state"] == "failed"
+        assert got["13800138005"]["state"] == "skipped" and got["13800138005"]["last_result"] == "opted_out"
+        assert rig.engine.outbound_calls.lists.is_dnc("13800138005", "fu")
         assert len(pop.phones["13800138001"].calls) == 1            # dialled once
         [attempt] = attempts.attempts_of(db, "contact", done["id"])
         assert attempt["result"] == "completed" and attempt["answered_at"] is not None

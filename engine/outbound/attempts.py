@@ -85,6 +85,8 @@ def finish(db, claims, kind, row, attempt_id, result, *, cause=None, call_uuid=N
             fields["disposition"] = disposition
     if result in REACHED:
         state = "done"
+    elif result == "opted_out":         # answered and asked never to be called again
+        state = "skipped"
     elif final or result in FINAL_UNREACHED or (counts and attempts >= limit):
         state = "failed"
     else:

@@ -161,6 +161,9 @@ class CallPlacer:
             answers = {k: v[k] for k in ("resolved", "satisfaction") if v.get(k)}
             state = v.get("followup_result") or "not_confirmed"
         out = {"answers": answers or None, "comment": v.get("voicemail_path") or None}
+        if state == "opt_out":          # the person asked not to be called: DNC at once, no more tries
+            self._opt_out(row["number"], campaign["name"])
+            return {"result": "opted_out", "disposition": "opt_out"}
         if state == "not_confirmed":
             out["result"] = "not_confirmed"
         else:
@@ -207,6 +210,16 @@ class CallPlacer:
         agent = call.info.get("agent")
         return {"result": "answered" if agent else "abandoned", "agent": agent,
                 "handle_seconds": call.info.get("talk_seconds")}
+
+    def _opt_out(self, number, campaign):
+        lists = getattr(self.dialer, "lists", None)
+        try:
+            if lists is None:
+                raise RuntimeError("the number lists are not loaded")
+            lists.add_from_optout(number, campaign)
+            log.info("%s opted out of campaign %s: on the do-not-call list", number, campaign)
+        except Exception as exc:      # noqa: BLE001 - the contact is closed all the same
+            log.error("%s opted out of campaign %s but is NOT on the do-not-call list: %s", number, campaign, exc)
 
     def _gate(self, what, agent):
         gate = getattr(self.dialer, "gate", None)
