@@ -147,6 +147,8 @@ class Engine:
         grace = self.settings.shutdown.grace_seconds if grace is None else grace
         self.accepting = False
         self.server.stop_accepting()
+        if getattr(self, "outbound_jobs", None) is not None:
+            self.outbound_jobs.runner.stop_dialling()      # calls going on finish, no new dial
         log.info("shutting down: %d calls in progress, grace %.1f s", len(self.calls), grace)
         self._idle.wait(grace)
         for call in list(self.calls.values()):
@@ -159,7 +161,8 @@ class Engine:
         if getattr(self, "control", None) is not None:
             self.control.stop(timeout=1)
         if getattr(self, "outbound_jobs", None) is not None:
-            self.outbound_jobs.stop()       # no new dials; contacts in progress are reaped back later
+            # the attempts of the calls just ended write their results; any left are reaped later
+            self.outbound_jobs.stop(wait=HANGUP_WAIT)
         if self.acd is not None:
             self.acd.stop()
         if self._importer is not None:

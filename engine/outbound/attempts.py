@@ -64,14 +64,16 @@ def finish(db, claims, kind, row, attempt_id, result, *, cause=None, call_uuid=N
     A = db.m.Attempt
     M = db.m.Contact if kind == "contact" else db.m.CallbackJob
     now = db.clock()
+    # The attempt's result is written in the same transaction as the row's release (below): a
+    # process killed between the two would leave a finished attempt on a claimed row, and the
+    # reaper would have it dialled again.
+    attempts = db.run(lambda: M.get_by_id(row["id"]).attempts) - (0 if counts else 1)
 
-    def write():
+    def write_attempt():
         A.update(result=result, cause=cause, call_uuid=call_uuid, answered_at=answered_at,
                  ended_at=now, agent=agent).where(A.id == attempt_id).execute()
         if not counts:
             M.update(attempts=M.attempts - 1).where((M.id == row["id"]) & (M.attempts > 0)).execute()
-        return M.get_by_id(row["id"]).attempts
-    attempts = db.run(write, write=True)
     limit = row.get("max_attempts") or max_attempts
     fields = {"last_result": result}
     if agent:
@@ -93,7 +95,8 @@ def finish(db, claims, kind, row, attempt_id, result, *, cause=None, call_uuid=N
         state = "pending"
         due = retry_at or now + datetime.timedelta(minutes=retry_delay(result, attempts))
         fields["next_due_at" if kind == "contact" else "due_at"] = due
-    claims.release(kind, row["id"], state=state, **fields)
+    if not claims.release(kind, row["id"], state=state, also=write_attempt, **fields):
+        return "lost"           # reaped meanwhile: the reaper wrote this attempt off as lost
     log.info("%s: outbound %s %s attempt %d to %s: %s (%s) -> %s", call_uuid or "-", kind, row["id"],
              attempts, row["number"], result, cause or "-", state)
     if kind == "job":

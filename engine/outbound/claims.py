@@ -89,14 +89,20 @@ class Claims:
                         .where((M.id == row_id) & (M.claimed_by == self.owner)).execute(), write=True)
         return mine
 
-    def release(self, kind, row_id, state="pending", **fields):
+    def release(self, kind, row_id, state="pending", also=None, **fields):
         """End our claim: the row moves to `state` with `fields`; the lock goes. Returns False if
-        the row was no longer ours (reaped after our lock expired): nothing is then written."""
+        the row was no longer ours (reaped after our lock expired): nothing is then written.
+        `also()` runs in the same transaction (the attempt's result: never one without the other)."""
         M = self._model(kind)
         now = self.db.clock()
         values = dict(fields, state=state, claimed_by=None, claimed_at=None, updated_at=now)
-        n = self.db.run(lambda: M.update(**values).where((M.id == row_id) & (M.claimed_by == self.owner))
-                        .execute(), write=True)
+
+        def write():
+            n = M.update(**values).where((M.id == row_id) & (M.claimed_by == self.owner)).execute()
+            if n and also is not None:
+                also()
+            return n
+        n = self.db.run(write, write=True)
         self.held.discard((kind, row_id))
         try:
             self._release(keys=[self.key(kind, row_id)], args=[self.owner])

@@ -45,12 +45,16 @@ class Runner:
             self._loop_greenlet = gevent.spawn(self._loop)
         return self
 
-    def stop(self, wait=0.0):
-        """No new dials; calls in progress finish within `wait` seconds (their results are written),
-        the rest are killed (their contacts are reaped back to pending once the locks expire)."""
+    def stop_dialling(self):
+        """No new dials (an engine shutting down); attempts in progress go on."""
         if self._loop_greenlet is not None:
             self._loop_greenlet.kill()
             self._loop_greenlet = None
+
+    def stop(self, wait=0.0):
+        """No new dials; calls in progress finish within `wait` seconds (their results are written),
+        the rest are killed (their contacts are reaped back to pending once the locks expire)."""
+        self.stop_dialling()
         if wait and self.greenlets:
             gevent.joinall(list(self.greenlets), timeout=wait)
         gevent.killall(list(self.greenlets), block=False)
