@@ -59,3 +59,16 @@ def test_expected_excess():
     assert expected_excess(5, 0.6, 5) == 0.0
     assert expected_excess(2, 1.0, 1) == pytest.approx(1.0)
     assert expected_excess(2, 0.5, 1) == pytest.approx(0.25)        # both answer: 1 too many, p=1/4
+
+
+def test_bench_outbound_pacing_runs():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    out = subprocess.run([sys.executable, str(repo / "scripts/bench_outbound.py"), "pacing", "--contacts", "1000",
+                          "--agents", "20"], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "predictive" in out.stdout and "progressive" in out.stdout
