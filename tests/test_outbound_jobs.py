@@ -106,3 +106,12 @@ def test_manual_and_ticket_jobs(tmp_path, redis_server, redis_prefix):
     assert done["state"] == "done" and "reached_by_sms" in done["note"]
     with pytest.raises(OutboundError, match="done already"):
         jobs.done(db, claims, job["id"], "1001")
+
+
+def test_old_calls_make_no_job(tmp_path):
+    clock = Clock()
+    cdrs = cdr_store(tmp_path)
+    cdrs.write(cdr(tags=["callback"], extra={"callback_number": "13900139000"}))     # ends 02:03 UTC
+    clock.advance(hours=30)
+    assert JobFeed(outbound_db(tmp_path, clock)).run_once() == []
+    cdrs.close()

@@ -29,6 +29,8 @@ log = logging.getLogger("hotline.outbound")
 
 CONSUMER = "callbacks"
 BATCH = 100
+MAX_AGE_HOURS = 24.0        # older calls make no job: a first start must not turn a year of outbox
+                            # into overdue promises (their callback tickets are there already)
 
 
 def jobs_for_cdr(cdr):
@@ -98,6 +100,10 @@ class JobFeed:
             made, done = [], []
             for entry in entries:
                 specs = jobs_for_cdr(entry.payload) if entry.kind == "cdr" else []
+                if specs and _older_than(entry.payload, self.db.clock(), MAX_AGE_HOURS):
+                    log.info("%s: call older than %g h: no callback job (its ticket stands)",
+                             entry.cdr_uuid, MAX_AGE_HOURS)
+                    specs = []
                 for spec in specs:
                     try:
                         job, new = make_job(self.db, spec["number"], spec["reason"], queue=spec["queue"],
@@ -131,3 +137,16 @@ class JobFeed:
                     log.error("callback jobs from the outbox: %s; trying again every %g s", text, self.poll_interval)
                 failing = text
             gevent.sleep(self.poll_interval)
+
+
+def _older_than(cdr, now, hours):
+    """The call ended more than `hours` before `now` (naive UTC); unknown times are not old."""
+    import datetime
+    text = cdr.get("end_time") or cdr.get("start_time")
+    try:
+        ended = datetime.datetime.fromisoformat(str(text))
+    except (TypeError, ValueError):
+        return False
+    if ended.tzinfo is not None:
+        ended = ended.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return now - ended > datetime.timedelta(hours=hours)
