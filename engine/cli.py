@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "engine.install.cli",
     "engine.outbound.cli",
     "engine.web.cli",
+    "engine.outbound.jobcli",
 ]
 
 

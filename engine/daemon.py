@@ -135,6 +135,7 @@ class Engine:
         self.esl.start(wait=wait_for_switch, timeout=self.settings.esl.connect_timeout)
         if self.acd is not None:
             self.acd.start()
+        self.outbound_jobs = self._start_outbound_jobs()
         log.info("engine up: outbound socket %s:%s, switch %s:%s, %s",
                  *self.server.address[:2], self.settings.esl.host, self.settings.esl.port,
                  _redact(self.settings.database.url))
@@ -162,6 +163,8 @@ class Engine:
         grace = self.settings.shutdown.grace_seconds if grace is None else grace
         self.accepting = False
         self.server.stop_accepting()
+        if getattr(self, "outbound_jobs", None) is not None:
+            self.outbound_jobs.runner.stop_dialling()      # calls going on finish, no new dial
         log.info("shutting down: %d calls in progress, grace %.1f s", len(self.calls), grace)
         self._idle.wait(grace)
         for call in list(self.calls.values()):
@@ -174,6 +177,9 @@ class Engine:
         if getattr(self, "control", None) is not None:
             self.control.stop(timeout=1)
             self.control.application.extensions["hotline"].stop()
+        if getattr(self, "outbound_jobs", None) is not None:
+            # the attempts of the calls just ended write their results; any left are reaped later
+            self.outbound_jobs.stop(wait=HANGUP_WAIT)
         if self.acd is not None:
             self.acd.stop()
         if self._importer is not None:
@@ -358,6 +364,17 @@ class Engine:
             if self.archiver.pending or self.archiver.unindexed:
                 gevent.spawn(self._quietly, self.archiver.retry_pending)
 
+    # --- callbacks and campaigns -----------------------------------------------------------
+    def _start_outbound_jobs(self):
+        if not self.settings.outbound_calls.jobs.enabled:
+            return None
+        from engine.outbound.jobservice import OutboundJobs
+        try:
+            return OutboundJobs(self).start()
+        except Exception as exc:          # Redis unreachable, no dialler: calls in go on
+            log.error("callbacks and campaigns not running: %s", exc)
+            return None
+
     # --- tickets ----------------------------------------------------------------------------
     def _start_tickets(self):
         """CDR outbox -> tickets (callbacks, voicemail, complaint reviews) and SLA reminders. A
@@ -470,6 +487,7 @@ def default_call_handler(settings, acd=None):
             call.tags.append("wanted_agent")
             call.play([str(no_agents)], interruptible=False)
     handle.reload = runtime.reload
+    handle.runtime = runtime            # robot follow-up calls run their flow here (engine/outbound)
     return handle
 
 

@@ -54,6 +54,7 @@ def _serve(acd, call, queue_name, joined=None, hops=0):
     priority = queue.vip_priority if caller and caller in queue.vip_numbers else 0
     priority = call.info.get("queue_priority", priority)     # a blacklisted caller: behind everyone
     preferred = store.last_agent(caller) if queue.repeat_caller_hours > 0 else None
+    preferred = call.info.get("preferred_agent") or preferred   # a callback the agent took (preview)
     joined = joined or time.time()
     score = store.join(queue_name, call.uuid, acd.engine_id, caller, priority, preferred or "", joined)
     waiter = Waiter(call, queue_name, score, preferred, joined)

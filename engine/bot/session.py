@@ -298,6 +298,22 @@ class BotSession:
             "barge_ins": [round(b.reaction_ms) for b in self.speaker.barge_ins],
             "reply_ms": [round(s * 1000) for s in self.reply_latencies],
         }
+        self._register_callback(exit_)
+
+    def _register_callback(self, exit_):
+        """A finished `callback` task (the caller gave a number to be called back on) is a promise:
+        the CDR says so like the queue's callback offer (tag `callback`, extra.callback_number), and
+        the outbound module makes a callback job of it (engine/outbound/feed.py)."""
+        turn = self.turn
+        slots = getattr(turn, "slots", None) or {}
+        number = slots.get("phone") or slots.get("mobile") or slots.get("number")
+        if exit_ != "done" or getattr(turn, "intent", None) != "callback" or not number:
+            return
+        tags = getattr(self.call, "tags", None)
+        if isinstance(tags, list) and "callback" not in tags:
+            tags.append("callback")
+        self.call.info.setdefault("extra", {}).update(callback_number=str(number), callback_source="bot")
+        self.log.info("bot: call-back registered on %s", number)
 
     def _hand_off(self):
         """Put what the bot learnt where the agent sees it: channel variables on the caller's leg,

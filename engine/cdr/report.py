@@ -123,8 +123,10 @@ def day_cdrs(day, tz=DEFAULT_TZ):
     query = (Cdr.select().where((Cdr.start_time >= start) & (Cdr.start_time < end))
              .order_by(Cdr.start_time, Cdr.id))
     # a provisional CDR is a call still going (or cut by a crash and not completed yet): the day's
-    # figures count calls that ended
-    return [row for row in map(as_dict, query) if not is_provisional(row)]
+    # figures count calls that ended; outbound calls (callbacks, campaigns: extra.direction) are
+    # not calls offered to the hotline (`hotline campaigns report` counts them)
+    return [row for row in map(as_dict, query) if not is_provisional(row)
+            and (row.get("extra") or {}).get("direction") != "outbound" and "outbound" not in (row.get("tags") or [])]
 
 
 def ticket_counts(db_url, day, tz=DEFAULT_TZ):

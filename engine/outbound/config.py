@@ -68,6 +68,23 @@ class BlacklistSettings:
 
 
 @dataclass(frozen=True)
+class JobsSettings:
+    """Callback jobs and campaigns inside the engine (engine/outbound/jobservice.py)."""
+    enabled: bool = setting(True, doc="run the callback feed, the scheduler and the deadline checks here")
+    callback_mode: str = setting("preview", choices=("preview", "auto"),
+                                 doc="new callback jobs: offered to agents (preview) or dialled, then queued (auto)")
+    callback_deadline_hours: float = setting(2.0, min=0.1, max=24 * 30, doc="a callback is due within this")
+    callback_remind_minutes: float = setting(30.0, min=0, max=24 * 60, doc="reminder this long before the deadline")
+    callback_priority: int = setting(10, min=0, max=1000, doc="queue priority of answered callbacks and campaign calls")
+    claim_ttl_seconds: float = setting(60.0, min=0.5, max=3600, doc="a dead engine's contacts are dialled again "
+                                       "after this (its Redis claim locks expire)")
+    robot_channels: int = setting(30, min=1, max=2000, doc="robot campaign calls at once on this engine")
+    agent_wait_seconds: float = setting(2.0, min=0, max=30, doc="an answered campaign customer waits this long "
+                                        "for an agent before counting as abandoned (predictive)")
+    tick_seconds: float = setting(1.0, min=0.05, max=60, doc="the scheduler's pace")
+
+
+@dataclass(frozen=True)
 class OutboundCallSettings:
     caller_id: Optional[str] = setting(None, doc="the hotline's number shown on outbound calls; null = first trunk DID")
     dial_prefix: str = setting("", doc="digits the trunk needs before every number (e.g. \"9\")")
@@ -85,6 +102,7 @@ class OutboundCallSettings:
     dial_block: DialBlockSettings = setting(DialBlockSettings())
     blacklist: BlacklistSettings = setting(BlacklistSettings())
     lists_reload_seconds: float = setting(30.0, min=1, max=3600, doc="how often the engine re-reads the lists")
+    jobs: JobsSettings = setting(JobsSettings())
 
 
 DEFAULT_RETRY = {

@@ -21,6 +21,8 @@ def tickets_for_cdr(cdr):
         return []
     tags = [t for t in (cdr.get("tags") or []) if isinstance(t, str)]
     extra = cdr.get("extra") if isinstance(cdr.get("extra"), dict) else {}
+    if extra.get("direction") == "outbound" or "outbound" in tags:
+        return []       # our own callback/campaign dials: their results go to the job's ticket
     out = []
     boxes = [t.split(":", 1)[1] for t in tags if t.startswith("voicemail:")]
     if boxes:

@@ -34,6 +34,7 @@ BLUEPRINTS = [
     "engine.web.pages:bp",        # /desk, /wallboard (the console's pages)
     "engine.web.desk:bp",         # /api/desk/... the desk's state, screen pop, wrap-up, knowledge base
     "engine.web.board:bp",        # /api/wallboard/... the wallboard's snapshot, today's figures
+    "engine.outbound.web:bp",     # /v1/campaigns..., /v1/callbacks... (engine/outbound/webapi.py)
 ]
 JSON_PREFIXES = ("/v1/", "/events", "/metrics", "/api/")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")

@@ -1,0 +1,135 @@
+"""How many customers to dial now for an agent campaign.
+
+    pacer = Pacer("predictive", abandon_target=0.03)
+    n = pacer.dials_to_make(free_agents=8, busy_agents=30, in_flight=5)
+    pacer.dial_ended(answered=True, ring_seconds=9.0)       # every dial's outcome
+    pacer.connected(abandoned=False)                        # every answered dial: agent or not
+    pacer.handled(95.0)                                     # talk + wrap-up of a finished call
+
+- preview: never dials by itself (the agent accepts a contact; engine/outbound/runner.py).
+- progressive: one dial per free agent not already covered by a dial in flight, so an answered
+  customer always finds an agent (no caller ever waits; abandon 0).
+- predictive: dials ahead, using the measured answer rate p (a prior until enough dials) and the
+  agents expected to come free while a new dial rings (busy agents x ring time / handling time).
+  It dials the largest total in flight n such that the expected answered calls finding no agent,
+  E[max(0, X - A)] with X ~ Binomial(n, p), stay at or under `abandon_target` of E[X] (with a
+  safety margin). When the measured abandon rate of answered calls (recent window) is over the
+  target it falls back to progressive until it is back under; with fewer than
+  `min_agents_predictive` free agents it is progressive (few agents: one surplus answer is a
+  large share of the abandons, never over-dial).
+"""
+import collections
+import math
+
+PRIOR_ANSWER_RATE = 0.5
+PRIOR_WEIGHT = 20              # the prior counts as this many dials
+PRIOR_RING_SECONDS = 15.0
+PRIOR_HANDLE_SECONDS = 120.0
+WINDOW = 300                   # recent answered calls the measured abandon rate looks at
+SAFETY = 0.5                   # plan for this share of the target: the model is rough
+WARM_UP_DIALS = 100            # progressive until this many dials have ended: the first to end are
+                               # the fast failures (busy, invalid), which would make p look low
+SOON_SHARE = 0.5               # an agent coming free during the ring may still be late for an early answer
+
+
+class Pacer:
+    def __init__(self, mode, abandon_target=0.03, min_agents_predictive=5, max_ratio=3.0):
+        if mode not in ("preview", "progressive", "predictive", "robot"):
+            raise ValueError(f"pacer mode {mode!r}")
+        self.mode = mode
+        self.target = float(abandon_target)
+        self.min_agents = int(min_agents_predictive)
+        self.max_ratio = float(max_ratio)
+        self.dials = 0
+        self.answers = 0
+        self.ring_total = 0.0
+        self.handle_n = 0
+        self.handle_total = 0.0
+        self.recent = collections.deque(maxlen=WINDOW)   # True = abandoned, per answered call
+        self.answered_total = 0
+        self.abandoned_total = 0
+        self.throttled = False      # predictive held back to progressive by the measured rate
+
+    # --- what happened ---------------------------------------------------------------------
+    def dial_ended(self, answered, ring_seconds=None):
+        self.dials += 1
+        if answered:
+            self.answers += 1
+            if ring_seconds is not None:
+                self.ring_total += max(0.0, float(ring_seconds))
+
+    def connected(self, abandoned):
+        self.recent.append(bool(abandoned))
+        self.answered_total += 1
+        self.abandoned_total += bool(abandoned)
+
+    def handled(self, seconds):
+        self.handle_n += 1
+        self.handle_total += max(1.0, float(seconds))
+
+    # --- measures --------------------------------------------------------------------------
+    @property
+    def answer_rate(self):
+        return (self.answers + PRIOR_ANSWER_RATE * PRIOR_WEIGHT) / (self.dials + PRIOR_WEIGHT)
+
+    @property
+    def ring_seconds(self):
+        return (self.ring_total + PRIOR_RING_SECONDS * 5) / (self.answers + 5)
+
+    @property
+    def handle_seconds(self):
+        return (self.handle_total + PRIOR_HANDLE_SECONDS * 5) / (self.handle_n + 5)
+
+    @property
+    def abandon_rate(self):
+        return self.abandoned_total / self.answered_total if self.answered_total else 0.0
+
+    @property
+    def recent_abandon_rate(self):
+        return sum(self.recent) / len(self.recent) if self.recent else 0.0
+
+    # --- the decision ----------------------------------------------------------------------
+    def dials_to_make(self, free_agents, busy_agents=0, in_flight=0):
+        free_agents, in_flight = max(0, int(free_agents)), max(0, int(in_flight))
+        if self.mode == "preview":
+            return 0
+        if self.mode == "robot":
+            return max(0, free_agents - in_flight)      # `free_agents` = free robot channels
+        progressive = max(0, free_agents - in_flight)
+        if self.mode == "progressive":
+            return progressive
+        # hysteresis: throttled above the target, released at 80% of it
+        rate = self.recent_abandon_rate if len(self.recent) >= 20 else 0.0
+        if rate > self.target:
+            self.throttled = True
+        elif rate <= 0.8 * self.target:
+            self.throttled = False
+        if self.throttled or free_agents < self.min_agents or self.dials < WARM_UP_DIALS:
+            return progressive
+        soon = SOON_SHARE * busy_agents * min(1.0, self.ring_seconds / self.handle_seconds)
+        agents = free_agents + soon
+        p = self.answer_rate
+        cap = int(math.floor(agents * self.max_ratio))
+        best = free_agents                        # progressive is always allowed
+        for n in range(free_agents + 1, cap + 1):
+            if expected_excess(n, p, agents) > SAFETY * self.target * n * p:
+                break
+            best = n
+        return max(0, best - in_flight)
+
+
+def expected_excess(n, p, agents):
+    """E[max(0, X - agents)] for X ~ Binomial(n, p): answered customers with no agent."""
+    a = int(math.floor(agents))
+    if n <= a:
+        return 0.0
+    q = 1.0 - p
+    total = 0.0
+    # pmf by recurrence from k = 0 (n is small: at most a few hundred)
+    pmf = q ** n
+    for k in range(0, n + 1):
+        if k > a:
+            total += (k - agents) * pmf
+        if k < n:
+            pmf = pmf * (n - k) / (k + 1) * (p / q) if q > 0 else (1.0 if k + 1 == n else 0.0)
+    return total

@@ -1,0 +1,74 @@
+"""The pacer on a scripted population with a fake clock (engine/outbound/pacesim.py): the
+predictive mode holds the abandon rate of answered calls at or under its 3% target, keeps agents
+busier than progressive, and never dials ahead when few agents are free."""
+import pytest
+
+from engine.outbound.pacer import Pacer, expected_excess
+from engine.outbound.pacesim import simulate
+
+
+@pytest.mark.parametrize("agents", [10, 20, 50])
+def test_predictive_holds_abandon_target_and_beats_progressive(agents):
+    predictive = simulate(Pacer("predictive", abandon_target=0.03), agents=agents, contacts=3000, seed=7)
+    progressive = simulate(Pacer("progressive"), agents=agents, contacts=3000, seed=7)
+    assert predictive.answered > 1000
+    assert predictive.abandon_rate <= 0.03
+    assert progressive.abandoned == 0                   # no caller ever waits for an agent
+    if agents >= 20:                                    # dialling ahead pays with enough agents
+        assert predictive.occupancy > progressive.occupancy
+        assert predictive.finished_per_hour > progressive.finished_per_hour
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_abandon_target_over_seeds(seed):
+    result = simulate(Pacer("predictive", abandon_target=0.03), agents=30, contacts=2000, seed=seed)
+    assert result.abandon_rate <= 0.03
+
+
+def test_few_free_agents_get_one_dial_each():
+    pacer = Pacer("predictive")
+    for _ in range(200):                                # a measured 60% answer rate
+        pacer.dial_ended(answered=True, ring_seconds=10)
+        pacer.dial_ended(answered=False)
+        pacer.dial_ended(answered=True, ring_seconds=10)
+    assert pacer.dials_to_make(free_agents=3, busy_agents=40, in_flight=0) == 3
+    assert pacer.dials_to_make(free_agents=3, busy_agents=40, in_flight=3) == 0
+    assert pacer.dials_to_make(free_agents=20, busy_agents=40, in_flight=0) > 20     # dials ahead
+
+
+def test_measured_abandons_over_target_fall_back_to_progressive():
+    pacer = Pacer("predictive", abandon_target=0.03)
+    for i in range(300):
+        pacer.dial_ended(answered=i % 2 == 0, ring_seconds=10)
+    for i in range(100):
+        pacer.connected(abandoned=i % 10 == 0)          # 10% abandoned
+    assert pacer.dials_to_make(free_agents=20, busy_agents=0, in_flight=0) == 20
+    assert pacer.throttled
+    for _ in range(300):
+        pacer.connected(abandoned=False)
+    assert pacer.dials_to_make(free_agents=20, busy_agents=0, in_flight=0) > 20
+    assert not pacer.throttled
+
+
+def test_preview_never_dials_and_progressive_counts_dials_in_flight():
+    assert Pacer("preview").dials_to_make(10) == 0
+    assert Pacer("progressive").dials_to_make(10, in_flight=4) == 6
+
+
+def test_expected_excess():
+    assert expected_excess(5, 0.6, 5) == 0.0
+    assert expected_excess(2, 1.0, 1) == pytest.approx(1.0)
+    assert expected_excess(2, 0.5, 1) == pytest.approx(0.25)        # both answer: 1 too many, p=1/4
+
+
+def test_bench_outbound_pacing_runs():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    out = subprocess.run([sys.executable, str(repo / "scripts/bench_outbound.py"), "pacing", "--contacts", "1000",
+                          "--agents", "20"], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "predictive" in out.stdout and "progressive" in out.stdout
