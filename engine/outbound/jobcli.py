@@ -24,9 +24,8 @@ import os
 import sys
 import time
 
-from engine.infra.clitext import SecretsNotNeeded, cell, iso, table
-
-DEFAULT_CONFIG = os.environ.get("HOTLINE_CONFIG", "etc/hotline.yaml")
+from engine.infra.clitext import (SecretsNotNeeded, add_day, add_option, cell, clock_for, default_config, iso,
+                                  need_database, table)
 
 
 def register(subparsers):
@@ -35,7 +34,7 @@ def register(subparsers):
 
 
 def _common(p):
-    p.add_argument("--config", default=DEFAULT_CONFIG, help="settings file (default %(default)s)")
+    add_option(p, "--config", default=default_config())
     p.add_argument("--by", default=_user(), help="who does this (default %(default)s)")
 
 
@@ -59,12 +58,12 @@ def _register_campaigns(subparsers):
     p.add_argument("name")
     p.add_argument("file", nargs="?")
     p.add_argument("--query", choices=("tickets-closed", "survey", "unreachable-callbacks"))
-    p.add_argument("--date", help="local day YYYY-MM-DD for the queries (default yesterday)")
+    add_day(p)                                    # the queries' day; default yesterday here
     p.add_argument("--category", help="tickets-closed: only this category")
     p.add_argument("--scores", default="4,5",
                    help="survey: these scores (1 非常满意 ... 5 非常不满意; default 4,5)")
     p.add_argument("--partial", action="store_true", help="with bad rows, load the good ones (default: none)")
-    p.add_argument("--json", action="store_true")
+    add_option(p, "--json")
     _common(p)
     p.set_defaults(func=cmd_load)
     for action in ("start", "pause", "resume", "stop"):
@@ -73,24 +72,24 @@ def _register_campaigns(subparsers):
         _common(p)
         p.set_defaults(func=cmd_control, action=action)
     p = sub.add_parser("list", help="campaigns with their contacts by state")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--watch", type=float, metavar="SECONDS")
+    add_option(p, "--json")
+    add_option(p, "--watch", type=_seconds, nargs="?", const=2.0)
     _common(p)
-    p.set_defaults(func=cmd_list)
+    p.set_defaults(func=cmd_list, reads_only=True)
     p = sub.add_parser("show", help="one campaign (and its contacts)")
     p.add_argument("name")
     p.add_argument("--contacts", action="store_true")
-    p.add_argument("--json", action="store_true")
+    add_option(p, "--json")
     _common(p)
-    p.set_defaults(func=cmd_show)
+    p.set_defaults(func=cmd_show, reads_only=True)
     p = sub.add_parser("report", help="the campaign's figures; --export the per-contact results")
     p.add_argument("name")
-    p.add_argument("--json", action="store_true")
+    add_option(p, "--json")
     p.add_argument("--export", metavar="FILE", help=".csv or .xlsx")
-    p.add_argument("--tz", default="Asia/Shanghai")
-    p.add_argument("--watch", type=float, metavar="SECONDS")
+    add_option(p, "--tz")
+    add_option(p, "--watch", type=_seconds, nargs="?", const=2.0)
     _common(p)
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=cmd_report, reads_only=True)
 
 
 def _register_callbacks(subparsers):
@@ -99,10 +98,10 @@ def _register_callbacks(subparsers):
     sub = parser.add_subparsers(dest="callbacks_command", metavar="ACTION", required=True)
     p = sub.add_parser("list", help="callback jobs, oldest due first")
     p.add_argument("--state", default="open", help="open (default), pending, claimed, done, failed, cancelled, all")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--watch", type=float, metavar="SECONDS")
+    add_option(p, "--json")
+    add_option(p, "--watch", type=_seconds, nargs="?", const=2.0)
     _common(p)
-    p.set_defaults(func=cmd_cb_list)
+    p.set_defaults(func=cmd_cb_list, reads_only=True)
     p = sub.add_parser("add", help="a manual callback request, or one for a ticket (--ticket)")
     p.add_argument("number", nargs="?")
     p.add_argument("--ticket", help="ticket id or number marked for call-back")
@@ -115,9 +114,10 @@ def _register_callbacks(subparsers):
     p = sub.add_parser("take", help="an agent takes a job: the engine rings the agent, then the customer")
     p.add_argument("job", type=int)
     p.add_argument("--agent", required=True)
-    p.add_argument("--api", default=os.environ.get("HOTLINE_API"), help="the engine's control API URL")
-    p.add_argument("--token", default=os.environ.get("HOTLINE_TOKEN"))
-    p.add_argument("--json", action="store_true")
+    add_option(p, "--config", default=default_config())
+    add_option(p, "--api")
+    add_option(p, "--token")
+    add_option(p, "--json")
     p.set_defaults(func=cmd_cb_take)
     p = sub.add_parser("skip", help="not for this agent: offered to the others")
     p.add_argument("job", type=int)
@@ -167,6 +167,8 @@ def _run(args, work, claims=False):
     except SettingsError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "reads_only", False):
+        need_database(settings.database.url)       # a command that only reads creates no database
     try:
         db = OutboundDb(settings.database.url).open()
     except Exception as exc:        # noqa: BLE001 - any driver trouble: say it
@@ -197,6 +199,17 @@ def _dump(data):
         raise TypeError(type(v).__name__)
     json.dump(data, sys.stdout, ensure_ascii=False, indent=1, default=plain)
     print()
+
+
+def _seconds(text):
+    import argparse
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.5 <= value <= 3600:
+        raise argparse.ArgumentTypeError("between 0.5 and 3600 seconds")
+    return value
 
 
 def _watch(args, draw):
@@ -233,8 +246,9 @@ def cmd_load(args):
         if args.file:
             out = campaigns.load(db, args.name, args.file, partial=args.partial)
         else:
-            day = (datetime.date.fromisoformat(args.date) if args.date
-                   else datetime.date.today() - datetime.timedelta(days=1))
+            the_clock = clock_for(args.config)
+            day = (the_clock.parse_day(args.date, "--date") if args.date
+                   else the_clock.today() - datetime.timedelta(days=1))
             if args.query == "tickets-closed":
                 rows, errors = queries.tickets_closed(db, day, args.category)
             elif args.query == "survey":
@@ -312,7 +326,7 @@ def cmd_report(args):
             print(f"{n} contact(s) written to {args.export}")
 
         def draw():
-            r = report.campaign_report(db, args.name, tz=args.tz)
+            r = report.campaign_report(db, args.name, tz=args.tz or clock_for(args.config).name)
             if args.json:
                 _dump(r)
                 return 0
@@ -407,12 +421,10 @@ def cmd_cb_done(args):
 
 
 def cmd_cb_take(args):
-    from engine.control.client import ApiError, Client
-    if not args.api:
-        print("hotline callbacks take: --api URL (or HOTLINE_API) of a running engine", file=sys.stderr)
-        return 2
-    try:
-        out = Client(args.api, token=args.token).post(f"/v1/callbacks/{args.job}/take", {"agent": args.agent})
+    from engine.control.cli import client
+    from engine.control.client import ApiError
+    try:      # the API's address and token as every supervisor's command finds them (--api, client file)
+        out = client(args).post(f"/v1/callbacks/{args.job}/take", {"agent": args.agent})
     except ApiError as exc:
         print(f"hotline callbacks take: {exc}", file=sys.stderr)
         return 1
