@@ -3,7 +3,7 @@ sessions, live updates (/events), /metrics and /api/openapi.json.
 
 `create_app(engine, tokens)` builds it; server.serve() runs it on gevent's WSGI server in the
 engine process. Each part is a blueprint listed in BLUEPRINTS ("module:attribute"): a feature adds
-its routes by appending its blueprint there (see WEB_API.md); guard.py has what views use.
+its routes by appending its blueprint there (see docs/web-api.md); guard.py has what views use.
 
 Who is asking is settled before every view: `Authorization: Bearer <token>` (control tokens from
 the settings, for the CLI and tools; no CSRF check) or else the browser's session cookie (an

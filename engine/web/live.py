@@ -12,7 +12,7 @@ Every client has a bounded queue (`web.stream_queue`): a client that falls that 
 dropped (its stream ends; EventSource reconnects and gets the current state), the engine never
 waits for a browser. A reconnecting browser gets a `snapshot` event first, then changes.
 
-Events (`event:` name, `data:` JSON; see WEB_API.md):
+Events (`event:` name, `data:` JSON; see docs/web-api.md):
     snapshot  {"at", "me", "agents": [...], "queues": [...], "calls": [...], "engines": [this one's]}
     agent     one row of GET /v1/agents, plus "at"
     queue     one row of GET /v1/queues, plus "at"
