@@ -112,6 +112,8 @@ def test_preview_campaigns_an_agent_may_serve_next_skip_and_dial(rig):
     first = a1.post("/v1/campaigns/fu/next", {"accept": False})
     assert first["dialling"] is False
     c = first["contact"]
+    # a reloaded desk asks again: the same contact, not a second one claimed
+    assert a1.post("/v1/campaigns/fu/next", {"accept": False})["contact"]["id"] == c["id"]
     assert (c["name"], c["reference"], c["fields"]) == (HOSTILE, "T-20261204-0001", {"事项": "<b>补缴</b>"})
     # another agent cannot dial or skip the contact shown to 1001; a forged POST is refused
     boss_try = boss.request("POST", "/v1/campaigns/fu/dial", body={"contact": c["id"], "agent": "1002"})
@@ -125,6 +127,7 @@ def test_preview_campaigns_an_agent_may_serve_next_skip_and_dial(rig):
     second = a1.post("/v1/campaigns/fu/next", {"accept": False})["contact"]
     assert second["number"] == BUSY                                        # 1001 skipped the first
     assert a1.post("/v1/campaigns/fu/dial", {"contact": second["id"]})["dialling"] is True
+    a1.post("/v1/campaigns/fu/dial", {"contact": second["id"]}, expect=409)   # one dial, whatever is pressed
     wait_for(lambda: [a["result"] for a in attempts.attempts_of(rig.db, "contact", second["id"])] == ["busy"],
              timeout=20)
     assert a1.post("/v1/campaigns/fu/next", {"accept": False})["contact"] is None

@@ -78,15 +78,16 @@ def _campaigns(engine, service, token, method, body, ref, action):
         if action == "skip":
             preview.skip(db, service.claims, contact, agent)
             return {"contact": contact, "skipped": True}
-        service.runner.dial_claimed("contact", contact["id"], campaigns.get(db, ref), agent=agent)
+        _dial(service, contact, campaigns.get(db, ref), agent)
         return {"contact": contact, "dialling": True}
     if action == "next":                        # preview: agents fetch their next contact
         agent = _agent_of(token, body)
-        contact = preview.offer(db, service.claims, ref, agent)
+        # the contact shown before and neither dialled nor skipped (a reloaded desk) comes first
+        contact = _shown(service, ref, agent) or preview.offer(db, service.claims, ref, agent)
         if contact is None:
             return {"contact": None}
         if body.get("accept", True):
-            service.runner.dial_claimed("contact", contact["id"], campaigns.get(db, ref), agent=agent)
+            _dial(service, contact, campaigns.get(db, ref), agent)
         return {"contact": contact, "dialling": bool(body.get("accept", True))}
     _need(token, "supervisor")
     if ref is None:
@@ -130,8 +131,38 @@ def _preview_for(engine, db, agent):
             if c["mode"] == "preview" and c["state"] == "running" and _may_take(engine, agent, c)]
 
 
+# preview contacts this process is dialling (claimed rows look the same before and during the dial:
+# this tells a shown contact from a dialled one, and refuses a second dial of the same contact)
+_DIALLING = set()
+
+
+def _dial(service, contact, campaign, agent):
+    if contact["id"] in _DIALLING:
+        raise ApiRefused(409, f"contact {contact['id']} is being dialled")
+    _DIALLING.add(contact["id"])
+    try:
+        greenlet = service.runner.dial_claimed("contact", contact["id"], campaign, agent=agent)
+    except Exception:
+        _DIALLING.discard(contact["id"])
+        raise
+    if hasattr(greenlet, "link"):
+        greenlet.link(lambda _g: _DIALLING.discard(contact["id"]))
+    else:                                   # nothing to follow: the claim's state must tell
+        _DIALLING.discard(contact["id"])
+
+
+def _shown(service, name, agent):
+    K = service.db.m.Contact
+    campaign = campaigns.get(service.db, name)
+    rows = service.db.run(lambda: list(K.select().where(
+        (K.campaign_id == campaign["id"]) & (K.state == "claimed") & (K.agent == agent)
+        & (K.claimed_by == service.claims.owner)).order_by(K.id)))
+    row = next((r for r in rows if r.id not in _DIALLING), None)
+    return None if row is None else {**as_dict(row), "campaign": campaign["name"]}
+
+
 def _offered(service, name, agent, contact_id):
-    """The contact `next` claimed for this agent on this engine, still unanswered."""
+    """The contact `next` claimed for this agent on this engine, shown and not dialled yet."""
     if not str(contact_id or "").isdigit():
         raise ApiRefused(400, "contact: the id of the contact `next` offered")
     K = service.db.m.Contact
@@ -141,6 +172,8 @@ def _offered(service, name, agent, contact_id):
         raise ApiRefused(404, f"campaign {name} has no contact {contact_id}")
     if row.state != "claimed" or row.agent != agent or row.claimed_by != service.claims.owner:
         raise ApiRefused(409, f"contact {contact_id} is not waiting for agent {agent} on this engine")
+    if row.id in _DIALLING:
+        raise ApiRefused(409, f"contact {contact_id} is being dialled")
     return {**as_dict(row), "campaign": campaign["name"]}
 
 
