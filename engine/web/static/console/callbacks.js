@@ -69,7 +69,7 @@
       HL.el("td", {className: "number"}, HL.el("b", null, j.number)),
       HL.el("td", null, REASONS[j.reason] || j.reason),
       HL.el("td", null, j.queue || "—"),
-      HL.el("td", null, when(j.created_at)),
+      HL.el("td", {title: j.call_uuid ? "原通话 " + j.call_uuid : "人工登记"}, when(j.created_at)),
       HL.el("td", null, when(j.due_at)),
       HL.el("td", {className: "deadline"}, when(j.deadline_at) || "—", overdue ? " 已超时" : ""),
       HL.el("td", null, j.ticket_id ? "#" + j.ticket_id : "—"),
