@@ -11,7 +11,7 @@ KINDS = ("campaigns", "callbacks")
 
 def _answer(kind, ref=None, action=None):
     engine = current_app.extensions["hotline"].engine
-    body = json_body() if request.method == "POST" else {}
+    body = json_body() if request.method == "POST" else request.args.to_dict()   # GET: the query
     try:
         return handle(engine, principal(), request.method, body, kind, ref, action)
     except ApiRefused as exc:

@@ -1,6 +1,7 @@
 """The control API's callbacks and campaigns (engine/outbound/web.py routes them here):
 
     GET  /v1/campaigns                       list (supervisor)
+    GET  /v1/campaigns?preview_for=me        running preview campaigns this agent may serve (agents)
     POST /v1/campaigns                       {"name", "mode", "queue"?, "flow"?, "priority"?, ...}
     GET  /v1/campaigns/<name>                one, with contacts by state
     GET  /v1/campaigns/<name>/report         the figures
@@ -12,6 +13,8 @@
     POST /v1/callbacks/<id>/<take|skip|done> {"agent"?: supervisors name the agent; "disposition"?}
     POST /v1/campaigns/<name>/next          {"agent"?, "accept"?: true}: preview, the next contact for
                                              the agent (dialled at once unless accept is false)
+    POST /v1/campaigns/<name>/<dial|skip>    {"contact": id, "agent"?}: a contact offered with
+                                             accept false, dialled or given back (not offered again)
 
 Roles: supervisors run campaigns; agents list, take, skip and close callbacks (their own id only),
 and take preview contacts. Errors: ApiRefused(status, message).
@@ -19,6 +22,7 @@ and take preview contacts. Errors: ApiRefused(status, message).
 from engine.outbound import campaigns, jobs, preview, report
 from engine.outbound.campaigns import OutboundError
 from engine.outbound.contacts import normalise_number
+from engine.outbound.tables import as_dict
 
 ROLES = {"agent": 1, "supervisor": 2, "admin": 3}
 
@@ -35,7 +39,7 @@ def handle(engine, token, method, body, kind, ref=None, action=None):
         raise ApiRefused(503, "callbacks and campaigns are not running on this engine (see its log)")
     try:
         if kind == "campaigns":
-            return _campaigns(service, token, method, body or {}, ref, action)
+            return _campaigns(engine, service, token, method, body or {}, ref, action)
         return _callbacks(engine, service, token, method, body or {}, ref, action)
     except OutboundError as exc:
         raise ApiRefused(409 if "is " in str(exc) or "exists" in str(exc) else 400, str(exc)) from None
@@ -62,15 +66,28 @@ def _agent_of(token, body):
     return agent
 
 
-def _campaigns(service, token, method, body, ref, action):
+def _campaigns(engine, service, token, method, body, ref, action):
     db = service.db
+    if action in ("next", "dial", "skip") and method != "POST":
+        raise ApiRefused(405, f"{action}: POST only")     # a GET must never dial (no CSRF check on GETs)
+    if ref is None and method == "GET" and body.get("preview_for"):
+        return {"campaigns": _preview_for(engine, db, _agent_of(token, _me(token, body["preview_for"])))}
+    if action in ("dial", "skip"):              # preview: the contact shown by next {accept: false}
+        agent = _agent_of(token, body)
+        contact = _offered(service, ref, agent, body.get("contact"))
+        if action == "skip":
+            preview.skip(db, service.claims, contact, agent)
+            return {"contact": contact, "skipped": True}
+        _dial(service, contact, campaigns.get(db, ref), agent)
+        return {"contact": contact, "dialling": True}
     if action == "next":                        # preview: agents fetch their next contact
         agent = _agent_of(token, body)
-        contact = preview.offer(db, service.claims, ref, agent)
+        # the contact shown before and neither dialled nor skipped (a reloaded desk) comes first
+        contact = _shown(service, ref, agent) or preview.offer(db, service.claims, ref, agent)
         if contact is None:
             return {"contact": None}
         if body.get("accept", True):
-            service.runner.dial_claimed("contact", contact["id"], campaigns.get(db, ref), agent=agent)
+            _dial(service, contact, campaigns.get(db, ref), agent)
         return {"contact": contact, "dialling": bool(body.get("accept", True))}
     _need(token, "supervisor")
     if ref is None:
@@ -103,6 +120,63 @@ def _campaigns(service, token, method, body, ref, action):
     raise ApiRefused(405, f"{method} not allowed here")
 
 
+def _me(token, who):
+    """preview_for=me (or the agent's own id; supervisors name an agent) -> the body _agent_of reads."""
+    return {"agent": token.agent if who == "me" else who}
+
+
+def _preview_for(engine, db, agent):
+    """Running preview campaigns of queues this agent has the skills of (read only: no claim)."""
+    return [c for c in campaigns.list_campaigns(db)
+            if c["mode"] == "preview" and c["state"] == "running" and _may_take(engine, agent, c)]
+
+
+# preview contacts this process is dialling (claimed rows look the same before and during the dial:
+# this tells a shown contact from a dialled one, and refuses a second dial of the same contact)
+_DIALLING = set()
+
+
+def _dial(service, contact, campaign, agent):
+    if contact["id"] in _DIALLING:
+        raise ApiRefused(409, f"contact {contact['id']} is being dialled")
+    _DIALLING.add(contact["id"])
+    try:
+        greenlet = service.runner.dial_claimed("contact", contact["id"], campaign, agent=agent)
+    except Exception:
+        _DIALLING.discard(contact["id"])
+        raise
+    if hasattr(greenlet, "link"):
+        greenlet.link(lambda _g: _DIALLING.discard(contact["id"]))
+    else:                                   # nothing to follow: the claim's state must tell
+        _DIALLING.discard(contact["id"])
+
+
+def _shown(service, name, agent):
+    K = service.db.m.Contact
+    campaign = campaigns.get(service.db, name)
+    rows = service.db.run(lambda: list(K.select().where(
+        (K.campaign_id == campaign["id"]) & (K.state == "claimed") & (K.agent == agent)
+        & (K.claimed_by == service.claims.owner)).order_by(K.id)))
+    row = next((r for r in rows if r.id not in _DIALLING), None)
+    return None if row is None else {**as_dict(row), "campaign": campaign["name"]}
+
+
+def _offered(service, name, agent, contact_id):
+    """The contact `next` claimed for this agent on this engine, shown and not dialled yet."""
+    if not str(contact_id or "").isdigit():
+        raise ApiRefused(400, "contact: the id of the contact `next` offered")
+    K = service.db.m.Contact
+    row = service.db.run(lambda: K.get_or_none(K.id == int(contact_id)))
+    campaign = campaigns.get(service.db, name)
+    if row is None or row.campaign_id != campaign["id"]:
+        raise ApiRefused(404, f"campaign {name} has no contact {contact_id}")
+    if row.state != "claimed" or row.agent != agent or row.claimed_by != service.claims.owner:
+        raise ApiRefused(409, f"contact {contact_id} is not waiting for agent {agent} on this engine")
+    if row.id in _DIALLING:
+        raise ApiRefused(409, f"contact {contact_id} is being dialled")
+    return {**as_dict(row), "campaign": campaign["name"]}
+
+
 def _callbacks(engine, service, token, method, body, ref, action):
     db = service.db
     if ref is None and method == "GET":
@@ -117,6 +191,8 @@ def _callbacks(engine, service, token, method, body, ref, action):
                                           if body.get("deadline_hours") else {}))}
     if not str(ref).isdigit():
         raise ApiRefused(400, "callback job id: a number")
+    if method != "POST":
+        raise ApiRefused(404, "no GET action on a callback job (GET /v1/callbacks lists them)")
     agent = _agent_of(token, body)
     job = jobs.get_job(db, ref)
     if token.role == "agent" and not _may_take(engine, agent, job):

@@ -67,7 +67,8 @@ ROUTES = [
     ("get", "/api/openapi.json", "this document", None, None, "meta"),
     # callbacks and campaigns (engine/outbound/webapi.py); supervisors run campaigns, agents take
     # callbacks of their queues and preview contacts
-    ("get", "/v1/campaigns", "campaigns with their state and figures", "supervisor", None, "outbound"),
+    ("get", "/v1/campaigns", "campaigns with their state and figures (supervisor); ?preview_for=me: the "
+     "running preview campaigns of queues this agent has the skills of (agent)", "agent", None, "outbound"),
     ("post", "/v1/campaigns", "create a campaign {name, mode: robot|preview|progressive|predictive, queue?, "
      "flow?, priority?, window?}", "supervisor", OBJ, "outbound"),
     ("get", "/v1/campaigns/{ref}", "one campaign, with its contacts by state", "supervisor", None, "outbound"),
@@ -75,14 +76,17 @@ ROUTES = [
     ("get", "/v1/campaigns/{ref}/{action}", "report: the campaign's figures by day and by agent",
      "supervisor", None, "outbound"),
     ("post", "/v1/campaigns/{ref}/{action}", "start | pause | resume | stop; contacts {rows, partial?}; "
-     "next {agent?, accept?} (preview: an agent's next contact)", "agent", OBJ, "outbound"),
+     "next {agent?, accept?} (preview: an agent's next contact); dial | skip {contact, agent?} (the contact "
+     "next {accept: false} showed: dialled, or given back and not offered to this agent again)", "agent", OBJ,
+     "outbound"),
     ("get", "/v1/callbacks", "open callback jobs (an agent: those of its queues)", "agent", None, "outbound"),
     ("post", "/v1/callbacks", "a manual callback {number, queue?, note?, deadline_hours?}", "agent", OBJ,
      "outbound"),
     ("get", "/v1/callbacks/{ref}", "(no action here: 404; GET /v1/callbacks lists them)", "agent", None,
      "outbound"),
     ("post", "/v1/callbacks/{ref}", "(no action here: 404)", "agent", None, "outbound"),
-    ("get", "/v1/callbacks/{ref}/{action}", "(no GET action: 404)", "agent", None, "outbound"),
+    ("get", "/v1/callbacks/{ref}/{action}", "(no GET action: 404; take, skip, done are POSTs)", "agent", None,
+     "outbound"),
     ("post", "/v1/callbacks/{ref}/{action}", "take | skip | done {agent?, disposition?}", "agent", OBJ,
      "outbound"),
 ]

@@ -38,6 +38,8 @@
       HL.text("wrapup-result", "");
     }
     $("btn-save-wrapup").disabled = !wrapCall;
+    // the callbacks panel (callbacks.js) enables its buttons from the agent's state
+    document.dispatchEvent(new CustomEvent("desk:state", {detail: doc}));
   }
 
   function renderCall(doc) {
