@@ -147,6 +147,8 @@ def _write_cdr(cdr_writer, kind, row, attempts, result, cause, call_uuid, starte
     if kind == "job":
         extra.update(callback_job=row["id"], original_call=row.get("call_uuid"), reason=row.get("reason"),
                      callback_queue=row.get("queue"))
+        if row.get("ticket_id"):
+            extra["ticket_id"] = row["ticket_id"]
         tags.append("callback_attempt")
     else:
         extra.update(campaign=row.get("campaign_id"), contact=row["id"], reference=row.get("reference") or None)
