@@ -6,6 +6,7 @@ the two legs (fixture 10). Agent no answer: no customer dial, the job pending ag
 against the customer. Customer busy: the attempt says busy, the agent's leg is hung up and the
 agent is freed. A reserved agent is offered no inbound caller."""
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -172,6 +173,11 @@ def test_reserved_agent_is_offered_no_inbound_caller(preview):
     wait_for(lambda: rig.acd.store.queue_length("general") == 1, timeout=60)
     held = rig.acd.store.agent("1001")                  # the caller waits: the agent is held for the preview
     assert (held["state"], held.get("call")) == ("ringing", preview_leg)
+    # the ACD's watchdog leaves the held agent to the preview call (it would otherwise adopt the
+    # ringing leg as an orphan once the state is 2 s old)
+    wait_for(lambda: time.time() - float(rig.acd.store.agent("1001")["since"]) > 2.5, timeout=10)
+    assert rig.acd.repair() == []
+    assert rig.acd.store.agent("1001")["state"] == "ringing" and not rig.acd.adopted
     # the caller waits while the agent is held; once the preview ring ends the router offers the
     # caller to the agent: the second ring of the phone comes after the first leg is gone
     wait_for(lambda: rig.phones["1001"].rings >= 2, timeout=30)
