@@ -11,6 +11,9 @@ no_answer, rejected, failed, our_fault, and its refusals window_closed, paused: 
 it says; invalid, blocked, dnc: final at once); abandoned (answered, no agent free: we owe them a
 call, soon), not_confirmed (robot: answered but never pressed 1 to start), lost (the engine died
 during the dial: found by the reaper) — tried again after RETRY_AFTER until max attempts.
+Preview calls ring the agent first (engine/outbound/agentfirst.py): agent_missed (the agent did
+not answer: the customer was never dialled) and agent_hung_up (the agent left while the customer
+rang: the dial was cancelled) do not count against the customer and are due again at once.
 """
 import datetime
 import logging
