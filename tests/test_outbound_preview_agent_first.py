@@ -42,7 +42,8 @@ class Preview:
     def _seen(self, pairs, body=None):
         d = dict(pairs)
         name = d.get("Event-Name")
-        if name in ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_HANGUP_COMPLETE"):
+        if name in ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_HANGUP_COMPLETE",
+                    "PLAYBACK_START"):
             self.events.append((name, d.get("Unique-ID"), d.get("Channel-Name") or "",
                                 d.get("Caller-Caller-ID-Number"),
                                 (d.get("Bridge-A-Unique-ID"), d.get("Bridge-B-Unique-ID"))))
@@ -101,6 +102,7 @@ def test_agent_rung_first_then_customer_dialled_with_hotline_number_and_bridged(
     assert customer_create[3] == hotline, customer_create
     [agent_create] = [e for e in preview.creates() if e[1] == agent_leg]
     assert agent_create[3] == CUSTOMER
+    assert ("PLAYBACK_START", agent_leg) in [(n, u) for n, u, *_ in preview.events]    # the agent's beep
     # the two legs bridged
     assert ("CHANNEL_BRIDGE", customer, agent_leg) in [(n, b[0], b[1]) for n, _, _, _, b in preview.events]
     # an agent call like any other: counted, talk time, then wrap-up and available again

@@ -17,7 +17,7 @@ The steps, each bounded:
    import off the leg (engine/cdr/xmlcdr.py). No answer / reject / busy: the agent is released as
    after a missed queue call (AgentBoard.release, misses counted), the job or contact goes back to
    pending at once and the attempt does not count against the customer (`agent_missed`).
-4. the agent answered: the customer is dialled through Dialer.dial(target="park") (the one dial
+4. the agent answered: a short beep on their leg, and the customer is dialled through Dialer.dial(target="park") (the one dial
    place). If the agent hangs up meanwhile, the customer's dial is cancelled (uuid_kill
    ORIGINATOR_CANCEL). Not answered: the dialler's result as for any dial; the agent's leg is hung
    up and the agent goes to wrap-up (or available) by the queue's rules (AgentBoard.call_ended).
@@ -43,6 +43,7 @@ CALL_LIMIT = 3 * 3600.0     # no follow-up call is longer; the wait is bounded a
 API_TIMEOUT = 5.0
 HANGUP_GRACE = 5.0          # seconds for the second leg's hangup after the first
 ROLE = "preview_agent"      # hotline_role of the agent's leg
+ANSWER_TONE = "tone_stream://%(200,0,640)"     # one short beep: "dialling your customer now"
 
 
 class AgentBusy(Exception):
@@ -166,6 +167,7 @@ class AgentFirst:
         acd.board.answered(res.agent, res.leg)
         acd.agent_first[res.leg].update(state="in_call", answered_at=time.time())
         log.info("%sagent %s answered: dialling %s", prefix, res.agent, row["number"])
+        self._beep(res.leg)
         customer_gone = self._watch(customer)
         if agent_gone.is_set():             # hung up as it answered: nobody to bridge the customer to
             self._wrap_up(acd, res, 0.0)
@@ -256,6 +258,14 @@ class AgentFirst:
                       type(exc).__name__ if not str(exc) else exc)
             self._kill(leg, "ORIGINATOR_CANCEL")
             return ""
+
+    def _beep(self, leg):
+        """A short tone to the agent: the customer is being dialled. `uuid_broadcast` on the parked
+        leg plays it and the leg stays parked (fixture 01: PLAYBACK_START/STOP on a parked leg)."""
+        try:
+            self._esl.api(commands.uuid_broadcast(leg, ANSWER_TONE, "aleg"), timeout=API_TIMEOUT, check=False)
+        except Exception as exc:      # noqa: BLE001 - only a courtesy: the call goes on
+            log.warning("[%s] no tone for the agent: %s", leg, exc)
 
     def _cancel_dial_if(self, agent_gone, customer, prefix):
         agent_gone.wait()
