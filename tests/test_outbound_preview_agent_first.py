@@ -188,3 +188,21 @@ def test_reserved_agent_is_offered_no_inbound_caller(preview):
     second = [u for n, u in agent_events if n == "CHANNEL_CREATE" and u != preview_leg][0]
     assert agent_events.index(("CHANNEL_HANGUP_COMPLETE", preview_leg)) < agent_events.index(("CHANNEL_CREATE", second))
     assert attempts.attempts_of(preview.db, "job", job["id"])[0]["result"] == "agent_missed"
+
+
+def test_agent_hanging_up_while_the_customer_rings_cancels_the_dial(preview):
+    rig = preview.rig
+    preview.pop.add(CUSTOMER, Behaviour("no_answer"))
+    rig.login("1001", hangup_after=0.5)                 # answers, then hangs up before the customer does
+    job = preview.job()
+    preview.take(job["id"])
+    wait_for(lambda: attempts.attempts_of(preview.db, "job", job["id"])
+             and attempts.attempts_of(preview.db, "job", job["id"])[0]["result"], timeout=20)
+    [attempt] = attempts.attempts_of(preview.db, "job", job["id"])
+    after = jobs.get_job(preview.db, job["id"])
+    assert attempt["result"] == "agent_hung_up", attempt
+    assert after["state"] == "pending" and after["attempts"] == 0
+    [dialled] = preview.pop.phones[CUSTOMER].calls
+    ended = [e for e in preview.events if e[0] == "CHANNEL_HANGUP_COMPLETE" and e[1] == dialled.uuid]
+    assert ended          # the dial ended ORIGINATOR_CANCEL (ours), not NO_ANSWER: agent_hung_up above
+    rig.wait_state("1001", "available", timeout=10)
