@@ -206,3 +206,22 @@ def test_agent_hanging_up_while_the_customer_rings_cancels_the_dial(preview):
     ended = [e for e in preview.events if e[0] == "CHANNEL_HANGUP_COMPLETE" and e[1] == dialled.uuid]
     assert ended          # the dial ended ORIGINATOR_CANCEL (ours), not NO_ANSWER: agent_hung_up above
     rig.wait_state("1001", "available", timeout=10)
+
+
+def test_preview_campaign_next_for_an_agent_not_available_is_409_and_claims_nothing(preview):
+    from engine.outbound import campaigns
+    campaigns.create(preview.db, "v", "preview", queue="general")
+    campaigns.add_contacts(preview.db, "v", [{"number": CUSTOMER, "name": "张三"}])
+    campaigns.control(preview.db, "v", "start")
+    with pytest.raises(urllib.error.HTTPError) as err:      # agent 1001 not logged in
+        preview.api("POST", "/v1/campaigns/v/next", {})
+    assert err.value.code == 409
+    [contact] = campaigns.contacts(preview.db, "v")
+    assert contact["state"] == "pending" and not contact["agent"]
+    preview.rig.login("1001")
+    preview.pop.add(CUSTOMER, Behaviour("person", ring=0.2, hangup_after=0.5))
+    out = preview.api("POST", "/v1/campaigns/v/next", {})
+    assert out["contact"]["name"] == "张三" and out["dialling"]
+    wait_for(lambda: campaigns.contacts(preview.db, "v")[0]["state"] == "done", timeout=30)
+    names = [name for n, _, name, *_ in preview.events if n == "CHANNEL_CREATE"]
+    assert names[0].startswith("sofia/internal/1001") and names[1] == f"sofia/external/{CUSTOMER}@trunk"

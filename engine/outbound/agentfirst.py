@@ -17,8 +17,8 @@ The steps, each bounded:
    import off the leg (engine/cdr/xmlcdr.py). No answer / reject / busy: the agent is released as
    after a missed queue call (AgentBoard.release, misses counted), the job or contact goes back to
    pending at once and the attempt does not count against the customer (`agent_missed`).
-4. the agent answered: a short beep on their leg, and the customer is dialled through Dialer.dial(target="park") (the one dial
-   place). If the agent hangs up meanwhile, the customer's dial is cancelled (uuid_kill
+4. the agent answered: a short beep on their leg, and the customer is dialled through
+   Dialer.dial(target="park") (the one dial place). If the agent hangs up meanwhile, the customer's dial is cancelled (uuid_kill
    ORIGINATOR_CANCEL). Not answered: the dialler's result as for any dial; the agent's leg is hung
    up and the agent goes to wrap-up (or available) by the queue's rules (AgentBoard.call_ended).
 5. answered: `uuid_bridge <customer> <agent leg>` (fixture 10, switch_ivr_uuid_bridge); the
