@@ -143,6 +143,12 @@ class Recovery:
                 for leg, ringing in conv.legs.items():
                     if ringing == agent_id:
                         return "ringing", {"call": conv.call.uuid, "leg": leg, "queue": conv.queue.name}
+        for leg, held in list(self.agent_first.items()):      # preview calls ringing the agent first
+            if held["agent"] == agent_id and held["state"] in ("ringing", "in_call"):
+                fields = {"call": leg, "leg": leg, "queue": held["queue"]}
+                if held.get("answered_at"):
+                    fields["answered_at"] = repr(held["answered_at"])
+                return held["state"], fields
         for leg, (adopted, call_uuid, queue, answered_at) in list(self.adopted.items()):
             if adopted == agent_id:
                 return "in_call", {"call": call_uuid, "leg": leg, "queue": queue, "answered_at": repr(answered_at)}

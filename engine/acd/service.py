@@ -89,6 +89,9 @@ class Acd(Recovery):
         self.waiters = {}               # call uuid -> Waiter (callers of this engine in queues)
         self.conversations = {}         # call uuid -> Conversation
         self.legs = {}                  # agent/third-party leg uuid -> (agent id or '', call uuid)
+        # agent leg uuid -> {"agent", "queue", "state", "answered_at"?}: preview calls that ring the
+        # agent first (engine/outbound/agentfirst.py); the agent is reserved for that leg's uuid
+        self.agent_first = {}
         self.supervisions = {}          # supervisor leg uuid -> {target, mode, supervisor}
         self.adopted = {}               # agent leg -> (agent id, call uuid): talks that outlived an engine
         self.foreign_since = {}         # (agent id, leg) -> when a dead engine's leg on another switch was seen
@@ -457,10 +460,11 @@ class Acd(Recovery):
         dead_owner = bool(owner) and not mine and not self.store.engine_alive(owner)
         old = now - float(d.get("since") or now) > 2.0
         if state in ("reserved", "ringing"):
-            live = call_uuid in self.waiters or call_uuid in self.conversations or d.get("leg") in self.adopted
+            live = call_uuid in self.waiters or call_uuid in self.conversations or d.get("leg") in self.adopted \
+                or call_uuid in self.agent_first
             return "release" if (mine and not live and old) or dead_owner else None
         if state == "in_call":
-            live = call_uuid in self.conversations or d.get("leg") in self.adopted
+            live = call_uuid in self.conversations or d.get("leg") in self.adopted or call_uuid in self.agent_first
             return "end_call" if (mine and not live and old) or dead_owner else None
         if state == "wrap_up":
             if mine and self.board.timer_pending(agent_id):

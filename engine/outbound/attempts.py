@@ -11,6 +11,9 @@ no_answer, rejected, failed, our_fault, and its refusals window_closed, paused: 
 it says; invalid, blocked, dnc: final at once); abandoned (answered, no agent free: we owe them a
 call, soon), not_confirmed (robot: answered but never pressed 1 to start), lost (the engine died
 during the dial: found by the reaper) — tried again after RETRY_AFTER until max attempts.
+Preview calls ring the agent first (engine/outbound/agentfirst.py): agent_missed (the agent did
+not answer: the customer was never dialled) and agent_hung_up (the agent left while the customer
+rang: the dial was cancelled) do not count against the customer and are due again at once.
 """
 import datetime
 import logging
@@ -147,6 +150,8 @@ def _write_cdr(cdr_writer, kind, row, attempts, result, cause, call_uuid, starte
     if kind == "job":
         extra.update(callback_job=row["id"], original_call=row.get("call_uuid"), reason=row.get("reason"),
                      callback_queue=row.get("queue"))
+        if row.get("ticket_id"):
+            extra["ticket_id"] = row["ticket_id"]
         tags.append("callback_attempt")
     else:
         extra.update(campaign=row.get("campaign_id"), contact=row["id"], reference=row.get("reference") or None)

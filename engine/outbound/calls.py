@@ -22,6 +22,7 @@ import gevent
 import gevent.event
 
 from engine.call.port import CallGone
+from engine.outbound.agentfirst import AgentFirst
 from engine.outbound.dialer import DialRequest
 
 log = logging.getLogger("hotline.outbound")
@@ -54,6 +55,7 @@ class CallPlacer:
         self.cfg = cfg                      # outbound_calls.jobs
         self.runtime = runtime              # the IVR runtime (robot flows)
         self.waiting = {}                   # job id -> (kind, row, campaign, result, arrived)
+        self.agent_first = AgentFirst(engine, dialer, db, next_due=self._next_due)   # preview calls
 
     def attach(self):
         from engine.outbound import legs
@@ -69,10 +71,15 @@ class CallPlacer:
         if not _placers:
             legs.unregister("campaign")
             legs.unregister("callback")
+        self.agent_first.close()
 
     # --- one attempt ------------------------------------------------------------------------------
-    def place_call(self, kind, row, campaign, attempt_id):
+    def place_call(self, kind, row, campaign, attempt_id, reservation=None):
+        """One attempt. `reservation` (preview: the agent who took it, reserved by
+        agent_first.reserve): the agent's phone rings first (engine/outbound/agentfirst.py)."""
         token = f"{'ct' if kind == 'contact' else 'cb'}-{row['id']}-{attempt_id}"
+        if reservation is not None:
+            return self.agent_first.run(reservation, kind, row, campaign, token)
         done = gevent.event.AsyncResult()
         arrived = gevent.event.Event()
         self.waiting[token] = (kind, row, campaign, done, arrived)
@@ -183,8 +190,6 @@ class CallPlacer:
             return {"result": "failed", "cause": "NO_ACD"}
         queue = queue if queue in acd.config.queues else acd.default_queue()
         call.info["queue_priority"] = self.cfg.callback_priority
-        if row.get("agent"):             # preview: the agent who took it is offered it first
-            call.info["preferred_agent"] = row["agent"]
         watcher = None
         if campaign and campaign["mode"] == "predictive" and not robot:
             watcher = gevent.spawn_later(self.cfg.agent_wait_seconds, self._abandon_if_waiting, acd, call)

@@ -54,6 +54,7 @@ class DialRequest:
     timeout: Optional[int] = None          # None: outbound_calls.originate_timeout
     needs_agent: bool = False              # the answered call will hold an agent (gate share)
     window: Optional[TimeWindow] = None    # None: the campaign's window, else outbound_calls.window
+    uuid: Optional[str] = None             # the leg's uuid, chosen by the caller (to cancel the dial)
 
 
 @dataclasses.dataclass
@@ -185,7 +186,7 @@ class Dialer:
             log.info("dial %s (%s %s) refused: %s: %s", req.number, req.purpose, req.job_id or "-",
                      refusal.result, refusal.reason)
             return refusal
-        leg = str(uuidlib.uuid4())
+        leg = req.uuid or str(uuidlib.uuid4())
         cmd, timeout = self.command(req, number, leg)
         prefix = f"[{leg}] "
         log.info("%sdialling %s for %s %s (campaign %s, target %s)", prefix, number, req.purpose,

@@ -11,7 +11,8 @@
     hotline callbacks list [--state open|pending|done|failed|...] [--json]
     hotline callbacks add NUMBER [--queue Q] [--note N] [--deadline-hours H] [--auto]
     hotline callbacks add --ticket ID          a ticket marked for call-back
-    hotline callbacks take ID --agent A        through the engine's control API: it dials
+    hotline callbacks take ID --agent A        through the engine's control API: it rings the
+                                               agent first (409: not available), then dials
     hotline callbacks skip ID --agent A | done ID --agent A [--disposition D] [--note N]
 
 They read and write the database of the settings file (like `hotline tickets`); `take` asks the
@@ -432,5 +433,6 @@ def cmd_cb_take(args):
         _dump(out)
     else:
         job = out.get("job") or {}
-        print(f"callback job {job.get('id')}: taken by {args.agent}; dialling {job.get('number')}")
+        print(f"callback job {job.get('id')}: taken by {args.agent}; ringing {args.agent}'s phone, then "
+              f"{job.get('number')} is dialled and bridged")
     return 0

@@ -110,14 +110,15 @@ class Runner:
             self._spawn("job", job_id, None)
         return len(ids)
 
-    def dial_claimed(self, kind, row_id, campaign=None, agent=None):
-        """Dial a row this engine has claimed (preview: the agent accepted it). Returns the greenlet."""
-        return self._spawn(kind, row_id, campaign, agent)
+    def dial_claimed(self, kind, row_id, campaign=None, agent=None, reservation=None):
+        """Dial a row this engine has claimed (preview: the agent accepted it; `reservation`: the
+        agent reserved in the ACD, rung first). Returns the greenlet."""
+        return self._spawn(kind, row_id, campaign, agent, reservation)
 
-    def _spawn(self, kind, row_id, campaign, agent=None):
+    def _spawn(self, kind, row_id, campaign, agent=None, reservation=None):
         key = campaign["id"] if campaign else None
         self.in_flight[key] = self.in_flight.get(key, 0) + 1
-        g = gevent.spawn(self._attempt, kind, row_id, campaign, agent)
+        g = gevent.spawn(self._attempt, kind, row_id, campaign, agent, reservation)
         self.greenlets.add(g)
 
         def done(_):
@@ -126,7 +127,7 @@ class Runner:
         g.link(done)
         return g
 
-    def _attempt(self, kind, row_id, campaign, agent):
+    def _attempt(self, kind, row_id, campaign, agent, reservation=None):
         M = self.db.m.Contact if kind == "contact" else self.db.m.CallbackJob
         row = as_dict(self.db.run(lambda: M.get_by_id(row_id)))
         if campaign:
@@ -134,7 +135,8 @@ class Runner:
         attempt_id = attempts.begin(self.db, kind, row, agent=agent, engine=self.claims.owner)
         started = self.db.clock()
         try:
-            out = self.place_call(kind, row, campaign, attempt_id) or {}
+            more = {"reservation": reservation} if reservation is not None else {}
+            out = self.place_call(kind, row, campaign, attempt_id, **more) or {}
         except Exception as exc:          # noqa: BLE001 - a bug must not leave the row claimed
             log.exception("outbound %s %s: the call failed: %s", kind, row_id, exc)
             out = {"result": "failed", "cause": type(exc).__name__}
@@ -151,7 +153,9 @@ class Runner:
                         call_uuid=out.get("call_uuid"), answered_at=out.get("answered_at"),
                         agent=out.get("agent") or agent, answers=out.get("answers"), comment=out.get("comment"),
                         disposition=out.get("disposition"), max_attempts=row.get("max_attempts") or 3,
-                        cdr_writer=None if out.get("answered_at") else self.cdr_writer, started_at=started,
+                        # an answered leg served by the engine has the engine's CDR; `cdr` says otherwise
+                        cdr_writer=self.cdr_writer if out.get("cdr", not out.get("answered_at")) else None,
+                        started_at=started,
                         counts=out.get("counts", True), retry_at=out.get("retry_at"), final=out.get("final", False))
 
     def _loop(self):

@@ -11,15 +11,20 @@
     GET  /v1/callbacks                       open jobs; an agent sees those of its queues, not skipped
     POST /v1/callbacks                       {"number", "queue"?, "note"?, "deadline_hours"?} (manual)
     POST /v1/callbacks/<id>/<take|skip|done> {"agent"?: supervisors name the agent; "disposition"?}
+                                             take: the agent's phone rings first, then the customer
+                                             is dialled and bridged (409: the agent is not available)
     POST /v1/campaigns/<name>/next          {"agent"?, "accept"?: true}: preview, the next contact for
                                              the agent (dialled at once unless accept is false)
     POST /v1/campaigns/<name>/<dial|skip>    {"contact": id, "agent"?}: a contact offered with
                                              accept false, dialled or given back (not offered again)
+                                             (accepting rings the agent's phone first, then dials the
+                                             contact; 409 as for take)
 
 Roles: supervisors run campaigns; agents list, take, skip and close callbacks (their own id only),
 and take preview contacts. Errors: ApiRefused(status, message).
 """
 from engine.outbound import campaigns, jobs, preview, report
+from engine.outbound.agentfirst import AgentBusy
 from engine.outbound.campaigns import OutboundError
 from engine.outbound.contacts import normalise_number
 from engine.outbound.tables import as_dict
@@ -82,13 +87,24 @@ def _campaigns(engine, service, token, method, body, ref, action):
         return {"contact": contact, "dialling": True}
     if action == "next":                        # preview: agents fetch their next contact
         agent = _agent_of(token, body)
-        # the contact shown before and neither dialled nor skipped (a reloaded desk) comes first
-        contact = _shown(service, ref, agent) or preview.offer(db, service.claims, ref, agent)
+        accept = bool(body.get("accept", True))
+        campaign = campaigns.get(db, ref)
+        # accepting rings the agent first: reserved before any contact is claimed for them
+        held = _reserve(service, agent, campaign.get("queue")) if accept else None
+        try:
+            # the contact shown before and neither dialled nor skipped (a reloaded desk) comes first
+            contact = _shown(service, ref, agent) or preview.offer(db, service.claims, ref, agent)
+        except BaseException:
+            if held is not None:
+                service.placer.agent_first.cancel(held, "no_contact")
+            raise
         if contact is None:
+            if held is not None:
+                service.placer.agent_first.cancel(held, "no_contact")
             return {"contact": None}
-        if body.get("accept", True):
-            _dial(service, contact, campaigns.get(db, ref), agent)
-        return {"contact": contact, "dialling": bool(body.get("accept", True))}
+        if accept:
+            _dial(service, contact, campaign, agent, reservation=held)
+        return {"contact": contact, "dialling": accept}
     _need(token, "supervisor")
     if ref is None:
         if method == "GET":
@@ -136,14 +152,20 @@ def _preview_for(engine, db, agent):
 _DIALLING = set()
 
 
-def _dial(service, contact, campaign, agent):
+def _dial(service, contact, campaign, agent, reservation=None):
+    """Dial a contact claimed for `agent` (their phone rings first: `reservation` holds them, taken
+    here when not given); the reservation is given back if the dial cannot start."""
     if contact["id"] in _DIALLING:
+        if reservation is not None:
+            service.placer.agent_first.cancel(reservation, "already_dialling")
         raise ApiRefused(409, f"contact {contact['id']} is being dialled")
+    held = reservation if reservation is not None else _reserve(service, agent, campaign.get("queue"))
     _DIALLING.add(contact["id"])
     try:
-        greenlet = service.runner.dial_claimed("contact", contact["id"], campaign, agent=agent)
-    except Exception:
+        greenlet = service.runner.dial_claimed("contact", contact["id"], campaign, agent=agent, reservation=held)
+    except BaseException:
         _DIALLING.discard(contact["id"])
+        service.placer.agent_first.cancel(held, "dial_refused")
         raise
     if hasattr(greenlet, "link"):
         greenlet.link(lambda _g: _DIALLING.discard(contact["id"]))
@@ -198,15 +220,31 @@ def _callbacks(engine, service, token, method, body, ref, action):
     if token.role == "agent" and not _may_take(engine, agent, job):
         raise ApiRefused(403, f"callback job {ref} needs the skills of queue {job['queue']}")
     if action == "take":
-        job = jobs.take(db, service.claims, ref, agent)
-        service.runner.dial_claimed("job", job["id"], None, agent=agent)
-        return {"job": job}
+        if job["state"] != "pending":           # said before the agent is reserved for nothing
+            jobs.take(db, service.claims, ref, agent)
+        held = _reserve(service, agent, job.get("queue"))
+        try:
+            job = jobs.take(db, service.claims, ref, agent)
+        except BaseException:
+            service.placer.agent_first.cancel(held, "take_refused")
+            raise
+        service.runner.dial_claimed("job", job["id"], None, agent=agent, reservation=held)
+        return {"job": job, "ringing_agent": agent}
     if action == "skip":
         return {"job": jobs.skip(db, ref, agent)}
     if action == "done":
         return {"job": jobs.done(db, service.claims, ref, agent, disposition=str(body.get("disposition") or "done"),
                                  note=str(body.get("note") or ""))}
     raise ApiRefused(404, f"no such action: {action}")
+
+
+def _reserve(service, agent, queue):
+    """The agent reserved in the ACD for a preview call (their phone rings first); 409 when the
+    agent is not available (on a call, ringing, wrapping up, on a break, logged out)."""
+    try:
+        return service.placer.agent_first.reserve(agent, queue)
+    except AgentBusy as exc:
+        raise ApiRefused(409, f"cannot ring agent {agent} for a preview call: {exc}") from None
 
 
 def _may_take(engine, agent_id, job):
