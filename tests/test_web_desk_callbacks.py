@@ -1,7 +1,7 @@
 """The desk's callbacks panel (回拨任务 / 回访) in a real headless Chromium, against the engine on
 the simulator: jobs made through the control API (a supervisor's token) appear on the agent's
 desk, hostile text is shown as text, the buttons follow the agent's state, 跳过 removes a job,
-拨打 dials the customer and the answered call reaches this desk; a preview campaign's next
+拨打 rings the agent, dials the customer and the call shows on this desk; a preview campaign's next
 contact is shown (who and why) before any dial and 跳过 gives it back."""
 import json
 import urllib.request
@@ -87,7 +87,7 @@ def test_the_desk_lists_skips_and_dials_callbacks(desk_rig, browser_factory):  #
     job = jobs.get_job(rig.db, skipped["id"])
     assert job["state"] == "pending" and job["skipped_by"] == ["1001"]
 
-    # 拨打: the engine dials the customer, the answered call is offered to this agent: on the desk
+    # 拨打: the agent's phone rings first, then the customer is dialled and bridged: on the desk
     wait(desk, enabled(f'#cb-jobs tr[data-job="{dialled["id"]}"] button[data-cb-action="take"]')).click()
     assert rig.wait_state("1001", "in_call", timeout=30)
     wait(desk, has_text("#pop-number", CUSTOMER), message="the callback is not on the desk")

@@ -131,6 +131,11 @@ class AgentFirst:
                           campaign=campaign["name"] if campaign else "",
                           ticket=str(row["ticket_id"]) if row.get("ticket_id") else None,
                           original_call=row.get("call_uuid"), target="park", needs_agent=True, uuid=customer)
+        # what the agent's desk shows of this call (engine/web/screenpop.py, desk.py)
+        acd.agent_first[res.leg].update(number=row["number"], name=row.get("name") or "", kind=kind,
+                                        row_id=row["id"], campaign=campaign["name"] if campaign else "",
+                                        ticket=row.get("ticket_id"), original_call=row.get("call_uuid"),
+                                        reason=row.get("reason") or row.get("note") or "")
         refusal, _ = self.dialer.check(req)
         if refusal is not None:             # not dialled: the agent is not rung for nothing
             log.info("%spreview %s %s: %s (%s): agent %s not rung", prefix, kind, row["id"], refusal.result,

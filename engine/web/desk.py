@@ -122,6 +122,8 @@ def state():
         call_row = _call_row(acd, call_uuid, now)
     stage = stage_of(call_row) if call_row else None
     allowed = set(CONTROLS.get(stage, ()))
+    if call_uuid and call_uuid in getattr(acd, "agent_first", {}):
+        allowed = set()     # a preview call bridged by the dialler: the ACD's in-call controls do not reach it
     conv = acd.conversations.get(call_uuid) if call_uuid else None
     recording = paused = False
     if conv is not None:
@@ -159,6 +161,14 @@ def _call_row(acd, call_uuid, now):
         conversations={call_uuid: acd.conversations[call_uuid]} if call_uuid in acd.conversations else {},
         supervisions=acd.supervisions)
     rows = views.calls(one, now)
+    if not rows and call_uuid in getattr(acd, "agent_first", {}):
+        # a preview call (engine/outbound/agentfirst.py): the agent's phone rings, then the agent
+        # is on the line while the customer is dialled and bridged
+        entry = acd.agent_first[call_uuid]
+        answered = entry.get("answered_at")
+        return {"call": call_uuid, "state": "talking" if entry.get("state") == "in_call" else "ringing",
+                "seconds": round(now - answered, 1) if answered else None, "parties": [],
+                "queue": entry.get("queue"), "caller": entry.get("number")}
     return rows[0] if rows else None
 
 

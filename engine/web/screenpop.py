@@ -37,6 +37,8 @@ def screen_pop(engine, call_uuid, now=None):
     call = engine.calls.get(call_uuid)
     if call is not None:
         doc = _from_live(call, now)
+    elif acd is not None and call_uuid in getattr(acd, "agent_first", {}):
+        doc = _from_preview(acd.agent_first[call_uuid], call_uuid)
     else:
         doc = _from_elsewhere(engine, call_uuid, now)
         if doc is None:
@@ -57,6 +59,19 @@ def screen_pop(engine, call_uuid, now=None):
     served = [h["agent"] for h in doc["history"] if h["agent"]]
     doc["last_agent"] = served[0] if served else None
     return doc
+
+
+def _from_preview(entry, call_uuid):
+    """A preview call the dialler places for this agent (engine/outbound/agentfirst.py): whom it
+    calls back and why, instead of an IVR path."""
+    return {
+        "call": call_uuid, "caller_number": entry.get("number") or "", "caller_name": entry.get("name") or "",
+        "did": "", "source": "outbound", "ivr_path": [], "lookup": {}, "bot": None,
+        "queue": entry.get("queue"), "waited_seconds": None,
+        "outbound": {"kind": entry.get("kind"), "id": entry.get("row_id"), "campaign": entry.get("campaign"),
+                     "ticket": entry.get("ticket"), "original_call": entry.get("original_call"),
+                     "reason": entry.get("reason")},
+    }
 
 
 def _from_live(call, now):
