@@ -154,6 +154,16 @@ def _is_demo_dir(workdir):
         return False
 
 
+def stop_engine(proc):
+    """SIGTERM to `hotline run` (it finishes its calls' CDRs), SIGKILL after 30 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def fresh_workdir(path):
     """The demo's working directory, emptied: only one an earlier demo wrote is emptied; None
     (after saying why) for a directory that holds anything else."""
@@ -237,12 +247,7 @@ def run(args):
             print("\n$ hotline queues\n" + queues_table(api.get("/v1/queues")["queues"]))
             print("\nhotline demo: stopping the engine (SIGTERM)")
         finally:
-            if engine.poll() is None:
-                engine.send_signal(signal.SIGTERM)
-                try:
-                    engine.wait(30)
-                except subprocess.TimeoutExpired:
-                    engine.kill()
+            stop_engine(engine)
             switch.stop()
     finally:
         redis.stop()           # also when the demo fails half-way

@@ -18,7 +18,7 @@ import json
 import sys
 import time
 
-from engine.infra.clitext import UsageError, add_option, cell, escaped, need_database, table
+from engine.infra.clitext import UsageError, add_option, cell, escaped, need_database, table, watch_seconds
 from engine.control.client import Client, resolve
 
 AGENT_ACTIONS = ("login", "logout", "ready", "break", "extend", "report")
@@ -70,18 +70,7 @@ def _common(p, watch=False):
     add_option(p, "--token")
     add_option(p, "--json")
     if watch:
-        add_option(p, "--watch", type=_seconds, nargs="?", const=2.0)
-
-
-def _seconds(text):
-    import argparse
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0.5 <= value <= 3600:
-        raise argparse.ArgumentTypeError("between 0.5 and 3600 seconds")
-    return value
+        add_option(p, "--watch", type=watch_seconds, nargs="?", const=2.0)
 
 
 def _url(text):

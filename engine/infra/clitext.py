@@ -201,3 +201,14 @@ def clock_for(config):
     needed), for commands that show times."""
     from engine.infra import clock
     return clock.for_settings(settings_for_reading(config or default_config()))
+
+
+def watch_seconds(text):
+    """The --watch period: 0.5 to 3600 seconds (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.5 <= value <= 3600:
+        raise argparse.ArgumentTypeError("between 0.5 and 3600 seconds")
+    return value

@@ -35,6 +35,7 @@ import gevent.event
 
 from engine.esl import commands
 from engine.outbound.dialer import DialRequest
+from engine.outbound.gate import note_agent
 
 log = logging.getLogger("hotline.outbound.agentfirst")
 
@@ -246,13 +247,7 @@ class AgentFirst:
             acd.board.call_ended(res.agent, res.leg, res.queue, 0.0)
 
     def _gate(self, what, agent):
-        gate = getattr(self.dialer, "gate", None)
-        if gate is None:
-            return
-        try:
-            getattr(gate, what)(agent)
-        except Exception as exc:     # noqa: BLE001 - Redis away: the gate's own TTL cleans up
-            log.warning("outbound gate %s(%s) failed: %s", what, agent, exc)
+        note_agent(getattr(self.dialer, "gate", None), what, agent)
 
     # --- legs -------------------------------------------------------------------------------------
     def _originate(self, cmd, timeout, leg):

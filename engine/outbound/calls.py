@@ -24,6 +24,7 @@ import gevent.event
 from engine.call.port import CallGone
 from engine.outbound.agentfirst import AgentFirst
 from engine.outbound.dialer import DialRequest
+from engine.outbound.gate import note_agent
 
 log = logging.getLogger("hotline.outbound")
 
@@ -227,13 +228,7 @@ class CallPlacer:
             log.error("%s opted out of campaign %s but is NOT on the do-not-call list: %s", number, campaign, exc)
 
     def _gate(self, what, agent):
-        gate = getattr(self.dialer, "gate", None)
-        if gate is None:
-            return
-        try:
-            getattr(gate, what)(agent)
-        except Exception as exc:     # noqa: BLE001 - Redis away: the gate's own TTL cleans up
-            log.warning("outbound gate %s(%s) failed: %s", what, agent, exc)
+        note_agent(getattr(self.dialer, "gate", None), what, agent)
 
     def _abandon_if_waiting(self, acd, call):
         waiter = acd.waiters.get(call.uuid)

@@ -117,3 +117,14 @@ class Gate:
             if taken >= allowed:
                 return f"inbound first: outbound holds {taken} of {allowed} agents allowed ({staffed} logged in)"
         return None
+
+
+def note_agent(gate, what, agent):
+    """Tell the gate an agent was taken by or released from an outbound call (`what`:
+    "agent_taken" / "agent_released"); best effort, `gate` may be None."""
+    if gate is None:
+        return
+    try:
+        getattr(gate, what)(agent)
+    except Exception as exc:     # noqa: BLE001 - Redis away: the gate's own TTL cleans up
+        log.warning("outbound gate %s(%s) failed: %s", what, agent, exc)

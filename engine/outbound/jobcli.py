@@ -26,7 +26,7 @@ import sys
 import time
 
 from engine.infra.clitext import (SecretsNotNeeded, add_day, add_option, cell, clock_for, default_config, iso,
-                                  need_database, table)
+                                  need_database, table, watch_seconds)
 
 
 def register(subparsers):
@@ -74,7 +74,7 @@ def _register_campaigns(subparsers):
         p.set_defaults(func=cmd_control, action=action)
     p = sub.add_parser("list", help="campaigns with their contacts by state")
     add_option(p, "--json")
-    add_option(p, "--watch", type=_seconds, nargs="?", const=2.0)
+    add_option(p, "--watch", type=watch_seconds, nargs="?", const=2.0)
     _common(p)
     p.set_defaults(func=cmd_list, reads_only=True)
     p = sub.add_parser("show", help="one campaign (and its contacts)")
@@ -88,7 +88,7 @@ def _register_campaigns(subparsers):
     add_option(p, "--json")
     p.add_argument("--export", metavar="FILE", help=".csv or .xlsx")
     add_option(p, "--tz")
-    add_option(p, "--watch", type=_seconds, nargs="?", const=2.0)
+    add_option(p, "--watch", type=watch_seconds, nargs="?", const=2.0)
     _common(p)
     p.set_defaults(func=cmd_report, reads_only=True)
 
@@ -100,7 +100,7 @@ def _register_callbacks(subparsers):
     p = sub.add_parser("list", help="callback jobs, oldest due first")
     p.add_argument("--state", default="open", help="open (default), pending, claimed, done, failed, cancelled, all")
     add_option(p, "--json")
-    add_option(p, "--watch", type=_seconds, nargs="?", const=2.0)
+    add_option(p, "--watch", type=watch_seconds, nargs="?", const=2.0)
     _common(p)
     p.set_defaults(func=cmd_cb_list, reads_only=True)
     p = sub.add_parser("add", help="a manual callback request, or one for a ticket (--ticket)")
@@ -200,17 +200,6 @@ def _dump(data):
         raise TypeError(type(v).__name__)
     json.dump(data, sys.stdout, ensure_ascii=False, indent=1, default=plain)
     print()
-
-
-def _seconds(text):
-    import argparse
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0.5 <= value <= 3600:
-        raise argparse.ArgumentTypeError("between 0.5 and 3600 seconds")
-    return value
 
 
 def _watch(args, draw):

@@ -18,7 +18,7 @@ import time
 import gevent
 import gevent.event
 
-from engine.demo import DEMO_TOKEN_ENV, PHONES, _schedule_line, _wait_file, fresh_workdir, write_settings
+from engine.demo import DEMO_TOKEN_ENV, PHONES, _schedule_line, _wait_file, fresh_workdir, stop_engine, write_settings
 from engine.infra.netutil import free_port
 
 AGENT_LOGIN = ("1001", "desk-1001-demo")
@@ -107,12 +107,7 @@ Agents 1002 and 1003 are logged in already. Ctrl-C stops everything.
             trickle.kill()
             print("\nhotline demo: stopping the engine (SIGTERM)", flush=True)
         finally:
-            if engine.poll() is None:
-                engine.send_signal(signal.SIGTERM)
-                try:
-                    engine.wait(30)
-                except subprocess.TimeoutExpired:
-                    engine.kill()
+            stop_engine(engine)
             switch.stop()
     finally:
         redis.stop()
