@@ -301,3 +301,15 @@ def test_the_shipped_outbound_scenario_loads():
     pop = population(load_scenario(path))
     assert pop.behaviour("13800000004").kind == "busy" and pop.behaviour("13912345678").kind == "person"
     assert pop.behaviour("13800000002").dtmf == ((3.0, "9"),) and pop.behaviour("15000000000") is None
+
+
+def test_one_dial_string_for_every_outside_number():
+    """The dialler and the agents' consult/three-way parties (engine/acd/incall.py) dial outside
+    numbers through trunk_endpoint: normalised, the trunk's prefix, the trunk gateway."""
+    from engine.outbound.dialer import trunk_endpoint
+    from engine.outbound.numbers import InvalidNumber
+    settings = default_settings(outbound_calls={"dial_prefix": "9"}, trunk={"gateway": "carrier"})
+    assert trunk_endpoint(settings, "+86 139-1234-5678") == "sofia/gateway/carrier/913912345678"
+    assert trunk_endpoint(settings, "110") == "sofia/gateway/carrier/9110"     # 联动: the block list decides
+    with pytest.raises(InvalidNumber):
+        trunk_endpoint(settings, "12")

@@ -36,6 +36,8 @@ import gevent
 from engine.call.live import checkpoint
 from engine.esl import commands
 from engine.outbound.dialblock import DialBlock
+from engine.outbound.dialer import trunk_endpoint
+from engine.outbound.numbers import InvalidNumber
 
 log = logging.getLogger("hotline.acd.incall")
 
@@ -93,6 +95,10 @@ class InCall:
             number = commands.safe_number(value)
             if not number or number != value:
                 raise ControlError(f"not a phone number: {value!r}", 400)
+            try:
+                trunk_endpoint(self.acd.settings, number)
+            except InvalidNumber as exc:
+                raise ControlError(f"not a number the trunk can dial: {exc}", 400) from None
             why = DialBlock.for_settings(self.acd.settings).refuses(number, "transfer")
             if why:
                 raise ControlError(f"{number} is on the dial-block list: {why}", 403)
@@ -359,7 +365,7 @@ class InCall:
             endpoint = commands.endpoint_user(agent.extension, acd.domain)
             acd.board.ringing(value, call.uuid, leg)
         else:
-            endpoint = commands.endpoint_gateway(acd.settings.trunk.gateway, value)
+            endpoint = trunk_endpoint(acd.settings, value)      # checked by target(): normalises
         variables = {"origination_uuid": leg, "hotline_call": call.uuid, "hotline_role": role,
                      "origination_caller_id_number": commands.safe_number(call.caller_id_number) or "anonymous",
                      "origination_caller_id_name": commands.safe_text(f"{role} {conv.agent}", 40),

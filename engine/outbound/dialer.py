@@ -71,6 +71,16 @@ class DialOutcome:
     not_before: Optional[datetime.datetime] = None   # window_closed: when the window opens
 
 
+
+def trunk_endpoint(settings, number):
+    """The one dial string to an outside number: normalised (InvalidNumber says why not), the
+    trunk's dial prefix, through the trunk gateway. The dialler's calls and the agents' consult and
+    three-way parties (engine/acd/incall.py, whose legs must land in the call's conference) use it."""
+    cfg = settings.outbound_calls
+    national = normalise(number, cfg.area_code).national
+    return commands.endpoint_gateway(settings.trunk.gateway, f"{cfg.dial_prefix}{national}")
+
+
 class Dialer:
     def __init__(self, settings, esl, lists=None, gate=None, clock=None):
         self.settings = settings
@@ -173,7 +183,7 @@ class Dialer:
                             ("hotline_ticket", req.ticket), ("hotline_original_call", req.original_call)):
             if value:
                 variables[name] = value
-        endpoint = commands.endpoint_gateway(self.settings.trunk.gateway, f"{cfg.dial_prefix}{number}")
+        endpoint = trunk_endpoint(self.settings, number)
         if req.target == "engine":
             out = self.settings.outbound
             return commands.originate_to_socket(endpoint, variables, out.advertise_host or out.listen_host,
