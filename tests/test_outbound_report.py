@@ -66,8 +66,12 @@ def test_deadlines_remind_then_escalate_once(tmp_path):
 
 def test_api_roles(tmp_path, redis_server, redis_prefix):
     db = outbound_db(tmp_path)
+    held = []         # the agents the API reserved (rung first, engine/outbound/agentfirst.py)
+    agent_first = types.SimpleNamespace(reserve=lambda agent, queue: held.append(agent) or f"res-{agent}",
+                                        cancel=lambda res, why: held.remove(res[len("res-"):]))
     service = types.SimpleNamespace(db=db, claims=claims_for(db, redis_server, redis_prefix, "e"),
-                                    runner=types.SimpleNamespace(dial_claimed=lambda *a, **k: None))
+                                    runner=types.SimpleNamespace(dial_claimed=lambda *a, **k: None),
+                                    placer=types.SimpleNamespace(agent_first=agent_first))
     engine = types.SimpleNamespace(outbound_jobs=service, acd=None)
     agent = types.SimpleNamespace(role="agent", name="a", agent="1001")
     sup = types.SimpleNamespace(role="supervisor", name="s", agent=None)
@@ -88,3 +92,4 @@ def test_api_roles(tmp_path, redis_server, redis_prefix):
     with pytest.raises(webapi.ApiRefused) as err:
         webapi.handle(engine, sup, "POST", {"agent": "1002"}, "callbacks", str(job["id"]), "take")
     assert err.value.status == 409
+    assert held == ["1001"]         # reserved for the take; nobody is reserved for a refused one
