@@ -7,7 +7,9 @@ import openpyxl
 import pytest
 
 from engine.outbound import attempts, campaigns, jobs, report, webapi
+from engine.outbound.db import OutboundDb
 from engine.outbound.deadlines import check_deadlines
+from tests.clifix import run_cli, write_config
 from tests.outboundfix import claims_for, outbound_db
 from tests.ticketfix import Clock
 
@@ -47,6 +49,48 @@ def test_report_figures_and_export(tmp_path, redis_server, redis_prefix):
     report.export(db, "fu", tmp_path / "out.xlsx")
     book = openpyxl.load_workbook(tmp_path / "out.xlsx")
     assert book["contacts"].max_row == 5 and book["summary"]["A1"].value == "campaign"
+
+
+def missed_then(db, claims, cid, result, agent="1001"):
+    """A preview attempt whose agent did not answer (the customer never dialled: agentfirst.py
+    writes it so), then one more attempt ending with `result`."""
+    for res in ("agent_missed", result):
+        assert claims.claim("contact", ids=[cid]) == [cid]
+        [row] = [c for c in campaigns.contacts(db, "pv") if c["id"] == cid]
+        a = attempts.begin(db, "contact", row, agent=agent)
+        missed = res == "agent_missed"
+        attempts.finish(db, claims, "contact", row, a, res, agent=agent, counts=not missed,
+                        retry_at=db.clock() if missed else None,
+                        answered_at=db.clock() if res == "answered" else None)
+
+
+def test_agent_missed_is_no_dial_of_the_customer(tmp_path, redis_server, redis_prefix, capsys):
+    cfg, settings = write_config(tmp_path)
+    clock = Clock()
+    db = OutboundDb(settings.database.url, clock=clock).open()
+    claims = claims_for(db, redis_server, redis_prefix, "a")
+    campaigns.create(db, "pv", "preview", queue="q")
+    campaigns.add_contacts(db, "pv", [{"number": f"1380013800{i}"} for i in (1, 2, 3)])
+    first, second, third = [c["id"] for c in campaigns.contacts(db, "pv")]
+    missed_then(db, claims, first, "answered")
+    missed_then(db, claims, second, "no_answer")
+    claims.claim("contact", ids=[third])                # on the DNC list: refused before any dial
+    [row] = [c for c in campaigns.contacts(db, "pv") if c["id"] == third]
+    attempts.finish(db, claims, "contact", row, attempts.begin(db, "contact", row, agent="1001"), "dnc",
+                    counts=False)
+    r = report.campaign_report(db, "pv")
+    assert (r["dials"], r["attempts_per_contact"]) == (2, 0.67)     # the customers' phones rang twice
+    assert (r["agent_missed"], r["refused"]) == (2, 1)
+    assert r["results"] == {"agent_missed": 2, "answered": 1, "no_answer": 1, "dnc": 1}
+    [day] = r["by_day"].values()
+    assert (day["dials"], day["agent_missed"], day["answered"]) == (2, 2, 1)
+    assert (r["by_agent"]["1001"]["calls"], r["by_agent"]["1001"]["missed"]) == (2, 2)
+    rc, out, _ = run_cli(capsys, "campaigns", "report", "pv", "--config", cfg)
+    assert rc == 0 and "dials 2, attempts per contact 0.67" in out
+    assert "not dialled: agent missed 2, refused 1" in out
+    report.export(db, "pv", tmp_path / "pv.xlsx")
+    summary = {k: v for k, v in openpyxl.load_workbook(tmp_path / "pv.xlsx")["summary"].values}
+    assert (summary["dials"], summary["agent_missed"]) == (2, 2)
 
 
 def test_deadlines_remind_then_escalate_once(tmp_path):

@@ -323,18 +323,20 @@ def cmd_report(args):
             print(f"campaign {r['campaign']} ({r['mode']}, {r['state']}): {r['contacts']} contacts, "
                   f"reached {r['reached']} ({r['reached_pct']}%), completed {r['completed']} ({r['completed_pct']}%)")
             print(f"dials {r['dials']}, attempts per contact {r['attempts_per_contact']}, "
-                  f"abandon {r['abandon_pct']}% of answered")
+                  f"abandon {r['abandon_pct']}% of answered; not dialled: agent missed {r['agent_missed']}, "
+                  f"refused {r['refused']}")
             print("results: " + ", ".join(f"{k} {v}" for k, v in sorted(r["results"].items())))
             for key, counts in r["answers"].items():
                 print(f"answers {key}: " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
             s = r["satisfaction"]
             print(f"satisfaction: {s['rated']} rated, mean {s['mean'] if s['mean'] is not None else '-'}")
             if r["by_day"]:
-                print(table(("day", "dials", "answered", "abandoned", "completed"),
-                            [[d, *v.values()] for d, v in r["by_day"].items()]))
+                cols = ("dials", "answered", "abandoned", "completed", "agent_missed")
+                print(table(("day", "dials", "answered", "abandoned", "completed", "agent missed"),
+                            [[d, *(v[c] for c in cols)] for d, v in r["by_day"].items()]))
             if r["by_agent"]:
-                print(table(("agent", "calls", "completed", "talk s"),
-                            [[a, v["calls"], v["completed"], round(v["talk_seconds"])]
+                print(table(("agent", "calls", "missed", "completed", "talk s"),
+                            [[a, v["calls"], v["missed"], v["completed"], round(v["talk_seconds"])]
                              for a, v in r["by_agent"].items()]))
             return 0
         return _watch(args, draw)

@@ -6,6 +6,11 @@
 Reached = the contact answered at least once; completed = the contact is done (robot: confirmed
 and answered the questions; agent modes: an agent talked to them). The abandon rate is answered
 dials that found no agent (predictive), over answered dials. Days are local days of `tz`.
+
+Dials are the attempts that rang the customer. Two kinds of attempt never did, and are figures of
+their own: `agent_missed` (a preview call's agent did not answer their phone, so the customer was
+never dialled: engine/outbound/agentfirst.py) and the dialler's refusals before any dial
+(`refused`: engine.outbound.results.REFUSALS).
 """
 import collections
 import csv
@@ -15,9 +20,12 @@ from pathlib import Path
 
 from engine.outbound.attempts import REACHED
 from engine.outbound.campaigns import contacts, get
+from engine.outbound.results import REFUSALS
 
 EXPORT_COLUMNS = ("number", "name", "reference", "state", "attempts", "last_result", "agent",
                   "disposition", "answers", "comment_recording", "source")
+AGENT_MISSED = "agent_missed"
+NOT_DIALLED = (AGENT_MISSED,) + REFUSALS       # attempts in which the customer's phone never rang
 
 
 def campaign_report(db, name, tz="Asia/Shanghai"):
@@ -26,6 +34,7 @@ def campaign_report(db, name, tz="Asia/Shanghai"):
     A = db.m.Attempt
     tries = db.run(lambda: list(A.select().where(A.campaign_id == campaign["id"]).order_by(A.id).dicts()))
     zone = zoneinfo.ZoneInfo(tz)
+    dials = [t for t in tries if t["result"] not in NOT_DIALLED]
     total = len(rows)
     reached_ids = {t["contact_id"] for t in tries if t["result"] in REACHED or t["result"] == "abandoned"
                    or t["result"] == "not_confirmed"}
@@ -42,16 +51,19 @@ def campaign_report(db, name, tz="Asia/Shanghai"):
     by_day = collections.OrderedDict()
     for t in tries:
         day = t["started_at"].replace(tzinfo=datetime.timezone.utc).astimezone(zone).date().isoformat()
-        d = by_day.setdefault(day, {"dials": 0, "answered": 0, "abandoned": 0, "completed": 0})
-        d["dials"] += 1
+        d = by_day.setdefault(day, {"dials": 0, "answered": 0, "abandoned": 0, "completed": 0,
+                                    "agent_missed": 0})
+        d["dials"] += t["result"] not in NOT_DIALLED
+        d["agent_missed"] += t["result"] == AGENT_MISSED
         d["answered"] += t in answered
         d["abandoned"] += t["result"] == "abandoned"
         d["completed"] += t["result"] in REACHED
     by_agent = {}
     for t in tries:
         if t["agent"]:
-            a = by_agent.setdefault(t["agent"], {"calls": 0, "completed": 0, "talk_seconds": 0.0})
-            a["calls"] += 1
+            a = by_agent.setdefault(t["agent"], {"calls": 0, "missed": 0, "completed": 0, "talk_seconds": 0.0})
+            a["calls"] += t["result"] not in NOT_DIALLED
+            a["missed"] += t["result"] == AGENT_MISSED
             a["completed"] += t["result"] in REACHED
             if t["answered_at"] and t["ended_at"]:
                 a["talk_seconds"] += (t["ended_at"] - t["answered_at"]).total_seconds()
@@ -61,7 +73,9 @@ def campaign_report(db, name, tz="Asia/Shanghai"):
         "states": dict(collections.Counter(r["state"] for r in rows)),
         "reached": len(reached_ids), "reached_pct": _pct(len(reached_ids), total),
         "completed": completed, "completed_pct": _pct(completed, total),
-        "dials": len(tries), "attempts_per_contact": round(len(tries) / total, 2) if total else 0.0,
+        "dials": len(dials), "attempts_per_contact": round(len(dials) / total, 2) if total else 0.0,
+        "agent_missed": sum(1 for t in tries if t["result"] == AGENT_MISSED),
+        "refused": sum(1 for t in tries if t["result"] in REFUSALS),
         "results": dict(collections.Counter(t["result"] or "in_progress" for t in tries)),
         "answers": {k: dict(sorted(v.items())) for k, v in sorted(answers.items())},
         "satisfaction": {"rated": len(scores), "mean": round(sum(scores) / len(scores), 2) if scores else None,
