@@ -34,8 +34,8 @@ class Lock:
 
 @pytest.fixture
 def short_lock_wait(monkeypatch):
-    # the archiver waits LOCK_TRIES * LOCK_POLL (3 s) for a lock; the measured lock lasted 20 s
-    monkeypatch.setattr(rec_mod, "LOCK_TRIES", 3)
+    # the archiver waits 3 s for a lock (Archiver.lock_wait); the measured lock lasted 20 s
+    monkeypatch.setattr(rec_mod.Archiver, "lock_wait", 0.06)
 
 
 def archive_under_lock(arch, tmp_path, uuids):

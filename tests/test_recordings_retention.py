@@ -71,21 +71,21 @@ def test_a_purge_that_cannot_read_the_holds_deletes_nothing(arch, tmp_path, monk
     _archive(arch, tmp_path, U[0])
     arch.hold(U[0], actor="legal")
     _archive(arch, tmp_path, U[1])
-    real = arch._db_call
+    real = arch.run
     calls = {"n": 0}
 
-    def failing_first(fn):
+    def failing_first(fn, write=False):
         calls["n"] += 1
         if calls["n"] == 1:
             import peewee
             raise peewee.OperationalError("disk I/O error")
-        return real(fn)
-    monkeypatch.setattr(arch, "_db_call", failing_first)
+        return real(fn, write)
+    monkeypatch.setattr(arch, "run", failing_first)
     sched = RetentionSchedule(arch, "03:30", "Asia/Shanghai")
     now = datetime.datetime(2026, 12, 4, 19, 30, tzinfo=UTC)
     sched.now = lambda: now
     assert sched.run_once() == now + datetime.timedelta(hours=1)          # tried again in an hour
-    monkeypatch.setattr(arch, "_db_call", real)
+    monkeypatch.setattr(arch, "run", real)
     assert all(Path(arch.get(u)["path"]).exists() for u in U[:2])
     assert "disk I/O error" in sched.runs[0][1]
 

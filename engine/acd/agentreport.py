@@ -9,7 +9,7 @@ import datetime
 import zoneinfo
 
 from engine.acd.audit import AuditEvent
-from engine.cdr.models import database_from_url
+from engine.infra.database import database_from_url
 
 STATES = ("available", "reserved", "ringing", "in_call", "wrap_up", "on_break")
 MISSED_REASONS = {"no_answer", "user_busy", "call_rejected", "no_user_response", "user_not_registered",

@@ -12,7 +12,8 @@ import gevent
 import gevent.event
 import peewee
 
-from engine.cdr.models import JSONField, database_from_url, utcnow
+from engine.cdr.models import JSONField, utcnow
+from engine.infra.database import database_from_url
 
 log = logging.getLogger("hotline.acd.audit")
 

@@ -1,19 +1,16 @@
-"""The CDR tables (peewee) and the database they live in, chosen by URL.
+"""The CDR tables (peewee).
 
 Tables are bound to a database by `CdrStore.open()`; one store per process is the intended use.
-`sqlite:///path` (the default) runs in WAL mode with foreign keys on; `postgresql://...` goes
-through playhouse.db_url (needs psycopg2 or psycopg installed).
+The database, chosen by URL (`sqlite:///path` or `postgresql://...`), comes from
+engine.infra.database.
 """
 import datetime
 import json
 
 import peewee
-from playhouse.db_url import connect as connect_url
 
-# SQLite's own wait on a lock is off: it sleeps inside C and stops the whole gevent hub (30 queued
-# writers waiting 5 ms each stalled every call for 0.18 s). The store polls cooperatively instead
-# (store.CdrStore._attempt); with this at 0 the hub stayed within ~17 ms in the same test.
-SQLITE_LOCK_WAIT_MS = 0
+# re-exported: code written before the URL rules moved to engine.infra.database imports them here
+from engine.infra.database import SQLITE_LOCK_WAIT_MS, database_from_url, sqlite_path  # noqa: F401
 
 
 class JSONField(peewee.TextField):
@@ -103,55 +100,3 @@ JSON_FIELDS = ("ivr_path", "bot_transcript", "tags", "extra")
 TIME_FIELDS = ("start_time", "answer_time", "end_time")
 INT_FIELDS = ("duration", "billsec", "satisfaction")
 FLOAT_FIELDS = ("wait_seconds", "talk_seconds", "wrapup_seconds")
-
-
-def database_from_url(url, busy_timeout=1.0):
-    """A peewee database for `url`, not yet connected."""
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]
-        return peewee.SqliteDatabase(
-            path, thread_safe=False, timeout=SQLITE_LOCK_WAIT_MS / 1000.0,
-            pragmas={"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": SQLITE_LOCK_WAIT_MS,
-                     "synchronous": "full"})
-    if url.split(":", 1)[0] in ("postgresql", "postgres"):
-        make_psycopg2_cooperative()
-        # thread_safe off: the store serialises use of its one connection with its own lock.
-        # A lock held elsewhere fails the statement after busy_timeout instead of waiting forever
-        # (the store retries); an unreachable server fails the connect after a few seconds.
-        params = {"thread_safe": False, "autoconnect": True}
-        if "connect_timeout" not in url:
-            params["connect_timeout"] = 5
-        if "options" not in url:
-            params["options"] = f"-c lock_timeout={max(1, int(busy_timeout * 1000))}"
-        return connect_url(url, **params)
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://...")
-
-
-def make_psycopg2_cooperative():
-    """psycopg2 blocks in C on every round trip; under gevent that would stop every call while
-    the database answers (or not). Its wait callback lets the hub run while it waits on the
-    socket (what psycogreen does, in a few lines)."""
-    try:
-        import psycopg2
-        from psycopg2 import extensions
-    except ImportError:
-        raise ImportError("a postgresql:// database needs psycopg2: pip install 'hotline[postgresql]'") from None
-    from gevent.socket import wait_read, wait_write
-
-    def wait(conn, timeout=None):
-        while True:
-            state = conn.poll()
-            if state == extensions.POLL_OK:
-                return
-            if state == extensions.POLL_READ:
-                wait_read(conn.fileno(), timeout=timeout)
-            elif state == extensions.POLL_WRITE:
-                wait_write(conn.fileno(), timeout=timeout)
-            else:
-                raise psycopg2.OperationalError(f"bad state from poll: {state!r}")
-
-    extensions.set_wait_callback(wait)
-
-
-def sqlite_path(db):
-    return db.database if isinstance(db, peewee.SqliteDatabase) else None

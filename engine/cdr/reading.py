@@ -7,8 +7,9 @@ import urllib.parse
 
 import peewee
 
-from engine.cdr.models import Cdr, database_from_url, sqlite_path
+from engine.cdr.models import Cdr
 from engine.cdr.rows import as_dict
+from engine.infra.database import database_from_url, sqlite_path
 from engine.infra.clock import naive_utc
 
 

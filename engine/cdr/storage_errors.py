@@ -7,6 +7,8 @@ import errno
 
 import peewee
 
+from engine.infra.database import is_busy
+
 # Storage that cannot take a write now but may later: never a reason to call a row bad.
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT, errno.ENOMEM, errno.EAGAIN}
 # sqlite3 error texts (sqlite3.c sqlite3ErrStr): SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY,
@@ -40,10 +42,3 @@ def is_transient(exc):
         if any(t in text for t in STORAGE_TEXTS):
             return True
     return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
-
-
-def is_busy(exc):
-    if exc is None:
-        return False
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text or "lock timeout" in text     # sqlite, postgresql

@@ -8,7 +8,7 @@ memory for the drainer and logs loudly. `write` never raises for database or dis
 Why waits are cooperative: SQLite's own busy handler sleeps inside C, which would stop every call
 on the gevent hub. SQLite is told not to wait at all; the store sleeps with gevent between polls
 until `busy_timeout` is used up (one "try"), then backs off and tries again. PostgreSQL gets a
-gevent wait callback and lock_timeout = busy_timeout (models.database_from_url).
+gevent wait callback and lock_timeout = busy_timeout (engine.infra.database.database_from_url).
 
 Writes go through one writer greenlet, BATCH records a transaction; spool replays go one record a
 transaction, and a record the database refuses outright is set aside in `cdr-spool.rejected`.
@@ -48,9 +48,10 @@ import gevent.event
 import gevent.lock
 import peewee
 
-from engine.cdr.models import CDR_FIELDS, MODELS, Cdr, Outbox, OutboxAck, database_from_url, sqlite_path
+from engine.cdr.models import CDR_FIELDS, MODELS, Cdr, Outbox, OutboxAck
 from engine.cdr.rows import as_dict, aware, db_value, iso, json_safe, keep_nul_text, naive, normalize, parse_time
-from engine.cdr.storage_errors import is_busy, is_transient
+from engine.cdr.storage_errors import is_transient
+from engine.infra.database import database_from_url, is_busy, make_sqlite_dir, sqlite_path
 
 log = logging.getLogger("hotline.cdr")
 
@@ -98,9 +99,7 @@ class CdrStore:
         os.makedirs(self.spool_dir, exist_ok=True)
         self.db = database_from_url(self.url, self.busy_timeout)
         self.db.bind(MODELS, bind_refs=False, bind_backrefs=False)
-        path = sqlite_path(self.db)
-        if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        make_sqlite_dir(self.db)
         with self._lock:
             try:
                 self._connect()

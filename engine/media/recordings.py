@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Optional
 
 import gevent
-import gevent.lock
 import gevent.pool
 import peewee
 from gevent import subprocess
 
-from engine.cdr.models import BaseModel, JSONField, database_from_url, sqlite_path, utcnow
+from engine.cdr.models import BaseModel, JSONField, utcnow
 from engine.esl import commands
+from engine.infra.dbwriter import SerialisedDb
 from engine.media import archive
 
 log = logging.getLogger("hotline.recordings")
@@ -46,8 +46,7 @@ ENCODERS = {"opus": ["-c:a", "libopus", "-b:a", "32k", "-f", "opus"],
 # an archived file: <uuid>.<ext> (part 1) or <uuid>.partN.<ext> (archive.archive_path)
 PART_NAME = re.compile(r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
                        r"(?:\.part(\d+))?\.(wav|mp3|opus|ogg)$")
-LOCK_POLL = 0.02        # seconds between tries on a locked SQLite database (cooperative wait)
-LOCK_TRIES = 150
+PG_WRITE_LOCK = 0x7265_6373     # advisory lock key ('recs'): two engines creating the tables take turns
 
 
 class Recording(BaseModel):
@@ -118,33 +117,32 @@ def months_before(day, months):
     return datetime.date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))
 
 
-class Archiver:
+class Archiver(SerialisedDb):
+    """The recordings' archive and their index (tables in the CDR database, one connection:
+    engine.infra.dbwriter). The index's statements run on their own, outside a write transaction."""
+    pg_write_lock = PG_WRITE_LOCK
+    lock_wait = 3.0             # seconds a locked database is waited for: the file stays, the index says so
+
     def __init__(self, settings_like, alarm_hooks=()):
-        self.config = settings_like if isinstance(settings_like, ArchiveConfig) \
+        config = settings_like if isinstance(settings_like, ArchiveConfig) \
             else ArchiveConfig.from_settings(settings_like)
+        super().__init__(config.database_url)
+        self.config = config
         self.alarms = []                     # (time, call uuid, message), newest last
         self.alarm_hooks = list(alarm_hooks)  # fn(call_uuid, message)
         self.pending = {}                    # call uuid -> (path, seconds) left in place (disk full)
         self.unindexed = {}                  # archived path -> call uuid: index write failed
         self.jobs = gevent.pool.Group()
-        self.db = None
-        self._lock = gevent.lock.RLock()     # one connection, one greenlet at a time
 
     # --- life cycle ------------------------------------------------------------------------
-    def open(self):
-        """Bind the tables to the CDR database and create them if missing (idempotent)."""
-        self.db = database_from_url(self.config.database_url)
-        path = sqlite_path(self.db)
-        if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.db.bind(RECORDING_MODELS, bind_refs=False, bind_backrefs=False)
-        self._db_call(lambda: self.db.create_tables(RECORDING_MODELS, safe=True))
-        return self
+    def bind(self, db):
+        """The tables live in the CDR database; open() creates them if missing (idempotent)."""
+        db.bind(RECORDING_MODELS, bind_refs=False, bind_backrefs=False)
+        return RECORDING_MODELS
 
     def close(self):
         self.jobs.join(timeout=60)
-        if self.db is not None and not self.db.is_closed():
-            self.db.close()
+        super().close()
 
     def join(self, timeout=None):
         """Wait for archiving in progress (tests, shutdown)."""
@@ -368,7 +366,7 @@ class Archiver:
         root = self.config.archive_dir
         if days is None:
             known = set()
-            for row in self._db_call(lambda: list(Recording.select(Recording.path, Recording.parts))):
+            for row in self.run(lambda: list(Recording.select(Recording.path, Recording.parts))):
                 known.add(row.path)
                 known.update(p.get("path") for p in row.parts or [] if isinstance(p, dict))
             found = [p for p in archive._archived_files(root) if PART_NAME.match(p.name) and str(p) not in known]
@@ -410,7 +408,7 @@ class Archiver:
             parts = [p for p in row["parts"] or [] if p.get("path") != str(path)]
             parts.append({"path": str(path), "sha256": sha, "bytes": path.stat().st_size,
                           "seconds": round(info["seconds"], 3), "backup_path": None})
-            self._db_call(lambda: Recording.update(parts=parts).where(Recording.call_uuid == call_uuid).execute())
+            self.run(lambda: Recording.update(parts=parts).where(Recording.call_uuid == call_uuid).execute())
             CallLog(call_uuid).info("recording part %d indexed: %s", part, path)
             return self.get(call_uuid)
         if row and row["state"] == "archived" and row["path"] == str(path):
@@ -454,7 +452,7 @@ class Archiver:
         now = now or datetime.datetime.now(datetime.timezone.utc)
         today = now.date() if isinstance(now, datetime.datetime) else now
         keep_days = (today - months_before(today, self.config.retention_months)).days
-        held = {r.call_uuid for r in self._db_call(
+        held = {r.call_uuid for r in self.run(
             lambda: list(Recording.select(Recording.call_uuid).where(Recording.legal_hold == True)))}  # noqa: E712
         removed = archive.apply_retention(self.config.archive_dir, keep_days, today, held=held,
                                           log=log, dry_run=dry_run)
@@ -474,8 +472,8 @@ class Archiver:
                 Path(entry["backup_path"]).unlink(missing_ok=True)
                 archive._sidecar(Path(entry["backup_path"])).unlink(missing_ok=True)
             if row and row["path"] == entry["path"]:
-                self._db_call(lambda: Recording.update(state="purged", purged_at=utcnow())
-                              .where(Recording.call_uuid == call_uuid).execute())
+                self.run(lambda: Recording.update(state="purged", purged_at=utcnow())
+                         .where(Recording.call_uuid == call_uuid).execute())
             self._audit(call_uuid, "purge", actor,
                         dict(entry, retention_months=self.config.retention_months))
         return out
@@ -488,8 +486,8 @@ class Archiver:
             raise KeyError(f"no recording indexed for call {call_uuid}")
         if row["state"] == "purged":
             raise ValueError(f"the recording of call {call_uuid} was purged on {row['purged_at']}")
-        self._db_call(lambda: Recording.update(legal_hold=not release)
-                      .where(Recording.call_uuid == call_uuid).execute())
+        self.run(lambda: Recording.update(legal_hold=not release)
+                 .where(Recording.call_uuid == call_uuid).execute())
         self._audit(call_uuid, "release" if release else "hold", actor, {"reason": reason})
         return self.get(call_uuid)
 
@@ -553,7 +551,7 @@ class Archiver:
 
     # --- index -----------------------------------------------------------------------------
     def get(self, call_uuid):
-        row = self._db_call(lambda: Recording.get_or_none(Recording.call_uuid == call_uuid))
+        row = self.run(lambda: Recording.get_or_none(Recording.call_uuid == call_uuid))
         return _row_dict(row) if row else None
 
     def list(self, day=None, state=None):
@@ -566,7 +564,7 @@ class Archiver:
             if state is not None:
                 q = q.where(Recording.state == state)
             return [_row_dict(r) for r in q]
-        return self._db_call(query)
+        return self.run(query)
 
     def audit_trail(self, call_uuid=None):
         def query():
@@ -575,7 +573,7 @@ class Archiver:
                 q = q.where(RecordingAudit.call_uuid == call_uuid)
             return [{"call_uuid": a.call_uuid, "action": a.action, "actor": a.actor,
                      "at": a.at, "detail": a.detail} for a in q]
-        return self._db_call(query)
+        return self.run(query)
 
     def _upsert(self, row):
         def write():
@@ -584,27 +582,11 @@ class Archiver:
                     .where(Recording.call_uuid == row["call_uuid"]).execute()
                 if not n:
                     Recording.create(**row)
-        self._db_call(write)
+        self.run(write)
 
     def _audit(self, call_uuid, action, actor, detail):
-        self._db_call(lambda: RecordingAudit.create(call_uuid=call_uuid, action=action,
-                                                    actor=str(actor)[:64], detail=detail))
-
-    def _db_call(self, fn):
-        """Run fn with the connection, waiting cooperatively while SQLite is locked by a writer
-        (the CDR store sets SQLite's own wait to 0, which would otherwise fail at once)."""
-        if self.db is None:
-            raise RuntimeError("Archiver used before open()")
-        with self._lock:
-            for attempt in range(LOCK_TRIES):
-                try:
-                    if self.db.is_closed():
-                        self.db.connect()
-                    return fn()
-                except peewee.OperationalError as exc:
-                    if "locked" not in str(exc) or attempt == LOCK_TRIES - 1:
-                        raise
-                    gevent.sleep(LOCK_POLL)
+        self.run(lambda: RecordingAudit.create(call_uuid=call_uuid, action=action,
+                                               actor=str(actor)[:64], detail=detail))
 
     # --- alarms ----------------------------------------------------------------------------
     def alarm(self, call_uuid, message):

@@ -18,17 +18,16 @@ import re
 import time
 
 import gevent
-import gevent.lock
 import peewee
 
-from engine.cdr.models import database_from_url, sqlite_path, utcnow
+from engine.cdr.models import utcnow
+from engine.infra.dbwriter import SerialisedDb
 from engine.outbound.models import ACTIONS, KINDS, bound_model
 from engine.outbound.numbers import InvalidNumber, lookup_forms, normalise
 
 log = logging.getLogger("hotline.outbound.lists")
 
-LOCK_POLL = 0.02        # seconds between tries while another writer holds SQLite
-LOCK_WAIT = 10.0
+PG_WRITE_LOCK = 0x6C69_7374     # advisory lock key ('list') serialising list writers on PostgreSQL
 EXPORT_FIELDS = ("number", "reason", "expires", "extra", "added_by", "hits")
 MAX_PROBLEMS_SHOWN = 50     # bad import rows listed (a wrong file can have a million)
 
@@ -68,52 +67,25 @@ def _parse_expiry(text):
     return datetime.datetime.combine(day, datetime.time(0))
 
 
-class NumberLists:
+class NumberLists(SerialisedDb):
+    pg_write_lock = PG_WRITE_LOCK
+
     def __init__(self, db_url, clock=utcnow):
-        self.url = db_url
+        super().__init__(db_url)
         self.clock = clock          # naive UTC now()
-        self.db = None
         self.Entry = None
         self._view = {k: ({}, []) for k in KINDS}   # kind -> ({(number, campaign): entry}, [prefix entries])
         self.loaded_at = None
-        # one connection, one greenlet at a time: on PostgreSQL the driver yields while it waits
-        # (engine/cdr/models.py make_psycopg2_cooperative), and a second query on the same
-        # connection meanwhile would fail
-        self._lock = gevent.lock.RLock()
 
-    # --- life cycle --------------------------------------------------------------------------
-    def open(self):
-        db = database_from_url(self.url)
-        path = sqlite_path(db)
-        if path and path != ":memory:":
-            import os
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.db, self.Entry = db, bound_model(db)
-        self._write(lambda: self.db.create_tables([self.Entry], safe=True))
-        return self
-
-    def close(self):
-        if self.db is not None and not self.db.is_closed():
-            self.db.close()
-
-    def _write(self, fn):
-        """Run a write in a transaction; a locked SQLite is waited for cooperatively (its own
-        busy wait is off: it would stop the gevent hub, see engine/cdr/models.py)."""
-        deadline = time.monotonic() + LOCK_WAIT
-        while True:
-            try:
-                with self._lock, self.db.atomic():
-                    return fn()
-            except peewee.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                gevent.sleep(LOCK_POLL)
+    def bind(self, db):
+        self.Entry = bound_model(db)
+        return [self.Entry]
 
     # --- changes -----------------------------------------------------------------------------
     def add(self, kind, number, reason="", added_by="", action=None, campaign="", expires=None):
         """Add (or update) an entry; returns it as a dict."""
         write = self._entry_writer(kind, number, reason, added_by, action, campaign, expires)
-        return self._write(write)
+        return self.run(write, write=True)
 
     def _entry_writer(self, kind, number, reason="", added_by="", action=None, campaign="", expires=None):
         """Check one entry (ListError says why not) and return the function that writes it."""
@@ -151,8 +123,10 @@ class NumberLists:
     def remove(self, kind, number, campaign=""):
         digits, prefix = parse_entry_number(number, kind)
         E = self.Entry
-        return self._write(lambda: E.delete().where(
-            E.kind == kind, E.number == digits, E.prefix == prefix, E.campaign == (campaign or "")).execute()) > 0
+        gone = self.run(lambda: E.delete().where(
+            E.kind == kind, E.number == digits, E.prefix == prefix, E.campaign == (campaign or "")).execute(),
+            write=True)
+        return gone > 0
 
     def add_from_optout(self, number, campaign):
         """The called person pressed the opt-out key: never call them again for this campaign."""
@@ -163,8 +137,7 @@ class NumberLists:
     def entries(self, kind, include_expired=True):
         E = self.Entry
         now = self.clock()
-        with self._lock:
-            rows = list(E.select().where(E.kind == kind).order_by(E.prefix, E.number))
+        rows = self.run(lambda: list(E.select().where(E.kind == kind).order_by(E.prefix, E.number)))
         return [self._row(r) for r in rows if include_expired or not r.expires_at or r.expires_at > now]
 
     @staticmethod
@@ -214,7 +187,7 @@ class NumberLists:
             more = len(problems) - len(shown)
             raise ListError("nothing imported:\n" + "\n".join(shown) + (f"\n... and {more} more" if more else ""))
         # one transaction: the file goes in whole or not at all, also if the database fails midway
-        self._write(lambda: [w() for w in writers])
+        self.run(lambda: [w() for w in writers], write=True)
         return len(writers)
 
     def export_rows(self, kind):
@@ -278,7 +251,8 @@ class NumberLists:
     def _count_hit(self, entry_id):
         E = self.Entry
         try:
-            self._write(lambda: E.update(hits=E.hits + 1, last_hit_at=self.clock()).where(E.id == entry_id).execute())
+            self.run(lambda: E.update(hits=E.hits + 1, last_hit_at=self.clock()).where(E.id == entry_id).execute(),
+                     write=True)
         except Exception as exc:            # the caller is already refused; the count is what is lost
             log.error("blacklist hit on entry %s not counted: %s", entry_id, exc)
 
@@ -295,9 +269,9 @@ class NumberLists:
         E = self.Entry
         keys = lookup_forms(number)
         now = self.clock()
-        with self._lock:
-            rows = list(E.select().where(E.kind == "dnc", E.campaign.in_(["", campaign]),
-                                         ((E.prefix == False) & E.number.in_(keys)) | (E.prefix == True)))  # noqa: E712
+        rows = self.run(lambda: list(E.select().where(
+            E.kind == "dnc", E.campaign.in_(["", campaign]),
+            ((E.prefix == False) & E.number.in_(keys)) | (E.prefix == True))))     # noqa: E712
         for r in rows:
             if r.expires_at and r.expires_at <= now:
                 continue

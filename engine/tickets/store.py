@@ -9,32 +9,25 @@ Every write is one transaction: the ticket row and its TicketEvent commit togeth
 request (unknown ticket, illegal transition, unknown category or department) raises TicketError
 with a message a person can act on, and changes nothing.
 
-Why waits are cooperative: the CDR database runs with SQLite's own lock wait at 0 (engine/cdr
-models.py: SQLite's busy handler sleeps inside C and stops the gevent hub); writers here poll
-with gevent.sleep instead. SQLite writes start with BEGIN IMMEDIATE, so two writers are
-serialised at the start of the transaction, never half-way through it; on PostgreSQL a
-transaction-scoped advisory lock does the same (ticket writes are few; numbers stay gapless).
+The connection, the cooperative wait on a locked database and the serialised writes (SQLite:
+BEGIN IMMEDIATE; PostgreSQL: an advisory lock, ticket writes are few and numbers stay gapless)
+are engine.infra.dbwriter's, whose comments say why.
 """
 import datetime
 import json
 import logging
-import os
-import time
 import zoneinfo
 
-import gevent
-import gevent.lock
 import peewee
 
-from engine.cdr.models import database_from_url, sqlite_path, utcnow
+from engine.cdr.models import utcnow
+from engine.infra.dbwriter import SerialisedDb
 from engine.privacy import mask_text, mask_value
 from engine.tickets.config import DEFAULT_CONFIG, TicketConfigError
 from engine.tickets.models import KINDS, OPEN_STATES, STATES, TRANSITIONS, Ticket, bound_models
 
 log = logging.getLogger("hotline.tickets")
 
-LOCK_POLL = 0.02            # seconds between tries while another writer holds the database
-LOCK_WAIT = 10.0            # seconds before a locked database counts as a failure
 PG_WRITE_LOCK = 0x7469636B   # advisory lock key ('tick') serialising ticket writers on PostgreSQL
 UNIQUE_RETRIES = 3          # runs of a write transaction that lost a unique-key race
 TEXT_LIMIT = 2000           # summaries and notes longer than this are refused, not cut
@@ -45,76 +38,23 @@ class TicketError(ValueError):
     """A request the ticket module refuses (the message says why); nothing was changed."""
 
 
-class TicketStore:
+class TicketStore(SerialisedDb):
+    pg_write_lock = PG_WRITE_LOCK
+    # a write transaction that loses a unique-key race (two writers picking the same ticket
+    # number, or making the same (call, kind) ticket) runs again and sees the winner's row
+    unique_retries = UNIQUE_RETRIES
+
     def __init__(self, db_url, config=None, clock=utcnow):
-        self.url = db_url
+        super().__init__(db_url)
         self.config = config or DEFAULT_CONFIG
         self.clock = clock          # naive UTC now(); tests inject their own
-        self.db = None
         self.m = None
-        self._lock = gevent.lock.RLock()     # one connection, one greenlet at a time
 
-    # --- life cycle ------------------------------------------------------------------------
-    def open(self):
-        """Bind the tables and create them if missing (idempotent). On failure (database down,
-        directory not creatable) the store stays unopened: open() again later."""
-        db = database_from_url(self.url)
-        path = sqlite_path(db)
-        if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.db, self.m = db, bound_models(db)
+    def bind(self, db):
+        self.m = bound_models(db)
         # The CDR tables belong to the CDR store; created here too (safe) so a consumer that
         # starts before the first CDR finds them.
-        tables = [self.m.Ticket, self.m.TicketEvent, self.m.Cdr, self.m.Outbox, self.m.OutboxAck]
-        try:
-            # In a write transaction: PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against
-            # a concurrent one (duplicate pg_type); the loser is rolled back and runs again.
-            self.run(lambda: self.db.create_tables(tables, safe=True), write=True)
-        except Exception:
-            self.close()
-            self.db = self.m = None
-            raise
-        return self
-
-    def close(self):
-        if self.db is not None and not self.db.is_closed():
-            self.db.close()
-
-    def run(self, fn, write=False):
-        """fn() with the connection (in a transaction when `write`), polling while locked.
-
-        A write transaction that loses a race on a unique key (two writers picking the same
-        ticket number, or making the same (call, kind) ticket: PostgreSQL, where writers are not
-        serialised up front) is rolled back and run again from the start: the second run sees
-        the winner's row."""
-        if self.db is None:
-            raise RuntimeError("TicketStore used before open()")
-        deadline = time.monotonic() + LOCK_WAIT
-        races = 0
-        with self._lock:
-            while True:
-                try:
-                    if self.db.is_closed():
-                        self.db.connect()
-                    if not write:
-                        return fn()
-                    sqlite = sqlite_path(self.db) is not None
-                    with self.db.atomic(*(("IMMEDIATE",) if sqlite else ())):
-                        if not sqlite:      # PostgreSQL: the same one-writer-at-a-time rule
-                            self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (PG_WRITE_LOCK,))
-                        return fn()
-                except peewee.IntegrityError:
-                    races += 1
-                    if not write or races >= UNIQUE_RETRIES:
-                        raise
-                    log.info("a ticket write raced another writer; running it again")
-                    continue
-                except peewee.OperationalError as exc:
-                    text = str(exc).lower()
-                    busy = "locked" in text or "busy" in text or "lock timeout" in text
-                    if not busy or time.monotonic() > deadline:
-                        raise
-                gevent.sleep(LOCK_POLL)
+        return [self.m.Ticket, self.m.TicketEvent, self.m.Cdr, self.m.Outbox, self.m.OutboxAck]
 
     # --- reading ---------------------------------------------------------------------------
     def get(self, ticket_id):
