@@ -17,7 +17,7 @@ under the campaign's attempt rules — never by two engines at once.
 import datetime
 import logging
 
-import gevent
+from engine.infra.periodic import Looping, Periodic
 
 log = logging.getLogger("hotline.outbound")
 
@@ -150,34 +150,20 @@ class Claims:
         return reaped
 
 
-class ClaimKeeper:
+class ClaimKeeper(Looping):
     """A greenlet refreshing the locks every ttl/3 and reaping orphans every ttl."""
 
     def __init__(self, claims, kinds=("contact", "job")):
         self.claims = claims
         self.kinds = kinds
-        self._greenlet = None
+        self.rounds = 0
+        self.loop = Periodic(self.keep, max(claims.ttl / 3.0, 0.05), "outbound claims", log)
 
-    def start(self):
-        if self._greenlet is None:
-            self._greenlet = gevent.spawn(self._loop)
-        return self
-
-    def stop(self):
-        if self._greenlet is not None:
-            self._greenlet.kill()
-            self._greenlet = None
-
-    def _loop(self):
-        step = max(self.claims.ttl / 3.0, 0.05)
-        n = 0
-        while True:
-            try:
-                self.claims.refresh()
-                if n % 3 == 0:
-                    for kind in self.kinds:
-                        self.claims.reap(kind)
-            except Exception as exc:      # noqa: BLE001 - Redis or the database down: next time
-                log.error("outbound claims: %s: %s", type(exc).__name__, exc)
-            n += 1
-            gevent.sleep(step)
+    def keep(self):
+        """One round: refresh this engine's locks; every third round (every ttl) reap orphans."""
+        reap = self.rounds % 3 == 0
+        self.rounds += 1
+        self.claims.refresh()
+        if reap:
+            for kind in self.kinds:
+                self.claims.reap(kind)

@@ -18,9 +18,9 @@ Outbound CDRs (our own dials) are never a reason for a job.
 import logging
 import os
 
-import gevent
 import peewee
 
+from engine.infra.periodic import Looping, Periodic
 from engine.outbound.campaigns import OutboundError
 from engine.outbound.jobs import DEFAULT_DEADLINE_HOURS, make_job
 from engine.tickets.rules import voicemail_path
@@ -58,26 +58,15 @@ def jobs_for_cdr(cdr):
     return out
 
 
-class JobFeed:
+class JobFeed(Looping):
     def __init__(self, db, deadline_hours=DEFAULT_DEADLINE_HOURS, poll_interval=2.0, mode="preview"):
         self.db = db
         self.deadline_hours = deadline_hours
-        self.poll_interval = poll_interval
         self.mode = mode
-        self._greenlet = None
+        self.loop = Periodic(self.drain, poll_interval, "callback jobs from the outbox", log)
         self._tables = False
         self.created = 0
         self.acked_last = 0         # entries the last pass acked
-
-    def start(self):
-        if self._greenlet is None:
-            self._greenlet = gevent.spawn(self._loop)
-        return self
-
-    def stop(self):
-        if self._greenlet is not None:
-            self._greenlet.kill()
-            self._greenlet = None
 
     def run_once(self, limit=BATCH):
         """One pass; returns the jobs made (dicts)."""
@@ -123,20 +112,11 @@ class JobFeed:
         self.created += len(made)
         return made
 
-    def _loop(self):
-        failing = None
-        while True:
-            try:
-                self.run_once()
-                while self.acked_last:          # a full batch: more may wait
-                    self.run_once()
-                failing = None
-            except Exception as exc:      # noqa: BLE001 - database down: next poll
-                text = f"{type(exc).__name__}: {exc}"
-                if text != failing:
-                    log.error("callback jobs from the outbox: %s; trying again every %g s", text, self.poll_interval)
-                failing = text
-            gevent.sleep(self.poll_interval)
+    def drain(self):
+        """Passes while the last one acked entries (more may wait)."""
+        self.run_once()
+        while self.acked_last:
+            self.run_once()
 
 
 def _older_than(cdr, now, hours):

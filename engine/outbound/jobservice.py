@@ -12,6 +12,7 @@ import logging
 
 import gevent
 
+from engine.infra.periodic import Periodic
 from engine.outbound.calls import CallPlacer
 from engine.outbound.claims import ClaimKeeper, Claims
 from engine.outbound.db import OutboundDb
@@ -50,7 +51,8 @@ class OutboundJobs:
         self.runner = Runner(self.db, self.claims, self.placer.place_call, agents=self._agents,
                              interval=self.cfg.tick_seconds, robot_channels=self.cfg.robot_channels,
                              cdr_writer=engine.store.write)
-        self._deadlines = None
+        self.deadlines = Periodic(lambda: check_deadlines(self.db, self.cfg.callback_remind_minutes),
+                                  DEADLINE_INTERVAL, "callback deadlines", log)
 
     def start(self):
         self.placer.attach()
@@ -70,15 +72,14 @@ class OutboundJobs:
         self.keeper.start()
         self.feed.start()
         self.runner.start()
-        self._deadlines = gevent.spawn(self._deadline_loop)
+        self.deadlines.start()
         log.info("callbacks and campaigns running as %s", self.owner)
 
     def stop(self, wait=0.0):
         self.runner.stop(wait=wait)
         self.feed.stop()
         self.keeper.stop()
-        if self._deadlines is not None:
-            self._deadlines.kill(block=False)
+        self.deadlines.stop()
         self.placer.detach()
         self.db.close()
 
@@ -95,11 +96,3 @@ class OutboundJobs:
         free = sum(1 for d in states.values() if d.get("state") == "available")
         busy = sum(1 for d in states.values() if d.get("state") in ("reserved", "ringing", "in_call", "wrap_up"))
         return free, busy
-
-    def _deadline_loop(self):
-        while True:
-            try:
-                check_deadlines(self.db, self.cfg.callback_remind_minutes)
-            except Exception as exc:      # noqa: BLE001 - next time
-                log.error("callback deadlines: %s: %s", type(exc).__name__, exc)
-            gevent.sleep(DEADLINE_INTERVAL)

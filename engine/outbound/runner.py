@@ -15,6 +15,7 @@ import logging
 
 import gevent
 
+from engine.infra.periodic import Looping, Periodic
 from engine.outbound import attempts
 from engine.outbound.campaigns import finish_if_done
 from engine.outbound.pacer import Pacer
@@ -23,14 +24,13 @@ from engine.outbound.tables import as_dict
 log = logging.getLogger("hotline.outbound")
 
 
-class Runner:
+class Runner(Looping):
     def __init__(self, db, claims, place_call, agents=None, interval=1.0, robot_channels=30,
                  cdr_writer=None, auto_jobs=True):
         self.db = db
         self.claims = claims
         self.place_call = place_call
         self.agents = agents or (lambda campaign: (0, 0))
-        self.interval = interval
         self.robot_channels = robot_channels
         self.cdr_writer = cdr_writer
         self.auto_jobs = auto_jobs
@@ -38,18 +38,11 @@ class Runner:
         self.in_flight = {}         # campaign id (None: callback jobs) -> dials running here
         self.robot_campaigns = set()  # ids of robot campaigns seen (their calls share robot_channels)
         self.greenlets = set()
-        self._loop_greenlet = None
-
-    def start(self):
-        if self._loop_greenlet is None:
-            self._loop_greenlet = gevent.spawn(self._loop)
-        return self
+        self.loop = Periodic(self.tick, interval, "outbound scheduler", log)
 
     def stop_dialling(self):
         """No new dials (an engine shutting down); attempts in progress go on."""
-        if self._loop_greenlet is not None:
-            self._loop_greenlet.kill()
-            self._loop_greenlet = None
+        self.loop.stop()
 
     def stop(self, wait=0.0):
         """No new dials; calls in progress finish within `wait` seconds (their results are written),
@@ -157,16 +150,3 @@ class Runner:
                         cdr_writer=self.cdr_writer if out.get("cdr", not out.get("answered_at")) else None,
                         started_at=started,
                         counts=out.get("counts", True), retry_at=out.get("retry_at"), final=out.get("final", False))
-
-    def _loop(self):
-        failing = None
-        while True:
-            try:
-                self.tick()
-                failing = None
-            except Exception as exc:      # noqa: BLE001 - Redis or the database down: next tick
-                text = f"{type(exc).__name__}: {exc}"
-                if text != failing:
-                    log.error("outbound scheduler: %s; trying again every %g s", text, self.interval)
-                failing = text
-            gevent.sleep(self.interval)

@@ -11,9 +11,9 @@ writers start with BEGIN IMMEDIATE, so two consumers take turns, never interleav
 """
 import logging
 
-import gevent
 import peewee
 
+from engine.infra.periodic import Looping, Periodic
 from engine.tickets.rules import tickets_for_cdr
 from engine.tickets.store import TicketError, TicketStore, as_dict, link_fields
 
@@ -23,25 +23,14 @@ CONSUMER_NAME = "tickets"
 BATCH = 100            # outbox entries a transaction
 
 
-class Consumer:
+class Consumer(Looping):
     def __init__(self, db_url, poll_interval=2.0, config=None, store=None, name=CONSUMER_NAME):
         self.store = store or TicketStore(db_url, config)
-        self.poll_interval = poll_interval
         self.name = name
-        self._greenlet = None
+        # a database that is down at start is retried every poll
+        self.loop = Periodic(self.drain, poll_interval, "ticket outbox consumer", log)
         self.created = 0          # tickets made by this process
         self.acked = 0            # outbox entries acked by this process
-
-    def start(self):
-        """The polling greenlet; a database that is down at start is retried every poll."""
-        if self._greenlet is None:
-            self._greenlet = gevent.spawn(self._loop)
-        return self
-
-    def stop(self):
-        if self._greenlet is not None:
-            self._greenlet.kill()
-            self._greenlet = None
 
     def run_once(self, limit=BATCH):
         """One pass; returns the tickets created (dicts). Raises peewee.DatabaseError when the
@@ -106,18 +95,3 @@ class Consumer:
         for key, value in link_fields(entry.payload).items():
             field = getattr(T, key)
             T.update({field: value}).where((T.call_uuid == entry.cdr_uuid) & field.is_null()).execute()
-
-    def _loop(self):
-        failing = None          # the last error text: said once, not every poll
-        while True:
-            try:
-                self.drain()
-                if failing:
-                    log.info("ticket outbox consumer: the database is back")
-                failing = None
-            except Exception as exc:      # noqa: BLE001 - database down: try again next poll
-                text = f"{type(exc).__name__}: {exc}"
-                if text != failing:
-                    log.error("ticket outbox consumer: %s; trying again every %g s", text, self.poll_interval)
-                failing = text
-            gevent.sleep(self.poll_interval)

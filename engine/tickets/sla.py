@@ -11,29 +11,17 @@ once the log line says so). A ticket already past due when first seen is escalat
 import datetime
 import logging
 
-import gevent
-
+from engine.infra.periodic import Looping, Periodic
 from engine.tickets.models import OPEN_STATES
 
 log = logging.getLogger("hotline.tickets")
 
 
-class SlaChecker:
+class SlaChecker(Looping):
     def __init__(self, store, hooks=(), interval=60.0):
         self.store = store
         self.hooks = list(hooks)
-        self.interval = interval
-        self._greenlet = None
-
-    def start(self):
-        if self._greenlet is None:
-            self._greenlet = gevent.spawn(self._loop)
-        return self
-
-    def stop(self):
-        if self._greenlet is not None:
-            self._greenlet.kill()
-            self._greenlet = None
+        self.loop = Periodic(self.check_once, interval, "ticket SLA check", log)
 
     def check_once(self, now=None):
         """Send what is due now; returns [(action, ticket dict)] in the order sent."""
@@ -84,11 +72,3 @@ class SlaChecker:
                 hook(action, ticket)
             except Exception:       # noqa: BLE001 - a broken notifier must not stop the checks
                 log.exception("ticket %s: %s hook %r failed", ticket["number"], action, hook)
-
-    def _loop(self):
-        while True:
-            try:
-                self.check_once()
-            except Exception as exc:      # noqa: BLE001 - database down: try again next interval
-                log.error("ticket SLA check: %s: %s; trying again in %g s", type(exc).__name__, exc, self.interval)
-            gevent.sleep(self.interval)
