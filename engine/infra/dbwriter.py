@@ -1,5 +1,6 @@
 """A store's one connection to the database, shared by its greenlets, its writes serialised
-across processes: the ticket store, the outbound tables and the number lists build on it.
+across processes: the ticket store, the outbound tables, the number lists and the recordings
+index build on it.
 
     class TicketStore(SerialisedDb):
         pg_write_lock = 0x7469636B          # this store's advisory lock key on PostgreSQL
