@@ -141,10 +141,9 @@ def _ticket_note(db, job, attempts, result, agent, state):
         return None
 
 
-def _write_cdr(cdr_writer, kind, row, attempts, result, cause, call_uuid, started, answered, ended, agent):
-    """The outbound CDR: direction outbound, linked to the original call (job) or the campaign."""
-    def iso(t):
-        return t.replace(tzinfo=datetime.timezone.utc).isoformat() if t else None
+def cdr_fields(kind, row, attempts, result):
+    """(extra, tags) of an attempt's CDR: its own (below), or the CDR of a preview call's customer
+    handed to the engine by a blind transfer (engine/acd/bridged.py)."""
     extra = {"direction": "outbound", "result": result, "attempt": attempts}
     tags = ["outbound"]
     if kind == "job":
@@ -156,6 +155,14 @@ def _write_cdr(cdr_writer, kind, row, attempts, result, cause, call_uuid, starte
     else:
         extra.update(campaign=row.get("campaign_id"), contact=row["id"], reference=row.get("reference") or None)
         tags.append("campaign")
+    return extra, tags
+
+
+def _write_cdr(cdr_writer, kind, row, attempts, result, cause, call_uuid, started, answered, ended, agent):
+    """The outbound CDR: direction outbound, linked to the original call (job) or the campaign."""
+    def iso(t):
+        return t.replace(tzinfo=datetime.timezone.utc).isoformat() if t else None
+    extra, tags = cdr_fields(kind, row, attempts, result)
     record = {"uuid": call_uuid or f"ob-{uuidlib.uuid4()}", "destination": row["number"],
               "start_time": iso(started), "answer_time": iso(answered), "end_time": iso(ended),
               "duration": int((ended - started).total_seconds()),
