@@ -74,7 +74,10 @@ class Rig:
         self.api("POST", f"/v1/callbacks/{job['id']}/take", {})
         wait_for(lambda: self.seen("CHANNEL_BRIDGE"), timeout=30)
         [(_, _, _, customer, agent_leg, _, _)] = self.seen("CHANNEL_BRIDGE")
-        assert self.rig.acd.agent_first[agent_leg]["conversation"].call.uuid == customer
+        # the engine registers the call for the in-call actions once uuid_bridge answered +OK
+        entry = self.rig.acd.agent_first[agent_leg]
+        wait_for(lambda: "conversation" in entry, timeout=10)
+        assert entry["conversation"].call.uuid == customer
         return job, agent_leg, customer
 
     def customer_channel(self):

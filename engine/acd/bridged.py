@@ -16,11 +16,13 @@ switch's side:
 - blind transfer: the customer's leg is handed to this engine's outbound socket like a trunk
   call (`uuid_transfer <customer> <DID> XML public`: the shipped public dialplan's extension for
   the hotline's number runs `socket`, dialplans/public.xml), tagged `hotline_purpose=handover`;
-  there the ordinary Call is served by Acd._transfer exactly as an inbound caller after a blind
-  transfer (queue, reserved agent, outside number through dialer.trunk_endpoint). Taking one leg
-  out of a uuid_bridge hangs up its partner (fixture 10: `uuid_park` of one leg -> the other
-  CHANNEL_HANGUP NORMAL_CLEARING); the agent leg is killed as well, after the transfer was
-  accepted, so the switch has set CF_TRANSFER on the customer's leg and does not hang it up.
+  there the ordinary Call is served by Acd.transfer_caller exactly as an inbound caller after a
+  blind transfer (queue, reserved agent, outside number through dialer.trunk_endpoint). Taking
+  one leg out of a uuid_bridge hangs up its partner (fixture 10: `uuid_park` of one leg -> the
+  other CHANNEL_HANGUP NORMAL_CLEARING, the parked one stays; uuid_park is
+  switch_ivr_park_session, which sets CF_TRANSFER and a new state as switch_ivr_session_transfer
+  does for uuid_transfer, src/switch_ivr.c). The agent leg is killed as well once the transfer
+  was accepted: by then the customer's leg carries CF_TRANSFER, so it is not hung up with it.
 """
 import dataclasses
 import logging

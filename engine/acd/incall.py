@@ -85,7 +85,8 @@ class InCall:
         agent's id or the agent's leg (the call on the agent's desk)."""
         for leg, entry in list(getattr(self.acd, "agent_first", {}).items()):
             conv = entry.get("conversation")
-            if conv is not None and not conv.agent_finished and ref in (conv.call.uuid, conv.agent, leg):
+            if conv is not None and not conv.agent_finished and not conv.handed_over \
+                    and ref in (conv.call.uuid, conv.agent, leg):
                 return conv
         return None
 
@@ -215,6 +216,7 @@ class InCall:
                 raise
             raise ControlError(f"the switch did not take the transfer: {exc}", 502) from None
         self.end_hold(conv, actor)
+        conv.agent_finished = True              # the agent's leg is going: nothing more to act on
         self._audit("transfer", actor, conv, to=f"{kind}:{value}")
         conv.call.log.info("blind transfer to %s %s (by %s): customer handed to the engine", kind, value, actor)
         return {"call": conv.call.uuid, "transfer": f"{kind}:{value}"}
