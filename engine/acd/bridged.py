@@ -88,6 +88,10 @@ def conversation(customer, number, name, queue, agent, leg, handover_info, hando
     return conv
 
 
+class Busy(Exception):
+    """A transfer of this customer is already under way."""
+
+
 def is_bridged(conv):
     return getattr(conv, "bridged", False)
 
@@ -102,6 +106,8 @@ def hand_over(acd, conv, kind, target, did, handover_info, tags):
     Handover; raises on a refused command (nothing moved then: the leg stays bridged)."""
     from engine.outbound import legs
     customer = conv.call.uuid
+    if customer in _handovers or conv.handed_over:
+        raise Busy(f"call {customer} is being transferred already")
     legs.register(PURPOSE, on_leg)
     entry = Handover(acd, kind, target, conv.call.caller_id_number, conv.queue.name, conv.agent,
                      handover_info, tags)

@@ -214,6 +214,8 @@ class InCall:
             self._release_target(kind, value, conv)
             if isinstance(exc, ControlError):
                 raise
+            if isinstance(exc, bridged.Busy):
+                raise ControlError(str(exc)) from None
             raise ControlError(f"the switch did not take the transfer: {exc}", 502) from None
         self.end_hold(conv, actor)
         conv.agent_finished = True              # the agent's leg is going: nothing more to act on
