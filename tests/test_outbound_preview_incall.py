@@ -156,6 +156,7 @@ def test_hold_unhold_then_blind_transfer_to_a_queue_reaches_another_agent(pv):
     assert cdr["agent"] == "1002" and extra["agents"] == ["1001", "1002"] and "callback_attempt" in cdr["tags"]
     assert cdr["destination"] == CUSTOMER and cdr["queue"] == "general"
     assert [(t["kind"], t["to"], t["from_agent"]) for t in extra["transfers"]] == [("queue", "general", "1001")]
+    assert extra["holds"] == 2 and extra["hold_seconds"] > 0          # 1001's hold, then 1002's
     rig.wait_state("1001", "available", timeout=10)
 
 
@@ -221,6 +222,8 @@ def test_hang_up_from_the_desk_ends_both_legs_and_the_agent_wraps_up(pv):
     wait_for(lambda: pv.attempt(job), timeout=20)
     assert pv.attempt(job)["result"] == "answered"
     wait_for(lambda: rig.engine.store.get(customer) is not None, timeout=15)
-    assert rig.engine.store.get(customer)["extra"]["callback_job"] == job["id"]
+    extra = rig.engine.store.get(customer)["extra"]
+    assert extra["callback_job"] == job["id"] and extra["agent_first"] and extra["result"] == "answered"
+    assert extra["holds"] == 1 and extra["hold_seconds"] > 0
     code, _ = pv.refused("POST", "/v1/calls/1001/unhold", {})
     assert code == 404

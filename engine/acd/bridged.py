@@ -71,6 +71,7 @@ class Handover:
     from_agent: str
     info: dict                      # CDR fields of the attempt (direction, job or contact...)
     tags: list
+    holds: dict                     # holds and hold_seconds before the transfer (later ones add up)
     arrived: gevent.event.Event = dataclasses.field(default_factory=gevent.event.Event)
 
 
@@ -86,6 +87,11 @@ def conversation(customer, number, name, queue, agent, leg, handover_info, hando
     conv.handover_info = handover_info  # CDR fields of the attempt, for the handed-over call's CDR
     conv.handover_tags = handover_tags
     return conv
+
+
+def hold_figures(conv):
+    """The holds of the call so far (InCall.hold / end_hold count them on conv.call.info)."""
+    return {k: conv.call.info[k] for k in ("holds", "hold_seconds") if k in conv.call.info}
 
 
 class Busy(Exception):
@@ -110,7 +116,7 @@ def hand_over(acd, conv, kind, target, did, handover_info, tags):
         raise Busy(f"call {customer} is being transferred already")
     legs.register(PURPOSE, on_leg)
     entry = Handover(acd, kind, target, conv.call.caller_id_number, conv.queue.name, conv.agent,
-                     handover_info, tags)
+                     handover_info, tags, hold_figures(conv))
     _handovers[customer] = entry
     try:
         for name, value in (("hotline_purpose", PURPOSE), ("hotline_transfer", f"{kind} {target}")):
@@ -149,7 +155,7 @@ def on_leg(call, info):
     extra.update(entry.info)
     # an outbound call's CDR names the number dialled (as the attempt's own would), not our DID
     call.info.update(queue=entry.queue, agent=entry.from_agent, agents=[entry.from_agent],
-                     destination=entry.number)
+                     destination=entry.number, **entry.holds)
     move = {"kind": entry.kind, "to": entry.target, "from_agent": entry.from_agent, "at": time.time()}
     call.info["transfers"] = [move]
     call.log.info("handed over by agent %s: blind transfer to %s %s", entry.from_agent, entry.kind,

@@ -208,6 +208,7 @@ class InCall:
         try:
             if conv.held:
                 self._switch(bridged.hold, conv, False)
+                self.end_hold(conv, actor)          # its figures go with the customer's call
             bridged.hand_over(self.acd, conv, kind, value, self._hotline_number(), conv.handover_info,
                               conv.handover_tags)
         except Exception as exc:
@@ -217,7 +218,6 @@ class InCall:
             if isinstance(exc, bridged.Busy):
                 raise ControlError(str(exc)) from None
             raise ControlError(f"the switch did not take the transfer: {exc}", 502) from None
-        self.end_hold(conv, actor)
         conv.agent_finished = True              # the agent's leg is going: nothing more to act on
         self._audit("transfer", actor, conv, to=f"{kind}:{value}")
         conv.call.log.info("blind transfer to %s %s (by %s): customer handed to the engine", kind, value, actor)

@@ -240,7 +240,8 @@ class AgentFirst:
         cause = self.causes.get(customer)
         self._unwatch(customer)
         out = {"result": "answered", "cause": cause, "call_uuid": customer, "answered_at": answered_at,
-               "agent": res.agent, "handle_seconds": talk, "cdr": True}
+               "agent": res.agent, "handle_seconds": talk, "cdr": True,
+               "cdr_extra": dict(bridged.hold_figures(conv), agent_first=True)}
         if conv.handed_over:
             out.update(self._handed_over(conv, customer, prefix))
         log.info("%spreview call ended after %.1f s (%s)", prefix, talk,
