@@ -193,7 +193,10 @@ def test_preview_customer_sent_straight_to_an_outside_number_and_a_blocked_one_r
     job, agent_leg, customer = pv.bridged_callback()
     code, why = pv.refused("POST", "/v1/calls/1001/transfer", {"target": f"external:{BLOCKED}"})
     assert code == 403 and "dial-block" in why, why
+    code, why = pv.refused("POST", "/v1/calls/1001/transfer", {"target": "agent:1002"})   # logged out
+    assert code == 409 and "logged_out" in why, why
     assert rig.acd.store.agent("1001")["state"] == "in_call" and not pv.seen("CHANNEL_UNBRIDGE")
+    assert rig.acd.store.agent("1002")["state"] == "logged_out"
     pv.pop.add(OUTSIDE, Behaviour("person", ring=0.2, hangup_after=0.5))
     pv.api("POST", "/v1/calls/1001/transfer", {"target": f"external:{OUTSIDE}"})
     wait_for(lambda: OUTSIDE in pv.pop.phones and pv.pop.phones[OUTSIDE].calls, timeout=20)
