@@ -145,6 +145,9 @@ def test_hold_unhold_then_blind_transfer_to_a_queue_reaches_another_agent(pv):
     wait_for(lambda: pv.attempt(job), timeout=30)
     assert pv.attempt(job)["result"] == "answered" and pv.attempt(job)["agent"] == "1001"
     assert jobs.get_job(pv.db, job["id"])["state"] == "done"
+    # 1001's wrap-up goes on the customer's call, which goes on with 1002
+    saved = pv.api("POST", "/api/desk/wrapup", {"call": agent_leg, "disposition": "consultation"})
+    assert saved["call"] == customer and saved["stored"] == "call"
     # 1002 now has an ordinary conversation: the same in-call actions reach it
     assert pv.api("POST", "/v1/calls/1002/hold", {}, agent_id="1002")["held"] is True
     pv.customer_channel().hangup("NORMAL_CLEARING")
@@ -157,6 +160,7 @@ def test_hold_unhold_then_blind_transfer_to_a_queue_reaches_another_agent(pv):
     assert cdr["destination"] == CUSTOMER and cdr["queue"] == "general"
     assert [(t["kind"], t["to"], t["from_agent"]) for t in extra["transfers"]] == [("queue", "general", "1001")]
     assert extra["holds"] == 2 and extra["hold_seconds"] > 0          # 1001's hold, then 1002's
+    assert extra["disposition"]["agent"] == "1001"
     rig.wait_state("1001", "available", timeout=10)
 
 
@@ -228,5 +232,10 @@ def test_hang_up_from_the_desk_ends_both_legs_and_the_agent_wraps_up(pv):
     extra = rig.engine.store.get(customer)["extra"]
     assert extra["callback_job"] == job["id"] and extra["agent_first"] and extra["result"] == "answered"
     assert extra["holds"] == 1 and extra["hold_seconds"] > 0
+    # the wrap-up of the desk (its call is the agent's leg) lands on the customer's CDR
+    assert pv.desk()["call"]["call"] == agent_leg
+    saved = pv.api("POST", "/api/desk/wrapup", {"call": agent_leg, "disposition": "consultation"})
+    assert saved["call"] == customer and saved["stored"] == "committed"
+    assert rig.engine.store.get(customer)["extra"]["disposition"]["category"] == "consultation"
     code, _ = pv.refused("POST", "/v1/calls/1001/unhold", {})
     assert code == 404

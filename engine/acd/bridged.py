@@ -24,6 +24,7 @@ switch's side:
   does for uuid_transfer, src/switch_ivr.c). The agent leg is killed as well once the transfer
   was accepted: by then the customer's leg carries CF_TRANSFER, so it is not hung up with it.
 """
+import collections
 import dataclasses
 import logging
 import time
@@ -40,6 +41,10 @@ PUBLIC_CONTEXT = "public"           # the context of the hotline's numbers (dial
 ARRIVAL_SECONDS = 20.0              # from the uuid_transfer to the leg on our socket server
 
 _handovers = {}                     # customer leg uuid -> Handover waiting for the leg to arrive
+# agent leg -> customer leg of recent preview calls: the agent's state names the agent leg, the
+# call's CDR (and its disposition, work order) the customer's (engine/web/desk.py wrap-up)
+_customers = collections.OrderedDict()
+CUSTOMERS_KEPT = 2000
 
 
 @dataclasses.dataclass
@@ -80,6 +85,9 @@ def conversation(customer, number, name, queue, agent, leg, handover_info, hando
     call keeps it in its acd.agent_first entry (not in acd.conversations: no greenlet of ours
     serves the customer, and the ACD's hang-up bookkeeping of inbound calls does not apply)."""
     from engine.acd.service import Conversation
+    _customers[leg] = customer
+    while len(_customers) > CUSTOMERS_KEPT:
+        _customers.popitem(last=False)
     conv = Conversation(call=CustomerLeg(customer, number, name), queue=queue, legs={leg: agent}, agent=agent,
                         leg=leg, answered_at=time.time())
     conv.bridged = True
@@ -161,6 +169,11 @@ def on_leg(call, info):
     call.log.info("handed over by agent %s: blind transfer to %s %s", entry.from_agent, entry.kind,
                   entry.target)
     return acd.transfer_caller(call, entry.kind, entry.target)
+
+
+def customer_of(leg):
+    """The customer's leg of the recent preview call whose agent leg is `leg` (None if unknown)."""
+    return _customers.get(leg)
 
 
 def forget(customer):

@@ -21,7 +21,7 @@ import zoneinfo
 from flask import Blueprint, current_app, request
 
 from engine import privacy
-from engine.acd import views
+from engine.acd import bridged, views
 from engine.web import openapi
 from engine.web.guard import HttpError, json_body, own, principal, requires
 from engine.web.kb import KnowledgeBase
@@ -233,6 +233,8 @@ def wrapup():
     who = principal()
     if who.role == "agent" and current != call_uuid:
         raise HttpError(403, f"call {call_uuid} is not agent {agent_id}'s current call")
+    # a preview call placed agent first: the agent's state names their leg, the CDR the customer's
+    call_uuid = bridged.customer_of(call_uuid) or call_uuid
     record = {"category": disposition, "notes": privacy.mask_text(notes), "agent": agent_id,
               "by": who.actor, "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     where = _store_disposition(call_uuid, record)
