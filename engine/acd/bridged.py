@@ -116,8 +116,8 @@ def hold(acd, conv, on):
 
 
 def hand_over(acd, conv, kind, target, did, handover_info, tags):
-    """Send the customer's leg to this engine's socket, to be served by Acd._transfer. Returns the
-    Handover; raises on a refused command (nothing moved then: the leg stays bridged)."""
+    """Send the customer's leg to this engine's socket, served there by Acd.transfer_caller.
+    Returns the Handover; raises on a refused command (nothing moved then: the leg stays bridged)."""
     from engine.outbound import legs
     customer = conv.call.uuid
     if customer in _handovers or conv.handed_over:
