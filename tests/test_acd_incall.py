@@ -197,6 +197,40 @@ def test_blind_transfer_to_a_queue(rig_factory):
     assert cdr["extra"]["agents"] == ["1001", "1002"] and cdr["queue"] == "pension"
 
 
+def test_blind_transfer_to_an_outside_number_dials_through_the_trunk_endpoint(rig_factory):
+    """The caller's bridge out uses dialer.trunk_endpoint, the one dial string to outside numbers
+    (normalised, the trunk's prefix, the gateway), as the dialler and consult parties do."""
+    rig = rig_factory([agent("1001")])
+    caller, agent_leg = talking(rig, "1001")
+    outside_phone(rig, "13912345678")
+    rig.acd.incall.transfer("1001", "external:13912345678", actor="test")
+
+    def outside():
+        far = leg(rig, caller.bridged_to) if caller.bridged_to else None
+        return far if far is not None and far.uuid != agent_leg else None
+    assert wait_for(outside, timeout=10)
+    assert outside().name == "sofia/external/13912345678@trunk"          # through the trunk gateway
+    assert rig.wait_state("1001", "wrap_up") or rig.state("1001") == "available"
+    outside().hangup()
+    assert caller.wait_hangup(5)
+    assert wait_for(lambda: len(rig.cdrs()) == 1)
+    assert rig.cdrs()[0]["extra"]["transfer"] == "13912345678"
+
+
+def test_hang_up_action_ends_the_agents_leg_as_the_phone_would(rig_factory):
+    rig = rig_factory([agent("1001")])
+    caller, agent_leg = talking(rig, "1001")
+    assert rig.acd.incall.hangup("1001", actor="test") == {"call": caller.uuid, "hangup": True}
+    assert caller.wait_hangup(5)              # no survey on this queue: the caller is let go
+    assert not leg(rig, agent_leg) or not leg(rig, agent_leg).alive
+    assert rig.wait_state("1001", "wrap_up") or rig.state("1001") == "available"
+    with pytest.raises(ControlError):
+        rig.acd.incall.hangup("1001")
+    assert wait_for(lambda: len(rig.cdrs()) == 1)
+    rig.acd.audit.flush()
+    assert "hangup" in [e["action"] for e in rig.acd.audit.events(agent="1001")]
+
+
 def test_consult_then_complete_hands_the_caller_to_the_consulted_agent(rig_factory):
     rig = rig_factory([agent("1001"), agent("1002")])
     rig.login("1002")

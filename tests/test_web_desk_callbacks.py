@@ -1,7 +1,8 @@
 """The desk's callbacks panel (回拨任务 / 回访) in a real headless Chromium, against the engine on
 the simulator: jobs made through the control API (a supervisor's token) appear on the agent's
 desk, hostile text is shown as text, the buttons follow the agent's state, 跳过 removes a job,
-拨打 rings the agent, dials the customer and the call shows on this desk; a preview campaign's next
+拨打 rings the agent, dials the customer and the call shows on this desk, where it is held, taken
+back and transferred to a queue; a preview campaign's next
 contact is shown (who and why) before any dial and 跳过 gives it back."""
 import json
 import urllib.request
@@ -98,6 +99,22 @@ def test_the_desk_lists_skips_and_dials_callbacks(desk_rig, browser_factory):  #
         "return Array.prototype.every.call(document.querySelectorAll('#callbacks button[data-cb-action]'),"
         " function (b) { return b.disabled; })"))
     assert jobs.get_job(rig.db, dialled["id"])["agent"] == "1001"
+
+    # the preview call's in-call controls: hold, transfer and hang-up apply, a consultation does not
+    wait(desk, enabled("#btn-hold"))
+    assert css(desk, "#btn-transfer").is_enabled() and css(desk, "#btn-hangup").is_enabled()
+    assert not css(desk, "#btn-consult").is_enabled() and not css(desk, "#btn-unhold").is_enabled()
+    css(desk, "#btn-hold").click()
+    wait(desk, attr_is("#call-stage", "data-stage", "held"))
+    assert not css(desk, "#btn-hold").is_enabled()
+    wait(desk, enabled("#btn-unhold")).click()
+    wait(desk, attr_is("#call-stage", "data-stage", "talking"))
+    # 转接 to the queue (the first target): the customer waits there, the agent wraps up
+    assert css(desk, "#target-queue").get_attribute("value") == "general"
+    wait(desk, enabled("#btn-transfer")).click()
+    wait(desk, attr_is("#agent-state", "data-state", "wrap_up"))
+    assert wait_for(lambda: rig.acd.store.queue_length("general") == 1, 20)
+    assert len(rig.switch.population.phones[CUSTOMER].calls) == 1        # the same call, not a new dial
 
 
 def test_the_desk_shows_a_preview_contact_before_any_dial(desk_rig, browser_factory):  # noqa: F811

@@ -33,6 +33,7 @@ import uuid as uuidlib
 
 import gevent
 
+from engine.acd import bridged
 from engine.call.live import checkpoint
 from engine.esl import commands
 from engine.outbound.dialblock import DialBlock
@@ -69,6 +70,8 @@ class InCall:
                     conv = c
                     break
         if conv is None:
+            conv = self._bridged(ref)
+        if conv is None:
             owner = acd.relay.owner(ref)
             if owner:
                 raise ControlError(f"{ref} is a call on engine {owner}", 409, engine=owner)
@@ -76,6 +79,21 @@ class InCall:
         if conv.answered_at is None:
             raise ControlError(f"call {conv.call.uuid} is not answered yet")
         return conv
+
+    def _bridged(self, ref):
+        """A preview call placed agent first (engine/acd/bridged.py), by the customer's leg, the
+        agent's id or the agent's leg (the call on the agent's desk)."""
+        for leg, entry in list(getattr(self.acd, "agent_first", {}).items()):
+            conv = entry.get("conversation")
+            if conv is not None and not conv.agent_finished and not conv.handed_over \
+                    and ref in (conv.call.uuid, conv.agent, leg):
+                return conv
+        return None
+
+    def _inbound_only(self, conv, what):
+        if bridged.is_bridged(conv):
+            raise ControlError(f"{what} is not available on a preview call placed agent first "
+                               "(hold, transfer and hang-up are)")
 
     def target(self, text):
         """'agent:1002' | 'queue:pension' | 'external:13800138000', or a bare agent id / queue name /
@@ -111,8 +129,11 @@ class InCall:
         conv = self._two_party(ref, "hold")
         if conv.held:
             return {"call": conv.call.uuid, "held": True}
-        self._require_conference()
-        self._into_conference(conv, caller=("hold",))
+        if bridged.is_bridged(conv):
+            self._switch(bridged.hold, conv, True)
+        else:
+            self._require_conference()
+            self._into_conference(conv, caller=("hold",))
         conv.held = True
         conv.held_since = time.time()
         conv.call.info["holds"] = conv.call.info.get("holds", 0) + 1
@@ -123,6 +144,10 @@ class InCall:
     def unhold(self, ref, actor="system"):
         conv = self.conversation(ref)
         if not conv.held:
+            return {"call": conv.call.uuid, "held": False}
+        if bridged.is_bridged(conv):
+            self._switch(bridged.hold, conv, False)     # the switch stops the music, bridged again
+            self.end_hold(conv, actor)
             return {"call": conv.call.uuid, "held": False}
         self.end_hold(conv, actor)
         self._back_to_agent(conv)
@@ -165,6 +190,8 @@ class InCall:
         kind, value = self.target(target)
         if kind == "agent":
             self._reserve(value, conv)
+        if bridged.is_bridged(conv):
+            return self._hand_over(conv, kind, value, actor)
         self.end_hold(conv, actor)
         conv.pending = (kind, value)
         self._audit("transfer", actor, conv, to=f"{kind}:{value}")
@@ -175,6 +202,56 @@ class InCall:
         self._release_caller(conv)
         return {"call": conv.call.uuid, "transfer": f"{kind}:{value}"}
 
+    def _hand_over(self, conv, kind, value, actor):
+        """Blind transfer of a preview call's customer: off hold first (the switch stops the music
+        it plays on the customer's leg), then the leg goes to this engine's socket."""
+        try:
+            if conv.held:
+                self._switch(bridged.hold, conv, False)
+                self.end_hold(conv, actor)          # its figures go with the customer's call
+            bridged.hand_over(self.acd, conv, kind, value, self._hotline_number(), conv.handover_info,
+                              conv.handover_tags)
+        except Exception as exc:
+            self._release_target(kind, value, conv)
+            if isinstance(exc, ControlError):
+                raise
+            if isinstance(exc, bridged.Busy):
+                raise ControlError(str(exc)) from None
+            raise ControlError(f"the switch did not take the transfer: {exc}", 502) from None
+        conv.agent_finished = True              # the agent's leg is going: nothing more to act on
+        self._audit("transfer", actor, conv, to=f"{kind}:{value}")
+        conv.call.log.info("blind transfer to %s %s (by %s): customer handed to the engine", kind, value, actor)
+        return {"call": conv.call.uuid, "transfer": f"{kind}:{value}"}
+
+    def _hotline_number(self):
+        """The DID the customer's leg is transferred to: the public dialplan sends it to us."""
+        return self.acd.settings.trunk.dids[0]
+
+    def _switch(self, fn, conv, *args):
+        """A switch operation of engine/acd/bridged.py: a refusal is the caller's error (502)."""
+        try:
+            reply = fn(self.acd, conv, *args) or ""
+        except Exception as exc:
+            raise ControlError(f"the switch did not take it: {exc}", 502) from None
+        if reply.startswith("-ERR"):
+            raise ControlError(reply.strip(), 502)
+        return reply
+
+    # --- hang up --------------------------------------------------------------------------------
+    def hangup(self, ref, actor="system"):
+        """The agent hangs up from the desk, as on the phone: their leg ends. An inbound caller
+        then goes where the queue says (survey or hang-up); a preview call's customer is hung up
+        by the switch with it (the legs of a uuid_bridge end together, fixture 10)."""
+        conv = self.conversation(ref)
+        if conv.agent_finished or not conv.leg:
+            raise ControlError(f"the agent has left call {conv.call.uuid}")
+        if conv.consult:
+            raise ControlError("complete or cancel the consultation first")
+        self._audit("hangup", actor, conv)
+        conv.call.log.info("agent %s hangs up (by %s)", conv.agent, actor)
+        self._api(commands.uuid_kill(conv.leg, "NORMAL_CLEARING"))
+        return {"call": conv.call.uuid, "hangup": True}
+
     def _reserve(self, agent_id, conv):
         t = self.acd.board.reserve(agent_id, conv.call.uuid, conv.queue.name)
         if not t:
@@ -183,6 +260,7 @@ class InCall:
     def to_survey(self, ref, actor="system"):
         """The agent hands the caller to the satisfaction survey and leaves (the survey key)."""
         conv = self._two_party(ref, "the survey transfer")
+        self._inbound_only(conv, "the survey transfer")
         if not conv.queue.survey:
             raise ControlError(f"queue {conv.queue.name} has no survey")
         self.end_hold(conv, actor)
@@ -198,6 +276,7 @@ class InCall:
         """start / stop (on-demand policy, or to stop early), pause / resume (a caller reading a
         card number: FreeSWITCH writes silence while the recording is masked)."""
         conv = self.conversation(ref)
+        self._inbound_only(conv, "recording control")
         call = conv.call
         path = call.info.get("recording")
         if action == "start":
@@ -256,6 +335,7 @@ class InCall:
     def _third_party(self, ref, target, actor, busy):
         """Checks shared by consult and three-way; the target agent, if any, is reserved."""
         conv = self.conversation(ref)
+        self._inbound_only(conv, "a consultation or three-way call")
         self._require_conference()
         if conv.agent_finished:
             raise ControlError(f"the agent has left call {conv.call.uuid}")
@@ -441,6 +521,7 @@ class InCall:
             raise ControlError(f"unknown mode {mode!r}: monitor, whisper or barge", 400)
         acd = self.acd
         conv = self.conversation(target_ref)
+        self._inbound_only(conv, "supervision")
         sup = acd.config.agents.get(supervisor) or acd.config.by_extension(supervisor)
         if sup is None:
             raise ControlError(f"unknown supervisor {supervisor!r} (an id or extension in the agents file)", 404)

@@ -32,6 +32,7 @@ from engine.acd.store import AcdStore
 from engine.call.port import CallGone
 from engine.call.live import MUSIC_FALLBACK, checkpoint
 from engine.esl import commands
+from engine.outbound.dialer import trunk_endpoint
 
 log = logging.getLogger("hotline.acd")
 
@@ -392,7 +393,7 @@ class Acd(Recovery):
                     call.info.setdefault("transfers", []).append({"kind": kind, "to": action[1],
                                                                   "from_agent": conv.agent})
                     checkpoint(call, "transfer")
-                    return self._transfer(call, kind, action[1])
+                    return self.transfer_caller(call, kind, action[1])
         except CallGone:
             self.agent_done(conv, caller_left=True)
             if conv.conference:
@@ -425,13 +426,18 @@ class Acd(Recovery):
             except REDIS_ERRORS as exc:
                 self.outage.failed(exc, "counting survey figures")
 
-    def _transfer(self, call, kind, target):
+    def transfer_caller(self, call, kind, target):
+        """Carry out a blind transfer from the caller's greenlet: after converse, or for a preview
+        customer handed over to this engine's socket (engine/acd/bridged.py)."""
         if kind == "queue":
             call.log.info("transferred to queue %s", target)
             return waiting.serve(self, call, target, hops=1)
         if kind == "external":
+            # the one dial string to an outside number (normalised, the trunk's prefix, the gateway),
+            # checked by InCall.target() before anything moved
             call.log.info("transferred to %s", target)
-            call.transfer_external(target)
+            call.info["transfer"] = target
+            call.bridge(trunk_endpoint(self.settings, target))
             return "transferred"
         queue = self.config.queues.get(call.info.get("queue")) or next(iter(self.config.queues.values()))
         waiter = waiting.Waiter(call, queue.name, time.time(), None)

@@ -123,8 +123,10 @@ def _wait(acd, call, queue, waiter):
         call.clear_interrupt()
         if waiter.offer:
             outcome = ring(acd, call, queue, waiter)
-            if outcome == "done":
-                return "done"
+            if outcome in ("done", "transferred"):
+                # served; "transferred": the agent sent the caller to an outside number and that
+                # call is over, so the caller is not put back in this queue
+                return outcome
             continue                     # not answered: back to the music, same place in line
         if queue.exit_key and queue.exit_key in _pressed(call):
             call.log.info("caller pressed the exit key %s", queue.exit_key)

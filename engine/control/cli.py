@@ -4,7 +4,7 @@
     hotline agents break REASON ID                 hotline agents extend ID SECONDS
     hotline agents report [--date D] [--tz Z]      (a day's time in states, calls, misses: from the audit log)
     hotline queues [--watch S]                     hotline calls [--watch S]
-    hotline call hold|unhold|complete|cancel|survey REF
+    hotline call hold|unhold|complete|cancel|survey|hangup REF
     hotline call transfer|consult|three-way REF TARGET
     hotline call record start|stop|pause|resume REF
     hotline monitor|whisper|barge TARGET --from SUPERVISOR
@@ -22,7 +22,8 @@ from engine.infra.clitext import UsageError, add_option, cell, escaped, need_dat
 from engine.control.client import Client, resolve
 
 AGENT_ACTIONS = ("login", "logout", "ready", "break", "extend", "report")
-CALL_ACTIONS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three-way", "survey", "record")
+CALL_ACTIONS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three-way", "survey", "record",
+                "hangup")
 RECORD_ACTIONS = ("start", "stop", "pause", "resume")
 NEEDS_TARGET = ("transfer", "consult", "three-way")
 ID_LIMIT = 64               # an agent id, queue name or call uuid longer than this is a typo
@@ -46,7 +47,7 @@ def register(sub):
     _common(p, watch=True)
     p.set_defaults(func=_cmd_calls)
 
-    p = sub.add_parser("call", help="in-call features: hold, transfer, consult, complete, cancel, three-way")
+    p = sub.add_parser("call", help="in-call features: hold, transfer, consult, complete, cancel, three-way, hangup")
     p.add_argument("action", choices=CALL_ACTIONS)
     p.add_argument("ref", help="the caller's call uuid or the agent id on the call")
     p.add_argument("target", nargs="?", help="agent:<id> | queue:<name> | external:<number>")

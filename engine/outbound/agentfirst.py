@@ -23,7 +23,10 @@ The steps, each bounded:
    up and the agent goes to wrap-up (or available) by the queue's rules (AgentBoard.call_ended).
 5. answered: `uuid_bridge <customer> <agent leg>` (fixture 10, switch_ivr_uuid_bridge); the
    conversation lasts until either leg hangs up (the switch hangs up the other: hangup_after_bridge
-   is not false on these legs); talk time goes to the agent, then wrap-up.
+   is not false on these legs); talk time goes to the agent, then wrap-up. Meanwhile the call is a
+   conversation the in-call actions address (engine/acd/bridged.py): hold / unhold (the customer
+   hears the queue's music), blind transfer of the customer (queue, agent, outside number: the
+   customer's leg goes on on this engine's socket, the agent to wrap-up), hang-up.
 """
 import dataclasses
 import logging
@@ -33,7 +36,9 @@ import uuid as uuidlib
 import gevent
 import gevent.event
 
+from engine.acd import bridged
 from engine.esl import commands
+from engine.outbound.attempts import cdr_fields
 from engine.outbound.dialer import DialRequest
 from engine.outbound.gate import note_agent
 
@@ -151,7 +156,10 @@ class AgentFirst:
                      "origination_caller_id_number": commands.safe_number(row["number"]) or "anonymous",
                      "origination_caller_id_name": commands.safe_text(f"回访 {row.get('name') or row['number']}", 40),
                      "hotline_role": ROLE, "hotline_agent": res.agent, "hotline_call": res.leg,
-                     "hotline_queue": res.queue, "hotline_purpose": purpose, "hotline_job": token}
+                     "hotline_queue": res.queue, "hotline_purpose": purpose, "hotline_job": token,
+                     # what the customer hears while the agent holds (`uuid_hold <agent leg>`: the
+                     # switch plays the held leg's hold_music to its partner, fixture 10)
+                     "hold_music": commands.media_var(queue.music)}
         agent_gone = self._watch(res.leg)
         acd.board.ringing(res.agent, res.leg, res.leg)
         acd.agent_first[res.leg]["state"] = "ringing"
@@ -208,24 +216,50 @@ class AgentFirst:
             self._unwatch(customer)
             return {"result": "abandoned", "cause": "BRIDGE_FAILED", "call_uuid": customer, "agent": res.agent,
                     "answered_at": answered_at, "cdr": True}
-        bridged = time.time()
+        bridged_at = time.time()
         log.info("%scustomer %s bridged to agent %s", prefix, customer, res.agent)
+        # the in-call actions (hold, transfer, hang-up: engine/acd/incall.py) address this
+        extra, tags = cdr_fields(kind, row, (row.get("attempts") or 0) + 1, "answered")
+        conv = bridged.conversation(customer, row["number"], row.get("name") or "", queue, res.agent, res.leg,
+                                    dict(extra, agent_first=True), tags)
+        acd.agent_first[res.leg]["conversation"] = conv
         self._gate("agent_taken", res.agent)
         try:
             gevent.wait([agent_gone, customer_gone], count=1, timeout=CALL_LIMIT)
+            conv.agent_finished = True          # no in-call action from here on
             for leg, gone in ((res.leg, agent_gone), (customer, customer_gone)):
-                if not gone.is_set():
+                if not gone.is_set() and not (leg == customer and conv.handed_over):
                     self._kill(leg, "NORMAL_CLEARING")
-            gevent.wait([agent_gone, customer_gone], timeout=HANGUP_GRACE)
+            gevent.wait([agent_gone] if conv.handed_over else [agent_gone, customer_gone], timeout=HANGUP_GRACE)
         finally:
             self._gate("agent_released", res.agent)
-        talk = round(time.time() - bridged, 3)
+        talk = round(time.time() - bridged_at, 3)
+        if conv.held:
+            acd.incall.end_hold(conv, "call ended")
         self._wrap_up(acd, res, talk)
         cause = self.causes.get(customer)
         self._unwatch(customer)
-        log.info("%spreview call ended after %.1f s (%s)", prefix, talk, cause or "-")
-        return {"result": "answered", "cause": cause, "call_uuid": customer, "answered_at": answered_at,
-                "agent": res.agent, "handle_seconds": talk, "cdr": True}
+        out = {"result": "answered", "cause": cause, "call_uuid": customer, "answered_at": answered_at,
+               "agent": res.agent, "handle_seconds": talk, "cdr": True,
+               "cdr_extra": dict(bridged.hold_figures(conv), agent_first=True)}
+        if conv.handed_over:
+            out.update(self._handed_over(conv, customer, prefix))
+        log.info("%spreview call ended after %.1f s (%s)", prefix, talk,
+                 f"transferred to {conv.handed_over.kind} {conv.handed_over.target}" if conv.handed_over
+                 else cause or "-")
+        return out
+
+    def _handed_over(self, conv, customer, prefix):
+        """The agent blind-transferred the customer (engine/acd/bridged.py): the customer's call
+        goes on on this engine's socket, whose CDR (with this attempt's fields) is the call's; the
+        attempt's own CDR only if the leg never arrived there."""
+        entry = conv.handed_over
+        if entry.arrived.wait(bridged.ARRIVAL_SECONDS):
+            return {"cdr": False, "cause": None}
+        bridged.forget(customer)
+        log.error("%scustomer %s was transferred but never reached the engine's socket: the attempt's "
+                  "CDR is written", prefix, customer)
+        return {}
 
     def _dial_result(self, outcome, row, res):
         return {"result": outcome.result, "cause": outcome.hangup_cause, "call_uuid": outcome.uuid,

@@ -59,7 +59,7 @@ def begin(db, kind, row, agent=None, engine=""):
 
 def finish(db, claims, kind, row, attempt_id, result, *, cause=None, call_uuid=None, answered_at=None,
            agent=None, answers=None, comment=None, disposition=None, max_attempts=3,
-           cdr_writer=None, started_at=None, counts=True, retry_at=None, final=False):
+           cdr_writer=None, started_at=None, counts=True, retry_at=None, final=False, cdr_extra=None):
     """Write the attempt's end and release the claim with the row's next state. Returns the
     row's new state ('done', 'failed' or 'pending'). The dialler's verdict, when it has one:
     `counts` False (refused before dialling, or our side failed: not held against the contact),
@@ -106,7 +106,7 @@ def finish(db, claims, kind, row, attempt_id, result, *, cause=None, call_uuid=N
         _ticket_note(db, row, attempts, result, agent, state)
     if cdr_writer is not None:
         _write_cdr(cdr_writer, kind, row, attempts, result, cause, call_uuid, started_at or now,
-                   answered_at, now, agent)
+                   answered_at, now, agent, cdr_extra)
     return state
 
 
@@ -141,10 +141,9 @@ def _ticket_note(db, job, attempts, result, agent, state):
         return None
 
 
-def _write_cdr(cdr_writer, kind, row, attempts, result, cause, call_uuid, started, answered, ended, agent):
-    """The outbound CDR: direction outbound, linked to the original call (job) or the campaign."""
-    def iso(t):
-        return t.replace(tzinfo=datetime.timezone.utc).isoformat() if t else None
+def cdr_fields(kind, row, attempts, result):
+    """(extra, tags) of an attempt's CDR: its own (below), or the CDR of a preview call's customer
+    handed to the engine by a blind transfer (engine/acd/bridged.py)."""
     extra = {"direction": "outbound", "result": result, "attempt": attempts}
     tags = ["outbound"]
     if kind == "job":
@@ -156,6 +155,16 @@ def _write_cdr(cdr_writer, kind, row, attempts, result, cause, call_uuid, starte
     else:
         extra.update(campaign=row.get("campaign_id"), contact=row["id"], reference=row.get("reference") or None)
         tags.append("campaign")
+    return extra, tags
+
+
+def _write_cdr(cdr_writer, kind, row, attempts, result, cause, call_uuid, started, answered, ended, agent,
+               more=None):
+    """The outbound CDR: direction outbound, linked to the original call (job) or the campaign."""
+    def iso(t):
+        return t.replace(tzinfo=datetime.timezone.utc).isoformat() if t else None
+    extra, tags = cdr_fields(kind, row, attempts, result)
+    extra.update(more or {})            # what the call adds (a preview call's holds)
     record = {"uuid": call_uuid or f"ob-{uuidlib.uuid4()}", "destination": row["number"],
               "start_time": iso(started), "answer_time": iso(answered), "end_time": iso(ended),
               "duration": int((ended - started).total_seconds()),

@@ -149,4 +149,5 @@ class Runner(Looping):
                         # an answered leg served by the engine has the engine's CDR; `cdr` says otherwise
                         cdr_writer=self.cdr_writer if out.get("cdr", not out.get("answered_at")) else None,
                         started_at=started,
-                        counts=out.get("counts", True), retry_at=out.get("retry_at"), final=out.get("final", False))
+                        counts=out.get("counts", True), retry_at=out.get("retry_at"), final=out.get("final", False),
+                        cdr_extra=out.get("cdr_extra"))

@@ -9,7 +9,7 @@ Every change is written to the audit log with the token's name (or the account's
 
     GET  /v1/health                      GET /v1/agents   GET /v1/queues   GET /v1/calls
     POST /v1/agents/<id>/<login|logout|ready|break|extend>     {"reason": .., "seconds": ..}
-    POST /v1/calls/<call|agent>/<hold|unhold|transfer|consult|complete|cancel|three-way|survey>
+    POST /v1/calls/<call|agent>/<hold|unhold|transfer|consult|complete|cancel|three-way|survey|hangup>
                                          {"target": ..} for transfer, consult, three-way
     POST /v1/calls/<call|agent>/record   {"action": "start|stop|pause|resume"}
     POST /v1/supervise                   {"target": <agent|call>, "supervisor": <id|ext>, "mode": ..}
@@ -34,7 +34,7 @@ bp = Blueprint("api", __name__)
 
 AGENT_ACTIONS = ("login", "logout", "ready", "break", "extend")
 CALL_ACTIONS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three-way", "survey",
-                "record")
+                "record", "hangup")
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
 
 

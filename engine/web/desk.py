@@ -21,7 +21,7 @@ import zoneinfo
 from flask import Blueprint, current_app, request
 
 from engine import privacy
-from engine.acd import views
+from engine.acd import bridged, views
 from engine.web import openapi
 from engine.web.guard import HttpError, json_body, own, principal, requires
 from engine.web.kb import KnowledgeBase
@@ -45,13 +45,17 @@ POP_CACHE_SECONDS = 2.0          # a screen pop reads the database: once per cal
 TODAY_CACHE_SECONDS = 5.0
 # which control applies in which stage of the agent's call (engine.acd.views.calls states)
 CONTROLS = {
-    "talking": ("hold", "transfer", "consult", "three-way", "survey", "record"),
-    "held": ("unhold", "transfer", "consult"),
+    "talking": ("hold", "transfer", "consult", "three-way", "survey", "record", "hangup"),
+    "held": ("unhold", "transfer", "consult", "hangup"),
     "consulting": ("complete", "cancel", "three-way"),
-    "conference": ("record",),
+    "conference": ("record", "hangup"),
     "ringing": (),
 }
-ALL_CONTROLS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three-way", "survey", "record")
+# a preview call placed agent first, once the customer is bridged (engine/acd/bridged.py): the
+# switch bridges it, so no consult, three-way, survey or recording control reaches it
+BRIDGED_CONTROLS = {"talking": ("hold", "transfer", "hangup"), "held": ("unhold", "transfer", "hangup")}
+ALL_CONTROLS = ("hold", "unhold", "transfer", "consult", "complete", "cancel", "three-way", "survey", "record",
+                "hangup")
 
 
 def _state():
@@ -123,7 +127,11 @@ def state():
     stage = stage_of(call_row) if call_row else None
     allowed = set(CONTROLS.get(stage, ()))
     if call_uuid and call_uuid in getattr(acd, "agent_first", {}):
-        allowed = set()     # a preview call bridged by the dialler: the ACD's in-call controls do not reach it
+        # a preview call: until the customer is bridged (ringing the agent, dialling the
+        # customer) nothing applies; then hold / transfer / hang-up
+        bridged = acd.agent_first[call_uuid].get("conversation")
+        allowed = set(BRIDGED_CONTROLS.get(stage, ())) if bridged is not None and not bridged.agent_finished \
+            else set()
     conv = acd.conversations.get(call_uuid) if call_uuid else None
     recording = paused = False
     if conv is not None:
@@ -166,7 +174,10 @@ def _call_row(acd, call_uuid, now):
         # is on the line while the customer is dialled and bridged
         entry = acd.agent_first[call_uuid]
         answered = entry.get("answered_at")
-        return {"call": call_uuid, "state": "talking" if entry.get("state") == "in_call" else "ringing",
+        conv = entry.get("conversation")
+        state = "held" if conv is not None and conv.held else "talking" if entry.get("state") == "in_call" \
+            else "ringing"
+        return {"call": call_uuid, "state": state,
                 "seconds": round(now - answered, 1) if answered else None, "parties": [],
                 "queue": entry.get("queue"), "caller": entry.get("number")}
     return rows[0] if rows else None
@@ -222,6 +233,8 @@ def wrapup():
     who = principal()
     if who.role == "agent" and current != call_uuid:
         raise HttpError(403, f"call {call_uuid} is not agent {agent_id}'s current call")
+    # a preview call placed agent first: the agent's state names their leg, the CDR the customer's
+    call_uuid = bridged.customer_of(call_uuid) or call_uuid
     record = {"category": disposition, "notes": privacy.mask_text(notes), "agent": agent_id,
               "by": who.actor, "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     where = _store_disposition(call_uuid, record)

@@ -21,7 +21,7 @@ ROUTES = [
     ("get", "/v1/calls/{ref}", "one call on this engine (call uuid or agent id): row, caller name, number "
      "dialled, menu path, the bot's findings (slots in clear for its agent only)", "agent", None, "calls"),
     ("post", "/v1/calls/{ref}/{action}", "hold | unhold | transfer | consult | complete | cancel | three-way | "
-     "survey | record: REF is the call uuid or the agent id", "agent",
+     "survey | record | hangup: REF is the call uuid or the agent id", "agent",
      {"type": "object", "properties": {
          "target": {"type": "string"},
          "action": {"type": "string", "enum": ["start", "stop", "pause", "resume"]}}},
