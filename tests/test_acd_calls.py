@@ -117,7 +117,7 @@ def test_a_waiting_caller_hears_position_and_expected_wait(rig_factory):
     second = rig.call("13800000002")
     assert wait_for(lambda: rig.acd.store.queue_length("general") == 1)
     waiter = rig.acd.waiters[second.uuid]
-    assert wait_for(lambda: waiter.call.info.get("announcements", 0) >= 2, timeout=8)
+    assert wait_for(lambda: waiter.call.info.get("announcements", 0) >= 2, timeout=30)   # TTS renders the announcement: slow under load
     played = [e for e in second.events if e == "PLAYBACK_START"]
     assert len(played) >= 3                             # music, announcement, music again...
     first.hangup()
