@@ -82,7 +82,7 @@ def rss_mib(pid, field="VmRSS"):
 # at 0.5-0.8 s lost the 1 of 78 of 400 contacts (not_confirmed, retried an hour later).
 PERSON_KEYS = ((2.0, "1"), (3.0, "1"), (4.0, "2"), (5.0, "#"))
 
-Sample = collections.namedtuple("Sample", "t legs finished claimed engine_cpu own_cpu load")
+Sample = collections.namedtuple("Sample", "t legs finished claimed engine_cpu own_cpu load rss")
 
 
 def own_cpu_seconds():
@@ -95,9 +95,10 @@ def load1():
 
 
 def print_timeline(samples, every=2.0):
-    """Every `every` s: legs up at the switch, contacts finished and claimed, and the share of a
-    core the engine and this process (simulator, polling) used since the line before."""
-    print(f"{'s':>6} {'legs':>5} {'finished':>8} {'claimed':>7} {'engine %':>8} {'sim %':>6} {'load':>5}")
+    """Every `every` s: legs up at the switch, contacts finished and claimed, the share of a core
+    the engine and this process (simulator, polling) used since the line before, the engine's RSS."""
+    print(f"{'s':>6} {'legs':>5} {'finished':>8} {'claimed':>7} {'engine %':>8} {'sim %':>6} {'load':>5} "
+          f"{'RSS MiB':>7}")
     last = None
     for s in samples:
         if last is not None and s.t - last.t < every and s is not samples[-1]:
@@ -105,8 +106,21 @@ def print_timeline(samples, every=2.0):
         dt = s.t - (last.t if last else 0.0)
         e = 100 * (s.engine_cpu - (last.engine_cpu if last else 0.0)) / dt
         o = 100 * (s.own_cpu - (last.own_cpu if last else 0.0)) / dt
-        print(f"{s.t:>6.1f} {s.legs:>5} {s.finished:>8} {s.claimed:>7} {e:>8.0f} {o:>6.0f} {s.load:>5.2f}")
+        print(f"{s.t:>6.1f} {s.legs:>5} {s.finished:>8} {s.claimed:>7} {e:>8.0f} {o:>6.0f} {s.load:>5.2f} "
+              f"{s.rss:>7.0f}")
         last = s
+
+
+def rss_growth(samples, first):
+    """(RSS when the first `first` calls had finished, KiB more a call after them, how many calls)
+    or None when too few calls followed: what a long campaign costs in memory, the working set of
+    a full load of calls aside."""
+    start = next((s for s in samples if s.finished >= first), None)
+    end = samples[-1] if samples else None
+    if start is None or end.finished - start.finished < first:
+        return None
+    calls = end.finished - start.finished
+    return start.rss, 1024 * (end.rss - start.rss) / calls, calls
 
 
 def report_attempts(db, counts, contacts):
@@ -180,7 +194,7 @@ outbound_calls:
             counts = campaigns.show(db, "bench")["contacts"]
             samples.append(Sample(time.monotonic() - t0, legs, counts["done"] + counts["failed"],
                                   counts["claimed"], cpu_seconds(engine.pid) - cpu0, own_cpu_seconds() - own0,
-                                  load1()))
+                                  load1(), rss_mib(engine.pid)))
             if samples[-1].finished >= args.contacts:
                 break
         elapsed = time.monotonic() - t0
@@ -197,6 +211,10 @@ outbound_calls:
         print(f"engine: {cpu:.1f} CPU s ({1000 * cpu / max(1, done):.0f} ms a call, "
               f"{100 * cpu / elapsed:.0f}% of a core), RSS {rss0:.0f} -> {rss_mib(engine.pid):.0f} MiB, "
               f"peak {rss_mib(engine.pid, 'VmHWM'):.0f} MiB; simulator and polling (this process): {own:.1f} CPU s")
+        growth = rss_growth(samples, args.channels)
+        if growth is not None:
+            print(f"RSS after the first {args.channels} calls: {growth[0]:.0f} MiB, then {growth[1]:+.0f} KiB a call "
+                  f"over {growth[2]} calls")
         ok = report_attempts(db, counts, args.contacts)
         return ok and done >= args.contacts
     finally:
