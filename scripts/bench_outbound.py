@@ -10,8 +10,9 @@ answered calls, contacts finished an hour. Target: predictive abandon <= 3%.
 
 robot (`hotline run` in its own process, the simulator in this one, a private Redis): a robot
 follow-up campaign (ivr_flows/followup.yaml) of --contacts people who all answer after 1 s of
-ringing and key their answers (PERSON_KEYS), --channels calls at once; a call lasts about 12 s
-(the prompts play in real time). Printed: contacts finished, contacts a second, peak concurrent
+ringing and key their answers (PERSON_KEYS), --channels calls at once; a call lasts about 14 s
+(the prompts play in real time). The engine starts 50 dials a second (max_trunk_share 0.5 of the
+default switch.sessions_per_second 100), so 200 legs are up after 4 s. Printed: contacts finished, contacts a second, peak concurrent
 legs up at the switch, the engine's CPU (user+system of it and its children, /proc) per call and
 share of a core, its RSS at the start, the end and the peak, this process's CPU (the simulator
 and the polling), and the attempts: their results, contacts dialled more than once and contacts
@@ -77,9 +78,10 @@ def rss_mib(pid, field="VmRSS"):
 # What each contact keys, in seconds after answering: 1 (start) during the greeting, then 1
 # (resolved), 2 (satisfied) and # (no comment) typed ahead of each question, as a regular does.
 # Not sooner: a key pressed before the engine's socket session has subscribed to the leg's events
-# reaches nobody (the switch sends a listener only the events after its `myevents`), and with all
-# --channels answering in the same second that setup takes up to a second on a busy machine: keys
-# at 0.5-0.8 s lost the 1 of 78 of 400 contacts (not_confirmed, retried an hour later).
+# reaches nobody (the switch sends a listener only the events after its `myevents`), and with 200
+# legs answering in the same second (before the engine bounded its dials a second) that setup took
+# up to 1.2 s on a busy machine: keys at 0.5-0.8 s lost the 1 of 78 of 400 contacts (not_confirmed,
+# retried an hour later).
 PERSON_KEYS = ((2.0, "1"), (3.0, "1"), (4.0, "2"), (5.0, "#"))
 
 Sample = collections.namedtuple("Sample", "t legs finished claimed engine_cpu own_cpu load rss")
