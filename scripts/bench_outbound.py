@@ -12,14 +12,15 @@ robot (`hotline run` in its own process, the simulator in this one, a private Re
 follow-up campaign (ivr_flows/followup.yaml) of --contacts people who all answer after 1 s of
 ringing and key their answers (PERSON_KEYS), --channels calls at once; a call lasts about 14 s
 (the prompts play in real time). The engine starts 50 dials a second (max_trunk_share 0.5 of the
-default switch.sessions_per_second 100), so 200 legs are up after 4 s. Printed: contacts finished, contacts a second, peak concurrent
-legs up at the switch, the engine's CPU (user+system of it and its children, /proc) per call and
-share of a core, its RSS at the start, the end and the peak, this process's CPU (the simulator
-and the polling), and the attempts: their results, contacts dialled more than once and contacts
-left open (exit 1 unless every contact finished, each dialled once). --timeline adds legs,
-contacts and CPU every 2 s. The simulator is not the bottleneck at 200 calls (about as much CPU as
-the engine, ~15% of a core each); what made contacts miss was keys pressed before the engine's
-session could hear them (see PERSON_KEYS).
+default switch.sessions_per_second 100), so 200 legs are up after 4 s. Printed: contacts
+finished, contacts a second, peak concurrent legs up at the switch, the engine's CPU (user+system
+of it and its children, /proc) per call and share of a core, its RSS at the start, the end and
+the peak and its growth a call after the first --channels calls, this process's CPU (the
+simulator and the polling), and the attempts: their results, contacts dialled more than once and
+contacts left open (exit 1 unless every contact finished, each dialled once). --timeline adds
+legs, contacts, CPU and RSS every 2 s. The simulator is not the bottleneck at 200 calls (about as
+much CPU as the engine, ~15% of a core each); what made contacts miss was keys pressed before the
+engine's session could hear them (see PERSON_KEYS).
 """
 import argparse
 import collections
