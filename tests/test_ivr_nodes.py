@@ -81,6 +81,22 @@ def test_play_say_set_and_templates(tmp_path):
     assert all(set(e) == {"node", "type", "branch", "digits", "ms"} for e in call.path)
 
 
+def test_a_template_is_compiled_once_for_every_call_that_renders_it(monkeypatch):
+    from engine.ivr import runtime
+    compiled = []
+    real = runtime._JINJA.from_string
+    monkeypatch.setattr(runtime._JINJA, "from_string", lambda text: compiled.append(text) or real(text))
+    text = "{{ name }}您好，您在{{ ticket_date }}反映的问题（cache test）"
+    for name in ("张伟", "李娜", "王芳"):
+        assert runtime.render_template(text, {"name": name, "ticket_date": "11月20日"}) == \
+            f"{name}您好，您在11月20日反映的问题（cache test）"
+    assert compiled.count(text) <= 1
+    with pytest.raises(runtime.NodeError):          # a broken template still says so, every time
+        runtime.render_template("{{ name", {"name": "x"})
+    with pytest.raises(runtime.NodeError):
+        runtime.render_template("{{ name", {"name": "x"})
+
+
 def test_undefined_template_variable_follows_error_then_fallback(tmp_path):
     rt = make(tmp_path, """\
   a: {type: play, prompt: hi, children: {next: b}}

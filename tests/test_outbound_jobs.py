@@ -115,3 +115,22 @@ def test_old_calls_make_no_job(tmp_path):
     clock.advance(hours=30)
     assert JobFeed(outbound_db(tmp_path, clock)).run_once() == []
     cdrs.close()
+
+
+def test_feed_passes_keep_no_new_model_classes(tmp_path):
+    """The feed polls every 2 s for the life of the engine: a pass that bound the ticket and outbox
+    models anew kept ~12 KiB of classes for good (the bound OutboxAck's foreign key lands in the
+    shared Outbox's backrefs), 500 MiB a day."""
+    from engine.cdr.models import Outbox
+    from engine.tickets.models import bound_models
+    cdrs = cdr_store(tmp_path)
+    cdrs.write(cdr(tags=["callback"], extra={"callback_number": "13900139000"}))
+    db = outbound_db(tmp_path, Clock())
+    feed = JobFeed(db, deadline_hours=2)
+    assert len(feed.run_once()) == 1
+    kept = len(Outbox._meta.backrefs)
+    for _ in range(5):
+        assert feed.run_once() == []
+    assert len(Outbox._meta.backrefs) == kept
+    assert bound_models(db.db) is bound_models(db.db)
+    cdrs.close()

@@ -163,3 +163,28 @@ def test_robot_campaigns_share_the_robot_channels(tmp_path, redis_server, redis_
         gevent.sleep(0.01)
     assert len(calls.live) == 4 and len(calls.dials) == 4          # not 4 more every tick
     wait_until(lambda: not runner.greenlets)
+
+
+def test_dials_a_second_stay_under_the_switch_session_rate(tmp_path, redis_server, redis_prefix):
+    """A robot campaign with 50 free channels asks for 50 dials at once; the switch refuses sessions
+    past its sessions-per-second (Throttle Error!), so no more than dials_per_second start in any
+    one second, and the rest follow in the next seconds."""
+    db = outbound_db(tmp_path)
+    campaigns.create(db, "r", "robot", flow="ivr_flows/followup.yaml")
+    campaigns.add_contacts(db, "r", numbers(25))
+    campaigns.control(db, "r", "start")
+    calls = FakeCalls({}, seconds=0.2)
+    now = [100.0]
+    runner = Runner(db, claims_for(db, redis_server, redis_prefix, "a"), calls, robot_channels=50,
+                    dials_per_second=10, monotonic=lambda: now[0])
+    assert runner.tick() == 10
+    assert runner.tick() == 0                       # the same second: nothing more
+    wait_until(lambda: len(calls.dials) == 10)
+    now[0] += 0.99
+    assert runner.tick() == 0
+    now[0] += 0.01                                  # a second after the first dials
+    assert runner.tick() == 10
+    now[0] += 1.0
+    assert runner.tick() == 5
+    wait_until(lambda: not runner.greenlets)
+    assert sorted(calls.dials) == sorted(n["number"] for n in numbers(25))

@@ -25,6 +25,13 @@ log = logging.getLogger("hotline.outbound")
 DEADLINE_INTERVAL = 60.0
 
 
+def dials_per_second(settings):
+    """Our share of the switch's new sessions a second for dials: outbound's trunk share of
+    switch.sessions_per_second (the rest is the inbound callers'), at least one."""
+    share = settings.outbound_calls.max_trunk_share
+    return max(1, int(settings.switch.sessions_per_second * share))
+
+
 class OutboundJobs:
     def __init__(self, engine, redis=None, prefix=None):
         from engine.outbound import service
@@ -50,7 +57,7 @@ class OutboundJobs:
         self.placer = CallPlacer(engine, service.for_engine(engine).dialer, self.db, self.cfg, runtime=runtime)
         self.runner = Runner(self.db, self.claims, self.placer.place_call, agents=self._agents,
                              interval=self.cfg.tick_seconds, robot_channels=self.cfg.robot_channels,
-                             cdr_writer=engine.store.write)
+                             cdr_writer=engine.store.write, dials_per_second=dials_per_second(settings))
         self.deadlines = Periodic(lambda: check_deadlines(self.db, self.cfg.callback_remind_minutes),
                                   DEADLINE_INTERVAL, "callback deadlines", log)
 

@@ -11,7 +11,9 @@ claims.py: never one contact on two engines), and runs each attempt in its own g
 free robot channels instead). Campaigns share agents in priority order (1 first): what a
 higher-priority campaign dials for in a tick is not offered to the next one.
 """
+import collections
 import logging
+import time
 
 import gevent
 
@@ -26,7 +28,7 @@ log = logging.getLogger("hotline.outbound")
 
 class Runner(Looping):
     def __init__(self, db, claims, place_call, agents=None, interval=1.0, robot_channels=30,
-                 cdr_writer=None, auto_jobs=True):
+                 cdr_writer=None, auto_jobs=True, dials_per_second=None, monotonic=time.monotonic):
         self.db = db
         self.claims = claims
         self.place_call = place_call
@@ -39,6 +41,13 @@ class Runner(Looping):
         self.robot_campaigns = set()  # ids of robot campaigns seen (their calls share robot_channels)
         self.greenlets = set()
         self.loop = Periodic(self.tick, interval, "outbound scheduler", log)
+        # The switch refuses new sessions past its sessions-per-second (switch_core_session.c,
+        # switch_core_session_request_uuid: "Throttle Error!", no channel, the originate fails), and
+        # inbound callers need that budget too: at most this many dials start in any second (None:
+        # no bound). A robot campaign with 200 free channels would otherwise ask for 200 in a tick.
+        self.dials_per_second = dials_per_second
+        self.monotonic = monotonic
+        self._dialled_at = collections.deque()   # monotonic start of each dial in the last second
 
     def stop_dialling(self):
         """No new dials (an engine shutting down); attempts in progress go on."""
@@ -77,6 +86,7 @@ class Runner(Looping):
                 free, busy = self.agents(campaign)
                 free = max(0, free - taken.get(campaign["queue"], 0))
                 n = self.pacer(campaign).dials_to_make(free, busy, flying)
+            n = min(n, self._dial_budget())
             if n <= 0:
                 continue
             ids = self.claims.claim("contact", where=(K.campaign_id == campaign["id"]) & (K.next_due_at <= now),
@@ -91,14 +101,26 @@ class Runner(Looping):
             started += self._auto_jobs(now)
         return started
 
+    def _dial_budget(self):
+        """Dials that may start now without going over dials_per_second in the last second."""
+        if self.dials_per_second is None:
+            return 1 << 30
+        now = self.monotonic()
+        while self._dialled_at and now - self._dialled_at[0] >= 1.0:
+            self._dialled_at.popleft()
+        return max(0, self.dials_per_second - len(self._dialled_at))
+
     def _robot_calls(self):
         return sum(self.in_flight.get(cid, 0) for cid in self.robot_campaigns)
 
     def _auto_jobs(self, now):
         """Callback jobs in `auto` mode: the customer first, then the queue with priority."""
         J = self.db.m.CallbackJob
+        limit = min(5, self._dial_budget())
+        if limit <= 0:
+            return 0
         ids = self.claims.claim("job", where=(J.mode == "auto") & (J.due_at <= now), order=(J.due_at, J.id),
-                                limit=5)
+                                limit=limit)
         for job_id in ids:
             self._spawn("job", job_id, None)
         return len(ids)
@@ -111,6 +133,7 @@ class Runner(Looping):
     def _spawn(self, kind, row_id, campaign, agent=None, reservation=None):
         key = campaign["id"] if campaign else None
         self.in_flight[key] = self.in_flight.get(key, 0) + 1
+        self._dialled_at.append(self.monotonic())
         g = gevent.spawn(self._attempt, kind, row_id, campaign, agent, reservation)
         self.greenlets.add(g)
 
