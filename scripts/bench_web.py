@@ -331,6 +331,17 @@ def main():
                 if (doc.get("pop") or {}).get("call") == call:
                     pops.append(time.time() - since)
 
+        lags = []
+
+        def loop_lag():
+            """This process's own lag: its clients stamp what they read late if its loop is busy
+            (it also runs the simulator), and that would not be the engine's latency."""
+            while True:
+                t = time.monotonic()
+                gevent.sleep(0.01)
+                lags.append((time.monotonic() - t - 0.01) * 1000)
+
+        lagger = gevent.spawn(loop_lag)
         opening = gevent.lock.BoundedSemaphore(16)
         streams = [gevent.spawn(s.stream, on_agent, opening) for s in sessions]
         while sum(1 for s in sessions if s.up) < len(sessions) and time.monotonic() - t_open < 60:
@@ -341,6 +352,7 @@ def main():
         for k in lat:
             lat[k].clear()                    # the snapshots' rows are not changes
         pops.clear()
+        lags.clear()
         me0, w0 = os.times(), time.monotonic()
         loaded = phase(f"with {args.agents} desks and {args.wallboards} wallboards", args.seconds)
         for kind, values in lat.items():
@@ -353,15 +365,16 @@ def main():
         me1 = os.times()
         mine = (me1.user + me1.system - me0.user - me0.system) / (time.monotonic() - w0)
         print(f"(samples skipped: agent moved on before the read-back: {skipped[0]}; this process, which runs "
-              f"the simulator and every client, used {100 * mine:.0f} % of a core)")
+              f"the simulator and every client, used {100 * mine:.0f} % of a core, its loop's lag p99 "
+              f"{percentile(lags, 99):.0f} ms, max {max(lags, default=0):.0f} ms)")
         print(f"engine's extra for the clients: CPU {100 * (loaded['cpu'] - base['cpu']):+.0f} % of a core, "
               f"RSS {loaded['rss'] - base['rss']:+.0f} MiB ({rss_logins - base['rss']:+.0f} MiB of it came with the "
               f"logins, {loaded['rss'] - rss_logins:+.0f} MiB with the streams)")
         print(f"streams refused or ended and reopened during the run: {sum(s.refused for s in sessions)}")
-        for g in streams:
+        for g in (*streams, lagger):
             g.kill(block=False)
-        p99 = percentile([v * 1000 for v in lat["desk"] + lat["wallboard"]], 99)
-        return 0 if p99 < 500 else 1
+        p99s = [percentile([v * 1000 for v in values], 99) for values in (lat["desk"], lat["wallboard"], pops)]
+        return 0 if all(p < 500 for p in p99s) else 1            # the target: p99 < 500 ms, each
     finally:
         engine.send_signal(signal.SIGTERM)
         try:

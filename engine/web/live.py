@@ -39,7 +39,11 @@ log = logging.getLogger("hotline.web.live")
 
 bp = Blueprint("live", __name__)
 
-PASS_EVERY = 0.2             # seconds at least between two passes of the pump: a burst costs one pass
+# seconds at least between two passes of the pump: a burst costs one pass. Under load every change
+# waits up to this long for its pass: with 310 browsers and 300 calls (scripts/bench_web) 0.1 s
+# rather than 0.2 s halves the median (150 -> 80 ms) for ~8 % of a core, now that a pass sends only
+# what changed (when it sent every call again, 0.1 s was slower)
+PASS_EVERY = 0.1
 SNAPSHOT_REUSE = 2.0         # seconds a snapshot read serves browsers connecting while nothing changes
 KEEPALIVE = 15.0             # seconds between comment lines on a quiet stream (and session checks)
 RETRY_MS = 2000              # EventSource's reconnect delay
