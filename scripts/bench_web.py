@@ -19,8 +19,9 @@ state change -> desk p50 72-89 ms, p99 150-312 ms; wallboard p99 151-314 ms; scr
 190-476 ms (three runs, load 1.6-3.5); engine CPU +16-20 % of a core, RSS +28 MiB for the streams
 (+187 MiB with the 310 logins' argon2id hashing); this process 27 % of a core, loop lag p99
 7-16 ms. Before the pump sent only what changed (each pass sent all 300 calls again, as their talk
-time ticked, and read all 310 agents twice), and before the engine froze its start-up objects out of the garbage collector's
-sight (a full collection stalled the hub 100-270 ms): desk p99 516-697 ms, CPU +64 % of a core.
+time ticked, and read all 310 agents twice), and before the engine froze its start-up objects out
+of the garbage collector's sight (a full collection stalled the hub 100-270 ms): desk p99
+516-697 ms, CPU +64 % of a core.
     scripts/bench_web [--agents 300] [--wallboards 10] [--calls 300] [--seconds 60]
 """
 import argparse
