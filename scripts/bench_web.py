@@ -8,7 +8,20 @@ GET /events (SSE) as the pages do. The engine runs the same call load twice, fir
 - state change to client: an agent's transition (its `since`, written by the engine's Lua script
   in Redis) to the moment a client parsed the agent event carrying that state, p50/p99, for the
   agent's own desk and for the wallboards;
-- the engine's CPU (seconds a second of load, from /proc) and RSS in each phase.
+- offered to screen pop: the desk's ringing event, then GET /api/desk/state showing that call;
+- the engine's CPU (seconds a second of load, from /proc) and RSS in each phase;
+- this process's own CPU and loop lag: its clients stamp events late if its loop is busy, and that
+  would not be the engine's latency.
+Exit 1 unless desk, wallboard and screen pop p99 are each under 500 ms (the target).
+
+Measured on a shared 2-core machine (defaults: 300 desks, 10 wallboards, 300 concurrent calls):
+state change -> desk p50 72-89 ms, p99 150-312 ms; wallboard p99 151-314 ms; screen pop p99
+190-476 ms (three runs, load 1.6-3.5); engine CPU +16-20 % of a core, RSS +28 MiB for the streams
+(+187 MiB with the 310 logins' argon2id hashing); this process 27 % of a core, loop lag p99
+7-16 ms. Before the pump sent only what changed (each pass sent all 300 calls again, as their talk
+time ticked, and read all 310 agents twice), and before the engine froze its start-up objects out
+of the garbage collector's sight (a full collection stalled the hub 100-270 ms): desk p99
+516-697 ms, CPU +64 % of a core.
     scripts/bench_web [--agents 300] [--wallboards 10] [--calls 300] [--seconds 60]
 """
 import argparse
@@ -331,6 +344,17 @@ def main():
                 if (doc.get("pop") or {}).get("call") == call:
                     pops.append(time.time() - since)
 
+        lags = []
+
+        def loop_lag():
+            """This process's own lag: its clients stamp what they read late if its loop is busy
+            (it also runs the simulator), and that would not be the engine's latency."""
+            while True:
+                t = time.monotonic()
+                gevent.sleep(0.01)
+                lags.append((time.monotonic() - t - 0.01) * 1000)
+
+        lagger = gevent.spawn(loop_lag)
         opening = gevent.lock.BoundedSemaphore(16)
         streams = [gevent.spawn(s.stream, on_agent, opening) for s in sessions]
         while sum(1 for s in sessions if s.up) < len(sessions) and time.monotonic() - t_open < 60:
@@ -341,6 +365,7 @@ def main():
         for k in lat:
             lat[k].clear()                    # the snapshots' rows are not changes
         pops.clear()
+        lags.clear()
         me0, w0 = os.times(), time.monotonic()
         loaded = phase(f"with {args.agents} desks and {args.wallboards} wallboards", args.seconds)
         for kind, values in lat.items():
@@ -353,15 +378,16 @@ def main():
         me1 = os.times()
         mine = (me1.user + me1.system - me0.user - me0.system) / (time.monotonic() - w0)
         print(f"(samples skipped: agent moved on before the read-back: {skipped[0]}; this process, which runs "
-              f"the simulator and every client, used {100 * mine:.0f} % of a core)")
+              f"the simulator and every client, used {100 * mine:.0f} % of a core, its loop's lag p99 "
+              f"{percentile(lags, 99):.0f} ms, max {max(lags, default=0):.0f} ms)")
         print(f"engine's extra for the clients: CPU {100 * (loaded['cpu'] - base['cpu']):+.0f} % of a core, "
               f"RSS {loaded['rss'] - base['rss']:+.0f} MiB ({rss_logins - base['rss']:+.0f} MiB of it came with the "
               f"logins, {loaded['rss'] - rss_logins:+.0f} MiB with the streams)")
         print(f"streams refused or ended and reopened during the run: {sum(s.refused for s in sessions)}")
-        for g in streams:
+        for g in (*streams, lagger):
             g.kill(block=False)
-        p99 = percentile([v * 1000 for v in lat["desk"] + lat["wallboard"]], 99)
-        return 0 if p99 < 500 else 1
+        p99s = [percentile([v * 1000 for v in values], 99) for values in (lat["desk"], lat["wallboard"], pops)]
+        return 0 if all(p < 500 for p in p99s) else 1            # the target: p99 < 500 ms, each
     finally:
         engine.send_signal(signal.SIGTERM)
         try:

@@ -6,6 +6,7 @@ import pytest
 
 from tests.acdfix import AcdRig, agent, queue
 from tests.enginefix import free_port
+from tests.simfix import wait_for
 from tests.webfix import Browser, add_account, base_url
 
 PASSWORDS = {"1001": "desk-1001-pw", "2001": "boss-2001-pw"}
@@ -180,3 +181,30 @@ def test_browsers_connecting_while_nothing_changes_share_one_read(rig, monkeypat
     rig.acd.board.login("1001")                       # a change: the next browser gets a fresh read
     snap = next(browser(rig, "2001").events())[1]
     assert {a["id"]: a["state"] for a in snap["agents"]}["1001"] == "available"
+
+
+def test_a_call_is_sent_again_when_it_changes_not_when_its_time_ticks(rig, monkeypatch):
+    """Talk and wait times are as of `at` (the browser ticks them): re-sending every call at every
+    pass as its talk time grew would send all calls to every wallboard several times a second."""
+    from engine.web import live as live_mod
+    rig.login("1001")
+    events = browser(rig, "2001").events()
+    next(events)
+    caller = rig.call("13800000077")
+    next_event(events, "call", lambda d: d["call"] == caller.uuid and d["state"] == "talking")
+    live = rig.web.live
+    live._pump.kill()                                             # its passes are ours from here
+    real_time = live_mod.time.time
+    try:
+        base = real_time()
+        monkeypatch.setattr(live_mod.time, "time", lambda: base)
+        live.changes([], [])                                     # what this engine sent is now current
+        monkeypatch.setattr(live_mod.time, "time", lambda: base + 7.0)
+        _, calls = live.changes([], [])
+    finally:
+        monkeypatch.setattr(live_mod.time, "time", real_time)
+    assert [c for c in calls if c[0] == "call"] == []             # 7 s more talk is no change
+    caller.hangup()                                               # a real change goes out
+    wait_for(lambda: caller.uuid not in rig.acd.conversations)
+    _, calls = live.changes([], [])
+    assert [(n, d["call"], d.get("gone")) for n, d in calls if n == "call"] == [("call", caller.uuid, True)]

@@ -156,6 +156,14 @@ class AcdStore:
             out[a] = data
         return out
 
+    def agent_states(self, agent_ids):
+        """{agent id: state} in one round trip: the state field only (a queue's agents by state
+        need no more; the whole hashes of 300 agents cost the parsing of ~10,000 strings)."""
+        pipe = self.r.pipeline(transaction=False)
+        for a in agent_ids:
+            pipe.hget(self.k_agent(a), "state")
+        return {a: state or "logged_out" for a, state in zip(agent_ids, pipe.execute())}
+
     def available(self):
         return self.r.smembers(f"{self.p}avail")
 

@@ -6,12 +6,16 @@ import time
 STATES = ("available", "reserved", "ringing", "in_call", "wrap_up", "on_break", "logged_out")
 
 
-def agents(acd, now=None):
+def agents(acd, now=None, ids=None):
+    """Every agent's row, or only those of `ids` (in the configuration's order): the live updates
+    read the agents that changed, not all of them at every pass."""
     now = now or time.time()
     config = acd.config
-    data = acd.store.agents(list(config.agents))
+    wanted = list(config.agents) if ids is None else [a for a in config.agents if a in ids]
+    data = acd.store.agents(wanted)
     rows = []
-    for agent_id, agent in config.agents.items():
+    for agent_id in wanted:
+        agent = config.agents[agent_id]
         d = data.get(agent_id) or {}
         since = float(d.get("since") or 0) or None
         rows.append({
@@ -51,13 +55,13 @@ def queues(acd, now=None, day=None):
     now = now or time.time()
     day = day or time.strftime("%Y%m%d", time.localtime(now))
     config = acd.config
-    states = acd.store.agents(list(config.agents))
+    states = acd.store.agent_states(list(config.agents))
     rows = []
     for name, queue in config.queues.items():
         qualified = [a.id for a in config.agents.values() if config.qualified(a, queue)]
         by_state = {s: 0 for s in STATES}
         for agent_id in qualified:
-            by_state[(states.get(agent_id) or {}).get("state", "logged_out")] += 1
+            by_state[states.get(agent_id) or "logged_out"] += 1
         stats = acd.store.stats(name, day)
         oldest = acd.store.oldest_joined(name)
         offered = stats.get("offered", 0)
