@@ -50,6 +50,7 @@ class OutboundJobs:
         self.runner = Runner(self.db, self.claims, self.placer.place_call, agents=self._agents,
                              interval=self.cfg.tick_seconds, robot_channels=self.cfg.robot_channels,
                              cdr_writer=engine.store.write)
+        self.placer.on_connected = self.runner.connected     # the pacer counts dials still connecting
         self._deadlines = None
 
     def start(self):
