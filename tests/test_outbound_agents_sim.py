@@ -111,6 +111,10 @@ def assert_each_finished_once(db, mode, pop, kinds, numbers):
     assert by_kind["no_answer"] <= {"no_answer"} and by_kind["unallocated"] <= {"invalid"}
     assert by_kind["busy"] | by_kind["busy_ringing"] <= {"busy"}
     assert by_kind["person"] <= {"answered", "abandoned"}
+    # the engine's record agrees with the switch: answered means an agent talked to them
+    for c in contacts:
+        [leg] = pop.phones[c["number"]].calls
+        assert (c["last_result"] == "answered") == ("CHANNEL_BRIDGE" in leg.events), (c, leg.events)
 
 
 def answered_legs(pop, numbers):
@@ -178,3 +182,41 @@ def test_predictive_campaign_holds_its_abandon_target(tmp_path, redis_server, re
     finally:
         rig.stop()
 
+
+
+def test_an_abandoned_customer_is_out_of_the_queue_before_the_apology(tmp_path, redis_server, redis_prefix):
+    """Predictive: the one agent is taken by an inbound caller while the customer rings; the
+    customer answers, finds no agent, is abandoned and hears the apology. The agent comes free
+    while it plays: they must not be offered to the customer being told goodbye (before, they
+    rang for the rest of the apology, and the attempt was written "answered": the contact closed
+    as done though no agent ever talked to them)."""
+    rig = AcdRig(tmp_path, redis_server.url, redis_prefix, [agent("1001")],
+                 [queue("general", wrapup_seconds=0, ring_timeout=5)], paths_prompt_cache=PROMPT_CACHE,
+                 outbound_calls={"window": ALWAYS_OPEN, "originate_timeout": 5, "max_agent_share": 1.0,
+                                 "jobs": {"tick_seconds": 0.1, "agent_wait_seconds": 0.3}})
+    number = "13500000001"
+    try:
+        pop = rig.switch.population = Population()
+        pop.add(number, Behaviour("person", ring=1.0, hangup_after=60.0))
+        rig.login("1001", answer_after=0.05)            # talks until the caller hangs up
+        phone = rig.phones["1001"]
+        db = OutboundDb(rig.settings.database.url).open()
+        campaigns.create(db, "pd", "predictive", queue="general", max_attempts=3)
+        campaigns.add_contacts(db, "pd", [{"number": number}])
+        campaigns.control(db, "pd", "start")
+        wait_for(lambda: pop.phones.get(number) and pop.phones[number].calls, timeout=30)
+        inbound = rig.call("13800138000", "Inbound")    # takes the agent while the customer rings
+        wait_for(lambda: rig.state("1001") == "in_call", timeout=30)
+        leg = pop.phones[number].calls[0]
+        wait_for(lambda: leg.uuid in rig.engine.calls
+                 and rig.engine.calls[leg.uuid].info.get("outbound_abandoned"), timeout=30)
+        inbound.hangup("NORMAL_CLEARING")               # the agent is free while the apology plays
+        wait_for(lambda: rig.state("1001") == "available", timeout=30)
+        wait_for(lambda: campaigns.contacts(db, "pd")[0]["state"] != "claimed", timeout=60)
+        [contact] = campaigns.contacts(db, "pd")
+        assert contact["last_result"] == "abandoned" and contact["state"] == "pending"   # we owe them a call
+        assert phone.rings == 1                         # the inbound call only
+        assert "CHANNEL_BRIDGE" not in leg.events
+        assert report.campaign_report(db, "pd")["abandon_pct"] == 100.0
+    finally:
+        rig.stop()
