@@ -141,19 +141,34 @@ outbound_calls:
         switch.stop()
 
 
+def run_agents(args):
+    from bench_outbound_agents import bench_agents      # an agent campaign on the simulator
+    work = Path(tempfile.mkdtemp(prefix="hotline-bench-outbound-agents-"))
+    redis = LocalRedis(work).start()
+    try:
+        return bench_agents(args, redis, work)
+    finally:
+        redis.stop()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", nargs="?", choices=("pacing", "robot", "all"), default="all")
+    ap.add_argument("what", nargs="?", choices=("pacing", "agents", "robot", "all"), default="all")
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--contacts", type=int, default=None, help="default 5000 (pacing), 400 (robot)")
     ap.add_argument("--agents", type=int, default=50)
     ap.add_argument("--channels", type=int, default=200, help="robot calls at once")
-    ap.add_argument("--max-seconds", type=float, default=600)
+    ap.add_argument("--max-seconds", type=float, default=1200, help="bound on one run (robot, one agent campaign)")
+    ap.add_argument("--modes", default="both", choices=("progressive", "predictive", "both"),
+                    help="agents: which campaign modes")
+    ap.add_argument("--keep", action="store_true", help="agents: keep the work dir")
     ap.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = ap.parse_args()
     ok = True
     if args.what in ("pacing", "all"):
         ok &= bench_pacing(argparse.Namespace(**{**vars(args), "contacts": args.contacts or 5000}))
+    if args.what in ("agents", "all"):
+        ok &= run_agents(argparse.Namespace(**{**vars(args), "contacts": args.contacts or 5000}))
     if args.what in ("robot", "all"):
         work = Path(tempfile.mkdtemp(prefix="hotline-bench-outbound-"))
         redis = LocalRedis(work).start()
