@@ -12,8 +12,9 @@ free robot channels instead). The pacer is told the dials still *connecting* (ri
 answered and not yet bridged to an agent): an attempt stays in flight while its customer talks,
 and counting those as dials made progressive dial only once more agents were free than calls were
 up (on the simulator, 50 agents sat mostly idle). `place_call` says when its customer reached an
-agent (or needs none any more) through `runner.connected(attempt_id)`. Campaigns share agents in priority order (1 first): what a
-higher-priority campaign dials for in a tick is not offered to the next one.
+agent (or needs none any more) through `runner.connected(attempt_id)`. Campaigns share agents in
+priority order (1 first): what a higher-priority campaign dials for in a tick is not offered to
+the next one.
 """
 import logging
 
