@@ -8,6 +8,14 @@ working day of dialling runs in about a second. Printed per mode (progressive, p
 dials a second (of simulated time), agent occupancy (talk over logged-in time), abandon % of
 answered calls, contacts finished an hour. Target: predictive abandon <= 3%.
 
+agents (scripts/bench_outbound_agents.py, whose docstring says how and what is measured): the same
+campaign dialled for real, `hotline run` in its own process, the simulator with --agents desk
+phones and the population here, progressive then predictive (--modes), human timings compressed
+20x (talk 3-9 s). Printed per mode: dials a second, agent occupancy, abandon % of answered calls
+(the switch's and the engine's), contacts finished an hour (compressed, and /20), peaks, the
+engine's CPU and RSS, anything left over. Exit 1 on any abandon in progressive, over 3% in
+predictive, over-dialling, or the engine's record disagreeing with the switch.
+
 robot (`hotline run` in its own process, the simulator here, a private Redis): a robot follow-up
 campaign (ivr_flows/followup.yaml) of --contacts people who all answer and key their answers,
 --channels calls at once. Printed: contacts finished and their rate, peak concurrent calls, the
@@ -155,7 +163,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", nargs="?", choices=("pacing", "agents", "robot", "all"), default="all")
     ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--contacts", type=int, default=None, help="default 5000 (pacing), 400 (robot)")
+    ap.add_argument("--contacts", type=int, default=None, help="default 5000 (pacing, agents), 400 (robot)")
     ap.add_argument("--agents", type=int, default=50)
     ap.add_argument("--channels", type=int, default=200, help="robot calls at once")
     ap.add_argument("--max-seconds", type=float, default=1200, help="bound on one run (robot, one agent campaign)")
