@@ -8,6 +8,14 @@ working day of dialling runs in about a second. Printed per mode (progressive, p
 dials a second (of simulated time), agent occupancy (talk over logged-in time), abandon % of
 answered calls, contacts finished an hour. Target: predictive abandon <= 3%.
 
+agents (scripts/bench_outbound_agents.py, whose docstring says how and what is measured): the same
+campaign dialled for real, `hotline run` in its own process, the simulator with --agents desk
+phones and the population here, progressive then predictive (--modes), human timings compressed
+20x (talk 3-9 s). Printed per mode: dials a second, agent occupancy, abandon % of answered calls
+(the switch's and the engine's), contacts finished an hour (compressed, and /20), peaks, the
+engine's CPU and RSS, anything left over. Exit 1 on any abandon in progressive, over 3% in
+predictive, over-dialling, or the engine's record disagreeing with the switch.
+
 robot (`hotline run` in its own process, the simulator in this one, a private Redis): a robot
 follow-up campaign (ivr_flows/followup.yaml) of --contacts people who all answer after 1 s of
 ringing and key their answers (PERSON_KEYS), --channels calls at once; a call lasts about 14 s
@@ -226,20 +234,35 @@ outbound_calls:
         switch.stop()
 
 
+def run_agents(args):
+    from bench_outbound_agents import bench_agents      # an agent campaign on the simulator
+    work = Path(tempfile.mkdtemp(prefix="hotline-bench-outbound-agents-"))
+    redis = LocalRedis(work).start()
+    try:
+        return bench_agents(args, redis, work)
+    finally:
+        redis.stop()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", nargs="?", choices=("pacing", "robot", "all"), default="all")
+    ap.add_argument("what", nargs="?", choices=("pacing", "agents", "robot", "all"), default="all")
     ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--contacts", type=int, default=None, help="default 5000 (pacing), 400 (robot)")
+    ap.add_argument("--contacts", type=int, default=None, help="default 5000 (pacing, agents), 400 (robot)")
     ap.add_argument("--agents", type=int, default=50)
     ap.add_argument("--channels", type=int, default=200, help="robot calls at once")
-    ap.add_argument("--max-seconds", type=float, default=600)
+    ap.add_argument("--max-seconds", type=float, default=1200, help="bound on one run (robot, one agent campaign)")
+    ap.add_argument("--modes", default="both", choices=("progressive", "predictive", "both"),
+                    help="agents: which campaign modes")
+    ap.add_argument("--keep", action="store_true", help="agents: keep the work dir")
     ap.add_argument("--timeline", action="store_true", help="robot: legs, contacts and CPU every 2 s")
     ap.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = ap.parse_args()
     ok = True
     if args.what in ("pacing", "all"):
         ok &= bench_pacing(argparse.Namespace(**{**vars(args), "contacts": args.contacts or 5000}))
+    if args.what in ("agents", "all"):
+        ok &= run_agents(argparse.Namespace(**{**vars(args), "contacts": args.contacts or 5000}))
     if args.what in ("robot", "all"):
         work = Path(tempfile.mkdtemp(prefix="hotline-bench-outbound-"))
         redis = LocalRedis(work).start()

@@ -26,3 +26,18 @@ def start_engine(work, env, pid_file):
             sys.exit(f"engine did not start; see {work / 'engine.log'}")
         gevent.sleep(0.05)
     return engine
+
+
+def cpu_seconds(pid):
+    """CPU seconds (user + system) a process has used, from /proc."""
+    import os
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid, field="VmRSS"):
+    """A process's resident set (or VmHWM: its peak) in MiB, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0

@@ -5,6 +5,7 @@ import collections
 import random
 
 import gevent
+import gevent.event
 import pytest
 
 from engine.outbound import campaigns, preview
@@ -188,3 +189,57 @@ def test_dials_a_second_stay_under_the_switch_session_rate(tmp_path, redis_serve
     assert runner.tick() == 5
     wait_until(lambda: not runner.greenlets)
     assert sorted(calls.dials) == sorted(n["number"] for n in numbers(25))
+
+
+def test_calls_with_an_agent_do_not_hold_back_the_next_dials(tmp_path, redis_server, redis_prefix):
+    """Two agents, one talking to the first answered customer: the other, free, gets a dial at
+    once. The talking call's attempt is still running, but its customer is with an agent
+    (place_call said so): only dials still connecting count against the free agents. (Counting
+    whole attempts made progressive wait until more agents were free than calls were up.)"""
+    db = outbound_db(tmp_path)
+    campaigns.create(db, "p", "progressive", queue="q")
+    campaigns.add_contacts(db, "p", numbers(3))
+    hang_up = gevent.event.Event()
+    dials = []
+    runner = None
+
+    def place_call(kind, row, campaign, attempt_id):
+        dials.append(row["number"])
+        runner.connected(attempt_id)            # answered and bridged to an agent: talking
+        hang_up.wait(10)
+        return {"result": "answered", "agent": "1001"}
+
+    free = {"n": 1}
+    runner = Runner(db, claims_for(db, redis_server, redis_prefix, "a"), place_call,
+                    agents=lambda c: (free["n"], 2 - free["n"]), auto_jobs=False)
+    campaigns.control(db, "p", "start")
+    assert runner.tick() == 1
+    wait_until(lambda: dials)
+    assert runner.in_flight[1] == 1 and runner.connecting[1] == 0
+    assert runner.tick() == 1                           # the other agent is free: dialled for
+    wait_until(lambda: len(dials) == 2)
+    free["n"] = 0
+    assert runner.tick() == 0                           # both talking: nobody free, no dial
+    hang_up.set()
+    wait_until(lambda: not runner.greenlets)
+    assert runner.connecting[1] == 0 and runner.in_flight[1] == 0
+
+
+def test_a_dial_still_ringing_holds_back_one_dial(tmp_path, redis_server, redis_prefix):
+    db = outbound_db(tmp_path)
+    campaigns.create(db, "p", "progressive", queue="q")
+    campaigns.add_contacts(db, "p", numbers(3))
+    answer = gevent.event.Event()
+
+    def place_call(kind, row, campaign, attempt_id):
+        answer.wait(10)                         # ringing: never said it connected
+        return {"result": "no_answer"}
+
+    runner = Runner(db, claims_for(db, redis_server, redis_prefix, "a"), place_call,
+                    agents=lambda c: (1, 0), auto_jobs=False)
+    campaigns.control(db, "p", "start")
+    assert runner.tick() == 1
+    assert runner.tick() == 0 and runner.connecting[1] == 1    # one free agent, one dial ringing
+    answer.set()
+    wait_until(lambda: not runner.greenlets)
+    assert runner.connecting[1] == 0

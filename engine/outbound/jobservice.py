@@ -60,6 +60,7 @@ class OutboundJobs:
                              cdr_writer=engine.store.write, dials_per_second=dials_per_second(settings))
         self.deadlines = Periodic(lambda: check_deadlines(self.db, self.cfg.callback_remind_minutes),
                                   DEADLINE_INTERVAL, "callback deadlines", log)
+        self.placer.on_connected = self.runner.connected     # the pacer counts dials still connecting
 
     def start(self):
         self.placer.attach()

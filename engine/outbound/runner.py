@@ -8,8 +8,13 @@ claims.py: never one contact on two engines), and runs each attempt in its own g
 {"result", "cause"?, "call_uuid"?, "answered_at"?, "agent"?, "answers"?, "comment"?,
 "disposition"?}; engine/outbound/calls.py builds it on the dialler (engine/outbound/dialer.py).
 `agents(campaign) -> (free, busy)` counts the campaign queue's agents (robot campaigns count
-free robot channels instead). Campaigns share agents in priority order (1 first): what a
-higher-priority campaign dials for in a tick is not offered to the next one.
+free robot channels instead). The pacer is told the dials still *connecting* (ringing, or
+answered and not yet bridged to an agent): an attempt stays in flight while its customer talks,
+and counting those as dials made progressive dial only once more agents were free than calls were
+up (on the simulator, 50 agents sat mostly idle). `place_call` says when its customer reached an
+agent (or needs none any more) through `runner.connected(attempt_id)`. Campaigns share agents in
+priority order (1 first): what a higher-priority campaign dials for in a tick is not offered to
+the next one.
 """
 import collections
 import logging
@@ -37,7 +42,9 @@ class Runner(Looping):
         self.cdr_writer = cdr_writer
         self.auto_jobs = auto_jobs
         self.pacers = {}            # campaign id -> Pacer (this engine's measurements)
-        self.in_flight = {}         # campaign id (None: callback jobs) -> dials running here
+        self.in_flight = {}         # campaign id (None: callback jobs) -> attempts running here
+        self.connecting = {}        # campaign id -> of those, dials not yet bridged to an agent
+        self._slots = {}            # attempt id -> its connecting slot [campaign id, still counted]
         self.robot_campaigns = set()  # ids of robot campaigns seen (their calls share robot_channels)
         self.greenlets = set()
         self.loop = Periodic(self.tick, interval, "outbound scheduler", log)
@@ -85,7 +92,7 @@ class Runner(Looping):
             else:
                 free, busy = self.agents(campaign)
                 free = max(0, free - taken.get(campaign["queue"], 0))
-                n = self.pacer(campaign).dials_to_make(free, busy, flying)
+                n = self.pacer(campaign).dials_to_make(free, busy, self.connecting.get(campaign["id"], 0))
             n = min(n, self._dial_budget())
             if n <= 0:
                 continue
@@ -134,27 +141,50 @@ class Runner(Looping):
         key = campaign["id"] if campaign else None
         self.in_flight[key] = self.in_flight.get(key, 0) + 1
         self._dialled_at.append(self.monotonic())
-        g = gevent.spawn(self._attempt, kind, row_id, campaign, agent, reservation)
+        slot = [key, True]
+        self.connecting[key] = self.connecting.get(key, 0) + 1
+        g = gevent.spawn(self._attempt, kind, row_id, campaign, agent, reservation, slot)
         self.greenlets.add(g)
 
         def done(_):
             self.greenlets.discard(g)
             self.in_flight[key] -= 1
+            self._release(slot)
         g.link(done)
         return g
 
-    def _attempt(self, kind, row_id, campaign, agent, reservation=None):
+    def connected(self, attempt_id):
+        """The attempt's customer is with an agent (or needs none any more: abandoned, gone): its
+        dial no longer counts as connecting for the pacer. Idempotent."""
+        slot = self._slots.pop(attempt_id, None)
+        if slot is not None:
+            self._release(slot)
+
+    def _release(self, slot):
+        if slot[1]:
+            slot[1] = False
+            self.connecting[slot[0]] -= 1
+
+    def _attempt(self, kind, row_id, campaign, agent, reservation=None, slot=None):
         M = self.db.m.Contact if kind == "contact" else self.db.m.CallbackJob
         row = as_dict(self.db.run(lambda: M.get_by_id(row_id)))
         if campaign:
             row["max_attempts"] = campaign["max_attempts"]
         attempt_id = attempts.begin(self.db, kind, row, agent=agent, engine=self.claims.owner)
+        if slot is not None:
+            self._slots[attempt_id] = slot
+        try:
+            self._call(kind, row, campaign, agent, reservation, attempt_id)
+        finally:
+            self._slots.pop(attempt_id, None)
+
+    def _call(self, kind, row, campaign, agent, reservation, attempt_id):
         started = self.db.clock()
         try:
             more = {"reservation": reservation} if reservation is not None else {}
             out = self.place_call(kind, row, campaign, attempt_id, **more) or {}
         except Exception as exc:          # noqa: BLE001 - a bug must not leave the row claimed
-            log.exception("outbound %s %s: the call failed: %s", kind, row_id, exc)
+            log.exception("outbound %s %s: the call failed: %s", kind, row["id"], exc)
             out = {"result": "failed", "cause": type(exc).__name__}
         result = out.get("result") or "failed"
         if campaign and campaign["mode"] in ("progressive", "predictive"):
