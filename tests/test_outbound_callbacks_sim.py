@@ -172,3 +172,54 @@ def test_preview_campaign_agent_takes_the_next_contact_through_the_api(tmp_path,
         assert campaigns.contacts(db, "v")[0]["agent"] == "1001"
     finally:
         rig.stop()
+
+
+def test_auto_callback_customer_who_never_reached_an_agent_is_called_again(tmp_path, redis_server,
+                                                                            redis_prefix):
+    """Issue 15, auto mode: the customer answers our call back and waits in the queue, but the one
+    agent is taken by an inbound caller; the customer hangs up before any agent takes them. Nobody
+    talked to them: the attempt is 'abandoned' (it counts), the job is pending again, due after the
+    retry rule (before, it was written 'answered' and the job closed as done: the promised call
+    back lost). Once due again with the agent free, the call back reaches the agent: answered."""
+    import datetime
+
+    rig = AcdRig(tmp_path, redis_server.url, redis_prefix, [agent("1001")],
+                 [queue("general", wrapup_seconds=0, ring_timeout=5)], paths_prompt_cache=PROMPT_CACHE,
+                 outbound_calls={"window": ALWAYS_OPEN, "originate_timeout": 5, "max_agent_share": 1.0,
+                                 "jobs": {"tick_seconds": 0.1}})
+    try:
+        pop = rig.switch.population = Population()
+        pop.add(CALLER, Behaviour("person", ring=0.2, hangup_after=2.0))
+        rig.login("1001", answer_after=0.05)            # talks until the caller hangs up
+        phone = rig.phones["1001"]
+        inbound = rig.call("13900139000", "Inbound")    # the agent is busy before we call back
+        wait_for(lambda: rig.state("1001") == "in_call", timeout=30)
+        db = OutboundDb(rig.settings.database.url).open()
+        job = jobs.create_job(db, CALLER, "queue_callback", mode="auto", max_attempts=3)
+        wait_for(lambda: jobs.get_job(db, job["id"])["attempts"] == 1
+                 and jobs.get_job(db, job["id"])["state"] != "claimed", timeout=40)
+        [attempt] = attempts.attempts_of(db, "job", job["id"])
+        [leg] = pop.phones[CALLER].calls
+        assert "CHANNEL_ANSWER" in leg.events and "CHANNEL_BRIDGE" not in leg.events   # answered, no agent
+        assert attempt["result"] == "abandoned" and not attempt["agent"]
+        again = jobs.get_job(db, job["id"])
+        assert again["state"] == "pending" and again["last_result"] == "abandoned" and not again["agent"]
+        delay = attempts.retry_delay("abandoned", 1)
+        assert again["due_at"] == attempt["ended_at"] + datetime.timedelta(minutes=delay)
+        assert phone.rings == 1                         # the inbound call only
+        wait_for(lambda: rig.engine.store.get(attempt["call_uuid"]) is not None, timeout=15)
+        assert rig.engine.store.get(attempt["call_uuid"])["extra"]["result"] == "abandoned"
+
+        # the retry, with the agent free: the customer reaches them
+        inbound.hangup("NORMAL_CLEARING")
+        wait_for(lambda: rig.state("1001") == "available", timeout=30)
+        J = db.m.CallbackJob
+        db.run(lambda: J.update(due_at=db.clock()).where(J.id == job["id"]).execute(), write=True)
+        wait_for(lambda: jobs.get_job(db, job["id"])["state"] == "done", timeout=40)
+        first, second = attempts.attempts_of(db, "job", job["id"])
+        assert second["result"] == "answered" and second["agent"] == "1001"
+        done = jobs.get_job(db, job["id"])
+        assert done["attempts"] == 2 and done["agent"] == "1001"
+        assert "CHANNEL_BRIDGE" in pop.phones[CALLER].calls[1].events
+    finally:
+        rig.stop()

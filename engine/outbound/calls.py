@@ -54,6 +54,12 @@ def on_leg(call, info):
     placer.on_leg(call, info)
 
 
+def _waits_for_agent(campaign):
+    """Is this answered call only served once an agent takes it? Agent campaigns and callback jobs
+    (`campaign` None: an auto job's customer waits in the queue); robot calls are served by the IVR."""
+    return campaign is None or campaign["mode"] in ("progressive", "predictive")
+
+
 class CallPlacer:
     def __init__(self, engine, dialer, db, cfg, runtime=None):
         self.engine = engine
@@ -159,10 +165,10 @@ class CallPlacer:
             else:
                 out = self._to_agent(call, row, campaign, connected=connected)
         except CallGone:
-            if campaign and campaign["mode"] in ("progressive", "predictive") and not call.info.get("agent"):
+            if _waits_for_agent(campaign) and not call.info.get("agent"):
                 # hung up on (the apology: abandoned) or hung up before any agent took them: no
                 # agent ever talked to this customer, so we still owe them the call (not "answered",
-                # which would close the contact as done)
+                # which would close the contact or the callback job as done)
                 out = {"result": "abandoned", "cause": "NO_AGENT" if call.info.get("outbound_abandoned")
                        else "NORMAL_CLEARING"}
             else:
