@@ -109,6 +109,11 @@ class Switch:
         self.local_streams = sim_modules.read_local_streams(str(conf_dir), self.global_vars)
         from engine.sim.pstn import read_gateways
         self.gateways = read_gateways(conf_dir)
+        self.load_limits(conf_dir)
+
+    def load_limits(self, conf_dir):
+        """max-sessions and sessions-per-second of the configuration's switch.conf.xml (values it
+        does not set stay as they are)."""
         max_sessions, sps = read_limits(conf_dir)
         if max_sessions is not None:
             self.max_sessions = max_sessions
