@@ -93,3 +93,17 @@ def test_limits_come_from_the_configuration_else_the_vanilla_ones(tmp_path):
     assert (sw.max_sessions, sw.sessions_per_second) == (1600, 120)
     vanilla = Switch([DIALPLAN])
     assert (vanilla.max_sessions, vanilla.sessions_per_second) == (1000, 30)
+
+
+def test_a_scenario_caller_refused_by_the_switch_is_reported_not_crashed(switch):
+    from engine.sim.endpoints import ScenarioRunner
+    from engine.sim.scenario import CallerSpec, Scenario
+    switch.throttle.clock = Clock()
+    switch.sessions_per_second = 4                                      # 3 sessions this window
+    scenario = Scenario(duration=5, callers=(CallerSpec(did="7000", number="138", count=4, every=0,
+                                                        abandon_after=0.1),))
+    results = ScenarioRunner(switch, scenario).start().wait()
+    refused = [r for r in results if r.cause.startswith("503")]
+    assert len(results) == 4 and len(refused) == 1
+    assert not refused[0].uuid and not refused[0].answered and refused[0].hung_up_by == "switch"
+    assert all(r.uuid for r in results if r not in refused)
