@@ -290,6 +290,7 @@ log: {{file: {work / 'engine.log'}, level: {args.log_level}}}
     settings = load_settings(work / "hotline.yaml", env=env)
     render(settings, work / "fs")
     switch = Switch(dialplan_dirs=[work / "fs" / "dialplan"], password=password)
+    switch.load_limits(work / "fs")   # the rendered switch.conf.xml's sessions a second, as the real switch
     switch.max_sessions = 10000
     switch.start("127.0.0.1", esl_port)
     phones = {}

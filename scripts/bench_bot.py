@@ -149,6 +149,7 @@ class Bench:
             tts={"edge_enabled": False}, asr={"vosk_model": str(asr.test_model_path())})
         render(self.settings, self.tmp / "fs")
         self.switch = Switch(dialplan_dirs=[self.tmp / "fs" / "dialplan"], password=PASSWORD)
+        self.switch.load_limits(self.tmp / "fs")   # the rendered switch.conf.xml's sessions a second, as the real switch
         self.switch.start("127.0.0.1", esl_port)
         self.engine = Engine(self.settings)
         self.engine.start(wait_for_switch=True)

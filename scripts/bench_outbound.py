@@ -182,6 +182,7 @@ outbound_calls:
     settings = load_settings(work / "hotline.yaml", env=env)
     render(settings, work / "fs")
     switch = Switch(dialplan_dirs=[work / "fs" / "dialplan"], password=password)
+    switch.load_limits(work / "fs")   # the rendered switch.conf.xml's sessions a second, as the real switch
     pop = switch.population = Population()
     pop.add("139*", Behaviour("person", ring=1.0, dtmf=PERSON_KEYS))
     switch.start("127.0.0.1", esl_port)

@@ -121,7 +121,15 @@ class ScenarioRunner:
     def _call(self, spec, number):
         result = CallResult(number=number, did=spec.did)
         self.results.append(result)
-        ch = self.switch.place_call(spec.did, number, spec.name, codecs=spec.codecs)
+        from engine.sim.switch import SipRefused
+        try:
+            ch = self.switch.place_call(spec.did, number, spec.name, codecs=spec.codecs)
+        except SipRefused as refused:
+            # the switch refused the INVITE (over its sessions a second: 503); no channel, no call
+            result.hung_up_by, result.cause = "switch", str(refused)
+            if self.on_result:
+                self.on_result(result)
+            return
         result.uuid = ch.uuid
         begun = time.monotonic()
         limit = self.scenario.duration

@@ -61,6 +61,16 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
         return False, ext
     if kind == "unknown":
         return False, "CHAN_NOT_IMPLEMENTED"
+    if kind == "user" and switch.endpoints.get(ext) is None:
+        return False, "USER_NOT_REGISTERED"     # error/user_not_registered: no session is created
+    if not switch.admit_session():
+        # the endpoint's outgoing_channel (mod_sofia sofia_outgoing_channel, mod_loopback
+        # loopback_outgoing_channel) asks switch_core_session_request_uuid for the leg first; over
+        # the rate or the limit it gets NULL and returns its initial cause
+        # SWITCH_CAUSE_DESTINATION_OUT_OF_ORDER; switch_ivr_originate has no leg and keeps that
+        # reason (`if (reason) *cause = reason`), mod_commands answers "-ERR DESTINATION_OUT_OF_ORDER".
+        # No channel existed, so no event is sent.
+        return False, "DESTINATION_OUT_OF_ORDER"
     if kind == "gateway" and switch.gateways is not None and host not in switch.gateways:
         # mod_sofia sofia_outgoing_channel: sofia_reg_find_gateway fails -> "Invalid Gateway",
         # SWITCH_CAUSE_INVALID_GATEWAY (our configuration renders a gateway only with trunk.proxy)
@@ -78,8 +88,6 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
     cid_num = variables.get("origination_caller_id_number", "0000000000")
     cid_name = variables.get("origination_caller_id_name", "")
     endpoint_obj = switch.endpoints.get(ext) if kind in ("user", "sofia") else far
-    if kind == "user" and endpoint_obj is None:
-        return False, "USER_NOT_REGISTERED"
     if kind == "user":
         name = f"sofia/internal/{ext}@{host}"
     elif kind == "gateway":
@@ -144,6 +152,16 @@ def originate(switch, endpoint, variables, timeout, originator=None, cancelled=N
         a.emit("CHANNEL_PROGRESS")
         a.set_callstate("RINGING")
         switch.spawn(endpoint_obj.on_ring, a)
+    elif not switch.admit_session():
+        # the far side of the pair is a new session too, refused by the same core check
+        if kind == "sofia":
+            # our own INVITE reaches our profile, which answers 503 "Maximum Calls In Progress"
+            # (mod_sofia sofia_queue_message); sofia_glue_sip_cause_to_freeswitch(503) is
+            # NORMAL_TEMPORARY_FAILURE for the leg that sent it
+            a.kill("NORMAL_TEMPORARY_FAILURE", "recv_refuse")
+            return False, "NORMAL_TEMPORARY_FAILURE"
+        # mod_loopback channel_on_init: no B session -> "Failure." and the A leg never leaves
+        # CS_INIT; the originate ends at its timeout (the wait below)
     else:
         # loopback SIP into our own public context (or a loopback/ pair into `extra` context)
         inbound_name = f"sofia/external/{cid_num}@127.0.0.1" if kind == "sofia" else f"loopback/{ext}-b"

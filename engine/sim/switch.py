@@ -28,6 +28,8 @@ from engine.sim.esl_server import InboundServer
 from engine.sim.events import EventFactory, now_us
 from engine.sim.media import MediaManager
 from engine.sim.sipvars import VERSION, inbound_sip_variables
+from engine.sim.throttle import (VANILLA_MAX_SESSIONS, VANILLA_SESSIONS_PER_SECOND, SessionThrottle,
+                                 read_limits)
 
 log = logging.getLogger("hotline.sim.switch")
 
@@ -58,6 +60,11 @@ class Switch:
         self.modules = set(sim_modules.VANILLA_MODULES)
         self.local_streams = {}       # name -> directory (the fixtures' switch had no sound files)
         self.gateways = None          # gateway names of the loaded sofia.conf.xml (None: not checked)
+        # switch.conf.xml's core limits, enforced on every new session (engine/sim/throttle.py);
+        # the vanilla values until a configuration says otherwise
+        self.max_sessions = VANILLA_MAX_SESSIONS
+        self.sessions_per_second = VANILLA_SESSIONS_PER_SECOND
+        self.throttle = SessionThrottle()
         if conf_dir is not None:
             self.load_conf(conf_dir)
         self.media = MediaManager()
@@ -71,7 +78,6 @@ class Switch:
         self.started_at = time.time()
         self.sessions_since_startup = 0
         self.peak_sessions = 0
-        self.max_sessions = 1000
         # mod_xml_cdr: set xml_cdr_dir to write a file per leg as the vanilla xml_cdr.conf.xml does
         # (prefix-a-leg=true, log-b-leg=false: engine/sim/xmlcdr.py, fixture 11)
         self.xml_cdr_dir = None
@@ -103,6 +109,16 @@ class Switch:
         self.local_streams = sim_modules.read_local_streams(str(conf_dir), self.global_vars)
         from engine.sim.pstn import read_gateways
         self.gateways = read_gateways(conf_dir)
+        self.load_limits(conf_dir)
+
+    def load_limits(self, conf_dir):
+        """max-sessions and sessions-per-second of the configuration's switch.conf.xml (values it
+        does not set stay as they are)."""
+        max_sessions, sps = read_limits(conf_dir)
+        if max_sessions is not None:
+            self.max_sessions = max_sessions
+        if sps is not None:
+            self.sessions_per_second = sps
 
     def media_duration(self, source):
         """Seconds `source` plays (None: until stopped); MediaError when the switch cannot open it:
@@ -220,6 +236,15 @@ class Switch:
         self._session_id += 1
         return self._session_id
 
+    def admit_session(self):
+        """Whether the core may create one more session now (switch_core_session_request_uuid's
+        sessions-per-second and max-sessions checks); False after logging why not, as it does."""
+        refused = self.throttle.admit(self.sessions_per_second, self.max_sessions, len(self.channels))
+        if refused is not None:
+            log.critical("%s", refused)
+            return False
+        return True
+
     def add_channel(self, ch):
         self.channels[ch.uuid] = ch
         parts = ch.name.split("/")
@@ -248,6 +273,10 @@ class Switch:
         """
         if len(str(caller_id_name).encode("utf-8")) + len(str(caller_id_number).encode("utf-8")) > SIP_MAX_MESSAGE:
             raise SipRefused("413 Request Too Large: the INVITE is over the 2 MB sofia-sip takes")
+        if not self.admit_session():
+            # mod_sofia sofia_queue_message: switch_core_session_request returns NULL -> nua_respond
+            # 503 "Maximum Calls In Progress" with Retry-After 300; no channel, so no event at all
+            raise SipRefused("503 Maximum Calls In Progress: the switch is over its session rate or limit")
         ch = Channel(self, f"sofia/{profile}/{caller_id_number}@{network_addr}", "inbound",
                      caller_id_number, caller_id_name or caller_id_number, destination, uuid=uuid,
                      context=context, network_addr=network_addr, username=caller_id_number)
