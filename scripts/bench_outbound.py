@@ -19,8 +19,8 @@ predictive, over-dialling, or the engine's record disagreeing with the switch.
 robot (`hotline run` in its own process, the simulator in this one, a private Redis): a robot
 follow-up campaign (ivr_flows/followup.yaml) of --contacts people who all answer after 1 s of
 ringing and key their answers (PERSON_KEYS), --channels calls at once; a call lasts about 14 s
-(the prompts play in real time). The engine starts 50 dials a second (max_trunk_share 0.5 of the
-default switch.sessions_per_second 100), so 200 legs are up after 4 s. Printed: contacts
+(the prompts play in real time). The engine starts 49 dials a second (max_trunk_share 0.5 of the 99
+sessions the default switch.sessions_per_second 100 admits), so 200 legs are up after 4 s. Printed: contacts
 finished, contacts a second, peak concurrent legs up at the switch, the engine's CPU (user+system
 of it and its children, /proc) per call and share of a core, its RSS at the start, the end and
 the peak and its growth a call after the first --channels calls, this process's CPU (the

@@ -26,10 +26,12 @@ DEADLINE_INTERVAL = 60.0
 
 
 def dials_per_second(settings):
-    """Our share of the switch's new sessions a second for dials: outbound's trunk share of
-    switch.sessions_per_second (the rest is the inbound callers'), at least one."""
+    """Our share of the switch's new sessions a second for dials: outbound's trunk share of what
+    one second admits (the rest is the inbound callers'), at least one. The switch admits
+    sessions-per-second - 1 a second (switch_core_session_request_uuid decrements runtime.sps
+    before it checks it: engine/sim/throttle.py)."""
     share = settings.outbound_calls.max_trunk_share
-    return max(1, int(settings.switch.sessions_per_second * share))
+    return max(1, int((settings.switch.sessions_per_second - 1) * share))
 
 
 class OutboundJobs:
