@@ -85,21 +85,8 @@ class DeskPhone:
 
 
 def population(rng, numbers):
-    from engine.sim.pstn import Behaviour, Population
-    pop = Population()
-    kinds = {}
-    for number in numbers:
-        r, kind = rng.random(), POPULATION[-1][0]
-        for name, share in POPULATION:
-            if r < share:
-                kind = name
-                break
-            r -= share
-        kinds[number] = kind
-        ring = rng.uniform(*RING)
-        # a person stays until we hang up; after a minute with nobody they give up (a leak guard)
-        pop.add(number, Behaviour(kind, ring=ring, hangup_after=60.0 if kind == "person" else None))
-    return pop, kinds
+    from engine.sim.pstn import Population
+    return Population.drawn(numbers, POPULATION, rng, ring=RING)
 
 
 def write_config(work, args, redis_url):

@@ -40,19 +40,7 @@ def rig_for(tmp_path, redis_server, redis_prefix):
 
 
 def population(numbers, seed=11):
-    rng = random.Random(seed)
-    pop = Population()
-    kinds = {}
-    for n in numbers:
-        r, kind = rng.random(), MIX[-1][0]
-        for name, share in MIX:
-            if r < share:
-                kind = name
-                break
-            r -= share
-        kinds[n] = kind
-        pop.add(n, Behaviour(kind, ring=rng.uniform(0.1, 0.4), hangup_after=60.0 if kind == "person" else None))
-    return pop, kinds
+    return Population.drawn(numbers, MIX, random.Random(seed), ring=(0.1, 0.4))
 
 
 class Watch:

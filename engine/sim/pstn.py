@@ -140,6 +140,25 @@ class Population:
                 return b
         return self.default
 
+    @classmethod
+    def drawn(cls, numbers, shares, rng, ring=(0.2, 1.0), person_gives_up=60.0):
+        """A population of `numbers`, each number's behaviour drawn from `shares` ((kind, share),
+        ...; e.g. 60% person, 20% no_answer, ...) with `rng`, ringing `ring` seconds (uniform). A
+        person stays until we hang up, or gives up after `person_gives_up` s with nobody (a leak
+        guard). Returns (population, {number: kind})."""
+        pop, kinds = cls(), {}
+        for number in numbers:
+            r, kind = rng.random(), shares[-1][0]
+            for name, share in shares:
+                if r < share:
+                    kind = name
+                    break
+                r -= share
+            kinds[number] = kind
+            pop.add(number, Behaviour(kind, ring=rng.uniform(*ring),
+                                      hangup_after=person_gives_up if kind == "person" else None))
+        return pop, kinds
+
     def endpoint(self, number):
         b = self.behaviour(number)
         if b is None:
