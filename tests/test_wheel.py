@@ -122,7 +122,7 @@ def test_init_then_render_from_the_wheel(installed):
     run([i["hotline"], "fs-config", "render", "--config", etc / "hotline.yaml", "--out", out], i["cwd"], env)
     for name in ("freeswitch.xml", "vars.xml", "autoload_configs/event_socket.conf.xml",
                  "autoload_configs/modules.conf.xml", "dialplan/public.xml", "dialplan/conference.xml",
-                 "dialplan/agents.xml", "directory/default.xml"):
+                 "dialplan/handover.xml", "dialplan/agents.xml", "directory/default.xml"):
         assert (out / name).is_file(), name
     assert "wheel-test-secret" in (out / "autoload_configs/event_socket.conf.xml").read_text()
     wav = out / "sounds" / "hotline_unavailable.wav"

@@ -13,10 +13,14 @@ switch's side:
   inside an event-locked `bridge`, fixture 08 A). The agent leg carries the queue's music as
   `hold_music`. The held desk phone sends no DTMF (fixture 10): unhold comes from the desk, the
   API or the CLI.
-- blind transfer: the customer's leg is handed to this engine's outbound socket like a trunk
-  call (`uuid_transfer <customer> <DID> XML public`: the shipped public dialplan's extension for
-  the hotline's number runs `socket`, dialplans/public.xml), tagged `hotline_purpose=handover`;
-  there the ordinary Call is served by Acd.transfer_caller exactly as an inbound caller after a
+- blind transfer: the customer's leg is tagged `hotline_purpose=handover` and handed to this
+  engine's outbound socket with `uuid_transfer <customer> hotline_handover XML hotline_handover`
+  (as incall.py sends legs to dialplans/conference.xml's hotline_conference; fixture 03 moves legs
+  with uuid_transfer): dialplans/handover.xml, a context of our own, runs `socket` to the address
+  the public dialplan uses, for legs so tagged only. Not through the public context and a DID:
+  a site's public dialplan may route the hotline's numbers elsewhere (time of day, an IVR, another
+  order), and the leg would pass for a new inbound call. engine.fsconf.check checks the context
+  at connect (feature "handover"); without it the transfer is refused (503), nothing moved. There the ordinary Call is served by Acd.transfer_caller exactly as an inbound caller after a
   blind transfer (queue, reserved agent, outside number through dialer.trunk_endpoint). Taking
   one leg out of a uuid_bridge hangs up its partner (fixture 10: `uuid_park` of one leg -> the
   other CHANNEL_HANGUP NORMAL_CLEARING, the parked one stays; uuid_park is
@@ -37,7 +41,9 @@ from engine.esl import commands
 log = logging.getLogger("hotline.acd.bridged")
 
 PURPOSE = "handover"                # hotline_purpose of a customer leg handed to the socket
-PUBLIC_CONTEXT = "public"           # the context of the hotline's numbers (dialplans/public.xml)
+# dialplans/handover.xml: its extension runs the socket app for legs tagged hotline_purpose=handover
+HANDOVER_CONTEXT = "hotline_handover"
+HANDOVER_EXTENSION = "hotline_handover"
 ARRIVAL_SECONDS = 20.0              # from the uuid_transfer to the leg on our socket server
 
 _handovers = {}                     # customer leg uuid -> Handover waiting for the leg to arrive
@@ -115,7 +121,7 @@ def hold(acd, conv, on):
     return acd.api(commands.uuid_hold(conv.leg, on))
 
 
-def hand_over(acd, conv, kind, target, did, handover_info, tags):
+def hand_over(acd, conv, kind, target, handover_info, tags):
     """Send the customer's leg to this engine's socket, served there by Acd.transfer_caller.
     Returns the Handover; raises on a refused command (nothing moved then: the leg stays bridged)."""
     from engine.outbound import legs
@@ -131,7 +137,8 @@ def hand_over(acd, conv, kind, target, did, handover_info, tags):
             reply = acd.api(commands.uuid_setvar(customer, name, value))
             if not reply.startswith("+OK"):
                 raise RuntimeError(f"uuid_setvar {name}: {reply.strip()}")
-        reply = acd.api(commands.uuid_transfer(customer, did, PUBLIC_CONTEXT))
+        # the variable is set first: the extension matches only legs that carry it
+        reply = acd.api(commands.uuid_transfer(customer, HANDOVER_EXTENSION, HANDOVER_CONTEXT))
         if not reply.startswith("+OK"):
             raise RuntimeError(f"uuid_transfer: {reply.strip()}")
     except Exception:

@@ -206,11 +206,11 @@ class InCall:
         """Blind transfer of a preview call's customer: off hold first (the switch stops the music
         it plays on the customer's leg), then the leg goes to this engine's socket."""
         try:
+            self._require_switch("handover")        # before anything moves (no context: 503)
             if conv.held:
                 self._switch(bridged.hold, conv, False)
                 self.end_hold(conv, actor)          # its figures go with the customer's call
-            bridged.hand_over(self.acd, conv, kind, value, self._hotline_number(), conv.handover_info,
-                              conv.handover_tags)
+            bridged.hand_over(self.acd, conv, kind, value, conv.handover_info, conv.handover_tags)
         except Exception as exc:
             self._release_target(kind, value, conv)
             if isinstance(exc, ControlError):
@@ -222,10 +222,6 @@ class InCall:
         self._audit("transfer", actor, conv, to=f"{kind}:{value}")
         conv.call.log.info("blind transfer to %s %s (by %s): customer handed to the engine", kind, value, actor)
         return {"call": conv.call.uuid, "transfer": f"{kind}:{value}"}
-
-    def _hotline_number(self):
-        """The DID the customer's leg is transferred to: the public dialplan sends it to us."""
-        return self.acd.settings.trunk.dids[0]
 
     def _switch(self, fn, conv, *args):
         """A switch operation of engine/acd/bridged.py: a refusal is the caller's error (502)."""
@@ -327,8 +323,12 @@ class InCall:
     def _require_conference(self):
         """Hold, consult and three-way move the agent's leg into the call's conference: without
         the context and module (engine.fsconf.check) the switch would hang the agent's leg up."""
+        self._require_switch("conference")
+
+    def _require_switch(self, feature):
+        """503 with what to merge when the switch lacks a context or module `feature` needs."""
         check = getattr(self.acd, "switch_check", None)
-        problems = check.problems("conference") if check is not None else []
+        problems = check.problems(feature) if check is not None else []
         if problems:
             raise ControlError("; ".join(problems), 503)
 

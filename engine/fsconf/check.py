@@ -28,6 +28,8 @@ NEEDS = (
          "merge dialplan/public.xml (hotline fs-config render)"),
     Need("context", "hotline_conference", "conference", "consult and three-way calls",
          "merge dialplan/conference.xml"),
+    Need("context", "hotline_handover", "handover", "blind transfer of a preview call's customer",
+         "merge dialplan/handover.xml"),
     Need("context", "agents", "phones", "agents' and supervisors' phones dialling (*0, 88<uuid>)",
          "merge dialplan/agents.xml; the internal profile's context is agents"),
     Need("module", "mod_conference", "conference", "consult and three-way calls",
