@@ -128,6 +128,32 @@ def test_simulator_routes_a_did_call_to_the_engine_with_the_rendered_dialplan(re
     assert plan.lookup(ch) is None
 
 
+def test_handover_context_runs_the_public_socket_for_marked_legs_only(rendered):
+    # a preview call's customer is handed to the socket with `uuid_transfer <customer>
+    # hotline_handover XML hotline_handover` (engine/acd/bridged.py), whatever the public dialplan
+    # does with the hotline's numbers
+    settings, out, _ = rendered
+    context = parse(out / "dialplan/handover.xml").find("context")
+    assert context.get("name") == "hotline_handover"
+    plan = Dialplan([str(out / "dialplan")])
+    variables = {}
+    ch = types.SimpleNamespace(context="hotline_handover", destination_number="hotline_handover",
+                               variables=variables, caller_id_number="12345", caller_id_name="x",
+                               orig_caller_id_number="12345", network_addr="", uuid="u", source="",
+                               username="", name="sofia/external/13800138000@trunk",
+                               set_var=lambda *a: None)
+    assert plan.lookup(ch) is None                       # a leg the engine did not mark
+    variables["hotline_purpose"] = "callback"
+    assert plan.lookup(ch) is None
+    variables["hotline_purpose"] = "handover"
+    prompt = str((out / "sounds" / "hotline_unavailable.wav").resolve())
+    # the same socket as the public dialplan's (no standby: the transfer waits in this engine)
+    assert plan.lookup(ch) == [("socket", "10.1.2.4:18084 async full"), ("playback", prompt),
+                               ("hangup", "NORMAL_TEMPORARY_FAILURE")]
+    ch.destination_number = settings.trunk.dids[0]
+    assert plan.lookup(ch) is None
+
+
 def test_event_socket_matches_the_engines_esl_settings_and_is_private(rendered):
     settings, out, _ = rendered
     path = out / "autoload_configs/event_socket.conf.xml"

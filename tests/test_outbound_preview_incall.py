@@ -164,6 +164,66 @@ def test_hold_unhold_then_blind_transfer_to_a_queue_reaches_another_agent(pv):
     rig.wait_state("1001", "available", timeout=10)
 
 
+def site_public_dialplan(pv, tmp_path):
+    """The switch of a site whose public dialplan routes the hotline's first number elsewhere
+    (here its own IVR's refusal: time-of-day routing, another DID order do the same to a leg
+    transferred there): our public context replaced by the site's, loaded from its XML."""
+    did = pv.rig.settings.trunk.dids[0]
+    site = tmp_path / "site-public.xml"
+    site.write_text(f"""<include><context name="public">
+  <extension name="site_ivr"><condition field="destination_number" expression="^{did}$">
+    <action application="hangup" data="CALL_REJECTED"/>
+  </condition></extension>
+</context></include>""")
+    plan = pv.rig.switch.dialplan
+    plan.contexts.pop("public")
+    plan.context_xml.pop("public")
+    plan.load_file(str(site))
+
+
+def test_blind_transfer_does_not_depend_on_the_public_dialplan_routing_our_number(pv, tmp_path):
+    # the customer's leg used to be sent to `<first DID> XML public`: on this site it was hung up
+    rig = pv.rig
+    site_public_dialplan(pv, tmp_path)
+    rig.login("1001", "1002")
+    job, agent_leg, customer = pv.bridged_callback()
+    assert pv.api("POST", "/v1/calls/1001/transfer", {"target": "queue:general"})["transfer"] == "queue:general"
+    assert rig.wait_state("1002", "in_call", timeout=20)
+    assert rig.acd.store.agent("1002")["call"] == customer
+    # the leg ran our handover extension's socket app, the public dialplan's address
+    out = rig.settings.outbound
+    [socket] = [e for e in pv.seen("CHANNEL_EXECUTE", customer) if e[5] == "socket"]
+    assert socket[6] == f"{out.advertise_host or out.listen_host}:{out.listen_port} async full"
+    assert not [e for e in pv.seen("CHANNEL_EXECUTE", customer) if e[5] == "hangup"]
+    pv.customer_channel().hangup("NORMAL_CLEARING")
+    wait_for(lambda: rig.engine.store.get(customer) is not None
+             and "provisional" not in (rig.engine.store.get(customer)["tags"] or []), timeout=20)
+    cdr = rig.engine.store.get(customer)
+    assert cdr["agent"] == "1002" and cdr["extra"]["callback_job"] == job["id"]
+    assert cdr["destination"] == CUSTOMER
+
+
+def test_blind_transfer_without_the_handover_context_is_refused_and_keeps_the_call(pv, caplog):
+    # a switch that merged only part of our dialplan: the check at connect names the missing
+    # context; the transfer is refused before anything moves
+    rig = pv.rig
+    wait_for(lambda: rig.engine.switch_check.missing == [], timeout=10)
+    rig.switch.dialplan.contexts.pop("hotline_handover")
+    rig.switch.dialplan.context_xml.pop("hotline_handover")
+    rig.engine.switch_check.run()                                         # what a connect does
+    assert "the switch has no context hotline_handover" in caplog.text
+    rig.login("1001", "1002")
+    job, agent_leg, customer = pv.bridged_callback()
+    pv.api("POST", "/v1/calls/1001/hold", {})
+    code, why = pv.refused("POST", "/v1/calls/1001/transfer", {"target": "agent:1002"})
+    assert code == 503 and "hotline_handover" in why and "dialplan/handover.xml" in why, why
+    assert rig.acd.store.agent("1002")["state"] == "available"           # never reserved
+    assert rig.acd.store.agent("1001")["state"] == "in_call" and not pv.seen("CHANNEL_UNBRIDGE")
+    assert pv.desk()["call"]["stage"] == "held"                          # still held, nothing moved
+    assert not pv.seen("CHANNEL_HANGUP_COMPLETE", customer)
+    pv.api("POST", "/v1/calls/1001/hangup", {})
+
+
 def test_blind_transfer_to_an_agent_and_to_an_outside_number(pv):
     rig = pv.rig
     rig.login("1001", "1002")
