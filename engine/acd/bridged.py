@@ -20,7 +20,8 @@ switch's side:
   the public dialplan uses, for legs so tagged only. Not through the public context and a DID:
   a site's public dialplan may route the hotline's numbers elsewhere (time of day, an IVR, another
   order), and the leg would pass for a new inbound call. engine.fsconf.check checks the context
-  at connect (feature "handover"); without it the transfer is refused (503), nothing moved. There the ordinary Call is served by Acd.transfer_caller exactly as an inbound caller after a
+  at connect (feature "handover"); without it the transfer is refused (503), nothing moved.
+  There the ordinary Call is served by Acd.transfer_caller exactly as an inbound caller after a
   blind transfer (queue, reserved agent, outside number through dialer.trunk_endpoint). Taking
   one leg out of a uuid_bridge hangs up its partner (fixture 10: `uuid_park` of one leg -> the
   other CHANNEL_HANGUP NORMAL_CLEARING, the parked one stays; uuid_park is
