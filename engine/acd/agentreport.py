@@ -8,7 +8,7 @@ import collections
 import datetime
 import zoneinfo
 
-from engine.acd.audit import AuditEvent
+from engine.acd.audit import audit_model
 from engine.infra.database import database_from_url
 
 STATES = ("available", "reserved", "ringing", "in_call", "wrap_up", "on_break")
@@ -31,13 +31,12 @@ def agent_figures(db_url, day, tz="Asia/Shanghai"):
     it ends (a transition out of it), so time still running at midnight goes to the next day."""
     start, end = day_bounds(day, tz)
     db = database_from_url(db_url)
-    db.bind([AuditEvent], bind_refs=False, bind_backrefs=False)
+    event = audit_model(db)
     try:
         db.connect(reuse_if_open=True)
         if not db.table_exists("audit_event"):
             return {}
-        rows = list(AuditEvent.select().where((AuditEvent.at >= start) & (AuditEvent.at < end))
-                    .order_by(AuditEvent.id).dicts())
+        rows = list(event.select().where((event.at >= start) & (event.at < end)).order_by(event.id).dicts())
     finally:
         db.close()
     out = collections.defaultdict(lambda: {"seconds": {s: 0.0 for s in STATES}, "logged_in": 0.0,

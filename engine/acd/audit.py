@@ -39,6 +39,15 @@ class AuditEvent(peewee.Model):
         table_name = "audit_event"
 
 
+def audit_model(db):
+    """AuditEvent bound to `db` as a subclass of its own (same table). Binding the shared class
+    (`db.bind([AuditEvent])`) rebinds it for the whole process: an agents' report opening the
+    database sent the engine's later audit writes to the report's closed connection (to another
+    file, or "no such table", when the URLs differ). No foreign keys: nothing keeps it alive."""
+    meta = type("Meta", (), {"database": db, "table_name": AuditEvent._meta.table_name})
+    return type("AuditEvent", (AuditEvent,), {"Meta": meta, "__module__": __name__})
+
+
 class AuditLog:
     def __init__(self, url):
         self.url = url
@@ -48,15 +57,16 @@ class AuditLog:
         self._idle = gevent.event.Event()
         self._idle.set()
         self._writer = None
+        self.model = None           # AuditEvent bound to self.db (open)
         self.written = 0
 
     def open(self):
         self.db = database_from_url(self.url)
-        self.db.bind([AuditEvent], bind_refs=False, bind_backrefs=False)
+        self.model = audit_model(self.db)
         for _ in range(50):
             try:
                 self.db.connect(reuse_if_open=True)
-                self.db.create_tables([AuditEvent], safe=True)
+                self.db.create_tables([self.model], safe=True)
                 break
             except peewee.OperationalError:          # locked by a concurrent writer
                 gevent.sleep(0.05)
@@ -90,7 +100,7 @@ class AuditLog:
                 rows = [self._pending[i] for i in range(min(BATCH, len(self._pending)))]
                 try:
                     with self.db.atomic():
-                        AuditEvent.insert_many(rows).execute()
+                        self.model.insert_many(rows).execute()
                 except (peewee.DatabaseError, peewee.InterfaceError, OSError) as exc:
                     log.warning("audit write failed (%s); retrying in %.2f s", exc, backoff)
                     gevent.sleep(backoff)
@@ -105,11 +115,12 @@ class AuditLog:
 
     # --- reading (CLI, reports) ---------------------------------------------------------------
     def events(self, agent=None, since=None, limit=200):
-        q = AuditEvent.select().order_by(AuditEvent.id.desc()).limit(limit)
+        m = self.model
+        q = m.select().order_by(m.id.desc()).limit(limit)
         if agent:
-            q = q.where(AuditEvent.agent == agent)
+            q = q.where(m.agent == agent)
         if since:
-            q = q.where(AuditEvent.at >= since)
+            q = q.where(m.at >= since)
         return list(q.dicts())
 
 
