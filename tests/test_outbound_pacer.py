@@ -1,9 +1,10 @@
 """The pacer on a scripted population with a fake clock (engine/outbound/pacesim.py): the
 predictive mode holds the abandon rate of answered calls at or under its 3% target, keeps agents
-busier than progressive, and never dials ahead when few agents are free."""
+busier than progressive, dials ahead on a large pool even with few agents free at once, and
+never dials ahead when the campaign has few agents."""
 import pytest
 
-from engine.outbound.pacer import Pacer, expected_excess
+from engine.outbound.pacer import SAFETY, SOON_SHARE, Pacer, expected_excess
 from engine.outbound.pacesim import simulate
 
 
@@ -25,15 +26,46 @@ def test_abandon_target_over_seeds(seed):
     assert result.abandon_rate <= 0.03
 
 
-def test_few_free_agents_get_one_dial_each():
-    pacer = Pacer("predictive")
-    for _ in range(200):                                # a measured 60% answer rate
+def measured_pacer(**kw):
+    """A predictive pacer that has measured a 60% answer rate, 10 s rings and 130 s handling."""
+    pacer = Pacer("predictive", **kw)
+    for _ in range(200):
         pacer.dial_ended(answered=True, ring_seconds=10)
         pacer.dial_ended(answered=False)
         pacer.dial_ended(answered=True, ring_seconds=10)
-    assert pacer.dials_to_make(free_agents=3, busy_agents=40, in_flight=0) == 3
-    assert pacer.dials_to_make(free_agents=3, busy_agents=40, in_flight=3) == 0
+    for _ in range(200):
+        pacer.handled(130.0)
+    return pacer
+
+
+def test_few_agents_get_one_dial_each():
+    pacer = measured_pacer()
+    # 4 agents in all (under min_agents_predictive 5): progressive, never over-dial
+    assert pacer.dials_to_make(free_agents=3, busy_agents=1, in_flight=0) == 3
+    assert pacer.dials_to_make(free_agents=3, busy_agents=1, in_flight=3) == 0
+    assert pacer.dials_to_make(free_agents=4, busy_agents=0, in_flight=0) == 4
     assert pacer.dials_to_make(free_agents=20, busy_agents=40, in_flight=0) > 20     # dials ahead
+
+
+def test_large_pool_dials_ahead_with_few_free():
+    # 50 agents, 48-49 busy, 1-2 free: agents come free one at a time, yet some of the busy ones
+    # will be free by the time a new dial answers (ring 10 s of a 130 s handling time)
+    pacer = measured_pacer()
+    progressive = Pacer("progressive")
+    for free in (1, 2):
+        busy = 50 - free
+        n = pacer.dials_to_make(free_agents=free, busy_agents=busy, in_flight=0)
+        assert n > progressive.dials_to_make(free_agents=free, busy_agents=busy, in_flight=0) == free
+        assert n <= pacer.max_ratio * (free + busy * 10 / 130)       # never past max_ratio
+        # the model held: expected answers with no agent within the target's safety share
+        agents = free + SOON_SHARE * busy * pacer.ring_seconds / pacer.handle_seconds
+        assert expected_excess(n, pacer.answer_rate, agents) <= SAFETY * 0.03 * n * pacer.answer_rate
+        # dials already in flight count against the total
+        assert pacer.dials_to_make(free_agents=free, busy_agents=busy, in_flight=n) == 0
+    # no dial ahead while the measured abandon rate is over the target
+    for _ in range(100):
+        pacer.connected(abandoned=True)
+    assert pacer.dials_to_make(free_agents=2, busy_agents=48, in_flight=0) == 2
 
 
 def test_measured_abandons_over_target_fall_back_to_progressive():

@@ -14,9 +14,15 @@
   It dials the largest total in flight n such that the expected answered calls finding no agent,
   E[max(0, X - A)] with X ~ Binomial(n, p), stay at or under `abandon_target` of E[X] (with a
   safety margin). When the measured abandon rate of answered calls (recent window) is over the
-  target it falls back to progressive until it is back under; with fewer than
-  `min_agents_predictive` free agents it is progressive (few agents: one surplus answer is a
-  large share of the abandons, never over-dial).
+  target it falls back to progressive until it is back under. With fewer than
+  `min_agents_predictive` agents on the campaign (free + busy) it is progressive: with few agents
+  one surplus answer is a large share of the abandons, so it never over-dials. The guard counts
+  the whole pool, not the agents free this instant: on a large pool agents come free one at a
+  time, so there are rarely 5 free at once, and a guard on free agents kept 50 agents progressive
+  most of the time (simulator benchmark: occupancy 0.72 against progressive's 0.63, abandon 0.07%
+  for a 3% target). With 1-2 free out of 50, the agents expected to come free while a new dial
+  rings are what makes dialling ahead safe, and the model (with its safety margin and the
+  measured-rate fallback) already counts them.
 """
 import collections
 import math
@@ -104,7 +110,9 @@ class Pacer:
             self.throttled = True
         elif rate <= 0.8 * self.target:
             self.throttled = False
-        if self.throttled or free_agents < self.min_agents or self.dials < WARM_UP_DIALS:
+        # few agents in all: progressive. The pool (free + busy), not the free agents alone: on a
+        # large pool the expected free-ups (`soon`) carry the dialling ahead even with 1-2 free.
+        if self.throttled or free_agents + busy_agents < self.min_agents or self.dials < WARM_UP_DIALS:
             return progressive
         soon = SOON_SHARE * busy_agents * min(1.0, self.ring_seconds / self.handle_seconds)
         agents = free_agents + soon
