@@ -68,6 +68,30 @@ def test_large_pool_dials_ahead_with_few_free():
     assert pacer.dials_to_make(free_agents=2, busy_agents=48, in_flight=0) == 2
 
 
+def test_dials_in_flight_count_by_their_chance_to_answer():
+    # half the dials are answered (after 10 s), but a no-answer rings 30 s: of every 51 s spent
+    # connecting, 20 s are by dials that will be answered, so a dial up now answers 20/51 of the time
+    pacer = Pacer("predictive")
+    for _ in range(200):
+        pacer.dial_ended(answered=True, ring_seconds=10)
+        pacer.dial_ended(answered=False, ring_seconds=30)
+        pacer.dial_ended(answered=True, ring_seconds=10)
+        pacer.dial_ended(answered=False, ring_seconds=1)        # busy: over at once
+    for _ in range(200):
+        pacer.handled(130.0)
+    assert pacer.in_flight_answer_rate == pytest.approx(20 / 51)
+    assert pacer.answer_rate == pytest.approx((400 + 10) / (800 + 20))
+    fresh = pacer.dials_to_make(free_agents=10, busy_agents=90, in_flight=0)
+    assert fresh > 10
+    # as many dials in flight as it would make, but with the measured mix (mostly no-answers by
+    # now): a few more; twice as many: none
+    ahead = pacer.dials_to_make(free_agents=10, busy_agents=90, in_flight=fresh)
+    assert 0 < ahead < fresh
+    assert pacer.dials_to_make(free_agents=10, busy_agents=90, in_flight=2 * fresh) == 0
+    # few agents in all: progressive counts every dial in flight, whatever its chance
+    assert pacer.dials_to_make(free_agents=3, busy_agents=1, in_flight=2) == 1
+
+
 def test_measured_abandons_over_target_fall_back_to_progressive():
     pacer = Pacer("predictive", abandon_target=0.03)
     for i in range(300):

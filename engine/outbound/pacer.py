@@ -13,7 +13,10 @@
   agents expected to come free while a new dial rings (busy agents x ring time / handling time).
   It dials the largest total in flight n such that the expected answered calls finding no agent,
   E[max(0, X - A)] with X ~ Binomial(n, p), stay at or under `abandon_target` of E[X] (with a
-  safety margin). When the measured abandon rate of answered calls (recent window) is over the
+  safety margin). The dials already in flight count toward n by the answers they may still bring
+  (`in_flight_answer_rate`: the share of connecting time spent by dials that were answered), not
+  at p each: the dials up at any moment are mostly long-ringing no-answers. `max_ratio` caps n
+  (so counted) at that many dials an agent (free or expected free). When the measured abandon rate of answered calls (recent window) is over the
   target it falls back to progressive until it is back under. With fewer than
   `min_agents_predictive` agents on the campaign (free + busy) it is progressive: with few agents
   one surplus answer is a large share of the abandons, so it never over-dials. The guard counts
@@ -49,6 +52,8 @@ class Pacer:
         self.dials = 0
         self.answers = 0
         self.ring_total = 0.0
+        self.connect_total = 0.0    # seconds every timed dial spent connecting (answered or not)
+        self.connect_answered = 0.0 # of which, by dials that were answered
         self.handle_n = 0
         self.handle_total = 0.0
         self.recent = collections.deque(maxlen=WINDOW)   # True = abandoned, per answered call
@@ -58,11 +63,16 @@ class Pacer:
 
     # --- what happened ---------------------------------------------------------------------
     def dial_ended(self, answered, ring_seconds=None):
+        """`ring_seconds`: the dial until its answer, or until it failed (no answer, busy, ...)."""
         self.dials += 1
+        seconds = None if ring_seconds is None else max(0.0, float(ring_seconds))
         if answered:
             self.answers += 1
-            if ring_seconds is not None:
-                self.ring_total += max(0.0, float(ring_seconds))
+            if seconds is not None:
+                self.ring_total += seconds
+        if seconds is not None:
+            self.connect_total += seconds
+            self.connect_answered += seconds if answered else 0.0
 
     def connected(self, abandoned):
         self.recent.append(bool(abandoned))
@@ -77,6 +87,16 @@ class Pacer:
     @property
     def answer_rate(self):
         return (self.answers + PRIOR_ANSWER_RATE * PRIOR_WEIGHT) / (self.dials + PRIOR_WEIGHT)
+
+    @property
+    def in_flight_answer_rate(self):
+        """The chance that a dial still connecting will be answered. Not the answer rate: a
+        no-answer rings for originate_timeout (30 s; 5 s on the compressed benchmark) while an
+        answer comes after a few seconds, so the dials up at any moment are mostly the ones that
+        will not answer (the share of connecting time spent by dials that were answered)."""
+        if self.connect_total <= 0.0 or self.dials < WARM_UP_DIALS:
+            return self.answer_rate
+        return min(self.answer_rate, self.connect_answered / self.connect_total)
 
     @property
     def ring_seconds(self):
@@ -123,7 +143,11 @@ class Pacer:
             if expected_excess(n, p, agents) > SAFETY * self.target * n * p:
                 break
             best = n
-        return max(0, best - in_flight)
+        # the dials in flight count by the answers they may still bring, in fresh dials' worth
+        # (a 5 s no-answer sits in flight 10x longer than a 0.5 s answer: counted at p each, they
+        # made predictive plan on answers that were not coming and dial barely ahead)
+        flying = math.ceil(in_flight * self.in_flight_answer_rate / p - 1e-9) if p > 0 else in_flight
+        return max(0, best - flying)
 
 
 def expected_excess(n, p, agents):

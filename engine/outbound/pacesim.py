@@ -67,7 +67,7 @@ def simulate(pacer, agents=20, contacts=3000, seed=1, max_seconds=6 * 3600, wrap
             if kind == "dial_end":
                 in_flight -= 1
                 result, ring = data
-                pacer.dial_ended(result == "answer", ring if result == "answer" else None)
+                pacer.dial_ended(result == "answer", ring)
                 finished += 1
                 if result != "answer":
                     continue
