@@ -13,11 +13,13 @@
   agents expected to come free while a new dial rings (busy agents x ring time / handling time).
   It dials the largest total in flight n such that the expected answered calls finding no agent,
   E[max(0, X - A)] with X ~ Binomial(n, p), stay at or under `abandon_target` of E[X] (with a
-  safety margin). The dials already in flight count toward n by the answers they may still bring
-  (`in_flight_answer_rate`: the share of connecting time spent by dials that were answered), not
-  at p each: the dials up at any moment are mostly long-ringing no-answers. `max_ratio` caps n
-  (so counted) at that many dials an agent (free or expected free). When the measured abandon rate of answered calls (recent window) is over the
-  target it falls back to progressive until it is back under. With fewer than
+  safety margin). The dials already in flight count toward n by the answers they may still bring:
+  those made within the last mean ring in full, older ones at `in_flight_answer_rate` / p (the
+  share of connecting time spent by dials that were answered): the dials up at any moment are
+  mostly long-ringing no-answers, and counting each at p left agents idle behind them. `max_ratio`
+  caps n, so counted, at that many dials an agent (free or expected free); the raw count of dials
+  up may be higher by the old no-answers. When the measured abandon rate of answered calls
+  (recent window) is over the target it falls back to progressive until it is back under. With fewer than
   `min_agents_predictive` agents free now or coming free within one ring (`agents_within_ring`:
   free + busy x ring time / handling time) it is progressive: with few agents one surplus answer
   is a large share of the abandons, so it never over-dials. The guard counts the agents coming
