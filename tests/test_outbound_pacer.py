@@ -1,9 +1,10 @@
 """The pacer on a scripted population with a fake clock (engine/outbound/pacesim.py): the
 predictive mode holds the abandon rate of answered calls at or under its 3% target, keeps agents
-busier than progressive, and never dials ahead when few agents are free."""
+busier than progressive, dials ahead on a large pool even with few agents free at once, and
+never dials ahead when the campaign has few agents."""
 import pytest
 
-from engine.outbound.pacer import Pacer, expected_excess
+from engine.outbound.pacer import SAFETY, SOON_SHARE, Pacer, expected_excess
 from engine.outbound.pacesim import simulate
 
 
@@ -25,15 +26,74 @@ def test_abandon_target_over_seeds(seed):
     assert result.abandon_rate <= 0.03
 
 
-def test_few_free_agents_get_one_dial_each():
-    pacer = Pacer("predictive")
-    for _ in range(200):                                # a measured 60% answer rate
+def measured_pacer(**kw):
+    """A predictive pacer that has measured a 60% answer rate, 10 s rings and 100 s handling."""
+    pacer = Pacer("predictive", **kw)
+    for _ in range(200):
         pacer.dial_ended(answered=True, ring_seconds=10)
         pacer.dial_ended(answered=False)
         pacer.dial_ended(answered=True, ring_seconds=10)
-    assert pacer.dials_to_make(free_agents=3, busy_agents=40, in_flight=0) == 3
-    assert pacer.dials_to_make(free_agents=3, busy_agents=40, in_flight=3) == 0
+    for _ in range(200):
+        pacer.handled(100.0)
+    return pacer
+
+
+def test_few_agents_get_one_dial_each():
+    pacer = measured_pacer()
+    # 4 agents in all (under min_agents_predictive 5): progressive, never over-dial
+    assert pacer.dials_to_make(free_agents=3, busy_agents=1, in_flight=0) == 3
+    assert pacer.dials_to_make(free_agents=3, busy_agents=1, in_flight=3) == 0
+    assert pacer.dials_to_make(free_agents=4, busy_agents=0, in_flight=0) == 4
     assert pacer.dials_to_make(free_agents=20, busy_agents=40, in_flight=0) > 20     # dials ahead
+
+
+def test_large_pool_dials_ahead_with_few_free():
+    # 50 agents, 48-49 busy, 1-2 free: agents come free one at a time, yet some of the busy ones
+    # will be free by the time a new dial answers (ring 10 s of a 100 s handling time: 1 + 4.9
+    # agents free or coming free, over min_agents_predictive 5)
+    pacer = measured_pacer()
+    progressive = Pacer("progressive")
+    for free in (1, 2):
+        busy = 50 - free
+        n = pacer.dials_to_make(free_agents=free, busy_agents=busy, in_flight=0)
+        assert n > progressive.dials_to_make(free_agents=free, busy_agents=busy, in_flight=0) == free
+        assert n <= pacer.max_ratio * (free + busy * 10 / 100)       # never past max_ratio
+        # the model held: expected answers with no agent within the target's safety share
+        agents = free + SOON_SHARE * busy * pacer.ring_seconds / pacer.handle_seconds
+        assert expected_excess(n, pacer.answer_rate, agents) <= SAFETY * 0.03 * n * pacer.answer_rate
+        # dials already in flight count against the total
+        assert pacer.dials_to_make(free_agents=free, busy_agents=busy, in_flight=n) == 0
+    # no dial ahead while the measured abandon rate is over the target
+    for _ in range(100):
+        pacer.connected(abandoned=True)
+    assert pacer.dials_to_make(free_agents=2, busy_agents=48, in_flight=0) == 2
+
+
+def test_dials_in_flight_count_by_their_chance_to_answer():
+    # half the dials are answered (after 10 s), but a no-answer rings 30 s: of every 51 s spent
+    # connecting, 20 s are by dials that will be answered, so a dial up now answers 20/51 of the time
+    pacer = Pacer("predictive")
+    for _ in range(200):
+        pacer.dial_ended(answered=True, ring_seconds=10)
+        pacer.dial_ended(answered=False, ring_seconds=30)
+        pacer.dial_ended(answered=True, ring_seconds=10)
+        pacer.dial_ended(answered=False, ring_seconds=1)        # busy: over at once
+    for _ in range(200):
+        pacer.handled(130.0)
+    assert pacer.in_flight_answer_rate == pytest.approx(20 / 51)
+    assert pacer.answer_rate == pytest.approx((400 + 10) / (800 + 20))
+    fresh = pacer.dials_to_make(free_agents=10, busy_agents=90, in_flight=0, now=0.0)
+    assert fresh > 10
+    # just made, they count in full: nothing more within the ring (no runaway on its own burst)
+    assert pacer.dials_to_make(free_agents=10, busy_agents=90, in_flight=fresh, now=1.0) == 0
+    # as many still up a minute on (mostly no-answers by now): a few more; twice as many: none
+    ahead = pacer.dials_to_make(free_agents=10, busy_agents=90, in_flight=fresh, now=60.0)
+    assert 0 < ahead < fresh
+    assert pacer.dials_to_make(free_agents=10, busy_agents=90, in_flight=2 * fresh, now=120.0) == 0
+    # without a clock every dial in flight counts in full
+    assert pacer.dials_to_make(free_agents=10, busy_agents=90, in_flight=fresh) == 0
+    # few agents in all: progressive counts every dial in flight, whatever its chance
+    assert pacer.dials_to_make(free_agents=3, busy_agents=1, in_flight=2) == 1
 
 
 def test_measured_abandons_over_target_fall_back_to_progressive():

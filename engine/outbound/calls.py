@@ -15,7 +15,8 @@ here (on_leg), while place_call waits for it with bounds (the leg's arrival, the
   agent_wait_seconds is told so and hung up: an abandon, called again soon.
 A dial that is not answered ends with the dialler's result and retry time.
 
-The runner's pacer learns from every attempt: `ring_seconds` (the dial until the answer) and
+The runner's pacer learns from every attempt: `ring_seconds` (the dial until the answer, or until
+it failed) and
 `handle_seconds` (the agent's talk plus wrap-up); and `on_connected(attempt_id)` (the runner's
 `connected`) tells it as soon as an answered customer is bridged to an agent, abandoned or gone,
 so that only dials still looking for an agent hold back new ones.
@@ -108,7 +109,7 @@ class CallPlacer:
             if not outcome.answered:
                 return {"result": outcome.result, "cause": outcome.hangup_cause, "call_uuid": outcome.uuid,
                         "counts": outcome.counts_attempt, "retry_at": self._next_due(outcome, row),
-                        "final": not outcome.retry}
+                        "final": not outcome.retry, "ring_seconds": round(time.monotonic() - dialled, 3)}
             answered_at = self.db.clock()
             ring = round(time.monotonic() - dialled, 3)
             if not arrived.wait(LEG_ARRIVAL):

@@ -13,10 +13,22 @@
   agents expected to come free while a new dial rings (busy agents x ring time / handling time).
   It dials the largest total in flight n such that the expected answered calls finding no agent,
   E[max(0, X - A)] with X ~ Binomial(n, p), stay at or under `abandon_target` of E[X] (with a
-  safety margin). When the measured abandon rate of answered calls (recent window) is over the
-  target it falls back to progressive until it is back under; with fewer than
-  `min_agents_predictive` free agents it is progressive (few agents: one surplus answer is a
-  large share of the abandons, never over-dial).
+  safety margin). The dials already in flight count toward n by the answers they may still bring:
+  those made within the last mean ring in full, older ones at `in_flight_answer_rate` / p (the
+  share of connecting time spent by dials that were answered): the dials up at any moment are
+  mostly long-ringing no-answers, and counting each at p left agents idle behind them. `max_ratio`
+  caps n, so counted, at that many dials an agent (free or expected free); the raw count of dials
+  up may be higher by the old no-answers. When the measured abandon rate of answered calls
+  (recent window) is over the target it falls back to progressive until it is back under. With fewer than
+  `min_agents_predictive` agents free now or coming free within one ring (`agents_within_ring`:
+  free + busy x ring time / handling time) it is progressive: with few agents one surplus answer
+  is a large share of the abandons, so it never over-dials. The guard counts the agents coming
+  free, not only those free this instant: on a large pool agents come free one at a time, so
+  there are rarely 5 free at once, and a guard on free agents kept 50 agents progressive most of
+  the time (simulator benchmark: occupancy 0.72 against progressive's 0.63, abandon 0.07% for a
+  3% target). 50 agents of which 45 busy with a ring a tenth of the handling time count 1 + 4.5;
+  6 agents count as before (about their free ones). With both changes the same benchmark ran at
+  occupancy 0.76, abandon 0.03% (1 of 2,959 answered), 10.7 dials/s.
 """
 import collections
 import math
@@ -43,20 +55,28 @@ class Pacer:
         self.dials = 0
         self.answers = 0
         self.ring_total = 0.0
+        self.connect_total = 0.0    # seconds every timed dial spent connecting (answered or not)
+        self.connect_answered = 0.0 # of which, by dials that were answered
         self.handle_n = 0
         self.handle_total = 0.0
         self.recent = collections.deque(maxlen=WINDOW)   # True = abandoned, per answered call
         self.answered_total = 0
         self.abandoned_total = 0
         self.throttled = False      # predictive held back to progressive by the measured rate
+        self.made = collections.deque()   # (when, count) of the dials asked for lately (`now` given)
 
     # --- what happened ---------------------------------------------------------------------
     def dial_ended(self, answered, ring_seconds=None):
+        """`ring_seconds`: the dial until its answer, or until it failed (no answer, busy, ...)."""
         self.dials += 1
+        seconds = None if ring_seconds is None else max(0.0, float(ring_seconds))
         if answered:
             self.answers += 1
-            if ring_seconds is not None:
-                self.ring_total += max(0.0, float(ring_seconds))
+            if seconds is not None:
+                self.ring_total += seconds
+        if seconds is not None:
+            self.connect_total += seconds
+            self.connect_answered += seconds if answered else 0.0
 
     def connected(self, abandoned):
         self.recent.append(bool(abandoned))
@@ -71,6 +91,16 @@ class Pacer:
     @property
     def answer_rate(self):
         return (self.answers + PRIOR_ANSWER_RATE * PRIOR_WEIGHT) / (self.dials + PRIOR_WEIGHT)
+
+    @property
+    def in_flight_answer_rate(self):
+        """The chance that a dial still connecting will be answered. Not the answer rate: a
+        no-answer rings for originate_timeout (30 s; 5 s on the compressed benchmark) while an
+        answer comes after a few seconds, so the dials up at any moment are mostly the ones that
+        will not answer (the share of connecting time spent by dials that were answered)."""
+        if self.connect_total <= 0.0 or self.dials < WARM_UP_DIALS:
+            return self.answer_rate
+        return min(self.answer_rate, self.connect_answered / self.connect_total)
 
     @property
     def ring_seconds(self):
@@ -89,7 +119,35 @@ class Pacer:
         return sum(self.recent) / len(self.recent) if self.recent else 0.0
 
     # --- the decision ----------------------------------------------------------------------
-    def dials_to_make(self, free_agents, busy_agents=0, in_flight=0):
+    def agents_within_ring(self, free_agents, busy_agents):
+        """Agents free now plus the busy ones expected to come free while a dial rings."""
+        return free_agents + busy_agents * min(1.0, self.ring_seconds / self.handle_seconds)
+
+    def dials_to_make(self, free_agents, busy_agents=0, in_flight=0, now=None):
+        """`now` (seconds, any monotonic clock): lets the dials made within the last ring count
+        as fresh ones (see `_in_flight_worth`); without it every dial in flight counts at full."""
+        n = self._dials_to_make(free_agents, busy_agents, in_flight, now)
+        if now is not None and n > 0:
+            self.made.append((now, n))
+        return n
+
+    def _in_flight_worth(self, in_flight, now):
+        """The dials in flight in fresh dials' worth. A dial made within the last mean ring (of
+        answered dials) may still be answered at about p (counts 1); an older one mostly is a
+        no-answer still ringing (counts in_flight_answer_rate / p). Without the first part the
+        pacer's own burst of fresh dials counted at the low older-dial rate and it dialled on and
+        on within one ring (benchmark: 52 dials in flight for 16 free agents, 4% abandoned); with
+        two mean rings nearly every dial in flight counted as fresh (no gain)."""
+        if now is None:
+            return in_flight
+        horizon = now - self.ring_seconds
+        while self.made and self.made[0][0] < horizon:
+            self.made.popleft()
+        young = min(in_flight, sum(c for _, c in self.made))
+        share = min(1.0, self.in_flight_answer_rate / self.answer_rate)
+        return young + math.ceil((in_flight - young) * share - 1e-9)
+
+    def _dials_to_make(self, free_agents, busy_agents, in_flight, now):
         free_agents, in_flight = max(0, int(free_agents)), max(0, int(in_flight))
         if self.mode == "preview":
             return 0
@@ -104,7 +162,11 @@ class Pacer:
             self.throttled = True
         elif rate <= 0.8 * self.target:
             self.throttled = False
-        if self.throttled or free_agents < self.min_agents or self.dials < WARM_UP_DIALS:
+        # few agents: progressive. Counted are the agents free now and those coming free within
+        # one ring, not the free ones alone: on a large pool agents come free one at a time (50
+        # agents rarely had 5 free at once), while a small one still never dials ahead.
+        few = self.agents_within_ring(free_agents, busy_agents) < self.min_agents
+        if self.throttled or few or self.dials < WARM_UP_DIALS:
             return progressive
         soon = SOON_SHARE * busy_agents * min(1.0, self.ring_seconds / self.handle_seconds)
         agents = free_agents + soon
@@ -115,7 +177,10 @@ class Pacer:
             if expected_excess(n, p, agents) > SAFETY * self.target * n * p:
                 break
             best = n
-        return max(0, best - in_flight)
+        # the dials in flight count by the answers they may still bring, in fresh dials' worth
+        # (a 5 s no-answer sits in flight 10x longer than a 0.5 s answer: counted at p each, they
+        # made predictive plan on answers that were not coming and dial barely ahead)
+        return max(0, best - self._in_flight_worth(in_flight, now))
 
 
 def expected_excess(n, p, agents):

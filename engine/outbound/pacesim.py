@@ -67,7 +67,7 @@ def simulate(pacer, agents=20, contacts=3000, seed=1, max_seconds=6 * 3600, wrap
             if kind == "dial_end":
                 in_flight -= 1
                 result, ring = data
-                pacer.dial_ended(result == "answer", ring if result == "answer" else None)
+                pacer.dial_ended(result == "answer", ring)
                 finished += 1
                 if result != "answer":
                     continue
@@ -87,7 +87,7 @@ def simulate(pacer, agents=20, contacts=3000, seed=1, max_seconds=6 * 3600, wrap
                 busy -= 1
                 free += 1
                 pacer.handled(data)
-        n = min(left, pacer.dials_to_make(free, busy, in_flight))
+        n = min(left, pacer.dials_to_make(free, busy, in_flight, now=t))
         for _ in range(n):
             result = outcome(rng)
             ring = {"answer": rng.uniform(4, 20), "no_answer": 30.0, "busy": 1.0, "invalid": 0.5}[result]

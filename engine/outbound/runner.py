@@ -92,7 +92,8 @@ class Runner(Looping):
             else:
                 free, busy = self.agents(campaign)
                 free = max(0, free - taken.get(campaign["queue"], 0))
-                n = self.pacer(campaign).dials_to_make(free, busy, self.connecting.get(campaign["id"], 0))
+                n = self.pacer(campaign).dials_to_make(free, busy, self.connecting.get(campaign["id"], 0),
+                                                        now=self.monotonic())
             n = min(n, self._dial_budget())
             if n <= 0:
                 continue
